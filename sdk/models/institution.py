@@ -1,0 +1,116 @@
+"""The bank as the centre knows it: profile and filing (银行信息备案), channel, credentials."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ._base import Model, Resource
+from .materials import Material
+
+__all__ = [
+    "ChannelState",
+    "Credential",
+    "Enrolment",
+    "EnrolmentResult",
+    "InstitutionFiling",
+    "InstitutionProfile",
+    "Operator",
+    "PublicJwk",
+    "Revocation",
+    "Rotation",
+    "WebhookSubscription",
+]
+
+
+class PublicJwk(Model):
+    """A public key as a JWK (RFC 7517/8037): Ed25519 (OKP) or P-256 (EC)."""
+
+    kty: Literal["OKP", "EC"]
+    crv: Literal["Ed25519", "P-256"]
+    x: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    y: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+
+    @model_validator(mode="after")
+    def _shape(self) -> PublicJwk:
+        if (self.kty, self.crv) not in {("OKP", "Ed25519"), ("EC", "P-256")}:
+            raise ValueError(f"unsupported key kty={self.kty} crv={self.crv}")
+        if (self.kty == "EC") != (self.y is not None):
+            raise ValueError("an EC key has x and y; an OKP key has x only")
+        return self
+
+
+class ChannelState(Resource):
+    """Whether the centre accepts this institution's submissions (seed 002 §3.1.6, 关闭端口)."""
+
+    status: Literal["open", "suspended"]
+    reason: str | None = None
+    since: datetime
+
+
+class InstitutionProfile(Resource):
+    institution_id: str
+    name: str
+    uscc: str
+    financial_licence_number: str = Field(description="金融许可证号")
+    district: str = Field(description="辖区 (tenant)")
+    channel: ChannelState
+    filing: list[Material] = Field(default_factory=list, description="备案材料 (营业执照, 金融许可证…)")
+    webhook_url: str | None = None
+
+
+class InstitutionFiling(Model):
+    """银行信息备案: institution documents filed once and not sent with every application."""
+
+    documents: list[Material] = Field(min_length=1)
+
+
+class Operator(Resource):
+    """A 业务办理人员 account the centre issued to one of the bank's staff."""
+
+    operator_id: str
+    display_name: str
+    active: bool
+
+
+class WebhookSubscription(Model):
+    url: str = Field(pattern=r"^https?://", max_length=500)
+
+
+class Enrolment(Model):
+    """Register the bank's public key with a one-time enrolment token."""
+
+    token: str = Field(min_length=16, max_length=256)
+    public_key: PublicJwk
+    label: str = Field(default="agent", max_length=64)
+
+
+class EnrolmentResult(Resource):
+    key_id: str
+    institution_id: str
+    algorithm: Literal["ed25519", "ecdsa-p256-sha256"]
+
+
+class Credential(Resource):
+    key_id: str
+    algorithm: Literal["ed25519", "ecdsa-p256-sha256"]
+    label: str
+    fingerprint: str = Field(description="SHA-256 of the public key's JWK thumbprint input, hex")
+    status: Literal["active", "revoked"]
+    created_at: datetime
+    revoke_at: datetime | None = Field(default=None, description="scheduled end of a rotation's grace")
+    revoked_at: datetime | None = None
+
+
+class Rotation(Model):
+    """A new key, authorised by a request signed with a current key."""
+
+    public_key: PublicJwk
+    label: str = Field(default="agent", max_length=64)
+    grace_seconds: int = Field(default=86400, ge=0, le=30 * 86400, description="until the old key is revoked")
+
+
+class Revocation(Model):
+    reason: str = Field(default="revoked by the institution", max_length=200)

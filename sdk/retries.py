@@ -1,0 +1,130 @@
+"""Retry policy: what is retried, how long to wait, and a budget against retry storms.
+
+Only what may succeed later is retried: transport errors and timeouts, 408, 425, 429 and 5xx.
+Waits grow exponentially with full jitter, and a ``Retry-After`` from the centre (seconds or
+an HTTP date) is honoured instead. A :class:`RetryBudget` shared by one client refuses retries
+once too many have failed recently (botocore's retry quota): during an outage the client fails
+fast instead of multiplying the load. Every attempt is signed afresh and reuses the operation's
+Idempotency-Key, so retrying a write is safe.
+
+For tests, :func:`set_testing` removes the waits (stamina's idea) while keeping the attempts.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = ["RetryBudget", "RetryPolicy", "is_testing", "parse_retry_after", "set_testing"]
+
+_TESTING = False
+
+
+def set_testing(enabled: bool = True) -> None:
+    """Turn retry waits off (``True``) or back on, process-wide."""
+    global _TESTING
+    _TESTING = enabled
+
+
+def is_testing() -> bool:
+    return _TESTING
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class RetryBudget:
+    """A token bucket shared by one client's requests.
+
+    Each retry costs ``retry_cost`` tokens (a timeout costs ``timeout_cost``), each success
+    returns ``success_refund`` up to the capacity. With no tokens left, retries are refused.
+    """
+
+    def __init__(
+        self,
+        capacity: float = 100.0,
+        *,
+        retry_cost: float = 5.0,
+        timeout_cost: float = 10.0,
+        success_refund: float = 1.0,
+    ) -> None:
+        self.capacity = capacity
+        self.retry_cost = retry_cost
+        self.timeout_cost = timeout_cost
+        self.success_refund = success_refund
+        self._tokens = capacity
+        self._lock = threading.Lock()
+        self.retries_granted = 0
+        self.retries_refused = 0
+
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    def acquire(self, *, timeout: bool = False) -> bool:
+        cost = self.timeout_cost if timeout else self.retry_cost
+        with self._lock:
+            if self._tokens < cost:
+                self.retries_refused += 1
+                return False
+            self._tokens -= cost
+            self.retries_granted += 1
+            return True
+
+    def refund(self) -> None:
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + self.success_refund)
+
+
+@dataclass
+class RetryPolicy:
+    """How a client retries.
+
+    Args:
+        max_attempts: attempts in all, the first included.
+        initial_backoff: the first wait's upper bound, in seconds.
+        max_backoff: no computed wait exceeds this.
+        max_retry_after: a ``Retry-After`` longer than this is not waited for; the error is raised.
+        budget: shared by every request of one client; ``None`` for no budget.
+        sleep: called instead of waiting (tests pass a recorder); ``None`` waits for real
+            (``time.sleep`` / ``asyncio.sleep``) unless :func:`set_testing` is on.
+    """
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 300.0
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+    sleep: Callable[[float], None] | None = None
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (attempt - 1)))
+        return self.rng.uniform(0, ceiling)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """No retries at all."""
+        return cls(max_attempts=1, budget=None)

@@ -1,0 +1,173 @@
+"""Valid sample data for tests: parties, properties and one application of every type."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sdk.identifiers import resident_id_check_char, uscc_check_char
+from sdk.models import (
+    APPLICATION_TYPES,
+    ApplicationBase,
+    Declaration,
+    ElectronicSignatureRef,
+    InquiryAnswer,
+    Material,
+    NaturalPerson,
+    Organisation,
+    PropertyUnit,
+)
+
+BANK_USCC = "91340100781081199K"
+SIGNED_AT = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
+
+
+def resident_id(seq: int = 123, birth: str = "19800101", area: str = "340104") -> str:
+    first17 = f"{area}{birth}{seq:03d}"
+    return first17 + resident_id_check_char(first17)
+
+
+def uscc(body17: str = "91340100MA2N00001") -> str:
+    return body17 + uscc_check_char(body17)
+
+
+def person(name: str = "张三", seq: int = 123) -> NaturalPerson:
+    return NaturalPerson(name=name, id_number=resident_id(seq))
+
+
+def bank() -> Organisation:
+    return Organisation(name="中国示例银行股份有限公司合肥分行", id_number=BANK_USCC)
+
+
+def unit(n: int = 1) -> PropertyUnit:
+    return PropertyUnit(
+        unit_id=f"340121261006GB00014F{n:08d}",
+        location=f"合肥市长丰县双凤大道{n}号",
+        title_certificate=f"皖(2024)长丰县不动产权第{n:07d}号",
+    )
+
+
+def material(content: bytes = b"%PDF-1.7 sample", mid: str = "m1", code: str = "application_form") -> Material:
+    return Material(
+        id=mid,
+        code=code,
+        filename=f"{mid}.pdf",
+        media_type="application/pdf",
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+    )
+
+
+def declaration(*pointers: str) -> Declaration:
+    return Declaration(
+        operator_id="op-001",
+        inquiry=[InquiryAnswer(question_code="true_intent", question="是否为真实意思表示", answer="是")],
+        commitment_accepted=True,
+        signatures=[
+            ElectronicSignatureRef(party=p, signature_id=f"sig-{i}", signed_at=SIGNED_AT)
+            for i, p in enumerate(pointers or ("/mortgagors/0",))
+        ],
+    )
+
+
+GENERAL_TERMS = {
+    "method": "1",
+    "secured_amount": "1500000.00",
+    "debt_start": "2026-03-05",
+    "debt_end": "2046-03-04",
+    "guarantee_scope": "主债权及利息、违约金、损害赔偿金和实现债权的费用",
+}
+MAXIMUM_TERMS = {
+    "method": "2",
+    "maximum_amount": "3000000.00",
+    "debt_start": "2026-03-05",
+    "debt_end": "2031-03-04",
+    "determination_start": "2026-03-05",
+    "determination_end": "2031-03-04",
+}
+
+
+def application_dict(kind: str, ref: str = "LN2026-0001", n: int = 1) -> dict[str, Any]:
+    """A valid application of type ``kind`` as wire JSON."""
+    base: dict[str, Any] = {
+        "type": kind,
+        "client_reference": ref,
+        "properties": [unit(n).model_dump(mode="json", exclude_none=True)],
+        "materials": [material().model_dump(mode="json")],
+    }
+    mortgagor = person().model_dump(mode="json", exclude_none=True)
+    lender = bank().model_dump(mode="json", exclude_none=True)
+    proof = "皖(2025)长丰县不动产证明第0010484号"
+    parties = {"mortgagors": [mortgagor], "mortgagee": lender}
+    specific: dict[str, dict[str, Any]] = {
+        "mortgage_first": {**parties, "terms": GENERAL_TERMS, "main_contract_number": "HT-1"},
+        "mortgage_change": {
+            **parties,
+            "mortgage_certificate": proof,
+            "changes": [{"kind": "secured_debt", "new_amount": "1200000.00"}, {"kind": "rank", "new_rank": 2}],
+            "reason": "借款人部分还款",
+        },
+        "mortgage_discharge": {**parties, "mortgage_certificate": proof, "applicant_side": "mortgagee"},
+        "purchase_notice": {
+            "buyers": [mortgagor],
+            "sellers": [Organisation(name="合肥示例置业有限公司", id_number=uscc()).model_dump(mode="json")],
+            "sale_contract_number": "YS-2026-1",
+            "price": "2000000.00",
+        },
+        "mortgage_notice": {**parties, "terms": GENERAL_TERMS, "main_contract_number": "HT-2"},
+        "purchase_and_mortgage_notice": {
+            **parties,
+            "sellers": [Organisation(name="合肥示例置业有限公司", id_number=uscc()).model_dump(mode="json")],
+            "sale_contract_number": "YS-2026-2",
+            "terms": GENERAL_TERMS,
+            "main_contract_number": "HT-3",
+        },
+        "mortgage_notice_conversion": {
+            **parties,
+            "notice_certificate": proof,
+            "terms": GENERAL_TERMS,
+            "main_contract_number": "HT-4",
+        },
+        "maximum_determination": {
+            **parties,
+            "mortgage_certificate": proof,
+            "determined_amount": "2500000.00",
+            "determination_fact": "债权确定期间届满",
+        },
+        "mortgage_first_with_determination": {
+            **parties,
+            "terms": MAXIMUM_TERMS,
+            "main_contract_number": "HT-5",
+            "determined_amount": "2800000.00",
+            "determination_fact": "抵押权人与抵押人约定确定",
+        },
+    }
+    base.update(specific[kind])
+    cls = APPLICATION_TYPES[kind]
+    pointers = _pointers(cls, base)
+    base["declaration"] = declaration(*pointers).model_dump(mode="json")
+    return base
+
+
+def _pointers(cls: type[ApplicationBase], data: dict[str, Any]) -> list[str]:
+    if data["type"] == "mortgage_discharge":
+        return ["/mortgagee/0"]
+    pointers: list[str] = []
+    for name in cls.applicant_fields:
+        pointers += [f"/{name}/{i}" for i in range(len(data[name]))]
+    return pointers
+
+
+def application(kind: str = "mortgage_first", ref: str = "LN2026-0001", n: int = 1) -> Any:
+    from pydantic import TypeAdapter
+
+    from sdk.models import Application
+
+    return TypeAdapter(Application).validate_python(application_dict(kind, ref, n))
+
+
+ALL_TYPES = sorted(APPLICATION_TYPES)
+TODAY = date(2026, 11, 22)
+AMOUNT = Decimal("1500000.00")
