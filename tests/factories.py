@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -144,7 +145,7 @@ def application_dict(kind: str, ref: str = "LN2026-0001", n: int = 1) -> dict[st
             "determination_fact": "抵押权人与抵押人约定确定",
         },
     }
-    base.update(specific[kind])
+    base.update(copy.deepcopy(specific[kind]))
     cls = APPLICATION_TYPES[kind]
     pointers = _pointers(cls, base)
     base["declaration"] = declaration(*pointers).model_dump(mode="json")

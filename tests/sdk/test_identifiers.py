@@ -12,7 +12,8 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from stdnum.cn import ric, uscc as stdnum_uscc
+from stdnum.cn import ric
+from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_37_36
 
 from sdk.identifiers import (
@@ -196,7 +197,12 @@ def test_certificate_number_both_bracket_widths_and_suffix() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["X(2019)长丰县不动产证明第1号", "皖(19)长丰县不动产证明第1号", "皖(2019)长丰县房产证第1号", "皖(1900)长丰县不动产权第1号"],
+    [
+        "X(2019)长丰县不动产证明第1号",
+        "皖(19)长丰县不动产证明第1号",
+        "皖(2019)长丰县房产证第1号",
+        "皖(1900)长丰县不动产权第1号",
+    ],
 )
 def test_certificate_number_rejects_malformed(value: str) -> None:
     with pytest.raises(ValueError):
