@@ -326,9 +326,9 @@ def test_timeouts_are_transport_errors_and_retried(centre: Centre) -> None:
         assert client.institution.get().institution_id == "I-1"
     centre.routes.clear()
     centre.on("GET", "/v1/institution", httpx.ConnectTimeout("slow"))
-    with centre.client(retry=RetryPolicy(max_attempts=2, sleep=centre.sleeps.append)) as client:
-        with pytest.raises(sdk.TimeoutError):
-            client.institution.get()
+    policy = RetryPolicy(max_attempts=2, sleep=centre.sleeps.append)
+    with centre.client(retry=policy) as client, pytest.raises(sdk.TimeoutError):
+        client.institution.get()
 
 
 def test_retry_budget_stops_a_retry_storm(centre: Centre) -> None:
