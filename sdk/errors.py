@@ -172,6 +172,8 @@ _BY_CODE: dict[str, type[APIError]] = {
     "signature_expired": ClockSkew,
     "payload_mismatch": PayloadMismatch,
 }
+# a 409 that clears by itself: the first request with the same key is still being processed
+_RETRYABLE_CODES = frozenset({"idempotency_in_progress"})
 _BY_STATUS: dict[int, type[APIError]] = {
     400: ValidationFailed,
     401: AuthenticationFailed,
@@ -211,6 +213,6 @@ def error_from_response(
         retry_after=retry_after,
         problem=problem,
     )
-    if status in (408, 425) or status >= 500:
+    if status in (408, 425) or status >= 500 or code in _RETRYABLE_CODES:
         err.retryable = True
     return err

@@ -64,6 +64,37 @@ QUERY_RESULT = {
     "answered_at": NOW,
 }
 VERIFICATION = {"result": "valid", "licence_id": "x", "checked_at": NOW}
+SIGNED_METADATA = {
+    "metadata": {
+        "certificate_id": "C-1",
+        "application_id": "A-1",
+        "qr_payload": "x^y",
+        "issuing_authority": "长丰县不动产登记中心",
+        "issuing_authority_code": "11340121MB0000000X",
+        "issued_at": NOW,
+        "serial_number": "3401000001",
+        "certificate_number": "皖(2026)长丰县不动产证明第0000001号",
+        "right_or_matter": "抵押权",
+        "right_holders": ["示例银行"],
+        "obligors": ["张*"],
+        "location": "合肥市",
+        "unit_ids": [f.unit().unit_id],
+        "other": "",
+        "notes": "",
+        "licence_id": "x",
+        "licence_type_code": "11100000MB03271699022",
+        "holder_name": "示例银行",
+        "holder_code": f.BANK_USCC,
+        "holder_code_type": "001",
+        "signer": "中心",
+        "signed_at": NOW,
+        "status": "1",
+        "media_type": "application/pdf",
+        "sha256": "a" * 64,
+        "size": 10,
+    },
+    "signature": {"alg": "ed25519", "keyid": "centre-meta-1", "value": "AA=="},
+}
 
 
 def _query() -> PropertyQuery:
@@ -117,6 +148,7 @@ CALLS: list[tuple[str, str, str, Any, Any]] = [
     ("POST", "/v1/credentials/rotate", "credentials.rotate", CREDENTIAL, None),
     ("POST", "/v1/credentials/bank-key-2/revoke", "credentials.revoke", {**CREDENTIAL, "status": "revoked"}, None),
     ("GET", "/v1/verification", "certificates.verify", VERIFICATION, None),
+    ("GET", "/v1/certificates/C-1", "certificates.get", SIGNED_METADATA, None),
     (
         "POST",
         "/v1/enrolment",
@@ -153,6 +185,7 @@ def _args(call: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "credentials.rotate": ((jwk,), {}),
         "credentials.revoke": (("bank-key-2",), {}),
         "certificates.verify": ((), {"licence_id": "1.2.156.3005.2.X"}),
+        "certificates.get": (("C-1",), {}),
         "credentials.enroll": (("t" * 32, jwk), {}),
     }[call]
 
@@ -186,6 +219,15 @@ def test_every_endpoint_is_reached_signed_and_parsed(
             assert "idempotency-key" in centre.verify(request).covered
     if request.content and request.headers.get("Content-Type") == "application/json":
         json.loads(request.content)
+
+
+def test_in_progress_conflict_is_retried(centre: Centre) -> None:
+    centre.on(
+        "POST", "/v1/applications/A-1/submit", httpx.Response(409, json=problem(409, "idempotency_in_progress")), RECORD
+    )
+    with centre.client() as client:
+        client.applications.submit("A-1", idempotency_key="k")
+    assert len(centre.requests) == 2
 
 
 def test_list_sends_status_filter(centre: Centre) -> None:
