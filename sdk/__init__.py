@@ -15,9 +15,9 @@ from ._client import (
     AsyncClient,
     AsyncEventPager,
     Client,
+    Credential,
     EventPager,
 )
-from ._client import Credential_ as Credential
 from ._operations import new_idempotency_key
 from ._version import __version__
 from .errors import (

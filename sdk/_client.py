@@ -34,7 +34,7 @@ from .models import (
     Application,
     ApplicationRecord,
     ApplicationStatus,
-    Credential,
+    CredentialRecord,
     EnrolmentResult,
     Event,
     EventPage,
@@ -60,14 +60,14 @@ from .retries import RetryPolicy, is_testing, parse_retry_after
 from .signing import KeySigner, PrivateKey, RequestSigningAuth, Signer
 from .waiters import WaitState
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "Credential_"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "Credential"]
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _MAX_REDIRECTS = 3
 
 
-class Credential_:
+class Credential:
     """A key id and its private key: the simplest way to give a client its identity."""
 
     def __init__(self, key_id: str, private_key: PrivateKey) -> None:
@@ -81,10 +81,10 @@ class Credential_:
         return KeySigner(self.key_id, self.private_key)
 
 
-def _signer_of(credential: Credential_ | Signer | None) -> Signer | None:
+def _signer_of(credential: Credential | Signer | None) -> Signer | None:
     if credential is None:
         return None
-    if isinstance(credential, Credential_):
+    if isinstance(credential, Credential):
         return credential.signer()
     return credential
 
@@ -95,7 +95,7 @@ class _BaseClient:
     def __init__(
         self,
         base_url: str,
-        credential: Credential_ | Signer | None,
+        credential: Credential | Signer | None,
         retry: RetryPolicy | None,
         user_agent: str | None,
     ) -> None:
@@ -200,7 +200,7 @@ class Client(_BaseClient):
     def __init__(
         self,
         base_url: str,
-        credential: Credential_ | Signer | None = None,
+        credential: Credential | Signer | None = None,
         *,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
@@ -469,7 +469,7 @@ class Credentials(_Group):
         """Register a public key with a one-time enrolment token (no credential needed)."""
         return self._client.run(ep.enroll(token, public_key, label))
 
-    def list(self) -> builtins.list[Credential]:
+    def list(self) -> builtins.list[CredentialRecord]:
         return self._client.run(ep.list_credentials())
 
     def rotate(
@@ -479,14 +479,14 @@ class Credentials(_Group):
         grace_seconds: int = 86400,
         label: str = "agent",
         idempotency_key: str | None = None,
-    ) -> Credential:
+    ) -> CredentialRecord:
         """Register a new key, authorised by the current one; the old key ends after the grace."""
         rotation = Rotation(public_key=public_key, grace_seconds=grace_seconds, label=label)
         return self._client.run(ep.rotate_credential(rotation, idempotency_key))
 
     def revoke(
         self, key_id: str, *, reason: str = "revoked by the institution", idempotency_key: str | None = None
-    ) -> Credential:
+    ) -> CredentialRecord:
         return self._client.run(ep.revoke_credential(key_id, Revocation(reason=reason), idempotency_key))
 
 
@@ -499,7 +499,7 @@ class AsyncClient(_BaseClient):
     def __init__(
         self,
         base_url: str,
-        credential: Credential_ | Signer | None = None,
+        credential: Credential | Signer | None = None,
         *,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
@@ -736,7 +736,7 @@ class AsyncCredentials(_AsyncGroup):
     async def enroll(self, token: str, public_key: PublicJwk, *, label: str = "agent") -> EnrolmentResult:
         return await self._client.run(ep.enroll(token, public_key, label))
 
-    async def list(self) -> builtins.list[Credential]:
+    async def list(self) -> builtins.list[CredentialRecord]:
         return await self._client.run(ep.list_credentials())
 
     async def rotate(
@@ -746,11 +746,11 @@ class AsyncCredentials(_AsyncGroup):
         grace_seconds: int = 86400,
         label: str = "agent",
         idempotency_key: str | None = None,
-    ) -> Credential:
+    ) -> CredentialRecord:
         rotation = Rotation(public_key=public_key, grace_seconds=grace_seconds, label=label)
         return await self._client.run(ep.rotate_credential(rotation, idempotency_key))
 
     async def revoke(
         self, key_id: str, *, reason: str = "revoked by the institution", idempotency_key: str | None = None
-    ) -> Credential:
+    ) -> CredentialRecord:
         return await self._client.run(ep.revoke_credential(key_id, Revocation(reason=reason), idempotency_key))

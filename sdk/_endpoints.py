@@ -14,7 +14,7 @@ from .models import (
     Application,
     ApplicationRecord,
     ApplicationStatus,
-    Credential,
+    CredentialRecord,
     Enrolment,
     EnrolmentResult,
     EventPage,
@@ -226,15 +226,17 @@ def enroll(token: str, public_key: PublicJwk, label: str) -> Operation[Enrolment
     )
 
 
-def list_credentials() -> Operation[list[Credential]]:
-    return Operation.returning(list[Credential], "GET", f"{API}/credentials")
+def list_credentials() -> Operation[list[CredentialRecord]]:
+    return Operation.returning(list[CredentialRecord], "GET", f"{API}/credentials")
 
 
-def rotate_credential(rotation: Rotation, key: str | None) -> Operation[Credential]:
-    return Operation.returning(Credential, "POST", f"{API}/credentials/rotate", json=rotation, idempotency_key=key)
-
-
-def revoke_credential(key_id: str, revocation: Revocation, key: str | None) -> Operation[Credential]:
+def rotate_credential(rotation: Rotation, key: str | None) -> Operation[CredentialRecord]:
     return Operation.returning(
-        Credential, "POST", f"{API}/credentials/{_seg(key_id)}/revoke", json=revocation, idempotency_key=key
+        CredentialRecord, "POST", f"{API}/credentials/rotate", json=rotation, idempotency_key=key
+    )
+
+
+def revoke_credential(key_id: str, revocation: Revocation, key: str | None) -> Operation[CredentialRecord]:
+    return Operation.returning(
+        CredentialRecord, "POST", f"{API}/credentials/{_seg(key_id)}/revoke", json=revocation, idempotency_key=key
     )

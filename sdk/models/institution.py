@@ -12,7 +12,7 @@ from .materials import Material
 
 __all__ = [
     "ChannelState",
-    "Credential",
+    "CredentialRecord",
     "Enrolment",
     "EnrolmentResult",
     "InstitutionFiling",
@@ -93,7 +93,7 @@ class EnrolmentResult(Resource):
     algorithm: Literal["ed25519", "ecdsa-p256-sha256"]
 
 
-class Credential(Resource):
+class CredentialRecord(Resource):
     key_id: str
     algorithm: Literal["ed25519", "ecdsa-p256-sha256"]
     label: str

@@ -106,3 +106,11 @@ def test_sdk_imports_nothing_from_the_rest_of_the_project() -> None:
     for path in root.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(from|import)\s+(agent|sandbox|connectors|installer)\b", text, re.M), path
+
+
+def test_credential_hides_its_private_key() -> None:
+    from sdk.signing import generate_private_key
+
+    credential = sdk.Credential("bank-key-1", generate_private_key())
+    assert repr(credential) == "Credential(key_id='bank-key-1')"
+    assert credential.signer().key_id == "bank-key-1"
