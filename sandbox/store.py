@@ -1,0 +1,164 @@
+"""The sandbox centre's state: SQLite, in a file (survives restarts) or in memory (tests).
+
+One connection guarded by a lock: the sandbox is a development centre, and SQLite in WAL mode
+serialises writes anyway. Documents (applications, histories) are stored as JSON; what is
+queried (status, references, sequences) has its own columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Store", "new_id", "now_utc"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS institutions (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, uscc TEXT NOT NULL UNIQUE, licence_no TEXT NOT NULL,
+    district TEXT NOT NULL, channel_status TEXT NOT NULL DEFAULT 'open', channel_reason TEXT,
+    channel_since TEXT NOT NULL, webhook_url TEXT, filing TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS operators (
+    id TEXT PRIMARY KEY, institution_id TEXT NOT NULL REFERENCES institutions(id),
+    display_name TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL REFERENCES institutions(id),
+    algorithm TEXT NOT NULL, jwk TEXT NOT NULL, label TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL, created_at TEXT NOT NULL, revoke_at TEXT, revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS enrolment_tokens (
+    token_hash TEXT PRIMARY KEY, institution_id TEXT NOT NULL REFERENCES institutions(id),
+    expires_at TEXT NOT NULL, used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    key_id TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (key_id, nonce)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    institution_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    status_code INTEGER, body BLOB, created_at TEXT NOT NULL, PRIMARY KEY (institution_id, key)
+);
+CREATE TABLE IF NOT EXISTS applications (
+    id TEXT PRIMARY KEY, institution_id TEXT NOT NULL REFERENCES institutions(id),
+    client_reference TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL, record TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (institution_id, client_reference)
+);
+CREATE TABLE IF NOT EXISTS materials (
+    application_id TEXT NOT NULL REFERENCES applications(id), material_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL, size INTEGER NOT NULL, content BLOB NOT NULL, PRIMARY KEY (application_id, material_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, institution_id TEXT NOT NULL, event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_institution ON events (institution_id, seq);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT, outcome TEXT NOT NULL, request_id TEXT
+);
+"""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """SQLite state of one sandbox centre.
+
+    Args:
+        path: a database file, or ``None`` for an in-memory centre.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work; nested use joins the outer transaction."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    # --- events -------------------------------------------------------------------------
+
+    def append_event(self, institution_id: str, event: dict[str, Any]) -> int:
+        """Store an event; its ``sequence`` is the row's position in the feed."""
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO events (institution_id, event) VALUES (?, '{}')", (institution_id,))
+            seq = int(cur.lastrowid or 0)
+            event = {**event, "sequence": seq}
+            db.execute("UPDATE events SET event = ? WHERE seq = ?", (json.dumps(event, ensure_ascii=False), seq))
+            return seq
+
+    def events_after(self, institution_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self.all(
+            "SELECT event FROM events WHERE institution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            institution_id,
+            after,
+            limit,
+        )
+        return [json.loads(r["event"]) for r in rows]
+
+    def audit(self, actor: str, action: str, target: str | None, outcome: str, request_id: str | None = None) -> None:
+        self.execute(
+            "INSERT INTO audit (at, actor, action, target, outcome, request_id) VALUES (?, ?, ?, ?, ?, ?)",
+            now_utc().isoformat(),
+            actor,
+            action,
+            target,
+            outcome,
+            request_id,
+        )
