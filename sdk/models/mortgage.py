@@ -92,15 +92,22 @@ class SecuredDebtChange(Model):
         return self
 
 
-class DebtPeriodChange(Model):
-    kind: Literal["debt_period"] = "debt_period"
+class _PeriodChange(Model):
+    """A new period, start ≤ end."""
+
     new_start: date
     new_end: date
 
     @model_validator(mode="after")
-    def _ordered(self) -> DebtPeriodChange:
-        _period(self.new_start, self.new_end, "debt period")
+    def _ordered(self) -> _PeriodChange:
+        _period(self.new_start, self.new_end, type(self).__doc__ or "period")
         return self
+
+
+class DebtPeriodChange(_PeriodChange):
+    """债务履行期限"""
+
+    kind: Literal["debt_period"] = "debt_period"
 
 
 class MaximumAmountChange(Model):
@@ -108,15 +115,10 @@ class MaximumAmountChange(Model):
     new_amount: Yuan = Field(description="变更后最高债权额(元)")
 
 
-class DeterminationPeriodChange(Model):
-    kind: Literal["determination_period"] = "determination_period"
-    new_start: date
-    new_end: date
+class DeterminationPeriodChange(_PeriodChange):
+    """最高额抵押权债权确定期间"""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> DeterminationPeriodChange:
-        _period(self.new_start, self.new_end, "determination period")
-        return self
+    kind: Literal["determination_period"] = "determination_period"
 
 
 MortgageChangeItem = Annotated[

@@ -200,3 +200,13 @@ def test_jwk_shapes() -> None:
         PublicJwk(kty="EC", crv="P-256", x="abc")
     with pytest.raises(ValidationError):
         PublicJwk(kty="OKP", crv="P-256", x="abc")
+
+
+def test_period_changes_must_be_ordered() -> None:
+    from sdk.models import DebtPeriodChange, DeterminationPeriodChange
+
+    with pytest.raises(ValidationError, match="债务履行期限: end"):
+        DebtPeriodChange(new_start="2026-01-02", new_end="2026-01-01")
+    with pytest.raises(ValidationError, match="债权确定期间: end"):
+        DeterminationPeriodChange(new_start="2026-01-02", new_end="2026-01-01")
+    assert DebtPeriodChange(new_start="2026-01-01", new_end="2027-01-01").kind == "debt_period"
