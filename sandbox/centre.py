@@ -17,6 +17,7 @@ from typing import Any
 from sdk._operations import encode_json
 from sdk.identifiers import check_uscc
 from sdk.models import (
+    TRANSITIONS,
     ApplicationRecord,
     ApplicationStatus,
     Enrolment,
@@ -341,8 +342,6 @@ class Centre:
         **changes: Any,
     ) -> ApplicationRecord:
         """Move an application to ``status``, recording history and emitting the event, atomically."""
-        from sdk.models import TRANSITIONS
-
         if status not in TRANSITIONS[record.status]:
             raise CentreError(409, "invalid_state", f"{record.status.value} cannot become {status.value}")
         now = now_utc()
