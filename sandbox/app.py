@@ -16,7 +16,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from sdk import __version__
-from sdk.models import Application, ApplicationRecord, Enrolment, EnrolmentResult, EventPage, InstitutionProfile
+from sdk.models import (
+    APPLICATION_TYPES,
+    Application,
+    ApplicationRecord,
+    Enrolment,
+    EnrolmentResult,
+    EventPage,
+    InstitutionProfile,
+)
 
 from .auth import Authenticator, Caller
 from .centre import Centre, request_fingerprint
@@ -43,14 +51,12 @@ def _pointer(loc: tuple[Any, ...]) -> str:
     return "/" + "/".join(p for p in parts if not (p.startswith("function-") or p in _UNION_TAGS))
 
 
-_UNION_TAGS: set[str] = set()
+# pydantic puts a union member's tag in an error's location; a JSON pointer leaves it out
+_UNION_TAGS = frozenset(APPLICATION_TYPES) | {"person", "organisation"}
 
 
 def create_app(store: Store | None = None, *, centre_name: str = "长丰县不动产登记中心") -> FastAPI:
     """The centre's ASGI app over ``store`` (in memory when omitted)."""
-    from sdk.models import APPLICATION_TYPES
-
-    _UNION_TAGS.update(APPLICATION_TYPES, {"person", "organisation"})
     store = store or Store()
     centre = Centre(store, name=centre_name)
     auth = Authenticator(store)
