@@ -14,6 +14,14 @@ app = typer.Typer(
 )
 
 
+def _add_sandbox() -> None:
+    try:
+        from sandbox.cli import app as sandbox_app
+    except ImportError:  # installed without the sandbox extra
+        return
+    app.add_typer(sandbox_app, name="sandbox")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"regbridge {__version__}")
@@ -36,6 +44,9 @@ def demo() -> None:
         err=True,
     )
     raise typer.Exit(code=2)
+
+
+_add_sandbox()
 
 
 def main() -> None:

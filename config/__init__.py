@@ -9,7 +9,7 @@ from importlib import resources
 from sdk.checklists import CONDITIONS
 from sdk.models import APPLICATION_TYPES, MaterialChecklist
 
-__all__ = ["load_checklists"]
+__all__ = ["load_checklists", "load_fees"]
 
 
 @cache
@@ -38,3 +38,33 @@ def load_checklists() -> dict[str, MaterialChecklist]:
     if missing:
         raise ValueError(f"no checklist for: {', '.join(missing)}")
     return found
+
+
+@cache
+def load_fees() -> dict[str, list[dict[str, str]]]:
+    """The sandbox's fee table (``config/fees.toml``): per application type, items per property unit.
+
+    Raises:
+        ValueError: a type without an entry, an unknown type, or an amount that is not exact to the fen.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    data = tomllib.loads(resources.files(__name__).joinpath("fees.toml").read_text(encoding="utf-8"))
+    table: dict[str, list[dict[str, str]]] = {}
+    for kind, entry in data.get("types", {}).items():
+        if kind not in APPLICATION_TYPES:
+            raise ValueError(f"config/fees.toml: unknown application type {kind!r}")
+        for item in entry["items"]:
+            try:
+                amount = Decimal(item["amount"])
+            except InvalidOperation:
+                raise ValueError(f"config/fees.toml: {kind}: amount {item['amount']!r} is not a number") from None
+            if amount < 0 or amount != amount.quantize(Decimal("0.01")):
+                raise ValueError(
+                    f"config/fees.toml: {kind}: amount {item['amount']!r} must be ≥ 0 and exact to the fen"
+                )
+        table[kind] = [dict(i) for i in entry["items"]]
+    missing = sorted(set(APPLICATION_TYPES) - set(table))
+    if missing:
+        raise ValueError(f"config/fees.toml: no fees for: {', '.join(missing)}")
+    return table

@@ -62,6 +62,55 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, institution_id TEXT NOT NULL, event TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_institution ON events (institution_id, seq);
+CREATE TABLE IF NOT EXISTS units (
+    unit_id TEXT PRIMARY KEY, n INTEGER, location TEXT NOT NULL, property_type TEXT NOT NULL,
+    title_certificate TEXT, owners TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rights (
+    id TEXT PRIMARY KEY, unit_id TEXT NOT NULL REFERENCES units(unit_id), kind TEXT NOT NULL, status TEXT NOT NULL,
+    certificate_number TEXT, holder_name TEXT, holder_code TEXT, rank INTEGER, method TEXT, amount TEXT,
+    maximum_amount TEXT, subkind TEXT, terms TEXT NOT NULL DEFAULT '{}', registered_at TEXT NOT NULL,
+    application_id TEXT, certificate_id TEXT, note TEXT, parties TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS rights_by_unit ON rights (unit_id);
+CREATE INDEX IF NOT EXISTS rights_by_certificate ON rights (certificate_number);
+CREATE TABLE IF NOT EXISTS schedule (
+    application_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, due_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fees (
+    application_id TEXT PRIMARY KEY, notice TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, application_id TEXT NOT NULL, receipt TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, application_id TEXT NOT NULL, licence_id TEXT NOT NULL UNIQUE,
+    certificate_number TEXT NOT NULL, sha256 TEXT NOT NULL, metadata TEXT NOT NULL, signature TEXT NOT NULL,
+    content BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS certificates_by_sha ON certificates (sha256);
+CREATE INDEX IF NOT EXISTS certificates_by_number ON certificates (certificate_number);
+CREATE TABLE IF NOT EXISTS downloads (
+    token_hash TEXT PRIMARY KEY, certificate_id TEXT NOT NULL, expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queries (
+    query_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, operator_id TEXT NOT NULL, unit_id TEXT NOT NULL,
+    authorisation_reference TEXT NOT NULL, purpose TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER NOT NULL, institution_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    due_at REAL NOT NULL, delivered_at TEXT, last_error TEXT, PRIMARY KEY (seq, url)
+);
+CREATE TABLE IF NOT EXISTS admin_tokens (
+    token_hash TEXT PRIMARY KEY, label TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (application_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deadline_warnings (application_id TEXT NOT NULL, deadline TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS scripts (
+    client_reference TEXT NOT NULL, stage TEXT NOT NULL, script TEXT NOT NULL, PRIMARY KEY (client_reference, stage)
+);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     target TEXT, outcome TEXT NOT NULL, request_id TEXT
@@ -118,6 +167,14 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def next_number(self, name: str, start: int = 1) -> int:
+        """The next value of a named counter (certificate numbers, receipts), atomically."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO counters VALUES (?, ?)", (name, start - 1))
+            db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
+            row = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+            return int(row[0])
 
     def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
         with self._lock:

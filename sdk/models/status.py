@@ -1,6 +1,7 @@
 """The life of an application at the centre (seed 002 §1.5, §3.1).
 
     draft ─submit─► submitted ─► accepted ─► under_review ─► recorded ─► certificate_issued ─► completed
+                                                               └──(注销登记: no certificate)──► completed
                        │  ▲          │              │
                        │  └─answer───┤ correction_required ─(deadline)─► cancelled
                        ├─► not_accepted                 └─► refused
@@ -60,7 +61,7 @@ TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
     S.CORRECTION_REQUIRED: frozenset({S.SUBMITTED, S.CANCELLED, S.WITHDRAWN}),
     S.ACCEPTED: frozenset({S.UNDER_REVIEW, S.CORRECTION_REQUIRED, S.WITHDRAWN}),
     S.UNDER_REVIEW: frozenset({S.RECORDED, S.REFUSED, S.CORRECTION_REQUIRED, S.WITHDRAWN}),
-    S.RECORDED: frozenset({S.CERTIFICATE_ISSUED}),
+    S.RECORDED: frozenset({S.CERTIFICATE_ISSUED, S.COMPLETED}),  # a discharge issues no certificate
     S.CERTIFICATE_ISSUED: frozenset({S.COMPLETED}),
     **{s: frozenset() for s in FINAL_STATUSES},
 }

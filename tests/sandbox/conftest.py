@@ -13,6 +13,7 @@ import sdk
 from sandbox.app import create_app
 from sandbox.centre import Centre
 from sandbox.store import Store
+from sandbox.workflow import Timing
 from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
 
@@ -28,11 +29,11 @@ class Running:
 def sandbox(tmp_path: object) -> Iterator[Running]:
     """The sandbox centre on a loopback port, served by uvicorn in a thread."""
     store = Store()
-    app = create_app(store)
+    app = create_app(store, timing=Timing(step_seconds=0.0, correction_days=1.0))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -62,6 +63,7 @@ def bank(sandbox: Running) -> Iterator[Bank]:
     iid = sandbox.centre.create_institution(
         name="中国示例银行股份有限公司合肥分行", uscc=f.BANK_USCC, licence_no="B0001H234010001", district="340121"
     )
+    sandbox.centre.create_operator(iid, "李经办", operator_id="op-001")
     token = sandbox.centre.issue_enrolment_token(iid)
     key = generate_private_key()
     with sdk.Client(sandbox.url) as anon:
@@ -71,3 +73,15 @@ def bank(sandbox: Running) -> Iterator[Bank]:
         yield Bank(iid, enrolled.key_id, key, client)
     finally:
         client.close()
+
+
+def settle(client: sdk.Client, application_id: str, *until: str, timeout: float = 30.0) -> sdk.models.ApplicationRecord:
+    """Poll (quickly: the test centre is instant) until the application reaches one of ``until`` or a final status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = client.applications.get(application_id)
+        if record.status.value in until or record.is_final:
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{application_id} stuck in {record.status.value}, wanted {until}")
+        time.sleep(0.02)

@@ -12,7 +12,7 @@ from sdk.models import ApplicationStatus, EventType
 from sdk.signing import KeySigner, generate_private_key, jwk_from_public_key, sign_request
 from tests import factories as f
 
-from .conftest import Bank, Running
+from .conftest import Bank, Running, settle
 
 PDF = b"%PDF-1.7 sample"
 
@@ -31,12 +31,20 @@ def test_enrol_create_upload_submit_and_follow_the_feed(sandbox: Running, bank: 
     assert submitted.status is ApplicationStatus.SUBMITTED
     assert bank.client.applications.find("LN2026-0001").application_id == draft.application_id  # type: ignore[union-attr]
     assert bank.client.applications.find("LN-NONE") is None
+    # one material only: the centre asks for the rest (补正), naming each missing checklist item
+    record = settle(bank.client, draft.application_id, "correction_required")
+    assert record.status is ApplicationStatus.CORRECTION_REQUIRED and record.correction is not None
+    asked = {i.code for i in record.correction.items}
+    assert asked == {"applicant_identity", "title_certificate", "main_contract"}
     pager = bank.client.events.pager()
     events = list(pager)
-    assert [e.status for e in events] == [ApplicationStatus.SUBMITTED]
-    assert events[0].type is EventType.APPLICATION_STATUS_CHANGED and events[0].data == {}
+    statuses = [e.status for e in events if e.type is EventType.APPLICATION_STATUS_CHANGED]
+    assert statuses == [ApplicationStatus.SUBMITTED, ApplicationStatus.CORRECTION_REQUIRED]
+    assert events[0].data == {}
+    requested = [e for e in events if e.type is EventType.CORRECTION_REQUESTED]
+    assert len(requested) == 1 and {i["code"] for i in requested[0].data["items"]} == asked
     assert list(bank.client.events.pager(after=pager.cursor)) == []
-    listed = bank.client.applications.list(statuses=[ApplicationStatus.SUBMITTED])
+    listed = bank.client.applications.list(statuses=[ApplicationStatus.CORRECTION_REQUIRED])
     assert [r.application_id for r in listed] == [draft.application_id]
 
 

@@ -1,0 +1,274 @@
+"""``regbridge sandbox …``: serve the sandbox centre and administer it (the centre's admin side).
+
+The admin commands work on the centre's data directory directly (run them on the centre's
+machine, as a registration centre's operator would); the same acts are available remotely through
+the admin API with a bearer token (``regbridge sandbox admin token``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="The sandbox registration centre (the other side of the API).", no_args_is_help=True)
+admin_app = typer.Typer(help="The centre's admin side: institutions, operators, enrolment bundles, keys.")
+app.add_typer(admin_app, name="admin")
+
+DEFAULT_DATA = Path(os.environ.get("REGBRIDGE_SANDBOX_DATA", "./sandbox-data"))
+SECRET_ENV = "REGBRIDGE_SANDBOX_SECRET"
+KEYRING_SERVICE = "regbridge-sandbox"
+
+DataOpt = Annotated[Path, typer.Option("--data", help="the centre's data directory (SQLite)")]
+SecretOpt = Annotated[
+    Path | None, typer.Option("--secret-file", help="file holding the passphrase of the centre's keys")
+]
+
+
+def passphrase(data: Path, secret_file: Path | None, *, create: bool) -> bytes:
+    """The passphrase of the centre's keys: a credential file, ``$REGBRIDGE_SANDBOX_SECRET``, or the OS keyring.
+
+    A new centre with none of them gets a random passphrase kept in the OS keyring when there is one.
+    """
+    if secret_file is not None:
+        return secret_file.read_bytes().strip()
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV].encode()
+    try:
+        import keyring
+
+        user = str(data.resolve())
+        found = keyring.get_password(KEYRING_SERVICE, user)
+        if found:
+            return found.encode()
+        if create:
+            fresh = secrets.token_urlsafe(32)
+            keyring.set_password(KEYRING_SERVICE, user, fresh)
+            return fresh.encode()
+    except Exception:  # no usable keyring (headless server)
+        pass
+    raise typer.BadParameter(
+        f"the centre's keys are encrypted at rest: set {SECRET_ENV}, pass --secret-file FILE "
+        "(e.g. a systemd credential), or run where an OS keyring is available",
+        param_hint="--secret-file",
+    )
+
+
+def _centre(data: Path, secret_file: Path | None, *, create: bool = False) -> Any:
+    from .centre import Centre
+    from .pki import KeysLocked
+    from .store import Store
+
+    db = data / "centre.sqlite3"
+    if not create and not db.exists():
+        raise typer.BadParameter(f"no centre in {data} (start one with `regbridge sandbox serve --data {data}`)")
+    store = Store(db)
+    try:
+        return Centre(store, passphrase=passphrase(data, secret_file, create=create))
+    except KeysLocked as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _load_faults(path: Path | None) -> Any:
+    from .faults import FaultsConfig
+
+    if path is None:
+        return None
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    return FaultsConfig.model_validate(data)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8600,
+    data: Annotated[Path | None, typer.Option("--data", help="data directory; omitted: in memory")] = None,
+    secret_file: SecretOpt = None,
+    step_seconds: Annotated[float, typer.Option(help="delay between review steps (0: instant)")] = 0.0,
+    correction_days: Annotated[float, typer.Option(help="time to answer a 补正, in days")] = 15.0,
+    manual: Annotated[bool, typer.Option(help="applications move only when the admin advances them")] = False,
+    faults: Annotated[Path | None, typer.Option(help="faults to inject (TOML or JSON, docs/sandbox.md)")] = None,
+    public_url: Annotated[str | None, typer.Option(help="base URL for QR codes and bundles")] = None,
+) -> None:
+    """Run the sandbox centre (API on /v1, admin API on /admin/v1)."""
+    import uvicorn
+
+    from .app import create_app
+    from .centre import Centre
+    from .faults import Faults
+    from .store import Store
+    from .workflow import Timing
+
+    timing = Timing(step_seconds=step_seconds, correction_days=correction_days, manual=manual)
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+        os.chmod(data, 0o700)
+        centre = Centre(
+            Store(data / "centre.sqlite3"),
+            timing=timing,
+            passphrase=passphrase(data, secret_file, create=True),
+            public_url=public_url or f"http://{host}:{port}",
+        )
+    else:
+        centre = Centre(Store(), timing=timing, public_url=public_url or f"http://{host}:{port}")
+    config = _load_faults(faults)
+    application = create_app(centre=centre, faults=Faults(config) if config else None)
+    token = centre.create_admin_token("serve")
+    typer.echo(f"sandbox centre {centre.name} on http://{host}:{port}  (data: {data or 'in memory'})")
+    typer.echo(f"admin API token for this run (shown once): {token}")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@admin_app.command("token")
+def admin_token(data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None, label: str = "cli") -> None:
+    """Create a bearer token for the admin API (shown once, kept hashed)."""
+    typer.echo(_centre(data, secret_file).create_admin_token(label))
+
+
+@admin_app.command("create-institution")
+def create_institution(
+    name: Annotated[str, typer.Option(help="bank branch name")],
+    uscc: Annotated[str, typer.Option(help="统一社会信用代码")],
+    licence_no: Annotated[str, typer.Option(help="金融许可证号")],
+    district: Annotated[str, typer.Option(help="辖区 code")] = "340121",
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+) -> None:
+    """Open an account for a bank branch; prints its institution id."""
+    try:
+        typer.echo(_centre(data, secret_file).create_institution(name=name, uscc=uscc, licence_no=licence_no,
+                                                                 district=district))  # fmt: skip
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--uscc") from None
+
+
+@admin_app.command("list-institutions")
+def list_institutions(data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None) -> None:
+    """Institutions with their channel state."""
+    for p in _centre(data, secret_file).list_institutions():
+        typer.echo(f"{p.institution_id}  {p.uscc}  {p.channel.status:9}  {p.name}")
+
+
+@admin_app.command("create-operator")
+def create_operator(
+    institution_id: str,
+    name: Annotated[str, typer.Option(help="the staff member's display name")],
+    operator_id: Annotated[str | None, typer.Option(help="account id (generated if omitted)")] = None,
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+) -> None:
+    """Issue a 业务办理人员 account to one of the bank's staff; prints its id."""
+    typer.echo(_centre(data, secret_file).create_operator(institution_id, name, operator_id))
+
+
+@admin_app.command("bundle")
+def bundle(
+    institution_id: str,
+    out: Annotated[Path, typer.Option(help="where to write the enrolment bundle (JSON)")],
+    url: Annotated[str, typer.Option(help="the API base URL the bank will use")] = "http://127.0.0.1:8600",
+    valid_hours: Annotated[int, typer.Option(help="how long the one-time token stays valid")] = 168,
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+) -> None:
+    """Write a signed enrolment bundle: URL, institution, one-time token and the centre's trust anchors."""
+    centre = _centre(data, secret_file)
+    signed = centre.enrolment_bundle(institution_id, url, valid_for=timedelta(hours=valid_hours))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it carries a one-time token
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(signed, fh, ensure_ascii=False, indent=2)
+    typer.echo(f"wrote {out} (centre key {centre.keys.centre_key_id}; token valid {valid_hours} h, one use)")
+
+
+@admin_app.command("credentials")
+def credentials(institution_id: str, data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None) -> None:
+    """The institution's keys."""
+    for c in _centre(data, secret_file).list_credentials(institution_id):
+        typer.echo(f"{c.key_id}  {c.algorithm:18} {c.status:8} {c.fingerprint[:16]}  {c.label}")
+
+
+@admin_app.command("revoke")
+def revoke(
+    key_id: str, reason: str = "revoked by the centre", data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None
+) -> None:
+    """Revoke a bank's key now."""
+    record = _centre(data, secret_file).revoke(None, key_id, reason)
+    typer.echo(f"{record.key_id} {record.status}")
+
+
+@admin_app.command("channel")
+def channel(
+    institution_id: str,
+    status: Annotated[str, typer.Argument(help="open or suspended")],
+    reason: str | None = None,
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+) -> None:
+    """Suspend (关闭端口) or reopen an institution's channel."""
+    if status not in ("open", "suspended"):
+        raise typer.BadParameter("open or suspended", param_hint="STATUS")
+    _centre(data, secret_file).set_channel(institution_id, status, reason)
+    typer.echo(f"{institution_id} channel {status}")
+
+
+@app.command("sample-certificate")
+def sample_certificate(
+    out: Annotated[Path, typer.Option(help="PNG of the first page (a .pdf is written beside it)")] = Path(
+        "docs/certificate-sample.png"
+    ),
+) -> None:
+    """Issue one certificate in a throw-away centre and render its first page (needs poppler's pdftoppm)."""
+    pdf = issue_sample_certificate()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".pdf").write_bytes(pdf)
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        raise typer.BadParameter("pdftoppm not found (Debian: apt-get install poppler-utils)")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "c.pdf"
+        src.write_bytes(pdf)
+        subprocess.run([pdftoppm, "-png", "-r", "80", "-singlefile", str(src), str(Path(tmp) / "page")], check=True)
+        shutil.copyfile(Path(tmp) / "page.png", out)
+    typer.echo(f"wrote {out} and {out.with_suffix('.pdf')}")
+
+
+def issue_sample_certificate() -> bytes:
+    """Take one 抵押权首次登记 through a throw-away in-memory centre; answer the sealed PDF."""
+    from pydantic import TypeAdapter
+
+    from sdk.models import Application, Payment
+
+    from . import samples
+    from .centre import Centre
+    from .store import Store
+    from .workflow import Timing
+
+    centre = Centre(Store(), timing=Timing(step_seconds=0), public_url="http://127.0.0.1:8600")
+    iid = centre.create_institution(name=samples.bank().name, uscc=samples.BANK_USCC, licence_no="B0001H234010001",
+                                    district="340121")  # fmt: skip
+    centre.create_operator(iid, "李经办", "op-001")
+    data = samples.application_dict("mortgage_first", "LN2026-0001", n=7, complete=True)
+    app = TypeAdapter(Application).validate_python(data)
+    record = centre.create_application(iid, app)
+    for m in app.materials:
+        centre.upload_material(iid, record.application_id, m.id, samples.material_content(m.code, "LN2026-0001"))
+    centre.submit(iid, record.application_id)
+    while centre.workflow.tick():
+        pass
+    notice = centre.fee_notice(iid, record.application_id)
+    centre.pay(iid, record.application_id, Payment(amount=notice.total))
+    while centre.workflow.tick():
+        pass
+    done = centre.get_application(iid, record.application_id)
+    row = centre.store.one("SELECT content FROM certificates WHERE id = ?", done.certificate_ids[0])
+    return bytes(row["content"])

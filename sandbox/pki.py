@@ -1,0 +1,152 @@
+"""The centre's keys: the CA that certifies its seal, the seal (电子印章) that signs certificate
+PDFs, and the centre key (ed25519) that signs certificate metadata, webhooks and enrolment bundles.
+
+Created once per centre and kept in its store. A centre with a data directory keeps its private
+keys encrypted (PKCS#8, scrypt/AES) under a passphrase it is given (environment, a credential
+file or the OS keyring — see ``sandbox.serve``); an in-memory centre keeps them in memory only.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sdk._operations import encode_json
+from sdk.models import PublicJwk
+from sdk.signing import jwk_fingerprint, jwk_from_public_key
+
+from .store import Store
+
+__all__ = ["CentreKeys", "KeysLocked"]
+
+SEAL_VALID_DAYS = 2 * 365
+CA_VALID_DAYS = 10 * 365
+
+
+class KeysLocked(RuntimeError):
+    """The centre's keys are encrypted and no (or a wrong) passphrase was given."""
+
+
+@dataclass
+class CentreKeys:
+    ca_key: ec.EllipticCurvePrivateKey
+    ca_cert: x509.Certificate
+    seal_key: ec.EllipticCurvePrivateKey
+    seal_cert: x509.Certificate
+    centre_key: ed25519.Ed25519PrivateKey
+
+    @property
+    def centre_jwk(self) -> PublicJwk:
+        return jwk_from_public_key(self.centre_key.public_key())
+
+    @property
+    def centre_key_id(self) -> str:
+        return "centre-" + jwk_fingerprint(self.centre_jwk)[:16]
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca_cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def sign_detached(self, document: object) -> dict[str, str]:
+        """The centre's signature over the canonical JSON of ``document``."""
+        value = self.centre_key.sign(encode_json(document))
+        return {"alg": "ed25519", "keyid": self.centre_key_id, "value": base64.b64encode(value).decode()}
+
+    # --- persistence --------------------------------------------------------------------
+
+    @classmethod
+    def load_or_create(cls, store: Store, *, name: str, passphrase: bytes | None) -> CentreKeys:
+        """The centre's keys from ``store``, created on first use.
+
+        Raises:
+            KeysLocked: a file-backed store without a passphrase, or the wrong passphrase.
+        """
+        if store.path is not None and not passphrase:
+            raise KeysLocked(
+                "a centre with a data directory keeps its keys encrypted: set REGBRIDGE_SANDBOX_SECRET, "
+                "pass --secret-file, or run where an OS keyring is available"
+            )
+        rows = {r["name"]: bytes(r["pem"]) for r in store.all("SELECT name, pem FROM secrets")}
+        if rows:
+            try:
+                return cls(
+                    ca_key=_load(rows["ca_key"], passphrase),  # type: ignore[arg-type]
+                    ca_cert=x509.load_pem_x509_certificate(rows["ca_cert"]),
+                    seal_key=_load(rows["seal_key"], passphrase),  # type: ignore[arg-type]
+                    seal_cert=x509.load_pem_x509_certificate(rows["seal_cert"]),
+                    centre_key=_load(rows["centre_key"], passphrase),  # type: ignore[arg-type]
+                )
+            except (ValueError, TypeError) as e:
+                raise KeysLocked(f"cannot open the centre's keys: {e}") from None
+        keys = cls.generate(name)
+        protect: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+        )
+        with store.transaction():
+            for label, key in (("ca_key", keys.ca_key), ("seal_key", keys.seal_key), ("centre_key", keys.centre_key)):
+                pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, protect)
+                store.execute("INSERT INTO secrets VALUES (?, ?)", label, pem)
+            for label, cert in (("ca_cert", keys.ca_cert), ("seal_cert", keys.seal_cert)):
+                store.execute("INSERT INTO secrets VALUES (?, ?)", label, cert.public_bytes(serialization.Encoding.PEM))
+        return keys
+
+    @classmethod
+    def generate(cls, name: str) -> CentreKeys:
+        now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"{name}电子印章根证书"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "RegBridge sandbox"),
+            ]
+        )
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + _dt.timedelta(days=CA_VALID_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        seal_key = ec.generate_private_key(ec.SECP256R1())
+        seal_cert = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+                        x509.NameAttribute(NameOID.COMMON_NAME, f"{name} 不动产登记专用章"),
+                    ]
+                )
+            )
+            .issuer_name(ca_name)
+            .public_key(seal_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + _dt.timedelta(days=SEAL_VALID_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(seal_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cls(ca_key, ca_cert, seal_key, seal_cert, ed25519.Ed25519PrivateKey.generate())
+
+
+def _load(pem: bytes, passphrase: bytes | None) -> object:
+    return serialization.load_pem_private_key(pem, password=passphrase or None)

@@ -1,0 +1,390 @@
+"""The centre's review rules: 受理 (acceptance), 审核 (examination) and 登簿 (recording).
+
+Deterministic and documented (docs/sandbox.md lists every rule with its code). Acceptance checks
+what can be judged from the application and the register at a glance; examination checks the
+rights; recording writes the register and says which certificates to issue and which earlier
+ones it supersedes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from sdk.checklists import missing_materials
+from sdk.models import ApplicationBase, MaterialChecklist
+
+from .register import Register, Right, Unit
+from .store import new_id, now_utc
+
+__all__ = ["EXCLUDED_PROPERTY_TYPES", "Finding", "Issue", "Verdict", "accept", "examine", "record"]
+
+#: seed 001's pilot leaves out 在建工程 and 纯土地 (a configurable rule)
+EXCLUDED_PROPERTY_TYPES = frozenset({"1", "4"})
+
+#: the types that create a new mortgage or notice, which a 查封 blocks
+_CREATING = frozenset(
+    {
+        "mortgage_first",
+        "mortgage_first_with_determination",
+        "mortgage_notice",
+        "purchase_notice",
+        "purchase_and_mortgage_notice",
+        "mortgage_notice_conversion",
+        "mortgage_change",
+        "maximum_determination",
+    }
+)
+_REFERENCE_FIELD = {
+    "mortgage_change": "mortgage_certificate",
+    "mortgage_discharge": "mortgage_certificate",
+    "maximum_determination": "mortgage_certificate",
+    "mortgage_notice_conversion": "notice_certificate",
+}
+
+
+@dataclass
+class Finding:
+    code: str
+    reason: str
+    pointer: str | None = None
+    material: str | None = None  # the material code a 补正 asks for
+
+
+@dataclass
+class Verdict:
+    outcome: Literal["ok", "correction", "not_accepted", "refused"]
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        return "；".join(f.reason for f in self.findings)
+
+    @property
+    def code(self) -> str:
+        return self.findings[0].code if self.findings else "ok"
+
+
+def _ids(parties: list[Any]) -> set[str]:
+    return {p.id_number for p in parties}
+
+
+def _referenced(app: ApplicationBase) -> tuple[str, str] | None:
+    name = _REFERENCE_FIELD.get(getattr(app, "type", ""))
+    return (name, getattr(app, name)) if name else None
+
+
+def accept(
+    app: ApplicationBase,
+    register: Register,
+    *,
+    institution_uscc: str,
+    operators: set[str],
+    checklist: MaterialChecklist,
+) -> Verdict:
+    """受理: 不予受理 for what cannot be registered at all, 补正 for what the bank can supply."""
+    refusals: list[Finding] = []
+    corrections: list[Finding] = []
+    units: list[Unit | None] = [register.unit(p.unit_id) for p in app.properties]
+    for i, (prop, unit) in enumerate(zip(app.properties, units, strict=True)):
+        if unit is None:
+            refusals.append(
+                Finding("unit_unknown", f"不动产单元 {prop.unit_id} 不在登记簿中", f"/properties/{i}/unit_id")
+            )
+            continue
+        if unit.property_type in EXCLUDED_PROPERTY_TYPES or prop.property_type.value in EXCLUDED_PROPERTY_TYPES:
+            refusals.append(
+                Finding("outside_scope", "在建工程、纯土地不在银行网上办理范围内", f"/properties/{i}/property_type")
+            )
+        if prop.title_certificate and unit.title_certificate and prop.title_certificate != unit.title_certificate:
+            corrections.append(
+                Finding(
+                    "field",
+                    f"不动产权证书号与登记簿记载不一致 ({prop.title_certificate})",
+                    f"/properties/{i}/title_certificate",
+                )
+            )
+    if app.declaration.operator_id not in operators:
+        refusals.append(
+            Finding("operator_unknown", "经办人不是本中心为该机构开设的业务办理人员", "/declaration/operator_id")
+        )
+    mortgagee = getattr(app, "mortgagee", None)
+    if mortgagee is not None and mortgagee.id_number != institution_uscc:
+        refusals.append(Finding("mortgagee_not_institution", "抵押权人不是申请机构", "/mortgagee/id_number"))
+    reference = _referenced(app)
+    if reference is not None:
+        name, number = reference
+        known = [u.unit_id for u in units if u is not None]
+        if not any(r.unit_id in known for r in register.by_certificate(number)):
+            refusals.append(Finding("mortgage_not_found", f"登记簿中无 {number} 记载的权利", f"/{name}"))
+    for item in missing_materials(app, checklist):
+        corrections.append(Finding("material", f"缺少{item.name}", "/materials", material=item.code))
+    if refusals:
+        return Verdict("not_accepted", refusals)
+    if corrections:
+        return Verdict("correction", corrections)
+    return Verdict("ok")
+
+
+def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) -> Verdict:
+    """审核: the rights on the register decide; 不予登记 with every reason found."""
+    kind = getattr(app, "type", "")
+    found: list[Finding] = []
+    for i, prop in enumerate(app.properties):
+        unit = register.unit(prop.unit_id)
+        if unit is None:  # accepted before the register changed
+            found.append(Finding("unit_unknown", f"不动产单元 {prop.unit_id} 不在登记簿中", f"/properties/{i}/unit_id"))
+            continue
+        rights = register.rights(unit.unit_id, current_only=True)
+        if kind in _CREATING and any(r.kind == "seizure" for r in rights):
+            found.append(Finding("property_seized", "不动产已被查封，不予登记", f"/properties/{i}/unit_id"))
+        owners = unit.owner_ids()
+        if kind in ("mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion") and (
+            _ids(getattr(app, "mortgagors", [])) != owners
+        ):
+            found.append(Finding("mortgagor_not_owner", "抵押人与登记簿记载的权利人不一致", "/mortgagors"))
+        if kind in ("purchase_notice", "purchase_and_mortgage_notice"):
+            if _ids(getattr(app, "sellers", [])) != owners:
+                found.append(Finding("seller_not_owner", "出卖人与登记簿记载的权利人不一致", "/sellers"))
+            if any(r.kind == "notice" and r.subkind == "purchase" for r in rights):
+                found.append(Finding("notice_exists", "该不动产已办理预告登记", f"/properties/{i}/unit_id"))
+        if kind == "mortgage_notice":
+            purchase = [r for r in rights if r.kind == "notice" and r.subkind == "purchase"]
+            if not purchase:
+                found.append(Finding("no_purchase_notice", "该不动产未办理预告登记", f"/properties/{i}/unit_id"))
+            elif not any(_ids(app.mortgagors) == {p["id_number"] for p in r.parties} for r in purchase):  # type: ignore[attr-defined]
+                found.append(Finding("mortgagor_not_buyer", "抵押人不是预告登记权利人", "/mortgagors"))
+    reference = _referenced(app)
+    if reference is not None:
+        name, number = reference
+        entries = [r for r in register.by_certificate(number) if r.kind in ("mortgage", "notice")]
+        if entries and not any(r.status == "current" for r in entries):
+            found.append(Finding("mortgage_not_current", f"{number} 记载的权利已注销或已变更", f"/{name}"))
+        if any(r.holder_code != institution_uscc for r in entries):
+            found.append(Finding("not_mortgagee", "申请机构不是该抵押权的权利人", f"/{name}"))
+        current = [r for r in entries if r.status == "current"]
+        if kind == "mortgage_notice_conversion" and any(r.subkind != "mortgage" for r in current):
+            found.append(Finding("not_mortgage_notice", f"{number} 不是抵押权预告登记", f"/{name}"))
+        needs_maximum = kind == "maximum_determination" or any(
+            c.kind in ("maximum_amount", "determination_period") for c in getattr(app, "changes", [])
+        )
+        if needs_maximum and any(r.method != "2" for r in current):
+            found.append(Finding("not_maximum_mortgage", f"{number} 不是最高额抵押权", f"/{name}"))
+        if kind == "maximum_determination" and any(r.subkind == "determined" for r in current):
+            found.append(Finding("already_determined", "最高额抵押权已确定", f"/{name}"))
+    return Verdict("refused", found) if found else Verdict("ok")
+
+
+@dataclass
+class Issue:
+    """A certificate recording calls for: the right it proves and the parties it names."""
+
+    right_or_matter: str
+    rights: list[str]  # ids of the register entries it proves
+    holders: list[dict[str, Any]]
+    obligors: list[dict[str, Any]]
+    terms: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    supersedes: list[str] = field(default_factory=list)  # earlier 证明号
+
+
+@dataclass
+class Recording:
+    issues: list[Issue]
+    cancelled: list[str]  # 证明号 whose rights ended without a successor certificate
+
+
+def _party(p: Any) -> dict[str, Any]:
+    return {"name": p.name, "id_number": p.id_number}
+
+
+def _terms(app: Any) -> dict[str, Any]:
+    terms = getattr(app, "terms", None)
+    return terms.model_dump(mode="json", exclude_none=True) if terms is not None else {}
+
+
+def record(app: Any, register: Register, application_id: str) -> Recording:
+    """登簿: write the application into the register; answer what to certify and what it supersedes."""
+    kind = app.type
+    at = now_utc().isoformat()
+    units = [p.unit_id for p in app.properties]
+    notes: list[str] = []
+    for uid in units:
+        if any(r.kind == "objection" for r in register.rights(uid, current_only=True)):
+            notes.append(f"不动产单元 {uid} 存在异议登记")
+
+    def mortgage(subkind: str | None = None, **extra: Any) -> Issue:
+        terms = _terms(app)
+        rights = []
+        for uid in units:
+            rank = terms.get("rank") or register.next_rank(uid)
+            rights.append(
+                register.add(
+                    Right(
+                        new_id("rt"), uid, "mortgage", "current", None, app.mortgagee.name, app.mortgagee.id_number,
+                        rank=rank, method=terms["method"],
+                        amount=Decimal(extra.get("determined", terms.get("secured_amount") or 0)) or None,
+                        maximum_amount=Decimal(terms["maximum_amount"]) if terms.get("maximum_amount") else None,
+                        subkind=subkind, terms=terms, registered_at=at, application_id=application_id,
+                        parties=[_party(p) for p in app.mortgagors],
+                    )
+                )
+            )  # fmt: skip
+        terms = {**terms, "rank": rights[0].rank} if rights else terms
+        contract = f"主债权合同编号: {app.main_contract_number}"
+        if getattr(app, "mortgage_contract_number", None):
+            contract += f"；抵押合同编号: {app.mortgage_contract_number}"
+        return Issue(
+            "抵押权",
+            [r.id for r in rights],
+            [_party(app.mortgagee)],
+            [_party(p) for p in app.mortgagors],
+            terms,
+            [contract, *notes],
+        )
+
+    if kind in ("mortgage_first", "mortgage_first_with_determination"):
+        determined = {"determined": app.determined_amount} if kind != "mortgage_first" else {}
+        issue = mortgage("determined" if determined else None, **determined)
+        if determined:
+            issue.notes.append(
+                f"最高额抵押权已确定，确定的债权数额 {app.determined_amount} 元 ({app.determination_fact})"
+            )
+            issue.terms = {**issue.terms, "determined_amount": str(app.determined_amount)}
+        return Recording([issue], [])
+
+    if kind == "purchase_notice":
+        rights = [
+            register.add(Right(new_id("rt"), uid, "notice", "current", None, app.buyers[0].name,
+                               app.buyers[0].id_number, subkind="purchase", registered_at=at,
+                               application_id=application_id, parties=[_party(p) for p in app.buyers]))
+            for uid in units
+        ]  # fmt: skip
+        label = "预告登记(" + app.notice_kind.label.removesuffix("预告登记") + ")"
+        issue = Issue(
+            label, [r.id for r in rights], [_party(p) for p in app.buyers], [_party(p) for p in app.sellers], {}, notes
+        )
+        return Recording([issue], [])
+
+    if kind in ("mortgage_notice", "purchase_and_mortgage_notice"):
+        issues = []
+        if kind == "purchase_and_mortgage_notice":
+            buyers = [_party(p) for p in app.mortgagors]
+            rights = [
+                register.add(Right(new_id("rt"), uid, "notice", "current", None, buyers[0]["name"],
+                                   buyers[0]["id_number"], subkind="purchase", registered_at=at,
+                                   application_id=application_id, parties=buyers))
+                for uid in units
+            ]  # fmt: skip
+            issues.append(
+                Issue(
+                    "预告登记(预售商品房买卖)",
+                    [r.id for r in rights],
+                    buyers,
+                    [_party(p) for p in app.sellers],
+                    {},
+                    notes,
+                )
+            )
+        terms = _terms(app)
+        rights = [
+            register.add(Right(new_id("rt"), uid, "notice", "current", None, app.mortgagee.name,
+                               app.mortgagee.id_number, method=terms["method"],
+                               amount=Decimal(terms["secured_amount"]) if terms.get("secured_amount") else None,
+                               maximum_amount=Decimal(terms["maximum_amount"]) if terms.get("maximum_amount") else None,
+                               subkind="mortgage", terms=terms, registered_at=at, application_id=application_id,
+                               parties=[_party(p) for p in app.mortgagors]))
+            for uid in units
+        ]  # fmt: skip
+        issues.append(
+            Issue(
+                "抵押权预告登记",
+                [r.id for r in rights],
+                [_party(app.mortgagee)],
+                [_party(p) for p in app.mortgagors],
+                terms,
+                notes,
+            )
+        )
+        return Recording(issues, [])
+
+    if kind == "mortgage_notice_conversion":
+        old = [r for r in register.by_certificate(app.notice_certificate) if r.status == "current"]
+        for r in old:
+            register.cancel(r.id, "抵押权预告登记转为抵押权首次登记")
+        issue = mortgage()
+        issue.supersedes = [app.notice_certificate]
+        return Recording([issue], [])
+
+    # change, determination and discharge act on an existing mortgage
+    number = app.mortgage_certificate
+    old = [r for r in register.by_certificate(number) if r.status == "current" and r.kind == "mortgage"]
+    for r in old:
+        register.cancel(r.id, {"mortgage_discharge": "注销登记"}.get(kind, "变更登记"))
+    if kind == "mortgage_discharge":
+        return Recording([], [number])
+    rights = []
+    notes = list(notes)
+    for r in old:
+        new = Right(
+            new_id("rt"), r.unit_id, "mortgage", "current", None, r.holder_name, r.holder_code, rank=r.rank,
+            method=r.method, amount=r.amount, maximum_amount=r.maximum_amount, subkind=r.subkind,
+            terms=dict(r.terms), registered_at=at, application_id=application_id, parties=r.parties,
+        )  # fmt: skip
+        if kind == "maximum_determination":
+            new.subkind = "determined"
+            new.amount = app.determined_amount
+            new.terms["determined_amount"] = str(app.determined_amount)
+        else:
+            _apply_changes(new, app.changes)
+        rights.append(register.add(new))
+    if kind == "maximum_determination":
+        notes.append(f"最高额抵押权确定，确定的债权数额 {app.determined_amount} 元 ({app.determination_fact})")
+    else:
+        notes.append("变更事项: " + "、".join(_CHANGE_NAMES[c.kind] for c in app.changes) + f"；原因: {app.reason}")
+    first = rights[0] if rights else None
+    terms = {**(first.terms if first else {}), "method": first.method if first else None}
+    if first is not None:
+        if first.amount is not None and first.method == "1":
+            terms["secured_amount"] = str(first.amount)
+        if first.maximum_amount is not None:
+            terms["maximum_amount"] = str(first.maximum_amount)
+        terms["rank"] = first.rank
+    holders = [_party(app.mortgagee)]
+    issue = Issue(
+        "抵押权", [r.id for r in rights], holders, [_party(p) for p in app.mortgagors], terms, notes, [number]
+    )
+    return Recording([issue], [])
+
+
+_CHANGE_NAMES = {
+    "guarantee_scope": "担保范围",
+    "rank": "抵押权顺位",
+    "secured_debt": "被担保债权种类或数额",
+    "debt_period": "债务履行期限",
+    "maximum_amount": "最高债权额",
+    "determination_period": "最高额抵押权债权确定期间",
+}
+
+
+def _apply_changes(right: Right, changes: list[Any]) -> None:
+    for c in changes:
+        if c.kind == "guarantee_scope":
+            right.terms["guarantee_scope"] = c.new_scope
+        elif c.kind == "rank":
+            right.rank = c.new_rank
+        elif c.kind == "secured_debt":
+            if c.new_amount is not None:
+                right.amount = c.new_amount
+                right.terms["secured_amount"] = str(c.new_amount)
+            if c.new_debt_kind:
+                right.terms["debt_kind"] = c.new_debt_kind
+        elif c.kind == "debt_period":
+            right.terms["debt_start"], right.terms["debt_end"] = c.new_start.isoformat(), c.new_end.isoformat()
+        elif c.kind == "maximum_amount":
+            right.maximum_amount = c.new_amount
+            right.terms["maximum_amount"] = str(c.new_amount)
+        elif c.kind == "determination_period":
+            right.terms["determination_start"] = c.new_start.isoformat()
+            right.terms["determination_end"] = c.new_end.isoformat()

@@ -1,0 +1,238 @@
+"""Sample data consistent with the sandbox's seeded register: parties, properties, and a valid
+application of every business type about a seeded unit and its owners.
+
+Tests, the sandbox's sample certificate and the demo's sample exports all draw on it, so what
+they submit is what the register says (owners, titles, existing mortgages).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sandbox import register
+from sdk.identifiers import resident_id_check_char, uscc_check_char
+from sdk.models import (
+    APPLICATION_TYPES,
+    ApplicationBase,
+    Declaration,
+    ElectronicSignatureRef,
+    InquiryAnswer,
+    Material,
+    NaturalPerson,
+    Organisation,
+    PropertyUnit,
+)
+
+BANK_USCC = "91340100781081199K"
+SIGNED_AT = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
+
+
+def resident_id(seq: int = 123, birth: str = "19800101", area: str = "340104") -> str:
+    first17 = f"{area}{birth}{seq:03d}"
+    return first17 + resident_id_check_char(first17)
+
+
+def uscc(body17: str = "91340100MA2N00001") -> str:
+    return body17 + uscc_check_char(body17)
+
+
+def person(name: str = "张三", seq: int = 123) -> NaturalPerson:
+    return NaturalPerson(name=name, id_number=resident_id(seq))
+
+
+def bank() -> Organisation:
+    return Organisation(name="中国示例银行股份有限公司合肥分行", id_number=BANK_USCC)
+
+
+def unit(n: int = 1) -> PropertyUnit:
+    """Seeded unit ``n`` of the sandbox's register (see sandbox.register)."""
+    return PropertyUnit(
+        unit_id=register.unit_id(n),
+        location=register._location(n),
+        title_certificate=register.title_certificate(n),
+    )
+
+
+def buyer(n: int) -> NaturalPerson:
+    """A buyer of presale unit ``n`` (not in the register until a purchase notice is recorded)."""
+    return NaturalPerson(name="钱多多", id_number=resident_id(n % 1000, birth="19900315"))
+
+
+def material(content: bytes = b"%PDF-1.7 sample", mid: str = "m1", code: str = "application_form") -> Material:
+    return Material(
+        id=mid,
+        code=code,
+        filename=f"{mid}.pdf",
+        media_type="application/pdf",
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+    )
+
+
+def declaration(*pointers: str) -> Declaration:
+    return Declaration(
+        operator_id="op-001",
+        inquiry=[InquiryAnswer(question_code="true_intent", question="是否为真实意思表示", answer="是")],
+        commitment_accepted=True,
+        signatures=[
+            ElectronicSignatureRef(party=p, signature_id=f"sig-{i}", signed_at=SIGNED_AT)
+            for i, p in enumerate(pointers or ("/mortgagors/0",))
+        ],
+    )
+
+
+GENERAL_TERMS = {
+    "method": "1",
+    "secured_amount": "1500000.00",
+    "debt_start": "2026-03-05",
+    "debt_end": "2046-03-04",
+    "guarantee_scope": "主债权及利息、违约金、损害赔偿金和实现债权的费用",
+}
+MAXIMUM_TERMS = {
+    "method": "2",
+    "maximum_amount": "3000000.00",
+    "debt_start": "2026-03-05",
+    "debt_end": "2031-03-04",
+    "determination_start": "2026-03-05",
+    "determination_end": "2031-03-04",
+}
+
+
+#: a seeded unit that suits each business type (see sandbox.register)
+DEFAULT_UNIT = {
+    "mortgage_first": 1,
+    "mortgage_change": 5,
+    "mortgage_discharge": 15,
+    "purchase_notice": 241,
+    "mortgage_notice": 242,
+    "purchase_and_mortgage_notice": 243,
+    "mortgage_notice_conversion": 281,
+    "maximum_determination": 20,
+    "mortgage_first_with_determination": 2,
+}
+
+
+def material_content(code: str, ref: str = "") -> bytes:
+    return f"%PDF-1.7 sample {code} {ref}".encode()
+
+
+def application_dict(
+    kind: str, ref: str = "LN2026-0001", n: int | None = None, *, complete: bool = False
+) -> dict[str, Any]:
+    """A valid application of type ``kind`` as wire JSON, about seeded unit ``n`` and its owners.
+
+    With ``complete`` it carries every material its checklist requires (content from
+    :func:`material_content`), so the sandbox accepts it without a 补正.
+    """
+    n = DEFAULT_UNIT[kind] if n is None else n
+    prop = unit(n).model_dump(mode="json", exclude_none=True)
+    base: dict[str, Any] = {
+        "type": kind,
+        "client_reference": ref,
+        "properties": [prop],
+        "materials": [material().model_dump(mode="json")],
+    }
+    owners = [o.model_dump(mode="json", exclude_none=True) for o in register.owners_of(n)]
+    lender = bank().model_dump(mode="json", exclude_none=True)
+    purchaser = [buyer(n).model_dump(mode="json", exclude_none=True)]
+    developer = [register.DEVELOPER.model_dump(mode="json", exclude_none=True)]
+    proof = register.seed_mortgage_certificate(n)
+    parties = {"mortgagors": owners, "mortgagee": lender}
+    specific: dict[str, dict[str, Any]] = {
+        "mortgage_first": {**parties, "terms": GENERAL_TERMS, "main_contract_number": "HT-1"},
+        "mortgage_change": {
+            **parties,
+            "mortgage_certificate": proof,
+            "changes": [{"kind": "secured_debt", "new_amount": "1200000.00"}, {"kind": "rank", "new_rank": 1}],
+            "reason": "借款人部分还款",
+        },
+        "mortgage_discharge": {**parties, "mortgage_certificate": proof, "applicant_side": "mortgagee"},
+        "purchase_notice": {
+            "buyers": purchaser,
+            "sellers": developer,
+            "sale_contract_number": "YS-2026-1",
+            "price": "2000000.00",
+        },
+        "mortgage_notice": {
+            "mortgagors": purchaser,
+            "mortgagee": lender,
+            "terms": GENERAL_TERMS,
+            "main_contract_number": "HT-2",
+        },
+        "purchase_and_mortgage_notice": {
+            "mortgagors": purchaser,
+            "mortgagee": lender,
+            "sellers": developer,
+            "sale_contract_number": "YS-2026-2",
+            "terms": GENERAL_TERMS,
+            "main_contract_number": "HT-3",
+        },
+        "mortgage_notice_conversion": {
+            **parties,
+            "notice_certificate": register.notice_certificate(n),
+            "terms": GENERAL_TERMS,
+            "main_contract_number": "HT-4",
+        },
+        "maximum_determination": {
+            **parties,
+            "mortgage_certificate": proof,
+            "determined_amount": "1000000.00",
+            "determination_fact": "债权确定期间届满",
+        },
+        "mortgage_first_with_determination": {
+            **parties,
+            "terms": MAXIMUM_TERMS,
+            "main_contract_number": "HT-5",
+            "determined_amount": "2800000.00",
+            "determination_fact": "抵押权人与抵押人约定确定",
+        },
+    }
+    base.update(copy.deepcopy(specific[kind]))
+    cls = APPLICATION_TYPES[kind]
+    pointers = _pointers(cls, base)
+    base["declaration"] = declaration(*pointers).model_dump(mode="json")
+    if complete:
+        base["materials"] = complete_materials(kind, base)
+    return base
+
+
+def complete_materials(kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One material per item the business type's checklist requires of this application."""
+    from pydantic import TypeAdapter
+
+    from config import load_checklists
+    from sdk.checklists import required_materials
+    from sdk.models import Application
+
+    app = TypeAdapter(Application).validate_python({**data, "materials": []})
+    items = required_materials(app, load_checklists()[kind])
+    return [
+        material(material_content(i.code, data["client_reference"]), mid=f"m{k}", code=i.code).model_dump(mode="json")
+        for k, i in enumerate(items, 1)
+    ]
+
+
+def _pointers(cls: type[ApplicationBase], data: dict[str, Any]) -> list[str]:
+    if data["type"] == "mortgage_discharge":
+        return ["/mortgagee/0"]
+    pointers: list[str] = []
+    for name in cls.applicant_fields:
+        pointers += [f"/{name}/{i}" for i in range(len(data[name]))]
+    return pointers
+
+
+def application(kind: str = "mortgage_first", ref: str = "LN2026-0001", n: int | None = None) -> Any:
+    from pydantic import TypeAdapter
+
+    from sdk.models import Application
+
+    return TypeAdapter(Application).validate_python(application_dict(kind, ref, n))
+
+
+ALL_TYPES = sorted(APPLICATION_TYPES)
+TODAY = date(2026, 11, 22)
+AMOUNT = Decimal("1500000.00")
