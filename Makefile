@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: test demo lint typecheck clean
+.PHONY: test demo lint typecheck clean system-deps openapi docs-certificate sandbox
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,31 @@ test: lint typecheck
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo
+
+# Debian packages the certificate tests use (poppler's pdfsig/pdftotext/pdftoppm, a CJK TrueType font).
+SYSTEM_PACKAGES := poppler-utils fonts-wqy-microhei
+system-deps:
+	@if command -v pdfsig >/dev/null && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; then \
+		echo "system packages present"; \
+	elif command -v apt-get >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null; }; \
+	else \
+		echo "no apt-get: install $(SYSTEM_PACKAGES) (or equivalents) by hand for the certificate tests"; \
+	fi
+
+# the sandbox's OpenAPI document, kept in docs/ (a test fails when it is stale)
+openapi: $(STAMP)
+	$(BIN)/python -m sandbox.openapi > docs/openapi.json
+
+# the sample certificate's first page, kept in docs/
+docs-certificate: $(STAMP)
+	$(BIN)/regbridge sandbox sample-certificate --out docs/certificate-sample.png
+
+# a sandbox centre in memory on 127.0.0.1:8600
+sandbox: $(STAMP)
+	$(BIN)/regbridge sandbox serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -481,14 +481,20 @@ def create_app(
         request.state.actor = f"admin:{label}"
         return label
 
-    Admin = Annotated[str, Depends(admin)]
+    admin_only = [Depends(admin)]
 
-    @app.get("/admin/v1/institutions", response_model=list[InstitutionProfile], tags=["admin"])
-    async def admin_institutions(_: Admin) -> Response:
+    @app.get("/admin/v1/institutions", response_model=list[InstitutionProfile], tags=["admin"], dependencies=admin_only)
+    async def admin_institutions() -> Response:
         return _json(centre.list_institutions())
 
-    @app.post("/admin/v1/institutions", response_model=InstitutionProfile, status_code=201, tags=["admin"])
-    async def admin_create_institution(_: Admin, body: InstitutionCreate) -> Response:
+    @app.post(
+        "/admin/v1/institutions",
+        response_model=InstitutionProfile,
+        status_code=201,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_create_institution(body: InstitutionCreate) -> Response:
         if centre.store.one("SELECT 1 FROM institutions WHERE uscc = ?", body.uscc):
             raise CentreError(409, "duplicate_institution", "an institution with this 统一社会信用代码 exists")
         iid = centre.create_institution(
@@ -497,73 +503,106 @@ def create_app(
         return _json(centre.profile(iid), 201)
 
     @app.post(
-        "/admin/v1/institutions/{institution_id}/operators", response_model=Operator, status_code=201, tags=["admin"]
+        "/admin/v1/institutions/{institution_id}/operators",
+        response_model=Operator,
+        status_code=201,
+        tags=["admin"],
+        dependencies=admin_only,
     )
-    async def admin_create_operator(_: Admin, institution_id: str, body: OperatorCreate) -> Response:
+    async def admin_create_operator(institution_id: str, body: OperatorCreate) -> Response:
         oid = centre.create_operator(institution_id, body.display_name, body.operator_id)
         return _json(Operator(operator_id=oid, display_name=body.display_name, active=True), 201)
 
-    @app.post("/admin/v1/institutions/{institution_id}/enrolment-bundle", status_code=201, tags=["admin"])
-    async def admin_bundle(request: Request, _: Admin, institution_id: str, body: BundleRequest) -> Response:
+    @app.post(
+        "/admin/v1/institutions/{institution_id}/enrolment-bundle",
+        status_code=201,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_bundle(request: Request, institution_id: str, body: BundleRequest) -> Response:
         base = body.api_base_url or centre.public_url or str(request.base_url).rstrip("/")
         bundle = centre.enrolment_bundle(institution_id, base, valid_for=timedelta(hours=body.valid_hours))
         return Response(json.dumps(bundle, ensure_ascii=False, indent=2).encode(), 201, media_type="application/json")
 
     @app.get(
-        "/admin/v1/institutions/{institution_id}/credentials", response_model=list[CredentialRecord], tags=["admin"]
+        "/admin/v1/institutions/{institution_id}/credentials",
+        response_model=list[CredentialRecord],
+        tags=["admin"],
+        dependencies=admin_only,
     )
-    async def admin_credentials(_: Admin, institution_id: str) -> Response:
+    async def admin_credentials(institution_id: str) -> Response:
         centre.institution_row(institution_id)
         return _json(centre.list_credentials(institution_id))
 
-    @app.post("/admin/v1/credentials/{key_id}/revoke", response_model=CredentialRecord, tags=["admin"])
-    async def admin_revoke(_: Admin, key_id: str, body: Revocation) -> Response:
+    @app.post(
+        "/admin/v1/credentials/{key_id}/revoke",
+        response_model=CredentialRecord,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_revoke(key_id: str, body: Revocation) -> Response:
         return _json(centre.revoke(None, key_id, body.reason))
 
-    @app.put("/admin/v1/institutions/{institution_id}/channel", response_model=InstitutionProfile, tags=["admin"])
-    async def admin_channel(_: Admin, institution_id: str, body: ChannelChange) -> Response:
+    @app.put(
+        "/admin/v1/institutions/{institution_id}/channel",
+        response_model=InstitutionProfile,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_channel(institution_id: str, body: ChannelChange) -> Response:
         centre.set_channel(institution_id, body.status, body.reason)
         return _json(centre.profile(institution_id))
 
-    @app.get("/admin/v1/faults", response_model=FaultsConfig, tags=["admin"])
-    async def admin_get_faults(_: Admin) -> Response:
+    @app.get("/admin/v1/faults", response_model=FaultsConfig, tags=["admin"], dependencies=admin_only)
+    async def admin_get_faults() -> Response:
         return _json(faults.config)
 
-    @app.put("/admin/v1/faults", response_model=FaultsConfig, tags=["admin"])
-    async def admin_faults(_: Admin, body: FaultsConfig) -> Response:
+    @app.put("/admin/v1/faults", response_model=FaultsConfig, tags=["admin"], dependencies=admin_only)
+    async def admin_faults(body: FaultsConfig) -> Response:
         faults.configure(body)
         store.audit("admin", "faults.configure", None, "ok")
         return _json(faults.config)
 
-    @app.put("/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"])
-    async def admin_script(_: Admin, client_reference: str, stage: str, body: Script) -> Response:
+    @app.put("/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"], dependencies=admin_only)
+    async def admin_script(client_reference: str, stage: str, body: Script) -> Response:
         if stage not in STAGES:
             raise CentreError(404, "not_found", f"stage is one of {', '.join(STAGES)}")
         centre.workflow.set_script(client_reference, stage, body.model_dump(exclude_none=True))
         return Response(status_code=204)
 
-    @app.delete("/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"])
-    async def admin_clear_script(_: Admin, client_reference: str, stage: str) -> Response:
+    @app.delete(
+        "/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"], dependencies=admin_only
+    )
+    async def admin_clear_script(client_reference: str, stage: str) -> Response:
         centre.workflow.clear_script(client_reference, stage)
         return Response(status_code=204)
 
-    @app.post("/admin/v1/applications/{application_id}/advance", response_model=ApplicationRecord, tags=["admin"])
-    async def admin_advance(_: Admin, application_id: str) -> Response:
+    @app.post(
+        "/admin/v1/applications/{application_id}/advance",
+        response_model=ApplicationRecord,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_advance(application_id: str) -> Response:
         row = store.one("SELECT institution_id FROM applications WHERE id = ?", application_id)
         if row is None:
             raise CentreError(404, "not_found", f"no application {application_id}")
         return _json(centre.workflow.advance(row["institution_id"], application_id))
 
-    @app.get("/admin/v1/certificates/{certificate_id}", response_model=CertificateMetadata, tags=["admin"])
-    async def admin_certificate(_: Admin, certificate_id: str) -> Response:
+    @app.get(
+        "/admin/v1/certificates/{certificate_id}",
+        response_model=CertificateMetadata,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_certificate(certificate_id: str) -> Response:
         row = store.one("SELECT metadata FROM certificates WHERE id = ?", certificate_id)
         if row is None:
             raise CentreError(404, "not_found", f"no certificate {certificate_id}")
         return Response(row["metadata"], media_type="application/json")
 
-    @app.get("/admin/v1/audit", tags=["admin"])
+    @app.get("/admin/v1/audit", tags=["admin"], dependencies=admin_only)
     async def admin_audit(
-        _: Admin,
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:

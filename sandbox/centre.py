@@ -166,7 +166,7 @@ class Centre:
     # --- enrolment ----------------------------------------------------------------------
 
     def enroll(self, enrolment: Enrolment) -> EnrolmentResult:
-        public_key = public_key_from_jwk(enrolment.public_key)
+        public_key = _public_key(enrolment.public_key)
         with self.store.transaction() as db:
             row = db.execute(
                 "SELECT institution_id, expires_at, used_at FROM enrolment_tokens WHERE token_hash = ?",
@@ -476,11 +476,10 @@ class Centre:
             raise CentreError(404, "not_found", f"document {material_id} is not declared in the filing")
         _check_payload(material_id, declared, content)
         self.store.execute(
-            "INSERT OR REPLACE INTO materials VALUES (?, ?, ?, ?, ?)",
-            f"filing:{institution_id}",
+            "INSERT OR REPLACE INTO filing_documents VALUES (?, ?, ?, ?)",
+            institution_id,
             material_id,
             declared.sha256,
-            len(content),
             content,
         )
         return self.profile(institution_id)
@@ -510,7 +509,7 @@ class Centre:
 
     def rotate(self, institution_id: str, signing_key_id: str, rotation: Rotation) -> CredentialRecord:
         """Register a new key; the key that signed the request is revoked after the grace period."""
-        public_key = public_key_from_jwk(rotation.public_key)
+        public_key = _public_key(rotation.public_key)
         fingerprint = jwk_fingerprint(rotation.public_key)
         if self.store.one("SELECT 1 FROM keys WHERE fingerprint = ?", fingerprint):
             raise CentreError(409, "key_exists", "this public key is already registered")
@@ -890,3 +889,15 @@ def _check_payload(material_id: str, material: Material, content: bytes) -> str:
             f"declared {material.size} bytes with sha256 {material.sha256[:12]}…",
         )
     return digest
+
+
+def _public_key(jwk: Any) -> Any:
+    try:
+        return public_key_from_jwk(jwk)
+    except (ValueError, TypeError) as e:
+        raise CentreError(
+            422,
+            "validation_failed",
+            "the public key is not a valid Ed25519 or P-256 key",
+            errors=[{"code": "invalid_key", "detail": str(e), "pointer": "/public_key"}],
+        ) from None

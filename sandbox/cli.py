@@ -126,7 +126,7 @@ def serve(
     token = centre.create_admin_token("serve")
     typer.echo(f"sandbox centre {centre.name} on http://{host}:{port}  (data: {data or 'in memory'})")
     typer.echo(f"admin API token for this run (shown once): {token}")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    uvicorn.run(application, host=host, port=port, log_level="warning", date_header=False)
 
 
 @admin_app.command("token")

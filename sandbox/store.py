@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS materials (
     application_id TEXT NOT NULL REFERENCES applications(id), material_id TEXT NOT NULL,
     sha256 TEXT NOT NULL, size INTEGER NOT NULL, content BLOB NOT NULL, PRIMARY KEY (application_id, material_id)
 );
+CREATE TABLE IF NOT EXISTS filing_documents (
+    institution_id TEXT NOT NULL REFERENCES institutions(id), material_id TEXT NOT NULL, sha256 TEXT NOT NULL,
+    content BLOB NOT NULL, PRIMARY KEY (institution_id, material_id)
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, institution_id TEXT NOT NULL, event TEXT NOT NULL
 );

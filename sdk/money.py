@@ -15,6 +15,8 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 __all__ = ["Yuan", "fen_to_yuan", "parse_yuan", "wan_to_yuan", "yuan_to_fen", "yuan_to_wan"]
 
+#: no registration amount comes near this; bigger numbers are input errors (and beyond exact fen arithmetic)
+MAX_YUAN = Decimal("1000000000000000")
 _FEN = Decimal("0.01")
 _TEN_THOUSAND = Decimal(10000)
 
@@ -44,6 +46,8 @@ def parse_yuan(value: object) -> Decimal:
         raise ValueError("amount: must be finite")
     if amount < 0:
         raise ValueError(f"amount: {amount} is negative")
+    if amount >= MAX_YUAN:
+        raise ValueError(f"amount: must be below {MAX_YUAN:,} yuan")
     if amount != amount.quantize(_FEN):
         raise ValueError(f"amount: {amount} has fractions of a fen")
     return amount.quantize(_FEN)

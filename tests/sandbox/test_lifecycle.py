@@ -235,9 +235,7 @@ def test_withdrawal_before_recording(sandbox: Running, bank: Bank) -> None:
     record = lodge(bank, f.application_dict("mortgage_first", "LN-WD", n=4, complete=True))
     held = settle(bank.client, record.application_id, "under_review")
     assert held.status is S.UNDER_REVIEW
-    out = bank.client.applications.withdraw(
-        record.application_id, "借款人取消贷款", idempotency_key="LN-WD:withdraw"
-    )
+    out = bank.client.applications.withdraw(record.application_id, "借款人取消贷款", idempotency_key="LN-WD:withdraw")
     assert out.status is S.WITHDRAWN and out.history[-1].note == "撤回: 借款人取消贷款"
     with pytest.raises(sdk.Conflict):
         bank.client.applications.withdraw(record.application_id, "again", idempotency_key="x2")

@@ -38,3 +38,9 @@ def test_wan_conversion_only_at_the_edge_and_exact() -> None:
     with pytest.raises(ValueError, match="fen"):
         wan_to_yuan("0.0000001")
     assert yuan_to_fen(Decimal("12.34")) == 1234 and fen_to_yuan(1234) == Decimal("12.34")
+
+
+@pytest.mark.parametrize("text", ["1e30", "1000000000000000", "9" * 40])
+def test_absurd_amounts_are_refused_not_crashed(text: str) -> None:
+    with pytest.raises(ValueError, match="below"):
+        parse_yuan(text)
