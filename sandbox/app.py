@@ -567,7 +567,10 @@ def create_app(
     async def admin_script(client_reference: str, stage: str, body: Script) -> Response:
         if stage not in STAGES:
             raise CentreError(404, "not_found", f"stage is one of {', '.join(STAGES)}")
-        centre.workflow.set_script(client_reference, stage, body.model_dump(exclude_none=True))
+        try:
+            centre.workflow.set_script(client_reference, stage, body.model_dump(exclude_none=True))
+        except ValueError as e:
+            raise CentreError(422, "validation_failed", str(e)) from None
         return Response(status_code=204)
 
     @app.delete(

@@ -126,6 +126,8 @@ class Workflow:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}")
         if script.get("outcome") not in ("hold", "correction", "not_accepted", "refused"):
             raise ValueError("outcome must be hold, correction, not_accepted or refused")
+        if stage in ("review", "issue") and script["outcome"] != "hold":
+            raise ValueError(f"at {stage} an application can only be held")
         self.store.execute(
             "INSERT OR REPLACE INTO scripts VALUES (?, ?, ?)",
             client_reference,

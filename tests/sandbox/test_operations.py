@@ -380,3 +380,19 @@ def test_sign_expired_and_future_signatures(sandbox: Running, bank: Bank) -> Non
         future = httpx.Request("GET", f"{sandbox.url}/v1/institution")
         sign_request(future, signer, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=900))
         assert http.send(future).json()["code"] == "clock_skew"
+
+
+def test_admin_scripts_over_http(sandbox: Running, bank: Bank) -> None:
+    with admin(sandbox) as a:
+        assert a.put("/admin/v1/scripts/LN-S1/review", json={"outcome": "refused"}).status_code == 422
+        assert a.put("/admin/v1/scripts/LN-S1/nowhere", json={"outcome": "hold"}).status_code == 404
+        assert a.put("/admin/v1/scripts/LN-S1/examination", json={"outcome": "hold"}).status_code == 204
+        record = lodge(bank, f.application_dict("mortgage_first", "LN-S1", n=12, complete=True))
+        held = settle(bank.client, record.application_id, "under_review")
+        time.sleep(0.3)
+        assert bank.client.applications.get(record.application_id).status is S.UNDER_REVIEW
+        advanced = a.post(f"/admin/v1/applications/{held.application_id}/advance")
+        assert advanced.status_code == 200 and advanced.json()["status"] == "recorded"
+        assert a.delete("/admin/v1/scripts/LN-S1/examination").status_code == 204
+        audit = a.get("/admin/v1/audit", params={"limit": 1000}).json()
+        assert any(r["actor"] == "admin:test" and r["action"].startswith("POST /admin/v1/applications") for r in audit)
