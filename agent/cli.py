@@ -51,3 +51,7 @@ _add_sandbox()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
