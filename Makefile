@@ -18,7 +18,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict sdk
 
-test: lint typecheck
+test: system-deps lint typecheck
 	$(BIN)/pytest -q
 
 demo: $(STAMP)

@@ -204,10 +204,14 @@ def create_app(
         return who
 
     async def idempotent(
-        request: Request, who: Caller, key: str | None, act: Callable[[], tuple[int, bytes]]
+        request: Request, key: str | None, status: int, act: Callable[[Caller], BaseModel]
     ) -> Response:
+        """Authenticate, then run ``act`` once per idempotency key (docs/api.md §4), answering ``status``."""
+        who = await caller(request)
         fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
-        result = centre.idempotent(who.institution_id, key, fingerprint, act)
+        result = centre.idempotent(
+            who.institution_id, key, fingerprint, lambda: (status, act(who).model_dump_json().encode())
+        )
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         media = "application/json" if result.status < 400 else "application/problem+json"
         return Response(result.body, status_code=result.status, media_type=media, headers=headers)
@@ -225,24 +229,16 @@ def create_app(
 
     @app.post("/v1/credentials/rotate", response_model=CredentialRecord, status_code=201, tags=["credentials"])
     async def rotate(request: Request, rotation: Rotation, idempotency_key: IdemKey = None) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (201, centre.rotate(who.institution_id, who.key_id, rotation).model_dump_json().encode()),
+            request, idempotency_key, 201, lambda who: centre.rotate(who.institution_id, who.key_id, rotation)
         )
 
     @app.post("/v1/credentials/{key_id}/revoke", response_model=CredentialRecord, tags=["credentials"])
     async def revoke(
         request: Request, key_id: str, revocation: Revocation, idempotency_key: IdemKey = None
     ) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (200, centre.revoke(who.institution_id, key_id, revocation.reason).model_dump_json().encode()),
+            request, idempotency_key, 200, lambda who: centre.revoke(who.institution_id, key_id, revocation.reason)
         )
 
     # --- institution --------------------------------------------------------------------
@@ -254,12 +250,8 @@ def create_app(
 
     @app.post("/v1/institution/filing", response_model=InstitutionProfile, tags=["institution"])
     async def filing(request: Request, body: InstitutionFiling, idempotency_key: IdemKey = None) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (200, centre.file_institution(who.institution_id, body).model_dump_json().encode()),
+            request, idempotency_key, 200, lambda who: centre.file_institution(who.institution_id, body)
         )
 
     @app.put(
@@ -288,12 +280,8 @@ def create_app(
     async def create_application(
         request: Request, application: Annotated[Application, Body()], idempotency_key: IdemKey = None
     ) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (201, centre.create_application(who.institution_id, application).model_dump_json().encode()),
+            request, idempotency_key, 201, lambda who: centre.create_application(who.institution_id, application)
         )
 
     @app.get("/v1/applications", response_model=list[ApplicationRecord], tags=["applications"])
@@ -335,36 +323,24 @@ def create_app(
 
     @app.post("/v1/applications/{application_id}/submit", response_model=ApplicationRecord, tags=["applications"])
     async def submit(request: Request, application_id: str, idempotency_key: IdemKey = None) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (200, centre.submit(who.institution_id, application_id).model_dump_json().encode()),
+            request, idempotency_key, 200, lambda who: centre.submit(who.institution_id, application_id)
         )
 
     @app.post("/v1/applications/{application_id}/supplements", response_model=ApplicationRecord, tags=["applications"])
     async def supplement(
         request: Request, application_id: str, body: Supplement, idempotency_key: IdemKey = None
     ) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (200, centre.supplement(who.institution_id, application_id, body).model_dump_json().encode()),
+            request, idempotency_key, 200, lambda who: centre.supplement(who.institution_id, application_id, body)
         )
 
     @app.post("/v1/applications/{application_id}/withdraw", response_model=ApplicationRecord, tags=["applications"])
     async def withdraw(
         request: Request, application_id: str, body: Withdrawal, idempotency_key: IdemKey = None
     ) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (200, centre.withdraw(who.institution_id, application_id, body).model_dump_json().encode()),
+            request, idempotency_key, 200, lambda who: centre.withdraw(who.institution_id, application_id, body)
         )
 
     # --- fees ---------------------------------------------------------------------------
@@ -378,12 +354,8 @@ def create_app(
         "/v1/applications/{application_id}/payments", response_model=PaymentReceipt, status_code=201, tags=["fees"]
     )
     async def pay(request: Request, application_id: str, payment: Payment, idempotency_key: IdemKey = None) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (201, centre.pay(who.institution_id, application_id, payment).model_dump_json().encode()),
+            request, idempotency_key, 201, lambda who: centre.pay(who.institution_id, application_id, payment)
         )
 
     @app.get("/v1/payments/{payment_id}", response_model=PaymentReceipt, tags=["fees"])
@@ -463,12 +435,8 @@ def create_app(
 
     @app.post("/v1/property-queries", response_model=PropertyQueryResult, tags=["property"])
     async def property_query(request: Request, query: PropertyQuery, idempotency_key: IdemKey = None) -> Response:
-        who = await caller(request)
         return await idempotent(
-            request,
-            who,
-            idempotency_key,
-            lambda: (200, centre.query_property(who.institution_id, query).model_dump_json().encode()),
+            request, idempotency_key, 200, lambda who: centre.query_property(who.institution_id, query)
         )
 
     # --- admin --------------------------------------------------------------------------

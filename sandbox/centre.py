@@ -165,8 +165,31 @@ class Centre:
 
     # --- enrolment ----------------------------------------------------------------------
 
+    def _register_key(self, institution_id: str, jwk: Any, label: str) -> tuple[str, str]:
+        """Store a new active public key (inside the caller's transaction); answer its id and algorithm.
+
+        Raises:
+            CentreError: 422 for a key that is not a valid Ed25519/P-256 key, 409 for one already registered.
+        """
+        algorithm = algorithm_of(_public_key(jwk))
+        fingerprint = jwk_fingerprint(jwk)
+        if self.store.one("SELECT 1 FROM keys WHERE fingerprint = ?", fingerprint):
+            raise CentreError(409, "key_exists", "this public key is already registered")
+        key_id = new_id("key")
+        self.store.execute(
+            "INSERT INTO keys (key_id, institution_id, algorithm, jwk, label, fingerprint, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+            key_id,
+            institution_id,
+            algorithm,
+            jwk.model_dump_json(exclude_none=True),
+            label,
+            fingerprint,
+            now_utc().isoformat(),
+        )
+        return key_id, algorithm
+
     def enroll(self, enrolment: Enrolment) -> EnrolmentResult:
-        public_key = _public_key(enrolment.public_key)
         with self.store.transaction() as db:
             row = db.execute(
                 "SELECT institution_id, expires_at, used_at FROM enrolment_tokens WHERE token_hash = ?",
@@ -174,21 +197,7 @@ class Centre:
             ).fetchone()
             if row is None or row["used_at"] or datetime.fromisoformat(row["expires_at"]) < now_utc():
                 raise CentreError(401, "enrolment_token_invalid", "the enrolment token is unknown, used or expired")
-            key_id = new_id("key")
-            algorithm = algorithm_of(public_key)
-            db.execute(
-                "INSERT INTO keys (key_id, institution_id, algorithm, jwk, label, fingerprint, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
-                (
-                    key_id,
-                    row["institution_id"],
-                    algorithm,
-                    enrolment.public_key.model_dump_json(exclude_none=True),
-                    enrolment.label,
-                    jwk_fingerprint(enrolment.public_key),
-                    now_utc().isoformat(),
-                ),
-            )
+            key_id, algorithm = self._register_key(row["institution_id"], enrolment.public_key, enrolment.label)
             db.execute(
                 "UPDATE enrolment_tokens SET used_at = ? WHERE token_hash = ?",
                 (now_utc().isoformat(), token_hash(enrolment.token)),
@@ -509,27 +518,11 @@ class Centre:
 
     def rotate(self, institution_id: str, signing_key_id: str, rotation: Rotation) -> CredentialRecord:
         """Register a new key; the key that signed the request is revoked after the grace period."""
-        public_key = _public_key(rotation.public_key)
-        fingerprint = jwk_fingerprint(rotation.public_key)
-        if self.store.one("SELECT 1 FROM keys WHERE fingerprint = ?", fingerprint):
-            raise CentreError(409, "key_exists", "this public key is already registered")
-        key_id = new_id("key")
-        now = now_utc()
         with self.store.transaction():
-            self.store.execute(
-                "INSERT INTO keys (key_id, institution_id, algorithm, jwk, label, fingerprint, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
-                key_id,
-                institution_id,
-                algorithm_of(public_key),
-                rotation.public_key.model_dump_json(exclude_none=True),
-                rotation.label,
-                fingerprint,
-                now.isoformat(),
-            )
+            key_id, _ = self._register_key(institution_id, rotation.public_key, rotation.label)
             self.store.execute(
                 "UPDATE keys SET revoke_at = ? WHERE key_id = ?",
-                (now + timedelta(seconds=rotation.grace_seconds)).isoformat(),
+                (now_utc() + timedelta(seconds=rotation.grace_seconds)).isoformat(),
                 signing_key_id,
             )
         self.store.audit(institution_id, "key.rotate", f"{signing_key_id}->{key_id}", "ok")

@@ -4,7 +4,6 @@ independent validators, and its Chinese fields readable back out of it."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,12 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tool(name: str) -> str:
-    """A poppler tool; CI installs poppler-utils (.ci/run) and sets REGBRIDGE_REQUIRE_TOOLS=1."""
+    """A poppler tool: `make test` installs poppler-utils first (`make system-deps`)."""
     path = shutil.which(name)
     if path is None:
-        if os.environ.get("REGBRIDGE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{name} is required here (Debian: poppler-utils)")
-        pytest.skip(f"{name} not installed (Debian: poppler-utils)")
+        pytest.fail(f"{name} is required for the certificate tests: run `make system-deps` (Debian: poppler-utils)")
     return path
 
 

@@ -101,6 +101,9 @@ def test_admin_issues_an_account_and_a_signed_bundle_that_enrols_once(sandbox: R
         enrolled = anon.credentials.enroll(bundle["token"], jwk_from_public_key(key.public_key()))
         with pytest.raises(sdk.AuthenticationFailed):
             anon.credentials.enroll(bundle["token"], jwk_from_public_key(generate_private_key().public_key()))
+    with sdk.Client(sandbox.url) as anon, pytest.raises(sdk.Conflict) as exc:  # one key, one registration
+        anon.credentials.enroll(sandbox.centre.issue_enrolment_token(iid), jwk_from_public_key(key.public_key()))
+    assert exc.value.code == "key_exists"
     with sdk.Client(sandbox.url, sdk.Credential(enrolled.key_id, key)) as client:
         assert [o.operator_id for o in client.institution.operators()] == [op["operator_id"]]
         assert client.institution.get().institution_id == iid
