@@ -1,0 +1,139 @@
+"""An append-only, hash-chained audit log of every action the agent takes.
+
+Each line is a JSON record ``{seq, at, actor, action, target, outcome, detail, prev, hash}``;
+``hash`` is the SHA-256 of ``prev`` and the record's canonical JSON, so changing, removing or
+reordering a record breaks the chain from there on, and ``regbridge audit verify`` says where.
+The head (last seq and hash) is also kept in the state store, so cutting records off the end
+shows too. Details are masked (no names or ID numbers). A line torn by a crash mid-write is
+not a record: the next append starts on a fresh line and ``verify`` reports the torn line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sdk.privacy import mask_text
+
+__all__ = ["GENESIS", "AuditLog", "AuditVerification", "verify_audit"]
+
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, record: dict[str, Any]) -> str:
+    body = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((prev + body).encode()).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, path: Path, actor: str = "agent") -> None:
+        self.path = path
+        self.actor = actor
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _tail(self, fh: Any) -> tuple[int, str, bool]:
+        """(last seq, last hash, ends with newline) of the file open in ``fh``."""
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return 0, GENESIS, True
+        back = min(size, 65536)
+        fh.seek(size - back)
+        chunk = fh.read(back)
+        ends = chunk.endswith(b"\n")
+        for line in reversed(chunk.splitlines()):
+            try:
+                rec = json.loads(line)
+                return int(rec["seq"]), str(rec["hash"]), ends
+            except (ValueError, KeyError, TypeError):
+                continue
+        return 0, GENESIS, ends
+
+    def append(
+        self, action: str, target: str = "", outcome: str = "ok", *, actor: str | None = None, **detail: Any
+    ) -> dict[str, Any]:
+        with self._lock, open(self.path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                seq, prev, ends = self._tail(fh)
+                record = {
+                    "seq": seq + 1,
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "actor": actor or self.actor,
+                    "action": action,
+                    "target": mask_text(str(target)),
+                    "outcome": mask_text(str(outcome)),
+                    "detail": {k: mask_text(str(v)) for k, v in detail.items()},
+                    "prev": prev,
+                }
+                record["hash"] = _digest(prev, record)
+                line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+                fh.write((b"" if ends else b"\n") + line.encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return record
+
+    def head(self) -> tuple[int, str]:
+        if not self.path.exists():
+            return 0, GENESIS
+        with open(self.path, "rb") as fh:
+            seq, digest, _ = self._tail(fh)
+        return seq, digest
+
+
+@dataclass
+class AuditVerification:
+    ok: bool
+    records: int
+    problems: list[str] = field(default_factory=list)
+    torn_lines: list[int] = field(default_factory=list)
+
+
+def verify_audit(path: Path, expected_head: tuple[int, str] | None = None) -> AuditVerification:
+    """Walk the chain; every break is reported with its line number."""
+    result = AuditVerification(ok=True, records=0)
+    if not path.exists():
+        if expected_head and expected_head[0]:
+            result.ok = False
+            result.problems.append(f"{path} is missing but the state records {expected_head[0]} audit records")
+        return result
+    prev, seq = GENESIS, 0
+    lines = path.read_bytes().split(b"\n")
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+            claimed = rec.pop("hash")
+        except (ValueError, KeyError, AttributeError):
+            if n == len(lines) or (n == len(lines) - 1 and not lines[-1]):
+                result.torn_lines.append(n)  # the last write was cut by a crash
+                continue
+            result.torn_lines.append(n)
+            continue
+        if rec.get("seq") != seq + 1:
+            result.problems.append(f"line {n}: seq {rec.get('seq')} follows {seq} (a record is missing or reordered)")
+        if rec.get("prev") != prev:
+            result.problems.append(f"line {n}: prev does not match the hash of the record before it")
+        if _digest(rec.get("prev", ""), rec) != claimed:
+            result.problems.append(f"line {n}: the record was altered (its hash does not match its content)")
+        prev, seq = claimed, int(rec.get("seq", seq + 1))
+        result.records += 1
+    if expected_head is not None and expected_head[0] > seq:
+        result.problems.append(
+            f"the log ends at record {seq} but the state records {expected_head[0]}: records were cut off the end"
+        )
+    elif expected_head is not None and expected_head[0] and expected_head[0] <= seq:
+        pass
+    result.ok = not result.problems
+    return result

@@ -1,0 +1,67 @@
+"""Content-addressed, encrypted copies of what the agent must not lose: materials and exports.
+
+An export's materials may be removed from the inbox once it is ingested; the upload (perhaps
+after a restart, perhaps for a 补正) reads the copy kept here. Copies are sealed with the data
+cipher, because a material is an ID card scan or a contract; the name is the SHA-256 of the
+plaintext, so the same file is kept once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["BlobStore", "atomic_write"]
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` all at once: a temporary file, fsync, rename, fsync of the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class BlobStore:
+    def __init__(
+        self,
+        root: Path,
+        encrypt: Callable[[bytes], bytes] | None = None,
+        decrypt: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.root = root
+        self._encrypt = encrypt or (lambda b: b)
+        self._decrypt = decrypt or (lambda b: b)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def put(self, content: bytes) -> str:
+        """Keep ``content``; returns its name (the SHA-256 of the plaintext)."""
+        digest = hashlib.sha256(content).hexdigest()
+        path = self.root / digest[:2] / digest
+        if not path.exists():
+            atomic_write(path, self._encrypt(content))
+        return digest
+
+    def get(self, name: str) -> bytes:
+        content = self._decrypt((self.root / name[:2] / name).read_bytes())
+        if hashlib.sha256(content).hexdigest() != name:
+            raise ValueError(f"blob {name[:12]}… is damaged: its content no longer matches its digest")
+        return content
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name[:2] / name).exists()

@@ -1,0 +1,325 @@
+"""Build and validate: a mapped group of rows → an ``sdk`` application with its materials.
+
+Everything a row lacks or gets wrong is reported at once, each problem naming the file, the
+row, the source column, the value (masked when personal) and what was expected: the mapping's
+conversions, the SDK model's validation (identifiers, dates, amounts, required fields), the
+declaration (经办人, one e-signature per applicant) and the materials checklist of the business
+type (config/checklists, seed 004). Validating before sending avoids the 补正 that a centre would
+otherwise ask for (peers' lesson: over 40% of requisitions are avoidable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from agent.blobs import BlobStore
+from agent.mapping import FieldError, MappedApplication, Profile, _mask
+from sdk.checklists import missing_materials
+from sdk.identifiers import check_resident_id, check_uscc
+from sdk.models import APPLICATION_TYPES, Application, MaterialChecklist
+
+__all__ = ["BuildContext", "BuiltApplication", "build", "payload_digest"]
+
+_APPLICATION = TypeAdapter(Application)
+MEDIA_BY_SUFFIX = {
+    ".pdf": "application/pdf",
+    ".ofd": "application/ofd",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+_UNION_TAGS = {
+    "person",
+    "organisation",
+    "guarantee_scope",
+    "rank",
+    "secured_debt",
+    "debt_period",
+    "maximum_amount",
+    "determination_period",
+}
+
+
+@dataclass
+class BuildContext:
+    """What the agent knows that an export does not: the bank, its default operator, the checklists."""
+
+    bank_name: str
+    bank_uscc: str
+    default_operator: str | None
+    checklists: dict[str, MaterialChecklist]
+    blobs: BlobStore
+    bank_signature_id: str = "institution-seal"
+
+
+@dataclass
+class BuiltApplication:
+    reference: str
+    loan_no: str
+    type: str
+    payload: dict[str, Any]
+    materials: list[dict[str, Any]]
+    rows: list[int]
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """A digest of what was asked for, ignoring when it was signed: an identical re-export has the same one."""
+    stripped = json.loads(json.dumps(payload))
+    for sig in stripped.get("declaration", {}).get("signatures", []):
+        sig.pop("signed_at", None)
+    return hashlib.sha256(json.dumps(stripped, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _party_kind(party: dict[str, Any]) -> None:
+    if "kind" in party or not isinstance(party.get("id_number"), str):
+        party.setdefault("kind", "person")
+        return
+    number = party["id_number"]
+    try:
+        check_resident_id(number)
+        party["kind"] = "person"
+        return
+    except ValueError:
+        pass
+    try:
+        check_uscc(number)
+        party["kind"] = "organisation"
+    except ValueError:
+        party["kind"] = "person"
+
+
+def applicant_pointers(kind: str, data: dict[str, Any]) -> list[str]:
+    """The JSON pointers of the applicants who must sign, from the unvalidated data."""
+    if kind == "mortgage_discharge":
+        side = data.get("applicant_side", "mortgagee")
+        mortgagors = [f"/mortgagors/{i}" for i in range(len(data.get("mortgagors") or []))]
+        return {"mortgagee": ["/mortgagee/0"], "mortgagor": mortgagors}.get(side, [*mortgagors, "/mortgagee/0"])
+    pointers: list[str] = []
+    for name in APPLICATION_TYPES[kind].applicant_fields:
+        value = data.get(name)
+        if isinstance(value, list):
+            pointers += [f"/{name}/{i}" for i in range(len(value))]
+        elif value is not None:
+            pointers.append(f"/{name}/0")
+    return pointers
+
+
+def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> None:
+    data = mapped.data
+    kind = mapped.type
+    assert kind is not None
+    model_fields = APPLICATION_TYPES[kind].model_fields
+    if "mortgagee" in model_fields and "mortgagee" not in data:
+        data["mortgagee"] = {"kind": "organisation", "name": ctx.bank_name, "id_number": ctx.bank_uscc}
+    for name in ("mortgagors", "obligors", "buyers", "sellers"):
+        for party in data.get(name) or []:
+            if isinstance(party, dict):
+                _party_kind(party)
+    if isinstance(data.get("mortgagee"), dict):
+        data["mortgagee"].setdefault("kind", "organisation")
+    spec = profile.declaration
+    first_row = mapped.rows[0]
+    pointers = applicant_pointers(kind, data)
+    personal = [p for p in pointers if not p.startswith("/mortgagee/")]
+    ids = list(mapped.signature_ids)
+    if len(ids) != len(personal):
+        column = spec.signatures or "(declaration.signatures)"
+        mapped.error(
+            first_row,
+            column,
+            ";".join(ids),
+            f"{len(personal)} e-signature id(s), one per applicant in order ({', '.join(personal) or 'none'})",
+        )
+    signed_at = mapped.signed_at or datetime.now(UTC).isoformat()
+    signatures = []
+    for pointer in pointers:
+        sig = ctx.bank_signature_id if pointer.startswith("/mortgagee/") else (ids.pop(0) if ids else "")
+        signatures.append({"party": pointer, "signature_id": sig or "missing", "signed_at": signed_at})
+    commitment: Any = spec.commitment
+    if isinstance(commitment, str):
+        raw = mapped.records[0].values.get(commitment, "")
+        commitment = raw.strip() in ("是", "Y", "y", "yes", "true", "1", "√")
+        if not commitment:
+            mapped.error(
+                first_row, spec.commitment, raw, "是: the applicants signed the truthfulness commitment (承诺)"
+            )  # type: ignore[arg-type]
+    operator = mapped.operator or ctx.default_operator
+    if not operator:
+        mapped.error(
+            first_row,
+            spec.operator or "(declaration.operator)",
+            "",
+            "the 经办人 account (a column, or the agent's default operator)",
+        )
+    data["declaration"] = {
+        "operator_id": operator or "unknown",
+        "inquiry": [{"question_code": q.code, "question": q.question, "answer": q.answer} for q in spec.inquiry],
+        "commitment_accepted": bool(commitment),
+        "signatures": signatures,
+    }
+
+
+def find_materials(
+    mapped: MappedApplication, profile: Profile, inbox: Path, checklist: MaterialChecklist
+) -> list[tuple[str, Path]]:
+    """(code, file) for each material of this loan in the profile's materials folder or manifest column."""
+    spec = profile.materials
+    folder = (inbox / spec.folder).resolve()
+    by_name = {item.name: item.code for item in checklist.items}
+    codes = {item.code for item in checklist.items}
+    found: list[tuple[str, Path]] = []
+    first = mapped.records[0]
+    if spec.manifest:
+        raw = first.values.get(spec.manifest, "")
+        for part in filter(None, (p.strip() for p in raw.split(spec.manifest_split))):
+            code, _, name = part.partition(":")
+            code = by_name.get(code.strip(), code.strip())
+            path = (folder / name.strip()).resolve()
+            if not name or folder not in path.parents:
+                mapped.error(first.row, spec.manifest, part, "code:filename, a file inside the materials folder")
+            elif code not in codes:
+                mapped.error(first.row, spec.manifest, part, f"a material code of the {checklist.name} checklist")
+            elif not path.is_file():
+                mapped.error(first.row, spec.manifest, part, f"a file {name} in {folder}")
+            else:
+                found.append((code, path))
+        return found
+    prefix = spec.pattern.format(loan_no=mapped.loan_no)
+    if not folder.is_dir() or not mapped.loan_no:
+        return found
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not path.name.startswith(prefix) or path.suffix.lower() not in MEDIA_BY_SUFFIX:
+            continue
+        stem = path.name[len(prefix) : -len(path.suffix)]
+        stem = re.sub(r"-\d+$", "", stem)
+        code = by_name.get(stem, stem)
+        if code in codes:
+            found.append((code, path))
+    return found
+
+
+def _loc_path(loc: tuple[Any, ...], kind: str) -> str:
+    parts: list[Any] = list(loc)
+    if parts and parts[0] == kind:
+        parts = parts[1:]
+    out: list[Any] = []
+    for i, p in enumerate(parts):
+        if isinstance(p, str) and (
+            p.startswith("function-") or (p in _UNION_TAGS and i and isinstance(parts[i - 1], int))
+        ):
+            continue
+        out.append(p)
+    text = ""
+    for p in out:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text
+
+
+def _column_for(target: str, profile: Profile) -> str | None:
+    general = re.sub(r"\[\d+\]", "[]", target)
+    for spec in profile.fields:
+        if spec.column and (
+            spec.target == target or spec.target == general or re.sub(r"\[\d+\]", "[]", spec.target) == general
+        ):
+            return spec.column
+    return None
+
+
+def _validation_errors(exc: ValidationError, mapped: MappedApplication, profile: Profile) -> None:
+    already = {e.target for e in mapped.errors if e.target}
+    first_row = mapped.rows[0]
+    for err in exc.errors(include_url=False, include_input=False):
+        path = _loc_path(tuple(err["loc"]), mapped.type or "")
+        if path in already:
+            continue
+        message = str(err["msg"]).removeprefix("Value error, ")
+        prov = mapped.provenance.get(path)
+        if prov is None:
+            under = sorted(k for k in mapped.provenance if k.startswith(path + ".") or k.startswith(path + "["))
+            prov = mapped.provenance.get(under[0]) if under and err["type"] != "missing" else None
+        if err["type"] == "missing":
+            column = _column_for(path, profile)
+            mapped.error(
+                first_row,
+                column or path,
+                "",
+                f"a value for {path}" + ("" if column else " (no column in the profile maps to it)"),
+                path,
+            )
+        elif prov is not None:
+            mapped.error(prov.row, prov.column, prov.value, message, path, prov.kind)
+        else:
+            mapped.error(first_row, path or "(application)", "", message, path)
+
+
+def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox: Path) -> BuiltApplication:
+    """Validate one mapped application; its errors (mapping ones included) are all in ``errors``."""
+    kind = mapped.type
+    built = BuiltApplication(mapped.reference, mapped.loan_no, kind or "", {}, [], mapped.rows)
+    if kind is None:
+        built.errors = list(mapped.errors)
+        return built
+    checklist = ctx.checklists[kind]
+    _fill(mapped, profile, ctx)
+    files = find_materials(mapped, profile, inbox, checklist)
+    materials = []
+    counts: dict[str, int] = {}
+    for code, path in files:
+        content = path.read_bytes()
+        counts[code] = counts.get(code, 0) + 1
+        mid = code if counts[code] == 1 else f"{code}-{counts[code]}"
+        digest = hashlib.sha256(content).hexdigest()
+        materials.append(
+            {
+                "id": mid,
+                "code": code,
+                "filename": path.name[-255:],
+                "media_type": MEDIA_BY_SUFFIX[path.suffix.lower()],
+                "sha256": digest,
+                "size": len(content),
+                "_path": path,
+            }
+        )
+    mapped.data["materials"] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in materials]
+    app = None
+    try:
+        app = _APPLICATION.validate_python(mapped.data)
+    except ValidationError as exc:
+        _validation_errors(exc, mapped, profile)
+    if app is not None:
+        folder = profile.materials.folder
+        for item in missing_materials(app, checklist):
+            expected = (
+                f"the material {item.name} ({item.code}): a file {mapped.loan_no}_{item.code}.pdf "
+                f"(or {mapped.loan_no}_{item.name}.pdf) in {folder}/"
+            )
+            if profile.materials.manifest:
+                expected = f"the material {item.name} ({item.code}) listed in the manifest column"
+            mapped.error(mapped.rows[0], profile.materials.manifest or f"{folder}/", "", expected, "materials")
+    built.errors = list(mapped.errors)
+    if built.errors or app is None:
+        return built
+    for m in materials:
+        m["blob"] = ctx.blobs.put(m.pop("_path").read_bytes())
+    built.materials = [{k: m[k] for k in ("id", "code", "sha256", "size", "blob")} for m in materials]
+    built.payload = app.model_dump(mode="json", exclude_none=True)  # type: ignore[union-attr]
+    return built
+
+
+def masked(value: str, target: str) -> str:
+    return _mask("", target, value)

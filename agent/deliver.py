@@ -1,0 +1,199 @@
+"""Deliver: download each certificate, verify it, reconcile it, store it — exactly once.
+
+pending → (metadata signature, download with the declared SHA-256, PAdES seal to the bundle's
+CA, fields against the application) → the target key is recorded (``storing``) → the document
+store writes it, never overwriting (the same content again is a no-op) → ``stored`` with a
+receipt line. A certificate that fails a check is quarantined and alerted, never stored. When a
+change or a discharge supersedes a stored certificate, its sidecar in the store says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sdk
+from agent.track import finish_if_done
+from agent.verify import CertificateRejected, reconcile, verify_metadata, verify_seal
+from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+__all__ = ["deliver_due"]
+
+log = logging.getLogger("regbridge.agent.deliver")
+
+
+def deliver_due(agent: Agent) -> int:
+    done = 0
+    for cert in agent.store.certificates(stage="pending") + agent.store.certificates(stage="storing"):
+        try:
+            done += _deliver(agent, cert)
+        except (DocumentStoreUnavailable, *_RETRY) as exc:
+            agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
+            if isinstance(exc, DocumentStoreUnavailable):
+                agent.store.raise_alert("document_store", f"the document store refused a write: {exc}")
+            log.warning(
+                "certificate delivery will be retried",
+                extra={"certificate_id": cert["certificate_id"], "error": type(exc).__name__},
+            )
+            if isinstance(exc, DocumentStoreUnavailable):
+                break
+        except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
+            agent.pause(type(exc).__name__, str(exc))
+            break
+    for cert in agent.store.certificates(stage="stored"):
+        if cert["supersede_pending"]:
+            _mark_superseded(agent, cert)
+    return done
+
+
+_RETRY = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.DigestMismatch)
+
+
+def _deliver(agent: Agent, cert: dict[str, Any]) -> int:
+    store = agent.store
+    cid = cert["certificate_id"]
+    app = store.application(cert["reference"])
+    if app is None:
+        return 0
+    signed = agent.client.certificates.get(cid)
+    try:
+        meta = verify_metadata(signed, agent.trust)
+        pdf = agent.client.certificates.download(cid, expected_sha256=meta.sha256)
+        verify_seal(pdf, meta, agent.trust)
+        reconcile(
+            meta,
+            app.payload,
+            bank_uscc=agent.config.centre.institution_uscc,
+            bank_name=agent.config.centre.institution_name,
+        )
+    except CertificateRejected as exc:
+        _quarantine(agent, app, cid, exc.reasons, signed.metadata.certificate_number)
+        return 0
+    key = cert["store_key"] or safe_key(app.loan_no, meta.certificate_number)
+    store.update_certificate(
+        cid,
+        certificate_number=meta.certificate_number,
+        licence_id=meta.licence_id,
+        sha256=meta.sha256,
+        stage="storing",
+        store_key=key,
+    )
+    sidecar = {
+        "certificate_id": cid,
+        "certificate_number": meta.certificate_number,
+        "licence_id": meta.licence_id,
+        "right_or_matter": meta.right_or_matter,
+        "unit_ids": meta.unit_ids,
+        "issuing_authority": meta.issuing_authority,
+        "issued_at": meta.issued_at.isoformat(),
+        "application_id": app.application_id,
+        "reference": app.reference,
+        "loan_no": app.loan_no,
+        "type": app.type,
+        "verified": {
+            "metadata_signature": agent.trust.centre_key_id,
+            "seal": "PAdES, chains to the enrolment bundle's seal CA",
+            "reconciled": True,
+            "at": datetime.now(UTC).isoformat(),
+        },
+    }
+    try:
+        location = agent.documents.put(key, pdf, sidecar)
+    except DocumentConflict as exc:
+        _quarantine(agent, app, cid, [str(exc)], meta.certificate_number)
+        return 0
+    with store.transaction():
+        store.update_certificate(cid, stage="stored", location=location, error=None)
+        if meta.status.value == "2" and cert["superseded_at"] is None:
+            store.update_certificate(cid, supersede_pending=1, superseded_by=meta.superseded_by)
+        agent.receipt(
+            app,
+            f"registered:{cid}",
+            "registered",
+            status="已登簿，证明已入库",
+            certificate_number=meta.certificate_number,
+            document=location,
+            application_id=app.application_id,
+        )
+        agent.store.clear_alert("document_store")
+    agent.audit.append(
+        "certificate.stored",
+        app.reference,
+        "ok",
+        certificate_id=cid,
+        certificate_number=meta.certificate_number,
+        location=location,
+    )
+    log.info("certificate stored", extra={"reference": app.reference, "certificate_number": meta.certificate_number})
+    finish_if_done(agent, app.reference)
+    return 1
+
+
+def _quarantine(agent: Agent, app: Any, cid: str, reasons: list[str], number: str | None) -> None:
+    errors = [
+        {"file": "", "row": None, "field": f"certificate {number or cid}", "value": "", "expected": r, "target": ""}
+        for r in reasons
+    ]
+    with agent.store.transaction():
+        qid = agent.store.quarantine("certificate", errors, loan_no=app.loan_no, reference=app.reference, path=cid)
+        agent.store.update_certificate(cid, stage="quarantined", error="; ".join(reasons)[:500])
+        agent.store.raise_alert(
+            f"certificate:{cid}",
+            f"certificate {number or cid} for {app.loan_no} failed verification: {'; '.join(reasons)}",
+        )
+        agent.receipt(
+            app,
+            f"certificate_quarantined:{cid}",
+            "quarantined",
+            status="证明核验未通过，已隔离",
+            certificate_number=number,
+            reason="；".join(reasons),
+        )
+    agent.audit.append(
+        "certificate.quarantined",
+        app.reference,
+        "quarantined",
+        certificate_id=cid,
+        quarantine=qid,
+        reasons="; ".join(reasons),
+    )
+    log.error(
+        "certificate quarantined",
+        extra={"reference": app.reference, "certificate_id": cid, "reasons": "; ".join(reasons)},
+    )
+
+
+def _mark_superseded(agent: Agent, cert: dict[str, Any]) -> None:
+    by = agent.store.certificate(cert["superseded_by"]) if cert["superseded_by"] else None
+    info = {
+        "certificate_id": cert["superseded_by"],
+        "certificate_number": by["certificate_number"] if by else None,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        agent.documents.mark_superseded(cert["store_key"], info)
+    except DocumentStoreUnavailable as exc:
+        agent.store.raise_alert("document_store", str(exc))
+        return
+    agent.store.update_certificate(cert["certificate_id"], supersede_pending=0, superseded_at=info["at"])
+    app = agent.store.application(cert["reference"])
+    if app is not None:
+        agent.receipt(
+            app,
+            f"superseded:{cert['certificate_id']}",
+            "superseded",
+            status="原证明已注销",
+            certificate_number=cert["certificate_number"],
+            document=cert["location"],
+        )
+    agent.audit.append(
+        "certificate.superseded",
+        cert["reference"],
+        "ok",
+        certificate_id=cert["certificate_id"],
+        superseded_by=cert["superseded_by"] or "",
+    )

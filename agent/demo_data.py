@@ -1,0 +1,395 @@
+"""The sample exports of three loan systems (config/samples/), built from the sandbox's register.
+
+``python -m agent.demo_data config/samples`` writes them; a test checks the committed files
+still say what this module says. They name real units and owners of the sandbox's seeded
+register, so what the demo submits is what the register holds — except where a row is wrong
+on purpose (a title number that is not the unit's, a mortgage that does not exist, a seized
+unit, broken identifiers, a short fixed-width record).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+from config import load_checklists
+from sandbox import register
+from sandbox.samples import buyer, material_content
+
+__all__ = ["COREBANK_COLUMNS", "corebank_rows", "followup_rows", "write_materials", "write_samples"]
+
+COREBANK_COLUMNS = [
+    "贷款编号",
+    "业务类型",
+    "不动产单元号",
+    "坐落",
+    "不动产权证书号",
+    "抵押人",
+    "证件号码",
+    "抵押方式",
+    "贷款金额(万元)",
+    "最高债权额(万元)",
+    "起始日期",
+    "到期日期",
+    "担保范围",
+    "主合同编号",
+    "原证明号",
+    "变更原因",
+    "经办人",
+    "电子签名",
+    "签署日期",
+]
+OPERATOR = "op-001"
+SCOPE = "主债权及利息、违约金、损害赔偿金和实现债权的费用"
+
+
+def _loc(n: int) -> str:
+    return register._location(n)
+
+
+def _mortgage_rows(
+    loan: str,
+    n: int,
+    *,
+    amount: str = "",
+    maximum: str = "",
+    title: str | None = None,
+    dates: tuple[str, str] = ("2026/3/5", "2046/3/4"),
+    method: str = "一般",
+    start_date: str | None = None,
+    id_override: str | None = None,
+) -> list[dict[str, str]]:
+    rows = []
+    for i, owner in enumerate(register.owners_of(n)):
+        rows.append(
+            {
+                "贷款编号": loan,
+                "业务类型": "抵押首次",
+                "不动产单元号": register.unit_id(n),
+                "坐落": _loc(n),
+                "不动产权证书号": title or register.title_certificate(n) or "",
+                "抵押人": owner.name,
+                "证件号码": id_override or owner.id_number,
+                "抵押方式": method,
+                "贷款金额(万元)": amount,
+                "最高债权额(万元)": maximum,
+                "起始日期": start_date or dates[0],
+                "到期日期": dates[1],
+                "担保范围": SCOPE,
+                "主合同编号": f"HT-{loan}",
+                "原证明号": "",
+                "变更原因": "",
+                "经办人": OPERATOR,
+                "电子签名": f"ESIG-{loan}-{i + 1}",
+                "签署日期": "2026-03-05",
+            }
+        )
+    return rows
+
+
+def _existing_rows(
+    loan: str, kind: str, n: int, certificate: str, *, amount: str = "", reason: str = ""
+) -> list[dict[str, str]]:
+    owner = register.owners_of(n)
+    signatures = "" if kind == "抵押注销" else ";".join(f"ESIG-{loan}-{i + 1}" for i in range(len(owner)))
+    rows = []
+    for i, o in enumerate(owner):
+        rows.append(
+            {
+                "贷款编号": loan,
+                "业务类型": kind,
+                "不动产单元号": register.unit_id(n),
+                "坐落": _loc(n),
+                "不动产权证书号": register.title_certificate(n) or "",
+                "抵押人": o.name,
+                "证件号码": o.id_number,
+                "抵押方式": "",
+                "贷款金额(万元)": amount,
+                "最高债权额(万元)": "",
+                "起始日期": "",
+                "到期日期": "",
+                "担保范围": "",
+                "主合同编号": "",
+                "原证明号": certificate,
+                "变更原因": reason,
+                "经办人": OPERATOR,
+                "电子签名": signatures if i == 0 else "",
+                "签署日期": "2026-06-01",
+            }
+        )
+    return rows
+
+
+def corebank_rows() -> list[dict[str, str]]:
+    """The first export of the core banking system: most rows good, some wrong on purpose."""
+    rows: list[dict[str, str]] = []
+    rows += _mortgage_rows("DEMO-001", 1, amount="150")
+    rows += _mortgage_rows("DEMO-002", 7, amount="98.50", dates=("2026-03-05", "2036-03-04"))  # two co-owners
+    rows += _mortgage_rows("DEMO-003", 2, maximum="300", method="最高额", dates=("2026年3月5日", "2031年3月4日"))
+    # a title number that is another unit's: the centre asks for a 补正, a corrected row answers it
+    rows += _mortgage_rows("DEMO-004", 3, amount="80", title=register.title_certificate(33))
+    # a discharge of a mortgage the register does not hold: 不予受理
+    rows += _existing_rows("DEMO-005", "抵押注销", 4, "皖(2024)长丰县不动产证明第0009999号")
+    # a broken ID number (wrong check digit): quarantined before sending
+    bad_id = register.owners_of(9)[0].id_number
+    bad_id = bad_id[:-1] + ("0" if bad_id[-1] != "0" else "1")
+    rows += _mortgage_rows("DEMO-006", 9, amount="60", id_override=bad_id)
+    # an impossible date and an amount in words: quarantined, both errors reported at once
+    seven = _mortgage_rows("DEMO-007", 11, amount="一百万", start_date="2026-13-45")
+    rows += seven
+    rows += _mortgage_rows("DEMO-008", 6, amount="120")  # changed by the follow-up export
+    rows += _mortgage_rows("DEMO-009", 8, amount="45.5")  # discharged by the follow-up export
+    rows += _existing_rows(
+        "DEMO-010", "抵押变更", 5, register.seed_mortgage_certificate(5), amount="100", reason="借款人部分还款"
+    )
+    rows += _mortgage_rows("DEMO-011", register.SEIZED_UNIT, amount="70")  # seized: 不予登记
+    return rows
+
+
+def followup_rows(certificates: dict[str, str]) -> list[dict[str, str]]:
+    """The loan system's next export: the corrected DEMO-004, and a change and a discharge of mortgages
+    registered by the first export (their 证明号 read back from the receipts)."""
+    rows = _mortgage_rows("DEMO-004", 3, amount="80")
+    rows += _existing_rows("DEMO-008", "抵押变更", 6, certificates["DEMO-008"], amount="100", reason="借款人部分还款")
+    rows += _existing_rows("DEMO-009", "抵押注销", 8, certificates["DEMO-009"])
+    return rows
+
+
+def corebank_csv(rows: list[dict[str, str]]) -> bytes:
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, COREBANK_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("gb18030")
+
+
+PRESALE_COLUMNS = [
+    "借据号",
+    "登记事项",
+    "单元号",
+    "房屋坐落",
+    "权证号",
+    "借款人",
+    "借款人证件号",
+    "开发商",
+    "开发商信用代码",
+    "备案合同号",
+    "成交价(元)",
+    "贷款金额(元)",
+    "放款日",
+    "到期日",
+    "借款合同号",
+    "预告证明号",
+    "客户经理",
+    "签名编号",
+    "签约日期",
+]
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def presale_rows() -> list[list[Any]]:
+    dev = register.DEVELOPER
+    rows: list[list[Any]] = []
+
+    def notice(loan: str, kind: str, n: int, signature: str, person: Any) -> list[Any]:
+        return [
+            loan,
+            kind,
+            register.unit_id(n),
+            _loc(n),
+            None,
+            person.name,
+            person.id_number,
+            dev.name,
+            dev.id_number,
+            f"YS-{loan}",
+            "2,000,000.00",
+            "1,500,000.00",
+            "2026年3月5日",
+            "2046年3月4日",
+            f"JK-{loan}",
+            None,
+            "op-002",
+            signature,
+            "2026年3月5日",
+        ]
+
+    # 预告 + 抵押预告 as two rows of one loan: applied for together, two certificates
+    rows.append(notice("PRE-001", "预告登记", 243, "ESIG-PRE-001-B", buyer(243)))
+    rows.append(notice("PRE-001", "抵押权预告登记", 243, "ESIG-PRE-001-D", buyer(243)))
+    # a purchase notice alone (the buyer and the developer sign)
+    rows.append(notice("PRE-003", "预告登记", 245, "ESIG-PRE-003-B;ESIG-PRE-003-D", buyer(245)))
+    # conversion of a 抵押权预告 once the buyer holds the title; the ID typed in full-width digits
+    owner = register.owners_of(281)[0]
+    rows.append(
+        [
+            "PRE-002",
+            "预告转本登记",
+            register.unit_id(281),
+            _loc(281),
+            register.title_certificate(281),
+            owner.name,
+            _fullwidth(owner.id_number),
+            None,
+            None,
+            None,
+            None,
+            "1,500,000.00",
+            "2026年3月5日",
+            "2046年3月4日",
+            "JK-PRE-002",
+            register.notice_certificate(281),
+            "op-002",
+            "ESIG-PRE-002-1",
+            "2026年3月5日",
+        ]
+    )
+    # a unit number one character short: quarantined
+    bad = notice("PRE-004", "预告登记", 247, "ESIG-PRE-004-B;ESIG-PRE-004-D", buyer(247))
+    bad[2] = register.unit_id(247)[:-1]
+    rows.append(bad)
+    return rows
+
+
+def presale_xlsx(rows: list[list[Any]]) -> bytes:
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "按揭台账"
+    ws.append(PRESALE_COLUMNS)
+    for row in rows:
+        ws.append(row)
+    wb.properties.created = wb.properties.modified = datetime(2026, 3, 5, 9, 0)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+LEGACY_WIDTHS = [
+    ("DKBH", 16),
+    ("YWLX", 2),
+    ("BDCDYH", 28),
+    ("YZMH", 40),
+    ("DYR", 20),
+    ("ZJHM", 18),
+    ("JE", 14),
+    ("SY", 30),
+    ("JBR", 8),
+    ("RQ", 8),
+    ("QM", 24),
+]
+
+
+def _fixed(values: dict[str, str]) -> bytes:
+    out = b""
+    for name, width in LEGACY_WIDTHS:
+        raw = values.get(name, "").encode("gb18030")
+        if len(raw) > width:
+            raise ValueError(f"{name}: {values.get(name)!r} is longer than {width} bytes")
+        out += raw + b" " * (width - len(raw))
+    return out
+
+
+def legacy_records() -> list[bytes]:
+    lines = []
+    for loan, n in (("LEG-001", 15), ("LEG-002", 25)):
+        owner = register.owners_of(n)[0]
+        lines.append(
+            _fixed(
+                {
+                    "DKBH": loan,
+                    "YWLX": "ZX",
+                    "BDCDYH": register.unit_id(n),
+                    "YZMH": register.seed_mortgage_certificate(n),
+                    "DYR": owner.name,
+                    "ZJHM": owner.id_number,
+                    "JBR": OPERATOR,
+                    "RQ": "20260601",
+                }
+            )
+        )
+    owner = register.owners_of(100)[0]
+    lines.append(
+        _fixed(
+            {
+                "DKBH": "LEG-003",
+                "YWLX": "QD",
+                "BDCDYH": register.unit_id(100),
+                "YZMH": register.seed_mortgage_certificate(100),
+                "DYR": owner.name,
+                "ZJHM": owner.id_number,
+                "JE": "800000.00",
+                "SY": "债权确定期间届满",
+                "JBR": OPERATOR,
+                "RQ": "20260601",
+                "QM": "ESIG-LEG-003-1",
+            }
+        )
+    )
+    lines.append(_fixed({"DKBH": "LEG-004", "YWLX": "ZX"})[:60])  # a record cut short
+    return lines
+
+
+def legacy_dat(lines: list[bytes]) -> bytes:
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+SAMPLES = {
+    "corebank_gb18030.csv": ("corebank_csv", lambda: corebank_csv(corebank_rows())),
+    "presale_loans.xlsx": ("presale_xlsx", lambda: presale_xlsx(presale_rows())),
+    "legacy_batch.dat": ("legacy_fixed", lambda: legacy_dat(legacy_records())),
+}
+
+
+def write_samples(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (_, make) in SAMPLES.items():
+        (folder / name).write_bytes(make())
+        written.append(folder / name)
+    return written
+
+
+#: which business type each sample loan's materials are for
+def loans_by_type() -> dict[str, str]:
+    kinds = {"抵押首次": "mortgage_first", "抵押变更": "mortgage_change", "抵押注销": "mortgage_discharge"}
+    found = {r["贷款编号"]: kinds[r["业务类型"]] for r in corebank_rows()}
+    found.update(
+        {
+            "PRE-001": "purchase_and_mortgage_notice",
+            "PRE-002": "mortgage_notice_conversion",
+            "PRE-003": "purchase_notice",
+            "PRE-004": "purchase_notice",
+            "LEG-001": "mortgage_discharge",
+            "LEG-002": "mortgage_discharge",
+            "LEG-003": "maximum_determination",
+        }
+    )
+    return found
+
+
+def write_materials(folder: Path, loan_no: str, kind: str, *, skip: tuple[str, ...] = ()) -> int:
+    """A scanned-PDF stand-in for every checklist item of ``kind`` (``<loan>_<code>.pdf``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for item in load_checklists()[kind].items:
+        if item.code in skip:
+            continue
+        (folder / f"{loan_no}_{item.code}.pdf").write_bytes(material_content(item.code, loan_no))
+        count += 1
+    return count
+
+
+if __name__ == "__main__":
+    for path in write_samples(Path(sys.argv[1] if len(sys.argv) > 1 else "config/samples")):
+        print(path)

@@ -1,0 +1,301 @@
+"""The agent: wiring of the pipeline stages, the scheduler that drives them, and its state.
+
+    watch ─► ingest ─► outbox ─► submit ─► track ─► deliver ─► receipts
+
+Each stage is a function of the :class:`Agent` and its state store, safe to run again at any
+time: the daemon (``regbridge run``) drives them with apscheduler, :meth:`Agent.run_until_idle`
+drives them in a loop for the demo and the tests, and a crash at any point is recovered by
+running them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+import sdk
+from agent.audit import AuditLog
+from agent.blobs import BlobStore, atomic_write
+from agent.build import BuildContext
+from agent.config import AgentConfig, InboxConfig
+from agent.mapping import Profile, load_profile
+from agent.secrets import DataCipher, load_secret
+from agent.store import FINAL_STAGES, AppRow, SQLiteStore, now_iso
+from agent.verify import TrustAnchors
+from config import load_checklists
+from connectors.documents import DocumentStore, FilesystemStore, S3Store
+from connectors.receipts import receipt_path, render_receipts
+from sdk.models import APPLICATION_TYPES
+
+__all__ = ["Agent", "Progress", "load_private_key"]
+
+log = logging.getLogger("regbridge.agent")
+
+
+def load_private_key(path: Path, secret: bytes) -> Any:
+    """The agent's private key from its encrypted PKCS#8 file."""
+    return serialization.load_pem_private_key(path.read_bytes(), password=secret)
+
+
+def make_document_store(config: AgentConfig) -> DocumentStore:
+    docs = config.documents
+    if docs.kind == "s3":
+        import os
+
+        assert docs.bucket is not None
+        return S3Store(
+            docs.bucket,
+            prefix=docs.prefix,
+            endpoint_url=docs.endpoint_url,
+            region=docs.region,
+            access_key=os.environ.get(docs.access_key_env),
+            secret_key=os.environ.get(docs.secret_key_env),
+        )
+    return FilesystemStore(config.resolve(docs.root))
+
+
+@dataclass
+class Progress:
+    """What one round of the pipeline did (for the loop that drives it)."""
+
+    ingested: int = 0
+    submitted: int = 0
+    events: int = 0
+    refreshed: int = 0
+    paid: int = 0
+    delivered: int = 0
+    receipts: int = 0
+
+    @property
+    def any(self) -> bool:
+        return any(vars(self).values())
+
+
+class Agent:
+    """One branch's agent: its config, state, credentials and connectors.
+
+    Args:
+        config: the loaded configuration.
+        secret: the agent secret (default: :func:`agent.secrets.load_secret`).
+        client: an ``sdk.Client`` to use instead of one built from the config (tests).
+    """
+
+    def __init__(self, config: AgentConfig, *, secret: bytes | None = None, client: sdk.Client | None = None) -> None:
+        self.config = config
+        self.data_dir = config.resolve(config.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if secret is None:
+            secret = load_secret(
+                config.resolve(config.secret_file) if config.secret_file else None,
+                keyring_user=config.centre.institution_id,
+            )
+        cipher = DataCipher.for_directory(secret, self.data_dir)
+        self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
+        self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
+        self.audit = AuditLog(self.data_dir / "audit.log")
+        centre = config.centre
+        if client is None:
+            key = load_private_key(config.resolve(centre.key_file), secret)
+            client = sdk.Client(centre.url, sdk.Credential(centre.key_id, key), timeout=centre.timeout)
+        self.client = client
+        self.trust = TrustAnchors(
+            seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
+            centre_key_id=centre.centre_key_id,
+            centre_key=centre.centre_key,
+        )
+        self.documents = make_document_store(config)
+        self.profiles: dict[str, Profile] = {i.name: load_profile(i.profile, base=config.base) for i in config.inbox}
+        self.checklists = load_checklists()
+        self.build_context = BuildContext(
+            bank_name=centre.institution_name,
+            bank_uscc=centre.institution_uscc,
+            default_operator=config.default_operator,
+            checklists=self.checklists,
+            blobs=self.blobs,
+        )
+        self.paused: str | None = self.store.get_meta("paused") or None
+        self._wake = threading.Event()
+        self.scheduler: Any = None
+        self.watcher: Any = None
+        for inbox in config.inbox:
+            path = config.resolve(inbox.path)
+            path.mkdir(parents=True, exist_ok=True)
+            (path / self.profiles[inbox.name].materials.folder).mkdir(parents=True, exist_ok=True)
+
+    # --- small services the stages share -------------------------------------------------
+
+    def inbox(self, name: str) -> InboxConfig:
+        return next(i for i in self.config.inbox if i.name == name)
+
+    def receipts_folder(self, inbox: InboxConfig) -> Path:
+        if inbox.receipts is not None:
+            return self.config.resolve(inbox.receipts)
+        return self.config.resolve(inbox.path) / self.profiles[inbox.name].receipts.folder
+
+    def receipt(self, app: AppRow, kind: str, event: str, **fields: Any) -> None:
+        """Queue one receipt line for the loan system (once per application and kind)."""
+        source = app.source[-1] if app.source else {}
+        payload = {
+            "loan_no": app.loan_no,
+            "reference": app.reference,
+            "type": app.type,
+            "type_name": APPLICATION_TYPES[app.type].business_name if app.type in APPLICATION_TYPES else app.type,
+            "event": event,
+            "application_id": app.application_id,
+            "file": source.get("file"),
+            "rows": ",".join(str(r) for r in source.get("rows", [])),
+            "at": now_iso(),
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        self.store.add_receipt(app.reference, kind, app.inbox, payload)
+
+    def wake(self) -> None:
+        """Something changed: run the pipeline soon rather than at the next interval."""
+        self._wake.set()
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):  # the scheduler may be shutting down
+                self.scheduler.modify_job("work", next_run_time=datetime.now(self.scheduler.timezone))
+
+    def pause(self, kind: str, message: str) -> None:
+        """Stop submitting (the queue is kept) until the centre accepts us again."""
+        message = sdk.privacy.mask_text(message)
+        if self.paused != kind:
+            self.paused = kind
+            self.store.set_meta("paused", kind)
+            log.error("submissions paused", extra={"reason": kind, "detail": message})
+            self.audit.append("agent.paused", kind, "paused", detail=message)
+        self.store.raise_alert("paused", f"submissions paused ({kind}): {message}")
+
+    def resume(self, why: str) -> None:
+        if self.paused:
+            self.paused = None
+            self.store.set_meta("paused", "")
+            self.store.clear_alert("paused")
+            self.audit.append("agent.resumed", why, "ok")
+            log.info("submissions resumed", extra={"reason": why})
+
+    def probe(self) -> bool:
+        """While paused: does the centre take our requests again?"""
+        if not self.paused:
+            return True
+        try:
+            profile = self.client.institution.get()
+        except sdk.RegBridgeError:
+            return False
+        if profile.channel.status == "open":
+            self.resume("the centre accepts requests again")
+            return True
+        return False
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def scan(self, *, progress: Any = None) -> int:
+        from agent.ingest import ingest_file
+        from agent.watch import ready_files
+
+        count = 0
+        for inbox in self.config.inbox:
+            for path in ready_files(self, inbox):
+                try:
+                    ingest_file(self, inbox, path, progress=progress)
+                except OSError as exc:  # vanished meanwhile, unreadable: leave it for the next scan
+                    log.warning("could not read export", extra={"file": path.name, "error": str(exc)})
+                    continue
+                count += 1
+        return count
+
+    def write_receipts(self) -> int:
+        written = 0
+        for inbox in self.config.inbox:
+            spec = self.profiles[inbox.name].receipts
+            folder = self.receipts_folder(inbox)
+            self.store.open_receipt_batch(inbox.name, lambda n, f=folder, s=spec: str(receipt_path(f, n, s.format)))
+        for batch in self.store.pending_receipt_batches():
+            inbox = self.inbox(batch["inbox"])
+            spec = self.profiles[inbox.name].receipts
+            lines = [r["payload"] for r in self.store.batch_receipts(batch["id"])]
+            atomic_write(Path(batch["path"]), render_receipts(lines, spec.format, spec.encoding), mode=0o644)
+            self.store.mark_batch_written(batch["id"])
+            self.audit.append("receipts.written", Path(batch["path"]).name, "ok", lines=len(lines))
+            written += len(lines)
+        return written
+
+    def work(self) -> Progress:
+        """One round of everything that needs the network, then the receipts."""
+        from agent.deliver import deliver_due
+        from agent.submit import submit_due
+        from agent.track import find_supplement_materials, pay_due, refresh_due
+
+        p = Progress()
+        if self.paused and not self.probe():
+            return p
+        p.submitted = submit_due(self)
+        p.refreshed = refresh_due(self) + find_supplement_materials(self)
+        p.paid = pay_due(self)
+        p.delivered = deliver_due(self)
+        p.receipts = self.write_receipts()
+        self.store.set_meta("audit_head", "{}:{}".format(*self.audit.head()))
+        return p
+
+    def poll(self) -> float:
+        from agent.track import poll_events
+
+        if self.paused:
+            return 5.0
+        try:
+            hint = poll_events(self)
+        except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
+            self.pause(type(exc).__name__, str(exc))
+            return 5.0
+        except sdk.RegBridgeError as exc:
+            log.warning("event feed unavailable", extra={"error": type(exc).__name__})
+            return min(self.config.max_poll_seconds, 10.0)
+        return min(hint, self.config.max_poll_seconds)
+
+    def outstanding(self) -> int:
+        """Applications and certificates the agent still has work for (receipts included)."""
+        counts = self.store.counts()
+        waiting = len(self.awaiting_bank())
+        open_apps = sum(n for stage, n in counts.items() if stage not in FINAL_STAGES) - waiting
+        certs = len(self.store.certificates(stage="pending")) + len(self.store.certificates(stage="storing"))
+        pending_superseded = len([c for c in self.store.certificates(stage="stored") if c["supersede_pending"]])
+        return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches())
+
+    def awaiting_bank(self) -> list[str]:
+        """Applications only the bank can move on: a 补正 waiting for its answer."""
+        return self.store.references("tracking", where="centre_status = 'correction_required' AND needs_refresh = 0")
+
+    def run_until_idle(self, timeout: float = 120.0, *, poll_every: float = 0.2, settle: float = 0.0) -> bool:
+        """Drive every stage until nothing is left to do (demo, tests). True if it got there in time."""
+        deadline = time.monotonic() + timeout
+        next_poll = 0.0
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            progress = Progress(ingested=self.scan())
+            if time.monotonic() >= next_poll:
+                self.poll()
+                next_poll = time.monotonic() + poll_every
+            worked = self.work()
+            progress.submitted, progress.delivered = worked.submitted, worked.delivered
+            progress.receipts = worked.receipts
+            if self.outstanding() == 0 and not progress.any:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            self._wake.wait(0.05)
+            self._wake.clear()
+        return False
+
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()

@@ -1,0 +1,631 @@
+"""The agent's state: one SQLite file in WAL mode with ``synchronous=FULL``.
+
+Persist first, act second: an application, its idempotency keys and its next step are
+committed here before any request leaves the machine, so a crash at any instant leads to
+neither loss nor a duplicate (shared/engineering.md). Every change of an application's stage
+or centre status is recorded with its time in ``transitions``.
+
+Personal data (the application JSON, quarantined row values) is encrypted at rest with a key
+derived from the agent's secret (:class:`agent.secrets.DataCipher`); what is queried (stage,
+status, loan number, references) has its own plain columns and holds no names or ID numbers.
+
+:class:`StateStore` is the small interface the pipeline uses; :class:`SQLiteStore` implements
+it, and a PostgreSQL store for multi-instance deployments implements the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "FINAL_STAGES",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AppRow",
+    "SQLiteStore",
+    "StateStore",
+    "now_iso",
+]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+#: Each migration takes the schema from version i to i+1. Append, never edit.
+MIGRATIONS: list[str] = [
+    # 0 → 1: the first schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE files (
+        sha256 TEXT PRIMARY KEY, path TEXT NOT NULL, inbox TEXT NOT NULL, profile TEXT NOT NULL,
+        received_at TEXT NOT NULL, status TEXT NOT NULL, rows_ok INTEGER NOT NULL DEFAULT 0,
+        rows_bad INTEGER NOT NULL DEFAULT 0, stored_copy TEXT
+    );
+    CREATE TABLE applications (
+        reference TEXT PRIMARY KEY, loan_no TEXT NOT NULL, type TEXT NOT NULL, inbox TEXT NOT NULL,
+        profile TEXT NOT NULL, source TEXT NOT NULL, payload BLOB NOT NULL, payload_sha256 TEXT NOT NULL,
+        idem_create TEXT NOT NULL, idem_submit TEXT NOT NULL, application_id TEXT,
+        stage TEXT NOT NULL, centre_status TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT, fee_total TEXT, fee_status TEXT,
+        idem_pay TEXT, paid_at TEXT, correction TEXT, decision TEXT, deadline TEXT,
+        deadline_warned INTEGER NOT NULL DEFAULT 0,
+        supplement TEXT, idem_supplement TEXT, needs_refresh INTEGER NOT NULL DEFAULT 0,
+        paper_status TEXT NOT NULL DEFAULT 'owed', paper_batch TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX applications_by_stage ON applications (stage);
+    CREATE INDEX applications_by_centre_id ON applications (application_id);
+    CREATE TABLE materials (
+        reference TEXT NOT NULL REFERENCES applications(reference), material_id TEXT NOT NULL,
+        code TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, blob TEXT NOT NULL,
+        uploaded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (reference, material_id)
+    );
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, reference TEXT NOT NULL, stage TEXT NOT NULL,
+        centre_status TEXT, at TEXT NOT NULL, note TEXT
+    );
+    CREATE INDEX transitions_by_reference ON transitions (reference);
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, file_sha256 TEXT, path TEXT,
+        row INTEGER, loan_no TEXT, reference TEXT, errors BLOB NOT NULL, report TEXT,
+        status TEXT NOT NULL DEFAULT 'open', created_at TEXT NOT NULL, resolved_at TEXT
+    );
+    CREATE TABLE events_seen (event_id TEXT PRIMARY KEY, sequence INTEGER, at TEXT NOT NULL);
+    CREATE TABLE certificates (
+        certificate_id TEXT PRIMARY KEY, reference TEXT NOT NULL, certificate_number TEXT,
+        licence_id TEXT, sha256 TEXT, stage TEXT NOT NULL, store_key TEXT, location TEXT, error TEXT,
+        superseded_by TEXT, superseded_at TEXT, supersede_pending INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE TABLE receipts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, reference TEXT NOT NULL, kind TEXT NOT NULL,
+        inbox TEXT NOT NULL, payload TEXT NOT NULL, batch INTEGER, created_at TEXT NOT NULL,
+        UNIQUE (reference, kind)
+    );
+    CREATE TABLE receipt_batches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, inbox TEXT NOT NULL, path TEXT NOT NULL,
+        written INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+    );
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, message TEXT NOT NULL,
+        raised_at TEXT NOT NULL, cleared_at TEXT
+    );
+    CREATE TABLE transmittals (
+        id TEXT PRIMARY KEY, created_at TEXT NOT NULL, csv_path TEXT, pdf_path TEXT,
+        delivered_at TEXT
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: stages after which the agent has nothing left to do for an application
+FINAL_STAGES = frozenset({"done", "rejected", "quarantined"})
+
+
+@dataclass
+class AppRow:
+    """One application in the outbox (plain columns; the payload is decrypted on demand)."""
+
+    reference: str
+    loan_no: str
+    type: str
+    inbox: str
+    profile: str
+    source: list[dict[str, Any]]
+    payload: dict[str, Any]
+    idem_create: str
+    idem_submit: str
+    application_id: str | None
+    stage: str
+    centre_status: str | None
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    fee_total: str | None
+    fee_status: str | None
+    idem_pay: str | None
+    correction: dict[str, Any] | None
+    decision: dict[str, Any] | None
+    deadline: str | None
+    supplement: dict[str, Any] | None
+    idem_supplement: str | None
+    paper_status: str
+    created_at: str
+    updated_at: str
+
+
+class StateStore(Protocol):
+    """What the pipeline needs of its state; SQLite here, PostgreSQL for several instances."""
+
+    def transaction(self) -> Any: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def file_seen(self, sha256: str) -> dict[str, Any] | None: ...
+    def record_file(self, sha256: str, **fields: Any) -> None: ...
+    def add_application(self, row: dict[str, Any]) -> None: ...
+    def application(self, reference: str) -> AppRow | None: ...
+    def by_centre_id(self, application_id: str) -> AppRow | None: ...
+    def applications(self, *stages: str, due_before: float | None = None, limit: int = 1000) -> list[AppRow]: ...
+    def update_application(self, reference: str, *, note: str | None = None, **fields: Any) -> None: ...
+    def counts(self) -> dict[str, int]: ...
+
+
+class SQLiteStore:
+    """The state store in one SQLite file; safe to share between the daemon's threads.
+
+    Args:
+        path: the database file (``":memory:"`` for tests).
+        encrypt / decrypt: seal and open personal data at rest (identity in tests only).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        encrypt: Callable[[bytes], bytes] | None = None,
+        decrypt: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.path = str(path)
+        self._encrypt = encrypt or (lambda b: b)
+        self._decrypt = decrypt or (lambda b: b)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit; nested uses join the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Bring the schema to :data:`SCHEMA_VERSION`, one migration per transaction."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path}: state schema version {version} is newer than this agent ({SCHEMA_VERSION}); "
+                "upgrade the agent"
+            )
+        for target in range(version, SCHEMA_VERSION):
+            with self.transaction() as db:
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+        return self.schema_version()
+
+    def seal(self, value: Any) -> bytes:
+        return self._encrypt(json.dumps(value, ensure_ascii=False, sort_keys=True).encode())
+
+    def open(self, blob: bytes) -> Any:
+        return json.loads(self._decrypt(bytes(blob)))
+
+    # --- meta ----------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+            )
+
+    # --- files ---------------------------------------------------------------------------
+
+    def file_seen(self, sha256: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM files WHERE sha256 = ?", (sha256,))
+        return None if row is None else dict(row)
+
+    def record_file(self, sha256: str, **fields: Any) -> None:
+        """Insert the file's record, or update the given columns of an existing one."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone():
+                db.execute(
+                    f"UPDATE files SET {', '.join(f'{c} = ?' for c in fields)} WHERE sha256 = ?",
+                    (*fields.values(), sha256),
+                )
+                return
+            fields.setdefault("received_at", now_iso())
+            db.execute(
+                f"INSERT INTO files (sha256, {', '.join(fields)}) VALUES (?, {', '.join('?' * len(fields))})",
+                (sha256, *fields.values()),
+            )
+
+    def files(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all("SELECT * FROM files ORDER BY received_at DESC LIMIT ?", (limit,))]
+
+    # --- applications --------------------------------------------------------------------
+
+    def add_application(self, row: dict[str, Any]) -> None:
+        """Insert a new application (stage ``queued``) with its materials, in the caller's transaction."""
+        now = now_iso()
+        materials = row.pop("materials")
+        payload = row.pop("payload")
+        row = {
+            **row,
+            "payload": self.seal(payload),
+            "source": json.dumps(row["source"], ensure_ascii=False),
+            "stage": "queued",
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO applications ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+            )
+            for m in materials:
+                db.execute(
+                    "INSERT INTO materials (reference, material_id, code, sha256, size, blob) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (row["reference"], m["id"], m["code"], m["sha256"], m["size"], m["blob"]),
+                )
+            db.execute(
+                "INSERT INTO transitions (reference, stage, at, note) VALUES (?, 'queued', ?, ?)",
+                (row["reference"], now, "built from export"),
+            )
+
+    def _app(self, row: sqlite3.Row | None) -> AppRow | None:
+        if row is None:
+            return None
+        d = dict(row)
+        d["payload"] = self.open(d["payload"])
+        d["source"] = json.loads(d["source"])
+        for name in ("correction", "decision", "supplement"):
+            d[name] = self.open(d[name]) if d[name] is not None else None
+        for name in ("payload_sha256", "paid_at", "deadline_warned", "needs_refresh", "paper_batch"):
+            d.pop(name)
+        return AppRow(**d)
+
+    def application(self, reference: str) -> AppRow | None:
+        return self._app(self._one("SELECT * FROM applications WHERE reference = ?", (reference,)))
+
+    def payload_sha256(self, reference: str) -> str | None:
+        row = self._one("SELECT payload_sha256 FROM applications WHERE reference = ?", (reference,))
+        return None if row is None else str(row[0])
+
+    def by_centre_id(self, application_id: str) -> AppRow | None:
+        return self._app(self._one("SELECT * FROM applications WHERE application_id = ?", (application_id,)))
+
+    def applications(self, *stages: str, due_before: float | None = None, limit: int = 100000) -> list[AppRow]:
+        sql = "SELECT * FROM applications"
+        args: list[Any] = []
+        clauses = []
+        if stages:
+            clauses.append(f"stage IN ({', '.join('?' * len(stages))})")
+            args += stages
+        if due_before is not None:
+            clauses.append("next_attempt_at <= ?")
+            args.append(due_before)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created_at, reference LIMIT ?"
+        return [a for a in map(self._app, self._all(sql, (*args, limit))) if a is not None]
+
+    def references(self, *stages: str, where: str = "", args: tuple[Any, ...] = ()) -> list[str]:
+        sql = "SELECT reference FROM applications"
+        clauses = [f"stage IN ({', '.join('?' * len(stages))})"] if stages else []
+        if where:
+            clauses.append(where)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return [r[0] for r in self._all(sql + " ORDER BY created_at, reference", (*stages, *args))]
+
+    def update_application(self, reference: str, *, note: str | None = None, **fields: Any) -> None:
+        """Change an application; a change of stage or centre status is recorded in ``transitions``."""
+        for name in ("correction", "decision", "supplement", "payload"):
+            if name in fields and fields[name] is not None:
+                fields[name] = self.seal(fields[name])
+        fields["updated_at"] = now_iso()
+        with self.transaction() as db:
+            before = db.execute(
+                "SELECT stage, centre_status FROM applications WHERE reference = ?", (reference,)
+            ).fetchone()
+            if before is None:
+                raise KeyError(reference)
+            db.execute(
+                f"UPDATE applications SET {', '.join(f'{k} = ?' for k in fields)} WHERE reference = ?",
+                (*fields.values(), reference),
+            )
+            stage = fields.get("stage", before["stage"])
+            status = fields.get("centre_status", before["centre_status"])
+            if (stage, status) != (before["stage"], before["centre_status"]) or note:
+                db.execute(
+                    "INSERT INTO transitions (reference, stage, centre_status, at, note) VALUES (?, ?, ?, ?, ?)",
+                    (reference, stage, status, fields["updated_at"], note),
+                )
+
+    def flag(self, reference: str, column: str, value: Any) -> None:
+        """Set a bookkeeping column without recording a transition."""
+        with self.transaction() as db:
+            db.execute(f"UPDATE applications SET {column} = ? WHERE reference = ?", (value, reference))
+
+    def flagged(self, column: str, value: Any = 1) -> list[str]:
+        return [r[0] for r in self._all(f"SELECT reference FROM applications WHERE {column} = ?", (value,))]
+
+    def transitions(self, reference: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all("SELECT * FROM transitions WHERE reference = ? ORDER BY id", (reference,))]
+
+    def materials(self, reference: str) -> list[dict[str, Any]]:
+        return [
+            dict(r) for r in self._all("SELECT * FROM materials WHERE reference = ? ORDER BY material_id", (reference,))
+        ]
+
+    def replace_materials(self, reference: str, materials: list[dict[str, Any]]) -> None:
+        with self.transaction() as db:
+            for m in materials:
+                db.execute(
+                    "INSERT INTO materials (reference, material_id, code, sha256, size, blob) "
+                    "VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(reference, material_id) DO UPDATE SET code = excluded.code, sha256 = excluded.sha256, "
+                    "size = excluded.size, blob = excluded.blob, uploaded = 0",
+                    (reference, m["id"], m["code"], m["sha256"], m["size"], m["blob"]),
+                )
+
+    def mark_uploaded(self, reference: str, material_id: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE materials SET uploaded = 1 WHERE reference = ? AND material_id = ?", (reference, material_id)
+            )
+
+    def counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self._all("SELECT stage, COUNT(*) FROM applications GROUP BY stage")}
+
+    def status_counts(self) -> dict[str, int]:
+        rows = self._all("SELECT COALESCE(centre_status, '-'), COUNT(*) FROM applications GROUP BY 1")
+        return {r[0]: r[1] for r in rows}
+
+    # --- quarantine ----------------------------------------------------------------------
+
+    def quarantine(self, kind: str, errors: list[dict[str, Any]], **fields: Any) -> int:
+        fields = {**fields, "kind": kind, "errors": self.seal(errors), "created_at": now_iso()}
+        with self.transaction() as db:
+            cur = db.execute(
+                f"INSERT INTO quarantine ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+                tuple(fields.values()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def quarantined(self, status: str | None = "open") -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM quarantine", ()
+        if status:
+            sql, args = sql + " WHERE status = ?", (status,)
+        out = []
+        for r in self._all(sql + " ORDER BY id", args):
+            d = dict(r)
+            d["errors"] = self.open(d["errors"])
+            out.append(d)
+        return out
+
+    def quarantine_item(self, item_id: int) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM quarantine WHERE id = ?", (item_id,))
+        if row is None:
+            return None
+        d = dict(row)
+        d["errors"] = self.open(d["errors"])
+        return d
+
+    def resolve_quarantine(self, item_id: int, status: str = "resolved") -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE quarantine SET status = ?, resolved_at = ? WHERE id = ?", (status, now_iso(), item_id))
+
+    def resolve_quarantine_for(self, loan_no: str, reference: str) -> int:
+        """A later good row for the same loan operation resolves its open row quarantines."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE quarantine SET status = 'resolved', resolved_at = ? WHERE status = 'open' AND kind = 'row' "
+                "AND (reference = ? OR (reference IS NULL AND loan_no = ?))",
+                (now_iso(), reference, loan_no),
+            )
+            return cur.rowcount
+
+    # --- events --------------------------------------------------------------------------
+
+    def event_seen(self, event_id: str) -> bool:
+        return self._one("SELECT 1 FROM events_seen WHERE event_id = ?", (event_id,)) is not None
+
+    def mark_event(self, event_id: str, sequence: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO events_seen VALUES (?, ?, ?)", (event_id, sequence, now_iso()))
+
+    # --- certificates --------------------------------------------------------------------
+
+    def add_certificate(self, certificate_id: str, reference: str) -> bool:
+        now = now_iso()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO certificates (certificate_id, reference, stage, created_at, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?)",
+                (certificate_id, reference, now, now),
+            )
+            return cur.rowcount > 0
+
+    def certificate(self, certificate_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM certificates WHERE certificate_id = ?", (certificate_id,))
+        return None if row is None else dict(row)
+
+    def certificates(self, stage: str | None = None, reference: str | None = None) -> list[dict[str, Any]]:
+        sql, clauses, args = "SELECT * FROM certificates", [], []
+        if stage:
+            clauses.append("stage = ?")
+            args.append(stage)
+        if reference:
+            clauses.append("reference = ?")
+            args.append(reference)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return [dict(r) for r in self._all(sql + " ORDER BY created_at", tuple(args))]
+
+    def certificate_by_number(self, number: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM certificates WHERE certificate_number = ?", (number,))
+        return None if row is None else dict(row)
+
+    def update_certificate(self, certificate_id: str, **fields: Any) -> None:
+        fields["updated_at"] = now_iso()
+        with self.transaction() as db:
+            db.execute(
+                f"UPDATE certificates SET {', '.join(f'{k} = ?' for k in fields)} WHERE certificate_id = ?",
+                (*fields.values(), certificate_id),
+            )
+
+    # --- receipts ------------------------------------------------------------------------
+
+    def add_receipt(self, reference: str, kind: str, inbox: str, payload: dict[str, Any]) -> bool:
+        """Queue one receipt line; a second one of the same kind for the same application is ignored."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO receipts (reference, kind, inbox, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                (reference, kind, inbox, json.dumps(payload, ensure_ascii=False), now_iso()),
+            )
+            return cur.rowcount > 0
+
+    def receipts(self, reference: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM receipts", ()
+        if reference:
+            sql, args = sql + " WHERE reference = ?", (reference,)
+        rows = [dict(r) for r in self._all(sql + " ORDER BY id", args)]
+        for r in rows:
+            r["payload"] = json.loads(r["payload"])
+        return rows
+
+    def open_receipt_batch(self, inbox: str, path_for: Callable[[int], str]) -> dict[str, Any] | None:
+        """Assign every unbatched receipt of ``inbox`` to a new batch (persisted before the file is written)."""
+        with self.transaction() as db:
+            if (
+                db.execute("SELECT 1 FROM receipts WHERE batch IS NULL AND inbox = ? LIMIT 1", (inbox,)).fetchone()
+                is None
+            ):
+                return None
+            cur = db.execute(
+                "INSERT INTO receipt_batches (inbox, path, created_at) VALUES (?, '', ?)", (inbox, now_iso())
+            )
+            batch = int(cur.lastrowid or 0)
+            db.execute("UPDATE receipt_batches SET path = ? WHERE id = ?", (path_for(batch), batch))
+            db.execute("UPDATE receipts SET batch = ? WHERE batch IS NULL AND inbox = ?", (batch, inbox))
+        return self.receipt_batch(batch)
+
+    def receipt_batch(self, batch: int) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM receipt_batches WHERE id = ?", (batch,))
+        return None if row is None else dict(row)
+
+    def pending_receipt_batches(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all("SELECT * FROM receipt_batches WHERE written = 0 ORDER BY id")]
+
+    def batch_receipts(self, batch: int) -> list[dict[str, Any]]:
+        rows = [dict(r) for r in self._all("SELECT * FROM receipts WHERE batch = ? ORDER BY id", (batch,))]
+        for r in rows:
+            r["payload"] = json.loads(r["payload"])
+        return rows
+
+    def mark_batch_written(self, batch: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE receipt_batches SET written = 1 WHERE id = ?", (batch,))
+
+    # --- alerts --------------------------------------------------------------------------
+
+    def raise_alert(self, kind: str, message: str) -> bool:
+        """Raise an alert unless one of the same kind is already open."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM alerts WHERE kind = ? AND cleared_at IS NULL", (kind,)).fetchone():
+                return False
+            db.execute("INSERT INTO alerts (kind, message, raised_at) VALUES (?, ?, ?)", (kind, message, now_iso()))
+            return True
+
+    def clear_alert(self, kind: str) -> bool:
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE alerts SET cleared_at = ? WHERE kind = ? AND cleared_at IS NULL", (now_iso(), kind)
+            )
+            return cur.rowcount > 0
+
+    def alerts(self, open_only: bool = True) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM alerts" + (" WHERE cleared_at IS NULL" if open_only else "") + " ORDER BY id"
+        return [dict(r) for r in self._all(sql)]
+
+    # --- paper originals -----------------------------------------------------------------
+
+    def paper_owed(self) -> list[AppRow]:
+        """Applications the centre accepted whose paper originals have not been handed over."""
+        rows = self._all(
+            "SELECT * FROM applications WHERE paper_status = 'owed' AND application_id IS NOT NULL "
+            "AND centre_status IN ('accepted', 'under_review', 'recorded', 'certificate_issued', 'completed') "
+            "ORDER BY created_at, reference"
+        )
+        return [a for a in map(self._app, rows) if a is not None]
+
+    def add_transmittal(self, transmittal_id: str, references: list[str], csv_path: str, pdf_path: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO transmittals (id, created_at, csv_path, pdf_path) VALUES (?, ?, ?, ?)",
+                (transmittal_id, now_iso(), csv_path, pdf_path),
+            )
+            for ref in references:
+                db.execute(
+                    "UPDATE applications SET paper_status = 'listed', paper_batch = ? WHERE reference = ?",
+                    (transmittal_id, ref),
+                )
+
+    def transmittals(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._all("SELECT * FROM transmittals ORDER BY created_at")]
+
+    def confirm_transmittal(self, transmittal_id: str) -> int:
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM transmittals WHERE id = ?", (transmittal_id,)).fetchone() is None:
+                raise KeyError(transmittal_id)
+            db.execute("UPDATE transmittals SET delivered_at = ? WHERE id = ?", (now_iso(), transmittal_id))
+            cur = db.execute(
+                "UPDATE applications SET paper_status = 'delivered' WHERE paper_batch = ?", (transmittal_id,)
+            )
+            return cur.rowcount

@@ -1,0 +1,238 @@
+"""Submit: queued applications → the centre, through the SDK, with the persisted idempotency keys.
+
+create (Idempotency-Key stored at ingest) → upload each material (PUT, idempotent) → submit
+(its own stored key). Each step is recorded before the next, so a restart resumes where it
+stopped and a repeated request is answered from the centre's idempotency store. A 补正 answer
+is the same dance: supplement → upload → resubmit, with keys stored before the first attempt.
+
+Failures: a suspended channel or a refused credential pauses all submissions with an alert
+(the queue is kept); errors that may pass back off per application; a 422 maps the centre's
+JSON pointers back to the export's rows and columns and quarantines the application.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+import sdk
+from agent.store import AppRow
+from sdk.models import Application, Material, Supplement
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+__all__ = ["RETRYABLE", "submit_due", "submit_one"]
+
+log = logging.getLogger("regbridge.agent.submit")
+_APPLICATION = TypeAdapter(Application)
+RETRYABLE = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.TimeoutError, sdk.RetryBudgetExhausted)
+PAUSING = (sdk.ChannelSuspended, sdk.AuthenticationFailed, sdk.ClockSkew, sdk.SignatureError, sdk.PermissionDenied)
+
+
+def submit_due(agent: Agent) -> int:
+    """Push every due application one step further, ``concurrency`` at a time."""
+    if agent.paused:
+        return 0
+    due = agent.store.applications(
+        "queued", "created", "supplementing", due_before=time.time(), limit=10 * agent.config.concurrency
+    )
+    if not due:
+        return 0
+    with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="submit") as pool:
+        done = list(pool.map(lambda a: submit_one(agent, a), due))
+    return sum(done)
+
+
+def _backoff(agent: Agent, app: AppRow, exc: Exception) -> None:
+    attempts = app.attempts + 1
+    delay = min(600.0, 2.0 ** min(attempts, 10)) * random.uniform(0.5, 1.0)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    agent.store.update_application(
+        app.reference,
+        attempts=attempts,
+        next_attempt_at=time.time() + delay,
+        last_error=sdk.privacy.mask_text(str(exc))[:500],
+    )
+    log.warning(
+        "will retry",
+        extra={
+            "reference": app.reference,
+            "attempt": attempts,
+            "in_seconds": round(delay, 1),
+            "error": type(exc).__name__,
+        },
+    )
+
+
+def submit_one(agent: Agent, app: AppRow) -> int:
+    try:
+        if app.stage == "supplementing":
+            _answer_correction(agent, app)
+        else:
+            _create_and_submit(agent, app)
+        return 1
+    except PAUSING as exc:
+        agent.pause(type(exc).__name__, str(exc))
+    except sdk.ValidationFailed as exc:
+        quarantine_refused(agent, app, exc)
+    except RETRYABLE as exc:
+        _backoff(agent, app, exc)
+    except sdk.APIError as exc:
+        if exc.status == 409 and app.stage == "supplementing":
+            # the 补正 is no longer open (answered meanwhile, or the application moved on): look again
+            agent.store.update_application(
+                app.reference, stage="tracking", needs_refresh=1, note=f"补正 answer: {exc.code}"
+            )
+        else:
+            _backoff(agent, app, exc)
+    except Exception as exc:  # never let one application stop the daemon
+        log.exception("unexpected error while submitting", extra={"reference": app.reference})
+        _backoff(agent, app, exc)
+    return 0
+
+
+def _create_and_submit(agent: Agent, app: AppRow) -> None:
+    store, client = agent.store, agent.client
+    application_id = app.application_id
+    if application_id is None:
+        application = _APPLICATION.validate_python(app.payload)
+        try:
+            record = client.applications.create(application, idempotency_key=app.idem_create)
+        except sdk.Conflict:
+            # the centre knows this reference under another key (state restored from a backup): adopt it
+            found = client.applications.find(app.reference)
+            if found is None:
+                raise
+            record = found
+        application_id = record.application_id
+        store.update_application(
+            app.reference,
+            application_id=application_id,
+            stage="created",
+            centre_status=record.status.value,
+            attempts=0,
+            last_error=None,
+            note="created at the centre",
+        )
+        agent.audit.append("application.created", app.reference, "ok", application_id=application_id)
+    _upload_pending(agent, app.reference, application_id, app.payload)
+    record = client.applications.submit(application_id, idempotency_key=app.idem_submit)
+    _submitted(agent, app, record, "submitted")
+
+
+def _upload_pending(agent: Agent, reference: str, application_id: str, payload: dict[str, Any]) -> None:
+    declared = {m["id"]: m for m in payload["materials"]}
+    for m in agent.store.materials(reference):
+        if m["uploaded"]:
+            continue
+        material = Material.model_validate(declared[m["material_id"]])
+        agent.client.applications.upload_material(application_id, material, agent.blobs.get(m["blob"]))
+        agent.store.mark_uploaded(reference, m["material_id"])
+
+
+def _submitted(agent: Agent, app: AppRow, record: sdk.models.ApplicationRecord, what: str) -> None:
+    fields: dict[str, Any] = {
+        "stage": "tracking",
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": time.time() + agent.config.straggler_seconds,
+    }
+    status = record.status.value
+    if app.centre_status is None or status != "submitted" or app.centre_status in ("draft", "correction_required"):
+        fields["centre_status"] = status
+    agent.store.update_application(app.reference, note=what, **fields)
+    agent.audit.append(f"application.{what}", app.reference, "ok", status=status)
+    agent.wake()
+
+
+def _answer_correction(agent: Agent, app: AppRow) -> None:
+    """补正: send the supplement, upload its materials, submit again (keys stored with the answer)."""
+    store, client = agent.store, agent.client
+    answer = app.supplement or {}
+    assert app.application_id is not None
+    if not answer.get("sent"):
+        corrected = _APPLICATION.validate_python(answer["corrected"]) if answer.get("corrected") else None
+        materials = [
+            Material.model_validate(m)
+            for m in (corrected.materials if corrected else [])
+            if m.id in {x["id"] for x in answer.get("materials", [])}
+        ]
+        if corrected is None:
+            materials = [Material.model_validate(_declared(m)) for m in answer.get("materials", [])]
+        supplement = Supplement(materials=materials, corrected=corrected, note="补正 from the loan system's export")
+        client.applications.supplement(app.application_id, supplement, idempotency_key=app.idem_supplement)
+        with store.transaction():
+            if answer.get("corrected"):
+                store.update_application(app.reference, payload=answer["corrected"])
+                store.flag(app.reference, "payload_sha256", answer["payload_sha256"])
+            store.replace_materials(
+                app.reference,
+                [
+                    {"id": m["id"], "code": m["code"], "sha256": m["sha256"], "size": m["size"], "blob": m["blob"]}
+                    for m in answer.get("materials", [])
+                ],
+            )
+            store.update_application(app.reference, supplement={**answer, "sent": True}, note="补正 sent")
+        agent.audit.append("correction.supplement_sent", app.reference, "ok")
+    payload = (store.application(app.reference) or app).payload
+    _upload_pending(agent, app.reference, app.application_id, payload)
+    record = client.applications.submit(app.application_id, idempotency_key=answer["idem_submit"])
+    store.update_application(app.reference, supplement=None, correction=None, deadline=None)
+    store.flag(app.reference, "deadline_warned", 0)
+    _submitted(agent, app, record, "resubmitted")
+
+
+def _declared(m: dict[str, Any]) -> dict[str, Any]:
+    return {k: m[k] for k in ("id", "code", "filename", "media_type", "sha256", "size")}
+
+
+def quarantine_refused(agent: Agent, app: AppRow, exc: sdk.ValidationFailed) -> None:
+    """The centre refused the application as invalid: say which rows and columns, and hold it."""
+    columns: dict[str, Any] = {}
+    for src in app.source:
+        columns.update(src.get("columns", {}))
+    src = app.source[-1] if app.source else {}
+    errors = []
+    for item in getattr(exc, "errors", None) or [{"pointer": None, "detail": str(exc), "code": exc.code}]:
+        pointer = item.get("pointer") if isinstance(item, dict) else getattr(item, "pointer", None)
+        detail = item.get("detail") if isinstance(item, dict) else getattr(item, "detail", str(item))
+        row, column = columns.get(pointer or "", [src.get("rows", [None])[0], pointer or "(application)"])
+        errors.append(
+            {
+                "file": src.get("file", ""),
+                "row": row,
+                "field": column,
+                "value": "",
+                "expected": f"the centre: {detail}",
+                "target": pointer or "",
+            }
+        )
+    with agent.store.transaction():
+        qid = agent.store.quarantine(
+            "centre",
+            errors,
+            file_sha256=src.get("sha256"),
+            path=src.get("file"),
+            row=errors[0]["row"],
+            loan_no=app.loan_no,
+            reference=app.reference,
+        )
+        agent.store.update_application(
+            app.reference, stage="quarantined", last_error=str(exc)[:500], note="refused by the centre as invalid"
+        )
+        agent.receipt(
+            app,
+            f"quarantined:{qid}",
+            "quarantined",
+            status="中心校验未通过，未提交",
+            reason="；".join(f"{e['field']}: {e['expected']}" for e in errors),
+        )
+    agent.audit.append("application.refused_invalid", app.reference, "quarantined", code=exc.code)

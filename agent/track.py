@@ -1,0 +1,393 @@
+"""Track: follow every application to its end through the centre's event feed.
+
+- :func:`poll_events` reads the feed by cursor; each event's effects and its id are committed in
+  one transaction, and the cursor advances only after (events are at-least-once: dedupe by id).
+  Handling an event only writes state; the network follow-ups (read a 补正's reasons, pay a fee,
+  fetch a certificate) are separate steps driven by that state.
+- :func:`handle_event` is shared with the webhook receiver (agent/webhook.py).
+- :func:`refresh_due` reads the application itself when an event asks for details, and as a
+  fallback for stragglers an event may have missed.
+- :func:`pay_due` pays assessed fees when the configuration allows it, within a daily cap.
+- :func:`check_deadlines` warns of 补正 deadlines, and :func:`find_supplement_materials` answers
+  a 补正 that asks for materials when the bank drops them in the materials folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sdk
+from agent.build import MEDIA_BY_SUFFIX
+from agent.store import AppRow, now_iso
+from sdk.models import ApplicationRecord, ApplicationStatus, Event, EventType, Payment
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+__all__ = ["check_deadlines", "handle_event", "pay_due", "poll_events", "refresh_due"]
+
+log = logging.getLogger("regbridge.agent.track")
+S = ApplicationStatus
+REJECTED = {S.NOT_ACCEPTED, S.REFUSED, S.CANCELLED, S.WITHDRAWN}
+STATUS_LABEL = {s.value: s.label for s in S}
+
+
+def poll_events(agent: Agent) -> float:
+    """Read the feed to its end; returns the centre's hint of when to look again (seconds)."""
+    store = agent.store
+    cursor = store.get_meta("event_cursor")
+    while True:
+        page = agent.client.events.list(after=cursor, limit=200)
+        for event in page.events:
+            if store.event_seen(event.event_id):
+                continue
+            with store.transaction():
+                handle_event(agent, event)
+                store.mark_event(event.event_id, event.sequence)
+        if page.next_cursor != cursor:
+            store.set_meta("event_cursor", page.next_cursor)
+            cursor = page.next_cursor
+        if not page.has_more:
+            return float(page.poll_interval_seconds)
+
+
+def _find(agent: Agent, event: Event) -> AppRow | None:
+    if event.application_id:
+        app = agent.store.by_centre_id(event.application_id)
+        if app is not None:
+            return app
+    if event.client_reference:
+        app = agent.store.application(event.client_reference)
+        if app is not None and app.application_id in (None, event.application_id):
+            if app.application_id is None and event.application_id:
+                # created at the centre, but the agent stopped before recording it
+                agent.store.update_application(
+                    app.reference,
+                    application_id=event.application_id,
+                    stage="created",
+                    note="application id learnt from an event",
+                )
+            return app
+    return None
+
+
+def handle_event(agent: Agent, event: Event) -> None:
+    """Apply one event to the state (no network). Runs inside the caller's transaction."""
+    store = agent.store
+    kind = event.type
+    if kind is EventType.CHANNEL_SUSPENDED:
+        agent.pause("ChannelSuspended", str(event.data.get("reason") or "the centre suspended the channel"))
+        return
+    if kind is EventType.CHANNEL_RESUMED:
+        agent.resume("the centre resumed the channel")
+        return
+    if kind is EventType.CERTIFICATE_SUPERSEDED:
+        cid = str(event.data.get("certificate_id"))
+        cert = store.certificate(cid)
+        if cert is not None and cert["superseded_at"] is None:
+            store.update_certificate(cid, supersede_pending=1, superseded_by=event.data.get("superseded_by"))
+        return
+    app = _find(agent, event)
+    if app is None:
+        return
+    later = time.time() + agent.config.straggler_seconds
+    if kind is EventType.APPLICATION_STATUS_CHANGED and event.status is not None:
+        status = event.status
+        if app.centre_status and S(app.centre_status).is_final:
+            return  # final states never change again; a late duplicate must not undo them
+        fields: dict[str, Any] = {"centre_status": status.value}
+        if app.stage in ("tracking", "created", "queued") and status is not S.SUBMITTED:
+            fields["next_attempt_at"] = later
+        if status is S.ACCEPTED:
+            agent.receipt(app, "accepted", "accepted", status="受理", application_id=app.application_id)
+        elif status is S.CORRECTION_REQUIRED or status in (S.NOT_ACCEPTED, S.REFUSED):
+            fields["needs_refresh"] = 1  # the reasons are in the application, not in the event
+        elif status in (S.CANCELLED, S.WITHDRAWN):
+            fields["stage"] = "rejected"
+            agent.receipt(
+                app,
+                "rejected",
+                "rejected",
+                status=status.label,
+                reason="补正期限届满未补正，申请作废" if status is S.CANCELLED else "已撤回",
+            )
+        elif status is S.CERTIFICATE_ISSUED:
+            for cid in event.data.get("certificate_ids", []):
+                store.add_certificate(str(cid), app.reference)
+        elif status is S.COMPLETED:
+            fields["needs_refresh"] = 0 if store.certificates(reference=app.reference) else 1
+        store.update_application(app.reference, note=f"event {event.sequence}", **fields)
+        if status is S.COMPLETED:
+            finish_if_done(agent, app.reference)
+    elif kind is EventType.CORRECTION_REQUESTED:
+        deadline = event.data.get("deadline")
+        store.update_application(app.reference, deadline=deadline, needs_refresh=1)
+    elif kind is EventType.CORRECTION_DEADLINE_NEAR:
+        _warn_deadline(agent, app, event.data.get("deadline") or app.deadline)
+    elif kind is EventType.FEE_ASSESSED:
+        store.update_application(
+            app.reference,
+            fee_total=str(event.data.get("total")),
+            fee_status=str(event.data.get("fee_status") or "unpaid"),
+        )
+    elif kind is EventType.FEE_PAID:
+        store.update_application(app.reference, fee_status="paid")
+        agent.receipt(app, "fee_paid", "fee_paid", status="已缴费", amount=event.data.get("total"))
+    elif kind is EventType.CERTIFICATE_ISSUED:
+        store.add_certificate(str(event.data.get("certificate_id")), app.reference)
+
+
+def finish_if_done(agent: Agent, reference: str) -> None:
+    """An application is done when the centre finished it and every certificate is stored."""
+    app = agent.store.application(reference)
+    if app is None or app.stage in ("done", "rejected", "quarantined") or app.centre_status != S.COMPLETED.value:
+        return
+    certs = agent.store.certificates(reference=reference)
+    if any(c["stage"] != "stored" for c in certs):
+        return
+    if not certs and app.type != "mortgage_discharge":
+        agent.store.flag(reference, "needs_refresh", 1)  # a certificate id we have not heard of yet
+        return
+    agent.store.update_application(reference, stage="done", note="办结")
+    if app.type == "mortgage_discharge":
+        agent.receipt(app, "completed", "registered", status="注销登记已办结")
+    agent.audit.append("application.done", reference, "ok", certificates=len(certs))
+
+
+def apply_record(agent: Agent, app: AppRow, record: ApplicationRecord) -> None:
+    """What a full read of the application tells: 补正 items, decisions, certificates, fees."""
+    store = agent.store
+    status = record.status
+    with store.transaction():
+        fields: dict[str, Any] = {"needs_refresh": 0, "next_attempt_at": time.time() + agent.config.straggler_seconds}
+        if not (app.centre_status and S(app.centre_status).is_final) or status.is_final:
+            fields["centre_status"] = status.value
+        if record.fee_status:
+            fields["fee_status"] = record.fee_status
+        if status is S.CORRECTION_REQUIRED and record.correction is not None:
+            corr = record.correction
+            items = [{"code": i.code, "reason": i.reason, "pointer": i.pointer} for i in corr.items]
+            fields.update(
+                correction={"requested_at": corr.requested_at.isoformat(), "items": items},
+                deadline=corr.deadline.isoformat(),
+            )
+            columns: dict[str, Any] = {}
+            for src in app.source:
+                columns.update(src.get("columns", {}))
+            shown = []
+            for i in items:
+                where = columns.get(i["pointer"] or "")
+                shown.append(
+                    f"{i['reason']}"
+                    + (f"（列 {where[1]}）" if where else "")
+                    + (f" [{i['code']}]" if i["code"] != "field" else "")
+                )
+            agent.receipt(
+                app,
+                f"correction:{corr.requested_at.isoformat()}",
+                "correction",
+                status="补正",
+                items="；".join(shown),
+                deadline=corr.deadline.isoformat(),
+            )
+        if status in (S.NOT_ACCEPTED, S.REFUSED) and record.decision is not None:
+            d = record.decision
+            fields.update(
+                stage="rejected", decision={"code": d.code, "reason": d.reason, "notice_number": d.notice_number}
+            )
+            agent.receipt(
+                app,
+                "rejected",
+                "rejected",
+                status=status.label,
+                reason=f"{d.reason} ({d.code}{'，告知书 ' + d.notice_number if d.notice_number else ''})",
+            )
+        elif status in (S.CANCELLED, S.WITHDRAWN):
+            fields["stage"] = "rejected"
+            agent.receipt(app, "rejected", "rejected", status=status.label, reason=status.label)
+        for cid in record.certificate_ids:
+            store.add_certificate(cid, app.reference)
+        store.update_application(app.reference, note="read from the centre", **fields)
+    if status is S.COMPLETED:
+        finish_if_done(agent, app.reference)
+
+
+def refresh_due(agent: Agent) -> int:
+    """Read the applications an event flagged, and the stragglers nobody heard of for a while."""
+    store = agent.store
+    now = time.time()
+    refs = store.flagged("needs_refresh")
+    refs += [r for r in store.references("tracking", where="next_attempt_at <= ?", args=(now,)) if r not in refs]
+    count = 0
+    for ref in refs[: 20 * agent.config.concurrency]:
+        app = store.application(ref)
+        if app is None or app.application_id is None:
+            continue
+        try:
+            record = agent.client.applications.get(app.application_id)
+        except sdk.NotFound:
+            store.update_application(ref, needs_refresh=0, last_error="the centre does not know this application")
+            continue
+        except Exception as exc:
+            if isinstance(exc, sdk.ChannelSuspended | sdk.AuthenticationFailed):
+                agent.pause(type(exc).__name__, str(exc))
+                return count
+            store.flag(ref, "next_attempt_at", now + 30)
+            log.warning("could not read application", extra={"reference": ref, "error": type(exc).__name__})
+            continue
+        apply_record(agent, app, record)
+        count += 1
+    return count
+
+
+def _paid_today(agent: Agent) -> Decimal:
+    today = datetime.now(UTC).date().isoformat()
+    total = Decimal(0)
+    for ref in agent.store.references(where="paid_at LIKE ?", args=(today + "%",)):
+        app = agent.store.application(ref)
+        if app and app.fee_total:
+            total += Decimal(app.fee_total)
+    return total
+
+
+def pay_due(agent: Agent) -> int:
+    """Pay assessed fees automatically (when configured), within the daily cap; else report them."""
+    fees = agent.config.fees
+    refs = agent.store.references(where="fee_status = 'unpaid' AND fee_total IS NOT NULL")
+    if not refs or not fees.auto_pay or agent.paused:
+        return 0
+    paid = 0
+    for ref in refs:
+        app = agent.store.application(ref)
+        if app is None or app.application_id is None:
+            continue
+        amount = Decimal(app.fee_total or "0")
+        if _paid_today(agent) + amount > fees.daily_cap:
+            if agent.store.raise_alert(
+                "fee_cap",
+                f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - paid} "
+                "fee(s) left unpaid until tomorrow or a higher cap",
+            ):
+                agent.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap))
+            break
+        key = app.idem_pay
+        if key is None:
+            key = sdk.new_idempotency_key()
+            agent.store.flag(ref, "idem_pay", key)  # stored before the first attempt
+        try:
+            receipt = agent.client.fees.pay(
+                app.application_id,
+                Payment(amount=amount, method=fees.method, payer_account=fees.payer_account),
+                idempotency_key=key,
+            )
+        except sdk.Conflict:
+            agent.store.flag(ref, "needs_refresh", 1)  # already paid or waived: read it again
+            continue
+        except Exception as exc:
+            log.warning("fee payment failed; will retry", extra={"reference": ref, "error": type(exc).__name__})
+            continue
+        with agent.store.transaction():
+            agent.store.update_application(ref, fee_status="paid", note=f"fee paid, 票据号 {receipt.receipt_number}")
+            agent.store.flag(ref, "paid_at", now_iso())
+            agent.receipt(
+                app,
+                "fee_paid",
+                "fee_paid",
+                status="已缴费",
+                amount=str(receipt.amount),
+                reason=f"票据号 {receipt.receipt_number}",
+            )
+        agent.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
+        paid += 1
+    return paid
+
+
+def _warn_deadline(agent: Agent, app: AppRow, deadline: str | None) -> None:
+    if agent.store.flagged("deadline_warned").count(app.reference):
+        return
+    agent.store.flag(app.reference, "deadline_warned", 1)
+    agent.store.raise_alert(f"deadline:{app.reference}", f"补正 for {app.loan_no} ({app.reference}) is due {deadline}")
+    agent.audit.append("correction.deadline_near", app.reference, "warned", deadline=deadline or "")
+    log.warning("补正 deadline near", extra={"reference": app.reference, "deadline": deadline})
+
+
+def check_deadlines(agent: Agent) -> int:
+    soon = datetime.now(UTC) + timedelta(hours=agent.config.correction_warning_hours)
+    warned = 0
+    for ref in agent.store.references(
+        "tracking", where="centre_status = 'correction_required' AND deadline IS NOT NULL AND deadline_warned = 0"
+    ):
+        app = agent.store.application(ref)
+        if app and app.deadline and datetime.fromisoformat(app.deadline) <= soon:
+            _warn_deadline(agent, app, app.deadline)
+            warned += 1
+    return warned
+
+
+def find_supplement_materials(agent: Agent) -> int:
+    """A 补正 asking for materials is answered when the bank drops them (``<loan>_<code>.pdf``)."""
+    answered = 0
+    for ref in agent.store.references(
+        "tracking", where="centre_status = 'correction_required' AND correction IS NOT NULL"
+    ):
+        app = agent.store.application(ref)
+        if app is None or not app.correction:
+            continue
+        wanted = {i["code"] for i in app.correction["items"] if i["code"] != "field"}
+        if not wanted:
+            continue
+        inbox = agent.inbox(app.inbox)
+        profile = agent.profiles[app.inbox]
+        folder = agent.config.resolve(inbox.path) / profile.materials.folder
+        checklist = agent.checklists[app.type]
+        by_name = {i.name: i.code for i in checklist.items}
+        have = {m["sha256"] for m in agent.store.materials(ref)}
+        found: dict[str, Any] = {}
+        prefix = profile.materials.pattern.format(loan_no=app.loan_no)
+        for path in sorted(folder.glob(f"{prefix}*")) if folder.is_dir() else []:
+            code = by_name.get(path.stem[len(prefix) :].split("-")[0], path.stem[len(prefix) :].split("-")[0])
+            if code in wanted and path.suffix.lower() in MEDIA_BY_SUFFIX:
+                content = path.read_bytes()
+                import hashlib
+
+                digest = hashlib.sha256(content).hexdigest()
+                if digest in have:
+                    continue
+                found[code] = {
+                    "id": code,
+                    "code": code,
+                    "filename": path.name,
+                    "media_type": MEDIA_BY_SUFFIX[path.suffix.lower()],
+                    "sha256": digest,
+                    "size": len(content),
+                    "blob": agent.blobs.put(content),
+                }
+        if set(found) >= wanted:
+            answer = {
+                "corrected": None,
+                "materials": list(found.values()),
+                "payload_sha256": None,
+                "idem_submit": sdk.new_idempotency_key(),
+                "at": now_iso(),
+            }
+            # the declared materials become part of the application the agent keeps
+            payload = dict(app.payload)
+            payload["materials"] = [m for m in payload["materials"] if m["id"] not in found] + [
+                {k: v for k, v in m.items() if k != "blob"} for m in found.values()
+            ]
+            answer["corrected"] = None
+            agent.store.update_application(
+                ref,
+                stage="supplementing",
+                supplement=answer,
+                idem_supplement=sdk.new_idempotency_key(),
+                payload=payload,
+                note="补正 answered by dropped materials",
+            )
+            agent.audit.append("correction.answer_queued", ref, "ok", materials=len(found))
+            answered += 1
+    return answered

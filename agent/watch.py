@@ -1,0 +1,136 @@
+"""Watch the inbox folders: which files are complete, and a watchdog observer per folder.
+
+A file is read only when complete, by the folder's rule:
+
+- ``rename``: the loan system writes under a temporary name and renames into place, so any
+  file that does not look temporary (``.tmp``, ``.part``, ``~$…``, dot-files) is complete;
+- ``marker``: ``name.done`` beside it says ``name`` is complete;
+- ``stable``: size and modification time unchanged for ``stable_seconds`` across polls.
+
+Watchdog (inotify, or a polling observer for network shares) only wakes the agent early; a
+periodic full rescan finds whatever an event missed, and :class:`InboxWatcher` re-arms the
+observer of a folder that vanished (a dropped share) once it is back.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.config import InboxConfig
+    from agent.runtime import Agent
+
+__all__ = ["InboxWatcher", "ready_files"]
+
+log = logging.getLogger("regbridge.agent.watch")
+TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".done", ".lock", ".swp")
+
+# path → (size, mtime_ns, first seen with that size and mtime)
+_stability: dict[Path, tuple[int, int, float]] = {}
+
+
+def _candidates(agent: Agent, inbox: InboxConfig) -> list[Path]:
+    folder = agent.config.resolve(inbox.path)
+    if not folder.is_dir():
+        return []
+    patterns = agent.profiles[inbox.name].source.patterns
+    found = []
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if name.startswith((".", "~$")) or name.lower().endswith(TEMPORARY_SUFFIXES):
+            continue
+        if not any(fnmatch.fnmatch(name, p) for p in patterns):
+            continue
+        if path.is_file():
+            found.append(path)
+    return found
+
+
+def ready_files(agent: Agent, inbox: InboxConfig) -> list[Path]:
+    ready = []
+    now = time.monotonic()
+    for path in _candidates(agent, inbox):
+        if inbox.completion == "rename":
+            ready.append(path)
+        elif inbox.completion == "marker":
+            if path.with_name(path.name + ".done").exists():
+                ready.append(path)
+        else:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            seen = _stability.get(path)
+            if seen is None or (seen[0], seen[1]) != (st.st_size, st.st_mtime_ns):
+                _stability[path] = (st.st_size, st.st_mtime_ns, now)
+                if inbox.stable_seconds > 0:
+                    continue
+            if st.st_size > 0 and now - _stability[path][2] >= inbox.stable_seconds:
+                ready.append(path)
+                _stability.pop(path, None)
+    return ready
+
+
+class InboxWatcher:
+    """One watchdog observer per inbox folder, supervised."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.observers: dict[str, Any] = {}
+
+    def supervise(self) -> None:
+        """Arm the folders that are present and not watched; drop and alert the ones that are gone."""
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        agent = self.agent
+
+        class Wake(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                agent.wake()
+
+        for inbox in agent.config.inbox:
+            folder = agent.config.resolve(inbox.path)
+            observer = self.observers.get(inbox.name)
+            if not folder.is_dir():
+                if observer is not None:
+                    self._stop(inbox.name)
+                if agent.store.raise_alert(f"inbox:{inbox.name}", f"inbox folder {folder} is missing (share dropped?)"):
+                    log.error("inbox folder missing", extra={"inbox": inbox.name, "path": str(folder)})
+                    agent.audit.append("inbox.missing", inbox.name, "alert")
+                continue
+            if observer is not None and observer.is_alive():
+                continue
+            if observer is not None:
+                self._stop(inbox.name)
+            observer = PollingObserver(timeout=1.0) if inbox.polling else Observer()
+            observer.schedule(Wake(), str(folder), recursive=True)
+            observer.daemon = True
+            try:
+                observer.start()
+            except OSError as exc:
+                log.error("cannot watch inbox", extra={"inbox": inbox.name, "error": str(exc)})
+                continue
+            self.observers[inbox.name] = observer
+            if agent.store.clear_alert(f"inbox:{inbox.name}"):
+                agent.audit.append("inbox.rearmed", inbox.name, "ok")
+                log.info("inbox folder back; watching again", extra={"inbox": inbox.name})
+
+    def _stop(self, name: str) -> None:
+        observer = self.observers.pop(name, None)
+        if observer is None:
+            return
+        try:
+            observer.stop()
+            observer.join(timeout=5)
+        except Exception:  # a dead observer may fail to stop cleanly; it is dropped either way
+            pass
+
+    def stop(self) -> None:
+        for name in list(self.observers):
+            self._stop(name)
