@@ -1,6 +1,11 @@
-"""The ``regbridge`` command."""
+"""The ``regbridge`` command: the agent (run, status, requeue, ingest, transmittal, audit, enroll), the
+demo, and the sandbox centre (``regbridge sandbox …``)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,6 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+audit_app = typer.Typer(help="The agent's hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+CONFIG = typer.Option(Path("agent.toml"), "--config", "-c", help="The agent's config file.", envvar="REGBRIDGE_CONFIG")
 
 
 def _add_sandbox() -> None:
@@ -35,15 +44,279 @@ def _root(
     """RegBridge: SDK, agent and sandbox registration centre."""
 
 
+def _agent(config: Path, *, quiet: bool = True) -> Any:
+    from agent.config import load_config
+    from agent.logs import setup_logging
+    from agent.runtime import Agent
+    from agent.secrets import SecretUnavailable
+
+    try:
+        cfg = load_config(config)
+    except ValueError as exc:
+        typer.secho(f"config: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    setup_logging(cfg.resolve(cfg.data_dir) / "agent.log", stderr=not quiet)
+    try:
+        return Agent(cfg)
+    except SecretUnavailable as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
-def demo() -> None:
-    """Sandbox centre + agent + sample exports, end to end."""
+def run(config: Path = CONFIG) -> None:
+    """Run the agent as a daemon (SIGTERM for a clean stop)."""
+    from agent.daemon import run_daemon
+
+    run_daemon(_agent(config, quiet=False))
+
+
+@app.command()
+def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
+    """The queue by state, errors, quarantine, deadlines, unpaid fees and alerts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.status import snapshot
+
+    agent = _agent(config)
+    try:
+        snap = snapshot(agent)
+    finally:
+        agent.close()
+    if as_json:
+        typer.echo(json.dumps(snap, ensure_ascii=False, indent=2))
+        return
+    console = Console()
+    if snap["paused"]:
+        console.print(f"[bold red]submissions paused: {snap['paused']}[/]")
+    table = Table(title="Applications by stage")
+    table.add_column("stage")
+    table.add_column("count", justify="right")
+    for stage, n in sorted(snap["stages"].items()):
+        table.add_row(stage, str(n))
+    console.print(table)
+    for title, key in (
+        ("Quarantine", "quarantine"),
+        ("补正 deadlines", "deadlines"),
+        ("Errors", "errors"),
+        ("Unpaid fees", "fees_unpaid"),
+        ("Alerts", "alerts"),
+    ):
+        items = snap[key]
+        if not items:
+            continue
+        t = Table(title=title)
+        for col in items[0]:
+            t.add_column(col)
+        for item in items:
+            t.add_row(
+                *[("; ".join(v) if isinstance(v, list) else str(v if v is not None else "")) for v in item.values()]
+            )
+        console.print(t)
+    console.print(f"paper originals owed to the centre: {snap['paper_owed']}")
+
+
+@app.command()
+def requeue(
+    items: list[int] = typer.Argument(None, help="Quarantine ids (see `regbridge status`)."),
+    all_open: bool = typer.Option(False, "--all", help="Every open quarantine item."),
+    config: Path = CONFIG,
+) -> None:
+    """Try quarantined items again after the cause was fixed."""
+    from agent.requeue import requeue as do_requeue
+
+    agent = _agent(config)
+    try:
+        ids = [q["id"] for q in agent.store.quarantined()] if all_open else list(items or [])
+        if not ids:
+            typer.echo("nothing to requeue")
+            return
+        bad = 0
+        for item in ids:
+            result = do_requeue(agent, item)
+            colour = "green" if result.outcome == "requeued" else "yellow"
+            typer.secho(f"{item}: {result.outcome} {result.detail}", fg=colour)
+            bad += result.outcome != "requeued"
+    finally:
+        agent.close()
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    export: Path = typer.Argument(..., help="An export file to read now."),
+    inbox: str = typer.Option(..., "--inbox", help="The inbox whose profile reads it."),
+    config: Path = CONFIG,
+) -> None:
+    """Ingest one export now, with a progress bar (long imports); the daemon sends it."""
+    from rich.progress import Progress
+
+    from agent.ingest import ingest_file
+
+    agent = _agent(config)
+    try:
+        target = agent.inbox(inbox)
+    except StopIteration:
+        typer.secho(f"no inbox {inbox!r} in {config}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with Progress() as bar:
+            task = bar.add_task(f"reading {export.name}", total=None)
+            report = ingest_file(
+                agent, target, export, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    finally:
+        agent.close()
     typer.echo(
-        "The end-to-end demo needs the sandbox centre and the agent, which are not built yet "
-        "(issues 3 and 4). Today: `make test` exercises the SDK.",
-        err=True,
+        f"queued {len(report.queued)}, 补正 answers {len(report.supplements)}, duplicates "
+        f"{len(report.duplicates)}, quarantined {len(report.quarantined)}"
+        + (" (already processed)" if report.skipped else "")
     )
-    raise typer.Exit(code=2)
+
+
+@app.command()
+def transmittal(
+    config: Path = CONFIG,
+    out: Path = typer.Option(None, "--out", help="Folder for the CSV and PDF (default: transmittal_dir)."),
+    confirm: str = typer.Option(None, "--confirm", help="Mark this transmittal's originals as delivered."),
+) -> None:
+    """The list of paper originals owed to the centre (CSV + printable PDF), or confirm a delivery."""
+    from agent.transmittal import make_transmittal
+
+    agent = _agent(config)
+    try:
+        if confirm:
+            try:
+                n = agent.store.confirm_transmittal(confirm)
+            except KeyError:
+                typer.secho(f"no transmittal {confirm}", fg="red", err=True)
+                raise typer.Exit(1) from None
+            agent.audit.append("transmittal.delivered", confirm, "ok", applications=n)
+            typer.echo(f"{confirm}: {n} application(s) marked delivered")
+            return
+        result = make_transmittal(agent, out or agent.config.resolve(agent.config.transmittal_dir))
+    finally:
+        agent.close()
+    if not result.count:
+        typer.echo("no paper originals are owed")
+        return
+    typer.echo(f"{result.id}: {result.count} application(s)\n  {result.csv_path}\n  {result.pdf_path}")
+
+
+@audit_app.command("verify")
+def audit_verify(config: Path = CONFIG) -> None:
+    """Walk the audit chain; exit 1 if a record was altered, removed or cut off."""
+    from agent.audit import verify_audit
+    from agent.config import load_config
+    from agent.store import SQLiteStore
+
+    cfg = load_config(config)
+    data = cfg.resolve(cfg.data_dir)
+    store = SQLiteStore(data / "state.db")
+    try:
+        head = store.get_meta("audit_head")
+    finally:
+        store.close()
+    expected = (int(head.split(":")[0]), head.split(":")[1]) if head else None
+    result = verify_audit(data / "audit.log", expected)
+    for line in result.torn_lines:
+        typer.secho(f"line {line}: an incomplete record (a write cut by a crash); not part of the chain", fg="yellow")
+    for problem in result.problems:
+        typer.secho(problem, fg="red")
+    if not result.ok:
+        raise typer.Exit(1)
+    typer.secho(f"audit chain intact: {result.records} records", fg="green")
+
+
+@app.command()
+def enroll(
+    bundle: Path = typer.Argument(..., help="The enrolment bundle (JSON) the centre issued."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to write agent.toml and keys/."),
+    inbox: list[str] = typer.Option(
+        ["corebank=inbox/corebank:corebank_csv"], "--inbox", help="NAME=PATH:PROFILE, repeatable."
+    ),
+) -> None:
+    """Enrol this agent with a centre: a key made here, registered with the bundle's one-time token."""
+    from agent.enrol import BundleError, enrol
+    from agent.secrets import SecretUnavailable, load_secret
+
+    try:
+        secret = load_secret(directory / "agent.secret")
+    except SecretUnavailable as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    inboxes = []
+    for spec in inbox:
+        name, _, rest = spec.partition("=")
+        path, _, profile = rest.rpartition(":")
+        inboxes.append({"name": name, "path": path, "profile": profile})
+    try:
+        doc = json.loads(bundle.read_text(encoding="utf-8"))
+        path = enrol(
+            doc,
+            directory,
+            secret=secret,
+            inboxes=inboxes,
+            settings={"secret_file": "agent.secret"} if (directory / "agent.secret").exists() else {},
+        )
+    except (BundleError, ValueError, OSError) as exc:
+        typer.secho(f"enrolment failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"enrolled; config written to {path}")
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("regbridge-demo"), "--dir", help="Where the demo works (emptied first)."),
+) -> None:
+    """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.demo import run_demo
+    from agent.logs import setup_logging
+
+    setup_logging(None, stderr=False)
+    console = Console()
+    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text))
+    table = Table(title="RegBridge demo: every loan operation")
+    for col in ("贷款编号", "业务", "结果", "不动产登记证明号 / 原因", "证书位置"):
+        table.add_column(col, overflow="fold")
+    from sdk.models import APPLICATION_TYPES
+
+    outcome = {"not_accepted": "不予受理", "refused": "不予登记", "cancelled": "作废", "withdrawn": "撤回"}
+    for a in summary["applications"]:
+        label = APPLICATION_TYPES[a["type"]].business_name
+        if a["stage"] == "done":
+            state = "[green]已办结[/]" + (" (经补正)" if "correction_required" in a["history"] else "")
+        else:
+            state = f"[red]{outcome.get(a['centre_status'], a['stage'])}[/]"
+        numbers = "\n".join(c["number"] + (" [dim](已注销)[/]" if c["superseded"] else "") for c in a["certificates"])
+        folders = sorted({str(Path(c["document"]).parent) + "/" for c in a["certificates"] if c["document"]})
+        table.add_row(a["loan_no"], label, state, numbers or (a["reason"] or ""), "\n".join(folders))
+    for q in summary["quarantined"]:
+        row = f" 第{q['row']}行" if q["row"] else ""
+        reasons = "\n".join(r if len(r) < 90 else r[:87] + "…" for r in q["reasons"])
+        table.add_row(q["loan_no"] or "?", f"{q['file']}{row}", "[yellow]已隔离[/]", reasons, "")
+    console.print(table)
+    console.print(
+        f"paper originals: transmittal {summary['transmittal']['id']} lists {summary['transmittal']['count']}"
+        f" application(s) ({summary['transmittal']['pdf']})"
+    )
+    console.print(
+        f"audit chain: {'intact' if summary['audit']['ok'] else 'BROKEN'}, {summary['audit']['records']} records"
+    )
+    console.print("where to look:")
+    for what, where in summary["where"].items():
+        console.print(f"  {what}: {', '.join(where) if isinstance(where, list) else where}")
+    console.print(f"finished in {summary['seconds']} s")
+    if summary["problems"]:
+        for p in summary["problems"]:
+            console.print(f"[bold red]✗ {p}[/]")
+        raise typer.Exit(1)
+    console.print("[bold green]✓ every application reached its expected end[/]")
 
 
 _add_sandbox()

@@ -235,6 +235,8 @@ def _admit(
             store.update_application(
                 b.reference,
                 stage="supplementing",
+                next_attempt_at=0,
+                attempts=0,
                 supplement=answer,
                 idem_supplement=new_idempotency_key(),
                 source=_json_sources([*existing.source, source]),

@@ -383,6 +383,8 @@ def find_supplement_materials(agent: Agent) -> int:
             agent.store.update_application(
                 ref,
                 stage="supplementing",
+                next_attempt_at=0,
+                attempts=0,
                 supplement=answer,
                 idem_supplement=sdk.new_idempotency_key(),
                 payload=payload,

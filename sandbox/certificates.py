@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from reportlab.graphics import renderPDF
@@ -24,10 +22,9 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
+from connectors.fonts import FONT_CANDIDATES, cjk_font
 from sdk.codes import LicenceHolderCodeType, LicenceStatus, MortgageMethod
 from sdk.identifiers import LICENCE_TYPE_PROOF
 from sdk.models import CertificateMetadata
@@ -36,35 +33,6 @@ from sdk.money import yuan_to_wan
 from .pki import CentreKeys
 
 __all__ = ["FONT_CANDIDATES", "cjk_font", "render_pdf", "seal_pdf"]
-
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-    "C:/Windows/Fonts/simsun.ttc",
-    "C:/Windows/Fonts/simhei.ttf",
-    "/Library/Fonts/Arial Unicode.ttf",
-)
-_font_name: str | None = None
-
-
-def cjk_font() -> str:
-    """Register (once) and name the CJK font the certificates use."""
-    global _font_name
-    if _font_name is not None:
-        return _font_name
-    for candidate in (os.environ.get("REGBRIDGE_CJK_FONT"), *FONT_CANDIDATES):
-        if candidate and Path(candidate).is_file():
-            try:
-                pdfmetrics.registerFont(TTFont("RegBridgeCJK", candidate, subfontIndex=0))
-            except Exception:  # a font reportlab cannot embed (CFF outlines…): try the next one
-                continue
-            _font_name = "RegBridgeCJK"
-            return _font_name
-    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    _font_name = "STSong-Light"
-    return _font_name
 
 
 def _wrap(text: str, font: str, size: float, width: float) -> list[str]:

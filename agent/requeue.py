@@ -1,0 +1,111 @@
+"""``regbridge requeue``: try a quarantined item again after the cause was fixed.
+
+- a row or a whole file: the export is read again from its encrypted copy with the current
+  profile, checklists and materials folder; the rows of the item are admitted if they are
+  good now, else the item stays open with the new errors;
+- an application the centre refused as invalid: the same, with fresh idempotency keys (the
+  centre never accepted the refused body);
+- a certificate: downloaded and verified again (e.g. after the trust anchors were updated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.build import build
+from agent.ingest import IngestReport, _admit, _columns
+from agent.mapping import map_records
+from connectors.readers import read_export
+from sdk import new_idempotency_key
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+__all__ = ["RequeueResult", "requeue"]
+
+
+@dataclass
+class RequeueResult:
+    item: int
+    outcome: str  # "requeued", "still_bad", "not_found", "not_open"
+    detail: str = ""
+
+
+def requeue(agent: Agent, item_id: int) -> RequeueResult:
+    store = agent.store
+    item = store.quarantine_item(item_id)
+    if item is None:
+        return RequeueResult(item_id, "not_found", "no such quarantine item")
+    if item["status"] != "open":
+        return RequeueResult(item_id, "not_open", f"already {item['status']}")
+    if item["kind"] == "certificate":
+        store.update_certificate(item["path"], stage="pending", error=None)
+        store.resolve_quarantine(item_id, "requeued")
+        store.clear_alert(f"certificate:{item['path']}")
+        agent.audit.append("quarantine.requeued", str(item_id), "ok", kind="certificate")
+        return RequeueResult(item_id, "requeued", "the certificate will be downloaded and verified again")
+    file = store.file_seen(item["file_sha256"] or "")
+    if file is None or not file.get("stored_copy"):
+        return RequeueResult(item_id, "still_bad", "the export's copy is not available; export the row again")
+    inbox = agent.inbox(file["inbox"])
+    profile = agent.profiles[inbox.name]
+    data = agent.blobs.get(file["stored_copy"])
+    read = read_export(Path(file["path"]), profile.source.reader_options(), data)
+    if read.file_error:
+        store.quarantine(
+            item["kind"],
+            [
+                {
+                    "file": file["path"],
+                    "row": None,
+                    "field": "(file)",
+                    "value": "",
+                    "expected": read.file_error,
+                    "target": "",
+                }
+            ],
+        )
+        return RequeueResult(item_id, "still_bad", read.file_error)
+    mapped = map_records(read.records, profile, file["path"])
+    wanted = [
+        m
+        for m in mapped
+        if item["kind"] == "file" or item["row"] in m.rows or (item["reference"] and m.reference == item["reference"])
+    ]
+    if not wanted:
+        return RequeueResult(
+            item_id, "still_bad", "the row is not in the export any more (a record that cannot be read)"
+        )
+    report = IngestReport(file["path"], item["file_sha256"])
+    problems = []
+    with store.transaction():
+        for m in wanted:
+            b = build(m, profile, agent.build_context, agent.config.resolve(inbox.path))
+            if b.errors:
+                problems += [str(e) for e in b.errors]
+                continue
+            if item["kind"] == "centre" and store.application(b.reference) is not None:
+                store.update_application(
+                    b.reference,
+                    payload=b.payload,
+                    stage="queued",
+                    application_id=None,
+                    idem_create=new_idempotency_key(),
+                    idem_submit=new_idempotency_key(),
+                    attempts=0,
+                    next_attempt_at=0,
+                    last_error=None,
+                    note="requeued after a fix",
+                )
+                store.flag(b.reference, "payload_sha256", "")
+                store.replace_materials(b.reference, b.materials)
+                continue
+            _admit(agent, inbox, report, b, _columns(b, m.provenance), item["file_sha256"], file["path"])
+        if problems:
+            return RequeueResult(item_id, "still_bad", "; ".join(problems))
+        store.resolve_quarantine(item_id, "requeued")
+    agent.audit.append("quarantine.requeued", str(item_id), "ok", kind=item["kind"])
+    agent.wake()
+    return RequeueResult(item_id, "requeued", ", ".join(report.queued) or "queued again")

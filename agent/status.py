@@ -1,0 +1,76 @@
+"""``regbridge status``: the queue by state, errors, quarantine, deadlines, fees and alerts.
+
+Everything here is safe to show on a screen: references, loan numbers, codes and reasons, never
+names or ID numbers (quarantine values were masked when they were recorded).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+__all__ = ["snapshot"]
+
+
+def snapshot(agent: Agent) -> dict[str, Any]:
+    store = agent.store
+    apps = store.applications()
+    errors = [
+        {"reference": a.reference, "stage": a.stage, "attempts": a.attempts, "error": a.last_error}
+        for a in apps
+        if a.last_error and a.stage not in ("done", "rejected")
+    ]
+    deadlines = [
+        {
+            "reference": a.reference,
+            "loan_no": a.loan_no,
+            "deadline": a.deadline,
+            "items": [i["code"] for i in (a.correction or {}).get("items", [])],
+        }
+        for a in apps
+        if a.centre_status == "correction_required"
+    ]
+    fees = [{"reference": a.reference, "amount": a.fee_total} for a in apps if a.fee_status == "unpaid"]
+    quarantine = [
+        {
+            "id": q["id"],
+            "kind": q["kind"],
+            "loan_no": q["loan_no"],
+            "reference": q["reference"],
+            "file": q["path"],
+            "row": q["row"],
+            "errors": [f"{e['field']}: {e['expected']}" for e in q["errors"]],
+        }
+        for q in store.quarantined()
+    ]
+    certs = store.certificates()
+    return {
+        "paused": agent.paused,
+        "stages": store.counts(),
+        "centre_statuses": store.status_counts(),
+        "applications": [
+            {
+                "reference": a.reference,
+                "loan_no": a.loan_no,
+                "type": a.type,
+                "stage": a.stage,
+                "centre_status": a.centre_status,
+                "certificates": [c["certificate_number"] for c in certs if c["reference"] == a.reference],
+                "reason": (a.decision or {}).get("reason"),
+            }
+            for a in apps
+        ],
+        "errors": errors,
+        "quarantine": quarantine,
+        "deadlines": deadlines,
+        "fees_unpaid": fees,
+        "certificates": {s: sum(1 for c in certs if c["stage"] == s) for s in sorted({c["stage"] for c in certs})},
+        "paper_owed": len(store.paper_owed()),
+        "alerts": [{"kind": a["kind"], "message": a["message"], "since": a["raised_at"]} for a in store.alerts()],
+        "files": [
+            {"file": f["path"], "status": f["status"], "rows_ok": f["rows_ok"], "rows_bad": f["rows_bad"]}
+            for f in store.files(20)
+        ],
+    }
