@@ -276,9 +276,6 @@ def demo(
     from rich.table import Table
 
     from agent.demo import run_demo
-    from agent.logs import setup_logging
-
-    setup_logging(None, stderr=False)
     console = Console()
     summary = run_demo(workdir.resolve(), say=lambda text: console.print(text))
     table = Table(title="RegBridge demo: every loan operation")

@@ -141,6 +141,7 @@ def _quarantine(agent: Agent, app: Any, cid: str, reasons: list[str], number: st
     with agent.store.transaction():
         qid = agent.store.quarantine("certificate", errors, loan_no=app.loan_no, reference=app.reference, path=cid)
         agent.store.update_certificate(cid, stage="quarantined", error="; ".join(reasons)[:500])
+        agent.store.update_application(app.reference, stage="quarantined", note="a certificate failed verification")
         agent.store.raise_alert(
             f"certificate:{cid}",
             f"certificate {number or cid} for {app.loan_no} failed verification: {'; '.join(reasons)}",

@@ -27,6 +27,7 @@ from agent.audit import verify_audit
 from agent.blobs import atomic_write
 from agent.config import load_config
 from agent.enrol import enrol
+from agent.logs import setup_logging
 from agent.runtime import Agent
 
 __all__ = ["EXPECTED", "run_demo"]
@@ -72,6 +73,7 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0) -> dict
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    setup_logging(workdir / "var" / "agent.log", stderr=False)
     secret = secrets.token_urlsafe(32).encode()
     atomic_write(workdir / "agent.secret", secret, mode=0o600)
     with LocalCentre() as centre:
@@ -158,6 +160,7 @@ def summarise(agent: Agent, workdir: Path) -> dict[str, Any]:
             "receipts": [str(workdir / "inbox" / name / "receipts") for name, *_ in INBOXES],
             "quarantine reports": [str(workdir / "inbox" / name / "quarantine") for name, *_ in INBOXES],
             "audit log": str(agent.audit.path),
+            "agent log": str(workdir / "var" / "agent.log"),
             "config": str(workdir / "agent.toml"),
         },
     }

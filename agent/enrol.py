@@ -57,7 +57,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        items = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+        return "{ " + ", ".join(items) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)
@@ -67,16 +68,18 @@ def render_config(sections: dict[str, Any]) -> str:
     """A small TOML writer for the agent's config (tables, arrays of tables, scalars)."""
     lines = ["# RegBridge agent configuration (written by enrolment; see docs/agent.md)"]
     for key, value in sections.items():
+        if value is None:
+            continue
         if not isinstance(value, dict | list) or (
             isinstance(value, list) and not all(isinstance(v, dict) for v in value)
         ):
             lines.append(f"{key} = {_toml_value(value)}")
     for key, value in sections.items():
         if isinstance(value, dict):
-            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for item in value:
-                lines += ["", f"[[{key}]]"] + [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+                lines += ["", f"[[{key}]]"] + [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 

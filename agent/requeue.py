@@ -42,6 +42,8 @@ def requeue(agent: Agent, item_id: int) -> RequeueResult:
         return RequeueResult(item_id, "not_open", f"already {item['status']}")
     if item["kind"] == "certificate":
         store.update_certificate(item["path"], stage="pending", error=None)
+        if item["reference"]:
+            store.update_application(item["reference"], stage="tracking", note="certificate requeued")
         store.resolve_quarantine(item_id, "requeued")
         store.clear_alert(f"certificate:{item['path']}")
         agent.audit.append("quarantine.requeued", str(item_id), "ok", kind="certificate")

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import load_config
+from agent.enrol import enrol
+from agent.runtime import Agent
+from sandbox.local import LocalCentre
+
+SECRET = b"test-agent-secret"
+
+
+@pytest.fixture
+def centre() -> Iterator[LocalCentre]:
+    with LocalCentre() as running:
+        yield running
+
+
+@dataclass
+class Branch:
+    root: Path
+    config: Path
+    institution_id: str
+    centre: LocalCentre
+
+    def agent(self) -> Agent:
+        return Agent(load_config(self.config), secret=SECRET)
+
+    def inbox(self, name: str = "corebank") -> Path:
+        return self.root / "inbox" / name
+
+
+INBOXES = [
+    {"name": "corebank", "path": "inbox/corebank", "profile": "corebank_csv", "completion": "rename"},
+    {"name": "presale", "path": "inbox/presale", "profile": "presale_xlsx", "completion": "rename"},
+    {"name": "legacy", "path": "inbox/legacy", "profile": "legacy_fixed", "completion": "rename"},
+]
+
+
+def make_branch(centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None,
+                **settings: Any) -> Branch:  # fmt: skip
+    iid, bundle = centre.bank()
+    settings = {"default_operator": "op-001", "fees": {"auto_pay": True, "daily_cap": "100000"}, **settings}
+    config = enrol(bundle, root, secret=SECRET, inboxes=inboxes or INBOXES, settings=settings)
+    return Branch(root, config, iid, centre)
+
+
+@pytest.fixture
+def branch(centre: LocalCentre, tmp_path: Path) -> Branch:
+    """A bank branch enrolled with the sandbox centre, its agent configured with the three sample inboxes."""
+    return make_branch(centre, tmp_path / "branch")
+
+
+def drop(folder: Path, name: str, content: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.part"
+    tmp.write_bytes(content)
+    os.replace(tmp, folder / name)
+    return folder / name

@@ -1,0 +1,114 @@
+"""SIGKILL the agent at random moments while 200 applications flow; restart it; again and again.
+
+Afterwards the centre holds exactly one application per loan operation, every certificate it
+issued is in the document store exactly once (and intact), and every receipt line appears once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from agent import demo_data
+from agent.audit import verify_audit
+from sandbox import register
+from sandbox.local import LocalCentre
+
+from .conftest import SECRET, drop, make_branch
+
+UNITS = [n for n in range(1, 202) if n != register.SEIZED_UNIT]  # 200 first mortgages
+
+
+def _stages(db: Path) -> Counter[str]:
+    if not db.exists():
+        return Counter()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = con.execute("SELECT stage FROM applications").fetchall()
+        pending = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[0]
+        unstored = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
+    except sqlite3.Error:
+        return Counter()
+    finally:
+        con.close()
+    counts = Counter(r[0] for r in rows)
+    counts["_pending_receipts"] = pending
+    counts["_unstored_certificates"] = unstored
+    return counts
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCentre, tmp_path: Path) -> None:
+    seed = int(os.environ.get("REGBRIDGE_CHAOS_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    branch = make_branch(centre, tmp_path / "branch", inboxes=[
+        {"name": "corebank", "path": "inbox/corebank", "profile": "corebank_csv", "completion": "rename"}],
+        rescan_seconds=1.0, max_poll_seconds=1.0, concurrency=4)  # fmt: skip
+    inbox = branch.inbox()
+    rows = []
+    for n in UNITS:
+        loan = f"K-{n:04d}"
+        demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += demo_data._mortgage_rows(loan, n, amount="100")
+    drop(inbox, "big.csv", demo_data.corebank_csv(rows))
+    env = {**os.environ, "REGBRIDGE_AGENT_SECRET": SECRET.decode()}
+    command = [sys.executable, "-m", "agent.cli", "run", "--config", str(branch.config)]
+    db = branch.root / "var" / "state.db"
+    log = open(tmp_path / "agent.stderr", "ab")  # noqa: SIM115 - shared by every run
+    kills = 0
+    deadline = time.monotonic() + 420
+    try:
+        while kills < 8:
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+            time.sleep(rng.uniform(1.5, 6.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            kills += 1
+            if _stages(db)["done"] >= len(UNITS) - 20:
+                break
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        while time.monotonic() < deadline:
+            s = _stages(db)
+            if s["done"] + s["rejected"] == len(UNITS) and not s["_pending_receipts"] and not s["_unstored_certificates"]:
+                break
+            assert proc.poll() is None, f"the agent died (seed {seed}); see {tmp_path / 'agent.stderr'}"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, "a clean stop on SIGTERM"
+    finally:
+        log.close()
+        if proc.poll() is None:
+            proc.kill()
+    stages = _stages(db)
+    assert stages["done"] == len(UNITS), f"seed {seed}: {stages} after {kills} kills"
+
+    # the centre: exactly one application per loan operation, none missing
+    refs = Counter(r["client_reference"] for r in centre.store.all("SELECT client_reference FROM applications"))
+    assert refs == Counter({f"K-{n:04d}-DYSC": 1 for n in UNITS}), f"seed {seed}"
+
+    # the document store: every certificate the centre issued, exactly once, byte for byte
+    issued = {r["certificate_number"]: hashlib.sha256(bytes(r["content"])).hexdigest()
+              for r in centre.store.all("SELECT certificate_number, content FROM certificates")}  # fmt: skip
+    docs = branch.root / "documents"
+    stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".")]
+    assert Counter(p.stem for p in stored) == Counter(issued.keys()), f"seed {seed}"
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == issued[p.stem] for p in stored)
+
+    # receipts: each line once, one registration per loan operation
+    lines = []
+    for path in sorted((inbox / "receipts").glob("receipts-*.csv")):
+        lines += list(csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030"))))
+    keys = Counter((r["业务编号"], r["事件"], r["不动产登记证明号"]) for r in lines)
+    assert max(keys.values()) == 1, f"seed {seed}: duplicated receipt lines {[k for k, v in keys.items() if v > 1][:3]}"
+    assert Counter(r["业务编号"] for r in lines if r["事件"] == "registered") == Counter(refs)
+
+    assert verify_audit(branch.root / "var" / "audit.log").ok

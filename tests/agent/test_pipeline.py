@@ -1,0 +1,303 @@
+"""The agent end to end against the sandbox centre: exports in, verified certificates and receipts out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import demo_data
+from agent.demo import run_demo
+from agent.requeue import requeue
+from agent.status import snapshot
+from sandbox import register
+from sandbox.pki import CentreKeys
+
+from .conftest import Branch, drop
+
+ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    workdir = tmp_path_factory.mktemp("demo") / "run"
+    return workdir, run_demo(workdir, say=lambda text: None)
+
+
+def _receipts(folder: Path, encoding: str = "gb18030") -> list[dict[str, str]]:
+    rows = []
+    for path in sorted(folder.glob("receipts-*.csv")):
+        rows += list(csv.DictReader(io.StringIO(path.read_bytes().decode(encoding))))
+    return rows
+
+
+def test_demo_reaches_every_expected_end(demo: tuple[Path, dict[str, Any]]) -> None:
+    _, summary = demo
+    assert summary["problems"] == []
+    assert summary["idle"]
+    assert summary["audit"]["ok"] and summary["audit"]["records"] > 50
+    assert summary["transmittal"]["count"] >= 10
+
+
+def test_certificates_are_stored_once_with_sidecars_and_superseded_ones_say_so(demo: tuple[Path, dict[str, Any]]) -> None:
+    workdir, summary = demo
+    docs = workdir / "documents"
+    pdfs = sorted(docs.rglob("*.pdf"))
+    stored = [c for a in summary["applications"] for c in a["certificates"]]
+    assert len(pdfs) == len(stored) == 13
+    assert not list(docs.rglob(".*"))  # no temporary files left behind
+    by_loan = {a["reference"]: a for a in summary["applications"]}
+    first = by_loan["DEMO-008-DYSC"]["certificates"][0]
+    change = by_loan["DEMO-008-DYBG"]["certificates"][0]
+    sidecar = json.loads((workdir / first["document"]).with_suffix(".json").read_text(encoding="utf-8"))
+    assert sidecar["status"] == "superseded"
+    assert sidecar["superseded_by"]["certificate_number"] == change["number"]
+    discharged = by_loan["DEMO-009-DYSC"]["certificates"][0]
+    sidecar = json.loads((workdir / discharged["document"]).with_suffix(".json").read_text(encoding="utf-8"))
+    assert sidecar["status"] == "superseded" and sidecar["superseded_by"]["certificate_id"] is None
+    current = json.loads((workdir / change["document"]).with_suffix(".json").read_text(encoding="utf-8"))
+    assert current["status"] == "current" and current["verified"]["reconciled"] is True
+    assert current["loan_no"] == "DEMO-008" and current["certificate_number"] == change["number"]
+
+
+def test_receipts_tell_the_loan_system_each_change_once(demo: tuple[Path, dict[str, Any]]) -> None:
+    workdir, _ = demo
+    rows = _receipts(workdir / "inbox" / "corebank" / "receipts")
+    keys = [(r["业务编号"], r["事件"], r["不动产登记证明号"], r["补正期限"]) for r in rows]
+    assert len(keys) == len(set(keys)), "a receipt line appears twice"
+    by = {(r["业务编号"], r["事件"]): r for r in rows}
+    correction = by[("DEMO-004-DYSC", "correction")]
+    assert "不动产权证书号" in correction["补正事项"] and correction["补正期限"]
+    assert "mortgage_not_found" in by[("DEMO-005-DYZX", "rejected")]["原因"]
+    registered = by[("DEMO-001-DYSC", "registered")]
+    assert registered["不动产登记证明号"].startswith("皖(2026)长丰县不动产证明第")
+    assert Path(registered["证书存放位置"]).is_file()
+    assert by[("DEMO-001-DYSC", "fee_paid")]["费用(元)"] == "80.00"
+    assert "证件号码" in by[("DEMO-006-DYSC", "quarantined")]["原因"]
+    presale = [json.loads(line) for p in sorted((workdir / "inbox" / "presale" / "receipts").glob("*.jsonl"))
+               for line in p.read_text(encoding="utf-8").splitlines()]  # fmt: skip
+    assert {(r["reference"], r["event"]) for r in presale} >= {("PRE-001-YGDY", "registered"), ("PRE-004-YG", "quarantined")}
+
+
+def test_nothing_the_agent_wrote_holds_an_id_number_in_clear(demo: tuple[Path, dict[str, Any]]) -> None:
+    workdir, _ = demo
+    secret_ids = {p.id_number for n in range(1, 301) for p in register.owners_of(n)}
+    places = [p for p in workdir.rglob("*") if p.is_file() and p.suffix in (".csv", ".jsonl", ".json", ".txt", ".log", ".toml")]
+    places += [workdir / "var" / "audit.log", workdir / "var" / "state.db"]
+    assert workdir / "var" / "agent.log" in places
+    for path in places:
+        text = path.read_bytes().decode("gb18030" if path.suffix == ".csv" else "utf-8", errors="replace")
+        leaked = {m for m in ID_NUMBER.findall(text) if m in secret_ids}
+        assert not leaked, f"{path} holds ID numbers in clear"
+    names = {p.name for n in (1, 2, 6, 7, 8) for p in register.owners_of(n)}
+    db = (workdir / "var" / "state.db").read_bytes()
+    assert not any(name.encode() in db for name in names), "the state store holds a name in clear"
+    assert not list((workdir / "inbox" / "corebank").glob("*.csv")), "ingested exports stay in the inbox"
+
+
+def test_a_redropped_identical_export_is_not_processed_twice(branch: Branch) -> None:
+    agent = branch.agent()
+    try:
+        inbox = branch.inbox()
+        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
+        content = demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150"))
+        drop(inbox, "a.csv", content)
+        assert agent.run_until_idle(timeout=60)
+        drop(inbox, "copy-of-a.csv", content)
+        assert agent.scan() == 1
+        assert not (inbox / "copy-of-a.csv").exists()
+        assert len(agent.store.applications()) == 1
+        assert len(branch.centre.store.all("SELECT id FROM applications")) == 1
+        assert any(json.loads(line)["action"] == "file.duplicate" for line in agent.audit.path.read_text().splitlines())
+    finally:
+        agent.close()
+
+
+def test_a_fourth_layout_is_only_a_profile(branch: Branch, tmp_path: Path) -> None:
+    """A new loan system (JSON Lines, nested borrowers, 元 with separators, dotted dates): a profile, no code."""
+    profile = tmp_path / "branch" / "jsonl_system.toml"
+    profile.write_text(
+        """
+name = "jsonl_system"
+[source]
+format = "jsonl"
+patterns = ["*.jsonl"]
+[identity]
+loan_no = "loan.id"
+reference = "{loan_no}-FIRST"
+[type]
+constant = "mortgage_first"
+[[fields]]
+target = "properties[0].unit_id"
+column = "collateral.unit"
+kind = "unit_id"
+[[fields]]
+target = "properties[0].location"
+column = "collateral.address"
+[[fields]]
+target = "properties[0].title_certificate"
+column = "collateral.title"
+kind = "certificate_number"
+[[fields]]
+target = "mortgagors[].name"
+column = "borrowers[].name"
+kind = "name"
+[[fields]]
+target = "mortgagors[].id_number"
+column = "borrowers[].id"
+kind = "id"
+[[fields]]
+target = "terms.method"
+value = "1"
+[[fields]]
+target = "terms.secured_amount"
+column = "loan.amount"
+kind = "amount"
+[[fields]]
+target = "terms.debt_start"
+column = "loan.start"
+kind = "date"
+formats = ["%Y.%m.%d"]
+[[fields]]
+target = "terms.debt_end"
+column = "loan.end"
+kind = "date"
+formats = ["%Y.%m.%d"]
+[[fields]]
+target = "main_contract_number"
+column = "loan.contract"
+[declaration]
+operator = "officer"
+signatures = "esign"
+[materials]
+folder = "docs"
+[receipts]
+format = "json"
+""",
+        encoding="utf-8",
+    )
+    from agent.config import load_config
+    from agent.enrol import render_config
+
+    cfg = load_config(branch.config).model_dump(mode="json", exclude={"base"})
+    cfg["inbox"] = [{"name": "fourth", "path": "inbox/fourth", "profile": str(profile), "completion": "rename"}]
+    branch.config.write_text(render_config({k: v for k, v in cfg.items() if v is not None}), encoding="utf-8")
+    agent = branch.agent()
+    try:
+        lines = []
+        for loan, n in (("J-1", 21), ("J-2", 28)):  # 28: two co-owners
+            owners = register.owners_of(n)
+            lines.append(json.dumps({
+                "loan": {"id": loan, "amount": "1,234,567.00", "start": "2026.3.5", "end": "2036.3.4", "contract": f"C{loan}"},
+                "collateral": {"unit": register.unit_id(n), "address": register._location(n),
+                               "title": register.title_certificate(n)},
+                "borrowers": [{"name": o.name, "id": o.id_number} for o in owners],
+                "officer": "op-002", "esign": ";".join(f"E-{loan}-{i}" for i in range(len(owners))),
+            }, ensure_ascii=False))  # fmt: skip
+            demo_data.write_materials(branch.inbox("fourth") / "docs", loan, "mortgage_first")
+        drop(branch.inbox("fourth"), "export.jsonl", ("\n".join(lines) + "\n").encode())
+        assert agent.run_until_idle(timeout=60)
+        apps = {a.reference: a for a in agent.store.applications()}
+        assert {r: a.stage for r, a in apps.items()} == {"J-1-FIRST": "done", "J-2-FIRST": "done"}
+        assert len(apps["J-2-FIRST"].payload["mortgagors"]) == 2
+        assert apps["J-1-FIRST"].payload["terms"]["secured_amount"] == "1234567.00"
+        assert all(c["stage"] == "stored" for c in agent.store.certificates())
+        assert len(agent.store.certificates()) == 2
+    finally:
+        agent.close()
+
+
+def test_a_suspended_channel_holds_the_queue_and_it_drains_when_reopened(branch: Branch) -> None:
+    agent = branch.agent()
+    try:
+        inbox = branch.inbox()
+        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
+        branch.centre.centre.set_channel(branch.institution_id, "suspended", "整改")
+        drop(inbox, "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        assert not agent.run_until_idle(timeout=2)
+        assert agent.paused == "ChannelSuspended"
+        assert [a.stage for a in agent.store.applications()] == ["queued"]
+        assert any(a["kind"] == "paused" for a in agent.store.alerts())
+        assert snapshot(agent)["paused"] == "ChannelSuspended"
+        branch.centre.centre.set_channel(branch.institution_id, "open")
+        assert agent.run_until_idle(timeout=60)
+        assert agent.paused is None and [a.stage for a in agent.store.applications()] == ["done"]
+        assert not any(a["kind"] == "paused" for a in agent.store.alerts())
+    finally:
+        agent.close()
+
+
+def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeued_after_the_fix(branch: Branch) -> None:
+    ca_file = branch.root / "keys" / "seal-ca.pem"
+    right = ca_file.read_text()
+    ca_file.write_text(CentreKeys.generate("别的中心").ca_pem)
+    agent = branch.agent()
+    try:
+        inbox = branch.inbox()
+        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
+        drop(inbox, "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        assert agent.run_until_idle(timeout=60)
+        [cert] = agent.store.certificates()
+        assert cert["stage"] == "quarantined" and "does not chain" in cert["error"]
+        assert not list((branch.root / "documents").rglob("*.pdf"))
+        assert any(a["kind"].startswith("certificate:") for a in agent.store.alerts())
+        [item] = [q for q in agent.store.quarantined() if q["kind"] == "certificate"]
+    finally:
+        agent.close()
+    ca_file.write_text(right)
+    agent = branch.agent()
+    try:
+        assert requeue(agent, item["id"]).outcome == "requeued"
+        assert agent.run_until_idle(timeout=60)
+        assert [c["stage"] for c in agent.store.certificates()] == ["stored"]
+        assert len(list((branch.root / "documents").rglob("*.pdf"))) == 1
+    finally:
+        agent.close()
+
+
+def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: Branch) -> None:
+    branch.centre.centre.workflow.set_script("DEMO-001-DYSC", "acceptance", {"outcome": "correction", "items": [
+        {"reason": "申请人身份证明复印件不清晰", "pointer": "/materials", "material": "applicant_identity"}]})  # fmt: skip
+    agent = branch.agent()
+    try:
+        inbox = branch.inbox()
+        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
+        drop(inbox, "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        assert agent.run_until_idle(timeout=60)
+        assert agent.awaiting_bank() == ["DEMO-001-DYSC"]
+        assert snapshot(agent)["deadlines"][0]["items"] == ["applicant_identity"]
+        (inbox / "materials" / "DEMO-001_applicant_identity-2.pdf").write_bytes(b"%PDF-1.7 a clearer scan")
+        assert agent.run_until_idle(timeout=60)
+        [app] = agent.store.applications()
+        assert app.stage == "done"
+        record = branch.centre.centre.store.one("SELECT record FROM applications")
+        held = json.loads(record["record"])["application"]["materials"]
+        assert any(m["filename"] == "DEMO-001_applicant_identity-2.pdf" for m in held)
+    finally:
+        agent.close()
+
+
+def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_path: Path) -> None:
+    from .conftest import make_branch
+
+    branch = make_branch(centre, tmp_path / "b", fees={"auto_pay": True, "daily_cap": "100.00"})
+    agent = branch.agent()
+    try:
+        inbox = branch.inbox()
+        rows = []
+        for loan, n in (("F-1", 1), ("F-2", 2)):
+            demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
+            rows += demo_data._mortgage_rows(loan, n, amount="10")
+        drop(inbox, "a.csv", demo_data.corebank_csv(rows))
+        agent.run_until_idle(timeout=4)
+        stages = sorted((a.fee_status, a.stage) for a in agent.store.applications())
+        assert stages == [("paid", "done"), ("unpaid", "tracking")]
+        assert any(a["kind"] == "fee_cap" for a in agent.store.alerts())
+        assert snapshot(agent)["fees_unpaid"][0]["amount"] == "80.00"
+    finally:
+        agent.close()
