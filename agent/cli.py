@@ -276,6 +276,7 @@ def demo(
     from rich.table import Table
 
     from agent.demo import run_demo
+
     console = Console()
     summary = run_demo(workdir.resolve(), say=lambda text: console.print(text))
     table = Table(title="RegBridge demo: every loan operation")

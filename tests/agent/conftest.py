@@ -43,8 +43,9 @@ INBOXES = [
 ]
 
 
-def make_branch(centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None,
-                **settings: Any) -> Branch:  # fmt: skip
+def make_branch(
+    centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None, **settings: Any
+) -> Branch:
     iid, bundle = centre.bank()
     settings = {"default_operator": "op-001", "fees": {"auto_pay": True, "daily_cap": "100000"}, **settings}
     config = enrol(bundle, root, secret=SECRET, inboxes=inboxes or INBOXES, settings=settings)

@@ -50,9 +50,14 @@ def _stages(db: Path) -> Counter[str]:
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCentre, tmp_path: Path) -> None:
     seed = int(os.environ.get("REGBRIDGE_CHAOS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    branch = make_branch(centre, tmp_path / "branch", inboxes=[
-        {"name": "corebank", "path": "inbox/corebank", "profile": "corebank_csv", "completion": "rename"}],
-        rescan_seconds=1.0, max_poll_seconds=1.0, concurrency=4)  # fmt: skip
+    branch = make_branch(
+        centre,
+        tmp_path / "branch",
+        inboxes=[{"name": "corebank", "path": "inbox/corebank", "profile": "corebank_csv", "completion": "rename"}],
+        rescan_seconds=1.0,
+        max_poll_seconds=1.0,
+        concurrency=4,
+    )
     inbox = branch.inbox()
     rows = []
     for n in UNITS:
@@ -78,7 +83,11 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         while time.monotonic() < deadline:
             s = _stages(db)
-            if s["done"] + s["rejected"] == len(UNITS) and not s["_pending_receipts"] and not s["_unstored_certificates"]:
+            if (
+                s["done"] + s["rejected"] == len(UNITS)
+                and not s["_pending_receipts"]
+                and not s["_unstored_certificates"]
+            ):
                 break
             assert proc.poll() is None, f"the agent died (seed {seed}); see {tmp_path / 'agent.stderr'}"
             time.sleep(0.5)
@@ -96,8 +105,10 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
     assert refs == Counter({f"K-{n:04d}-DYSC": 1 for n in UNITS}), f"seed {seed}"
 
     # the document store: every certificate the centre issued, exactly once, byte for byte
-    issued = {r["certificate_number"]: hashlib.sha256(bytes(r["content"])).hexdigest()
-              for r in centre.store.all("SELECT certificate_number, content FROM certificates")}  # fmt: skip
+    issued = {
+        r["certificate_number"]: hashlib.sha256(bytes(r["content"])).hexdigest()
+        for r in centre.store.all("SELECT certificate_number, content FROM certificates")
+    }
     docs = branch.root / "documents"
     stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".")]
     assert Counter(p.stem for p in stored) == Counter(issued.keys()), f"seed {seed}"

@@ -44,7 +44,9 @@ def test_demo_reaches_every_expected_end(demo: tuple[Path, dict[str, Any]]) -> N
     assert summary["transmittal"]["count"] >= 10
 
 
-def test_certificates_are_stored_once_with_sidecars_and_superseded_ones_say_so(demo: tuple[Path, dict[str, Any]]) -> None:
+def test_certificates_are_stored_once_with_sidecars_and_superseded_ones_say_so(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
     workdir, summary = demo
     docs = workdir / "documents"
     pdfs = sorted(docs.rglob("*.pdf"))
@@ -79,15 +81,25 @@ def test_receipts_tell_the_loan_system_each_change_once(demo: tuple[Path, dict[s
     assert Path(registered["证书存放位置"]).is_file()
     assert by[("DEMO-001-DYSC", "fee_paid")]["费用(元)"] == "80.00"
     assert "证件号码" in by[("DEMO-006-DYSC", "quarantined")]["原因"]
-    presale = [json.loads(line) for p in sorted((workdir / "inbox" / "presale" / "receipts").glob("*.jsonl"))
-               for line in p.read_text(encoding="utf-8").splitlines()]  # fmt: skip
-    assert {(r["reference"], r["event"]) for r in presale} >= {("PRE-001-YGDY", "registered"), ("PRE-004-YG", "quarantined")}
+    presale = [
+        json.loads(line)
+        for p in sorted((workdir / "inbox" / "presale" / "receipts").glob("*.jsonl"))
+        for line in p.read_text(encoding="utf-8").splitlines()
+    ]
+    assert {(r["reference"], r["event"]) for r in presale} >= {
+        ("PRE-001-YGDY", "registered"),
+        ("PRE-004-YG", "quarantined"),
+    }
 
 
 def test_nothing_the_agent_wrote_holds_an_id_number_in_clear(demo: tuple[Path, dict[str, Any]]) -> None:
     workdir, _ = demo
     secret_ids = {p.id_number for n in range(1, 301) for p in register.owners_of(n)}
-    places = [p for p in workdir.rglob("*") if p.is_file() and p.suffix in (".csv", ".jsonl", ".json", ".txt", ".log", ".toml")]
+    places = [
+        p
+        for p in workdir.rglob("*")
+        if p.is_file() and p.suffix in (".csv", ".jsonl", ".json", ".txt", ".log", ".toml")
+    ]
     places += [workdir / "var" / "audit.log", workdir / "var" / "state.db"]
     assert workdir / "var" / "agent.log" in places
     for path in places:
@@ -192,13 +204,28 @@ format = "json"
         lines = []
         for loan, n in (("J-1", 21), ("J-2", 28)):  # 28: two co-owners
             owners = register.owners_of(n)
-            lines.append(json.dumps({
-                "loan": {"id": loan, "amount": "1,234,567.00", "start": "2026.3.5", "end": "2036.3.4", "contract": f"C{loan}"},
-                "collateral": {"unit": register.unit_id(n), "address": register._location(n),
-                               "title": register.title_certificate(n)},
-                "borrowers": [{"name": o.name, "id": o.id_number} for o in owners],
-                "officer": "op-002", "esign": ";".join(f"E-{loan}-{i}" for i in range(len(owners))),
-            }, ensure_ascii=False))  # fmt: skip
+            lines.append(
+                json.dumps(
+                    {
+                        "loan": {
+                            "id": loan,
+                            "amount": "1,234,567.00",
+                            "start": "2026.3.5",
+                            "end": "2036.3.4",
+                            "contract": f"C{loan}",
+                        },
+                        "collateral": {
+                            "unit": register.unit_id(n),
+                            "address": register._location(n),
+                            "title": register.title_certificate(n),
+                        },
+                        "borrowers": [{"name": o.name, "id": o.id_number} for o in owners],
+                        "officer": "op-002",
+                        "esign": ";".join(f"E-{loan}-{i}" for i in range(len(owners))),
+                    },
+                    ensure_ascii=False,
+                )
+            )
             demo_data.write_materials(branch.inbox("fourth") / "docs", loan, "mortgage_first")
         drop(branch.inbox("fourth"), "export.jsonl", ("\n".join(lines) + "\n").encode())
         assert agent.run_until_idle(timeout=60)
@@ -232,7 +259,9 @@ def test_a_suspended_channel_holds_the_queue_and_it_drains_when_reopened(branch:
         agent.close()
 
 
-def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeued_after_the_fix(branch: Branch) -> None:
+def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeued_after_the_fix(
+    branch: Branch,
+) -> None:
     ca_file = branch.root / "keys" / "seal-ca.pem"
     right = ca_file.read_text()
     ca_file.write_text(CentreKeys.generate("别的中心").ca_pem)
@@ -261,8 +290,16 @@ def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeu
 
 
 def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: Branch) -> None:
-    branch.centre.centre.workflow.set_script("DEMO-001-DYSC", "acceptance", {"outcome": "correction", "items": [
-        {"reason": "申请人身份证明复印件不清晰", "pointer": "/materials", "material": "applicant_identity"}]})  # fmt: skip
+    branch.centre.centre.workflow.set_script(
+        "DEMO-001-DYSC",
+        "acceptance",
+        {
+            "outcome": "correction",
+            "items": [
+                {"reason": "申请人身份证明复印件不清晰", "pointer": "/materials", "material": "applicant_identity"}
+            ],
+        },
+    )
     agent = branch.agent()
     try:
         inbox = branch.inbox()
