@@ -74,7 +74,10 @@ def test_json_jsonl_and_xml_flatten_nested_records() -> None:
     assert result.errors[0].row == 2 and "object" in result.errors[0].message
     lines = read_export(Path("x.jsonl"), {"format": "jsonl"}, b'{"id": 1}\n\n{broken\n{"id": 3}\n')
     assert [r.values["id"] for r in lines.records] == ["1", "3"] and lines.errors[0].row == 3
-    xml = "<贷款清单><贷款 编号='X-1'><借款人><姓名>甲</姓名></借款人><借款人><姓名>乙</姓名></借款人><金额>10</金额></贷款></贷款清单>"
+    xml = (
+        "<贷款清单><贷款 编号='X-1'><借款人><姓名>甲</姓名></借款人><借款人><姓名>乙</姓名></借款人>"
+        "<金额>10</金额></贷款></贷款清单>"
+    )
     result = read_export(Path("x.xml"), {"format": "xml", "records": "./贷款"}, xml.encode())
     assert result.records[0].values == {"@编号": "X-1", "借款人[0]/姓名": "甲", "借款人[1]/姓名": "乙", "金额": "10"}
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
