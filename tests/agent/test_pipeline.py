@@ -338,3 +338,35 @@ def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_p
         assert snapshot(agent)["fees_unpaid"][0]["amount"] == "80.00"
     finally:
         agent.close()
+
+
+def test_a_refusal_by_the_centre_names_the_row_and_column_it_concerns(branch: Branch) -> None:
+    import sdk
+    from agent.submit import submit_one
+    from sdk.models.problems import ErrorDetail
+
+    agent = branch.agent()
+    try:
+        demo_data.write_materials(branch.inbox() / "materials", "DEMO-002", "mortgage_first")
+        drop(branch.inbox(), "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-002", 7, amount="98")))
+        agent.scan()
+        [app] = agent.store.applications()
+
+        class Refusing:
+            def create(self, *args: Any, **kwargs: Any) -> None:
+                raise sdk.ValidationFailed(
+                    "invalid",
+                    status=422,
+                    code="validation_failed",
+                    errors=[ErrorDetail(code="invalid", detail="证件号码有误", pointer="/mortgagors/1/id_number")],
+                )
+
+        agent.client.applications = Refusing()  # type: ignore[assignment]
+        submit_one(agent, app)
+        [item] = agent.store.quarantined()
+        assert item["kind"] == "centre" and item["loan_no"] == "DEMO-002"
+        assert [(e["row"], e["field"]) for e in item["errors"]] == [(3, "证件号码")]  # the second co-owner's row
+        assert "证件号码有误" in item["errors"][0]["expected"]
+        assert agent.store.application(app.reference).stage == "quarantined"
+    finally:
+        agent.close()
