@@ -187,6 +187,7 @@ def _answer_correction(agent: Agent, app: AppRow) -> None:
     record = client.applications.submit(app.application_id, idempotency_key=answer["idem_submit"])
     store.update_application(app.reference, supplement=None, correction=None, deadline=None)
     store.flag(app.reference, "deadline_warned", 0)
+    store.clear_alert(f"deadline:{app.reference}")
     _submitted(agent, app, record, "resubmitted")
 
 

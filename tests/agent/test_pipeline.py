@@ -308,10 +308,15 @@ def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: B
         assert agent.run_until_idle(timeout=60)
         assert agent.awaiting_bank() == ["DEMO-001-DYSC"]
         assert snapshot(agent)["deadlines"][0]["items"] == ["applicant_identity"]
+        from agent.track import check_deadlines
+
+        assert check_deadlines(agent) == 1  # the sandbox gives a day; the agent warns 48 h ahead
+        assert any(a["kind"] == "deadline:DEMO-001-DYSC" for a in agent.store.alerts())
         (inbox / "materials" / "DEMO-001_applicant_identity-2.pdf").write_bytes(b"%PDF-1.7 a clearer scan")
         assert agent.run_until_idle(timeout=60)
         [app] = agent.store.applications()
         assert app.stage == "done"
+        assert not any(a["kind"].startswith("deadline:") for a in agent.store.alerts())  # answered: no more warning
         record = branch.centre.centre.store.one("SELECT record FROM applications")
         held = json.loads(record["record"])["application"]["materials"]
         assert any(m["filename"] == "DEMO-001_applicant_identity-2.pdf" for m in held)
