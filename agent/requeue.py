@@ -56,19 +56,6 @@ def requeue(agent: Agent, item_id: int) -> RequeueResult:
     data = agent.blobs.get(file["stored_copy"])
     read = read_export(Path(file["path"]), profile.source.reader_options(), data)
     if read.file_error:
-        store.quarantine(
-            item["kind"],
-            [
-                {
-                    "file": file["path"],
-                    "row": None,
-                    "field": "(file)",
-                    "value": "",
-                    "expected": read.file_error,
-                    "target": "",
-                }
-            ],
-        )
         return RequeueResult(item_id, "still_bad", read.file_error)
     mapped = map_records(read.records, profile, file["path"])
     wanted = [

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -352,8 +353,6 @@ def find_supplement_materials(agent: Agent) -> int:
             code = by_name.get(path.stem[len(prefix) :].split("-")[0], path.stem[len(prefix) :].split("-")[0])
             if code in wanted and path.suffix.lower() in MEDIA_BY_SUFFIX:
                 content = path.read_bytes()
-                import hashlib
-
                 digest = hashlib.sha256(content).hexdigest()
                 if digest in have:
                     continue
@@ -379,7 +378,6 @@ def find_supplement_materials(agent: Agent) -> int:
             payload["materials"] = [m for m in payload["materials"] if m["id"] not in found] + [
                 {k: v for k, v in m.items() if k != "blob"} for m in found.values()
             ]
-            answer["corrected"] = None
             agent.store.update_application(
                 ref,
                 stage="supplementing",
