@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from agent.blobs import BlobStore
-from agent.mapping import FieldError, MappedApplication, Profile, _mask
+from agent.mapping import FieldError, MappedApplication, Profile
 from sdk.checklists import missing_materials
 from sdk.identifiers import check_resident_id, check_uscc
 from sdk.models import APPLICATION_TYPES, Application, MaterialChecklist
@@ -319,7 +319,3 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     built.materials = [{k: m[k] for k in ("id", "code", "sha256", "size", "blob")} for m in materials]
     built.payload = app.model_dump(mode="json", exclude_none=True)  # type: ignore[union-attr]
     return built
-
-
-def masked(value: str, target: str) -> str:
-    return _mask("", target, value)

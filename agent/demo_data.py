@@ -50,7 +50,7 @@ def _loc(n: int) -> str:
     return register._location(n)
 
 
-def _mortgage_rows(
+def mortgage_rows(
     loan: str,
     n: int,
     *,
@@ -90,7 +90,7 @@ def _mortgage_rows(
     return rows
 
 
-def _existing_rows(
+def existing_rows(
     loan: str, kind: str, n: int, certificate: str, *, amount: str = "", reason: str = ""
 ) -> list[dict[str, str]]:
     owner = register.owners_of(n)
@@ -126,35 +126,35 @@ def _existing_rows(
 def corebank_rows() -> list[dict[str, str]]:
     """The first export of the core banking system: most rows good, some wrong on purpose."""
     rows: list[dict[str, str]] = []
-    rows += _mortgage_rows("DEMO-001", 1, amount="150")
-    rows += _mortgage_rows("DEMO-002", 7, amount="98.50", dates=("2026-03-05", "2036-03-04"))  # two co-owners
-    rows += _mortgage_rows("DEMO-003", 2, maximum="300", method="最高额", dates=("2026年3月5日", "2031年3月4日"))
+    rows += mortgage_rows("DEMO-001", 1, amount="150")
+    rows += mortgage_rows("DEMO-002", 7, amount="98.50", dates=("2026-03-05", "2036-03-04"))  # two co-owners
+    rows += mortgage_rows("DEMO-003", 2, maximum="300", method="最高额", dates=("2026年3月5日", "2031年3月4日"))
     # a title number that is another unit's: the centre asks for a 补正, a corrected row answers it
-    rows += _mortgage_rows("DEMO-004", 3, amount="80", title=register.title_certificate(33))
+    rows += mortgage_rows("DEMO-004", 3, amount="80", title=register.title_certificate(33))
     # a discharge of a mortgage the register does not hold: 不予受理
-    rows += _existing_rows("DEMO-005", "抵押注销", 4, "皖(2024)长丰县不动产证明第0009999号")
+    rows += existing_rows("DEMO-005", "抵押注销", 4, "皖(2024)长丰县不动产证明第0009999号")
     # a broken ID number (wrong check digit): quarantined before sending
     bad_id = register.owners_of(9)[0].id_number
     bad_id = bad_id[:-1] + ("0" if bad_id[-1] != "0" else "1")
-    rows += _mortgage_rows("DEMO-006", 9, amount="60", id_override=bad_id)
+    rows += mortgage_rows("DEMO-006", 9, amount="60", id_override=bad_id)
     # an impossible date and an amount in words: quarantined, both errors reported at once
-    seven = _mortgage_rows("DEMO-007", 11, amount="一百万", start_date="2026-13-45")
+    seven = mortgage_rows("DEMO-007", 11, amount="一百万", start_date="2026-13-45")
     rows += seven
-    rows += _mortgage_rows("DEMO-008", 6, amount="120")  # changed by the follow-up export
-    rows += _mortgage_rows("DEMO-009", 8, amount="45.5")  # discharged by the follow-up export
-    rows += _existing_rows(
+    rows += mortgage_rows("DEMO-008", 6, amount="120")  # changed by the follow-up export
+    rows += mortgage_rows("DEMO-009", 8, amount="45.5")  # discharged by the follow-up export
+    rows += existing_rows(
         "DEMO-010", "抵押变更", 5, register.seed_mortgage_certificate(5), amount="100", reason="借款人部分还款"
     )
-    rows += _mortgage_rows("DEMO-011", register.SEIZED_UNIT, amount="70")  # seized: 不予登记
+    rows += mortgage_rows("DEMO-011", register.SEIZED_UNIT, amount="70")  # seized: 不予登记
     return rows
 
 
 def followup_rows(certificates: dict[str, str]) -> list[dict[str, str]]:
     """The loan system's next export: the corrected DEMO-004, and a change and a discharge of mortgages
     registered by the first export (their 证明号 read back from the receipts)."""
-    rows = _mortgage_rows("DEMO-004", 3, amount="80")
-    rows += _existing_rows("DEMO-008", "抵押变更", 6, certificates["DEMO-008"], amount="100", reason="借款人部分还款")
-    rows += _existing_rows("DEMO-009", "抵押注销", 8, certificates["DEMO-009"])
+    rows = mortgage_rows("DEMO-004", 3, amount="80")
+    rows += existing_rows("DEMO-008", "抵押变更", 6, certificates["DEMO-008"], amount="100", reason="借款人部分还款")
+    rows += existing_rows("DEMO-009", "抵押注销", 8, certificates["DEMO-009"])
     return rows
 
 

@@ -10,6 +10,7 @@ and not processed twice.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,7 @@ def _admit(
                 attempts=0,
                 supplement=answer,
                 idem_supplement=new_idempotency_key(),
-                source=_json_sources([*existing.source, source]),
+                source=json.dumps([*existing.source, source], ensure_ascii=False),
                 note="补正 answered by a corrected row",
             )
             store.resolve_quarantine_for(b.loan_no, b.reference)
@@ -269,12 +270,6 @@ def _admit(
         sha,
         label,
     )
-
-
-def _json_sources(sources: list[dict[str, Any]]) -> str:
-    import json
-
-    return json.dumps(sources, ensure_ascii=False)
 
 
 def _supplement_from_row(agent: Agent, existing: Any, b: BuiltApplication, digest: str) -> dict[str, Any] | None:

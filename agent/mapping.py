@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.readers import SourceRecord
-from sdk.identifiers import normalise_text
+from sdk.identifiers import normalise_code, normalise_text
 from sdk.models import APPLICATION_TYPES
 from sdk.privacy import mask_id, mask_name
 
@@ -244,19 +244,6 @@ def normalise_name(value: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-_ID_NOTE = re.compile(r"\s*[(\[【][^()\[\]【】]*[)\]】]\s*$")
-
-
-def normalise_id(value: str) -> str:
-    text = normalise_text(value)
-    while True:
-        stripped = _ID_NOTE.sub("", text)
-        if stripped == text:
-            break
-        text = stripped
-    return re.sub(r"\s+", "", text).upper()
-
-
 def parse_amount(value: str, unit: str) -> str:
     text = normalise_text(value).replace(",", "").replace("，", "").replace(" ", "")
     if text.endswith("万元"):
@@ -318,7 +305,7 @@ def convert(spec: FieldSpec, raw: str, unit: str | None = None) -> Any:
     if kind == "name":
         return normalise_name(text)
     if kind in ("id", "unit_id"):
-        return normalise_id(text)
+        return normalise_code(text)
     if kind == "certificate_number":
         return re.sub(r"\s+", "", normalise_text(text))
     if kind == "amount":

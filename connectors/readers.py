@@ -63,6 +63,16 @@ class ReadResult:
     file_error: str | None = None
     encoding: str | None = None
 
+    def add(self, row: int, values: dict[str, str]) -> None:
+        """Keep a record, or report it when a field is longer than any real one can be."""
+        for k, v in values.items():
+            if len(v) > MAX_FIELD_CHARS:
+                self.errors.append(
+                    RecordError(row, f"field {k!r} is {len(v):,} characters long (at most {MAX_FIELD_CHARS:,})")
+                )
+                return
+        self.records.append(SourceRecord(row, values))
+
 
 def _decode(data: bytes, encodings: list[str]) -> tuple[str, str]:
     """Decode with the first encoding that fits; the error names the byte and line it failed at."""
@@ -109,13 +119,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _too_long(values: dict[str, str]) -> str | None:
-    for k, v in values.items():
-        if len(v) > MAX_FIELD_CHARS:
-            return f"field {k!r} is {len(v):,} characters long (at most {MAX_FIELD_CHARS:,})"
-    return None
-
-
 def read_csv(data: bytes, source: dict[str, Any]) -> ReadResult:
     try:
         text, enc = _decode(data, _encodings(source, ["utf-8-sig", "gb18030"]))
@@ -154,11 +157,7 @@ def read_csv(data: bytes, source: dict[str, Any]) -> ReadResult:
             )
             continue
         values = _clean_row(dict(zip(header, cells, strict=True)))
-        problem = _too_long(values)
-        if problem:
-            result.errors.append(RecordError(start, problem))
-            continue
-        result.records.append(SourceRecord(start, values))
+        result.add(start, values)
     return result
 
 
@@ -185,11 +184,7 @@ def read_xlsx(data: bytes, source: dict[str, Any]) -> ReadResult:
             if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
                 continue
             values = _clean_row({h: c for h, c in zip(header, cells, strict=False) if h})
-            problem = _too_long(values)
-            if problem:
-                result.errors.append(RecordError(n, problem))
-                continue
-            result.records.append(SourceRecord(n, values))
+            result.add(n, values)
         return result
     finally:
         wb.close()
@@ -213,11 +208,7 @@ def _json_records(items: list[Any], result: ReadResult, first_row: int = 1) -> N
             continue
         values: dict[str, str] = {}
         _flatten(item, "", values)
-        problem = _too_long(values)
-        if problem:
-            result.errors.append(RecordError(i, problem))
-            continue
-        result.records.append(SourceRecord(i, values))
+        result.add(i, values)
 
 
 def read_json(data: bytes, source: dict[str, Any]) -> ReadResult:
@@ -289,11 +280,7 @@ def read_xml(data: bytes, source: dict[str, Any]) -> ReadResult:
     for n, elem in enumerate(root.findall(path), 1):
         values: dict[str, str] = {}
         _xml_values(elem, "", values)
-        problem = _too_long(values)
-        if problem:
-            result.errors.append(RecordError(n, problem))
-            continue
-        result.records.append(SourceRecord(n, values))
+        result.add(n, values)
     if not result.records and not result.errors:
         result.file_error = f"no records at {path!r}"
     return result

@@ -51,6 +51,7 @@ __all__ = [
     "check_uscc",
     "iso7064_mod37_36_check_char",
     "licence_id",
+    "normalise_code",
     "normalise_text",
     "parse_certificate_number",
     "parse_licence_id",
@@ -68,9 +69,9 @@ def normalise_text(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip()
 
 
-def _normalise_code(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what}: expected text, got {type(value).__name__}")
+def normalise_code(value: str) -> str:
+    """An identifier as exports write it → as it is checked: width folded, trailing notes such as
+    ``（1-1）`` stripped, spaces removed, upper case."""
     text = normalise_text(value)
     while True:
         stripped = _TRAILING_NOTE.sub("", text)
@@ -78,6 +79,12 @@ def _normalise_code(value: object, what: str) -> str:
             break
         text = stripped
     return re.sub(r"\s+", "", text).upper()
+
+
+def _normalise_code(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: expected text, got {type(value).__name__}")
+    return normalise_code(value)
 
 
 # --- 居民身份证号码 (GB 11643-1999) -------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent import demo_data
 from agent.config import load_config
 from agent.enrol import enrol
 from agent.runtime import Agent
@@ -64,3 +65,12 @@ def drop(folder: Path, name: str, content: bytes) -> Path:
     tmp.write_bytes(content)
     os.replace(tmp, folder / name)
     return folder / name
+
+
+def mortgage_export(inbox: Path, loans: dict[str, int], amount: str = "150") -> bytes:
+    """A core-banking export of first mortgages on seeded units, their materials written beside it."""
+    rows: list[dict[str, str]] = []
+    for loan, n in loans.items():
+        demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += demo_data.mortgage_rows(loan, n, amount=amount)
+    return demo_data.corebank_csv(rows)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from agent import demo_data
 from agent.cli import app
 
-from .conftest import SECRET, Branch, drop
+from .conftest import SECRET, Branch, drop, mortgage_export
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -35,7 +35,7 @@ def ran(branch: Branch, monkeypatch: pytest.MonkeyPatch) -> Branch:
         inbox = branch.inbox()
         demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
         demo_data.write_materials(inbox / "materials", "DEMO-002", "mortgage_first", skip=("main_contract",))
-        rows = demo_data._mortgage_rows("DEMO-001", 1, amount="150") + demo_data._mortgage_rows(
+        rows = demo_data.mortgage_rows("DEMO-001", 1, amount="150") + demo_data.mortgage_rows(
             "DEMO-002", 7, amount="98"
         )
         drop(inbox, "a.csv", demo_data.corebank_csv(rows))
@@ -113,8 +113,7 @@ def test_ingest_reads_a_file_with_a_progress_bar(
     branch: Branch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
-    demo_data.write_materials(branch.inbox() / "materials", "DEMO-001", "mortgage_first")
     export = tmp_path / "x.csv"
-    export.write_bytes(demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+    export.write_bytes(mortgage_export(branch.inbox(), {"DEMO-001": 1}))
     result = runner.invoke(app, ["ingest", str(export), "--inbox", "corebank", "--config", str(branch.config)])
     assert result.exit_code == 0 and "queued 1" in result.output

@@ -63,7 +63,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
     for n in UNITS:
         loan = f"K-{n:04d}"
         demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
-        rows += demo_data._mortgage_rows(loan, n, amount="100")
+        rows += demo_data.mortgage_rows(loan, n, amount="100")
     drop(inbox, "big.csv", demo_data.corebank_csv(rows))
     env = {**os.environ, "REGBRIDGE_AGENT_SECRET": SECRET.decode()}
     command = [sys.executable, "-m", "agent.cli", "run", "--config", str(branch.config)]

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.mapping import load_profile, map_records, normalise_id, normalise_name, parse_amount, parse_date
+from agent.mapping import load_profile, map_records, normalise_name, parse_amount, parse_date
 from connectors.readers import SourceRecord
+from sdk.identifiers import normalise_code
 
 
 @pytest.mark.parametrize(
@@ -44,8 +45,8 @@ def test_amounts_that_are_not_exact_are_refused(text: str) -> None:
 def test_names_and_ids_are_normalised() -> None:
     assert normalise_name(" 合肥示例置业有限公司(长丰分公司) ") == "合肥示例置业有限公司（长丰分公司）"
     assert normalise_name("王 伟") == "王伟" and normalise_name("ＪＯＨＮ  SMITH") == "JOHN SMITH"
-    assert normalise_id("９１３４０１００７８１０８１１９９ｋ（1-1）") == "91340100781081199K"
-    assert normalise_id("340121 19800101 123x") == "34012119800101123X"
+    assert normalise_code("９１３４０１００７８１０８１１９９ｋ（1-1）") == "91340100781081199K"
+    assert normalise_code("340121 19800101 123x") == "34012119800101123X"
 
 
 def _records(*rows: dict[str, str]) -> list[SourceRecord]:

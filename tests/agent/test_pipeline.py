@@ -18,7 +18,7 @@ from agent.status import snapshot
 from sandbox import register
 from sandbox.pki import CentreKeys
 
-from .conftest import Branch, drop
+from .conftest import Branch, drop, mortgage_export
 
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
 
@@ -116,8 +116,7 @@ def test_a_redropped_identical_export_is_not_processed_twice(branch: Branch) -> 
     agent = branch.agent()
     try:
         inbox = branch.inbox()
-        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
-        content = demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150"))
+        content = mortgage_export(inbox, {"DEMO-001": 1})
         drop(inbox, "a.csv", content)
         assert agent.run_until_idle(timeout=60)
         drop(inbox, "copy-of-a.csv", content)
@@ -243,9 +242,8 @@ def test_a_suspended_channel_holds_the_queue_and_it_drains_when_reopened(branch:
     agent = branch.agent()
     try:
         inbox = branch.inbox()
-        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
         branch.centre.centre.set_channel(branch.institution_id, "suspended", "整改")
-        drop(inbox, "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        drop(inbox, "a.csv", mortgage_export(inbox, {"DEMO-001": 1}))
         assert not agent.run_until_idle(timeout=2)
         assert agent.paused == "ChannelSuspended"
         assert [a.stage for a in agent.store.applications()] == ["queued"]
@@ -268,8 +266,7 @@ def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeu
     agent = branch.agent()
     try:
         inbox = branch.inbox()
-        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
-        drop(inbox, "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        drop(inbox, "a.csv", mortgage_export(inbox, {"DEMO-001": 1}, amount="150"))
         assert agent.run_until_idle(timeout=60)
         [cert] = agent.store.certificates()
         assert cert["stage"] == "quarantined" and "does not chain" in cert["error"]
@@ -303,8 +300,7 @@ def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: B
     agent = branch.agent()
     try:
         inbox = branch.inbox()
-        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
-        drop(inbox, "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        drop(inbox, "a.csv", mortgage_export(inbox, {"DEMO-001": 1}, amount="150"))
         assert agent.run_until_idle(timeout=60)
         assert agent.awaiting_bank() == ["DEMO-001-DYSC"]
         assert snapshot(agent)["deadlines"][0]["items"] == ["applicant_identity"]
@@ -331,11 +327,7 @@ def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_p
     agent = branch.agent()
     try:
         inbox = branch.inbox()
-        rows = []
-        for loan, n in (("F-1", 1), ("F-2", 2)):
-            demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
-            rows += demo_data._mortgage_rows(loan, n, amount="10")
-        drop(inbox, "a.csv", demo_data.corebank_csv(rows))
+        drop(inbox, "a.csv", mortgage_export(inbox, {"F-1": 1, "F-2": 2}, amount="10"))
         agent.run_until_idle(timeout=4)
         stages = sorted((a.fee_status, a.stage) for a in agent.store.applications())
         assert stages == [("paid", "done"), ("unpaid", "tracking")]
@@ -352,8 +344,7 @@ def test_a_refusal_by_the_centre_names_the_row_and_column_it_concerns(branch: Br
 
     agent = branch.agent()
     try:
-        demo_data.write_materials(branch.inbox() / "materials", "DEMO-002", "mortgage_first")
-        drop(branch.inbox(), "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-002", 7, amount="98")))
+        drop(branch.inbox(), "a.csv", mortgage_export(branch.inbox(), {"DEMO-002": 7}, amount="98"))
         agent.scan()
         [app] = agent.store.applications()
 

@@ -10,14 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from agent import demo_data
 from agent.verify import CertificateRejected, TrustAnchors, reconcile, verify_metadata, verify_seal
 from agent.webhook import WebhookReceiver
 from sandbox import samples
 from sandbox.pki import CentreKeys
 from sdk.signing import KeySigner, sign_request
 
-from .conftest import Branch, drop
+from .conftest import Branch, drop, mortgage_export
 
 
 @pytest.fixture
@@ -25,8 +24,7 @@ def issued(branch: Branch) -> dict[str, Any]:
     """A certificate the sandbox issued to this branch, with the application it answers."""
     agent = branch.agent()
     try:
-        demo_data.write_materials(branch.inbox() / "materials", "DEMO-001", "mortgage_first")
-        drop(branch.inbox(), "a.csv", demo_data.corebank_csv(demo_data._mortgage_rows("DEMO-001", 1, amount="150")))
+        drop(branch.inbox(), "a.csv", mortgage_export(branch.inbox(), {"DEMO-001": 1}, amount="150"))
         assert agent.run_until_idle(timeout=60)
         [cert] = agent.store.certificates()
         signed = agent.client.certificates.get(cert["certificate_id"])
