@@ -22,6 +22,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(fd, mode)  # whatever the umask or a leftover temporary file said
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -1,20 +1,34 @@
-"""The agent's configuration: one TOML file (``regbridge run --config agent.toml``).
+"""The agent's configuration: one TOML file (``regbridge run --config agent.toml``), each setting
+overridable from the environment (pydantic-settings).
 
-Relative paths are relative to the config file's folder. Secrets are never in it: the private
-key is an encrypted PKCS#8 file (``centre.key_file``) and the passphrase comes from
-:mod:`agent.secrets`. docs/agent.md documents every setting.
+Environment variables are ``REGBRIDGE_`` + the setting's path in capitals, ``__`` between a
+section and its key: ``REGBRIDGE_CONCURRENCY=8``, ``REGBRIDGE_CENTRE__URL=https://…``,
+``REGBRIDGE_DOCUMENTS__SECRET_KEY=…``. They win over the file; the file wins over the defaults.
+
+Relative paths are relative to the config file's folder. Secrets are not kept in it: the private
+key is in the OS keyring or an encrypted PKCS#8 file (:mod:`agent.keys`), its passphrase comes
+from :mod:`agent.secrets`, and the few secret settings (``documents.access_key``,
+``documents.secret_key``, a proxy's password) are redacted by ``regbridge config show``.
+docs/configuration.md documents every setting (``python -m agent.config`` writes it).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-__all__ = ["AgentConfig", "load_config"]
+__all__ = ["ENV_PREFIX", "AgentConfig", "env_overrides", "load_config", "redacted", "schema_markdown"]
+
+ENV_PREFIX = "REGBRIDGE_"
+_TOML_FILE: ContextVar[Path | None] = ContextVar("_TOML_FILE", default=None)
 
 
 class _Section(BaseModel):
@@ -22,37 +36,55 @@ class _Section(BaseModel):
 
 
 class CentreConfig(_Section):
-    url: str
-    institution_id: str
-    institution_name: str
-    institution_uscc: str
-    key_id: str
-    key_file: Path
-    seal_ca_file: Path
-    centre_key_id: str
-    centre_key: dict[str, Any]
-    timeout: float = 30.0
+    """The registration centre and this branch's credential (written by ``regbridge enroll``)."""
+
+    url: str = Field(description="the registration API's base URL")
+    institution_id: str = Field(description="the bank account the centre opened")
+    institution_name: str = Field(description="the mortgagee's name as the centre registered it")
+    institution_uscc: str = Field(description="the mortgagee's 统一社会信用代码")
+    key_id: str = Field(description="the key id the centre gave this branch's current key")
+    key_store: Literal["file", "keyring"] = Field(
+        default="file", description="where the private key is kept: the OS keyring, or an encrypted PKCS#8 file"
+    )
+    key_dir: Path = Field(default=Path("keys"), description="key files (key_store = file) and the key manifest")
+    key_max_age_days: int = Field(default=365, ge=1, description="`doctor` and `keys show` warn past this age")
+    seal_ca_file: Path = Field(description="the CA that signs the centre's certificate seals (PEM)")
+    centre_key_id: str = Field(description="the key id of the centre's signing key (webhooks, certificate metadata)")
+    centre_key: dict[str, Any] = Field(description="the centre's public signing key (JWK)")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+    proxy: str | None = Field(default=None, description="an HTTP(S) proxy URL; a password in it is redacted")
+    ca_bundle: Path | None = Field(default=None, description="a CA bundle for the centre's TLS (default: system)")
 
 
 class InboxConfig(_Section):
-    name: str
-    path: Path
-    profile: str
-    completion: Literal["stable", "rename", "marker"] = "stable"
+    """A folder the loan system exports into."""
+
+    name: str = Field(description="a short name (receipts and status show it)")
+    path: Path = Field(description="the folder")
+    profile: str = Field(description="the mapping profile: a name in config/mappings or a TOML path")
+    completion: Literal["stable", "rename", "marker"] = Field(
+        default="stable", description="when a file is complete: stable size, renamed into place, or a .done marker"
+    )
     stable_seconds: float = Field(default=2.0, ge=0, description="size and mtime unchanged this long (stable)")
     polling: bool = Field(default=False, description="a polling observer (network shares)")
     receipts: Path | None = Field(default=None, description="default: the profile's receipts folder in the inbox")
 
 
 class DocumentsConfig(_Section):
-    kind: Literal["filesystem", "s3"] = "filesystem"
-    root: Path = Path("documents")
-    bucket: str | None = None
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_env: str = "REGBRIDGE_S3_ACCESS_KEY"
-    secret_key_env: str = "REGBRIDGE_S3_SECRET_KEY"
+    """The bank's document store for certificates."""
+
+    kind: Literal["filesystem", "s3"] = Field(default="filesystem", description="filesystem or S3")
+    root: Path = Field(default=Path("documents"), description="filesystem: the root folder")
+    bucket: str | None = Field(default=None, description="s3: the bucket")
+    prefix: str = Field(default="", description="s3: a key prefix")
+    endpoint_url: str | None = Field(default=None, description="s3: the endpoint (MinIO, Ceph…)")
+    region: str = Field(default="us-east-1", description="s3: the region")
+    access_key: SecretStr | None = Field(
+        default=None, description="s3: set it through REGBRIDGE_DOCUMENTS__ACCESS_KEY, not in the file"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="s3: set it through REGBRIDGE_DOCUMENTS__SECRET_KEY, not in the file"
+    )
 
     @model_validator(mode="after")
     def _bucket(self) -> DocumentsConfig:
@@ -62,38 +94,86 @@ class DocumentsConfig(_Section):
 
 
 class FeesConfig(_Section):
-    auto_pay: bool = False
-    daily_cap: Decimal = Decimal("0")
-    method: Literal["bank_transfer", "online"] = "bank_transfer"
-    payer_account: str | None = None
+    """Registration fees (登记费)."""
+
+    auto_pay: bool = Field(default=False, description="pay fee notices automatically")
+    daily_cap: Decimal = Field(default=Decimal("0"), description="at most this many 元 a day paid automatically")
+    method: Literal["bank_transfer", "online"] = Field(default="bank_transfer", description="the payment method")
+    payer_account: str | None = Field(default=None, description="the account fees are paid from")
 
 
 class WebhookConfig(_Section):
-    enabled: bool = False
-    listen: str = "127.0.0.1"
-    port: int = 0
+    """Event deliveries pushed by the centre (the event feed is read in any case)."""
+
+    enabled: bool = Field(default=False, description="listen for the centre's webhook deliveries")
+    listen: str = Field(default="127.0.0.1", description="the address to listen on")
+    port: int = Field(default=0, ge=0, le=65535, description="the port (0: any free one)")
     public_url: str | None = Field(default=None, description="the URL the centre posts to; default http://listen:port/")
 
 
-class AgentConfig(_Section):
-    data_dir: Path = Path("var")
-    secret_file: Path | None = None
-    default_operator: str | None = None
-    concurrency: int = Field(default=4, ge=1, le=64)
-    rescan_seconds: float = Field(default=30.0, gt=0)
-    straggler_seconds: float = Field(default=300.0, gt=0)
-    max_poll_seconds: float = Field(default=60.0, gt=0)
-    correction_warning_hours: float = 48.0
-    transmittal_dir: Path = Path("transmittals")
+class MetricsConfig(_Section):
+    """The Prometheus endpoint (/metrics) and the health check (/healthz)."""
+
+    enabled: bool = Field(default=True, description="serve /metrics and /healthz while `regbridge run` runs")
+    listen: str = Field(default="127.0.0.1", description="the address (loopback: only this machine)")
+    port: int = Field(default=9464, ge=0, le=65535, description="the port (0: any free one)")
+    stale_seconds: float = Field(default=120.0, gt=0, description="/healthz fails when the work loop is this late")
+
+
+class AgentConfig(BaseSettings):
+    """The agent's settings."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
+    )
+
+    data_dir: Path = Field(default=Path("var"), description="the state store, audit log, encrypted copies, logs")
+    secret_file: Path | None = Field(default=None, description="a file (mode 0600) holding the agent secret")
+    default_operator: str | None = Field(default=None, description="the 经办人 when the export names none")
+    concurrency: int = Field(default=4, ge=1, le=64, description="applications sent at the same time")
+    rescan_seconds: float = Field(default=30.0, gt=0, description="a full rescan of the inboxes this often")
+    straggler_seconds: float = Field(default=300.0, gt=0, description="read an application without news this often")
+    max_poll_seconds: float = Field(default=60.0, gt=0, description="the event feed at least this often")
+    correction_warning_hours: float = Field(default=48.0, description="warn this long before a 补正 deadline")
+    transmittal_dir: Path = Field(default=Path("transmittals"), description="where transmittals are written")
+    min_free_mb: int = Field(default=512, ge=0, description="`doctor` fails below this much free disk")
     centre: CentreConfig
-    inbox: list[InboxConfig] = Field(min_length=1)
+    inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
     documents: DocumentsConfig = DocumentsConfig()
     fees: FeesConfig = FeesConfig()
     webhook: WebhookConfig = WebhookConfig()
-    base: Path = Path(".")
+    metrics: MetricsConfig = MetricsConfig()
+
+    _base: Path = PrivateAttr(default=Path("."))
+    _source: Path | None = PrivateAttr(default=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = _TOML_FILE.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def base(self) -> Path:
+        """The folder relative paths are relative to (the config file's)."""
+        return self._base
+
+    @property
+    def source(self) -> Path | None:
+        """The config file this was read from."""
+        return self._source
 
     def resolve(self, path: Path) -> Path:
-        return path if path.is_absolute() else (self.base / path)
+        return path if path.is_absolute() else (self._base / path)
 
     @model_validator(mode="after")
     def _unique_inboxes(self) -> AgentConfig:
@@ -103,15 +183,125 @@ class AgentConfig(_Section):
         return self
 
 
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
 def load_config(path: Path) -> AgentConfig:
-    """Read and check ``path``; the error names the setting that is wrong."""
+    """Read and check ``path`` (and the ``REGBRIDGE_*`` environment); the error names the setting that is wrong."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    token = _TOML_FILE.set(path)
     try:
-        return AgentConfig.model_validate({**data, "base": path.resolve().parent})
-    except Exception as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        config = AgentConfig()  # type: ignore[call-arg]  # the sources fill it
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {_describe(exc)}") from None
+    finally:
+        _TOML_FILE.reset(token)
+    config._base = path.resolve().parent
+    config._source = path.resolve()
+    return config
+
+
+def env_overrides() -> list[str]:
+    """The ``REGBRIDGE_*`` variables that override settings (names only, never values)."""
+    fields = set(AgentConfig.model_fields)
+    names = []
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX):
+            head = name[len(ENV_PREFIX) :].lower().split("__")[0]
+            if head in fields:
+                names.append(name)
+    return sorted(names)
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redacted(config: AgentConfig) -> dict[str, Any]:
+    """The effective settings with secrets shown as ``***`` (for ``regbridge config show``)."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    for key in ("access_key", "secret_key"):
+        if data.get("documents", {}).get(key):
+            data["documents"][key] = "***"
+    if data["centre"].get("proxy"):
+        data["centre"]["proxy"] = _redact_url(data["centre"]["proxy"])
+    return data
+
+
+def schema_markdown() -> str:
+    """docs/configuration.md: every setting, its type, default and meaning, from the model itself."""
+
+    def type_name(annotation: Any) -> str:
+        if get_origin(annotation) is Literal:
+            return " \\| ".join(f'"{v}"' for v in get_args(annotation))
+        text = getattr(annotation, "__name__", None) or str(annotation)
+        text = text.replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
+        return text.replace("decimal.", "").replace("|", "\\|")
+
+    def table(model: type[BaseModel], prefix: str) -> list[str]:
+        rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if name in {"centre", "inbox", "documents", "fees", "webhook", "metrics"} and model is AgentConfig:
+                continue
+            default = "required" if field.is_required() else f"`{field.default}`"
+            if isinstance(field.default, BaseModel):
+                default = "—"
+            env = f"`{ENV_PREFIX}{prefix.upper()}{name.upper()}`" if prefix != "inbox." else "—"
+            env = env.replace(".", "__")
+            rows.append(
+                f"| `{prefix}{name}` | {type_name(field.annotation)} | {default} | {env} | {field.description or ''} |"
+            )
+        return rows
+
+    out = [
+        "# Agent configuration",
+        "",
+        "<!-- written by `python -m agent.config > docs/configuration.md`; a test keeps it current -->",
+        "",
+        "The agent reads one TOML file (`regbridge run --config agent.toml`; `REGBRIDGE_CONFIG` names it",
+        "too). `regbridge enroll` writes it; edit it to add inboxes and change settings. Every setting can",
+        "be overridden from the environment: `REGBRIDGE_` + its path in capitals, `__` between a section",
+        "and its key (`REGBRIDGE_CENTRE__TIMEOUT=60`). The environment wins over the file, the file over",
+        "the defaults. Relative paths are relative to the config file's folder.",
+        "",
+        "`regbridge config show` prints the effective settings with secrets redacted and names the",
+        "environment variables that changed them; `regbridge doctor` checks them against the machine.",
+        "",
+        "Secrets are never in the file: the private key is in the OS keyring or an encrypted PKCS#8",
+        "file (`centre.key_store`), its passphrase (the agent secret) comes from `REGBRIDGE_AGENT_SECRET`,",
+        "a systemd credential `regbridge-secret`, `secret_file` (mode 0600) or the OS keyring. S3",
+        "credentials belong in the environment or a systemd credential, not in the file.",
+        "",
+        "## Top level",
+        "",
+        *table(AgentConfig, ""),
+    ]
+    sections: list[tuple[str, type[BaseModel], str]] = [
+        ("centre", CentreConfig, "`[centre]`"),
+        ("inbox", InboxConfig, "`[[inbox]]` (one per folder; override the whole list with `REGBRIDGE_INBOX` as JSON)"),
+        ("documents", DocumentsConfig, "`[documents]`"),
+        ("fees", FeesConfig, "`[fees]`"),
+        ("webhook", WebhookConfig, "`[webhook]`"),
+        ("metrics", MetricsConfig, "`[metrics]`"),
+    ]
+    for name, model, title in sections:
+        out += ["", f"## {title}", "", (model.__doc__ or "").strip(), "", *table(model, f"{name}.")]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")

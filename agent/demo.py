@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import os
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -74,8 +73,6 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0) -> dict
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     setup_logging(workdir / "var" / "agent.log", stderr=False)
-    secret = secrets.token_urlsafe(32).encode()
-    atomic_write(workdir / "agent.secret", secret, mode=0o600)
     with LocalCentre() as centre:
         say(f"① sandbox registration centre on {centre.url}")
         iid, bundle = centre.bank()
@@ -84,14 +81,13 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0) -> dict
         config_path = enrol(
             bundle,
             workdir,
-            secret=secret,
             inboxes=[
                 {"name": name, "path": f"inbox/{name}", "profile": profile, "completion": "rename"}
                 for name, profile, _, _ in INBOXES
             ],
-            settings={"data_dir": "var", "secret_file": "agent.secret", "default_operator": "op-001",
+            settings={"data_dir": "var", "default_operator": "op-001", "metrics": {"port": 0},
                       "fees": {"auto_pay": True, "daily_cap": "5000.00"}},
-        )  # fmt: skip
+        ).path  # fmt: skip
         agent = Agent(load_config(config_path))
         try:
             kinds = demo_data.loans_by_type()

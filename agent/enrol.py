@@ -1,33 +1,50 @@
 """Enrolment: a centre's bundle → a key pair made here, registered with the one-time token, and
 the agent's config (centre URL, institution, key id, trust anchors) written beside it.
 
-The private key never leaves this machine and is written only as encrypted PKCS#8 (mode 0600)
-under the agent secret. The bundle's signature is checked with the centre key it carries and,
-when the centre published it out of band, against that key's fingerprint.
+Checks before anything is sent: the bundle's signature (with the centre key it carries and, when
+given, against the fingerprint the centre published out of band, or the centre key this folder
+already trusts), its expiry, and this machine's clock against the centre's. The private key never
+leaves this machine and is kept only encrypted (:mod:`agent.keys`), in the OS keyring where one
+works, else in a file only its owner can read. Enrolling again is safe: a folder already enrolled
+with this institution is left as it is, and an enrolment whose answer was lost is completed with
+the same key (the centre answers the same enrolment again).
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
+import time
+import tomllib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from cryptography.hazmat.primitives import serialization
+import httpx
 
 import sdk
 from agent.blobs import atomic_write
+from agent.keys import KeyCustody
+from agent.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
 from sdk.signing import generate_private_key, jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
 
-__all__ = ["BundleError", "enrol", "render_config", "verify_bundle"]
+__all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "centre_clock_skew", "enrol", "render_config", "verify_bundle"]
+
+MAX_CLOCK_SKEW = 120.0  # seconds; the centre refuses signatures more than 300 s off
 
 
 class BundleError(ValueError):
     """The enrolment bundle cannot be trusted or used."""
 
 
+def _fingerprint(jwk: dict[str, Any]) -> str:
+    return jwk_fingerprint(sdk.models.PublicJwk.model_validate(jwk))
+
+
 def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = None) -> dict[str, Any]:
+    """The bundle, once its signature, origin and expiry are checked."""
     try:
         bundle, signature = doc["bundle"], doc["signature"]
         trust = bundle["trust"]
@@ -36,11 +53,11 @@ def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = Non
         raise BundleError(f"not an enrolment bundle: {exc}") from None
     if signature.get("keyid") != trust["centre_key_id"]:
         raise BundleError("the bundle is signed by another key than the centre key it names")
-    if (
-        expected_fingerprint
-        and jwk_fingerprint(sdk.models.PublicJwk.model_validate(trust["centre_key"])) != expected_fingerprint
-    ):
-        raise BundleError("the bundle's centre key is not the one the centre published (fingerprint differs)")
+    if expected_fingerprint and _fingerprint(trust["centre_key"]) != expected_fingerprint:
+        raise BundleError(
+            "the bundle is signed by someone else than the centre: its key's fingerprint is not the one the centre"
+            " published"
+        )
     canonical = json.dumps(bundle, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     try:
         key.verify(base64.b64decode(signature["value"]), canonical)  # type: ignore[call-arg]
@@ -51,76 +68,177 @@ def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = Non
     return dict(bundle)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dict):
-        items = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
-        return "{ " + ", ".join(items) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
+def centre_clock_skew(url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> float:
+    """Seconds the centre's clock (its ``Date`` header) is ahead of this machine's (negative: behind)."""
+    with httpx.Client(transport=transport, timeout=timeout) as http:
+        before = time.time()
+        response = http.get(url.rstrip("/") + "/v1/institution")
+        after = time.time()
+    date = response.headers.get("Date")
+    if not date:
+        raise ValueError(f"{url} sent no Date header; cannot compare clocks")
+    return email.utils.parsedate_to_datetime(date).timestamp() - (before + after) / 2
 
 
 def render_config(sections: dict[str, Any]) -> str:
-    """A small TOML writer for the agent's config (tables, arrays of tables, scalars)."""
-    lines = ["# RegBridge agent configuration (written by enrolment; see docs/agent.md)"]
+    """The agent's config as TOML (tomlkit), with a header naming where it is documented."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("RegBridge agent configuration (written by `regbridge enroll`; docs/configuration.md)"))
+    doc.add(tomlkit.comment("Every setting can be overridden from the environment: REGBRIDGE_<SECTION>__<KEY>."))
     for key, value in sections.items():
-        if value is None:
-            continue
-        if not isinstance(value, dict | list) or (
-            isinstance(value, list) and not all(isinstance(v, dict) for v in value)
-        ):
-            lines.append(f"{key} = {_toml_value(value)}")
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for item in value:
-                lines += ["", f"[[{key}]]"] + [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
-    return "\n".join(lines) + "\n"
+        if value is not None:
+            doc[key] = _plain(value)
+    return tomlkit.dumps(doc)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, int | float | bool | str):
+        return value
+    return str(value)  # Decimal and the like: exact, as text
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What enrolment did."""
+
+    path: Path
+    key_id: str
+    key_store: Literal["file", "keyring"]
+    key_where: str
+    secret_where: str | None
+    already: bool
+
+
+def _existing(path: Path, bundle: dict[str, Any], *, new_centre_key_confirmed: bool) -> dict[str, Any] | None:
+    """The config's [centre] when this folder is already enrolled with the bundle's institution."""
+    if not path.exists():
+        return None
+    try:
+        current = tomllib.loads(path.read_text(encoding="utf-8"))
+        centre = current["centre"]
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        raise BundleError(f"{path} exists but is not an agent config ({exc}); move it away first") from None
+    if centre.get("institution_id") != bundle["institution_id"]:
+        raise BundleError(
+            f"{path.parent} is already enrolled for institution {centre.get('institution_id')}; "
+            "enrol this bundle in another folder (--dir)"
+        )
+    if _fingerprint(centre["centre_key"]) != _fingerprint(bundle["trust"]["centre_key"]):
+        if new_centre_key_confirmed:
+            return None  # the centre changed its key and the bank confirmed the new one: enrol afresh
+        raise BundleError(
+            "the bundle is signed by another centre key than the one this agent already trusts; "
+            "if the centre changed its key, confirm its new fingerprint with the centre and pass it with --fingerprint"
+        )
+    return dict(centre)
 
 
 def enrol(
     doc: dict[str, Any],
     directory: Path,
     *,
-    secret: bytes,
+    secret: bytes | None = None,
     inboxes: list[dict[str, Any]],
     settings: dict[str, Any] | None = None,
     algorithm: sdk.signing.Algorithm = "ed25519",
     label: str = "agent",
-) -> Path:
-    """Enrol with the centre and write ``directory/agent.toml``; returns its path."""
-    bundle = verify_bundle(doc)
+    key_store: Literal["auto", "file", "keyring"] = "file",
+    expected_fingerprint: str | None = None,
+    check_clock: bool = True,
+) -> Enrolment:
+    """Enrol with the centre and write ``directory/agent.toml``.
+
+    ``secret`` is the agent secret; without one, the one already kept for this folder is used, or
+    a new one is made and kept in the OS keyring (keyring custody) or ``agent.secret`` (mode 0600).
+    """
+    bundle = verify_bundle(doc, expected_fingerprint=expected_fingerprint)
     directory.mkdir(parents=True, exist_ok=True)
-    keys = directory / "keys"
-    keys.mkdir(exist_ok=True, mode=0o700)
-    key = generate_private_key(algorithm)
+    path = directory / "agent.toml"
+    institution = bundle["institution_id"]
+    existing = _existing(path, bundle, new_centre_key_confirmed=expected_fingerprint is not None)
+    if existing is not None:
+        where = existing.get("key_store", "file")
+        return Enrolment(path, existing["key_id"], where, where, None, already=True)
+
+    issued = datetime.fromisoformat(bundle["issued_at"])
+    if check_clock:
+        ahead = (issued - datetime.now(UTC)).total_seconds()
+        if ahead > MAX_CLOCK_SKEW:
+            raise BundleError(
+                f"the bundle was issued {ahead:.0f} s in this machine's future: this clock is far off; fix it (NTP)"
+            )
+        try:
+            skew = centre_clock_skew(bundle["api_base_url"])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise BundleError(f"cannot reach the centre at {bundle['api_base_url']}: {exc}") from None
+        if abs(skew) > MAX_CLOCK_SKEW:
+            side = "behind" if skew > 0 else "ahead of"
+            raise BundleError(
+                f"this machine's clock is {abs(skew):.0f} s {side} the centre's; signed requests would be refused."
+                " Fix the clock (NTP) and enrol again"
+            )
+
+    store: Literal["file", "keyring"]
+    if key_store == "auto":
+        store = "keyring" if keyring_backend() else "file"
+    elif key_store == "keyring" and not keyring_backend():
+        raise BundleError("no usable OS keyring here; use --key-store file (an encrypted key file)")
+    else:
+        store = key_store
+    settings = dict(settings or {})
+    secret_where = None
+    if secret is None:
+        secret_file = directory / "agent.secret"
+        try:
+            secret = load_secret(secret_file, keyring_user=institution)
+        except SecretUnavailable:
+            secret = new_secret()
+            if store == "keyring":
+                secret_where = store_secret(secret, keyring_user=institution)
+            else:
+                secret_where = store_secret(secret, secret_file=secret_file)
+        if store == "file" and secret_file.exists():
+            settings.setdefault("secret_file", "agent.secret")
+
+    custody = KeyCustody(directory / "keys", store, institution, secret)
+    pending = next((e for e in custody.entries() if e.state == "pending" and e.key_id is None), None)
+    if pending is not None:  # an enrolment whose answer was lost: the same key again
+        key = custody.load(pending)
+    else:
+        key = generate_private_key(algorithm)
+        pending = custody.put(key, "pending")
     with sdk.Client(bundle["api_base_url"]) as anon:
         result = anon.credentials.enroll(bundle["token"], jwk_from_public_key(key.public_key()), label=label)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(secret)
-    )
-    atomic_write(keys / "agent.key", pem, mode=0o600)
-    atomic_write(keys / "seal-ca.pem", bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
+    entries = custody.entries()
+    for e in entries:
+        if e.fingerprint == pending.fingerprint:
+            e.state, e.key_id = "current", result.key_id
+    custody.save(entries)
+    atomic_write(directory / "keys" / "seal-ca.pem", bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
     config = {
-        **(settings or {}),
+        **settings,
         "centre": {
             "url": bundle["api_base_url"],
-            "institution_id": bundle["institution_id"],
+            "institution_id": institution,
             "institution_name": bundle["institution_name"],
             "institution_uscc": bundle["institution_uscc"],
             "key_id": result.key_id,
-            "key_file": "keys/agent.key",
+            "key_store": store,
+            "key_dir": "keys",
             "seal_ca_file": "keys/seal-ca.pem",
             "centre_key_id": bundle["trust"]["centre_key_id"],
             "centre_key": bundle["trust"]["centre_key"],
         },
         "inbox": inboxes,
     }
-    path = directory / "agent.toml"
     atomic_write(path, render_config(config).encode(), mode=0o640)
-    return path
+    entry = custody.entry(result.key_id)
+    return Enrolment(path, result.key_id, store, custody.where(entry), secret_where, already=False)

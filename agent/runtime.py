@@ -19,13 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 import sdk
 from agent.audit import AuditLog
 from agent.blobs import BlobStore, atomic_write
 from agent.build import BuildContext
-from agent.config import AgentConfig, InboxConfig
+from agent.config import AgentConfig, InboxConfig, load_config
+from agent.keys import centre_client, custody_for, retire_due
 from agent.mapping import Profile, load_profile
 from agent.secrets import DataCipher, load_secret
 from agent.store import FINAL_STAGES, AppRow, SQLiteStore, now_iso
@@ -35,29 +34,22 @@ from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from connectors.receipts import receipt_path, render_receipts
 from sdk.models import APPLICATION_TYPES
 
-__all__ = ["Agent", "Progress", "load_private_key"]
+__all__ = ["Agent", "Progress"]
 
 log = logging.getLogger("regbridge.agent")
-
-
-def load_private_key(path: Path, secret: bytes) -> Any:
-    """The agent's private key from its encrypted PKCS#8 file."""
-    return serialization.load_pem_private_key(path.read_bytes(), password=secret)
 
 
 def make_document_store(config: AgentConfig) -> DocumentStore:
     docs = config.documents
     if docs.kind == "s3":
-        import os
-
         assert docs.bucket is not None
         return S3Store(
             docs.bucket,
             prefix=docs.prefix,
             endpoint_url=docs.endpoint_url,
             region=docs.region,
-            access_key=os.environ.get(docs.access_key_env),
-            secret_key=os.environ.get(docs.secret_key_env),
+            access_key=docs.access_key.get_secret_value() if docs.access_key else None,
+            secret_key=docs.secret_key.get_secret_value() if docs.secret_key else None,
         )
     return FilesystemStore(config.resolve(docs.root))
 
@@ -102,10 +94,14 @@ class Agent:
         self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
         self.audit = AuditLog(self.data_dir / "audit.log")
         centre = config.centre
+        self.custody = custody_for(config, secret)
+        self.signer: sdk.RotatingSigner | None = None
         if client is None:
-            key = load_private_key(config.resolve(centre.key_file), secret)
-            client = sdk.Client(centre.url, sdk.Credential(centre.key_id, key), timeout=centre.timeout)
+            self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
+            client = centre_client(config, self.signer)
         self.client = client
+        self._config_mtime = config.source.stat().st_mtime_ns if config.source else 0
+        self._retire_check = 0.0
         self.trust = TrustAnchors(
             seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
             centre_key_id=centre.centre_key_id,
@@ -195,6 +191,43 @@ class Agent:
             return True
         return False
 
+    def check_key(self) -> str | None:
+        """Sign with the config's key when ``regbridge keys rotate`` switched it; erase keys past their grace.
+
+        Answers the new key id after a switch. Cheap when nothing changed (one stat of the config).
+        """
+        source, switched = self.config.source, None
+        if source is None or self.signer is None:
+            return None
+        try:
+            mtime = source.stat().st_mtime_ns
+        except OSError:
+            return None
+        if mtime != self._config_mtime:
+            self._config_mtime = mtime
+            try:
+                key_id = load_config(source).centre.key_id
+            except ValueError as exc:
+                log.warning("the config cannot be read again; keeping the current key", extra={"error": str(exc)})
+                return None
+            if key_id != self.signer.key_id:
+                try:
+                    new = self.custody.signer(key_id)
+                except KeyError as exc:
+                    self.store.raise_alert("key", f"the config names key {key_id} but it cannot be loaded: {exc}")
+                    return None
+                old = self.signer.switch(new)
+                self.store.clear_alert("key")
+                self.audit.append("key.switched", f"{old.key_id}->{key_id}", "ok")
+                log.info("signing with the rotated key", extra={"old_key": old.key_id, "key": key_id})
+                switched = key_id
+        if time.monotonic() >= self._retire_check:
+            self._retire_check = time.monotonic() + 30.0
+            for gone in retire_due(self.custody, keep=self.signer.key_id):
+                self.audit.append("key.erased", gone, "ok")
+                log.info("erased a rotated-out key after its grace period", extra={"key": gone})
+        return switched
+
     # --- stages ----------------------------------------------------------------------------
 
     def scan(self, *, progress: Any = None) -> int:
@@ -235,6 +268,7 @@ class Agent:
         from agent.track import find_supplement_materials, pay_due, refresh_due
 
         p = Progress()
+        self.check_key()
         if self.paused and not self.probe():
             return p
         p.submitted = submit_due(self)

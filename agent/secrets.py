@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-__all__ = ["DataCipher", "SecretUnavailable", "load_secret"]
+__all__ = ["DataCipher", "SecretUnavailable", "keyring_backend", "load_secret", "new_secret", "store_secret"]
 
 KEYRING_SERVICE = "regbridge-agent"
 
@@ -59,6 +59,51 @@ def load_secret(secret_file: Path | None = None, *, keyring_user: str | None = N
         f"no agent secret: set REGBRIDGE_AGENT_SECRET, a systemd credential 'regbridge-secret', {where}"
         "or the OS keyring (service regbridge-agent)"
     )
+
+
+def keyring_backend() -> str | None:
+    """The OS keyring's backend name when one works here (a write/read/delete round trip), else None.
+
+    Backends that keep secrets in plaintext files are not accepted.
+    """
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        backend = keyring.get_keyring()
+        name = type(backend).__module__ + "." + type(backend).__name__
+        if isinstance(backend, fail.Keyring) or "plaintext" in name.lower() or "null" in name.lower():
+            return None
+        if getattr(backend, "backends", None) == []:  # a chainer with nothing to chain
+            return None
+        probe = f"probe-{os.getpid()}"
+        keyring.set_password(KEYRING_SERVICE, probe, "x")
+        ok = keyring.get_password(KEYRING_SERVICE, probe) == "x"
+        keyring.delete_password(KEYRING_SERVICE, probe)
+        return name if ok else None
+    except Exception:  # no D-Bus session, a locked keychain, no backend at all
+        return None
+
+
+def new_secret() -> bytes:
+    """A fresh agent secret (256 random bits, printable)."""
+    return base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=")
+
+
+def store_secret(secret: bytes, *, secret_file: Path | None = None, keyring_user: str | None = None) -> str:
+    """Keep ``secret`` in the OS keyring (``keyring_user``) or a file only its owner can read; say where."""
+    if keyring_user is not None:
+        import keyring
+
+        keyring.set_password(KEYRING_SERVICE, keyring_user, secret.decode())
+        return f"OS keyring (service {KEYRING_SERVICE}, user {keyring_user})"
+    if secret_file is None:
+        raise ValueError("store_secret needs a keyring user or a file")
+    from agent.blobs import atomic_write
+
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(secret_file, secret + b"\n", mode=0o600)
+    return f"{secret_file} (mode 0600)"
 
 
 class DataCipher:

@@ -195,6 +195,16 @@ class Centre:
                 "SELECT institution_id, expires_at, used_at FROM enrolment_tokens WHERE token_hash = ?",
                 (token_hash(enrolment.token),),
             ).fetchone()
+            if row is not None and row["used_at"]:
+                # the same enrolment again (its answer was lost): the key this token registered
+                same = db.execute(
+                    "SELECT key_id, algorithm FROM keys WHERE institution_id = ? AND fingerprint = ?",
+                    (row["institution_id"], jwk_fingerprint(enrolment.public_key)),
+                ).fetchone()
+                if same is not None:
+                    return EnrolmentResult(
+                        key_id=same["key_id"], institution_id=row["institution_id"], algorithm=same["algorithm"]
+                    )
             if row is None or row["used_at"] or datetime.fromisoformat(row["expires_at"]) < now_utc():
                 raise CentreError(401, "enrolment_token_invalid", "the enrolment token is unknown, used or expired")
             key_id, algorithm = self._register_key(row["institution_id"], enrolment.public_key, enrolment.label)

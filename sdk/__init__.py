@@ -42,7 +42,7 @@ from .errors import (
     ValidationFailed,
 )
 from .retries import RetryBudget, RetryPolicy
-from .signing import KeySigner, Signer
+from .signing import KeySigner, RotatingSigner, Signer
 from .webhooks import verify_webhook
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "RetryBudget",
     "RetryBudgetExhausted",
     "RetryPolicy",
+    "RotatingSigner",
     "ServerError",
     "SignatureError",
     "Signer",

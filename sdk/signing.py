@@ -23,6 +23,7 @@ import datetime as _dt
 import hashlib
 import json
 import secrets
+import threading
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -50,6 +51,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "RequestSigningAuth",
+    "RotatingSigner",
     "Signer",
     "VerifiedRequest",
     "content_digest",
@@ -108,6 +110,43 @@ class KeySigner:
 
     def public_key(self) -> PublicKey:
         return self.private_key.public_key()
+
+
+class RotatingSigner:
+    """A signer whose key can be switched while requests are being sent (key rotation).
+
+    Each request is signed wholly by the key that was current when its signing began
+    (:meth:`current`), so a switch never mixes one key's id with another's signature. Requests
+    signed just before a switch still land while the centre's grace period for the old key runs.
+    """
+
+    def __init__(self, initial: Signer) -> None:
+        self._current = initial
+        self._lock = threading.Lock()
+
+    def current(self) -> Signer:
+        with self._lock:
+            return self._current
+
+    def switch(self, signer: Signer) -> Signer:
+        """Sign with ``signer`` from now on; answers the signer it replaces."""
+        with self._lock:
+            previous, self._current = self._current, signer
+        return previous
+
+    @property
+    def key_id(self) -> str:
+        return self.current().key_id
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return self.current().algorithm
+
+    def sign(self, data: bytes) -> bytes:
+        return self.current().sign(data)
+
+    def public_key(self) -> PublicKey:
+        return self.current().public_key()
 
 
 def algorithm_of(key: PrivateKey | PublicKey) -> Algorithm:
@@ -362,5 +401,6 @@ class RequestSigningAuth(httpx.Auth):
         self.lifetime = lifetime
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        sign_request(request, self.signer, lifetime=self.lifetime)
+        signer = self.signer.current() if isinstance(self.signer, RotatingSigner) else self.signer
+        sign_request(request, signer, lifetime=self.lifetime)
         yield request

@@ -48,9 +48,14 @@ def make_branch(
     centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None, **settings: Any
 ) -> Branch:
     iid, bundle = centre.bank()
-    settings = {"default_operator": "op-001", "fees": {"auto_pay": True, "daily_cap": "100000"}, **settings}
-    config = enrol(bundle, root, secret=SECRET, inboxes=inboxes or INBOXES, settings=settings)
-    return Branch(root, config, iid, centre)
+    settings = {
+        "default_operator": "op-001",
+        "fees": {"auto_pay": True, "daily_cap": "100000"},
+        "metrics": {"port": 0},
+        **settings,
+    }
+    done = enrol(bundle, root, secret=SECRET, inboxes=inboxes or INBOXES, settings=settings)
+    return Branch(root, done.path, iid, centre)
 
 
 @pytest.fixture

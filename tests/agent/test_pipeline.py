@@ -195,7 +195,7 @@ format = "json"
     from agent.config import load_config
     from agent.enrol import render_config
 
-    cfg = load_config(branch.config).model_dump(mode="json", exclude={"base"})
+    cfg = load_config(branch.config).model_dump(mode="json")
     cfg["inbox"] = [{"name": "fourth", "path": "inbox/fourth", "profile": str(profile), "completion": "rename"}]
     branch.config.write_text(render_config({k: v for k, v in cfg.items() if v is not None}), encoding="utf-8")
     agent = branch.agent()

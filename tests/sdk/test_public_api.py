@@ -25,6 +25,7 @@ PUBLIC = {
     "EventPager",
     "IdempotencyConflict",
     "KeySigner",
+    "RotatingSigner",
     "NotFound",
     "PayloadMismatch",
     "PermissionDenied",

@@ -14,6 +14,8 @@ from http_message_signatures.resolvers import MappingKeyResolver
 from sdk.errors import SignatureError
 from sdk.signing import (
     KeySigner,
+    RequestSigningAuth,
+    RotatingSigner,
     content_digest,
     generate_private_key,
     jwk_fingerprint,
@@ -166,3 +168,34 @@ def test_jwk_round_trip_and_fingerprint() -> None:
     rfc8037 = PublicJwk(kty="OKP", crv="Ed25519", x="11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
     expected = base64.urlsafe_b64decode("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k=").hex()
     assert jwk_fingerprint(rfc8037) == expected
+
+
+def test_a_rotating_signer_signs_each_request_wholly_with_one_key() -> None:
+    old, new = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    rotating = RotatingSigner(KeySigner("old", old))
+    keys = {"old": old.public_key(), "new": new.public_key()}
+
+    class SwitchWhileSigning:
+        """The old key, whose id being read switches the rotating signer to the new key (mid-signing)."""
+
+        algorithm = "ed25519"
+
+        @property
+        def key_id(self) -> str:
+            rotating.switch(KeySigner("new", new))
+            return "old"
+
+        def sign(self, data: bytes) -> bytes:
+            return old.sign(data)
+
+        def public_key(self) -> ed25519.Ed25519PublicKey:
+            return old.public_key()
+
+    rotating.switch(SwitchWhileSigning())  # type: ignore[arg-type]
+    auth = RequestSigningAuth(rotating)
+    first = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1/v1/events")))
+    assert _verify(first, keys).key_id == "old"  # type: ignore[attr-defined]
+    second = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1/v1/events")))
+    assert _verify(second, keys).key_id == "new"  # type: ignore[attr-defined]
+    with pytest.raises(SignatureError):
+        _verify(second, {"new": old.public_key()})

@@ -1,0 +1,289 @@
+"""The branch's private keys: where they are kept, which one signs, and rotation.
+
+Every private key is made on this machine and kept only as PKCS#8 encrypted under the agent
+secret (:mod:`agent.secrets`), in one of two places (``centre.key_store``):
+
+* ``keyring``: the OS keyring (Windows Credential Manager, macOS Keychain, Secret Service),
+  service ``regbridge-agent-key``, user ``<institution id>/<fingerprint>``;
+* ``file``: ``<key_dir>/<fingerprint>.key``, mode 0600 (headless servers).
+
+``<key_dir>/keys.json`` is the manifest: public facts only (key id, algorithm, fingerprint,
+created, where it is kept, its state). The config's ``centre.key_id`` names the key that signs.
+
+Rotation (:func:`rotate`) is safe to interrupt and to run again: the new key is kept (state
+``pending``, with the rotation's idempotency key) before the centre hears of it; the centre's
+answer is written to the manifest before the config is switched; a re-run finishes whatever an
+interrupted one left. A running agent notices the config's new key id within a second and signs
+with it from then on (:class:`sdk.RotatingSigner`); requests signed with the old key still land
+during the grace period, after which the centre revokes the old key and the agent erases it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+
+import sdk
+from agent.blobs import atomic_write
+from agent.config import AgentConfig
+from sdk.signing import KeySigner, PrivateKey, generate_private_key, jwk_fingerprint, jwk_from_public_key
+
+__all__ = [
+    "KEYRING_SERVICE",
+    "KeyCustody",
+    "KeyEntry",
+    "RotationResult",
+    "centre_client",
+    "custody_for",
+    "retire_due",
+    "rotate",
+    "set_config_key_id",
+]
+
+KEYRING_SERVICE = "regbridge-agent-key"
+KeyState = Literal["pending", "current", "previous", "retired"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class KeyEntry:
+    """One key's public facts, as the manifest keeps them."""
+
+    fingerprint: str
+    algorithm: str
+    created_at: str
+    store: Literal["file", "keyring"]
+    location: str
+    state: KeyState
+    key_id: str | None = None
+    retire_at: str | None = None
+    rotation_key: str | None = field(default=None, repr=False)
+
+    @property
+    def age_days(self) -> float:
+        return (_now() - datetime.fromisoformat(self.created_at)).total_seconds() / 86400
+
+
+class KeyCustody:
+    """The private keys of one branch: kept encrypted, in the keyring or in files."""
+
+    def __init__(self, key_dir: Path, store: Literal["file", "keyring"], institution_id: str, secret: bytes) -> None:
+        self.key_dir = key_dir
+        self.store = store
+        self.institution_id = institution_id
+        self._secret = secret
+
+    # --- the manifest ------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> Path:
+        return self.key_dir / "keys.json"
+
+    def entries(self) -> list[KeyEntry]:
+        if not self.manifest.exists():
+            return []
+        return [KeyEntry(**e) for e in json.loads(self.manifest.read_text(encoding="utf-8"))["keys"]]
+
+    def save(self, entries: list[KeyEntry]) -> None:
+        doc = {"keys": [asdict(e) for e in entries]}
+        atomic_write(self.manifest, json.dumps(doc, indent=2).encode(), mode=0o640)
+
+    def entry(self, key_id: str) -> KeyEntry:
+        for e in self.entries():
+            if e.key_id == key_id:
+                return e
+        raise KeyError(f"key {key_id} is not in {self.manifest}; enrol again or restore the key folder")
+
+    # --- private keys ------------------------------------------------------------------------
+
+    def put(self, key: PrivateKey, state: KeyState, *, key_id: str | None = None, **extra: Any) -> KeyEntry:
+        """Keep ``key`` (encrypted) and add it to the manifest."""
+        fingerprint = jwk_fingerprint(jwk_from_public_key(key.public_key()))
+        short = fingerprint[:16]
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._secret),
+        )
+        if self.store == "keyring":
+            import keyring
+
+            location = f"{self.institution_id}/{short}"
+            keyring.set_password(KEYRING_SERVICE, location, pem.decode("ascii"))
+        else:
+            self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            location = f"{short}.key"
+            atomic_write(self.key_dir / location, pem, mode=0o600)
+        entry = KeyEntry(
+            fingerprint=fingerprint,
+            algorithm=sdk.signing.algorithm_of(key),
+            created_at=_now().isoformat(timespec="seconds"),
+            store=self.store,
+            location=location,
+            state=state,
+            key_id=key_id,
+            **extra,
+        )
+        self.save([e for e in self.entries() if e.fingerprint != fingerprint] + [entry])
+        return entry
+
+    def load(self, entry: KeyEntry) -> PrivateKey:
+        if entry.store == "keyring":
+            import keyring
+
+            pem = keyring.get_password(KEYRING_SERVICE, entry.location)
+            if pem is None:
+                raise KeyError(f"key {entry.key_id or entry.fingerprint[:16]} is missing from the OS keyring")
+            data = pem.encode("ascii")
+        else:
+            path = self.key_dir / entry.location
+            if not path.exists():
+                raise KeyError(f"key file {path} is missing")
+            data = path.read_bytes()
+        try:
+            key = serialization.load_pem_private_key(data, password=self._secret)
+        except (ValueError, TypeError):
+            raise KeyError("the private key cannot be decrypted: wrong agent secret, or the key was altered") from None
+        return key  # type: ignore[return-value]
+
+    def erase(self, entry: KeyEntry) -> None:
+        """Forget a private key (its manifest entry stays, as ``retired``)."""
+        if entry.store == "keyring":
+            import keyring
+            import keyring.errors
+
+            with contextlib.suppress(keyring.errors.PasswordDeleteError):
+                keyring.delete_password(KEYRING_SERVICE, entry.location)
+        else:
+            (self.key_dir / entry.location).unlink(missing_ok=True)
+
+    def where(self, entry: KeyEntry) -> str:
+        if entry.store == "keyring":
+            return f"OS keyring (service {KEYRING_SERVICE}, user {entry.location}), encrypted PKCS#8"
+        return f"{self.key_dir / entry.location} (encrypted PKCS#8, mode 0600)"
+
+    def signer(self, key_id: str) -> KeySigner:
+        return KeySigner(key_id, self.load(self.entry(key_id)))
+
+
+def custody_for(config: AgentConfig, secret: bytes) -> KeyCustody:
+    centre = config.centre
+    return KeyCustody(config.resolve(centre.key_dir), centre.key_store, centre.institution_id, secret)
+
+
+def centre_client(config: AgentConfig, credential: sdk.Credential | sdk.Signer | None, **kwargs: Any) -> sdk.Client:
+    """An SDK client for the configured centre (its proxy and CA bundle, if any)."""
+    centre = config.centre
+    verify: Any = str(config.resolve(centre.ca_bundle)) if centre.ca_bundle else True
+    transport = httpx.HTTPTransport(proxy=centre.proxy, verify=verify) if (centre.proxy or centre.ca_bundle) else None
+    return sdk.Client(centre.url, credential, timeout=centre.timeout, transport=transport, **kwargs)
+
+
+def set_config_key_id(path: Path, key_id: str) -> None:
+    """Point the config at ``key_id``, keeping the rest of the file (comments included) as it is."""
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    doc["centre"]["key_id"] = key_id  # type: ignore[index]
+    mode = path.stat().st_mode & 0o777
+    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    old_key_id: str
+    new_key_id: str
+    retire_at: str
+    resumed: bool
+
+
+def rotate(
+    config: AgentConfig,
+    secret: bytes,
+    *,
+    grace_seconds: int = 86400,
+    algorithm: sdk.signing.Algorithm | None = None,
+    client: sdk.Client | None = None,
+) -> RotationResult:
+    """Register a new key authorised by the current one and switch the config to it.
+
+    Safe to run again after an interruption at any point: it finishes that rotation.
+    """
+    if config.source is None:
+        raise ValueError("rotation needs the config file it was loaded from")
+    custody = custody_for(config, secret)
+    current_id = config.centre.key_id
+    current = custody.entry(current_id)
+    entries = custody.entries()
+    switched = next((e for e in entries if e.state == "current" and e.key_id != current_id), None)
+    if switched is not None and current.state == "previous":  # interrupted after the manifest switched
+        assert switched.key_id is not None
+        set_config_key_id(config.source, switched.key_id)
+        return RotationResult(current_id, switched.key_id, current.retire_at or "", True)
+    pending = next((e for e in entries if e.state == "pending"), None)
+    resumed = pending is not None
+    if pending is None:
+        key = generate_private_key(algorithm or current.algorithm)  # type: ignore[arg-type]
+        pending = custody.put(key, "pending", rotation_key=f"rotate-{uuid.uuid4()}")
+    else:
+        key = custody.load(pending)
+    if pending.key_id is None:
+        own = client is None
+        client = client or centre_client(config, KeySigner(current_id, custody.load(current)))
+        try:
+            record = client.credentials.rotate(
+                jwk_from_public_key(key.public_key()),
+                grace_seconds=grace_seconds,
+                label="agent",
+                idempotency_key=pending.rotation_key,
+            )
+        finally:
+            if own:
+                client.close()
+        retire_at = (_now() + timedelta(seconds=grace_seconds)).isoformat(timespec="seconds")
+        entries = custody.entries()
+        for e in entries:
+            if e.fingerprint == pending.fingerprint:
+                e.key_id, pending = record.key_id, e
+            elif e.key_id == current_id:
+                e.retire_at = retire_at
+        custody.save(entries)
+    assert pending.key_id is not None
+    # switch: the manifest first, then the config the running agent watches
+    entries = custody.entries()
+    retire_at = ""
+    for e in entries:
+        if e.fingerprint == pending.fingerprint:
+            e.state, e.rotation_key = "current", None
+        elif e.state == "current":
+            e.state = "previous"
+            e.retire_at = e.retire_at or (_now() + timedelta(seconds=grace_seconds)).isoformat(timespec="seconds")
+            retire_at = e.retire_at
+    custody.save(entries)
+    set_config_key_id(config.source, pending.key_id)
+    return RotationResult(current_id, pending.key_id, retire_at, resumed)
+
+
+def retire_due(custody: KeyCustody, *, keep: str) -> list[str]:
+    """Erase previous keys whose grace period has ended (never ``keep``, the key in use)."""
+    entries = custody.entries()
+    retired = []
+    for e in entries:
+        if e.state == "previous" and e.key_id != keep and e.retire_at and datetime.fromisoformat(e.retire_at) <= _now():
+            custody.erase(e)
+            e.state = "retired"
+            retired.append(e.key_id or e.fingerprint)
+    if retired:
+        custody.save(entries)
+    return retired
