@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ class AuditLog:
         self.path = path
         self.actor = actor
         self._lock = threading.Lock()
+        self.observers: list[Callable[[dict[str, Any]], None]] = []  # metrics count what is recorded
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def _tail(self, fh: Any) -> tuple[int, str, bool]:
@@ -81,6 +83,8 @@ class AuditLog:
                 os.fsync(fh.fileno())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+        for observe in self.observers:
+            observe(record)
         return record
 
     def head(self) -> tuple[int, str]:

@@ -237,34 +237,215 @@ def enroll(
     inbox: list[str] = typer.Option(
         ["corebank=inbox/corebank:corebank_csv"], "--inbox", help="NAME=PATH:PROFILE, repeatable."
     ),
+    key_store: str = typer.Option(
+        "auto", "--key-store", help="auto (the OS keyring where one works, else a file), keyring or file."
+    ),
+    algorithm: str = typer.Option("ed25519", "--algorithm", help="ed25519 or ecdsa-p256-sha256."),
+    fingerprint: str = typer.Option(
+        None, "--fingerprint", help="The centre key's fingerprint as the centre published it (checked)."
+    ),
 ) -> None:
     """Enrol this agent with a centre: a key made here, registered with the bundle's one-time token."""
     from agent.enrol import BundleError, enrol
-    from agent.secrets import SecretUnavailable, load_secret
 
-    try:
-        secret = load_secret(directory / "agent.secret")
-    except SecretUnavailable as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from None
+    if key_store not in ("auto", "keyring", "file") or algorithm not in ("ed25519", "ecdsa-p256-sha256"):
+        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519 or ecdsa-p256-sha256", fg="red")
+        raise typer.Exit(2)
     inboxes = []
     for spec in inbox:
         name, _, rest = spec.partition("=")
         path, _, profile = rest.rpartition(":")
+        if not (name and path and profile):
+            typer.secho(f"--inbox {spec!r}: expected NAME=PATH:PROFILE", fg="red", err=True)
+            raise typer.Exit(2)
         inboxes.append({"name": name, "path": path, "profile": profile})
     try:
         doc = json.loads(bundle.read_text(encoding="utf-8"))
-        path = enrol(
+    except (OSError, ValueError) as exc:
+        typer.secho(f"enrolment failed: {bundle}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    try:
+        done = enrol(
             doc,
             directory,
-            secret=secret,
             inboxes=inboxes,
-            settings={"secret_file": "agent.secret"} if (directory / "agent.secret").exists() else {},
+            key_store=key_store,  # type: ignore[arg-type]
+            algorithm=algorithm,  # type: ignore[arg-type]
+            expected_fingerprint=fingerprint,
         )
-    except (BundleError, ValueError, OSError) as exc:
+    except BundleError as exc:
         typer.secho(f"enrolment failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"enrolled; config written to {path}")
+    except Exception as exc:  # the centre's refusal (used token…) or the filesystem
+        from sdk.privacy import mask_text
+
+        typer.secho(f"enrolment failed: {mask_text(str(exc))}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    if done.already:
+        typer.echo(f"already enrolled (key {done.key_id}); nothing changed. Config: {done.path}")
+        return
+    typer.echo(f"enrolled: key {done.key_id}, kept in {done.key_where}")
+    if done.secret_where:
+        typer.echo(f"agent secret made and kept in {done.secret_where}")
+    typer.echo(f"config written to {done.path}; next: regbridge doctor -c {done.path}")
+
+
+@app.command()
+def doctor(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
+    """Check config, key, clock, centre, folders, disk, document store and trust anchors; exit 1 on a failure."""
+    from agent.doctor import diagnose
+
+    findings = diagnose(config)
+    if as_json:
+        typer.echo(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"regbridge doctor: {config}")
+        for col in ("", "check", "finding", "fix"):
+            table.add_column(col, overflow="fold")
+        mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+        for f in findings:
+            table.add_row(mark[f.status], f.check, f.detail, f.hint)
+        Console().print(table)
+    if any(f.status == "fail" for f in findings):
+        raise typer.Exit(1)
+
+
+keys_app = typer.Typer(help="The branch's signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+config_app = typer.Typer(help="The agent's configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _config_and_secret(config: Path) -> tuple[Any, bytes]:
+    from agent.config import load_config
+    from agent.secrets import SecretUnavailable, load_secret
+
+    try:
+        cfg = load_config(config)
+        secret = load_secret(
+            cfg.resolve(cfg.secret_file) if cfg.secret_file else None, keyring_user=cfg.centre.institution_id
+        )
+    except (ValueError, SecretUnavailable) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    return cfg, secret
+
+
+@keys_app.command("show")
+def keys_show(
+    config: Path = CONFIG,
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the centre."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable."),
+) -> None:
+    """Fingerprint, algorithm, age and keeping of each key; the centre's view; expiry warnings."""
+    from agent.keys import centre_client, custody_for
+
+    cfg, secret = _config_and_secret(config)
+    custody = custody_for(cfg, secret)
+    at_centre: dict[str, Any] = {}
+    if not offline:
+        try:
+            with centre_client(cfg, custody.signer(cfg.centre.key_id)) as client:
+                at_centre = {r.key_id: r for r in client.credentials.list()}
+        except Exception as exc:
+            typer.secho(f"the centre could not be asked: {exc}", fg="yellow", err=True)
+    rows, warnings = [], []
+    for e in custody.entries():
+        record = at_centre.get(e.key_id or "")
+        rows.append(
+            {
+                "key_id": e.key_id,
+                "state": "in use" if e.key_id == cfg.centre.key_id else e.state,
+                "algorithm": e.algorithm,
+                "fingerprint": e.fingerprint,
+                "age_days": round(e.age_days, 1),
+                "kept": custody.where(e) if e.state != "retired" else "erased",
+                "at_centre": (record.status + (f", revoked at {record.revoke_at}" if record.revoke_at else ""))
+                if record
+                else None,
+                "retire_at": e.retire_at,
+            }
+        )
+        if e.key_id == cfg.centre.key_id and e.age_days > cfg.centre.key_max_age_days:
+            warnings.append(f"key {e.key_id} is {e.age_days:.0f} days old: rotate it (regbridge keys rotate)")
+        if e.key_id == cfg.centre.key_id and record is not None and record.revoke_at:
+            warnings.append(f"the centre retires the key in use at {record.revoke_at}: rotate now")
+        if e.state == "pending":
+            warnings.append("a rotation was interrupted: run regbridge keys rotate again to finish it")
+    if as_json:
+        typer.echo(json.dumps({"keys": rows, "warnings": warnings}, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"keys of {cfg.centre.institution_id}")
+    for col in ("key id", "state", "algorithm", "fingerprint", "age (days)", "kept", "at the centre"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["key_id"] or "(pending)", r["state"], r["algorithm"], r["fingerprint"][:16] + "…",
+            str(r["age_days"]), r["kept"], r["at_centre"] or "?",
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]! {w}[/]")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    config: Path = CONFIG,
+    grace: int = typer.Option(86400, "--grace", min=0, help="Seconds the old key stays valid (requests in flight)."),
+    algorithm: str = typer.Option(None, "--algorithm", help="Default: the current key's."),
+) -> None:
+    """Register a new key authorised by the current one; a running agent switches to it within a second."""
+    from agent.audit import AuditLog
+    from agent.keys import rotate
+
+    cfg, secret = _config_and_secret(config)
+    try:
+        result = rotate(cfg, secret, grace_seconds=grace, algorithm=algorithm)  # type: ignore[arg-type]
+    except Exception as exc:
+        from sdk.privacy import mask_text
+
+        typer.secho(f"rotation failed (run it again to finish it): {mask_text(str(exc))}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    AuditLog(cfg.resolve(cfg.data_dir) / "audit.log").append(
+        "key.rotated", f"{result.old_key_id}->{result.new_key_id}", "ok", retire_at=result.retire_at
+    )
+    typer.echo(
+        f"{'finished the interrupted rotation: ' if result.resumed else ''}signing key is now {result.new_key_id};"
+        f" {result.old_key_id} stays valid until {result.retire_at}, then the centre revokes it"
+    )
+
+
+@config_app.command("show")
+def config_show(config: Path = CONFIG) -> None:
+    """The effective settings (file + environment) with secrets redacted."""
+    import tomlkit
+
+    from agent.config import env_overrides, load_config, redacted
+
+    try:
+        cfg = load_config(config)
+    except ValueError as exc:
+        typer.secho(f"config: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"# {cfg.source}")
+    for name in env_overrides():
+        typer.echo(f"# overridden from the environment: {name}")
+    typer.echo(tomlkit.dumps(redacted(cfg)), nl=False)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Every setting, its default, environment variable and meaning (Markdown)."""
+    from agent.config import schema_markdown
+
+    typer.echo(schema_markdown(), nl=False)
 
 
 @app.command()

@@ -7,7 +7,12 @@ Jobs (each one at a time, missed runs coalesced):
 - ``work``: every second, and at once when something changed — submit, read what events
   flagged, pay fees, answer 补正 with dropped materials, deliver certificates, write receipts;
 - ``events``: the event feed, rescheduled after each read to the interval the centre hints;
-- ``deadlines``: every ten minutes — 补正 deadlines coming up.
+- ``deadlines``: every ten minutes — 补正 deadlines coming up;
+- ``watchdog``: under systemd with ``WatchdogSec=``, a ping while the work loop runs.
+
+It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.metrics`) and tells systemd
+when it is ready and when it stops (:mod:`agent.systemd`); a changed key id in the config
+(``regbridge keys rotate``) is picked up by the work loop within a second.
 
 SIGTERM or SIGINT stops taking new work, lets running jobs finish, and closes the state cleanly;
 whatever was in flight is resumed from the state store at the next start.
@@ -19,10 +24,12 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from agent.runtime import Agent
+from agent.systemd import notify, watchdog_seconds
 from agent.track import check_deadlines
 from agent.watch import InboxWatcher
 
@@ -56,9 +63,23 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             try:
                 fn()
             except Exception:  # a failing job is logged and runs again next time; the daemon stays up
+                agent.metrics.errors.labels("job_failed").inc()
                 log.exception("job failed", extra={"job": name})
 
         return run
+
+    metrics_server = None
+    if agent.config.metrics.enabled:
+        from agent.metrics import MetricsServer
+
+        m = agent.config.metrics
+        agent.metrics.watch(agent)
+        try:
+            metrics_server = MetricsServer(agent, m.listen, m.port, m.stale_seconds).start()
+            log.info("metrics and health endpoint", extra={"url": metrics_server.url})
+        except OSError as exc:  # the port is taken: run without it, and say so
+            agent.store.raise_alert("metrics", f"cannot serve metrics on {m.listen}:{m.port}: {exc}")
+            log.error("metrics endpoint unavailable", extra={"error": str(exc)})
 
     def scan() -> None:
         watcher.supervise()
@@ -91,7 +112,16 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         signal.signal(signal.SIGINT, on_signal)
     agent.audit.append("agent.started", agent.config.centre.institution_id, "ok")
     log.info("agent running", extra={"inboxes": len(agent.config.inbox), "centre": agent.config.centre.url})
+    watchdog = watchdog_seconds()
+    if watchdog:
+        # pings only while the work loop runs: a hung agent is restarted by systemd
+        def ping() -> None:
+            if time.monotonic() - agent.metrics.last_work < max(watchdog, agent.config.metrics.stale_seconds):
+                notify("WATCHDOG=1")
+
+        scheduler.add_job(ping, "interval", seconds=max(0.5, watchdog / 3), id="watchdog", next_run_time=now)
     scheduler.start()
+    notify("READY=1", f"STATUS=processing {len(agent.config.inbox)} inbox(es) for {agent.config.centre.url}")
     original_wake = agent.wake
 
     def wake_scan() -> None:
@@ -104,7 +134,10 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         while not stop.wait(0.5):
             pass
     finally:
+        notify("STOPPING=1", "STATUS=stopping: finishing running jobs")
         scheduler.shutdown(wait=True)
+        if metrics_server is not None:
+            metrics_server.stop()
         watcher.stop()
         if receiver is not None:
             receiver.stop()

@@ -42,6 +42,7 @@ __all__ = [
     "KeyEntry",
     "RotationResult",
     "centre_client",
+    "centre_transport",
     "custody_for",
     "retire_due",
     "rotate",
@@ -182,12 +183,21 @@ def custody_for(config: AgentConfig, secret: bytes) -> KeyCustody:
     return KeyCustody(config.resolve(centre.key_dir), centre.key_store, centre.institution_id, secret)
 
 
-def centre_client(config: AgentConfig, credential: sdk.Credential | sdk.Signer | None, **kwargs: Any) -> sdk.Client:
-    """An SDK client for the configured centre (its proxy and CA bundle, if any)."""
+def centre_transport(config: AgentConfig) -> httpx.HTTPTransport:
+    """The HTTP transport to the configured centre: its proxy and CA bundle, if any."""
     centre = config.centre
     verify: Any = str(config.resolve(centre.ca_bundle)) if centre.ca_bundle else True
-    transport = httpx.HTTPTransport(proxy=centre.proxy, verify=verify) if (centre.proxy or centre.ca_bundle) else None
-    return sdk.Client(centre.url, credential, timeout=centre.timeout, transport=transport, **kwargs)
+    return httpx.HTTPTransport(proxy=centre.proxy, verify=verify)
+
+
+def centre_client(
+    config: AgentConfig, credential: sdk.Credential | sdk.Signer | None, *, wrap: Any = None, **kwargs: Any
+) -> sdk.Client:
+    """An SDK client for the configured centre; ``wrap`` wraps its transport (metrics)."""
+    transport: httpx.BaseTransport = centre_transport(config)
+    if wrap is not None:
+        transport = wrap(transport)
+    return sdk.Client(config.centre.url, credential, timeout=config.centre.timeout, transport=transport, **kwargs)
 
 
 def set_config_key_id(path: Path, key_id: str) -> None:

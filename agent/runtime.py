@@ -26,6 +26,7 @@ from agent.build import BuildContext
 from agent.config import AgentConfig, InboxConfig, load_config
 from agent.keys import centre_client, custody_for, retire_due
 from agent.mapping import Profile, load_profile
+from agent.metrics import Metrics, TimedTransport
 from agent.secrets import DataCipher, load_secret
 from agent.store import FINAL_STAGES, AppRow, SQLiteStore, now_iso
 from agent.verify import TrustAnchors
@@ -93,12 +94,14 @@ class Agent:
         self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
         self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
         self.audit = AuditLog(self.data_dir / "audit.log")
+        self.metrics = Metrics()
+        self.audit.observers.append(self.metrics.audited)
         centre = config.centre
         self.custody = custody_for(config, secret)
         self.signer: sdk.RotatingSigner | None = None
         if client is None:
             self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
-            client = centre_client(config, self.signer)
+            client = centre_client(config, self.signer, wrap=lambda inner: TimedTransport(inner, self.metrics))
         self.client = client
         self._config_mtime = config.source.stat().st_mtime_ns if config.source else 0
         self._retire_check = 0.0
@@ -268,6 +271,7 @@ class Agent:
         from agent.track import find_supplement_materials, pay_due, refresh_due
 
         p = Progress()
+        self.metrics.last_work = time.monotonic()
         self.check_key()
         if self.paused and not self.probe():
             return p

@@ -423,6 +423,23 @@ class SQLiteStore:
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._all("SELECT stage, COUNT(*) FROM applications GROUP BY stage")}
 
+    def gauges(self) -> dict[str, Any]:
+        """What the metrics endpoint shows of the state, in a few aggregate queries."""
+        with self._lock:
+            certs = self._all("SELECT stage, COUNT(*) FROM certificates GROUP BY stage")
+            one = self._db.execute(
+                "SELECT (SELECT COUNT(*) FROM quarantine WHERE status = 'open'),"
+                " (SELECT COUNT(*) FROM alerts WHERE cleared_at IS NULL),"
+                " (SELECT COUNT(*) FROM receipt_batches WHERE written = 0)"
+            ).fetchone()
+            return {
+                "applications": self.counts(),
+                "certificates": {r[0]: r[1] for r in certs},
+                "quarantine_open": one[0],
+                "alerts_open": one[1],
+                "receipt_batches_pending": one[2],
+            }
+
     def status_counts(self) -> dict[str, int]:
         rows = self._all("SELECT COALESCE(centre_status, '-'), COUNT(*) FROM applications GROUP BY 1")
         return {r[0]: r[1] for r in rows}

@@ -71,6 +71,10 @@ class DocumentStore(Protocol):
 
     def keys(self) -> list[str]: ...
 
+    def probe(self) -> str:
+        """Write and remove a small object; raises DocumentStoreUnavailable when the store refuses."""
+        ...
+
 
 def _sidecar(key: str) -> str:
     return key.rsplit(".", 1)[0] + ".json"
@@ -141,6 +145,15 @@ class FilesystemStore:
 
     def keys(self) -> list[str]:
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*.pdf") if not p.name.startswith("."))
+
+    def probe(self) -> str:
+        path = self.root / f".regbridge-probe-{os.getpid()}"
+        try:
+            path.write_bytes(b"probe")
+            path.unlink()
+        except OSError as exc:
+            raise DocumentStoreUnavailable(f"{self.root}: {exc.strerror or exc}") from exc
+        return str(self.root)
 
 
 class S3Store:
@@ -233,3 +246,14 @@ class S3Store:
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
             found += [o["Key"][len(self.prefix) :] for o in page.get("Contents", []) if o["Key"].endswith(".pdf")]
         return sorted(found)
+
+    def probe(self) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = f"{self.prefix}.regbridge-probe-{os.getpid()}"
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=b"probe")
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise DocumentStoreUnavailable(f"s3://{self.bucket}/{key}: {exc}") from exc
+        return f"s3://{self.bucket}/{self.prefix}"

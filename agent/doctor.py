@@ -1,0 +1,334 @@
+"""``regbridge doctor``: is this branch's agent ready to run? Each finding with a fix.
+
+Checks, in order (a check that cannot run because an earlier one failed says so):
+config valid · agent secret available · key present and usable (sign and verify) · the centre
+reachable (TLS verified) and its clock close to ours · our key active at the centre and the
+channel open · folders present with tight permissions · free disk · document store writable ·
+trust anchors not near expiry · the state store intact.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import sqlite3
+import ssl
+import stat
+import tomllib
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+
+import sdk
+from agent.config import AgentConfig, load_config
+from agent.enrol import MAX_CLOCK_SKEW, centre_clock_skew
+from agent.keys import centre_client, centre_transport, custody_for
+from agent.secrets import SecretUnavailable, load_secret
+
+__all__ = ["Finding", "diagnose"]
+
+Status = Literal["ok", "warn", "fail"]
+EXPIRY_WARNING_DAYS = 30
+
+
+@dataclass
+class Finding:
+    check: str
+    status: Status
+    detail: str
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _loopback(host: str | None) -> bool:
+    if host in ("localhost", None):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+class _Doctor:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.findings: list[Finding] = []
+
+    def add(self, check: str, status: Status, detail: str, hint: str = "") -> None:
+        self.findings.append(Finding(check, status, detail, hint))
+
+    # --- the checks ------------------------------------------------------------------------
+
+    def config(self) -> AgentConfig | None:
+        try:
+            config = load_config(self.config_path)
+        except ValueError as exc:
+            self.add("config", "fail", str(exc), "fix the setting named (docs/configuration.md lists them)")
+            return None
+        if _mode(self.config_path) & stat.S_IWOTH:
+            self.add("config", "fail", f"{self.config_path} is writable by anyone", f"chmod o-w {self.config_path}")
+            return config
+        raw = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+        inline = [k for k in ("access_key", "secret_key") if raw.get("documents", {}).get(k)]
+        if inline:
+            self.add(
+                "config",
+                "warn",
+                f"documents.{', documents.'.join(inline)} written in the config file",
+                "move them to the environment (REGBRIDGE_DOCUMENTS__SECRET_KEY) or a systemd credential",
+            )
+            return config
+        self.add("config", "ok", f"{self.config_path} valid ({len(config.inbox)} inbox(es))")
+        return config
+
+    def secret(self, config: AgentConfig) -> bytes | None:
+        try:
+            secret = load_secret(
+                config.resolve(config.secret_file) if config.secret_file else None,
+                keyring_user=config.centre.institution_id,
+            )
+        except SecretUnavailable as exc:
+            self.add("secret", "fail", str(exc), "restore the agent secret the key was enrolled with")
+            return None
+        self.add("secret", "ok", "agent secret available")
+        return secret
+
+    def key(self, config: AgentConfig, secret: bytes) -> sdk.signing.KeySigner | None:
+        custody = custody_for(config, secret)
+        try:
+            entry = custody.entry(config.centre.key_id)
+            signer = custody.signer(config.centre.key_id)
+        except KeyError as exc:
+            self.add("key", "fail", str(exc).strip("'\""), "enrol again (`regbridge enroll BUNDLE`)")
+            return None
+        probe = b"regbridge doctor " + os.urandom(16)
+        try:
+            signature = signer.sign(probe)
+            public = signer.public_key()
+            if signer.algorithm == "ed25519":
+                public.verify(signature, probe)  # type: ignore[call-arg]
+            else:
+                from cryptography.hazmat.primitives import hashes
+                from cryptography.hazmat.primitives.asymmetric import ec
+                from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+                r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+                public.verify(encode_dss_signature(r, s), probe, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg]
+        except Exception as exc:
+            self.add("key", "fail", f"the key does not sign and verify: {exc}", "enrol again")
+            return None
+        if entry.store == "file":
+            path = custody.key_dir / entry.location
+            if _mode(path) & 0o077:
+                self.add("key", "fail", f"{path} is readable by others", f"chmod 600 {path}")
+                return signer
+        where = custody.where(entry)
+        if entry.age_days > config.centre.key_max_age_days:
+            self.add(
+                "key",
+                "warn",
+                f"{signer.key_id} ({entry.algorithm}) is {entry.age_days:.0f} days old; {where}",
+                "rotate it: regbridge keys rotate",
+            )
+        else:
+            self.add("key", "ok", f"{signer.key_id} ({entry.algorithm}) signs and verifies; {where}")
+        return signer
+
+    def centre(self, config: AgentConfig) -> bool:
+        url = config.centre.url
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            self.add("tls", "fail", f"{url} is plain HTTP to another machine", "use the centre's https:// URL")
+        elif parts.scheme == "http":
+            self.add("tls", "ok", "plain HTTP on loopback (a local sandbox centre)")
+        try:
+            skew = centre_clock_skew(url, transport=centre_transport(config), timeout=config.centre.timeout)
+        except httpx.ConnectError as exc:
+            hint = "check the certificate chain (centre.ca_bundle)" if "CERTIFICATE" in str(exc).upper() else ""
+            self.add("connectivity", "fail", f"cannot connect to {url}: {exc}", hint or "check the network/proxy")
+            return False
+        except (httpx.HTTPError, ValueError) as exc:
+            self.add("connectivity", "fail", f"{url}: {exc}", "check centre.url and the network")
+            return False
+        self.add("connectivity", "ok", f"{url} answers")
+        if parts.scheme == "https":
+            self.tls(config, parts.hostname or "", parts.port or 443)
+        if abs(skew) > MAX_CLOCK_SKEW:
+            self.add("clock", "fail", f"{skew:+.0f} s against the centre's clock", "fix this machine's clock (NTP)")
+        elif abs(skew) > 30:
+            self.add("clock", "warn", f"{skew:+.0f} s against the centre's clock", "check NTP; the centre allows 300 s")
+        else:
+            self.add("clock", "ok", f"{skew:+.0f} s against the centre's clock")
+        return abs(skew) <= MAX_CLOCK_SKEW
+
+    def tls(self, config: AgentConfig, host: str, port: int) -> None:
+        if config.centre.proxy:
+            self.add("tls", "ok", "verified through the proxy (certificate dates not inspected)")
+            return
+        ca = str(config.resolve(config.centre.ca_bundle)) if config.centre.ca_bundle else None
+        context = ssl.create_default_context(cafile=ca)
+        try:
+            with (
+                socket.create_connection((host, port), timeout=config.centre.timeout) as raw,
+                context.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                der = tls.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError) as exc:
+            self.add("tls", "fail", f"{host}:{port}: {exc}", "check the centre's certificate chain (centre.ca_bundle)")
+            return
+        if der is None:
+            self.add("tls", "fail", f"{host}:{port} sent no certificate")
+            return
+        left = (x509.load_der_x509_certificate(der).not_valid_after_utc - datetime.now(UTC)).days
+        status: Status = "warn" if left < EXPIRY_WARNING_DAYS else "ok"
+        self.add(
+            "tls", status, f"{host} certificate verified, {left} days left", "tell the centre" if left < 30 else ""
+        )
+
+    def credential(self, config: AgentConfig, signer: sdk.signing.KeySigner) -> None:
+        try:
+            with centre_client(config, signer) as client:
+                records = client.credentials.list()
+                profile = client.institution.get()
+        except sdk.RegBridgeError as exc:
+            self.add("credential", "fail", f"the centre refuses our key: {exc}", "enrol again, or ask the centre")
+            return
+        mine = next((r for r in records if r.key_id == signer.key_id), None)
+        if mine is None or mine.status != "active":
+            self.add("credential", "fail", f"key {signer.key_id} is not active at the centre", "enrol again")
+        elif mine.revoke_at is not None:
+            self.add(
+                "credential",
+                "warn",
+                f"key {signer.key_id} is being retired by the centre at {mine.revoke_at}",
+                "finish the rotation: regbridge keys rotate",
+            )
+        else:
+            self.add("credential", "ok", f"key {signer.key_id} active at the centre")
+        if profile.channel.status != "open":
+            self.add(
+                "channel", "fail", f"the centre suspended our channel: {profile.channel.reason}", "call the centre"
+            )
+        else:
+            self.add("channel", "ok", f"channel open for {profile.name}")
+
+    def folders(self, config: AgentConfig) -> None:
+        data = config.resolve(config.data_dir)
+        problems: list[tuple[str, str]] = []
+        if data.exists() and _mode(data) & 0o077:
+            problems.append((f"{data} is open to others (mode {_mode(data):o})", f"chmod 700 {data}"))
+        keys = config.resolve(config.centre.key_dir)
+        if keys.exists() and _mode(keys) & 0o022:
+            problems.append((f"{keys} is writable by others", f"chmod 700 {keys}"))
+        for inbox in config.inbox:
+            path = config.resolve(inbox.path)
+            if not path.is_dir():
+                problems.append((f"inbox {inbox.name}: {path} does not exist", f"mkdir -p {path} (or mount the share)"))
+            elif not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+                problems.append((f"inbox {inbox.name}: {path} is not readable and writable", "chown the folder"))
+            elif _mode(path) & stat.S_IWOTH:
+                problems.append((f"inbox {inbox.name}: {path} is writable by anyone", f"chmod o-w {path}"))
+        for detail, hint in problems:
+            self.add("folders", "fail", detail, hint)
+        if not problems:
+            self.add("folders", "ok", f"data folder and {len(config.inbox)} inbox(es) present, permissions tight")
+
+    def disk(self, config: AgentConfig) -> None:
+        data = config.resolve(config.data_dir)
+        probe = data if data.exists() else config.base
+        free = shutil.disk_usage(probe).free // (1024 * 1024)
+        if free < config.min_free_mb:
+            self.add("disk", "fail", f"{free} MB free on {probe}", f"free space (at least {config.min_free_mb} MB)")
+        elif free < 2 * config.min_free_mb:
+            self.add("disk", "warn", f"{free} MB free on {probe}", "free space soon")
+        else:
+            self.add("disk", "ok", f"{free} MB free on {probe}")
+
+    def documents(self, config: AgentConfig) -> None:
+        from agent.runtime import make_document_store
+        from connectors.documents import DocumentStoreUnavailable
+
+        try:
+            where = make_document_store(config).probe()
+        except (DocumentStoreUnavailable, OSError) as exc:
+            self.add("documents", "fail", f"the document store refuses writes: {exc}", "check its permissions")
+            return
+        except Exception as exc:  # boto3 configuration and the like
+            self.add("documents", "fail", f"the document store cannot be used: {exc}", "check [documents]")
+            return
+        self.add("documents", "ok", f"{where} writable")
+
+    def trust(self, config: AgentConfig) -> None:
+        path = config.resolve(config.centre.seal_ca_file)
+        try:
+            ca = x509.load_pem_x509_certificate(path.read_bytes())
+            sdk.signing.public_key_from_jwk(config.centre.centre_key)
+        except (OSError, ValueError) as exc:
+            self.add("trust", "fail", f"trust anchors unusable: {exc}", "enrol again to restore them")
+            return
+        left = (ca.not_valid_after_utc - datetime.now(UTC)).days
+        if left < 0:
+            self.add("trust", "fail", f"the seal CA expired {-left} days ago", "ask the centre for a new bundle")
+        elif left < EXPIRY_WARNING_DAYS:
+            self.add("trust", "warn", f"the seal CA expires in {left} days", "ask the centre for its new CA")
+        else:
+            self.add("trust", "ok", f"seal CA valid {left} more days; centre key {config.centre.centre_key_id}")
+
+    def state(self, config: AgentConfig) -> None:
+        from agent.store import MIGRATIONS
+
+        path = config.resolve(config.data_dir) / "state.db"
+        if not path.exists():
+            self.add("state", "ok", "no state yet (first run)")
+            return
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                check = db.execute("PRAGMA quick_check").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            self.add("state", "fail", f"{path}: {exc}", "restore the state from backup")
+            return
+        if check != "ok":
+            self.add("state", "fail", f"{path}: {check}", "restore the state from backup")
+        elif version > len(MIGRATIONS):
+            self.add("state", "fail", f"{path} is from a newer agent (schema {version})", "upgrade the agent")
+        else:
+            self.add("state", "ok", f"{path} intact (schema {version})")
+
+    def run(self) -> list[Finding]:
+        config = self.config()
+        if config is None:
+            return self.findings
+        secret = self.secret(config)
+        signer = self.key(config, secret) if secret is not None else None
+        if secret is None:
+            self.add("key", "fail", "not checked: no agent secret")
+        if self.centre(config) and signer is not None:
+            self.credential(config, signer)
+        self.folders(config)
+        self.disk(config)
+        self.documents(config)
+        self.trust(config)
+        self.state(config)
+        return self.findings
+
+
+def diagnose(config_path: Path) -> list[Finding]:
+    """Every check's finding for the agent configured at ``config_path``."""
+    return _Doctor(config_path).run()

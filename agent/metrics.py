@@ -1,0 +1,213 @@
+"""Prometheus metrics and a health check, served on loopback while ``regbridge run`` runs.
+
+``GET /metrics`` (Prometheus text format):
+
+* ``regbridge_applications{stage}``, ``regbridge_certificates{stage}``, ``regbridge_quarantine_open``,
+  ``regbridge_alerts_open``, ``regbridge_receipt_batches_pending``, ``regbridge_paused`` — read from
+  the state store at each scrape, so they are right after a restart;
+* ``regbridge_requests_total{method,route,code}`` and ``regbridge_request_seconds{method,route}`` —
+  every request to the centre (ids in paths folded into ``{id}``);
+* ``regbridge_submissions_total{outcome}`` (accepted, refused), ``regbridge_errors_total{kind}``
+  (centre_5xx, rate_limited, network, job_failed);
+* ``regbridge_certificate_deliveries_total{outcome}`` (stored, quarantined) and
+  ``regbridge_certificate_delivery_seconds`` (from the certificate's appearance to it stored);
+* ``regbridge_last_work_seconds`` — since the work loop last ran.
+
+``GET /healthz``: 200 with a small JSON body while the work loop runs (``"paused"`` included: a
+centre that suspended the channel is not the process's fault), 503 when the loop is stuck or the
+state store cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+__all__ = ["Metrics", "MetricsServer", "TimedTransport"]
+
+log = logging.getLogger("regbridge.agent")
+
+_ID = re.compile(r"/(?:[a-z]+_[0-9a-f]{8,}|[0-9a-f]{16,}|[A-Za-z0-9_-]{32,})(?=/|$)")
+
+
+def route_of(path: str) -> str:
+    """``/v1/applications/app_3f2a…/submit`` → ``/v1/applications/{id}/submit`` (bounded label values)."""
+    return _ID.sub("/{id}", path)
+
+
+class Metrics:
+    """The agent's metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("regbridge_requests", "Requests to the centre", ["method", "route", "code"], registry=r)
+        self.request_seconds = Histogram(
+            "regbridge_request_seconds",
+            "Time for a request to the centre",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.submissions = Counter("regbridge_submissions", "Applications sent to the centre", ["outcome"], registry=r)
+        self.errors = Counter("regbridge_errors", "Errors by kind", ["kind"], registry=r)
+        self.deliveries = Counter(
+            "regbridge_certificate_deliveries", "Certificates verified and stored, or quarantined", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.delivery_seconds = Histogram(
+            "regbridge_certificate_delivery_seconds",
+            "From the certificate's appearance to it verified and stored",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.last_work = time.monotonic()
+
+    def watch(self, agent: Agent) -> None:
+        """Read the queue gauges from ``agent``'s state at each scrape."""
+        self.registry.register(_StateCollector(agent, self))
+
+    def audited(self, record: dict[str, Any]) -> None:
+        """Count what the audit log records (one place sees every submission and delivery)."""
+        action = record["action"]
+        if action in ("application.submitted", "application.resubmitted", "correction.supplement_sent"):
+            self.submissions.labels("accepted").inc()
+        elif action == "application.refused_invalid":
+            self.submissions.labels("refused").inc()
+        elif action == "certificate.stored":
+            self.deliveries.labels("stored").inc()
+        elif action == "certificate.quarantined":
+            self.deliveries.labels("quarantined").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    def __init__(self, agent: Agent, metrics: Metrics) -> None:
+        self.agent = agent
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = self.agent.store.gauges()
+        apps = GaugeMetricFamily("regbridge_applications", "Applications by stage", labels=["stage"])
+        for stage, n in sorted(g["applications"].items()):
+            apps.add_metric([stage], n)
+        yield apps
+        certs = GaugeMetricFamily("regbridge_certificates", "Certificates by stage", labels=["stage"])
+        for stage, n in sorted(g["certificates"].items()):
+            certs.add_metric([stage], n)
+        yield certs
+        yield GaugeMetricFamily("regbridge_quarantine_open", "Open quarantine items", value=g["quarantine_open"])
+        yield GaugeMetricFamily("regbridge_alerts_open", "Open alerts", value=g["alerts_open"])
+        yield GaugeMetricFamily(
+            "regbridge_receipt_batches_pending", "Receipt files not written yet", value=g["receipt_batches_pending"]
+        )
+        yield GaugeMetricFamily(
+            "regbridge_paused", "1 while submissions are paused", value=int(bool(self.agent.paused))
+        )
+        yield GaugeMetricFamily(
+            "regbridge_last_work_seconds",
+            "Seconds since the work loop last ran",
+            value=time.monotonic() - self.metrics.last_work,
+        )
+
+
+class TimedTransport(httpx.BaseTransport):
+    """An httpx transport that times and counts every request to the centre."""
+
+    def __init__(self, inner: httpx.BaseTransport, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        route = route_of(request.url.path)
+        started = time.perf_counter()
+        try:
+            response = self.inner.handle_request(request)
+        except httpx.TransportError:
+            self.metrics.requests.labels(request.method, route, "error").inc()
+            self.metrics.errors.labels("network").inc()
+            raise
+        finally:
+            self.metrics.request_seconds.labels(request.method, route).observe(time.perf_counter() - started)
+        self.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        if response.status_code >= 500:
+            self.metrics.errors.labels("centre_5xx").inc()
+        elif response.status_code == 429:
+            self.metrics.errors.labels("rate_limited").inc()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class MetricsServer:
+    """``/metrics`` and ``/healthz`` on a small threaded HTTP server (loopback by default)."""
+
+    def __init__(self, agent: Agent, host: str, port: int, stale_seconds: float) -> None:
+        self.agent = agent
+        self.stale_seconds = stale_seconds
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    body, kind, code = agent.metrics.exposition(), CONTENT_TYPE_LATEST, 200
+                elif path == "/healthz":
+                    code, health = server.health()
+                    body, kind = json.dumps(health).encode(), "application/json"
+                else:
+                    body, kind, code = b"not found\n", "text/plain", 404
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # no access log on stderr
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        late = time.monotonic() - self.agent.metrics.last_work
+        try:
+            gauges = self.agent.store.gauges()
+        except Exception as exc:
+            return 503, {"status": "failing", "reason": f"state store: {type(exc).__name__}"}
+        body = {
+            "status": "paused" if self.agent.paused else "ok",
+            "last_work_seconds": round(late, 1),
+            "open": sum(n for s, n in gauges["applications"].items() if s not in ("done", "rejected", "quarantined")),
+            "alerts": gauges["alerts_open"],
+        }
+        if late > self.stale_seconds:
+            return 503, {**body, "status": "failing", "reason": f"the work loop has not run for {late:.0f} s"}
+        return 200, body
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
