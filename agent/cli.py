@@ -378,21 +378,17 @@ def keys_show(
     if as_json:
         typer.echo(json.dumps({"keys": rows, "warnings": warnings}, ensure_ascii=False, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"keys of {cfg.centre.institution_id}")
-    for col in ("key id", "state", "algorithm", "fingerprint", "age (days)", "kept", "at the centre"):
-        table.add_column(col, overflow="fold")
+    typer.echo(f"keys of {cfg.centre.institution_id} ({cfg.centre.institution_name})")
     for r in rows:
-        table.add_row(
-            r["key_id"] or "(pending)", r["state"], r["algorithm"], r["fingerprint"][:16] + "…",
-            str(r["age_days"]), r["kept"], r["at_centre"] or "?",
-        )  # fmt: skip
-    console = Console()
-    console.print(table)
+        typer.echo(
+            f"\n{r['key_id'] or '(pending)'}  {r['state']}  {r['algorithm']}  {r['age_days']} days old"
+            f"  at the centre: {r['at_centre'] or '?'}"
+        )
+        typer.echo(f"  fingerprint {r['fingerprint']}\n  kept in {r['kept']}")
+        if r["retire_at"] and r["state"] == "previous":
+            typer.echo(f"  erased here after {r['retire_at']}")
     for w in warnings:
-        console.print(f"[yellow]! {w}[/]")
+        typer.secho(f"! {w}", fg="yellow")
 
 
 @keys_app.command("rotate")

@@ -225,7 +225,7 @@ class Agent:
                 log.info("signing with the rotated key", extra={"old_key": old.key_id, "key": key_id})
                 switched = key_id
         if time.monotonic() >= self._retire_check:
-            self._retire_check = time.monotonic() + 30.0
+            self._retire_check = time.monotonic() + 5.0
             for gone in retire_due(self.custody, keep=self.signer.key_id):
                 self.audit.append("key.erased", gone, "ok")
                 log.info("erased a rotated-out key after its grace period", extra={"key": gone})

@@ -21,8 +21,9 @@ def notify(*lines: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)  # never let a slow reader stall the agent: a lost ping is retried
             sock.connect(address)
-            sock.sendall("\n".join(lines).encode())
+            sock.send("\n".join(lines).encode())
     except OSError:
         return False
     return True
