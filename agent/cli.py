@@ -251,14 +251,7 @@ def enroll(
     if key_store not in ("auto", "keyring", "file") or algorithm not in ("ed25519", "ecdsa-p256-sha256"):
         typer.secho("--key-store is auto, keyring or file; --algorithm ed25519 or ecdsa-p256-sha256", fg="red")
         raise typer.Exit(2)
-    inboxes = []
-    for spec in inbox:
-        name, _, rest = spec.partition("=")
-        path, _, profile = rest.rpartition(":")
-        if not (name and path and profile):
-            typer.secho(f"--inbox {spec!r}: expected NAME=PATH:PROFILE", fg="red", err=True)
-            raise typer.Exit(2)
-        inboxes.append({"name": name, "path": path, "profile": profile})
+    inboxes = _parse_inboxes(inbox)
     try:
         doc = json.loads(bundle.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -442,6 +435,77 @@ def config_schema() -> None:
     from agent.config import schema_markdown
 
     typer.echo(schema_markdown(), nl=False)
+
+
+def _parse_inboxes(specs: list[str]) -> list[dict[str, Any]]:
+    inboxes = []
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        path, _, profile = rest.rpartition(":")
+        if not (name and path and profile):
+            typer.secho(f"--inbox {spec!r}: expected NAME=PATH:PROFILE", fg="red", err=True)
+            raise typer.Exit(2)
+        inboxes.append({"name": name, "path": path, "profile": profile})
+    return inboxes
+
+
+def _install_plan(root: Path, user: str, executable: Path | None, inbox: list[str]) -> Any:
+    import shutil
+    import sys
+
+    from installer.linux import InstallPlan
+
+    plan = InstallPlan(root=root.resolve(), user=user)
+    found = shutil.which("regbridge") or str(Path(sys.executable).parent / "regbridge")
+    plan.executable = (executable or Path(found)).resolve()
+    plan.inboxes = [{**i, "path": str(plan.path(i["path"]))} for i in _parse_inboxes(inbox)]
+    return plan
+
+
+@app.command()
+def install(
+    bundle: Path = typer.Option(None, "--bundle", help="Enrol with this bundle as part of the install."),
+    inbox: list[str] = typer.Option(
+        ["corebank=/srv/regbridge/inbox/corebank:corebank_csv"], "--inbox", help="NAME=PATH:PROFILE, repeatable."
+    ),
+    root: Path = typer.Option(Path("/"), "--root", help="Install under this folder instead of / (staging, tests)."),
+    user: str = typer.Option("regbridge", "--user", help="The service user (created if missing)."),
+    executable: Path = typer.Option(None, "--bin", help="The regbridge executable the unit runs."),
+    key_store: str = typer.Option("file", "--key-store", help="file (headless servers) or keyring."),
+    start: bool = typer.Option(True, "--start/--no-start", help="Enable and start the unit (systemd)."),
+    watchdog: int = typer.Option(120, "--watchdog", min=10, help="WatchdogSec of the unit."),
+) -> None:
+    """Install the agent as a hardened systemd service: a service user, tight folders, the unit (Linux)."""
+    from agent.enrol import BundleError
+    from installer.linux import install as do_install
+
+    plan = _install_plan(root, user, executable, inbox)
+    plan.watchdog_seconds = watchdog
+    doc = None
+    if bundle is not None:
+        try:
+            doc = json.loads(bundle.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            typer.secho(f"install failed: {bundle}: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+    try:
+        result = do_install(plan, bundle=doc, key_store=key_store, start=start, say=typer.echo)
+    except (BundleError, PermissionError, RuntimeError, OSError) as exc:
+        typer.secho(f"install failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"installed; config {result['config']}; check it with: regbridge doctor -c {result['config']}")
+
+
+@app.command()
+def uninstall(
+    root: Path = typer.Option(Path("/"), "--root", help="The folder it was installed under."),
+    user: str = typer.Option("regbridge", "--user", help="The service user."),
+    purge: bool = typer.Option(False, "--purge", help="Also remove config, keys, state and the service user."),
+) -> None:
+    """Stop and remove the service; config, keys and state are kept unless --purge."""
+    from installer.linux import uninstall as do_uninstall
+
+    do_uninstall(_install_plan(root, user, None, []), purge=purge, say=typer.echo)
 
 
 @app.command()

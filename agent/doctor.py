@@ -167,9 +167,13 @@ class _Doctor:
         if parts.scheme == "https":
             self.tls(config, parts.hostname or "", parts.port or 443)
         if abs(skew) > MAX_CLOCK_SKEW:
-            self.add("clock", "fail", f"{round(skew):+d} s against the centre's clock", "fix this machine's clock (NTP)")
+            self.add(
+                "clock", "fail", f"{round(skew):+d} s against the centre's clock", "fix this machine's clock (NTP)"
+            )
         elif abs(skew) > 30:
-            self.add("clock", "warn", f"{round(skew):+d} s against the centre's clock", "check NTP; the centre allows 300 s")
+            self.add(
+                "clock", "warn", f"{round(skew):+d} s against the centre's clock", "check NTP; the centre allows 300 s"
+            )
         else:
             self.add("clock", "ok", f"{round(skew):+d} s against the centre's clock")
         return abs(skew) <= MAX_CLOCK_SKEW

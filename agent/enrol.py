@@ -153,6 +153,8 @@ def enrol(
     key_store: Literal["auto", "file", "keyring"] = "file",
     expected_fingerprint: str | None = None,
     check_clock: bool = True,
+    key_dir: Path = Path("keys"),
+    secret_file: Path = Path("agent.secret"),
 ) -> Enrolment:
     """Enrol with the centre and write ``directory/agent.toml``.
 
@@ -196,19 +198,20 @@ def enrol(
     settings = dict(settings or {})
     secret_where = None
     if secret is None:
-        secret_file = directory / "agent.secret"
+        secret_path = secret_file if secret_file.is_absolute() else directory / secret_file
         try:
-            secret = load_secret(secret_file, keyring_user=institution)
+            secret = load_secret(secret_path, keyring_user=institution)
         except SecretUnavailable:
             secret = new_secret()
             if store == "keyring":
                 secret_where = store_secret(secret, keyring_user=institution)
             else:
-                secret_where = store_secret(secret, secret_file=secret_file)
-        if store == "file" and secret_file.exists():
-            settings.setdefault("secret_file", "agent.secret")
+                secret_where = store_secret(secret, secret_file=secret_path)
+        if store == "file" and secret_path.exists():
+            settings.setdefault("secret_file", str(secret_file))
 
-    custody = KeyCustody(directory / "keys", store, institution, secret)
+    keys = key_dir if key_dir.is_absolute() else directory / key_dir
+    custody = KeyCustody(keys, store, institution, secret)
     pending = next((e for e in custody.entries() if e.state == "pending" and e.key_id is None), None)
     if pending is not None:  # an enrolment whose answer was lost: the same key again
         key = custody.load(pending)
@@ -222,7 +225,7 @@ def enrol(
         if e.fingerprint == pending.fingerprint:
             e.state, e.key_id = "current", result.key_id
     custody.save(entries)
-    atomic_write(directory / "keys" / "seal-ca.pem", bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
+    atomic_write(keys / "seal-ca.pem", bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
     config = {
         **settings,
         "centre": {
@@ -232,8 +235,8 @@ def enrol(
             "institution_uscc": bundle["institution_uscc"],
             "key_id": result.key_id,
             "key_store": store,
-            "key_dir": "keys",
-            "seal_ca_file": "keys/seal-ca.pem",
+            "key_dir": str(key_dir),
+            "seal_ca_file": str(key_dir / "seal-ca.pem"),
             "centre_key_id": bundle["trust"]["centre_key_id"],
             "centre_key": bundle["trust"]["centre_key"],
         },

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,13 @@ class KeyCustody:
     def save(self, entries: list[KeyEntry]) -> None:
         doc = {"keys": [asdict(e) for e in entries]}
         atomic_write(self.manifest, json.dumps(doc, indent=2).encode(), mode=0o640)
+        self._own(self.manifest)
+
+    def _own(self, path: Path) -> None:
+        """Run as root (``keys rotate`` on an installed agent): give the file to the key folder's owner."""
+        if os.geteuid() == 0:
+            folder = self.key_dir.stat()
+            os.chown(path, folder.st_uid, folder.st_gid)
 
     def entry(self, key_id: str) -> KeyEntry:
         for e in self.entries():
@@ -126,6 +134,7 @@ class KeyCustody:
             self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             location = f"{short}.key"
             atomic_write(self.key_dir / location, pem, mode=0o600)
+            self._own(self.key_dir / location)
         entry = KeyEntry(
             fingerprint=fingerprint,
             algorithm=sdk.signing.algorithm_of(key),
