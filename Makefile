@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: test demo lint typecheck clean system-deps openapi docs-certificate sandbox
+.PHONY: test demo lint typecheck clean system-deps openapi docs-certificate sandbox bundle config-doc
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,16 +18,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict sdk
 
-test: system-deps lint typecheck
+test: system-deps lint typecheck bundle
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo
 
-# Debian packages the certificate tests use (poppler's pdfsig/pdftotext/pdftoppm, a CJK TrueType font).
-SYSTEM_PACKAGES := poppler-utils fonts-wqy-microhei
+# Debian packages the tests use: poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates),
+# systemd's systemd-analyze (the installer's unit is verified with it).
+SYSTEM_PACKAGES := poppler-utils fonts-wqy-microhei systemd
 system-deps:
-	@if command -v pdfsig >/dev/null && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; then \
+	@if command -v pdfsig >/dev/null && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
+		&& command -v systemd-analyze >/dev/null; then \
 		echo "system packages present"; \
 	elif command -v apt-get >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -44,6 +46,14 @@ openapi: $(STAMP)
 # the sample certificate's first page, kept in docs/
 docs-certificate: $(STAMP)
 	$(BIN)/regbridge sandbox sample-certificate --out docs/certificate-sample.png
+
+# the offline install bundle: dist/regbridge-<version>-<python>-<platform>.tar.gz (every wheel + install.sh)
+bundle: $(STAMP)
+	$(BIN)/python -m installer.bundle --out dist
+
+# docs/configuration.md from the config model (a test fails when it is stale)
+config-doc: $(STAMP)
+	$(BIN)/python -m agent.config > docs/configuration.md
 
 # a sandbox centre in memory on 127.0.0.1:8600
 sandbox: $(STAMP)

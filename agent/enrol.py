@@ -218,8 +218,14 @@ def enrol(
     else:
         key = generate_private_key(algorithm)
         pending = custody.put(key, "pending")
-    with sdk.Client(bundle["api_base_url"]) as anon:
-        result = anon.credentials.enroll(bundle["token"], jwk_from_public_key(key.public_key()), label=label)
+    try:
+        with sdk.Client(bundle["api_base_url"]) as anon:
+            result = anon.credentials.enroll(bundle["token"], jwk_from_public_key(key.public_key()), label=label)
+    except sdk.AuthenticationFailed:
+        raise BundleError(
+            "the centre refused the bundle's one-time token: it was already used (by another machine) or has"
+            " expired; ask the centre for a new bundle"
+        ) from None
     entries = custody.entries()
     for e in entries:
         if e.fingerprint == pending.fingerprint:

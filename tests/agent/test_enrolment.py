@@ -1,0 +1,180 @@
+"""Enrolment's refusals, its re-runs, key custody in the OS keyring, and rotation interrupted."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+import sdk
+from agent.config import load_config
+from agent.enrol import BundleError, enrol
+from agent.keys import KeyCustody, custody_for, rotate
+from agent.runtime import Agent
+from sandbox import register
+from sandbox.faults import Faults, FaultsConfig
+from sandbox.local import LocalCentre
+from sdk.signing import generate_private_key, jwk_fingerprint, jwk_from_public_key
+
+from .conftest import INBOXES, SECRET
+
+
+def _enrol(bundle: dict[str, Any], folder: Path, **kw: Any) -> Any:
+    return enrol(bundle, folder, secret=kw.pop("secret", SECRET), inboxes=INBOXES, **kw)
+
+
+def _keys_at_centre(centre: LocalCentre, iid: str) -> list[Any]:
+    return centre.centre.list_credentials(iid)
+
+
+def test_a_bundle_altered_or_signed_by_someone_else_is_refused(centre: LocalCentre, tmp_path: Path) -> None:
+    iid, bundle = centre.bank()
+    altered = copy.deepcopy(bundle)
+    altered["bundle"]["api_base_url"] = "http://127.0.0.1:1"
+    with pytest.raises(BundleError, match="altered or signed by someone else"):
+        _enrol(altered, tmp_path / "a")
+    # an attacker re-signs it with a key of their own: consistent, but not the centre's published key
+    forged = copy.deepcopy(bundle)
+    attacker = generate_private_key()
+    forged["bundle"]["trust"]["centre_key"] = jwk_from_public_key(attacker.public_key()).model_dump(exclude_none=True)
+    canonical = json.dumps(forged["bundle"], ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    forged["signature"]["value"] = base64.b64encode(attacker.sign(canonical)).decode()
+    published = jwk_fingerprint(sdk.models.PublicJwk.model_validate(bundle["bundle"]["trust"]["centre_key"]))
+    with pytest.raises(BundleError, match="signed by someone else"):
+        _enrol(forged, tmp_path / "b", expected_fingerprint=published)
+    # a folder already enrolled trusts the centre key it has: the forged one is refused there too
+    _enrol(bundle, tmp_path / "c", expected_fingerprint=published)
+    with pytest.raises(BundleError, match="another centre key than the one this agent already trusts"):
+        _enrol(forged, tmp_path / "c")
+    assert len(_keys_at_centre(centre, iid)) == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b" / "agent.toml").exists()
+
+
+def test_an_expired_bundle_and_a_used_token_are_clear_errors(centre: LocalCentre, tmp_path: Path) -> None:
+    _, expired = centre.bank(valid_for=timedelta(seconds=-1))
+    with pytest.raises(BundleError, match="expired"):
+        _enrol(expired, tmp_path / "a")
+    iid, bundle = centre.bank(name=register.OTHER_BANK.name, uscc=register.OTHER_BANK.id_number, operators=())
+    _enrol(bundle, tmp_path / "first")
+    with pytest.raises(BundleError, match="already used"):
+        _enrol(bundle, tmp_path / "second")  # another machine, the same token
+    assert len(_keys_at_centre(centre, iid)) == 1
+
+
+def test_a_clock_far_off_is_refused_before_the_token_is_spent(tmp_path: Path) -> None:
+    with LocalCentre(faults=Faults(FaultsConfig(clock_skew_seconds=900))) as skewed:
+        iid, bundle = skewed.bank()
+        with pytest.raises(BundleError, match=r"clock is 900 s behind the centre's"):
+            _enrol(bundle, tmp_path / "branch")
+        assert _keys_at_centre(skewed, iid) == []
+        done = _enrol(bundle, tmp_path / "branch", check_clock=False)  # the token is still good
+        assert done.key_id.startswith("key_")
+
+
+def test_enrolling_again_is_safe_and_a_lost_answer_is_completed_with_the_same_key(
+    centre: LocalCentre, tmp_path: Path
+) -> None:
+    iid, bundle = centre.bank()
+    folder = tmp_path / "branch"
+    # the first run made its key and the centre registered it, but the answer never arrived
+    custody = KeyCustody(folder / "keys", "file", iid, SECRET)
+    key = generate_private_key()
+    custody.put(key, "pending")
+    with sdk.Client(centre.url) as anon:
+        lost = anon.credentials.enroll(bundle["bundle"]["token"], jwk_from_public_key(key.public_key()))
+    done = _enrol(bundle, folder)
+    assert (done.key_id, done.already) == (lost.key_id, False)
+    again = _enrol(bundle, folder)
+    assert (again.key_id, again.already) == (lost.key_id, True)
+    assert [k.key_id for k in _keys_at_centre(centre, iid)] == [lost.key_id]
+    assert [(e.key_id, e.state) for e in custody.entries()] == [(lost.key_id, "current")]
+
+
+class MemoryKeyring(KeyringBackend):
+    """An OS keyring stand-in (the keyring API, kept in memory)."""
+
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.items.pop((service, username), None)
+
+
+def test_keyring_custody_keeps_key_and_secret_out_of_the_filesystem(centre: LocalCentre, tmp_path: Path) -> None:
+    previous = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    try:
+        iid, bundle = centre.bank()
+        done = enrol(bundle, tmp_path / "branch", inboxes=INBOXES, key_store="auto")
+        assert done.key_store == "keyring" and "OS keyring" in done.key_where
+        assert done.secret_where and "OS keyring" in done.secret_where
+        assert not list((tmp_path / "branch").rglob("*.key")) and not (tmp_path / "branch" / "agent.secret").exists()
+        stored = [v for (service, _), v in ring.items.items() if service == "regbridge-agent-key"]
+        assert len(stored) == 1 and stored[0].startswith("-----BEGIN ENCRYPTED PRIVATE KEY")
+        agent = Agent(load_config(done.path))  # the secret and the key both from the keyring
+        try:
+            assert agent.client.institution.get().institution_id == iid
+        finally:
+            agent.close()
+    finally:
+        keyring.set_keyring(previous)
+
+
+class LostAnswer(Exception):
+    pass
+
+
+def test_a_rotation_interrupted_after_the_centre_answered_is_finished_with_the_same_key(
+    centre: LocalCentre, tmp_path: Path
+) -> None:
+    iid, bundle = centre.bank()
+    done = _enrol(bundle, tmp_path / "branch")
+    config = load_config(done.path)
+    custody = custody_for(config, SECRET)
+
+    class AnswerLost:
+        """The centre registers the new key; the answer is lost on the way back."""
+
+        def __init__(self) -> None:
+            self.client = sdk.Client(centre.url, custody.signer(config.centre.key_id))
+            self.credentials = self
+
+        def rotate(self, *args: Any, **kwargs: Any) -> Any:
+            self.client.credentials.rotate(*args, **kwargs)
+            raise LostAnswer
+
+    lost = AnswerLost()
+    with pytest.raises(LostAnswer):
+        rotate(config, SECRET, grace_seconds=60, client=lost)  # type: ignore[arg-type]
+    lost.client.close()
+    assert load_config(done.path).centre.key_id == done.key_id  # not switched yet
+    result = rotate(load_config(done.path), SECRET, grace_seconds=60)
+    assert result.resumed and result.old_key_id == done.key_id
+    keys = _keys_at_centre(centre, iid)
+    assert [k.key_id for k in keys] == [done.key_id, result.new_key_id]  # the same new key, once
+    assert keys[0].revoke_at is not None and keys[1].revoke_at is None
+    assert load_config(done.path).centre.key_id == result.new_key_id
+    states = {e.key_id: e.state for e in custody.entries()}
+    assert states == {done.key_id: "previous", result.new_key_id: "current"}
+    agent = Agent(load_config(done.path), secret=SECRET)
+    try:
+        assert agent.client.institution.get().institution_id == iid  # signs with the new key
+        assert agent.signer is not None and agent.signer.key_id == result.new_key_id
+    finally:
+        agent.close()
