@@ -252,11 +252,7 @@ def enroll(
         typer.secho("--key-store is auto, keyring or file; --algorithm ed25519 or ecdsa-p256-sha256", fg="red")
         raise typer.Exit(2)
     inboxes = _parse_inboxes(inbox)
-    try:
-        doc = json.loads(bundle.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        typer.secho(f"enrolment failed: {bundle}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    doc = _read_bundle(bundle, "enrolment")
     try:
         done = enrol(
             doc,
@@ -437,6 +433,15 @@ def config_schema() -> None:
     typer.echo(schema_markdown(), nl=False)
 
 
+def _read_bundle(path: Path, what: str) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        typer.secho(f"{what} failed: {path}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    return doc
+
+
 def _parse_inboxes(specs: list[str]) -> list[dict[str, Any]]:
     inboxes = []
     for spec in specs:
@@ -481,13 +486,7 @@ def install(
 
     plan = _install_plan(root, user, executable, inbox)
     plan.watchdog_seconds = watchdog
-    doc = None
-    if bundle is not None:
-        try:
-            doc = json.loads(bundle.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            typer.secho(f"install failed: {bundle}: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+    doc = _read_bundle(bundle, "install") if bundle is not None else None
     try:
         result = do_install(plan, bundle=doc, key_store=key_store, start=start, say=typer.echo)
     except (BundleError, PermissionError, RuntimeError, OSError) as exc:
