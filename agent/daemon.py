@@ -12,7 +12,7 @@ Jobs (each one at a time, missed runs coalesced):
 
 It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.metrics`) and tells systemd
 when it is ready and when it stops (:mod:`agent.systemd`); a changed key id in the config
-(``regbridge keys rotate``) is picked up by the work loop within a second.
+(``regbridge keys rotate``) is picked up by the ``keys`` job within a second.
 
 SIGTERM or SIGINT stops taking new work, lets running jobs finish, and closes the state cleanly;
 whatever was in flight is resumed from the state store at the next start.
@@ -94,6 +94,8 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         guarded("scan", scan), "interval", seconds=agent.config.rescan_seconds, id="scan", next_run_time=now
     )
     scheduler.add_job(guarded("work", agent.work), "interval", seconds=1.0, id="work", next_run_time=now)
+    # a rotated key is taken up within a second, however long a work round runs
+    scheduler.add_job(guarded("keys", agent.check_key), "interval", seconds=1.0, id="keys", next_run_time=now)
     scheduler.add_job(guarded("events", events), "interval", seconds=2.0, id="events", next_run_time=now)
     scheduler.add_job(
         guarded("deadlines", lambda: check_deadlines(agent)),

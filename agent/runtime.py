@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class Agent:
         self.client = client
         self._config_mtime = config.source.stat().st_mtime_ns if config.source else 0
         self._retire_check = 0.0
+        self._key_lock = threading.Lock()
         self.trust = TrustAnchors(
             seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
             centre_key_id=centre.centre_key_id,
@@ -165,6 +167,12 @@ class Agent:
 
     def pause(self, kind: str, message: str) -> None:
         """Stop submitting (the queue is kept) until the centre accepts us again."""
+        self.check_key()
+        refused = re.search(r"key (\S+) is revoked", message)
+        if self.signer is not None and refused and refused.group(1) != self.signer.key_id:
+            # a request signed just before a rotation switched keys: it is sent again with the new key
+            log.info("a request signed with the rotated-out key was refused; retrying with the new key")
+            return
         message = sdk.privacy.mask_text(message)
         if self.paused != kind:
             self.paused = kind
@@ -199,6 +207,10 @@ class Agent:
 
         Answers the new key id after a switch. Cheap when nothing changed (one stat of the config).
         """
+        with self._key_lock:
+            return self._check_key()
+
+    def _check_key(self) -> str | None:
         source, switched = self.config.source, None
         if source is None or self.signer is None:
             return None

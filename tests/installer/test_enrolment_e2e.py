@@ -38,7 +38,7 @@ from tests.agent.conftest import drop, mortgage_export
 
 from .keyscan import key_forms, scan_for_keys
 
-GRACE = 4
+GRACE = 5
 FIRST = [n for n in range(1, 42) if n not in (register.SEIZED_UNIT, register.OBJECTION_UNIT)]  # 39 loans
 SECOND = list(range(60, 66))  # 6 loans, sent after the old key was revoked
 

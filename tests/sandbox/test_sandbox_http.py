@@ -132,11 +132,15 @@ def test_enrolment_token_is_one_time(sandbox: Running) -> None:
     iid = sandbox.centre.create_institution(name="示例银行二", uscc=f.uscc(), licence_no="B2", district="340121")
     token = sandbox.centre.issue_enrolment_token(iid)
     jwk = jwk_from_public_key(generate_private_key().public_key())
+    other = jwk_from_public_key(generate_private_key().public_key())
     with sdk.Client(sandbox.url) as anon:
-        anon.credentials.enroll(token, jwk)
+        first = anon.credentials.enroll(token, jwk)
+        # the same enrolment again (its answer was lost) gets the same answer; nothing new is registered
+        assert anon.credentials.enroll(token, jwk).key_id == first.key_id
         with pytest.raises(sdk.AuthenticationFailed) as exc:
-            anon.credentials.enroll(token, jwk)
+            anon.credentials.enroll(token, other)
     assert exc.value.code == "enrolment_token_invalid"
+    assert [k.key_id for k in sandbox.centre.list_credentials(iid)] == [first.key_id]
 
 
 def test_schema_errors_come_all_at_once_with_pointers(sandbox: Running, bank: Bank) -> None:
