@@ -249,7 +249,7 @@ def enrol(
         "inbox": inboxes,
     }
     atomic_write(path, render_config(config).encode(), mode=0o640)
-    for folder in [*(Path(i["path"]) for i in inboxes)]:  # the inboxes exist before the first run
+    for folder in (Path(i["path"]) for i in inboxes):  # the inboxes exist before the first run
         (folder if folder.is_absolute() else directory / folder).mkdir(parents=True, exist_ok=True, mode=0o750)
     data = Path(settings.get("data_dir", "var"))
     (data if data.is_absolute() else directory / data).mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -276,10 +276,11 @@ def rotate(
         entries = custody.entries()
         for e in entries:
             if e.fingerprint == pending.fingerprint:
-                e.key_id, pending = record.key_id, e
+                e.key_id = record.key_id
             elif e.key_id == current_id:
-                e.retire_at = retire_at
+                e.retire_at = retire_at  # when the centre revokes it (the grace counts from its answer)
         custody.save(entries)
+        pending.key_id = record.key_id
     assert pending.key_id is not None
     # switch: the manifest first, then the config the running agent watches
     entries = custody.entries()
@@ -289,8 +290,7 @@ def rotate(
             e.state, e.rotation_key = "current", None
         elif e.state == "current":
             e.state = "previous"
-            e.retire_at = e.retire_at or (_now() + timedelta(seconds=grace_seconds)).isoformat(timespec="seconds")
-            retire_at = e.retire_at
+            retire_at = e.retire_at or ""
     custody.save(entries)
     set_config_key_id(config.source, pending.key_id)
     return RotationResult(current_id, pending.key_id, retire_at, resumed)
