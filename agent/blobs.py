@@ -8,23 +8,42 @@ plaintext, so the same file is kept once.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["BlobStore", "atomic_write"]
+from agent import failpoints
+
+__all__ = ["BlobStore", "atomic_write", "temporary_name"]
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` all at once: a temporary file, fsync, rename, fsync of the folder."""
+def temporary_name(path: Path) -> Path:
+    """Where ``path`` is written before its rename; leftovers of a killed process are removed first."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, failpoint: str | None = None) -> None:
+    """Write ``data`` to ``path`` all at once: a temporary file, fsync, rename, fsync of the folder.
+
+    A process killed half-way leaves ``path`` as it was, and a hidden temporary file that the next
+    write of the same path removes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)  # whatever the umask or a leftover temporary file said
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if failpoint:
+                for piece in failpoints.halves(data, failpoint):
+                    fh.write(piece)
+                    fh.flush()
+            else:
+                fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

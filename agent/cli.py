@@ -64,11 +64,34 @@ def _agent(config: Path, *, quiet: bool = True) -> Any:
 
 
 @app.command()
-def run(config: Path = CONFIG) -> None:
-    """Run the agent as a daemon (SIGTERM for a clean stop)."""
+def run(
+    config: Path = CONFIG,
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Work until nothing is left to do, then exit (cron or batch use, tests)."
+    ),
+    timeout: float = typer.Option(600.0, help="With --until-idle: give up after this many seconds (exit 3)."),
+) -> None:
+    """Run the agent as a daemon (SIGTERM for a clean stop), or once until idle."""
     from agent.daemon import run_daemon
+    from agent.runtime import AgentBusy
 
-    run_daemon(_agent(config, quiet=False))
+    agent = _agent(config, quiet=False)
+    try:
+        agent.lock_instance()
+    except AgentBusy as exc:
+        agent.close()
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    if not until_idle:
+        run_daemon(agent)
+        return
+    try:
+        idle = agent.run_until_idle(timeout)
+    finally:
+        agent.close()
+    if not idle:
+        typer.secho(f"work left after {timeout:g} s; see `regbridge status`", fg="yellow", err=True)
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -44,6 +44,9 @@ def deliver_due(agent: Agent) -> int:
         except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
             agent.pause(type(exc).__name__, str(exc))
             break
+        except Exception as exc:  # never let one certificate stop the others, or the daemon
+            log.exception("unexpected error while delivering", extra={"certificate_id": cert["certificate_id"]})
+            agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(repr(exc))[:300])
     for cert in agent.store.certificates(stage="stored"):
         if cert["supersede_pending"]:
             _mark_superseded(agent, cert)

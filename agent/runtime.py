@@ -11,7 +11,9 @@ running them again.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import re
 import threading
 import time
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import sdk
+from agent import failpoints
 from agent.audit import AuditLog
 from agent.blobs import BlobStore, atomic_write
 from agent.build import BuildContext
@@ -36,7 +39,7 @@ from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from connectors.receipts import receipt_path, render_receipts
 from sdk.models import APPLICATION_TYPES
 
-__all__ = ["Agent", "Progress"]
+__all__ = ["Agent", "AgentBusy", "Progress"]
 
 log = logging.getLogger("regbridge.agent")
 
@@ -54,6 +57,10 @@ def make_document_store(config: AgentConfig) -> DocumentStore:
             secret_key=docs.secret_key.get_secret_value() if docs.secret_key else None,
         )
     return FilesystemStore(config.resolve(docs.root))
+
+
+class AgentBusy(RuntimeError):
+    """Another agent process works on the same state."""
 
 
 @dataclass
@@ -102,7 +109,7 @@ class Agent:
         self.signer: sdk.RotatingSigner | None = None
         if client is None:
             self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
-            client = centre_client(config, self.signer, wrap=lambda inner: TimedTransport(inner, self.metrics))
+            client = centre_client(config, self.signer, wrap=self._wrap_transport)
         self.client = client
         self._config_mtime = config.source.stat().st_mtime_ns if config.source else 0
         self._retire_check = 0.0
@@ -126,10 +133,33 @@ class Agent:
         self._wake = threading.Event()
         self.scheduler: Any = None
         self.watcher: Any = None
+        self._instance_lock: Any = None
         for inbox in config.inbox:
             path = config.resolve(inbox.path)
             path.mkdir(parents=True, exist_ok=True)
             (path / self.profiles[inbox.name].materials.folder).mkdir(parents=True, exist_ok=True)
+
+    def _wrap_transport(self, inner: Any) -> Any:
+        if failpoints.active():  # the reliability suite's crash matrix only
+            inner = failpoints.FailpointTransport(inner)
+        return TimedTransport(inner, self.metrics)
+
+    def lock_instance(self) -> None:
+        """Be the only agent working on this state (``regbridge run``); released when the process ends."""
+        path = self.data_dir / "agent.lock"
+        fh = open(path, "a+")  # noqa: SIM115 - held for the life of the process
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise AgentBusy(f"another agent (pid {holder}) is running on {self.data_dir}; stop it first") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._instance_lock = fh
 
     # --- small services the stages share -------------------------------------------------
 
@@ -270,7 +300,12 @@ class Agent:
             inbox = self.inbox(batch["inbox"])
             spec = self.profiles[inbox.name].receipts
             lines = [r["payload"] for r in self.store.batch_receipts(batch["id"])]
-            atomic_write(Path(batch["path"]), render_receipts(lines, spec.format, spec.encoding), mode=0o644)
+            atomic_write(
+                Path(batch["path"]),
+                render_receipts(lines, spec.format, spec.encoding),
+                mode=0o644,
+                failpoint="receipt.during_write",
+            )
             self.store.mark_batch_written(batch["id"])
             self.audit.append("receipts.written", Path(batch["path"]).name, "ok", lines=len(lines))
             written += len(lines)
@@ -349,3 +384,6 @@ class Agent:
     def close(self) -> None:
         self.client.close()
         self.store.close()
+        if self._instance_lock is not None:
+            self._instance_lock.close()
+            self._instance_lock = None

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent import failpoints
+
 __all__ = [
     "FINAL_STAGES",
     "MIGRATIONS",
@@ -103,6 +105,13 @@ MIGRATIONS: list[str] = [
         id TEXT PRIMARY KEY, created_at TEXT NOT NULL, csv_path TEXT, pdf_path TEXT,
         delivered_at TEXT
     );
+    """,
+    # 1 → 2: indexes for the pipeline's frequent questions once many applications are tracked
+    """
+    CREATE INDEX applications_due ON applications (stage, next_attempt_at);
+    CREATE INDEX certificates_by_stage ON certificates (stage);
+    CREATE INDEX receipts_by_batch ON receipts (batch);
+    CREATE INDEX quarantine_by_status ON quarantine (status);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -239,9 +248,10 @@ class SQLiteStore:
             )
         for target in range(version, SCHEMA_VERSION):
             with self.transaction() as db:
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for i, statement in enumerate(s for s in MIGRATIONS[target].split(";") if s.strip()):
+                    if i:
+                        failpoints.reached("migration.during")
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {target + 1}")
         return self.schema_version()
 
@@ -362,6 +372,13 @@ class SQLiteStore:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         return [r[0] for r in self._all(sql + " ORDER BY created_at, reference", (*stages, *args))]
+
+    def fees_paid_on(self, day: str) -> list[str]:
+        """The fee totals (decimal strings, 元) of the applications paid on ``day`` (``YYYY-MM-DD``, UTC)."""
+        rows = self._all(
+            "SELECT fee_total FROM applications WHERE paid_at LIKE ? AND fee_total IS NOT NULL", (day + "%",)
+        )
+        return [str(r[0]) for r in rows]
 
     def update_application(self, reference: str, *, note: str | None = None, **fields: Any) -> None:
         """Change an application; a change of stage or centre status is recorded in ``transitions``."""

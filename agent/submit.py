@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 import sdk
+from agent import failpoints
 from agent.store import AppRow
 from sdk.models import Application, Material, Supplement
 
@@ -104,6 +105,7 @@ def _create_and_submit(agent: Agent, app: AppRow) -> None:
     application_id = app.application_id
     if application_id is None:
         application = _APPLICATION.validate_python(app.payload)
+        failpoints.reached("create.before_send")
         try:
             record = client.applications.create(application, idempotency_key=app.idem_create)
         except sdk.Conflict:
@@ -112,6 +114,7 @@ def _create_and_submit(agent: Agent, app: AppRow) -> None:
             if found is None:
                 raise
             record = found
+        failpoints.reached("create.after_response")
         application_id = record.application_id
         store.update_application(
             app.reference,

@@ -246,13 +246,7 @@ def refresh_due(agent: Agent) -> int:
 
 
 def _paid_today(agent: Agent) -> Decimal:
-    today = datetime.now(UTC).date().isoformat()
-    total = Decimal(0)
-    for ref in agent.store.references(where="paid_at LIKE ?", args=(today + "%",)):
-        app = agent.store.application(ref)
-        if app and app.fee_total:
-            total += Decimal(app.fee_total)
-    return total
+    return sum((Decimal(v) for v in agent.store.fees_paid_on(datetime.now(UTC).date().isoformat())), Decimal(0))
 
 
 def pay_due(agent: Agent) -> int:
@@ -262,12 +256,13 @@ def pay_due(agent: Agent) -> int:
     if not refs or not fees.auto_pay or agent.paused:
         return 0
     paid = 0
+    paid_today = _paid_today(agent)  # once per round (a sum over the day's payments), then kept up to date
     for ref in refs:
         app = agent.store.application(ref)
         if app is None or app.application_id is None:
             continue
         amount = Decimal(app.fee_total or "0")
-        if _paid_today(agent) + amount > fees.daily_cap:
+        if paid_today + amount > fees.daily_cap:
             if agent.store.raise_alert(
                 "fee_cap",
                 f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - paid} "
@@ -303,6 +298,7 @@ def pay_due(agent: Agent) -> int:
                 reason=f"票据号 {receipt.receipt_number}",
             )
         agent.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
+        paid_today += amount
         paid += 1
     return paid
 

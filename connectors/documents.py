@@ -96,7 +96,8 @@ class FilesystemStore:
         return path
 
     def put(self, key: str, content: bytes, metadata: dict[str, Any]) -> str:
-        from agent.blobs import atomic_write
+        from agent import failpoints
+        from agent.blobs import atomic_write, temporary_name
 
         path = self._path(key)
         digest = hashlib.sha256(content).hexdigest()
@@ -106,10 +107,11 @@ class FilesystemStore:
                     raise DocumentConflict(f"{path} already holds another document")
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp = temporary_name(path)
                 with open(tmp, "wb") as fh:
-                    fh.write(content)
-                    fh.flush()
+                    for piece in failpoints.halves(content, "store.during_write"):
+                        fh.write(piece)
+                        fh.flush()
                     os.fsync(fh.fileno())
                 try:
                     os.link(tmp, path)  # fails if the name exists: never overwrite

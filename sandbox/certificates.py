@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from reportlab.graphics import renderPDF
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
+from reportlab.graphics.barcode import qrencoder
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -72,6 +71,27 @@ def describe_terms(terms: dict[str, Any]) -> str:
     return "；".join(parts)
 
 
+def _draw_qr(c: canvas.Canvas, payload: str, x: float, y: float, side: float, border: int = 4) -> None:
+    """A QR code (level M) with its quiet zone, bottom-left at (x, y): each run of dark modules one rectangle."""
+    qr = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
+    qr.addData(payload)
+    qr.make()
+    count = qr.getModuleCount()
+    box = side / (count + 2 * border)
+    path = c.beginPath()
+    for r, row in enumerate(qr.modules):
+        col = 0
+        for dark, run in itertools.groupby(bool(m) for m in row):
+            n = sum(1 for _ in run)
+            if dark:
+                path.rect(x + (col + border) * box, y + side - (r + border + 1) * box, n * box, box)
+            col += n
+    c.saveState()
+    c.setFillColor(colors.black)
+    c.drawPath(path, stroke=0, fill=1)
+    c.restoreState()
+
+
 def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
     """The certificate's page: every field of seed 000 art. 7, a QR code and the seal's mark."""
     font = cjk_font()
@@ -122,13 +142,9 @@ def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
             ty -= leading
         y -= h
 
-    # QR code pointing at the online verification (在线核验)
-    qr = QrCodeWidget(meta.qr_payload, barLevel="M")
-    x0, y0, x1, y1 = qr.getBounds()
+    # QR code pointing at the online verification (在线核验): encoded once, drawn as one path
     side = 32 * mm
-    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
-    drawing.add(qr)
-    renderPDF.draw(drawing, c, left, y - side - 8 * mm)
+    _draw_qr(c, meta.qr_payload, left, y - side - 8 * mm, side)
     c.setFont(font, 8)
     c.drawString(left, y - side - 12 * mm, "扫码在线核验")
 
@@ -180,7 +196,8 @@ def seal_pdf(pdf: bytes, keys: CentreKeys, *, authority: str) -> bytes:
         location=authority,
         md_algorithm="sha256",
     )
-    out = signers.sign_pdf(writer, meta, signer=signer)
+    # the CMS container's room given outright: pyHanko would otherwise sign once more to measure it
+    out = signers.sign_pdf(writer, meta, signer=signer, bytes_reserved=16384)
     return out.getvalue()
 
 

@@ -1,0 +1,206 @@
+"""The reliability suite's harness: loans in, the agent as a separate process, and the outcome counted.
+
+:func:`outcome` counts, for a set of loans, what the centre holds, what the document store holds
+and what the receipts say — lost (a loan without its one completed application, stored
+certificate and ``registered`` receipt line) and duplicated (a second application at the centre,
+a second copy of a certificate, a receipt line twice) — from the centre's database and the files,
+not from the agent's own opinion of itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent import demo_data
+from agent.audit import verify_audit
+from sandbox import register
+from sandbox.local import LocalCentre
+from tests.agent.conftest import SECRET, Branch, drop, make_branch
+
+__all__ = ["Outcome", "agent_process", "export_loans", "make_branch_for", "outcome", "run_agent", "units"]
+
+UNITS = [n for n in register.HOMES if n not in (register.SEIZED_UNIT, register.OBJECTION_UNIT)]
+COREBANK = [{"name": "corebank", "path": "inbox/corebank", "profile": "corebank_csv", "completion": "rename"}]
+
+
+def units(count: int, start: int = 0) -> list[int]:
+    """Home units for ``count`` loans (a unit takes several mortgages, each with the next 顺位)."""
+    return [UNITS[(start + i) % len(UNITS)] for i in range(count)]
+
+
+def make_branch_for(centre: LocalCentre, root: Path, **settings: Any) -> Branch:
+    defaults: dict[str, Any] = {"rescan_seconds": 1.0, "max_poll_seconds": 1.0, "concurrency": 4}
+    return make_branch(centre, root, inboxes=COREBANK, **{**defaults, **settings})
+
+
+def export_loans(branch: Branch, prefix: str, count: int, *, start: int = 0, name: str | None = None) -> list[str]:
+    """Drop one core-banking export of ``count`` first mortgages (materials beside it); their loan numbers."""
+    inbox = branch.inbox()
+    rows: list[dict[str, str]] = []
+    loans = []
+    for i, n in enumerate(units(count, start)):
+        loan = f"{prefix}-{i:05d}"
+        demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += demo_data.mortgage_rows(loan, n, amount="100")
+        loans.append(loan)
+    drop(inbox, name or f"{prefix}.csv", demo_data.corebank_csv(rows))
+    return loans
+
+
+def agent_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGBRIDGE_")}
+    return {**env, "REGBRIDGE_AGENT_SECRET": SECRET.decode(), **extra}
+
+
+def agent_process(branch: Branch, *args: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "agent.cli", "run", "--config", str(branch.config), *args]
+    with open(log, "ab") as err:
+        return subprocess.Popen(command, env=agent_env(**env), stdout=subprocess.DEVNULL, stderr=err)
+
+
+def run_agent(branch: Branch, *, log: Path, timeout: float = 240.0, **env: str) -> int:
+    """``regbridge run --until-idle`` as its own process; its exit status (-9: killed by a crash point)."""
+    proc = agent_process(branch, "--until-idle", "--timeout", str(timeout), log=log, **env)
+    try:
+        return proc.wait(timeout=timeout + 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Outcome:
+    applications: int
+    lost: int
+    duplicated: int
+    details: list[str] = field(default_factory=list)
+
+    def explain(self) -> str:
+        return "; ".join(self.details[:12]) or "ok"
+
+
+def _receipt_lines(folder: Path) -> list[dict[str, str]]:
+    lines: list[dict[str, str]] = []
+    for path in sorted(folder.glob("receipts-*.csv")):
+        lines += list(csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030"))))
+    return lines
+
+
+def outcome(centre: LocalCentre, branch: Branch, loans: list[str], *, code: str = "DYSC") -> Outcome:
+    """Count what was lost and what was duplicated for ``loans`` (all expected to register)."""
+    details: list[str] = []
+    wanted = {f"{loan}-{code}" for loan in loans}
+    # UNIQUE (institution_id, client_reference) at the centre: a duplicate would be a second
+    # application for the same loan under another reference, or a refused second one — count both ways
+    at_centre = Counter(
+        r["client_reference"]
+        for r in centre.store.all(
+            "SELECT client_reference FROM applications WHERE institution_id = ?", branch.institution_id
+        )
+    )
+    per_loan = Counter(ref.rsplit("-", 1)[0] for ref in at_centre)
+    completed = {
+        r["client_reference"]
+        for r in centre.store.all(
+            "SELECT client_reference FROM applications WHERE institution_id = ? AND status = 'completed'",
+            branch.institution_id,
+        )
+    }
+    issued = {
+        r["certificate_number"]: hashlib.sha256(bytes(r["content"])).hexdigest()
+        for r in centre.store.all(
+            "SELECT certificate_number, content FROM certificates WHERE institution_id = ?",
+            branch.institution_id,
+        )
+    }
+    docs = branch.root / "documents"
+    stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".")]
+    stored_count = Counter(p.stem for p in stored)
+    leftovers = [p.name for p in docs.rglob(".*.tmp")]
+    receipts = _receipt_lines(branch.inbox() / "receipts")
+    leftovers += [p.name for p in (branch.inbox() / "receipts").glob(".*.tmp")]
+    line_count = Counter((r["业务编号"], r["事件"], r["不动产登记证明号"]) for r in receipts)
+    registered = Counter(r["业务编号"] for r in receipts if r["事件"] == "registered")
+    state = _local_stages(branch)
+
+    lost = 0
+    for ref in sorted(wanted):
+        why = []
+        if at_centre[ref] == 0:
+            why.append("not at the centre")
+        elif ref not in completed:
+            why.append("not completed at the centre")
+        if registered[ref] == 0:
+            why.append("no registered receipt")
+        if state.get(ref) != "done":
+            why.append(f"agent stage {state.get(ref)}")
+        if why:
+            lost += 1
+            details.append(f"lost {ref}: {', '.join(why)}")
+    missing_docs = [n for n in issued if stored_count[n] == 0]
+    if missing_docs:
+        details.append(f"{len(missing_docs)} certificate(s) issued but not stored, e.g. {missing_docs[0]}")
+    lost += len(missing_docs)
+    damaged = [
+        p.stem for p in stored if p.stem in issued and hashlib.sha256(p.read_bytes()).hexdigest() != issued[p.stem]
+    ]
+    if damaged:
+        details.append(f"stored copies differ from the issued certificates: {damaged[:3]}")
+    lost += len(damaged)
+
+    duplicated = sum(n - 1 for n in at_centre.values() if n > 1) + sum(n - 1 for n in per_loan.values() if n > 1)
+    duplicated += sum(n - 1 for n in stored_count.values() if n > 1)
+    duplicated += sum(n - 1 for n in line_count.values() if n > 1)
+    duplicated += len([p for p in stored if p.stem not in issued])
+    if duplicated:
+        details.append(
+            f"duplicates: centre {[r for r, n in at_centre.items() if n > 1][:3]}, "
+            f"store {[k for k, n in stored_count.items() if n > 1][:3]}, "
+            f"receipts {[k for k, n in line_count.items() if n > 1][:3]}"
+        )
+    if leftovers:
+        details.append(f"half-written files left behind: {leftovers[:3]}")
+        lost += len(leftovers)
+    if not verify_audit(branch.root / "var" / "audit.log").ok:
+        details.append("the audit chain does not verify")
+        lost += 1
+    return Outcome(applications=len(wanted), lost=lost, duplicated=duplicated, details=details)
+
+
+def _local_stages(branch: Branch) -> dict[str, str]:
+    db = branch.root / "var" / "state.db"
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return {r[0]: r[1] for r in con.execute("SELECT reference, stage FROM applications")}
+    finally:
+        con.close()
+
+
+def local_counts(branch: Branch) -> Counter[str]:
+    """The agent's stages, pending receipt batches and unstored certificates (while it runs)."""
+    db = branch.root / "var" / "state.db"
+    if not db.exists():
+        return Counter()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        counts = Counter(r[0] for r in con.execute("SELECT stage FROM applications"))
+        counts["_pending_receipts"] = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[
+            0
+        ]
+        counts["_unstored"] = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
+        return counts
+    except sqlite3.Error:
+        return Counter()
+    finally:
+        con.close()

@@ -1,0 +1,1 @@
+from tests.agent.conftest import centre  # noqa: F401 - the sandbox centre fixture, shared
