@@ -10,6 +10,8 @@ change or a discharge supersedes a stored certificate, its sidecar in the store 
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,30 +29,40 @@ log = logging.getLogger("regbridge.agent.deliver")
 
 
 def deliver_due(agent: Agent) -> int:
+    """Deliver every certificate due, ``concurrency`` at a time; a refusing document store stops the round."""
+    due = agent.store.certificates(stage="pending") + agent.store.certificates(stage="storing")
+    stop = threading.Event()
     done = 0
-    for cert in agent.store.certificates(stage="pending") + agent.store.certificates(stage="storing"):
-        try:
-            done += _deliver(agent, cert)
-        except (DocumentStoreUnavailable, *_RETRY) as exc:
-            agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
-            if isinstance(exc, DocumentStoreUnavailable):
-                agent.store.raise_alert("document_store", f"the document store refused a write: {exc}")
-            log.warning(
-                "certificate delivery will be retried",
-                extra={"certificate_id": cert["certificate_id"], "error": type(exc).__name__},
-            )
-            if isinstance(exc, DocumentStoreUnavailable):
-                break
-        except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
-            agent.pause(type(exc).__name__, str(exc))
-            break
-        except Exception as exc:  # never let one certificate stop the others, or the daemon
-            log.exception("unexpected error while delivering", extra={"certificate_id": cert["certificate_id"]})
-            agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(repr(exc))[:300])
+    if due:
+        with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="deliver") as pool:
+            done = sum(pool.map(lambda cert: _deliver_guarded(agent, cert, stop), due))
     for cert in agent.store.certificates(stage="stored"):
         if cert["supersede_pending"]:
             _mark_superseded(agent, cert)
     return done
+
+
+def _deliver_guarded(agent: Agent, cert: dict[str, Any], stop: threading.Event) -> int:
+    if stop.is_set() or agent.holding or agent.paused:
+        return 0
+    try:
+        return _deliver(agent, cert)
+    except (DocumentStoreUnavailable, *_RETRY) as exc:
+        agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
+        if isinstance(exc, DocumentStoreUnavailable):
+            agent.store.raise_alert("document_store", f"the document store refused a write: {exc}")
+            stop.set()
+        log.warning(
+            "certificate delivery will be retried",
+            extra={"certificate_id": cert["certificate_id"], "error": type(exc).__name__},
+        )
+    except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
+        agent.pause(type(exc).__name__, str(exc))
+        stop.set()
+    except Exception as exc:  # never let one certificate stop the others, or the daemon
+        log.exception("unexpected error while delivering", extra={"certificate_id": cert["certificate_id"]})
+        agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(repr(exc))[:300])
+    return 0
 
 
 _RETRY = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.DigestMismatch)

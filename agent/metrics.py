@@ -25,7 +25,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -130,22 +130,29 @@ class _StateCollector(Collector):
 class TimedTransport(httpx.BaseTransport):
     """An httpx transport that times and counts every request to the centre."""
 
-    def __init__(self, inner: httpx.BaseTransport, metrics: Metrics) -> None:
+    def __init__(
+        self, inner: httpx.BaseTransport, metrics: Metrics, on_contact: Callable[[bool, str], None] | None = None
+    ) -> None:
         self.inner = inner
         self.metrics = metrics
+        self.on_contact = on_contact  # told whether the centre could be reached at all
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request.url.path)
         started = time.perf_counter()
         try:
             response = self.inner.handle_request(request)
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             self.metrics.requests.labels(request.method, route, "error").inc()
             self.metrics.errors.labels("network").inc()
+            if self.on_contact is not None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                self.on_contact(False, f"{type(exc).__name__}: {exc}")
             raise
         finally:
             self.metrics.request_seconds.labels(request.method, route).observe(time.perf_counter() - started)
         self.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        if self.on_contact is not None:
+            self.on_contact(True, "")
         if response.status_code >= 500:
             self.metrics.errors.labels("centre_5xx").inc()
         elif response.status_code == 429:

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 import sdk
 from agent import failpoints
 from agent.audit import AuditLog
@@ -134,6 +136,10 @@ class Agent:
         self.scheduler: Any = None
         self.watcher: Any = None
         self._instance_lock: Any = None
+        self._unreachable_since: float | None = None
+        self._next_contact = 0.0
+        self._contact_backoff = 1.0
+        self._next_probe = 0.0
         for inbox in config.inbox:
             path = config.resolve(inbox.path)
             path.mkdir(parents=True, exist_ok=True)
@@ -142,7 +148,7 @@ class Agent:
     def _wrap_transport(self, inner: Any) -> Any:
         if failpoints.active():  # the reliability suite's crash matrix only
             inner = failpoints.FailpointTransport(inner)
-        return TimedTransport(inner, self.metrics)
+        return TimedTransport(inner, self.metrics, on_contact=self.contact)
 
     def lock_instance(self) -> None:
         """Be the only agent working on this state (``regbridge run``); released when the process ends."""
@@ -203,6 +209,8 @@ class Agent:
             # a request signed just before a rotation switched keys: it is sent again with the new key
             log.info("a request signed with the rotated-out key was refused; retrying with the new key")
             return
+        if kind == "ClockSkew":
+            message = self._clock_advice(message)
         message = sdk.privacy.mask_text(message)
         if self.paused != kind:
             self.paused = kind
@@ -210,6 +218,21 @@ class Agent:
             log.error("submissions paused", extra={"reason": kind, "detail": message})
             self.audit.append("agent.paused", kind, "paused", detail=message)
         self.store.raise_alert("paused", f"submissions paused ({kind}): {message}")
+
+    def _clock_advice(self, refusal: str) -> str:
+        from agent.enrol import centre_clock_skew
+        from agent.keys import centre_transport
+
+        try:
+            skew = centre_clock_skew(
+                self.config.centre.url, transport=centre_transport(self.config), timeout=self.config.centre.timeout
+            )
+        except (httpx.HTTPError, ValueError):
+            return f"the centre refused our signatures' time: this machine's clock is off ({refusal})"
+        return (
+            f"this machine's clock is {abs(skew):.0f} s {'behind' if skew > 0 else 'ahead of'} the centre's, "
+            "beyond the window its signatures allow; fix the clock (NTP) — submissions resume by themselves"
+        )
 
     def resume(self, why: str) -> None:
         if self.paused:
@@ -219,10 +242,52 @@ class Agent:
             self.audit.append("agent.resumed", why, "ok")
             log.info("submissions resumed", extra={"reason": why})
 
+    def contact(self, reached: bool, detail: str) -> None:
+        """Every request tells whether the centre could be reached at all (connection refused, no route…).
+
+        While it cannot, the pipeline holds its queue and stops sending, except for one attempt at
+        growing intervals (1 s … 30 s); the first answer ends the outage and the queue drains at once,
+        with no application penalised for the centre's absence.
+        """
+        now = time.monotonic()
+        if reached:
+            if self._unreachable_since is not None:
+                down = now - self._unreachable_since
+                self._unreachable_since, self._contact_backoff, self._next_contact = None, 1.0, 0.0
+                self.store.clear_alert("centre_unreachable")
+                self.audit.append("centre.reachable", self.config.centre.url, "ok", seconds=round(down, 1))
+                log.info("the centre answers again; draining the queue", extra={"down_seconds": round(down, 1)})
+                self.wake()
+            return
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            self.store.raise_alert(
+                "centre_unreachable",
+                f"the centre at {self.config.centre.url} cannot be reached ({detail}); "
+                "the queue is kept and sent when it answers again",
+            )
+            self.audit.append("centre.unreachable", self.config.centre.url, "held", detail=detail[:200])
+            log.error("the centre cannot be reached; holding the queue", extra={"error": detail[:200]})
+        self._next_contact = now + self._contact_backoff
+        self._contact_backoff = min(30.0, self._contact_backoff * 2)
+
+    @property
+    def unreachable(self) -> bool:
+        """The centre could not be reached at the last attempt."""
+        return self._unreachable_since is not None
+
+    @property
+    def holding(self) -> bool:
+        """The centre is unreachable and it is not yet time to try again."""
+        return self._unreachable_since is not None and time.monotonic() < self._next_contact
+
     def probe(self) -> bool:
         """While paused: does the centre take our requests again?"""
         if not self.paused:
             return True
+        if time.monotonic() < self._next_probe:
+            return False
+        self._next_probe = time.monotonic() + 5.0  # a probe every few seconds, not a request loop
         try:
             profile = self.client.institution.get()
         except sdk.RegBridgeError:
@@ -320,7 +385,8 @@ class Agent:
         p = Progress()
         self.metrics.last_work = time.monotonic()
         self.check_key()
-        if self.paused and not self.probe():
+        if self.holding or (self.paused and not self.probe()):
+            p.receipts = self.write_receipts()
             return p
         p.submitted = submit_due(self)
         p.refreshed = refresh_due(self) + find_supplement_materials(self)
@@ -335,6 +401,8 @@ class Agent:
 
         if self.paused:
             return 5.0
+        if self.holding:
+            return max(0.5, self._next_contact - time.monotonic())
         try:
             hint = poll_events(self)
         except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:

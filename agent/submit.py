@@ -74,6 +74,8 @@ def _backoff(agent: Agent, app: AppRow, exc: Exception) -> None:
 
 
 def submit_one(agent: Agent, app: AppRow) -> int:
+    if agent.holding:
+        return 0
     try:
         if app.stage == "supplementing":
             _answer_correction(agent, app)
@@ -85,6 +87,8 @@ def submit_one(agent: Agent, app: AppRow) -> int:
     except sdk.ValidationFailed as exc:
         quarantine_refused(agent, app, exc)
     except RETRYABLE as exc:
+        if agent.unreachable:
+            return 0  # the centre is away: the application waits its turn, unpenalised
         _backoff(agent, app, exc)
     except sdk.APIError as exc:
         if exc.status == 409 and app.stage == "supplementing":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -225,6 +226,8 @@ def refresh_due(agent: Agent) -> int:
     refs += [r for r in store.references("tracking", where="next_attempt_at <= ?", args=(now,)) if r not in refs]
     count = 0
     for ref in refs[: 20 * agent.config.concurrency]:
+        if agent.holding:
+            break
         app = store.application(ref)
         if app is None or app.application_id is None:
             continue
@@ -255,9 +258,9 @@ def pay_due(agent: Agent) -> int:
     refs = agent.store.references(where="fee_status = 'unpaid' AND fee_total IS NOT NULL")
     if not refs or not fees.auto_pay or agent.paused:
         return 0
-    paid = 0
-    paid_today = _paid_today(agent)  # once per round (a sum over the day's payments), then kept up to date
-    for ref in refs:
+    paid_today = _paid_today(agent)  # once per round (a sum over the day's payments)
+    chosen: list[tuple[AppRow, Decimal, str]] = []
+    for ref in refs:  # within the cap, in order: what this round may pay
         app = agent.store.application(ref)
         if app is None or app.application_id is None:
             continue
@@ -265,7 +268,7 @@ def pay_due(agent: Agent) -> int:
         if paid_today + amount > fees.daily_cap:
             if agent.store.raise_alert(
                 "fee_cap",
-                f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - paid} "
+                f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - len(chosen)} "
                 "fee(s) left unpaid until tomorrow or a higher cap",
             ):
                 agent.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap))
@@ -274,33 +277,44 @@ def pay_due(agent: Agent) -> int:
         if key is None:
             key = sdk.new_idempotency_key()
             agent.store.flag(ref, "idem_pay", key)  # stored before the first attempt
-        try:
-            receipt = agent.client.fees.pay(
-                app.application_id,
-                Payment(amount=amount, method=fees.method, payer_account=fees.payer_account),
-                idempotency_key=key,
-            )
-        except sdk.Conflict:
-            agent.store.flag(ref, "needs_refresh", 1)  # already paid or waived: read it again
-            continue
-        except Exception as exc:
-            log.warning("fee payment failed; will retry", extra={"reference": ref, "error": type(exc).__name__})
-            continue
-        with agent.store.transaction():
-            agent.store.update_application(ref, fee_status="paid", note=f"fee paid, 票据号 {receipt.receipt_number}")
-            agent.store.flag(ref, "paid_at", now_iso())
-            agent.receipt(
-                app,
-                "fee_paid",
-                "fee_paid",
-                status="已缴费",
-                amount=str(receipt.amount),
-                reason=f"票据号 {receipt.receipt_number}",
-            )
-        agent.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
+        chosen.append((app, amount, key))
         paid_today += amount
-        paid += 1
-    return paid
+    if not chosen:
+        return 0
+    with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="pay") as pool:
+        return sum(pool.map(lambda c: _pay_one(agent, *c), chosen))
+
+
+def _pay_one(agent: Agent, app: AppRow, amount: Decimal, key: str) -> int:
+    fees, ref = agent.config.fees, app.reference
+    if agent.holding or agent.paused:
+        return 0
+    assert app.application_id is not None
+    try:
+        receipt = agent.client.fees.pay(
+            app.application_id,
+            Payment(amount=amount, method=fees.method, payer_account=fees.payer_account),
+            idempotency_key=key,
+        )
+    except sdk.Conflict:
+        agent.store.flag(ref, "needs_refresh", 1)  # already paid or waived: read it again
+        return 0
+    except Exception as exc:
+        log.warning("fee payment failed; will retry", extra={"reference": ref, "error": type(exc).__name__})
+        return 0
+    with agent.store.transaction():
+        agent.store.update_application(ref, fee_status="paid", note=f"fee paid, 票据号 {receipt.receipt_number}")
+        agent.store.flag(ref, "paid_at", now_iso())
+        agent.receipt(
+            app,
+            "fee_paid",
+            "fee_paid",
+            status="已缴费",
+            amount=str(receipt.amount),
+            reason=f"票据号 {receipt.receipt_number}",
+        )
+    agent.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
+    return 1
 
 
 def _warn_deadline(agent: Agent, app: AppRow, deadline: str | None) -> None:

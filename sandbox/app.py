@@ -52,7 +52,7 @@ from sdk.signing import content_digest
 from .auth import Authenticator, Caller
 from .centre import Centre, request_fingerprint
 from .errors import CentreError
-from .faults import Faults, FaultsConfig, FaultsMiddleware
+from .faults import Faults, FaultsConfig, FaultsMiddleware, RequestTally, TallyMiddleware
 from .store import Store, new_id
 from .worker import Worker
 from .workflow import STAGES, Timing
@@ -159,6 +159,7 @@ def create_app(
     app.state.auth = auth
     app.state.faults = faults
     app.state.worker = worker
+    tally = app.state.requests = RequestTally()
     app.add_middleware(FaultsMiddleware, faults=faults)
 
     @app.middleware("http")
@@ -531,6 +532,16 @@ def create_app(
         store.audit("admin", "faults.configure", None, "ok")
         return _json(faults.config)
 
+    @app.get("/admin/v1/requests", tags=["admin"], dependencies=admin_only)
+    async def admin_requests() -> Response:
+        """Every API request received since the start (or the last reset), by route, and the faults injected."""
+        return JSONResponse({"total": tally.total(), "by_route": tally.by_route(), "faults": dict(faults.counts)})
+
+    @app.delete("/admin/v1/requests", status_code=204, tags=["admin"], dependencies=admin_only)
+    async def admin_requests_reset() -> Response:
+        tally.reset()
+        return Response(status_code=204)
+
     @app.put("/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"], dependencies=admin_only)
     async def admin_script(client_reference: str, stage: str, body: Script) -> Response:
         if stage not in STAGES:
@@ -580,6 +591,7 @@ def create_app(
         rows = store.all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
         return Response(json.dumps([dict(r) for r in rows], ensure_ascii=False), media_type="application/json")
 
+    app.add_middleware(TallyMiddleware, tally=tally)  # last added: outermost, sees every request
     return app
 
 

@@ -1,10 +1,10 @@
 """Faults on demand, for the agent's reliability tests (docs/sandbox.md §Faults).
 
 Per endpoint (``"POST /v1/applications*"`` style patterns, first match wins) and seedable:
-added latency, 503, 429 with ``Retry-After``, the connection dropped after the request was
-processed (the response is lost), duplicate event deliveries (feed and webhooks), and a skewed
-centre clock. Set at start (``regbridge sandbox serve --faults FILE``) or at run time through
-the admin API (``PUT /admin/v1/faults``).
+added latency, 503, 429 with ``Retry-After``, a request held past the client's timeout, the
+connection dropped after the request was processed (the response is lost), duplicate event
+deliveries (feed and webhooks), and a skewed centre clock. Set at start (``regbridge sandbox
+serve --faults FILE``) or at run time through the admin API (``PUT /admin/v1/faults``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,23 @@ import fnmatch
 import json
 import logging
 import random
+import re
 import threading
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["FaultRule", "Faults", "FaultsConfig", "FaultsMiddleware", "ResponseDropped"]
+__all__ = [
+    "FaultRule",
+    "Faults",
+    "FaultsConfig",
+    "FaultsMiddleware",
+    "RequestTally",
+    "ResponseDropped",
+    "TallyMiddleware",
+    "route_of",
+]
 
 
 class FaultRule(BaseModel):
@@ -29,6 +40,10 @@ class FaultRule(BaseModel):
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1, description="share answered 429 before processing")
     retry_after: int = Field(default=1, ge=0, le=3600)
     drop_after_rate: float = Field(default=0.0, ge=0, le=1, description="share processed whose response is lost")
+    timeout_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share held for timeout_seconds before processing (a client times out)"
+    )
+    timeout_seconds: float = Field(default=5.0, ge=0, le=600)
 
 
 class FaultsConfig(BaseModel):
@@ -46,7 +61,7 @@ class Faults:
     def __init__(self, config: FaultsConfig | None = None) -> None:
         self._lock = threading.Lock()
         self.configure(config or FaultsConfig())
-        self.counts: dict[str, int] = {"error": 0, "rate_limit": 0, "drop": 0, "duplicate": 0}
+        self.counts: dict[str, int] = {"error": 0, "rate_limit": 0, "timeout": 0, "drop": 0, "duplicate": 0}
 
     def configure(self, config: FaultsConfig) -> None:
         with self._lock:
@@ -104,6 +119,8 @@ class FaultsMiddleware:
             return
         if rule.latency_ms:
             await asyncio.sleep(rule.latency_ms / 1000)
+        if self.faults.roll(rule.timeout_rate, "timeout"):
+            await asyncio.sleep(rule.timeout_seconds)  # the client has given up; the work is still done
         for rate, status, code, title, what in (
             (rule.error_rate, 503, "unavailable", "Service Unavailable (injected)", "error"),
             (rule.rate_limit_rate, 429, "rate_limited", "Too Many Requests (injected)", "rate_limit"),
@@ -126,6 +143,69 @@ class FaultsMiddleware:
         if started:
             await send(started)  # …the status line goes out, the body never does
         raise ResponseDropped("response dropped after processing (injected fault)")
+
+
+_ID = re.compile(r"^(?:[a-z]+_[0-9a-f]{6,}|[0-9a-f-]{16,}|[A-Za-z0-9_-]{32,})$")
+
+
+def route_of(path: str) -> str:
+    """``/v1/applications/app_1f…/materials/m1`` → ``/v1/applications/{id}/materials/{id}``."""
+    parts = path.split("/")
+    out = []
+    for i, part in enumerate(parts):
+        prev = parts[i - 1] if i else ""
+        out.append("{id}" if part and (_ID.match(part) or prev in ("materials", "downloads")) else part)
+    return "/".join(out)
+
+
+class RequestTally:
+    """Every API request the centre received (faulted ones too), by route and status: for the proofs
+    and the benchmarks' request economy (``GET /admin/v1/requests``)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str, int]] = Counter()
+        self._lock = threading.Lock()
+
+    def by_route(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (method, route, _), n in self.counts.items():
+            out[f"{method} {route}"] += n
+        return dict(out)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def add(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self.counts[(method, route_of(path), status)] += 1
+
+
+class TallyMiddleware:
+    """Outermost: counts what arrived, whatever the faults or the handlers then did with it."""
+
+    def __init__(self, app: Any, tally: RequestTally) -> None:
+        self.app = app
+        self.tally = tally
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/admin/"):
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 0}
+
+        async def seen(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, seen)
+        finally:
+            self.tally.add(scope["method"], scope["path"], status["code"])
 
 
 class _QuietDrops(logging.Filter):

@@ -13,9 +13,11 @@ import csv
 import hashlib
 import io
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,3 +206,34 @@ def local_counts(branch: Branch) -> Counter[str]:
         return Counter()
     finally:
         con.close()
+
+
+def run_daemon_until_done(
+    branch: Branch, expected: int, *, log: Path, timeout: float, during: Any = None, **env: str
+) -> float:
+    """``regbridge run`` until ``expected`` applications are done with nothing left to deliver or write;
+    then SIGTERM (a clean stop is required). ``during(proc, counts)`` is called about twice a second.
+    Returns the seconds it took."""
+    started = time.monotonic()
+    proc = agent_process(branch, log=log, **env)
+    try:
+        while True:
+            counts = local_counts(branch)
+            if (
+                counts["done"] + counts["rejected"] + counts["quarantined"] >= expected
+                and not counts["_pending_receipts"]
+                and not counts["_unstored"]
+            ):
+                break
+            assert proc.poll() is None, f"the agent died: {log.read_text()[-3000:]}"
+            assert time.monotonic() - started < timeout, f"not done in {timeout:g} s: {counts}"
+            if during is not None:
+                during(proc, counts)
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, f"no clean stop: {log.read_text()[-3000:]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return time.monotonic() - started
