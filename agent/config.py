@@ -137,6 +137,12 @@ class AgentConfig(BaseSettings):
     correction_warning_hours: float = Field(default=48.0, description="warn this long before a 补正 deadline")
     transmittal_dir: Path = Field(default=Path("transmittals"), description="where transmittals are written")
     min_free_mb: int = Field(default=512, ge=0, description="`doctor` fails below this much free disk")
+    pause_free_mb: int = Field(
+        default=64,
+        ge=0,
+        description="the agent pauses (alert `disk_full`) below this much free disk where its state lives, "
+        "and resumes by itself when space is freed",
+    )
     centre: CentreConfig
     inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
     documents: DocumentsConfig = DocumentsConfig()

@@ -62,7 +62,9 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         def run() -> None:
             try:
                 fn()
-            except Exception:  # a failing job is logged and runs again next time; the daemon stays up
+            except Exception as exc:  # a failing job is logged and runs again next time; the daemon stays up
+                if agent.out_of_space(exc):
+                    return
                 agent.metrics.errors.labels("job_failed").inc()
                 log.exception("job failed", extra={"job": name})
 

@@ -11,10 +11,13 @@ running them again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import re
+import shutil
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from agent.metrics import Metrics, TimedTransport
 from agent.secrets import DataCipher, load_secret
 from agent.store import FINAL_STAGES, AppRow, SQLiteStore, now_iso
 from agent.verify import TrustAnchors
+from agent.watch import is_mount_point
 from config import load_checklists
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from connectors.receipts import receipt_path, render_receipts
@@ -140,10 +144,17 @@ class Agent:
         self._next_contact = 0.0
         self._contact_backoff = 1.0
         self._next_probe = 0.0
+        self._disk_low = False
+        self._mounts: dict[str, bool] = {}
         for inbox in config.inbox:
             path = config.resolve(inbox.path)
-            path.mkdir(parents=True, exist_ok=True)
-            (path / self.profiles[inbox.name].materials.folder).mkdir(parents=True, exist_ok=True)
+            seen = self.store.get_meta(f"inbox_seen:{inbox.name}")
+            if seen is None or path.is_dir():  # first sight: make it; later, a missing folder is a lost share
+                path.mkdir(parents=True, exist_ok=True)
+                (path / self.profiles[inbox.name].materials.folder).mkdir(parents=True, exist_ok=True)
+                mount = is_mount_point(path) or seen == "mount"
+                self.store.set_meta(f"inbox_seen:{inbox.name}", "mount" if mount else "folder")
+            self._mounts[inbox.name] = (seen or self.store.get_meta(f"inbox_seen:{inbox.name}")) == "mount"
 
     def _wrap_transport(self, inner: Any) -> Any:
         if failpoints.active():  # the reliability suite's crash matrix only
@@ -241,6 +252,70 @@ class Agent:
             self.store.clear_alert("paused")
             self.audit.append("agent.resumed", why, "ok")
             log.info("submissions resumed", extra={"reason": why})
+
+    def inbox_available(self, inbox: InboxConfig) -> bool:
+        """Is the inbox folder there (and still the share it was)? If not, its exports and receipts wait.
+
+        A folder that was a mount point when first seen must still be one: an unmounted share leaves
+        an empty local folder behind, and receipts written there would be hidden when it comes back.
+        """
+        path = self.config.resolve(inbox.path)
+        there = path.is_dir() and (not self._mounts.get(inbox.name) or is_mount_point(path))
+        kind = f"inbox:{inbox.name}"
+        if there:
+            if self.store.clear_alert(kind):
+                self.audit.append("inbox.back", inbox.name, "ok")
+                log.info("the inbox folder is back", extra={"inbox": inbox.name})
+            return True
+        if self.store.raise_alert(
+            kind,
+            f"the inbox folder {path} of {inbox.name!r} is gone (a share disconnected?); "
+            "its exports and receipts wait until it is back",
+        ):
+            self.audit.append("inbox.gone", inbox.name, "held", path=str(path))
+            log.error("the inbox folder is gone", extra={"inbox": inbox.name, "path": str(path)})
+        return False
+
+    def disk_ok(self) -> bool:
+        """Enough free space where the state lives (``pause_free_mb``)? If not, everything waits, with an alert.
+
+        Checked before each round, so the state is never written into a full disk; space coming
+        back resumes the work by itself.
+        """
+        try:
+            free_mb = shutil.disk_usage(self.data_dir).free / 2**20
+        except OSError:
+            return True
+        if free_mb >= self.config.pause_free_mb:
+            if self._disk_low:
+                self._disk_low = False
+                self.store.clear_alert("disk_full")
+                self.audit.append("disk.ok", str(self.data_dir), "ok", free_mb=round(free_mb))
+                log.info("disk space is back; resuming", extra={"free_mb": round(free_mb)})
+            return True
+        if not self._disk_low:
+            self._disk_low = True
+            log.error("disk nearly full; pausing", extra={"free_mb": round(free_mb, 1), "path": str(self.data_dir)})
+            with contextlib.suppress(sqlite3.Error, OSError):  # the alert itself may no longer fit
+                self.store.raise_alert(
+                    "disk_full",
+                    f"only {free_mb:.1f} MB free on the disk of {self.data_dir} (at least "
+                    f"{self.config.pause_free_mb} MB needed); the agent waits and resumes when space is freed",
+                )
+                self.audit.append("disk.full", str(self.data_dir), "paused", free_mb=round(free_mb, 1))
+        return False
+
+    def out_of_space(self, exc: BaseException) -> bool:
+        """Was this failure a full disk? Then say so and wait for space (True); else False."""
+        full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (
+            isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+        )
+        if full:
+            self._disk_low = True
+            log.error("a write failed: the disk is full; pausing", extra={"error": str(exc)})
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self.store.raise_alert("disk_full", f"a write failed, the disk of {self.data_dir} is full: {exc}")
+        return full
 
     def contact(self, reached: bool, detail: str) -> None:
         """Every request tells whether the centre could be reached at all (connection refused, no route…).
@@ -345,7 +420,11 @@ class Agent:
         from agent.watch import ready_files
 
         count = 0
+        if not self.disk_ok():
+            return 0
         for inbox in self.config.inbox:
+            if not self.inbox_available(inbox):
+                continue
             for path in ready_files(self, inbox):
                 try:
                     ingest_file(self, inbox, path, progress=progress)
@@ -357,11 +436,16 @@ class Agent:
 
     def write_receipts(self) -> int:
         written = 0
+        available = {i.name for i in self.config.inbox if self.inbox_available(i)}
         for inbox in self.config.inbox:
+            if inbox.name not in available:
+                continue
             spec = self.profiles[inbox.name].receipts
             folder = self.receipts_folder(inbox)
             self.store.open_receipt_batch(inbox.name, lambda n, f=folder, s=spec: str(receipt_path(f, n, s.format)))
         for batch in self.store.pending_receipt_batches():
+            if batch["inbox"] not in available:
+                continue  # the share is away: the batch waits, it is not written into an empty local folder
             inbox = self.inbox(batch["inbox"])
             spec = self.profiles[inbox.name].receipts
             lines = [r["payload"] for r in self.store.batch_receipts(batch["id"])]
@@ -385,6 +469,8 @@ class Agent:
         p = Progress()
         self.metrics.last_work = time.monotonic()
         self.check_key()
+        if not self.disk_ok():
+            return p
         if self.holding or (self.paused and not self.probe()):
             p.receipts = self.write_receipts()
             return p
@@ -432,11 +518,17 @@ class Agent:
         next_poll = 0.0
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            progress = Progress(ingested=self.scan())
-            if time.monotonic() >= next_poll:
-                self.poll()
-                next_poll = time.monotonic() + poll_every
-            worked = self.work()
+            try:
+                progress = Progress(ingested=self.scan())
+                if time.monotonic() >= next_poll:
+                    self.poll()
+                    next_poll = time.monotonic() + poll_every
+                worked = self.work()
+            except (OSError, sqlite3.OperationalError) as exc:
+                if not self.out_of_space(exc):
+                    raise
+                self._wake.wait(1.0)
+                continue
             progress.submitted, progress.delivered = worked.submitted, worked.delivered
             progress.receipts = worked.receipts
             if self.outstanding() == 0 and not progress.any:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,13 +26,29 @@ if TYPE_CHECKING:
     from agent.config import InboxConfig
     from agent.runtime import Agent
 
-__all__ = ["InboxWatcher", "ready_files"]
+__all__ = ["InboxWatcher", "is_mount_point", "ready_files"]
 
 log = logging.getLogger("regbridge.agent.watch")
 TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".done", ".lock", ".swp")
 
 # path → (size, mtime_ns, first seen with that size and mtime)
 _stability: dict[Path, tuple[int, int, float]] = {}
+
+
+def is_mount_point(path: Path) -> bool:
+    """Is ``path`` where a filesystem is mounted — a network share, or a bind mount (Linux: mountinfo)?"""
+    if os.path.ismount(path):
+        return True
+    try:
+        info = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    target = str(path.resolve())
+    for line in info.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]) == target:
+            return True
+    return False
 
 
 def _candidates(agent: Agent, inbox: InboxConfig) -> list[Path]:

@@ -27,9 +27,9 @@ from tests.reliability.harness import (
     run_daemon_until_done,
 )
 
-APPS = proof.size(60, 2000)
-BASELINE_APPS = proof.size(12, 40)
-DOWN_SECONDS = proof.size(20, 180)
+APPS = proof.size(48, 2000)
+BASELINE_APPS = proof.size(10, 40)
+DOWN_SECONDS = proof.size(15, 180)
 FAULTED_KINDS = ("error", "rate_limit", "timeout", "drop")
 
 
@@ -49,7 +49,7 @@ def test_a_fifth_of_requests_failing_loses_and_duplicates_nothing(centre: LocalC
     started = time.monotonic()
     tally, faults = centre.app.state.requests, centre.app.state.faults
     # the same-run baseline: what the agent needs per application when nothing fails
-    branch = make_branch_for(centre, tmp_path / "branch")
+    branch = make_branch_for(centre, tmp_path / "branch", concurrency=16)
     base_loans = export_loans(branch, "BL", BASELINE_APPS)
     run_daemon_until_done(branch, len(base_loans), log=tmp_path / "baseline.stderr", timeout=300)
     assert outcome(centre, branch, base_loans).lost == 0
