@@ -205,6 +205,9 @@ def find_materials(
     for path in sorted(folder.iterdir()):
         if not path.is_file() or not path.name.startswith(prefix) or path.suffix.lower() not in MEDIA_BY_SUFFIX:
             continue
+        if folder not in path.resolve().parents:  # a link out of the folder: never read what it points at
+            mapped.error(first.row, "(materials)", path.name, f"a regular file inside {folder}, not a link out of it")
+            continue
         stem = path.name[len(prefix) : -len(path.suffix)]
         stem = re.sub(r"-\d+$", "", stem)
         code = by_name.get(stem, stem)

@@ -52,6 +52,12 @@ def _deliver_guarded(agent: Agent, cert: dict[str, Any], stop: threading.Event) 
         if isinstance(exc, DocumentStoreUnavailable):
             agent.store.raise_alert("document_store", f"the document store refused a write: {exc}")
             stop.set()
+        elif isinstance(exc, sdk.DigestMismatch):  # damaged or altered on the way: never stored, retried, said
+            agent.store.raise_alert(
+                f"certificate:{cert['certificate_id']}",
+                f"the certificate file downloaded for {cert['reference']} does not match the digest the centre "
+                f"signed (altered or damaged in transit); not stored, retried: {exc}",
+            )
         log.warning(
             "certificate delivery will be retried",
             extra={"certificate_id": cert["certificate_id"], "error": type(exc).__name__},

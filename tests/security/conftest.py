@@ -1,1 +1,2 @@
-from tests.agent.conftest import centre  # noqa: F401 - the sandbox centre fixture, shared
+from tests.agent.conftest import branch, centre  # noqa: F401 - the sandbox centre and an enrolled branch
+from tests.sandbox.conftest import bank, sandbox  # noqa: F401 - the centre over HTTP and an enrolled bank key
