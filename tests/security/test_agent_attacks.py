@@ -185,8 +185,8 @@ def test_forged_webhooks_are_refused_and_change_nothing(branch: Branch) -> None:
     forged = [
         ("signed by a key that is not the centre's", body, signed(CentreKeys.generate("伪造").centre_key,
                                                                    keys.centre_key_id)),
-        ("altered after the centre signed it", body.replace(b"\"sequence\": 1", b"\"sequence\": 2"), signed(keys.centre_key,
-                                                                                          keys.centre_key_id)),
+        ("altered after the centre signed it", body.replace(b'"sequence": 1', b'"sequence": 2'),
+         signed(keys.centre_key, keys.centre_key_id)),
         ("unsigned", body, {"Content-Type": "application/json"}),
         ("signed by the bank's own key", body, signed(bank_key.private_key, bank_key.key_id)),
         ("an old delivery replayed", body, signed(keys.centre_key, keys.centre_key_id,
