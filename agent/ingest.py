@@ -10,6 +10,7 @@ and not processed twice.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import logging
 from dataclasses import dataclass, field
@@ -79,6 +80,17 @@ def ingest_file(agent: Agent, inbox: InboxConfig, path: Path, *, progress: Any =
     return report
 
 
+def record_excerpt(raw: str) -> str:
+    """A broken record as reports may show it: its leading key (the loan number, usually) and its size.
+
+    The rest can hold names and ID numbers in any position, so it is not shown; the whole record is
+    kept, sealed, in the stored copy of the export.
+    """
+    head = re.match(r"[A-Za-z0-9_.:-]{0,32}", raw.strip())
+    key = head.group(0) if head else ""
+    return f"{key}… ({len(raw)} characters; the rest is not shown, it may hold personal data)"
+
+
 def retire(path: Path, inbox: InboxConfig) -> None:
     """The export is safe in the state store (encrypted): take it and its marker out of the inbox."""
     path.unlink(missing_ok=True)
@@ -110,7 +122,7 @@ def process_export(
         built.append((b, _columns(b, m.provenance)))
         if progress is not None:
             progress(i + 1, len(mapped))
-    row_errors = [FieldError(e.row, "(record)", e.raw, e.message, file=label) for e in read.errors]
+    row_errors = [FieldError(e.row, "(record)", record_excerpt(e.raw), e.message, file=label) for e in read.errors]
     any_bad = bool(row_errors) or any(b.errors for b, _ in built)
     hold_all = profile.source.all_or_nothing and any_bad
     with agent.store.transaction():
