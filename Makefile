@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: test demo lint typecheck clean system-deps openapi docs-certificate sandbox bundle config-doc
+.PHONY: proof test demo lint typecheck clean system-deps openapi docs-certificate sandbox bundle config-doc
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: system-deps lint typecheck bundle
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo
+
+# the reliability and security suites at full size (docs/reliability.md); make test runs them bounded
+proof: system-deps $(STAMP)
+	rm -f proof-results.jsonl
+	REGBRIDGE_PROOF=full REGBRIDGE_PROOF_OUT=proof-results.jsonl $(BIN)/pytest -q tests/reliability tests/security
 
 # Debian packages the tests use: poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates),
 # systemd's systemd-analyze (the installer's unit is verified with it).

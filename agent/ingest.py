@@ -10,9 +10,9 @@ and not processed twice.
 from __future__ import annotations
 
 import hashlib
-import re
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
