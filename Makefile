@@ -19,7 +19,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict sdk
 
 test: system-deps lint typecheck bundle
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --durations=15
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from typing import Any
 
 import pytest
@@ -19,6 +20,26 @@ from tests import proof
 from tests.privacy_scan import PLANTED, scan
 
 _HANDLER: logging.Handler | None = None
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")  # a pytest-xdist worker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_worker(config) and not os.environ.get("REGBRIDGE_PROOF_OUT"):
+        # the proof figures of every worker, gathered here for the table (workers inherit the variable)
+        fd, path = tempfile.mkstemp(prefix="regbridge-proof-", suffix=".jsonl")
+        os.close(fd)
+        os.environ["REGBRIDGE_PROOF_OUT"] = path
+        config.stash[_OWN_OUT] = path
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = config.stash.get(_OWN_OUT, None)
+    if path:
+        os.unlink(path)
+        os.environ.pop("REGBRIDGE_PROOF_OUT", None)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -37,8 +58,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _HANDLER is not None:
         logging.getLogger("regbridge").removeHandler(_HANDLER)
         _HANDLER.close()
-    if os.environ.get("REGBRIDGE_PRIVACY_SCAN", "1") == "0":
-        return
+    if os.environ.get("REGBRIDGE_PRIVACY_SCAN", "1") == "0" or _is_worker(session.config):
+        return  # the controller scans, once, everything its workers wrote too
     base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
     findings = scan(base, exclude=frozenset({PLANTED}))
     session.config.stash[_FINDINGS] = findings
@@ -47,6 +68,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _FINDINGS = pytest.StashKey[list[Any]]()
+_OWN_OUT = pytest.StashKey[str]()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

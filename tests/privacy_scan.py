@@ -57,9 +57,11 @@ def _skipped(path: Path, root: Path, exclude: frozenset[str]) -> bool:
     parts = path.relative_to(root).parts
     if exclude & set(parts):
         return True
+    if "site-packages" in parts or "wheels" in parts or path.suffix in {".whl", ".py", ".pyc", ".so"}:
+        return True  # installed software (the offline bundle's test), with its sample data
     if path.suffix.lower() == ".pdf" or "blobs" in parts or "materials" in parts:
         return True  # certificates, scanned materials, sealed copies
-    if path.name.startswith("sandbox.db") or "centre" in parts:
+    if path.name.startswith(("sandbox.db", "centre.sqlite3")) or "centre" in parts:
         return True  # the centre's register
     # an export the loan system dropped (not yet retired, or the test's own input)
     return path.suffix.lower() in INPUT_SUFFIXES and not (OUTPUT_FOLDERS & set(parts)) and "inbox" in parts

@@ -39,6 +39,7 @@ _RESULTS: list[Result] = []
 
 
 def record(result: Result) -> Result:
+    """Keep a scenario's figures: in this process, and in ``$REGBRIDGE_PROOF_OUT`` (shared by test workers)."""
     _RESULTS.append(result)
     out = os.environ.get("REGBRIDGE_PROOF_OUT")
     if out:
@@ -48,6 +49,9 @@ def record(result: Result) -> Result:
 
 
 def results() -> list[Result]:
+    out = os.environ.get("REGBRIDGE_PROOF_OUT")
+    if out and Path(out).exists():
+        return load(Path(out))
     return list(_RESULTS)
 
 
