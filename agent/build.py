@@ -10,6 +10,7 @@ otherwise ask for (peers' lesson: over 40% of requisitions are avoidable).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -174,6 +175,29 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
     }
 
 
+_LISTINGS: dict[Path, tuple[int, list[str]]] = {}
+
+
+def _listing(folder: Path, prefix: str) -> list[Path]:
+    """The folder's files whose names start with ``prefix``, from one listing per change of the folder.
+
+    A batch of many loans shares one materials folder: listing it once per application would make
+    an export's ingest quadratic in its size.
+    """
+    mtime = folder.stat().st_mtime_ns
+    cached = _LISTINGS.get(folder)
+    if cached is None or cached[0] != mtime:
+        cached = _LISTINGS[folder] = (mtime, sorted(p.name for p in folder.iterdir()))
+    names = cached[1]
+    start = bisect.bisect_left(names, prefix)
+    found = []
+    for name in names[start:]:
+        if not name.startswith(prefix):
+            break
+        found.append(folder / name)
+    return found
+
+
 def find_materials(
     mapped: MappedApplication, profile: Profile, inbox: Path, checklist: MaterialChecklist
 ) -> list[tuple[str, Path]]:
@@ -202,7 +226,7 @@ def find_materials(
     prefix = spec.pattern.format(loan_no=mapped.loan_no)
     if not folder.is_dir() or not mapped.loan_no:
         return found
-    for path in sorted(folder.iterdir()):
+    for path in _listing(folder, prefix):
         if not path.is_file() or not path.name.startswith(prefix) or path.suffix.lower() not in MEDIA_BY_SUFFIX:
             continue
         if folder not in path.resolve().parents:  # a link out of the folder: never read what it points at

@@ -9,8 +9,6 @@ from typing import Any
 
 import typer
 
-from sdk import __version__
-
 app = typer.Typer(
     name="regbridge",
     help="RegBridge: bank-side remote mortgage registration (互联网+不动产抵押登记).",
@@ -33,6 +31,8 @@ def _add_sandbox() -> None:
 
 def _version(value: bool) -> None:
     if value:
+        from sdk._version import __version__
+
         typer.echo(f"regbridge {__version__}")
         raise typer.Exit()
 
