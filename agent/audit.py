@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ class AuditLog:
         self.actor = actor
         self._lock = threading.Lock()
         self.observers: list[Callable[[dict[str, Any]], None]] = []  # metrics count what is recorded
+        self._batch = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def _tail(self, fh: Any) -> tuple[int, str, bool]:
@@ -62,30 +64,56 @@ class AuditLog:
     def append(
         self, action: str, target: str = "", outcome: str = "ok", *, actor: str | None = None, **detail: Any
     ) -> dict[str, Any]:
+        entry = {
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "actor": actor or self.actor,
+            "action": action,
+            "target": mask_text(str(target)),
+            "outcome": mask_text(str(outcome)),
+            "detail": {k: mask_text(str(v)) for k, v in detail.items()},
+        }
+        pending = getattr(self._batch, "entries", None)
+        if pending is not None:  # inside batch(): written with the others, at its end
+            pending.append(entry)
+            return entry
+        return self._write([entry])[0]
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Appends made by this thread inside the block are written together, with one fsync, at its end."""
+        if getattr(self._batch, "entries", None) is not None:
+            yield  # nested: the outer block writes
+            return
+        self._batch.entries = []
+        try:
+            yield
+        finally:
+            entries, self._batch.entries = self._batch.entries, None
+            if entries:
+                self._write(entries)
+
+    def _write(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        records = []
         with self._lock, open(self.path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 seq, prev, ends = self._tail(fh)
-                record = {
-                    "seq": seq + 1,
-                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "actor": actor or self.actor,
-                    "action": action,
-                    "target": mask_text(str(target)),
-                    "outcome": mask_text(str(outcome)),
-                    "detail": {k: mask_text(str(v)) for k, v in detail.items()},
-                    "prev": prev,
-                }
-                record["hash"] = _digest(prev, record)
-                line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-                fh.write((b"" if ends else b"\n") + line.encode())
+                lines = []
+                for entry in entries:
+                    seq += 1
+                    record = {"seq": seq, **entry, "prev": prev}
+                    record["hash"] = prev = _digest(prev, record)
+                    records.append(record)
+                    lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+                fh.write((b"" if ends else b"\n") + "".join(lines).encode())
                 fh.flush()
                 os.fsync(fh.fileno())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-        for observe in self.observers:
-            observe(record)
-        return record
+        for record in records:
+            for observe in self.observers:
+                observe(record)
+        return records
 
     def head(self) -> tuple[int, str]:
         if not self.path.exists():

@@ -176,6 +176,27 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
 
 
 _LISTINGS: dict[Path, tuple[int, list[str]]] = {}
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """Where ``name`` in ``folder`` really is: links and ``..`` followed (a plain name costs one lstat)."""
+    path = folder / name
+    if "/" in name or "\\" in name or name.startswith(".") or path.is_symlink():
+        return path.resolve()
+    return path
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """(SHA-256, size) of a file, remembered while it is unchanged (one scanned form shared by a batch)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        if len(_DIGESTS) > 100_000:
+            _DIGESTS.clear()
+        digest = _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest, st.st_size
 
 
 def _listing(folder: Path, prefix: str) -> list[Path]:
@@ -213,7 +234,7 @@ def find_materials(
         for part in filter(None, (p.strip() for p in raw.split(spec.manifest_split))):
             code, _, name = part.partition(":")
             code = by_name.get(code.strip(), code.strip())
-            path = (folder / name.strip()).resolve()
+            path = _inside(folder, name.strip())
             if not name or folder not in path.parents:
                 mapped.error(first.row, spec.manifest, part, "code:filename, a file inside the materials folder")
             elif code not in codes:
@@ -307,10 +328,9 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     materials = []
     counts: dict[str, int] = {}
     for code, path in files:
-        content = path.read_bytes()
+        digest, size = file_digest(path)
         counts[code] = counts.get(code, 0) + 1
         mid = code if counts[code] == 1 else f"{code}-{counts[code]}"
-        digest = hashlib.sha256(content).hexdigest()
         materials.append(
             {
                 "id": mid,
@@ -318,7 +338,7 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
                 "filename": path.name[-255:],
                 "media_type": MEDIA_BY_SUFFIX[path.suffix.lower()],
                 "sha256": digest,
-                "size": len(content),
+                "size": size,
                 "_path": path,
             }
         )
@@ -342,7 +362,16 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     if built.errors or app is None:
         return built
     for m in materials:
-        m["blob"] = ctx.blobs.put(m.pop("_path").read_bytes())
+        path = m.pop("_path")
+        if ctx.blobs.exists(m["sha256"]):  # content-addressed: already kept, no need to read it again
+            m["blob"] = m["sha256"]
+        else:
+            m["blob"] = ctx.blobs.put(path.read_bytes())
+            if m["blob"] != m["sha256"]:
+                mapped.error(mapped.rows[0], "(materials)", path.name, "a file that stays unchanged while it is read")
+    built.errors = list(mapped.errors)
+    if built.errors:
+        return built
     built.materials = [{k: m[k] for k in ("id", "code", "sha256", "size", "blob")} for m in materials]
     built.payload = app.model_dump(mode="json", exclude_none=True)  # type: ignore[union-attr]
     return built

@@ -125,7 +125,8 @@ def process_export(
     row_errors = [FieldError(e.row, "(record)", record_excerpt(e.raw), e.message, file=label) for e in read.errors]
     any_bad = bool(row_errors) or any(b.errors for b, _ in built)
     hold_all = profile.source.all_or_nothing and any_bad
-    with agent.store.transaction():
+    # one transaction and one audit write (written just before the commit) for the whole export
+    with agent.store.transaction(), agent.audit.batch():
         for err in row_errors:
             qid = agent.store.quarantine("row", [err.as_dict()], file_sha256=sha, path=label, row=err.row)
             report.quarantined.append({"id": qid, "row": err.row, "loan_no": None, "errors": [err.as_dict()]})
