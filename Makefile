@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: proof test demo lint typecheck clean system-deps openapi docs-certificate sandbox bundle config-doc
+.PHONY: bench proof test demo lint typecheck clean system-deps openapi docs-certificate sandbox bundle config-doc
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: system-deps lint typecheck bundle
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo
+
+# benchmarks, each a ratio against a baseline in the same run; writes docs/benchmarks.md (docs: bench/)
+bench: system-deps $(STAMP)
+	$(BIN)/python -m bench
 
 # the reliability and security suites at full size (docs/reliability.md); make test runs them bounded
 proof: system-deps $(STAMP)

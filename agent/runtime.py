@@ -144,6 +144,7 @@ class Agent:
         self._next_contact = 0.0
         self._contact_backoff = 1.0
         self._next_probe = 0.0
+        self._audit_head = ""
         self._disk_low = False
         self._mounts: dict[str, bool] = {}
         for inbox in config.inbox:
@@ -479,7 +480,10 @@ class Agent:
         p.paid = pay_due(self)
         p.delivered = deliver_due(self)
         p.receipts = self.write_receipts()
-        self.store.set_meta("audit_head", "{}:{}".format(*self.audit.head()))
+        head = "{}:{}".format(*self.audit.head())
+        if head != self._audit_head:  # a write (and its fsync) only when something was recorded
+            self.store.set_meta("audit_head", head)
+            self._audit_head = head
         return p
 
     def poll(self) -> float:

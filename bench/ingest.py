@@ -37,7 +37,9 @@ MANIFEST = "材料清单"
 
 def _profile(folder: Path) -> Path:
     text = (ROOT / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8")
-    text = text.replace('[materials]\nfolder = "materials"\n', f'[materials]\nfolder = "materials"\nmanifest = "{MANIFEST}"\n')
+    text = text.replace(
+        '[materials]\nfolder = "materials"\n', f'[materials]\nfolder = "materials"\nmanifest = "{MANIFEST}"\n'
+    )
     path = folder / "bench_corebank.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -102,6 +104,8 @@ def run(rows: int, work: Path) -> Result:
         ratio,
         "≥ 0.5× the bare parse",
         ratio >= 0.5,
-        [f"{len(data) / 2**20:.1f} MiB; the agent seals each application (AES-GCM) and queues it with its "
-         "materials and idempotency keys in one transaction per export."],
+        [
+            f"{len(data) / 2**20:.1f} MiB; the agent seals each application (AES-GCM) and queues it with its "
+            "materials and idempotency keys in one transaction per export."
+        ],
     )
