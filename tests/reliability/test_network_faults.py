@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,10 @@ def test_a_fifth_of_requests_failing_loses_and_duplicates_nothing(centre: LocalC
     started = time.monotonic()
     tally, faults = centre.app.state.requests, centre.app.state.faults
     # the same-run baseline: what the agent needs per application when nothing fails
-    branch = make_branch_for(centre, tmp_path / "branch", concurrency=16)
+    # a fee cap that 2,000 first mortgages' fees fit under (the cap itself is tested in tests/agent)
+    branch = make_branch_for(
+        centre, tmp_path / "branch", concurrency=16, fees={"auto_pay": True, "daily_cap": "100000000"}
+    )
     base_loans = export_loans(branch, "BL", BASELINE_APPS)
     run_daemon_until_done(branch, len(base_loans), log=tmp_path / "baseline.stderr", timeout=300)
     assert outcome(centre, branch, base_loans).lost == 0
@@ -175,7 +179,8 @@ def test_a_skewed_clock_pauses_with_a_clear_alert_not_a_loop(centre: LocalCentre
     run_daemon_until_done(branch, len(loans), log=tmp_path / "agent.stderr", timeout=180, during=skewed)
     assert state["paused_at"] is not None, "the agent never paused"
     alert = state["alert"]
-    assert ("clock" in alert.lower() and "900" in alert) or "15 min" in alert, alert
+    said = re.search(r"clock is (\d+) s behind", alert)  # the centre's Date header has one-second resolution
+    assert said and abs(int(said.group(1)) - 900) <= 5 and "NTP" in alert, alert
     # while paused: a probe every few seconds, not a request loop
     assert state["spent"] <= window / 2, f"{state['spent']} requests in {window:g} s while the clocks disagreed"
     result = outcome(centre, branch, loans)
