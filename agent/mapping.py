@@ -258,6 +258,8 @@ def parse_amount(value: str, unit: str) -> str:
         raise ValueError(f"a non-negative amount in {unit}")
     if unit == "万元":
         amount *= 10000
+    if amount.adjusted() >= 15:  # "1E+30" parses; no loan is a quadrillion 元, and quantize would overflow
+        raise ValueError(f"an amount in {unit} below 10¹⁵ 元")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError(f"an amount exact to the fen (分) in {unit}")
     return str(amount.quantize(Decimal("0.01")))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent import demo_data
@@ -141,6 +141,7 @@ def test_identifier_parsers_answer_a_value_or_say_what_was_expected(text: str) -
 
 
 @FUZZ
+@example(text="1E+30", kind="amount")  # found by this test: quantize overflowed on a huge exponent
 @given(text=st.text(max_size=30), kind=st.sampled_from(["text", "amount", "date", "int", "bool", "enum"]))
 def test_value_converters_answer_a_value_or_say_what_was_expected(text: str, kind: str) -> None:
     spec: dict[str, Any] = {"target": "x", "column": "c", "kind": kind}
