@@ -22,8 +22,11 @@ def test_the_committed_samples_are_what_demo_data_builds() -> None:
     folder = ROOT / "config" / "samples"
     assert (folder / "corebank_gb18030.csv").read_bytes() == demo_data.corebank_csv(demo_data.corebank_rows())
     assert (folder / "legacy_batch.dat").read_bytes() == demo_data.legacy_dat(demo_data.legacy_records())
-    sheet = load_workbook(folder / "presale_loans.xlsx", read_only=True)["按揭台账"]
-    rows = [list(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    book = load_workbook(folder / "presale_loans.xlsx", read_only=True)  # read-only keeps the file open: close it
+    try:
+        rows = [list(r) for r in book["按揭台账"].iter_rows(min_row=2, values_only=True)]
+    finally:
+        book.close()
     assert rows == demo_data.presale_rows()
 
 
