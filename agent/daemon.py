@@ -5,8 +5,12 @@ Jobs (each one at a time, missed runs coalesced):
 - ``scan``: every ``rescan_seconds`` — supervise the inbox watchers (re-arm a folder that came
   back) and ingest every complete file; a watchdog event runs it at once;
 - ``work``: every second, and at once when something changed — submit, read what events
-  flagged, pay fees, answer 补正 with dropped materials, deliver certificates, write receipts;
-- ``events``: the event feed, rescheduled after each read to the interval the centre hints;
+  flagged, pay fees, answer 补正 with dropped materials, write receipts;
+- ``deliver``: every second, and at once when an event (feed or webhook) arrives — download,
+  verify and store certificates; a job of its own so that a certificate just issued is not queued
+  behind a round of submissions;
+- ``events``: the event feed, rescheduled after each read to the interval the centre hints, and
+  read half a second after a round that submitted or paid (centres often answer those at once);
 - ``deadlines``: every ten minutes — 补正 deadlines coming up;
 - ``watchdog``: under systemd with ``WatchdogSec=``, a ping while the work loop runs.
 
@@ -36,6 +40,36 @@ from agent.watch import InboxWatcher
 __all__ = ["run_daemon"]
 
 log = logging.getLogger("regbridge.agent")
+
+
+class _Kickable:
+    """A job run at its interval and at once when kicked; a kick while it runs makes it run again.
+
+    (apscheduler skips a run asked for while the job still runs; the kick is remembered here
+    instead, so nothing that arrived during a round waits for the next interval.)
+    """
+
+    def __init__(self, scheduler: Any, job_id: str, fn: Any, stop: threading.Event) -> None:
+        self.scheduler, self.job_id, self.fn, self.stop = scheduler, job_id, fn, stop
+        self._again = threading.Event()
+        self._running = False
+
+    def __call__(self) -> None:
+        while not self.stop.is_set():
+            self._again.clear()
+            self._running = True
+            try:
+                self.fn()
+            finally:
+                self._running = False
+            if not self._again.is_set():
+                return
+
+    def kick(self) -> None:
+        self._again.set()
+        if not self._running:
+            with contextlib.suppress(Exception):  # the scheduler may be shutting down
+                self.scheduler.modify_job(self.job_id, next_run_time=datetime.now(self.scheduler.timezone))
 
 
 def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_signals: bool = True) -> None:
@@ -95,7 +129,22 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
     scheduler.add_job(
         guarded("scan", scan), "interval", seconds=agent.config.rescan_seconds, id="scan", next_run_time=now
     )
-    scheduler.add_job(guarded("work", agent.work), "interval", seconds=1.0, id="work", next_run_time=now)
+
+    def work_round() -> None:
+        progress = agent.work(deliver=False)
+        if progress.paid or progress.submitted:
+            # centres often answer at once (acceptance on submission, issuance on payment): read the feed
+            # half a second later rather than a whole interval later — one request for the whole round
+            soon = datetime.now(scheduler.timezone) + timedelta(seconds=0.5)
+            job = scheduler.get_job("events")
+            if job is not None and job.next_run_time is not None and job.next_run_time > soon:
+                with contextlib.suppress(Exception):
+                    scheduler.modify_job("events", next_run_time=soon)
+
+    work = _Kickable(scheduler, "work", guarded("work", work_round), stop)
+    deliver = _Kickable(scheduler, "deliver", guarded("deliver", lambda: agent.deliver() and work.kick()), stop)
+    scheduler.add_job(work, "interval", seconds=1.0, id="work", next_run_time=now)
+    scheduler.add_job(deliver, "interval", seconds=1.0, id="deliver", next_run_time=now)
     # a rotated key is taken up within a second, however long a work round runs
     scheduler.add_job(guarded("keys", agent.check_key), "interval", seconds=1.0, id="keys", next_run_time=now)
     scheduler.add_job(guarded("events", events), "interval", seconds=2.0, id="events", next_run_time=now)
@@ -130,6 +179,8 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
     def wake_scan() -> None:
         original_wake()
+        deliver.kick()
+        work.kick()
         with contextlib.suppress(Exception):  # the scheduler may be shutting down
             scheduler.modify_job("scan", next_run_time=datetime.now(scheduler.timezone))
 

@@ -461,8 +461,12 @@ class Agent:
             written += len(lines)
         return written
 
-    def work(self) -> Progress:
-        """One round of everything that needs the network, then the receipts."""
+    def work(self, *, deliver: bool = True) -> Progress:
+        """One round of everything that needs the network, then the receipts.
+
+        The daemon runs deliveries as a job of their own (``deliver=False`` here, :meth:`deliver`
+        there), so a certificate the centre just issued is not queued behind a round of submissions.
+        """
         from agent.deliver import deliver_due
         from agent.submit import submit_due
         from agent.track import find_supplement_materials, pay_due, refresh_due
@@ -478,13 +482,22 @@ class Agent:
         p.submitted = submit_due(self)
         p.refreshed = refresh_due(self) + find_supplement_materials(self)
         p.paid = pay_due(self)
-        p.delivered = deliver_due(self)
+        if deliver:
+            p.delivered = deliver_due(self)
         p.receipts = self.write_receipts()
         head = "{}:{}".format(*self.audit.head())
         if head != self._audit_head:  # a write (and its fsync) only when something was recorded
             self.store.set_meta("audit_head", head)
             self._audit_head = head
         return p
+
+    def deliver(self) -> int:
+        """Download, verify and store every certificate due (the daemon's ``deliver`` job)."""
+        from agent.deliver import deliver_due
+
+        if not self.disk_ok() or self.holding or self.paused:
+            return 0
+        return deliver_due(self)
 
     def poll(self) -> float:
         from agent.track import poll_events

@@ -42,18 +42,22 @@ def poll_events(agent: Agent) -> float:
     """Read the feed to its end; returns the centre's hint of when to look again (seconds)."""
     store = agent.store
     cursor = store.get_meta("event_cursor")
+    handled = 0
     while True:
         page = agent.client.events.list(after=cursor, limit=200)
-        for event in page.events:
-            if store.event_seen(event.event_id):
-                continue
-            with store.transaction():
+        with store.transaction():  # a page at a time: one commit (and its fsync), not one per event
+            for event in page.events:
+                if store.event_seen(event.event_id):
+                    continue
                 handle_event(agent, event)
                 store.mark_event(event.event_id, event.sequence)
-        if page.next_cursor != cursor:
-            store.set_meta("event_cursor", page.next_cursor)
-            cursor = page.next_cursor
+                handled += 1
+            if page.next_cursor != cursor:
+                store.set_meta("event_cursor", page.next_cursor)
+                cursor = page.next_cursor
         if not page.has_more:
+            if handled:
+                agent.wake()  # what the events flagged is acted on now, not at the next round
             return float(page.poll_interval_seconds)
 
 

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if want("e2e"):
             step(f"end to end {sizes['apps']} applications")
             (work / "e2e").mkdir()
-            results += e2e.run(sizes["apps"], work / "e2e", webhook_apps=10 if quick else 200)
+            results += e2e.run(sizes["apps"], work / "e2e", latency_apps=8 if quick else 60)
         if want("footprint"):
             step(f"footprint {sizes['tracked']} tracked")
             (work / "footprint").mkdir()

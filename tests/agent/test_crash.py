@@ -1,4 +1,5 @@
-"""SIGKILL the agent at random moments while 200 applications flow; restart it; again and again.
+"""SIGKILL the agent at random moments while applications flow (100; 200 under ``make proof``); restart it; again
+and again.
 
 Afterwards the centre holds exactly one application per loan operation, every certificate it
 issued is in the document store exactly once (and intact), and every receipt line appears once.
@@ -23,10 +24,11 @@ from agent import demo_data
 from agent.audit import verify_audit
 from sandbox import register
 from sandbox.local import LocalCentre
+from tests import proof
 
 from .conftest import SECRET, drop, make_branch
 
-UNITS = [n for n in range(1, 202) if n != register.SEIZED_UNIT]  # 200 first mortgages
+UNITS = [n for n in range(1, proof.size(100, 200) + 2) if n != register.SEIZED_UNIT]  # first mortgages
 
 
 def _stages(db: Path) -> Counter[str]:

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,19 @@ from sandbox import register
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, Branch, drop, make_branch
 
-__all__ = ["Outcome", "agent_process", "export_loans", "make_branch_for", "outcome", "run_agent", "units"]
+__all__ = [
+    "Outcome",
+    "agent_process",
+    "export_loans",
+    "make_branch_for",
+    "open_alerts",
+    "outcome",
+    "run_agent",
+    "running_agent",
+    "stop_agent",
+    "units",
+    "wait_done",
+]
 
 UNITS = [n for n in register.HOMES if n not in (register.SEIZED_UNIT, register.OBJECTION_UNIT)]
 COREBANK = [{"name": "corebank", "path": "inbox/corebank", "profile": "corebank_csv", "completion": "rename"}]
@@ -189,6 +203,18 @@ def _local_stages(branch: Branch) -> dict[str, str]:
         con.close()
 
 
+def open_alerts(branch: Branch) -> dict[str, str]:
+    """The agent's alerts not cleared yet, kind → message (read while it runs)."""
+    db = branch.root / "var" / "state.db"
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return {r[0]: r[1] for r in con.execute("SELECT kind, message FROM alerts WHERE cleared_at IS NULL")}
+    finally:
+        con.close()
+
+
 def local_counts(branch: Branch) -> Counter[str]:
     """The agent's stages, pending receipt batches and unstored certificates (while it runs)."""
     db = branch.root / "var" / "state.db"
@@ -208,32 +234,56 @@ def local_counts(branch: Branch) -> Counter[str]:
         con.close()
 
 
+def stop_agent(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
+    """SIGTERM, then SIGKILL if it has not stopped in ``timeout`` seconds; its exit status (0: a clean stop)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+@contextmanager
+def running_agent(branch: Branch, *args: str, log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``regbridge run`` for the length of a with-block, stopped (:func:`stop_agent`) at its end."""
+    proc = agent_process(branch, *args, log=log, **env)
+    try:
+        yield proc
+    finally:
+        stop_agent(proc)
+
+
+def wait_done(
+    branch: Branch, expected: int, proc: subprocess.Popen[bytes], *, log: Path, timeout: float, during: Any = None
+) -> float:
+    """Until ``expected`` applications are finished (done, rejected or quarantined) with nothing left to
+    deliver or write; ``during(proc, counts)`` is called about twice a second. The seconds it took."""
+    started = time.monotonic()
+    while True:
+        counts = local_counts(branch)
+        if (
+            counts["done"] + counts["rejected"] + counts["quarantined"] >= expected
+            and not counts["_pending_receipts"]
+            and not counts["_unstored"]
+        ):
+            return time.monotonic() - started
+        if proc.poll() is not None:
+            raise AssertionError(f"the agent died: {log.read_text()[-3000:]}")
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not done in {timeout:g} s: {counts}")
+        if during is not None:
+            during(proc, counts)
+        time.sleep(0.25)
+
+
 def run_daemon_until_done(
     branch: Branch, expected: int, *, log: Path, timeout: float, during: Any = None, **env: str
 ) -> float:
-    """``regbridge run`` until ``expected`` applications are done with nothing left to deliver or write;
-    then SIGTERM (a clean stop is required). ``during(proc, counts)`` is called about twice a second.
-    Returns the seconds it took."""
+    """``regbridge run`` until :func:`wait_done`, then SIGTERM (a clean stop is required); the seconds it took."""
     started = time.monotonic()
-    proc = agent_process(branch, log=log, **env)
-    try:
-        while True:
-            counts = local_counts(branch)
-            if (
-                counts["done"] + counts["rejected"] + counts["quarantined"] >= expected
-                and not counts["_pending_receipts"]
-                and not counts["_unstored"]
-            ):
-                break
-            assert proc.poll() is None, f"the agent died: {log.read_text()[-3000:]}"
-            assert time.monotonic() - started < timeout, f"not done in {timeout:g} s: {counts}"
-            if during is not None:
-                during(proc, counts)
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, f"no clean stop: {log.read_text()[-3000:]}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with running_agent(branch, log=log, **env) as proc:
+        wait_done(branch, expected, proc, log=log, timeout=timeout, during=during)
+        assert stop_agent(proc) == 0, f"no clean stop: {log.read_text()[-3000:]}"
     return time.monotonic() - started

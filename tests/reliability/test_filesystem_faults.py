@@ -25,7 +25,14 @@ from typing import Any
 
 from sandbox.local import LocalCentre
 from tests import proof
-from tests.reliability.harness import export_loans, local_counts, make_branch_for, outcome, run_daemon_until_done
+from tests.reliability.harness import (
+    export_loans,
+    local_counts,
+    make_branch_for,
+    open_alerts,
+    outcome,
+    run_daemon_until_done,
+)
 
 BATCH = proof.size(8, 60)
 
@@ -46,16 +53,6 @@ def tmpfs(path: Path, size_mb: int) -> Iterator[Path]:
         yield path
     finally:
         _umount(path)
-
-
-def _alerts(db: Path) -> dict[str, str]:
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return {r[0]: r[1] for r in con.execute("SELECT kind, message FROM alerts WHERE cleared_at IS NULL")}
-    finally:
-        con.close()
 
 
 def _wait(what: str, check: Any, timeout: float = 60.0) -> None:
@@ -83,7 +80,7 @@ def test_a_full_disk_pauses_with_an_alert_and_resumes_when_space_returns(centre:
                 free = shutil.disk_usage(state).free
                 with open(filler, "wb") as fh:  # leave about 2 MB: under the 8 MB the agent needs
                     fh.write(b"\0" * max(0, free - 2 * 2**20))
-                _wait("the disk_full alert", lambda: "disk_full" in _alerts(db))
+                _wait("the disk_full alert", lambda: "disk_full" in open_alerts(branch))
                 phase.update(step="full", at=time.monotonic(), done=counts["done"])
                 loans.extend(export_loans(branch, "DF-B", BATCH, start=BATCH))
             elif phase["step"] == "full" and time.monotonic() - phase["at"] > 5:
@@ -96,7 +93,7 @@ def test_a_full_disk_pauses_with_an_alert_and_resumes_when_space_returns(centre:
         run_daemon_until_done(branch, 2 * BATCH, log=tmp_path / "agent.stderr", timeout=300, during=fill_up,
                               REGBRIDGE_PAUSE_FREE_MB="8")  # fmt: skip
         assert phase["step"] == "freed"
-        assert "disk_full" not in _alerts(db)
+        assert "disk_full" not in open_alerts(branch)
         con = sqlite3.connect(db)
         try:
             assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -117,7 +114,6 @@ def test_a_watched_share_that_vanishes_and_comes_back(centre: LocalCentre, tmp_p
     (share / "materials").mkdir(parents=True)
     inbox = branch.inbox()
     _mount("--bind", str(share), str(inbox))
-    db = branch.root / "var" / "state.db"
     try:
         loans = export_loans(branch, "SH-A", BATCH)
         phase: dict[str, Any] = {"step": "first"}
@@ -125,7 +121,7 @@ def test_a_watched_share_that_vanishes_and_comes_back(centre: LocalCentre, tmp_p
         def vanish(proc: Any, counts: Any) -> None:
             if phase["step"] == "first" and counts["done"] >= len(loans) and not counts["_pending_receipts"]:
                 _umount(inbox)
-                _wait("the inbox alert", lambda: "inbox:corebank" in _alerts(db))
+                _wait("the inbox alert", lambda: "inbox:corebank" in open_alerts(branch))
                 # the loan system keeps writing to the share, which the branch cannot see
                 loans.extend(
                     export_loans(
@@ -143,7 +139,7 @@ def test_a_watched_share_that_vanishes_and_comes_back(centre: LocalCentre, tmp_p
 
         run_daemon_until_done(branch, 2 * BATCH, log=tmp_path / "agent.stderr", timeout=300, during=vanish)
         assert phase["step"] == "back"
-        assert "inbox:corebank" not in _alerts(db)
+        assert "inbox:corebank" not in open_alerts(branch)
         result = outcome(centre, branch, loans)
     finally:
         _umount(inbox)
@@ -170,7 +166,6 @@ def test_a_document_store_refusing_writes_holds_certificates_until_it_accepts(
     started = time.monotonic()
     branch = make_branch_for(centre, tmp_path / "branch")
     docs = branch.root / "documents"
-    db = branch.root / "var" / "state.db"
     with tmpfs(docs, 64):
         loans = export_loans(branch, "DS-A", BATCH)
         phase: dict[str, Any] = {"step": "first"}
@@ -179,7 +174,7 @@ def test_a_document_store_refusing_writes_holds_certificates_until_it_accepts(
             if phase["step"] == "first" and counts["done"] >= len(loans):
                 _mount("-o", "remount,ro", str(docs))
                 loans.extend(export_loans(branch, "DS-B", BATCH, start=BATCH))
-                _wait("the document_store alert", lambda: "document_store" in _alerts(db), timeout=120)
+                _wait("the document_store alert", lambda: "document_store" in open_alerts(branch), timeout=120)
                 phase.update(step="refusing", at=time.monotonic())
             elif phase["step"] == "refusing" and time.monotonic() - phase["at"] > 3:
                 assert local_counts(branch)["_unstored"] > 0
@@ -188,7 +183,7 @@ def test_a_document_store_refusing_writes_holds_certificates_until_it_accepts(
 
         run_daemon_until_done(branch, 2 * BATCH, log=tmp_path / "agent.stderr", timeout=300, during=refuse)
         assert phase["step"] == "accepting"
-        assert "document_store" not in _alerts(db)
+        assert "document_store" not in open_alerts(branch)
         result = outcome(centre, branch, loans)
     proof.record(
         proof.Result("document store read-only, then writable", runs=1, applications=result.applications,

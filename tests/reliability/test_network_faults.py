@@ -24,6 +24,7 @@ from tests.reliability.harness import (
     export_loans,
     local_counts,
     make_branch_for,
+    open_alerts,
     outcome,
     run_daemon_until_done,
 )
@@ -32,18 +33,6 @@ APPS = proof.size(48, 2000)
 BASELINE_APPS = proof.size(10, 40)
 DOWN_SECONDS = proof.size(15, 180)
 FAULTED_KINDS = ("error", "rate_limit", "timeout", "drop")
-
-
-def _alerts(branch: Any) -> dict[str, str]:
-    import sqlite3
-
-    if not (branch.root / "var" / "state.db").exists():
-        return {}
-    con = sqlite3.connect(f"file:{branch.root / 'var' / 'state.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        return {r[0]: r[1] for r in con.execute("SELECT kind, message FROM alerts WHERE cleared_at IS NULL")}
-    finally:
-        con.close()
 
 
 def test_a_fifth_of_requests_failing_loses_and_duplicates_nothing(centre: LocalCentre, tmp_path: Path) -> None:
@@ -129,7 +118,7 @@ def test_the_centre_away_for_minutes_the_queue_holds_and_drains(centre: LocalCen
         elif state["phase"] == "down" and time.monotonic() - state["since"] >= DOWN_SECONDS:
             held = local_counts(branch)
             assert held["queued"] > 0, f"the queue should hold while the centre is away: {held}"
-            assert "centre_unreachable" in _alerts(branch), _alerts(branch)
+            assert "centre_unreachable" in open_alerts(branch), open_alerts(branch)
             back = LocalCentre(store=centre.store, port=centre.port)
             back.start()
             state.update(phase="back", restarted=back, back_at=time.monotonic())
@@ -138,7 +127,7 @@ def test_the_centre_away_for_minutes_the_queue_holds_and_drains(centre: LocalCen
         run_daemon_until_done(branch, len(loans) + proof.size(20, 100), log=tmp_path / "agent.stderr",
                               timeout=DOWN_SECONDS + 300, during=outage)  # fmt: skip
         drained = time.monotonic() - state["back_at"]
-        assert "centre_unreachable" not in _alerts(branch)
+        assert "centre_unreachable" not in open_alerts(branch)
     finally:
         if state["restarted"] is not None:
             state["restarted"].stop()
@@ -167,7 +156,7 @@ def test_a_skewed_clock_pauses_with_a_clear_alert_not_a_loop(centre: LocalCentre
     state: dict[str, Any] = {"paused_at": None}
 
     def skewed(proc: Any, counts: Any) -> None:
-        alerts = _alerts(branch)
+        alerts = open_alerts(branch)
         if state["paused_at"] is None and "paused" in alerts:
             state.update(paused_at=time.monotonic(), requests=tally.total(), alert=alerts["paused"])
         elif (
