@@ -67,14 +67,16 @@ class BlobStore:
         self.root = root
         self._encrypt = encrypt or (lambda b: b)
         self._decrypt = decrypt or (lambda b: b)
+        self._kept: set[str] = set()  # names seen kept: blobs are never removed, so one stat each is enough
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def put(self, content: bytes) -> str:
         """Keep ``content``; returns its name (the SHA-256 of the plaintext)."""
         digest = hashlib.sha256(content).hexdigest()
         path = self.root / digest[:2] / digest
-        if not path.exists():
+        if not self.exists(digest):
             atomic_write(path, self._encrypt(content))
+            self._kept.add(digest)
         return digest
 
     def get(self, name: str) -> bytes:
@@ -84,4 +86,9 @@ class BlobStore:
         return content
 
     def exists(self, name: str) -> bool:
-        return (self.root / name[:2] / name).exists()
+        if name in self._kept:
+            return True
+        if (self.root / name[:2] / name).exists():
+            self._kept.add(name)
+            return True
+        return False

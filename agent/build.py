@@ -187,6 +187,31 @@ def _inside(folder: Path, name: str) -> Path:
     return path
 
 
+_MANIFEST_FILES: dict[tuple[str, str], tuple[int, Path, bool, bool]] = {}
+
+
+def _manifest_file(folder: Path, name: str) -> tuple[Path, bool, bool]:
+    """(where ``name`` really is, whether inside ``folder``, whether a regular file).
+
+    A plain name's answer is remembered while the folder is unchanged: whatever would change it —
+    the file created, removed, renamed or a link re-pointed — changes the folder's mtime. A batch
+    names the same shared forms for every loan; this is one stat per application, not three per file.
+    """
+    plain = not ("/" in name or "\\" in name or name.startswith("."))
+    mtime = folder.stat().st_mtime_ns if plain else -1
+    hit = _MANIFEST_FILES.get((str(folder), name)) if plain else None
+    if hit is not None and hit[0] == mtime:
+        return hit[1], hit[2], hit[3]
+    path = _inside(folder, name)
+    inside = folder in path.parents
+    answer = (path, inside, inside and path.is_file())
+    if plain:
+        if len(_MANIFEST_FILES) > 100_000:
+            _MANIFEST_FILES.clear()
+        _MANIFEST_FILES[(str(folder), name)] = (mtime, *answer)
+    return answer
+
+
 def file_digest(path: Path) -> tuple[str, int]:
     """(SHA-256, size) of a file, remembered while it is unchanged (one scanned form shared by a batch)."""
     st = path.stat()
@@ -234,12 +259,12 @@ def find_materials(
         for part in filter(None, (p.strip() for p in raw.split(spec.manifest_split))):
             code, _, name = part.partition(":")
             code = by_name.get(code.strip(), code.strip())
-            path = _inside(folder, name.strip())
-            if not name or folder not in path.parents:
+            path, inside, is_file = _manifest_file(folder, name.strip()) if name.strip() else (folder, False, False)
+            if not inside:
                 mapped.error(first.row, spec.manifest, part, "code:filename, a file inside the materials folder")
             elif code not in codes:
                 mapped.error(first.row, spec.manifest, part, f"a material code of the {checklist.name} checklist")
-            elif not path.is_file():
+            elif not is_file:
                 mapped.error(first.row, spec.manifest, part, f"a file {name} in {folder}")
             else:
                 found.append((code, path))
