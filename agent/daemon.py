@@ -42,6 +42,30 @@ __all__ = ["run_daemon"]
 log = logging.getLogger("regbridge.agent")
 
 
+STOP_GRACE_SECONDS = 120.0
+
+
+class _Running:
+    """How many job runs are under way; ``with running:`` around each, :meth:`wait_idle` at stop."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, timeout=timeout)
+
+
 class _Kickable:
     """A job run at its interval and at once when kicked; a kick while it runs makes it run again.
 
@@ -92,15 +116,20 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         except Exception as exc:
             log.warning("could not register the webhook; the event feed still works", extra={"error": str(exc)})
 
+    running = _Running()
+
     def guarded(name: str, fn: Any) -> Any:
         def run() -> None:
-            try:
-                fn()
-            except Exception as exc:  # a failing job is logged and runs again next time; the daemon stays up
-                if agent.out_of_space(exc):
+            with running:
+                if stop.is_set():  # stopping: a run that had not started yet does not start
                     return
-                agent.metrics.errors.labels("job_failed").inc()
-                log.exception("job failed", extra={"job": name})
+                try:
+                    fn()
+                except Exception as exc:  # a failing job is logged and runs again next time; the daemon stays up
+                    if agent.out_of_space(exc):
+                        return
+                    agent.metrics.errors.labels("job_failed").inc()
+                    log.exception("job failed", extra={"job": name})
 
         return run
 
@@ -123,7 +152,9 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
     def events() -> None:
         interval = agent.poll()
-        scheduler.reschedule_job("events", trigger="interval", seconds=max(1.0, interval))
+        if not stop.is_set():
+            with contextlib.suppress(Exception):  # the scheduler may be shutting down
+                scheduler.reschedule_job("events", trigger="interval", seconds=max(1.0, interval))
 
     now = datetime.now(scheduler.timezone) if hasattr(scheduler, "timezone") else datetime.now()
     scheduler.add_job(
@@ -190,7 +221,13 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             pass
     finally:
         notify("STOPPING=1", "STATUS=stopping: finishing running jobs")
-        scheduler.shutdown(wait=True)
+        # Not shutdown(wait=True): apscheduler holds its job-store lock while it waits for running jobs,
+        # and a running job that reschedules a job (the feed does, after each read; an event wakes the
+        # work) waits for that same lock — the daemon hung on SIGTERM. Stop the scheduler, then wait for
+        # the running jobs here, holding nothing they need.
+        scheduler.shutdown(wait=False)
+        if not running.wait_idle(STOP_GRACE_SECONDS):
+            log.error("jobs still running at stop; their work resumes from the state at the next start")
         if metrics_server is not None:
             metrics_server.stop()
         watcher.stop()

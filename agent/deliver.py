@@ -36,8 +36,8 @@ def deliver_due(agent: Agent) -> int:
     if due:
         with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="deliver") as pool:
             done = sum(pool.map(lambda cert: _deliver_guarded(agent, cert, stop), due))
-    for cert in agent.store.certificates(stage="stored"):
-        if cert["supersede_pending"]:
+    for cert in agent.store.superseding():
+        if cert["stage"] == "stored":
             _mark_superseded(agent, cert)
     return done
 

@@ -522,7 +522,7 @@ class Agent:
         waiting = len(self.awaiting_bank())
         open_apps = sum(n for stage, n in counts.items() if stage not in FINAL_STAGES) - waiting
         certs = len(self.store.certificates(stage="pending")) + len(self.store.certificates(stage="storing"))
-        pending_superseded = len([c for c in self.store.certificates(stage="stored") if c["supersede_pending"]])
+        pending_superseded = len([c for c in self.store.superseding() if c["stage"] == "stored"])
         return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches())
 
     def awaiting_bank(self) -> list[str]:

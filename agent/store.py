@@ -118,6 +118,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX applications_needing_refresh ON applications (reference) WHERE needs_refresh = 1;
     CREATE INDEX applications_unpaid ON applications (reference) WHERE fee_status = 'unpaid';
     """,
+    # 3 → 4: with years of stored certificates, the deliver job's question every second (is one being
+    # superseded?) and the per-application lookups of its certificates must not scan them all; nor may the
+    # work loop's question every second (a 补正 waiting for materials?) scan every tracked application
+    """
+    CREATE INDEX certificates_superseding ON certificates (certificate_id) WHERE supersede_pending = 1;
+    CREATE INDEX certificates_by_reference ON certificates (reference);
+    CREATE INDEX applications_in_correction ON applications (reference) WHERE centre_status = 'correction_required';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -547,6 +555,10 @@ class SQLiteStore:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         return [dict(r) for r in self._all(sql + " ORDER BY created_at", tuple(args))]
+
+    def superseding(self) -> list[dict[str, Any]]:
+        """Stored certificates the centre superseded whose sidecar in the document store is not yet updated."""
+        return [dict(r) for r in self._all("SELECT * FROM certificates WHERE supersede_pending = 1")]
 
     def certificate_by_number(self, number: str) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM certificates WHERE certificate_number = ?", (number,))

@@ -346,8 +346,10 @@ def check_deadlines(agent: Agent) -> int:
 def find_supplement_materials(agent: Agent) -> int:
     """A 补正 asking for materials is answered when the bank drops them (``<loan>_<code>.pdf``)."""
     answered = 0
+    # asked every second: answered from the partial index of open 补正s, not by scanning every tracked
+    # application (``+stage`` keeps SQLite from choosing the stage index instead)
     for ref in agent.store.references(
-        "tracking", where="centre_status = 'correction_required' AND correction IS NOT NULL"
+        where="centre_status = 'correction_required' AND correction IS NOT NULL AND +stage = 'tracking'"
     ):
         app = agent.store.application(ref)
         if app is None or not app.correction:

@@ -41,6 +41,8 @@ from tests.reliability.harness import export_loans, make_branch_for, running_age
 __all__ = ["raw_ceiling", "run"]
 
 POLL_SECONDS = 2.0  # the freshness the agent is configured for (its feed interval)
+# a daily fee cap the run fits under: the default (100,000 元) holds a 5,000-application day's fees, as it should
+FEES = {"auto_pay": True, "daily_cap": "100000000"}
 
 
 def _latencies(centre: LocalCentre, branch: Any) -> list[float]:
@@ -222,12 +224,12 @@ def run(apps: int, work: Path, *, latency_apps: int = 60, gap: float = 1.0) -> l
     with LocalCentre() as centre:
         tally = centre.app.state.requests
         branch = make_branch_for(centre, work / "branch", concurrency=8, max_poll_seconds=POLL_SECONDS,
-                                 straggler_seconds=3600)  # fmt: skip
+                                 straggler_seconds=3600, fees=FEES)  # fmt: skip
         log = work / "agent.stderr"
         loans = export_loans(branch, "BENCH", apps)
         tally.reset()
         with running_agent(branch, log=log) as proc:
-            took = wait_done(branch, len(loans), proc, log=log, timeout=apps * 2.0 + 120)
+            took = wait_done(branch, len(loans), proc, log=log, timeout=apps * 2.0 + 120, stalled=120)
             requests = tally.total()
             by_route = tally.by_route()
             stop_agent(proc)
@@ -292,7 +294,8 @@ def _steady_latencies(work: Path, apps: int, gap: float, *, webhooks: bool) -> l
         env = {"REGBRIDGE_WEBHOOK__ENABLED": "true", "REGBRIDGE_WEBHOOK__PORT": str(port)}
     with LocalCentre() as centre:
         poll = 60.0 if webhooks else POLL_SECONDS
-        branch = make_branch_for(centre, work / "branch", concurrency=8, max_poll_seconds=poll, straggler_seconds=3600)
+        branch = make_branch_for(centre, work / "branch", concurrency=8, max_poll_seconds=poll, straggler_seconds=3600,
+                                 fees=FEES)  # fmt: skip
         log = work / "agent.stderr"
         with running_agent(branch, log=log, **env) as proc:
             time.sleep(2.0)  # started (and, with webhooks, its receiver registered with the centre)
@@ -300,7 +303,7 @@ def _steady_latencies(work: Path, apps: int, gap: float, *, webhooks: bool) -> l
                 started = time.monotonic()
                 export_loans(branch, f"L{k:04d}", 1, start=k)
                 time.sleep(max(0.0, gap - (time.monotonic() - started)))
-            wait_done(branch, apps, proc, log=log, timeout=apps * 2.0 + 120)
+            wait_done(branch, apps, proc, log=log, timeout=apps * 2.0 + 120, stalled=120)
             stop_agent(proc)
         return _latencies(centre, branch)
 

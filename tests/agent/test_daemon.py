@@ -1,13 +1,17 @@
-"""The daemon's kickable jobs: an event starts the work at once, and a kick during a round is not lost."""
+"""The daemon's jobs: an event starts the work at once, a kick during a round is not lost, a stop never hangs."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agent.daemon import _Kickable
+from agent.daemon import _Kickable, run_daemon
+
+from .conftest import Branch
 
 
 def _scheduler_with(job_fn: object, stop: threading.Event) -> tuple[BackgroundScheduler, _Kickable]:
@@ -86,3 +90,34 @@ def test_a_stopping_daemon_does_not_rerun_the_job() -> None:
     finally:
         scheduler.shutdown(wait=True)
     assert calls == [1]
+
+
+def test_the_daemon_stops_while_the_feed_job_is_running(branch: Branch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM during a feed read: the read finishes, the job reschedules nothing, the daemon exits.
+
+    (apscheduler's shutdown(wait=True) held its job-store lock while waiting for the running feed
+    job, which then waited for that lock to reschedule itself: the daemon hung on SIGTERM.)
+    """
+    agent = branch.agent()
+    reading = threading.Event()
+    real_poll = agent.poll
+
+    def slow_poll() -> float:
+        reading.set()
+        time.sleep(1.0)  # the stop arrives during the read
+        return real_poll()
+
+    monkeypatch.setattr(agent, "poll", slow_poll)
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_daemon, args=(agent,), kwargs={"stop": stop, "install_signals": False})
+    daemon.start()
+    try:
+        assert reading.wait(30), "the feed job ran"
+        stop.set()
+        daemon.join(timeout=60)
+        assert not daemon.is_alive(), "the daemon stopped while its feed job was running"
+    finally:
+        stop.set()
+        daemon.join(timeout=5)
+    stopped = [line for line in (branch.root / "var" / "audit.log").read_text().splitlines() if "agent.stopped" in line]
+    assert stopped, "a clean stop is recorded"

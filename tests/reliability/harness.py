@@ -256,23 +256,36 @@ def running_agent(branch: Branch, *args: str, log: Path, **env: str) -> Iterator
 
 
 def wait_done(
-    branch: Branch, expected: int, proc: subprocess.Popen[bytes], *, log: Path, timeout: float, during: Any = None
+    branch: Branch,
+    expected: int,
+    proc: subprocess.Popen[bytes],
+    *,
+    log: Path,
+    timeout: float,
+    during: Any = None,
+    stalled: float | None = None,
 ) -> float:
     """Until ``expected`` applications are finished (done, rejected or quarantined) with nothing left to
-    deliver or write; ``during(proc, counts)`` is called about twice a second. The seconds it took."""
-    started = time.monotonic()
+    deliver or write; ``during(proc, counts)`` is called about twice a second. The seconds it took.
+
+    ``stalled``: give up as soon as nothing has finished for that many seconds while the agent holds an
+    alert (a fee cap reached, a refusing store…): it is waiting for a person, not for time.
+    """
+    started = last_change = time.monotonic()
+    finished_before = -1
     while True:
         counts = local_counts(branch)
-        if (
-            counts["done"] + counts["rejected"] + counts["quarantined"] >= expected
-            and not counts["_pending_receipts"]
-            and not counts["_unstored"]
-        ):
+        finished = counts["done"] + counts["rejected"] + counts["quarantined"]
+        if finished >= expected and not counts["_pending_receipts"] and not counts["_unstored"]:
             return time.monotonic() - started
+        if finished != finished_before:
+            finished_before, last_change = finished, time.monotonic()
         if proc.poll() is not None:
             raise AssertionError(f"the agent died: {log.read_text()[-3000:]}")
         if time.monotonic() - started > timeout:
             raise AssertionError(f"not done in {timeout:g} s: {counts}")
+        if stalled is not None and time.monotonic() - last_change > stalled and (alerts := open_alerts(branch)):
+            raise AssertionError(f"stalled for {stalled:g} s at {counts} with alerts: {alerts}")
         if during is not None:
             during(proc, counts)
         time.sleep(0.25)
