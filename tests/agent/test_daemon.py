@@ -121,3 +121,27 @@ def test_the_daemon_stops_while_the_feed_job_is_running(branch: Branch, monkeypa
         daemon.join(timeout=5)
     stopped = [line for line in (branch.root / "var" / "audit.log").read_text().splitlines() if "agent.stopped" in line]
     assert stopped, "a clean stop is recorded"
+
+
+def test_the_scheduler_logs_its_errors_as_json_and_not_its_skipped_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from agent.logs import setup_logging
+
+    loggers = [logging.getLogger("regbridge"), logging.getLogger("apscheduler")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]  # the session's log (privacy scan)
+    setup_logging(None)
+    try:
+        scheduler_log = logging.getLogger("apscheduler.scheduler")
+        scheduler_log.warning('Execution of job "work" skipped: maximum number of running instances reached (1)')
+        scheduler_log.error("Error adding job")
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1, lines
+        assert json.loads(lines[0])["msg"] == "Error adding job"
+    finally:
+        setup_logging(None, stderr=False)
+        for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            lg.handlers[:] = handlers  # a closed FileHandler opens its file again at the next record
+            lg.setLevel(level)
+            lg.propagate = propagate
