@@ -187,6 +187,24 @@ def _inside(folder: Path, name: str) -> Path:
     return path
 
 
+_RESOLVED: dict[str, tuple[tuple[int, int], Path]] = {}
+
+
+def _resolved(folder: Path) -> Path:
+    """``folder.resolve()``, remembered while the folder it names is the same one (one stat, not an lstat
+    per component of a deep path for every application)."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return folder.resolve()
+    hit = _RESOLVED.get(str(folder))
+    if hit is not None and hit[0] == (st.st_dev, st.st_ino):
+        return hit[1]
+    real = folder.resolve()
+    _RESOLVED[str(folder)] = ((st.st_dev, st.st_ino), real)
+    return real
+
+
 _MANIFEST_FILES: dict[tuple[str, str], tuple[int, Path, bool, bool]] = {}
 
 
@@ -249,7 +267,7 @@ def find_materials(
 ) -> list[tuple[str, Path]]:
     """(code, file) for each material of this loan in the profile's materials folder or manifest column."""
     spec = profile.materials
-    folder = (inbox / spec.folder).resolve()
+    folder = _resolved(inbox / spec.folder)
     by_name = {item.name: item.code for item in checklist.items}
     codes = {item.code for item in checklist.items}
     found: list[tuple[str, Path]] = []
