@@ -134,6 +134,12 @@ class AgentConfig(BaseSettings):
     rescan_seconds: float = Field(default=30.0, gt=0, description="a full rescan of the inboxes this often")
     straggler_seconds: float = Field(default=300.0, gt=0, description="read an application without news this often")
     max_poll_seconds: float = Field(default=60.0, gt=0, description="the event feed at least this often")
+    retry_max_seconds: float = Field(
+        default=600.0,
+        ge=1,
+        description="the longest wait before an application that keeps failing is tried again (the backoff doubles "
+        "up to this)",
+    )
     correction_warning_hours: float = Field(default=48.0, description="warn this long before a 补正 deadline")
     transmittal_dir: Path = Field(default=Path("transmittals"), description="where transmittals are written")
     min_free_mb: int = Field(default=512, ge=0, description="`doctor` fails below this much free disk")

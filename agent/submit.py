@@ -52,7 +52,7 @@ def submit_due(agent: Agent) -> int:
 
 def _backoff(agent: Agent, app: AppRow, exc: Exception) -> None:
     attempts = app.attempts + 1
-    delay = min(600.0, 2.0 ** min(attempts, 10)) * random.uniform(0.5, 1.0)
+    delay = min(agent.config.retry_max_seconds, 2.0 ** min(attempts, 10)) * random.uniform(0.5, 1.0)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         delay = max(delay, float(retry_after))

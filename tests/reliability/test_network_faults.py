@@ -73,6 +73,9 @@ def test_a_fifth_of_requests_failing_loses_and_duplicates_nothing(centre: LocalC
         log=tmp_path / "agent.stderr",
         timeout=proof.size(400, 2400),
         REGBRIDGE_CENTRE__TIMEOUT="2",
+        # bounded: an application unlucky several times in a row waits at most 30 s, not minutes (the run's
+        # length, not what is proven, depended on that tail)
+        REGBRIDGE_RETRY_MAX_SECONDS=str(proof.size(30, 600)),
     )
     faults.configure(FaultsConfig())
 
