@@ -1,4 +1,4 @@
-"""SIGKILL the agent at random moments while applications flow (100; 200 under ``make proof``); restart it; again
+"""SIGKILL the agent at random moments while applications flow (60; 200 under ``make proof``); restart it; again
 and again.
 
 Afterwards the centre holds exactly one application per loan operation, every certificate it
@@ -28,7 +28,7 @@ from tests import proof
 
 from .conftest import SECRET, drop, make_branch
 
-UNITS = [n for n in range(1, proof.size(100, 200) + 2) if n != register.SEIZED_UNIT]  # first mortgages
+UNITS = [n for n in range(1, proof.size(60, 200) + 2) if n != register.SEIZED_UNIT]  # first mortgages
 
 
 def _stages(db: Path) -> Counter[str]:
@@ -74,7 +74,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
     kills = 0
     deadline = time.monotonic() + 420
     try:
-        while kills < 8:
+        while kills < proof.size(5, 8):
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
             time.sleep(rng.uniform(1.5, 6.0))
             proc.send_signal(signal.SIGKILL)
