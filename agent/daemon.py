@@ -101,7 +101,6 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
-    agent.scheduler = scheduler
     watcher = InboxWatcher(agent)
     agent.watcher = watcher
     receiver = None
@@ -208,14 +207,14 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
     notify("READY=1", f"STATUS=processing {len(agent.config.inbox)} inbox(es) for {agent.config.centre.url}")
     original_wake = agent.wake
 
-    def wake_scan() -> None:
+    def wake() -> None:  # something changed: deliveries, the work round and the scan now, not at their interval
         original_wake()
         deliver.kick()
         work.kick()
         with contextlib.suppress(Exception):  # the scheduler may be shutting down
             scheduler.modify_job("scan", next_run_time=datetime.now(scheduler.timezone))
 
-    agent.wake = wake_scan  # type: ignore[method-assign]
+    agent.wake = wake  # type: ignore[method-assign]
     try:
         while not stop.wait(0.5):
             pass

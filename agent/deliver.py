@@ -37,8 +37,7 @@ def deliver_due(agent: Agent) -> int:
         with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="deliver") as pool:
             done = sum(pool.map(lambda cert: _deliver_guarded(agent, cert, stop), due))
     for cert in agent.store.superseding():
-        if cert["stage"] == "stored":
-            _mark_superseded(agent, cert)
+        _mark_superseded(agent, cert)
     return done
 
 

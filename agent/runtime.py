@@ -21,7 +21,6 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +136,6 @@ class Agent:
         )
         self.paused: str | None = self.store.get_meta("paused") or None
         self._wake = threading.Event()
-        self.scheduler: Any = None
         self.watcher: Any = None
         self._instance_lock: Any = None
         self._unreachable_since: float | None = None
@@ -207,11 +205,11 @@ class Agent:
         self.store.add_receipt(app.reference, kind, app.inbox, payload)
 
     def wake(self) -> None:
-        """Something changed: run the pipeline soon rather than at the next interval."""
+        """Something changed: run the pipeline soon rather than at the next interval.
+
+        (The daemon replaces this with its own wake, which also starts its jobs at once.)
+        """
         self._wake.set()
-        if self.scheduler is not None:
-            with contextlib.suppress(Exception):  # the scheduler may be shutting down
-                self.scheduler.modify_job("work", next_run_time=datetime.now(self.scheduler.timezone))
 
     def pause(self, kind: str, message: str) -> None:
         """Stop submitting (the queue is kept) until the centre accepts us again."""
@@ -522,7 +520,7 @@ class Agent:
         waiting = len(self.awaiting_bank())
         open_apps = sum(n for stage, n in counts.items() if stage not in FINAL_STAGES) - waiting
         certs = len(self.store.certificates(stage="pending")) + len(self.store.certificates(stage="storing"))
-        pending_superseded = len([c for c in self.store.superseding() if c["stage"] == "stored"])
+        pending_superseded = len(self.store.superseding())
         return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches())
 
     def awaiting_bank(self) -> list[str]:

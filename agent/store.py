@@ -558,7 +558,8 @@ class SQLiteStore:
 
     def superseding(self) -> list[dict[str, Any]]:
         """Stored certificates the centre superseded whose sidecar in the document store is not yet updated."""
-        return [dict(r) for r in self._all("SELECT * FROM certificates WHERE supersede_pending = 1")]
+        rows = self._all("SELECT * FROM certificates WHERE supersede_pending = 1 AND stage = 'stored'")
+        return [dict(r) for r in rows]
 
     def certificate_by_number(self, number: str) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM certificates WHERE certificate_number = ?", (number,))

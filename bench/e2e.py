@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -36,7 +35,14 @@ import httpx
 from bench.common import Result, percentile
 from sandbox.local import LocalCentre
 from sdk.signing import KeySigner, sign_request
-from tests.reliability.harness import export_loans, make_branch_for, running_agent, stop_agent, wait_done
+from tests.reliability.harness import (
+    export_loans,
+    make_branch_for,
+    read_state,
+    running_agent,
+    stop_agent,
+    wait_done,
+)
 
 __all__ = ["raw_ceiling", "run"]
 
@@ -52,14 +58,12 @@ def _latencies(centre: LocalCentre, branch: Any) -> list[float]:
             "SELECT id, metadata FROM certificates WHERE institution_id = ?", branch.institution_id
         )
     }
-    con = sqlite3.connect(f"file:{branch.root / 'var' / 'state.db'}?mode=ro", uri=True)
-    try:
+    with read_state(branch) as con:
+        assert con is not None
         stored = {
             cid: datetime.fromisoformat(at).timestamp()
             for cid, at in con.execute("SELECT certificate_id, updated_at FROM certificates WHERE stage = 'stored'")
         }
-    finally:
-        con.close()
     return [stored[c] - issued[c] for c in stored if c in issued]
 
 
@@ -210,12 +214,10 @@ def _raw_lifecycle(job: dict[str, Any]) -> dict[str, float]:
 
 def _minimum_per_app(branch: Any) -> float:
     """create + one upload per material + submit + pay + certificate metadata + its redirect + its content."""
-    con = sqlite3.connect(f"file:{branch.root / 'var' / 'state.db'}?mode=ro", uri=True)
-    try:
+    with read_state(branch) as con:
+        assert con is not None
         apps = con.execute("SELECT COUNT(*) FROM applications").fetchone()[0]
         materials = con.execute("SELECT COUNT(*) FROM materials").fetchone()[0]
-    finally:
-        con.close()
     return 6 + materials / apps
 
 

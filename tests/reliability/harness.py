@@ -38,6 +38,7 @@ __all__ = [
     "make_branch_for",
     "open_alerts",
     "outcome",
+    "read_state",
     "run_agent",
     "running_agent",
     "stop_agent",
@@ -194,44 +195,47 @@ def outcome(centre: LocalCentre, branch: Branch, loans: list[str], *, code: str 
     return Outcome(applications=len(wanted), lost=lost, duplicated=duplicated, details=details)
 
 
-def _local_stages(branch: Branch) -> dict[str, str]:
+@contextmanager
+def read_state(branch: Branch) -> Iterator[sqlite3.Connection | None]:
+    """The agent's state, read-only (safe while it runs); None before the agent created it."""
     db = branch.root / "var" / "state.db"
+    if not db.exists():
+        yield None
+        return
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        return {r[0]: r[1] for r in con.execute("SELECT reference, stage FROM applications")}
+        yield con
     finally:
         con.close()
+
+
+def _local_stages(branch: Branch) -> dict[str, str]:
+    with read_state(branch) as con:
+        assert con is not None, "the agent has no state"
+        return {r[0]: r[1] for r in con.execute("SELECT reference, stage FROM applications")}
 
 
 def open_alerts(branch: Branch) -> dict[str, str]:
     """The agent's alerts not cleared yet, kind → message (read while it runs)."""
-    db = branch.root / "var" / "state.db"
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
+    with read_state(branch) as con:
+        if con is None:
+            return {}
         return {r[0]: r[1] for r in con.execute("SELECT kind, message FROM alerts WHERE cleared_at IS NULL")}
-    finally:
-        con.close()
 
 
 def local_counts(branch: Branch) -> Counter[str]:
     """The agent's stages, pending receipt batches and unstored certificates (while it runs)."""
-    db = branch.root / "var" / "state.db"
-    if not db.exists():
-        return Counter()
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        counts = Counter(r[0] for r in con.execute("SELECT stage FROM applications"))
-        counts["_pending_receipts"] = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[
-            0
-        ]
-        counts["_unstored"] = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
-        return counts
-    except sqlite3.Error:
-        return Counter()
-    finally:
-        con.close()
+    with read_state(branch) as con:
+        if con is None:
+            return Counter()
+        try:
+            counts = Counter(r[0] for r in con.execute("SELECT stage FROM applications"))
+            pending = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[0]
+            counts["_pending_receipts"] = pending
+            counts["_unstored"] = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
+            return counts
+        except sqlite3.Error:  # read while the agent is migrating a fresh state
+            return Counter()
 
 
 def stop_agent(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
