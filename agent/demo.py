@@ -23,11 +23,11 @@ from typing import Any
 
 from agent import demo_data
 from agent.audit import verify_audit
-from agent.blobs import atomic_write
 from agent.config import load_config
 from agent.enrol import enrol
 from agent.logs import setup_logging
 from agent.runtime import Agent
+from sdk.support.files import atomic_write
 
 __all__ = ["EXPECTED", "run_demo"]
 

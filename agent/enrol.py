@@ -25,10 +25,10 @@ from typing import Any, Literal
 import httpx
 
 import sdk
-from agent.blobs import atomic_write
 from agent.keys import KeyCustody
 from agent.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
 from sdk.signing import generate_private_key, jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
+from sdk.support.files import atomic_write
 
 __all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "centre_clock_skew", "enrol", "render_config", "verify_bundle"]
 

@@ -323,7 +323,7 @@ def write_report(agent: Agent, inbox: InboxConfig, report: IngestReport) -> Path
             lines.append(f"  - 字段 {e['field']}: {shown}，应为 {e['expected']}")
         lines.append("")
     lines.append("修正后重新导出该行，或修正配置后运行: regbridge requeue <隔离编号>")
-    from agent.blobs import atomic_write
+    from sdk.support.files import atomic_write
 
     path = folder / f"{Path(report.file).name}.{report.sha256[:8]}.txt"
     atomic_write(path, "\n".join(lines).encode("utf-8"), mode=0o640)

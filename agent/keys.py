@@ -33,9 +33,9 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 
 import sdk
-from agent.blobs import atomic_write
 from agent.config import AgentConfig
 from sdk.signing import KeySigner, PrivateKey, generate_private_key, jwk_fingerprint, jwk_from_public_key
+from sdk.support.files import atomic_write
 
 __all__ = [
     "KEYRING_SERVICE",

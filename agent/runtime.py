@@ -27,9 +27,8 @@ from typing import Any
 import httpx
 
 import sdk
-from agent import failpoints
 from agent.audit import AuditLog
-from agent.blobs import BlobStore, atomic_write
+from agent.blobs import BlobStore
 from agent.build import BuildContext
 from agent.config import AgentConfig, InboxConfig, load_config
 from agent.keys import centre_client, custody_for, retire_due
@@ -43,6 +42,8 @@ from config import load_checklists
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from connectors.receipts import receipt_path, render_receipts
 from sdk.models import APPLICATION_TYPES
+from sdk.support import failpoints
+from sdk.support.files import atomic_write
 
 __all__ = ["Agent", "AgentBusy", "Progress"]
 

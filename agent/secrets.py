@@ -99,7 +99,7 @@ def store_secret(secret: bytes, *, secret_file: Path | None = None, keyring_user
         return f"OS keyring (service {KEYRING_SERVICE}, user {keyring_user})"
     if secret_file is None:
         raise ValueError("store_secret needs a keyring user or a file")
-    from agent.blobs import atomic_write
+    from sdk.support.files import atomic_write
 
     secret_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(secret_file, secret + b"\n", mode=0o600)
@@ -119,7 +119,7 @@ class DataCipher:
         salt_file = data_dir / "cipher.salt"
         if not salt_file.exists():
             data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            from agent.blobs import atomic_write
+            from sdk.support.files import atomic_write
 
             atomic_write(salt_file, os.urandom(16))
         return cls(secret, salt_file.read_bytes())

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent import failpoints
+from sdk.support import failpoints
 
 __all__ = [
     "FINAL_STAGES",

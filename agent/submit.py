@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 import sdk
-from agent import failpoints
 from agent.store import AppRow
 from sdk.models import Application, Material, Supplement
+from sdk.support import failpoints
 
 if TYPE_CHECKING:
     from agent.runtime import Agent

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.blobs import atomic_write
 from connectors.receipts import neutralise
 from sdk.models import APPLICATION_TYPES
+from sdk.support.files import atomic_write
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -40,7 +40,7 @@ def _pdf(title: str, rows: list[list[str]], institution: str) -> bytes:
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
-    from connectors.fonts import cjk_font
+    from sdk.support.fonts import cjk_font
 
     font = cjk_font()
     buf = io.BytesIO()

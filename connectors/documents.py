@@ -96,8 +96,8 @@ class FilesystemStore:
         return path
 
     def put(self, key: str, content: bytes, metadata: dict[str, Any]) -> str:
-        from agent import failpoints
-        from agent.blobs import atomic_write, temporary_name
+        from sdk.support import failpoints
+        from sdk.support.files import atomic_write, temporary_name
 
         path = self._path(key)
         digest = hashlib.sha256(content).hexdigest()
@@ -128,7 +128,7 @@ class FilesystemStore:
         return str(path)
 
     def mark_superseded(self, key: str, superseded_by: dict[str, Any]) -> None:
-        from agent.blobs import atomic_write
+        from sdk.support.files import atomic_write
 
         sidecar = self._path(_sidecar(key))
         try:

@@ -23,11 +23,11 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import canvas
 
-from connectors.fonts import FONT_CANDIDATES, cjk_font
 from sdk.codes import LicenceHolderCodeType, LicenceStatus, MortgageMethod
 from sdk.identifiers import LICENCE_TYPE_PROOF
 from sdk.models import CertificateMetadata
 from sdk.money import yuan_to_wan
+from sdk.support.fonts import FONT_CANDIDATES, cjk_font
 
 from .pki import CentreKeys
 

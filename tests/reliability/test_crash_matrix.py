@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.failpoints import POINTS
 from agent.store import MIGRATIONS, SCHEMA_VERSION
 from sandbox.local import LocalCentre
+from sdk.support.failpoints import POINTS
 from tests import proof
 from tests.reliability.harness import export_loans, make_branch_for, outcome, run_agent
 
