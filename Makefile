@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: bench proof test demo lint typecheck clean system-deps openapi docs-certificate sandbox bundle config-doc
+.PHONY: bench proof test demo lint typecheck imports clean system-deps openapi docs-certificate sandbox bundle config-doc
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,10 +15,14 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# the layers and the no-cycle rules in pyproject.toml [tool.importlinter] (docs/architecture.md)
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict sdk
 
-test: system-deps lint typecheck bundle
+test: system-deps lint imports typecheck bundle
 	$(BIN)/pytest -q -n 2 --durations=15
 
 demo: $(STAMP)
