@@ -24,7 +24,7 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -52,8 +52,10 @@ __all__ = [
     "PublicKey",
     "RequestSigningAuth",
     "RotatingSigner",
+    "SignatureInput",
     "Signer",
     "VerifiedRequest",
+    "check_content_digest",
     "content_digest",
     "generate_private_key",
     "jwk_fingerprint",
@@ -291,12 +293,166 @@ class _Message:
     def __init__(self, method: str, url: str, headers: Iterable[tuple[str, str]]) -> None:
         self.method = method.upper()
         self.url = url
-        self.headers = list(headers)
+        self.headers = _Headers(headers)
 
 
 class _Headers(list[tuple[str, str]]):
     def items(self) -> list[tuple[str, str]]:
         return list(self)
+
+
+#: fields a request may carry once only: a second line would let two readers see two values
+SINGLE_FIELDS = ("signature-input", "signature", "content-type", "idempotency-key", "host", "authorization")
+#: the RFC 9530 digest algorithms a verifier computes; any other key in Content-Digest is ignored
+_DIGESTS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+_PARAMETERS = frozenset({"alg", "created", "expires", "keyid", "nonce", "tag"})
+KeyLookup = Mapping[str, PublicKey] | Callable[[str], "PublicKey | None"]
+
+
+class SignatureInput:
+    """The one signature a request is judged by, parsed once from its headers.
+
+    Every part of the authentication — label, key id, algorithm, ``created``/``expires``,
+    ``nonce``, tag and the covered components — comes from this one structure; nothing reads
+    ``Signature-Input`` or ``Signature`` again. Anything ambiguous is refused: a repeated
+    ``Signature-Input``, ``Signature`` (or another single-valued field: ``Content-Type``,
+    ``Idempotency-Key``, ``Host``), a label given twice, a parameter given twice, more than one
+    ``regbridge`` signature, or no member with the label asked for.
+    """
+
+    def __init__(self, label: str, covered: tuple[str, ...], params: dict[str, int | str], signature: bytes) -> None:
+        self.label = label
+        self.covered = covered
+        self.params = params
+        self.signature = signature
+
+    @property
+    def key_id(self) -> str:
+        value = self.params.get("keyid")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def alg(self) -> str | None:
+        value = self.params.get("alg")
+        return value if isinstance(value, str) else None
+
+    @property
+    def created(self) -> int:
+        value = self.params["created"]
+        assert isinstance(value, int)
+        return value
+
+    @property
+    def expires(self) -> int | None:
+        value = self.params.get("expires")
+        return value if isinstance(value, int) else None
+
+    @property
+    def nonce(self) -> str | None:
+        value = self.params.get("nonce")
+        return value if isinstance(value, str) else None
+
+    def field_values(self) -> tuple[str, str]:
+        """``Signature-Input`` and ``Signature`` holding this signature alone, serialised afresh."""
+        members = [(f'"{c}"' if not c.startswith('"') else c) for c in self.covered]
+        params = "".join(
+            f";{k}={v}" if isinstance(v, int) else f";{k}={http_sf.ser(v)}" for k, v in self.params.items()
+        )
+        signature = base64.b64encode(self.signature).decode("ascii")
+        return f"{self.label}=({' '.join(members)}){params}", f"{self.label}=:{signature}:"
+
+    @classmethod
+    def parse(cls, headers: Iterable[tuple[str, str]], *, label: str = SIGNATURE_LABEL) -> SignatureInput:
+        """The ``label`` signature of ``headers``, or :class:`SignatureError` (``signature_missing`` /
+        ``signature_invalid``) saying what is ambiguous or malformed."""
+        lines: dict[str, list[str]] = {}
+        for name, value in headers:
+            lines.setdefault(name.lower(), []).append(value)
+        if "signature" not in lines or "signature-input" not in lines:
+            raise _fail("signature_missing", "the request carries no Signature / Signature-Input")
+        for name in SINGLE_FIELDS:
+            if len(lines.get(name, ())) > 1:
+                raise _fail("signature_invalid", f"the {name} field is sent {len(lines[name])} times; send it once")
+        inputs = _dictionary("Signature-Input", lines["signature-input"][0])
+        signatures = _dictionary("Signature", lines["signature"][0])
+        ours = [k for k, (_m, p) in inputs.items() if p.get("tag") == SIGNATURE_TAG]
+        if len(ours) > 1:
+            raise _fail("signature_invalid", f"{len(ours)} signatures tagged {SIGNATURE_TAG!r}; send one")
+        if label not in inputs:
+            raise _fail("signature_invalid", f"no signature labelled {label!r}")
+        if label not in signatures:
+            raise _fail("signature_invalid", f"Signature has no member {label!r}")
+        members, params = inputs[label]
+        value, _sig_params = signatures[label]
+        if not isinstance(members, list) or not isinstance(value, bytes) or not value:
+            raise _fail("signature_invalid", f"the {label!r} signature is malformed")
+        covered: list[str] = []
+        for item, item_params in members:
+            if not isinstance(item, str) or item_params or item != item.lower():
+                raise _fail("signature_invalid", f"covered component {item!r} is not a plain lowercase name")
+            if item in covered:
+                raise _fail("signature_invalid", f"component {item!r} is covered twice")
+            covered.append(item)
+        unexpected = set(params) - _PARAMETERS
+        if unexpected:
+            raise _fail("signature_invalid", f"unexpected signature parameter(s) {sorted(unexpected)}")
+        for name in ("created", "expires"):
+            if name in params and type(params[name]) is not int:
+                raise _fail("signature_invalid", f"{name} must be an integer")
+        for name in ("alg", "keyid", "nonce", "tag"):
+            if name in params and not isinstance(params[name], str):
+                raise _fail("signature_invalid", f"{name} must be a string")
+        if params.get("tag") != SIGNATURE_TAG:
+            raise _fail("signature_invalid", f"the signature is not tagged {SIGNATURE_TAG!r}")
+        if "created" not in params:
+            raise _fail("signature_invalid", "the signature has no created time")
+        if not isinstance(params.get("keyid"), str) or not params["keyid"]:
+            raise _fail("unknown_key", "the signature names no key id")
+        return cls(label, tuple(covered), dict(params), value)
+
+
+def _fail(code: str, message: str) -> Exception:
+    from .errors import SignatureError
+
+    err = SignatureError(message)
+    err.code = code  # type: ignore[attr-defined]
+    return err
+
+
+def _dictionary(name: str, value: str) -> dict[str, Any]:
+    """Parse a Structured Field dictionary, refusing a key given twice (in members or in parameters)."""
+
+    def duplicate(key: str, context: str) -> None:
+        raise ValueError(f"{key!r} given twice ({context})")
+
+    try:
+        parsed: Any = http_sf.parse(value.encode(), tltype="dictionary", on_duplicate_key=duplicate)
+    except Exception as e:
+        raise _fail("signature_invalid", f"{name} is malformed: {e}") from None
+    return dict(parsed)
+
+
+def check_content_digest(values: list[str], body: bytes) -> None:
+    """Check an RFC 9530 ``Content-Digest`` (every field line, as one dictionary) against ``body``.
+
+    Every algorithm the verifier knows (``sha-256``, ``sha-512``) that the field carries must
+    match; unknown ones are ignored; at least one known one must be present.
+
+    Raises:
+        SignatureError: ``digest_mismatch``.
+    """
+    if not values:
+        raise _fail("digest_mismatch", "the request carries no Content-Digest")
+    try:
+        members = _dictionary("Content-Digest", ", ".join(values))
+    except Exception:
+        raise _fail("digest_mismatch", "Content-Digest is malformed") from None
+    known = [(k, v) for k, (v, _p) in members.items() if k in _DIGESTS]
+    if not known:
+        raise _fail("digest_mismatch", f"Content-Digest carries none of {', '.join(_DIGESTS)}")
+    for algorithm, value in known:
+        if not isinstance(value, bytes) or value != _DIGESTS[algorithm](body).digest():
+            raise _fail("digest_mismatch", f"Content-Digest ({algorithm}) does not match the body")
 
 
 def verify_request(
@@ -305,95 +461,73 @@ def verify_request(
     url: str,
     headers: Iterable[tuple[str, str]],
     body: bytes,
-    keys: Mapping[str, PublicKey],
+    keys: KeyLookup,
     max_skew: int = 300,
     now: _dt.datetime | None = None,
 ) -> VerifiedRequest:
     """Verify a request's RFC 9421 signature and its ``Content-Digest`` (the centre's side).
 
-    Checks the key (``keys`` maps key id → public key), the algorithm, that ``@method``,
-    ``@target-uri`` and ``content-digest`` are covered, that the digest matches ``body``,
-    ``created`` within ±``max_skew`` seconds of ``now`` and ``expires`` not passed. Replay
-    (a nonce seen before) is the caller's check: it owns the memory of nonces.
+    The signature labelled ``sig1`` is parsed once (:class:`SignatureInput`) and every check
+    reads that one structure: the key (``keys`` maps key id → public key, or is a function
+    answering the key or ``None``), the algorithm, the tag, that ``@method``, ``@target-uri``
+    and ``content-digest`` are covered — and ``content-type`` and ``idempotency-key`` whenever
+    the request has them — that the digest matches ``body``, and the clock: ``created`` and
+    ``expires`` are both judged with the same ±``max_skew`` seconds of tolerance against
+    ``now`` (a signature whose ``expires`` is before its ``created`` is expired). ``url`` is
+    the request's target as sent (not decoded) on the verifier's own scheme and authority.
+    Replay (a nonce seen before) is the caller's check: it owns the memory of nonces.
 
     Raises:
         SignatureError: with ``.code`` one of ``signature_missing``, ``signature_invalid``,
             ``unknown_key``, ``digest_mismatch``, ``clock_skew``, ``signature_expired``.
     """
-    from .errors import SignatureError
+    header_list = [(k.lower(), v) for k, v in headers]
+    parsed = SignatureInput.parse(header_list)
+    check_content_digest([v for k, v in header_list if k == "content-digest"], body)
 
-    def fail(code: str, message: str) -> SignatureError:
-        err = SignatureError(message)
-        err.code = code  # type: ignore[attr-defined]
-        return err
-
-    header_list = _Headers((k.lower(), v) for k, v in headers)
-    names = {k for k, _ in header_list}
-    if "signature" not in names or "signature-input" not in names:
-        raise fail("signature_missing", "the request carries no Signature / Signature-Input")
-    digest_values = [v for k, v in header_list if k == "content-digest"]
-    if not digest_values:
-        raise fail("digest_mismatch", "the request carries no Content-Digest")
-    if digest_values[0].strip() != content_digest(body):
-        raise fail("digest_mismatch", "Content-Digest does not match the body")
-
-    params = _signature_params(dict(header_list).get("signature-input", ""))
-    key_id = str(params.get("keyid", ""))
-    alg = str(params.get("alg", ""))
-    if not key_id or key_id not in keys:
-        raise fail("unknown_key", f"unknown key id {key_id!r}")
-    key = keys[key_id]
+    key_id = parsed.key_id
+    key = keys(key_id) if callable(keys) else keys.get(key_id)
+    if key is None:
+        raise _fail("unknown_key", f"unknown key id {key_id!r}")
     expected_alg = algorithm_of(key)
-    if alg and alg != expected_alg:
-        raise fail("signature_invalid", f"algorithm {alg!r} does not match the key ({expected_alg})")
-    current = now or _dt.datetime.now(_dt.UTC)
-    created = params.get("created")
-    if not isinstance(created, int):
-        raise fail("signature_invalid", "the signature has no created time")
-    if abs(current.timestamp() - created) > max_skew:
-        raise fail("clock_skew", f"signature created {created} is more than {max_skew}s from the centre's clock")
-    expires = params.get("expires")
-    if isinstance(expires, int) and expires < current.timestamp():
-        raise fail("signature_expired", "the signature has expired")
+    if parsed.alg is not None and parsed.alg != expected_alg:
+        raise _fail("signature_invalid", f"algorithm {parsed.alg!r} does not match the key ({expected_alg})")
+    present = {k for k, _ in header_list}
+    required = list(DEFAULT_COVERED) + [h for h in _OPTIONAL_COVERED if h in present]
+    missing = [c for c in required if c not in parsed.covered]
+    if missing:
+        raise _fail("signature_invalid", f"the signature does not cover {', '.join(missing)}")
+    current = (now or _dt.datetime.now(_dt.UTC)).timestamp()
+    if abs(current - parsed.created) > max_skew:
+        raise _fail("clock_skew", f"signature created {parsed.created} is more than {max_skew}s from the clock")
+    expires = parsed.expires
+    if expires is not None and (expires < parsed.created or expires + max_skew < current):
+        raise _fail("signature_expired", f"the signature expired at {expires}")
 
-    verifier = HTTPMessageVerifier(signature_algorithm=_ALGORITHMS[expected_alg], key_resolver=_ExternalKey(keys))
-    # created/expires were judged above against the centre's own clock and window
-    verifier.max_clock_skew = _dt.timedelta(days=36500)
-    message = _Message(method, url, header_list)
-    message.headers = header_list
+    # The library builds the signature base and checks the signature — over this one parsed
+    # signature alone, re-serialised, so it cannot read another line or member than we did.
+    signature_input, signature = parsed.field_values()
+    others = [(k, v) for k, v in header_list if k not in ("signature-input", "signature")]
+    message = _Message(method, url, [*others, ("signature-input", signature_input), ("signature", signature)])
+    resolver = _ExternalKey({key_id: key})
+    verifier = HTTPMessageVerifier(signature_algorithm=_ALGORITHMS[expected_alg], key_resolver=resolver)
+    verifier.max_clock_skew = _dt.timedelta(days=36500)  # the clock was judged above, with our window
     try:
-        results = verifier.verify(
-            message,
-            max_age=None,
-            expect_tag=SIGNATURE_TAG,
-            require_components=DEFAULT_COVERED,
-            body=body,
-        )
+        results = verifier.verify(message, max_age=None, expect_tag=SIGNATURE_TAG, expect_label=parsed.label)
     except InvalidSignature as e:
-        raise fail("signature_invalid", f"signature does not verify: {e}") from None
-    except Exception as e:  # malformed structured fields and the like
-        raise fail("signature_invalid", f"signature is malformed: {e}") from None
-    result = results[0]
+        raise _fail("signature_invalid", f"signature does not verify: {e}") from None
+    except Exception as e:  # malformed components and the like
+        raise _fail("signature_invalid", f"signature is malformed: {e}") from None
+    if len(results) != 1 or results[0].parameters.get("nonce") != parsed.nonce:  # pragma: no cover - defensive
+        raise _fail("signature_invalid", "the signature is ambiguous")
     return VerifiedRequest(
         key_id=key_id,
         algorithm=expected_alg,
-        created=created,
-        expires=expires if isinstance(expires, int) else None,
-        nonce=result.nonce,
-        covered=tuple(k.strip('"') for k in result.covered_components if k != '"@signature-params"'),
+        created=parsed.created,
+        expires=expires,
+        nonce=parsed.nonce,
+        covered=parsed.covered,
     )
-
-
-def _signature_params(signature_input: str) -> dict[str, int | str]:
-    """The parameters of the ``regbridge``-tagged member of a Signature-Input field."""
-    try:
-        parsed: Any = http_sf.parse(signature_input.encode(), tltype="dictionary")
-    except Exception:
-        return {}
-    for _label, (_members, params) in dict(parsed).items():
-        if params.get("tag") == SIGNATURE_TAG:
-            return {k: v for k, v in params.items() if isinstance(v, int | str)}
-    return {}
 
 
 class RequestSigningAuth(httpx.Auth):
