@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent.blobs import BlobStore
 from agent.mapping import FieldError, MappedApplication, Profile
+from agent.state.blobs import BlobStore
 from sdk.checklists import missing_materials
 from sdk.identifiers import check_resident_id, check_uscc
 from sdk.models import APPLICATION_TYPES, Application, MaterialChecklist

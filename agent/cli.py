@@ -48,7 +48,7 @@ def _agent(config: Path, *, quiet: bool = True) -> Any:
     from agent.config import load_config
     from agent.logs import setup_logging
     from agent.runtime import Agent
-    from agent.secrets import SecretUnavailable
+    from agent.state.secrets import SecretUnavailable
 
     try:
         cfg = load_config(config)
@@ -231,9 +231,9 @@ def transmittal(
 @audit_app.command("verify")
 def audit_verify(config: Path = CONFIG) -> None:
     """Walk the audit chain; exit 1 if a record was altered, removed or cut off."""
-    from agent.audit import verify_audit
     from agent.config import load_config
-    from agent.store import SQLiteStore
+    from agent.state.audit import verify_audit
+    from agent.state.sqlite import SQLiteStore
 
     cfg = load_config(config)
     data = cfg.resolve(cfg.data_dir)
@@ -333,7 +333,7 @@ app.add_typer(config_app, name="config")
 
 def _config_and_secret(config: Path) -> tuple[Any, bytes]:
     from agent.config import load_config
-    from agent.secrets import SecretUnavailable, load_secret
+    from agent.state.secrets import SecretUnavailable, load_secret
 
     try:
         cfg = load_config(config)
@@ -353,7 +353,8 @@ def keys_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable."),
 ) -> None:
     """Fingerprint, algorithm, age and keeping of each key; the centre's view; expiry warnings."""
-    from agent.keys import centre_client, custody_for
+    from agent.centre.client import centre_client
+    from agent.credentials.custody import custody_for
 
     cfg, secret = _config_and_secret(config)
     custody = custody_for(cfg, secret)
@@ -410,8 +411,8 @@ def keys_rotate(
     algorithm: str = typer.Option(None, "--algorithm", help="Default: the current key's."),
 ) -> None:
     """Register a new key authorised by the current one; a running agent switches to it within a second."""
-    from agent.audit import AuditLog
-    from agent.keys import rotate
+    from agent.credentials.rotation import rotate
+    from agent.state.audit import AuditLog
 
     cfg, secret = _config_and_secret(config)
     try:

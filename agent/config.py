@@ -6,8 +6,8 @@ section and its key: ``REGBRIDGE_CONCURRENCY=8``, ``REGBRIDGE_CENTRE__URL=https:
 ``REGBRIDGE_DOCUMENTS__SECRET_KEY=…``. They win over the file; the file wins over the defaults.
 
 Relative paths are relative to the config file's folder. Secrets are not kept in it: the private
-key is in the OS keyring or an encrypted PKCS#8 file (:mod:`agent.keys`), its passphrase comes
-from :mod:`agent.secrets`, and the few secret settings (``documents.access_key``,
+key is in the OS keyring or an encrypted PKCS#8 file (:mod:`agent.credentials`), its passphrase comes
+from :mod:`agent.state.secrets`, and the few secret settings (``documents.access_key``,
 ``documents.secret_key``, a proxy's password) are redacted by ``regbridge config show``.
 docs/configuration.md documents every setting (``python -m agent.config`` writes it).
 """

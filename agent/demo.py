@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from agent import demo_data
-from agent.audit import verify_audit
 from agent.config import load_config
 from agent.enrol import enrol
 from agent.logs import setup_logging
 from agent.runtime import Agent
+from agent.state.audit import verify_audit
 from sdk.support.files import atomic_write
 
 __all__ = ["EXPECTED", "run_demo"]

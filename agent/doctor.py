@@ -27,10 +27,11 @@ import httpx
 from cryptography import x509
 
 import sdk
+from agent.centre.client import centre_client, centre_clock_skew, centre_transport
 from agent.config import AgentConfig, load_config
-from agent.enrol import MAX_CLOCK_SKEW, centre_clock_skew
-from agent.keys import centre_client, centre_transport, custody_for
-from agent.secrets import SecretUnavailable, load_secret
+from agent.credentials.custody import custody_for
+from agent.enrol import MAX_CLOCK_SKEW
+from agent.state.secrets import SecretUnavailable, load_secret
 
 __all__ = ["Finding", "diagnose"]
 
@@ -292,7 +293,7 @@ class _Doctor:
             self.add("trust", "ok", f"seal CA valid {left} more days; centre key {config.centre.centre_key_id}")
 
     def state(self, config: AgentConfig) -> None:
-        from agent.store import MIGRATIONS
+        from agent.state.migrations import MIGRATIONS
 
         path = config.resolve(config.data_dir) / "state.db"
         if not path.exists():

@@ -4,7 +4,7 @@ the agent's config (centre URL, institution, key id, trust anchors) written besi
 Checks before anything is sent: the bundle's signature (with the centre key it carries and, when
 given, against the fingerprint the centre published out of band, or the centre key this folder
 already trusts), its expiry, and this machine's clock against the centre's. The private key never
-leaves this machine and is kept only encrypted (:mod:`agent.keys`), in the OS keyring where one
+leaves this machine and is kept only encrypted (:mod:`agent.credentials`), in the OS keyring where one
 works, else in a file only its owner can read. Enrolling again is safe: a folder already enrolled
 with this institution is left as it is, and an enrolment whose answer was lost is completed with
 the same key (the centre answers the same enrolment again).
@@ -13,9 +13,7 @@ the same key (the centre answers the same enrolment again).
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
-import time
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +23,13 @@ from typing import Any, Literal
 import httpx
 
 import sdk
-from agent.keys import KeyCustody
-from agent.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
+from agent.centre.client import centre_clock_skew
+from agent.credentials.custody import KeyCustody
+from agent.state.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
 from sdk.signing import generate_private_key, jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
 from sdk.support.files import atomic_write
 
-__all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "centre_clock_skew", "enrol", "render_config", "verify_bundle"]
+__all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "enrol", "render_config", "verify_bundle"]
 
 MAX_CLOCK_SKEW = 120.0  # seconds; the centre refuses signatures more than 300 s off
 
@@ -66,18 +65,6 @@ def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = Non
     if datetime.fromisoformat(bundle["expires_at"]) < datetime.now(UTC):
         raise BundleError(f"the bundle expired at {bundle['expires_at']}; ask the centre for a new one")
     return dict(bundle)
-
-
-def centre_clock_skew(url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> float:
-    """Seconds the centre's clock (its ``Date`` header) is ahead of this machine's (negative: behind)."""
-    with httpx.Client(transport=transport, timeout=timeout) as http:
-        before = time.time()
-        response = http.get(url.rstrip("/") + "/v1/institution")
-        after = time.time()
-    date = response.headers.get("Date")
-    if not date:
-        raise ValueError(f"{url} sent no Date header; cannot compare clocks")
-    return email.utils.parsedate_to_datetime(date).timestamp() - (before + after) / 2
 
 
 def render_config(sections: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.build import BuiltApplication, build, payload_digest
 from agent.mapping import FieldError, Profile, map_records
-from agent.store import now_iso
+from agent.state.store import now_iso
 from connectors.readers import read_export
 from sdk import new_idempotency_key
 

@@ -27,15 +27,17 @@ from typing import Any
 import httpx
 
 import sdk
-from agent.audit import AuditLog
-from agent.blobs import BlobStore
 from agent.build import BuildContext
+from agent.centre.client import centre_client
 from agent.config import AgentConfig, InboxConfig, load_config
-from agent.keys import centre_client, custody_for, retire_due
+from agent.credentials.custody import custody_for, retire_due
 from agent.mapping import Profile, load_profile
 from agent.metrics import Metrics, TimedTransport
-from agent.secrets import DataCipher, load_secret
-from agent.store import FINAL_STAGES, AppRow, SQLiteStore, now_iso
+from agent.state.audit import AuditLog
+from agent.state.blobs import BlobStore
+from agent.state.secrets import DataCipher, load_secret
+from agent.state.sqlite import SQLiteStore
+from agent.state.store import FINAL_STAGES, AppRow, now_iso
 from agent.verify import TrustAnchors
 from agent.watch import is_mount_point
 from config import load_checklists
@@ -91,7 +93,7 @@ class Agent:
 
     Args:
         config: the loaded configuration.
-        secret: the agent secret (default: :func:`agent.secrets.load_secret`).
+        secret: the agent secret (default: :func:`agent.state.secrets.load_secret`).
         client: an ``sdk.Client`` to use instead of one built from the config (tests).
     """
 
@@ -231,8 +233,7 @@ class Agent:
         self.store.raise_alert("paused", f"submissions paused ({kind}): {message}")
 
     def _clock_advice(self, refusal: str) -> str:
-        from agent.enrol import centre_clock_skew
-        from agent.keys import centre_transport
+        from agent.centre.client import centre_clock_skew, centre_transport
 
         try:
             skew = centre_clock_skew(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 import sdk
-from agent.store import AppRow
+from agent.state.store import AppRow
 from sdk.models import Application, Material, Supplement
 from sdk.support import failpoints
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import sdk
 from agent.build import MEDIA_BY_SUFFIX
-from agent.store import AppRow, now_iso
+from agent.state.store import AppRow, now_iso
 from sdk.models import ApplicationRecord, ApplicationStatus, Event, EventType, Payment
 
 if TYPE_CHECKING:

@@ -69,7 +69,7 @@ def _latencies(centre: LocalCentre, branch: Any) -> list[float]:
 
 def _key_of(branch: Any) -> KeySigner:
     from agent.config import load_config
-    from agent.keys import custody_for
+    from agent.credentials.custody import custody_for
     from tests.agent.conftest import SECRET
 
     config = load_config(branch.config)

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from agent import demo_data
-from agent.audit import verify_audit
+from agent.state.audit import verify_audit
 from sandbox import register
 from sandbox.local import LocalCentre
 from tests import proof

@@ -16,8 +16,9 @@ from keyring.backend import KeyringBackend
 
 import sdk
 from agent.config import load_config
+from agent.credentials.custody import KeyCustody, custody_for
+from agent.credentials.rotation import rotate
 from agent.enrol import BundleError, enrol
-from agent.keys import KeyCustody, custody_for, rotate
 from agent.runtime import Agent
 from sandbox import register
 from sandbox.faults import Faults, FaultsConfig

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import AuditLog, verify_audit
-from agent.secrets import DataCipher, SecretUnavailable, load_secret
-from agent.store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from agent.state.audit import AuditLog, verify_audit
+from agent.state.migrations import MIGRATIONS, SCHEMA_VERSION
+from agent.state.secrets import DataCipher, SecretUnavailable, load_secret
+from agent.state.sqlite import SQLiteStore
 from connectors.documents import DocumentConflict, FilesystemStore, S3Store, safe_key, safe_name
 from connectors.receipts import neutralise, render_receipts
 

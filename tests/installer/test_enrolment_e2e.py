@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.keys import custody_for
+from agent.credentials.custody import custody_for
 from agent.mapping import TYPE_CODES
-from agent.secrets import load_secret
+from agent.state.secrets import load_secret
 from sandbox import register
 from tests.agent.conftest import drop, mortgage_export
 

@@ -121,7 +121,7 @@ def test_install_enrols_a_hardened_service_that_runs_and_uninstall_keeps_data(
 
     # nothing the installer or the agent wrote holds the private key in plaintext
     from agent.config import load_config
-    from agent.keys import custody_for
+    from agent.credentials.custody import custody_for
 
     cfg = load_config(config)
     custody = custody_for(cfg, (etc / "agent.secret").read_bytes().strip())

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import demo_data
-from agent.audit import verify_audit
+from agent.state.audit import verify_audit
 from sandbox import register
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, Branch, drop, make_branch

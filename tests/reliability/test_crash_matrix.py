@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import MIGRATIONS, SCHEMA_VERSION
+from agent.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from sandbox.local import LocalCentre
 from sdk.support.failpoints import POINTS
 from tests import proof

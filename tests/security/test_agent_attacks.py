@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 
 from agent import demo_data
+from agent.centre.client import centre_client
 from agent.config import load_config
-from agent.keys import centre_client, custody_for
+from agent.credentials.custody import custody_for
 from agent.runtime import Agent
 from agent.webhook import WebhookReceiver
 from connectors.receipts import _FORMULA_START

@@ -1,7 +1,7 @@
-"""The branch's private keys: where they are kept, which one signs, and rotation.
+"""The branch's private keys: where they are kept (custody) and which one signs.
 
 Every private key is made on this machine and kept only as PKCS#8 encrypted under the agent
-secret (:mod:`agent.secrets`), in one of two places (``centre.key_store``):
+secret (:mod:`agent.state.secrets`), in one of two places (``centre.key_store``):
 
 * ``keyring``: the OS keyring (Windows Credential Manager, macOS Keychain, Secret Service),
   service ``regbridge-agent-key``, user ``<institution id>/<fingerprint>``;
@@ -10,12 +10,8 @@ secret (:mod:`agent.secrets`), in one of two places (``centre.key_store``):
 ``<key_dir>/keys.json`` is the manifest: public facts only (key id, algorithm, fingerprint,
 created, where it is kept, its state). The config's ``centre.key_id`` names the key that signs.
 
-Rotation (:func:`rotate`) is safe to interrupt and to run again: the new key is kept (state
-``pending``, with the rotation's idempotency key) before the centre hears of it; the centre's
-answer is written to the manifest before the config is switched; a re-run finishes whatever an
-interrupted one left. A running agent notices the config's new key id within a second and signs
-with it from then on (:class:`sdk.RotatingSigner`); requests signed with the old key still land
-during the grace period, after which the centre revokes the old key and the agent erases it.
+Rotation, which registers a new key and switches to it, is :mod:`agent.credentials.rotation`;
+:func:`retire_due` erases rotated-out keys once their grace period has ended.
 """
 
 from __future__ import annotations
@@ -23,32 +19,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from cryptography.hazmat.primitives import serialization
 
 import sdk
 from agent.config import AgentConfig
-from sdk.signing import KeySigner, PrivateKey, generate_private_key, jwk_fingerprint, jwk_from_public_key
+from sdk.signing import KeySigner, PrivateKey, jwk_fingerprint, jwk_from_public_key
 from sdk.support.files import atomic_write
 
-__all__ = [
-    "KEYRING_SERVICE",
-    "KeyCustody",
-    "KeyEntry",
-    "RotationResult",
-    "centre_client",
-    "centre_transport",
-    "custody_for",
-    "retire_due",
-    "rotate",
-    "set_config_key_id",
-]
+__all__ = ["KEYRING_SERVICE", "KeyCustody", "KeyEntry", "custody_for", "retire_due"]
 
 KEYRING_SERVICE = "regbridge-agent-key"
 KeyState = Literal["pending", "current", "previous", "retired"]
@@ -190,110 +173,6 @@ class KeyCustody:
 def custody_for(config: AgentConfig, secret: bytes) -> KeyCustody:
     centre = config.centre
     return KeyCustody(config.resolve(centre.key_dir), centre.key_store, centre.institution_id, secret)
-
-
-def centre_transport(config: AgentConfig) -> httpx.HTTPTransport:
-    """The HTTP transport to the configured centre: its proxy and CA bundle, if any."""
-    centre = config.centre
-    verify: Any = str(config.resolve(centre.ca_bundle)) if centre.ca_bundle else True
-    return httpx.HTTPTransport(proxy=centre.proxy, verify=verify)
-
-
-def centre_client(
-    config: AgentConfig, credential: sdk.Credential | sdk.Signer | None, *, wrap: Any = None, **kwargs: Any
-) -> sdk.Client:
-    """An SDK client for the configured centre; ``wrap`` wraps its transport (metrics)."""
-    transport: httpx.BaseTransport = centre_transport(config)
-    if wrap is not None:
-        transport = wrap(transport)
-    return sdk.Client(config.centre.url, credential, timeout=config.centre.timeout, transport=transport, **kwargs)
-
-
-def set_config_key_id(path: Path, key_id: str) -> None:
-    """Point the config at ``key_id``, keeping the rest of the file (comments included) as it is."""
-    import tomlkit
-
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    doc["centre"]["key_id"] = key_id  # type: ignore[index]
-    before = path.stat()
-    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode=before.st_mode & 0o777)
-    if os.geteuid() == 0:  # root rotating an installed agent: the service user must still read it
-        os.chown(path, before.st_uid, before.st_gid)
-
-
-@dataclass(frozen=True)
-class RotationResult:
-    old_key_id: str
-    new_key_id: str
-    retire_at: str
-    resumed: bool
-
-
-def rotate(
-    config: AgentConfig,
-    secret: bytes,
-    *,
-    grace_seconds: int = 86400,
-    algorithm: sdk.signing.Algorithm | None = None,
-    client: sdk.Client | None = None,
-) -> RotationResult:
-    """Register a new key authorised by the current one and switch the config to it.
-
-    Safe to run again after an interruption at any point: it finishes that rotation.
-    """
-    if config.source is None:
-        raise ValueError("rotation needs the config file it was loaded from")
-    custody = custody_for(config, secret)
-    current_id = config.centre.key_id
-    current = custody.entry(current_id)
-    entries = custody.entries()
-    switched = next((e for e in entries if e.state == "current" and e.key_id != current_id), None)
-    if switched is not None and current.state == "previous":  # interrupted after the manifest switched
-        assert switched.key_id is not None
-        set_config_key_id(config.source, switched.key_id)
-        return RotationResult(current_id, switched.key_id, current.retire_at or "", True)
-    pending = next((e for e in entries if e.state == "pending"), None)
-    resumed = pending is not None
-    if pending is None:
-        key = generate_private_key(algorithm or current.algorithm)  # type: ignore[arg-type]
-        pending = custody.put(key, "pending", rotation_key=f"rotate-{uuid.uuid4()}")
-    else:
-        key = custody.load(pending)
-    if pending.key_id is None:
-        own = client is None
-        client = client or centre_client(config, KeySigner(current_id, custody.load(current)))
-        try:
-            record = client.credentials.rotate(
-                jwk_from_public_key(key.public_key()),
-                grace_seconds=grace_seconds,
-                label="agent",
-                idempotency_key=pending.rotation_key,
-            )
-        finally:
-            if own:
-                client.close()
-        retire_at = (_now() + timedelta(seconds=grace_seconds)).isoformat(timespec="seconds")
-        entries = custody.entries()
-        for e in entries:
-            if e.fingerprint == pending.fingerprint:
-                e.key_id = record.key_id
-            elif e.key_id == current_id:
-                e.retire_at = retire_at  # when the centre revokes it (the grace counts from its answer)
-        custody.save(entries)
-        pending.key_id = record.key_id
-    assert pending.key_id is not None
-    # switch: the manifest first, then the config the running agent watches
-    entries = custody.entries()
-    retire_at = ""
-    for e in entries:
-        if e.fingerprint == pending.fingerprint:
-            e.state, e.rotation_key = "current", None
-        elif e.state == "current":
-            e.state = "previous"
-            retire_at = e.retire_at or ""
-    custody.save(entries)
-    set_config_key_id(config.source, pending.key_id)
-    return RotationResult(current_id, pending.key_id, retire_at, resumed)
 
 
 def retire_due(custody: KeyCustody, *, keep: str) -> list[str]:

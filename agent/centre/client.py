@@ -1,0 +1,43 @@
+"""The connection to the configured centre: its transport (proxy, CA bundle), an SDK client, its clock."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+
+import sdk
+from agent.config import AgentConfig
+
+__all__ = ["centre_client", "centre_clock_skew", "centre_transport"]
+
+
+def centre_transport(config: AgentConfig) -> httpx.HTTPTransport:
+    """The HTTP transport to the configured centre: its proxy and CA bundle, if any."""
+    centre = config.centre
+    verify: Any = str(config.resolve(centre.ca_bundle)) if centre.ca_bundle else True
+    return httpx.HTTPTransport(proxy=centre.proxy, verify=verify)
+
+
+def centre_client(
+    config: AgentConfig, credential: sdk.Credential | sdk.Signer | None, *, wrap: Any = None, **kwargs: Any
+) -> sdk.Client:
+    """An SDK client for the configured centre; ``wrap`` wraps its transport (metrics)."""
+    transport: httpx.BaseTransport = centre_transport(config)
+    if wrap is not None:
+        transport = wrap(transport)
+    return sdk.Client(config.centre.url, credential, timeout=config.centre.timeout, transport=transport, **kwargs)
+
+
+def centre_clock_skew(url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> float:
+    """Seconds the centre's clock (its ``Date`` header) is ahead of this machine's (negative: behind)."""
+    with httpx.Client(transport=transport, timeout=timeout) as http:
+        before = time.time()
+        response = http.get(url.rstrip("/") + "/v1/institution")
+        after = time.time()
+    date = response.headers.get("Date")
+    if not date:
+        raise ValueError(f"{url} sent no Date header; cannot compare clocks")
+    return email.utils.parsedate_to_datetime(date).timestamp() - (before + after) / 2
