@@ -127,7 +127,7 @@ class _BaseClient:
             response.status_code,
             body,
             request_id=response.headers.get("X-Request-Id"),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.headers.get_list("Retry-After")),
         )
 
     def _should_retry(self, exc: BaseException) -> bool:

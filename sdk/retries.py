@@ -1,11 +1,12 @@
 """Retry policy: what is retried, how long to wait, and a budget against retry storms.
 
 Only what may succeed later is retried: transport errors and timeouts, 408, 425, 429 and 5xx.
-Waits grow exponentially with full jitter, and a ``Retry-After`` from the centre (seconds or
-an HTTP date) is honoured instead. A :class:`RetryBudget` shared by one client refuses retries
-once too many have failed recently (botocore's retry quota): during an outage the client fails
-fast instead of multiplying the load. Every attempt is signed afresh and reuses the operation's
-Idempotency-Key, so retrying a write is safe.
+Waits grow exponentially with full jitter, and a ``Retry-After`` from the centre (seconds, a
+fraction, an HTTP date, repeated: :func:`parse_retry_after`) is honoured instead. A
+:class:`RetryBudget` shared by one client refuses retries once too many have failed recently
+(botocore's retry quota): during an outage the client fails fast instead of multiplying the
+load. Every attempt is signed afresh and reuses the operation's Idempotency-Key, so retrying a
+write is safe.
 
 For tests, :func:`set_testing` removes the waits (stamina's idea) while keeping the attempts.
 """
@@ -13,9 +14,11 @@ For tests, :func:`set_testing` removes the waits (stamina's idea) while keeping 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,22 +37,67 @@ def is_testing() -> bool:
     return _TESTING
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | Sequence[str] | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (RFC 9110 §10.2.3), as servers send it in practice.
+
+    Args:
+        value: the field's value, or every field line of it (``response.headers.get_list``).
+        now: the time an HTTP date is measured from (defaults to the current time).
+
+    Accepted, leniently: delta-seconds (``120``), a decimal fraction (``1.5``, which some
+    servers send), an HTTP date in any of the three forms RFC 9110 §5.6.7 names (IMF-fixdate,
+    RFC 850, asctime), surrounding whitespace or quotes, and the field repeated — on separate
+    lines or joined with commas by a proxy (``120, 120``). When it says several things, the
+    longest wait is taken (the server asked for at least that much). A date in the past is 0 s.
+    Answers ``None`` when nothing in it can be read (the caller's own backoff applies).
+    """
     if value is None:
         return None
-    text = value.strip()
+    lines = [value] if isinstance(value, str) else list(value)
+    waits = [w for line in lines for w in _retry_after_line(line, now or datetime.now(UTC))]
+    return max(waits) if waits else None
+
+
+_DELTA = re.compile(r"^\d+(?:\.\d*)?$|^\.\d+$")
+
+
+def _retry_after_line(line: str, now: datetime) -> list[float]:
+    text = line.strip().strip('"').strip()
     if not text:
+        return []
+    whole = _retry_after_value(text, now) if text.count(",") <= 1 else None  # a date has one comma at most
+    if whole is not None:
+        return [whole]
+    # a proxy may join repeated fields with commas; a date has a comma of its own, so try dates first
+    parts = [p.strip().strip('"').strip() for p in text.split(",")]
+    waits: list[float] = []
+    i = 0
+    while i < len(parts):
+        pair = _retry_after_value(f"{parts[i]}, {parts[i + 1]}", now) if i + 1 < len(parts) else None
+        if pair is not None:
+            waits.append(pair)
+            i += 2
+            continue
+        single = _retry_after_value(parts[i], now)
+        if single is not None:
+            waits.append(single)
+        i += 1
+    return waits
+
+
+def _retry_after_value(text: str, now: datetime) -> float | None:
+    if _DELTA.match(text):
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
+    if not any(c.isalpha() for c in text):
         return None
-    if text.isdigit():
-        return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - now).total_seconds())
 
 
 class RetryBudget:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import json
 import secrets
@@ -56,6 +57,7 @@ __all__ = [
     "Signer",
     "VerifiedRequest",
     "check_content_digest",
+    "check_ed25519_point",
     "content_digest",
     "generate_private_key",
     "jwk_fingerprint",
@@ -198,11 +200,100 @@ def public_key_from_jwk(jwk: PublicJwk | Mapping[str, Any]) -> PublicKey:
     if j.kty == "OKP":
         raw = _unb64url(j.x)
         if len(raw) != 32:
-            raise ValueError("an Ed25519 public key is 32 bytes")
+            raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+        check_ed25519_point(raw)
         return ed25519.Ed25519PublicKey.from_public_bytes(raw)
     assert j.y is not None
-    x, y = int.from_bytes(_unb64url(j.x), "big"), int.from_bytes(_unb64url(j.y), "big")
-    return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    raw_x, raw_y = _unb64url(j.x), _unb64url(j.y)
+    if len(raw_x) != 32 or len(raw_y) != 32:
+        raise ValueError(f"a P-256 public key has 32-byte x and y, not {len(raw_x)} and {len(raw_y)}")
+    x, y = int.from_bytes(raw_x, "big"), int.from_bytes(raw_y, "big")
+    return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()  # refuses a point off the curve
+
+
+# Ed25519 (RFC 8032 §5.1): the field, the curve constant d, the prime order L of the base point's group
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+_L = 2**252 + 27742317777372353535851937790883648493
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def check_ed25519_point(raw: bytes) -> None:
+    """Refuse an Ed25519 public key that is not a proper one (RFC 8032 §5.1.3 decoding, then order).
+
+    Refused: a non-canonical encoding (y ≥ p, or x = 0 with the sign bit set), a y that is no
+    point of the curve, a point of small order (the all-zero key, the identity and the other
+    eight-torsion points, with which signatures can be forged), and a point outside the prime-order
+    subgroup (an honest key ``a·B`` is always inside).
+
+    Raises:
+        ValueError: saying which.
+    """
+    problem = _ed25519_point_problem(bytes(raw))
+    if problem:
+        raise ValueError(problem)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ed25519_point_problem(raw: bytes) -> str | None:
+    """What is wrong with an encoded Ed25519 point, or ``None`` (cached: a key is checked once per process)."""
+    try:
+        _check_ed25519_point(raw)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _check_ed25519_point(raw: bytes) -> None:
+    if len(raw) != 32:
+        raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    sign = raw[31] >> 7
+    if y >= _P:
+        raise ValueError("the Ed25519 key is not canonically encoded (y ≥ p)")
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
+    if (v * x * x - u) % _P != 0:
+        x = (x * _SQRT_M1) % _P
+        if (v * x * x - u) % _P != 0:
+            raise ValueError("the Ed25519 key is not a point of the curve")
+    if x == 0 and sign:
+        raise ValueError("the Ed25519 key is not canonically encoded (x = 0 with the sign bit set)")
+    if x & 1 != sign:
+        x = _P - x
+    point = (x, y, 1, (x * y) % _P)
+    if _is_identity(_multiply(point, 8)):
+        raise ValueError("the Ed25519 key is a point of small order")
+    if not _is_identity(_multiply(point, _L)):
+        raise ValueError("the Ed25519 key is not in the prime-order subgroup")
+
+
+_Point = tuple[int, int, int, int]
+
+
+def _add(a: _Point, b: _Point) -> _Point:
+    """Extended twisted Edwards coordinates (RFC 8032 §5.1.4)."""
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa, bb = (y1 - x1) * (y2 - x2) % _P, (y1 + x1) * (y2 + x2) % _P
+    cc, dd = 2 * _D * t1 * t2 % _P, 2 * z1 * z2 % _P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
+
+
+def _multiply(point: _Point, n: int) -> _Point:
+    result: _Point = (0, 1, 1, 0)
+    while n:
+        if n & 1:
+            result = _add(result, point)
+        point = _add(point, point)
+        n >>= 1
+    return result
+
+
+def _is_identity(point: _Point) -> bool:
+    x, y, z, _t = point
+    return x % _P == 0 and (y - z) % _P == 0
 
 
 def jwk_fingerprint(jwk: PublicJwk) -> str:
