@@ -32,6 +32,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
+from .text import check_text
+
 __all__ = [
     "LICENCE_ID_PREFIX",
     "LICENCE_TYPE_PROOF",
@@ -84,6 +86,7 @@ def normalise_code(value: str) -> str:
 def _normalise_code(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what}: expected text, got {type(value).__name__}")
+    check_text(value)  # the one rule for invisible characters (sdk/text.py), before any other check
     return normalise_code(value)
 
 

@@ -54,6 +54,8 @@ __all__ = [
 class ApplicationBase(Model):
     """What every business type carries."""
 
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"remarks", "reason", "determination_fact"})
+
     business_name: ClassVar[str]
     registration_type: ClassVar[RegistrationType]
     #: the party lists whose members are applicants and must each have signed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -113,4 +113,5 @@ class Rotation(Model):
 
 
 class Revocation(Model):
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
     reason: str = Field(default="revoked by the institution", max_length=200)

@@ -9,7 +9,7 @@ their truthfulness commitment (承诺), and references to their electronic signa
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,6 +20,8 @@ __all__ = ["Declaration", "ElectronicSignatureRef", "InquiryAnswer"]
 
 class InquiryAnswer(Model):
     """One question and answer of the structured 询问笔录."""
+
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"question", "answer"})
 
     question_code: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
     question: str = Field(min_length=1, max_length=300)

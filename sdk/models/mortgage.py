@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -34,6 +34,8 @@ class MortgageTerms(Model):
     一般抵押 states the secured amount (被担保主债权数额); 最高额抵押 states the maximum amount
     (最高债权额) and may state the period in which the debts are determined.
     """
+
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"guarantee_scope", "under_construction_scope"})
 
     method: MortgageMethod = Field(description="抵押方式")
     secured_amount: Yuan | None = Field(default=None, description="被担保主债权数额(元)")
@@ -69,6 +71,7 @@ class MortgageTerms(Model):
 
 
 class GuaranteeScopeChange(Model):
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"new_scope"})
     kind: Literal["guarantee_scope"] = "guarantee_scope"
     new_scope: str = Field(min_length=1, max_length=500, description="变更后担保范围")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, model_validator
 
 from ._base import Model
@@ -13,6 +15,8 @@ __all__ = ["Supplement", "Withdrawal"]
 
 class Supplement(Model):
     """Answer a 补正: new or replaced materials (uploaded after), and/or a corrected application."""
+
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"note"})
 
     materials: list[Material] = Field(default_factory=list)
     corrected: Application | None = Field(default=None, description="the whole corrected application")
@@ -26,4 +30,5 @@ class Supplement(Model):
 
 
 class Withdrawal(Model):
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
     reason: str = Field(min_length=1, max_length=300, description="撤回原因")
