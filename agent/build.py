@@ -331,6 +331,15 @@ def _column_for(target: str, profile: Profile) -> str | None:
     return None
 
 
+def _field_named(path: str, message: str, mapped: MappedApplication, profile: Profile) -> str | None:
+    """The field under ``path`` a model-level message is about (it names it: ``needs secured_amount``)."""
+    for name in re.findall(r"[a-z][a-z0-9_]+", message):
+        candidate = f"{path}.{name}" if path else name
+        if candidate in mapped.provenance or _column_for(candidate, profile) is not None:
+            return candidate
+    return None
+
+
 def _validation_errors(exc: ValidationError, mapped: MappedApplication, profile: Profile) -> None:
     already = {e.target for e in mapped.errors if e.target}
     first_row = mapped.rows[0]
@@ -340,6 +349,15 @@ def _validation_errors(exc: ValidationError, mapped: MappedApplication, profile:
             continue
         message = str(err["msg"]).removeprefix("Value error, ")
         prov = mapped.provenance.get(path)
+        about = _field_named(path, message, mapped, profile) if prov is None and err["type"] != "missing" else None
+        if about is not None:  # a rule across fields (一般抵押 needs secured_amount): report it on that field's column
+            if about in already:
+                continue  # its own cell is already reported (an amount that could not be read)
+            prov = mapped.provenance.get(about)
+            column = prov.column if prov is not None else _column_for(about, profile)
+            if prov is None:
+                mapped.error(first_row, column or about, "", message, about)
+                continue
         if prov is None:
             under = sorted(k for k in mapped.provenance if k.startswith(path + ".") or k.startswith(path + "["))
             prov = mapped.provenance.get(under[0]) if under and err["type"] != "missing" else None

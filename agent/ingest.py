@@ -42,10 +42,18 @@ class IngestReport:
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     file_error: str | None = None
     skipped: bool = False
+    encoding: str | None = None
+    #: records (rows) read, and where each went: the accounting of the export
+    records: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: {"queue": 0, "supplement": 0, "duplicate": 0, "quarantine": 0})
 
     @property
     def rows_bad(self) -> int:
         return len(self.quarantined)
+
+    def balanced(self) -> bool:
+        """records read = rows queued + rows answering a 补正 + rows named as duplicates + rows quarantined."""
+        return self.records == sum(self.rows.values())
 
 
 def _columns(built: BuiltApplication, provenance: dict[str, Any]) -> dict[str, list[Any]]:
@@ -104,12 +112,17 @@ def process_export(
     inbox_path = agent.config.resolve(inbox.path)
     report = IngestReport(label, sha)
     read = read_export(Path(label), profile.source.reader_options(), data)
+    report.encoding = read.encoding
+    if not read.file_error and not read.records and not read.errors:
+        read.file_error = "文件中没有读到任何记录：整个文件隔离，不作已处理 (the export yields no record)"
     if read.file_error:
         report.file_error = read.file_error
         err = FieldError(None, "(file)", "", read.file_error, file=label)
         with agent.store.transaction():
             qid = agent.store.quarantine("file", [err.as_dict()], file_sha256=sha, path=label)
-            agent.store.record_file(sha, status="quarantined", rows_bad=1)
+            agent.store.record_file(
+                sha, status="quarantined", rows_bad=1, records=0, encoding=read.encoding, reason=read.file_error
+            )
         report.quarantined.append({"id": qid, "row": None, "errors": [err.as_dict()]})
         write_report(agent, inbox, report)
         agent.audit.append("file.quarantined", label, "quarantined", reason=read.file_error)
@@ -126,10 +139,12 @@ def process_export(
     any_bad = bool(row_errors) or any(b.errors for b, _ in built)
     hold_all = profile.source.all_or_nothing and any_bad
     # one transaction and one audit write (written just before the commit) for the whole export
+    report.records = len(read.records) + len(read.errors)
     with agent.store.transaction(), agent.audit.batch():
         for err in row_errors:
             qid = agent.store.quarantine("row", [err.as_dict()], file_sha256=sha, path=label, row=err.row)
             report.quarantined.append({"id": qid, "row": err.row, "loan_no": None, "errors": [err.as_dict()]})
+            report.rows["quarantine"] += 1
         for b, columns in built:
             if b.errors or hold_all:
                 errors = [e.as_dict() for e in b.errors] or [
@@ -142,11 +157,30 @@ def process_export(
                     ).as_dict()
                 ]
                 _quarantine_row(agent, inbox, report, b, errors, sha, label)
+                report.rows["quarantine"] += len(b.rows)
             else:
-                _admit(agent, inbox, report, b, columns, sha, label)
+                report.rows[_admit(agent, inbox, report, b, columns, sha, label)] += len(b.rows)
+        any_bad = any_bad or report.rows["quarantine"] > 0
         status = "quarantined" if hold_all else ("partial" if any_bad else "done")
+        reason = None
+        if not report.balanced():  # every record is in one group, so this cannot be; if it were, never "done"
+            status, reason = (
+                "quarantined",
+                f"记录数不平衡 (accounting does not balance): {report.records} read, {report.rows}",
+            )
+            log.error("export accounting does not balance", extra={"file": label, "rows": report.rows})
         agent.store.record_file(
-            sha, status=status, rows_ok=len(report.queued) + len(report.supplements), rows_bad=len(report.quarantined)
+            sha,
+            status=status,
+            rows_ok=len(report.queued) + len(report.supplements),
+            rows_bad=len(report.quarantined),
+            records=report.records,
+            encoding=read.encoding,
+            rows_queued=report.rows["queue"],
+            rows_supplement=report.rows["supplement"],
+            rows_duplicate=report.rows["duplicate"],
+            rows_quarantined=report.rows["quarantine"],
+            reason=reason,
         )
     if report.quarantined:
         write_report(agent, inbox, report)
@@ -218,7 +252,8 @@ def _admit(
     columns: dict[str, list[Any]],
     sha: str,
     label: str,
-) -> None:
+) -> str:
+    """Queue a built application, or answer the 补正 it corrects; the accounting bucket its rows go to."""
     store = agent.store
     digest = payload_digest(b.payload)
     source = {"file": label, "sha256": sha, "rows": b.rows, "columns": columns}
@@ -242,7 +277,7 @@ def _admit(
         store.resolve_quarantine_for(b.loan_no, b.reference)
         report.queued.append(b.reference)
         agent.audit.append("application.queued", b.reference, "ok", type=b.type, file=label, row=b.rows[0])
-        return
+        return "queue"
     if existing.centre_status == "correction_required" and existing.stage == "tracking":
         answer = _supplement_from_row(agent, existing, b, digest)
         if answer:
@@ -259,11 +294,11 @@ def _admit(
             store.resolve_quarantine_for(b.loan_no, b.reference)
             report.supplements.append(b.reference)
             agent.audit.append("correction.answer_queued", b.reference, "ok", file=label, row=b.rows[0])
-            return
+            return "supplement"
     if store.payload_sha256(b.reference) == digest:
         report.duplicates.append(b.reference)
         agent.audit.append("row.duplicate", b.reference, "skipped", file=label, row=b.rows[0])
-        return
+        return "duplicate"
     state = existing.centre_status or existing.stage
     _quarantine_row(
         agent,
@@ -283,6 +318,7 @@ def _admit(
         sha,
         label,
     )
+    return "quarantine"
 
 
 def _supplement_from_row(agent: Agent, existing: Any, b: BuiltApplication, digest: str) -> dict[str, Any] | None:

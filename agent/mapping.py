@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connectors.readers import SourceRecord
+from connectors.readers import SourceRecord, row_label
 from sdk.identifiers import normalise_code, normalise_text
 from sdk.models import APPLICATION_TYPES
 from sdk.privacy import mask_id, mask_name
@@ -36,6 +36,12 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d", "%Y%m%d"]
 TRUE = {"是", "y", "yes", "true", "1", "有", "√"}
 FALSE = {"否", "n", "no", "false", "0", "无", ""}
 PERSONAL_KINDS = {"name", "id"}
+IDENTIFIER_KINDS = {"id", "unit_id", "certificate_number"}
+NUMERIC_IDENTIFIER = (
+    "an identifier stored as text: this cell is a spreadsheet number, and a spreadsheet number keeps only "
+    "15 significant digits, so the digits after them are lost (单元格是数字而非文本：电子表格的数字只保留15位有效数字，"
+    "其后各位已丢失。请把该列设为文本格式后重新导出)"
+)
 
 Kind = Literal["text", "name", "id", "unit_id", "certificate_number", "amount", "date", "datetime", "int", "bool"]
 
@@ -102,6 +108,7 @@ class FieldSpec(_Strict):
     formats: list[str] = Field(default_factory=lambda: list(DATE_FORMATS))
     split: str | None = None
     default: Any = None
+    max_amount: Decimal | None = Field(default=None, gt=0, description="this field's bound (元), else [limits]")
     types: list[str] = Field(default_factory=list, description="only for these application types")
 
     @model_validator(mode="after")
@@ -143,6 +150,16 @@ class MaterialsSpec(_Strict):
     manifest_split: str = ";"
 
 
+class LimitsSpec(_Strict):
+    """Plausibility bounds: a value beyond them is held (quarantined with the likely slip), not sent."""
+
+    max_amount: Decimal = Field(
+        default=Decimal(100_000_000),
+        gt=0,
+        description="the largest plausible amount (元) of any amount field; default 1亿元, a residential mortgage",
+    )
+
+
 class ReceiptsSpec(_Strict):
     format: Literal["csv", "json"] = "csv"
     encoding: str = "utf-8"
@@ -161,6 +178,7 @@ class Profile(_Strict):
     declaration: DeclarationSpec = DeclarationSpec()
     materials: MaterialsSpec = MaterialsSpec()
     receipts: ReceiptsSpec = ReceiptsSpec()
+    limits: LimitsSpec = LimitsSpec()
     path: str = ""
 
 
@@ -244,10 +262,33 @@ def normalise_name(value: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+_CURRENCY = re.compile(r"^(?:¥|￥|RMB|CNY|人民币)")
+
+
+def amount_unit(value: str, unit: str) -> str:
+    """The unit an amount cell is in: its own suffix (``150万``, ``150万元``, ``150元``) or the column's."""
+    text = normalise_text(value).rstrip()
+    if text.endswith(("万元", "万")):
+        return "万元"
+    if text.endswith("元"):
+        return "元"
+    return unit
+
+
 def parse_amount(value: str, unit: str) -> str:
+    """An amount cell → 元 with two decimals (text). ``unit`` is the column's (元 or 万元); a cell may carry
+    its own: ``150万``, ``150万元``, ``98.5元``; a currency sign or code before it (``¥``, ``￥``, ``RMB``,
+    ``CNY``, ``人民币``) and thousands separators are read past.
+
+    Raises:
+        ValueError: not an exact non-negative amount (what was expected, in the unit).
+    """
     text = normalise_text(value).replace(",", "").replace("，", "").replace(" ", "")
+    text = _CURRENCY.sub("", text)
     if text.endswith("万元"):
         unit, text = "万元", text[:-2]
+    elif text.endswith("万"):
+        unit, text = "万元", text[:-1]
     elif text.endswith("元"):
         unit, text = "元", text[:-1]
     try:
@@ -277,6 +318,28 @@ def parse_date(value: str, formats: list[str]) -> str:
     except ValueError:
         pass
     raise ValueError("a date such as 2026-03-05, 2026/3/5 or 2026年3月5日")
+
+
+def check_amount_bound(yuan: str, raw: str, unit: str, bound: Decimal) -> None:
+    """An amount above the profile's plausibility bound is held: for a 万元 column, the likely slip is a
+    figure in 元 (``1500000`` in 贷款金额(万元) would be 150亿元).
+
+    Raises:
+        ValueError: the amount is above ``bound`` (元), with what the user probably meant.
+    """
+    amount = Decimal(yuan)
+    if amount <= bound:
+        return
+    shown = f"{bound:,.0f}"
+    if amount_unit(raw, unit) == "万元" and amount / 10000 <= bound:
+        raise ValueError(
+            f"a plausible amount: {raw} 万元 = {amount:,.2f} 元, above this profile's bound of {shown} 元 — "
+            f"did you mean 元? (金额 {raw} 按万元计为 {amount:,.2f} 元，超过合理上限 {shown} 元：是否应为 元？)"
+        )
+    raise ValueError(
+        f"a plausible amount: {amount:,.2f} 元 is above this profile's bound of {shown} 元 "
+        f"(金额 {amount:,.2f} 元 超过合理上限 {shown} 元，请核对)"
+    )
 
 
 def parse_datetime(value: str, formats: list[str]) -> str:
@@ -491,6 +554,7 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
             loan_no,
             "a loan number of letters, digits, '-', '_', '.', ':' (at most 48)",
         )
+    _record_problems(group, profile, app)
     kind = _type_of(group, profile, app)
     app.type = kind
     app.reference = _render_reference(profile.identity.reference, loan_no, kind, first)
@@ -529,8 +593,17 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
                         continue
                     raw = spec.default
                 prov = Provenance(record.row, key or "(constant)", raw if isinstance(raw, str) else str(raw), spec.kind)
+                if key in record.numbers:
+                    if spec.kind in IDENTIFIER_KINDS:
+                        app.error(record.row, key, raw, NUMERIC_IDENTIFIER, spec.target, spec.kind)
+                        continue
+                    if spec.kind in ("date", "datetime") and record.numbers[key]:
+                        raw = record.numbers[key]  # a date serial, whatever number format the workbook shows
                 try:
                     value = convert(spec, raw, unit) if isinstance(raw, str) else raw
+                    if spec.kind == "amount" and isinstance(raw, str):
+                        bound = spec.max_amount or profile.limits.max_amount
+                        check_amount_bound(value, raw.strip(), unit or spec.unit, bound)
                 except ValueError as exc:
                     app.error(record.row, key or spec.target, raw, str(exc), spec.target, spec.kind)
                     continue
@@ -573,6 +646,26 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
     _declaration_inputs(group, profile, app)
     app.data = data
     return app
+
+
+def _record_problems(group: list[SourceRecord], profile: Profile, app: MappedApplication) -> None:
+    """What the reader saw in a cell (characters not the same on every system), and exact duplicate rows."""
+    kinds = {spec.column: spec.kind for spec in profile.fields if spec.column}
+    for record in group:
+        for column, why in record.problems:
+            app.error(record.row, column, record.values.get(column, ""), why, kind=kinds.get(column, "name"))
+    first: dict[tuple[tuple[str, str], ...], SourceRecord] = {}
+    for record in group:
+        key = tuple(sorted((k, normalise_text(v)) for k, v in record.values.items()))
+        seen = first.setdefault(key, record)
+        if seen is not record:
+            app.error(
+                record.row,
+                "(整行)",
+                "",
+                f"a row that differs from row {seen.row}: it repeats {row_label(seen.row, seen.line)} exactly "
+                f"(与{row_label(seen.row, seen.line)}完全相同：同一申请中同一人不能出现两次，请删除重复行)",
+            )
 
 
 def _path_steps(path: str) -> list[str]:

@@ -92,5 +92,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX certificates_by_reference ON certificates (reference);
     CREATE INDEX applications_in_correction ON applications (reference) WHERE centre_status = 'correction_required';
     """,
+    # 4 → 5: every export's record accounting (records read = queued + answering a 补正 + duplicates +
+    # quarantined), stored with the file's retirement, the encoding it was read in, and why it was refused
+    """
+    ALTER TABLE files ADD COLUMN encoding TEXT;
+    ALTER TABLE files ADD COLUMN records INTEGER;
+    ALTER TABLE files ADD COLUMN rows_queued INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN rows_supplement INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN rows_duplicate INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN rows_quarantined INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN reason TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
