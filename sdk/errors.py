@@ -8,10 +8,12 @@
     │   ├── AuthenticationFailed        401      signature, key, digest, replay, clock
     │   │   └── ClockSkew               401      ``created`` outside the centre's window
     │   ├── PermissionDenied            403      the credential may not do this
-    │   │   └── ChannelSuspended        403      the centre closed the institution's channel (关闭端口)
+    │   │   ├── ChannelSuspended        403      the centre closed the institution's channel (关闭端口)
+    │   │   └── OperatorNotAuthorised   403      the operator is unknown, deactivated or another institution's
     │   ├── NotFound                    404
     │   ├── Conflict                    409      the state does not allow it (e.g. submit twice)
-    │   │   └── IdempotencyConflict     409      same Idempotency-Key, different body
+    │   │   ├── IdempotencyConflict     409      same Idempotency-Key, different body
+    │   │   └── FeeNotDue               409      no fee is due (not recorded yet, refused, voided, cancelled)
     │   ├── PayloadMismatch             422      an upload's digest or size differs from its declaration
     │   ├── RateLimited                 429      ``retry_after`` seconds
     │   └── ServerError                 5xx
@@ -39,8 +41,10 @@ __all__ = [
     "Conflict",
     "ContinuationTokenError",
     "DigestMismatch",
+    "FeeNotDue",
     "IdempotencyConflict",
     "NotFound",
+    "OperatorNotAuthorised",
     "PayloadMismatch",
     "PermissionDenied",
     "RateLimited",
@@ -141,6 +145,11 @@ class ChannelSuspended(PermissionDenied):
     """The centre has closed this institution's channel; submissions must wait."""
 
 
+class OperatorNotAuthorised(PermissionDenied):
+    """The declaration's ``operator_id`` is not an active 业务办理人员 account of this institution
+    (seed 001 §4.2). Refused before 受理: no notice number is spent; fix the operator and submit again."""
+
+
 class NotFound(APIError):
     pass
 
@@ -151,6 +160,10 @@ class Conflict(APIError):
 
 class IdempotencyConflict(Conflict):
     """The Idempotency-Key was used before with a different request."""
+
+
+class FeeNotDue(Conflict):
+    """No fee is due for this application: not recorded (登簿) yet, refused, withdrawn, or voided (seed 001 §3)."""
 
 
 class PayloadMismatch(APIError):
@@ -171,6 +184,8 @@ _BY_CODE: dict[str, type[APIError]] = {
     "clock_skew": ClockSkew,
     "signature_expired": ClockSkew,
     "payload_mismatch": PayloadMismatch,
+    "operator_not_authorised": OperatorNotAuthorised,
+    "fee_not_due": FeeNotDue,
 }
 # a 409 that clears by itself: the first request with the same key is still being processed
 _RETRYABLE_CODES = frozenset({"idempotency_in_progress"})

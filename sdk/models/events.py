@@ -20,6 +20,8 @@ class EventType(StrEnum):
     CORRECTION_DEADLINE_NEAR = "application.correction_deadline_near"
     FEE_ASSESSED = "fee.assessed"
     FEE_PAID = "fee.paid"
+    FEE_REFUNDED = "fee.refunded"
+    FEE_CANCELLED = "fee.cancelled"
     CERTIFICATE_ISSUED = "certificate.issued"
     CERTIFICATE_SUPERSEDED = "certificate.superseded"
     CHANNEL_SUSPENDED = "channel.suspended"

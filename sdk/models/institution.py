@@ -70,9 +70,10 @@ class InstitutionFiling(Model):
 class Operator(Resource):
     """A 业务办理人员 account the centre issued to one of the bank's staff."""
 
-    operator_id: str
+    operator_id: str = Field(description="the id the centre issued; the declaration's operator_id")
     display_name: str
-    active: bool
+    active: bool = Field(description="false once the centre deactivated the account")
+    deactivated_at: datetime | None = None
 
 
 class WebhookSubscription(Model):

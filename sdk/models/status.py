@@ -6,6 +6,7 @@
                        │  └─answer───┤ correction_required ─(deadline)─► cancelled
                        ├─► not_accepted                 └─► refused
     any non-final ─withdraw─► withdrawn
+    recorded ─(the centre annuls the entry before 缮证)─► voided 撤销 (its fee cancelled or refunded)
 
 The centre pushes an event at every step; final states never change again.
 """
@@ -23,6 +24,7 @@ from .applications import Application
 __all__ = [
     "FINAL_STATUSES",
     "TRANSITIONS",
+    "UNSUCCESSFUL_STATUSES",
     "ApplicationRecord",
     "ApplicationStatus",
     "Correction",
@@ -45,6 +47,7 @@ class ApplicationStatus(_Labelled):
     REFUSED = ("refused", "不予登记")
     WITHDRAWN = ("withdrawn", "撤回")
     CANCELLED = ("cancelled", "作废")
+    VOIDED = ("voided", "撤销")
 
     @property
     def is_final(self) -> bool:
@@ -52,7 +55,9 @@ class ApplicationStatus(_Labelled):
 
 
 S = ApplicationStatus
-FINAL_STATUSES = frozenset({S.NOT_ACCEPTED, S.COMPLETED, S.REFUSED, S.WITHDRAWN, S.CANCELLED})
+FINAL_STATUSES = frozenset({S.NOT_ACCEPTED, S.COMPLETED, S.REFUSED, S.WITHDRAWN, S.CANCELLED, S.VOIDED})
+#: final statuses that owe no fee and get no certificate: the application did not register
+UNSUCCESSFUL_STATUSES = frozenset({S.NOT_ACCEPTED, S.REFUSED, S.WITHDRAWN, S.CANCELLED, S.VOIDED})
 
 #: Which status may follow which. Withdrawal is allowed from every non-final status up to 登簿.
 TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
@@ -61,7 +66,8 @@ TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
     S.CORRECTION_REQUIRED: frozenset({S.SUBMITTED, S.CANCELLED, S.WITHDRAWN}),
     S.ACCEPTED: frozenset({S.UNDER_REVIEW, S.CORRECTION_REQUIRED, S.WITHDRAWN}),
     S.UNDER_REVIEW: frozenset({S.RECORDED, S.REFUSED, S.CORRECTION_REQUIRED, S.WITHDRAWN}),
-    S.RECORDED: frozenset({S.CERTIFICATE_ISSUED, S.COMPLETED}),  # a discharge issues no certificate
+    # a discharge issues no certificate; the centre may annul (撤销) an entry before 缮证
+    S.RECORDED: frozenset({S.CERTIFICATE_ISSUED, S.COMPLETED, S.VOIDED}),
     S.CERTIFICATE_ISSUED: frozenset({S.COMPLETED}),
     **{s: frozenset() for s in FINAL_STATUSES},
 }
@@ -112,7 +118,9 @@ class ApplicationRecord(Resource):
     materials_received: list[str] = Field(default_factory=list, description="ids of uploaded materials")
     correction: Correction | None = None
     decision: Decision | None = None
-    fee_status: str | None = Field(default=None, description="unpaid / paid / waived")
+    fee_status: str | None = Field(
+        default=None, description="unpaid / paid / waived / cancelled / refunded; absent before 登簿 (sdk.models.fees)"
+    )
     certificate_ids: list[str] = Field(default_factory=list)
     history: list[StatusChange] = Field(default_factory=list)
     next_poll_seconds: int | None = Field(default=None, description="poll hint; absent once the application is final")

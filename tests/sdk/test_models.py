@@ -210,3 +210,46 @@ def test_period_changes_must_be_ordered() -> None:
     with pytest.raises(ValidationError, match="债权确定期间: end"):
         DeterminationPeriodChange(new_start="2026-01-02", new_end="2026-01-01")
     assert DebtPeriodChange(new_start="2026-01-01", new_end="2027-01-01").kind == "debt_period"
+
+
+def test_fee_notice_and_refund_shapes() -> None:
+    """seed 001 §3: a notice carries its refunds; a refunded payment names why (docs/api.md §8)."""
+    from sdk.models import FeeNotice, PaymentReceipt
+
+    refund = {
+        "refund_id": "rf_1", "payment_id": "pay_2", "application_id": "app_1", "amount": "80.00",
+        "reason": "duplicate_payment", "refund_number": "R1", "refunded_at": "2026-11-30T10:00:00+08:00",
+    }  # fmt: skip
+    notice = FeeNotice.model_validate(
+        {"application_id": "app_1", "items": [], "total": "80.00", "status": "paid",
+         "assessed_at": "2026-11-30T09:00:00+08:00", "payment_id": "pay_1", "refunds": [refund]}
+    )  # fmt: skip
+    assert notice.refunds[0].reason == "duplicate_payment" and str(notice.refunds[0].amount) == "80.00"
+    receipt = PaymentReceipt.model_validate(
+        {"payment_id": "pay_2", "application_id": "app_1", "amount": "80.00", "method": "bank_transfer",
+         "paid_at": "2026-11-30T10:00:00+08:00", "receipt_number": "X", "status": "refunded", "refund": refund}
+    )  # fmt: skip
+    assert receipt.status == "refunded" and receipt.refund is not None
+    with pytest.raises(ValueError):
+        FeeNotice.model_validate({**notice.model_dump(mode="json"), "status": "owed"})
+    with pytest.raises(ValueError):
+        PaymentReceipt.model_validate({**receipt.model_dump(mode="json"), "refund": {**refund, "reason": "goodwill"}})
+
+
+def test_voided_is_final_and_only_after_recording() -> None:
+    from sdk.models import TRANSITIONS, UNSUCCESSFUL_STATUSES
+    from sdk.models import ApplicationStatus as S
+
+    assert S.VOIDED.is_final and S.VOIDED.label == "撤销" and S.VOIDED in UNSUCCESSFUL_STATUSES
+    assert [s for s, nxt in TRANSITIONS.items() if S.VOIDED in nxt] == [S.RECORDED]
+    assert S.COMPLETED not in UNSUCCESSFUL_STATUSES
+
+
+def test_operator_and_fee_error_codes_map_to_their_exceptions() -> None:
+    import sdk
+
+    problem = {"type": "t", "title": "t", "status": 403, "code": "operator_not_authorised"}
+    err = sdk.errors.error_from_response(403, problem)
+    assert isinstance(err, sdk.OperatorNotAuthorised) and isinstance(err, sdk.PermissionDenied)
+    err = sdk.errors.error_from_response(409, {"type": "t", "title": "t", "status": 409, "code": "fee_not_due"})
+    assert isinstance(err, sdk.FeeNotDue) and not err.retryable
