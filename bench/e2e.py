@@ -216,8 +216,8 @@ def _minimum_per_app(branch: Any) -> float:
     """create + one upload per material + submit + pay + certificate metadata + its redirect + its content."""
     with read_state(branch) as con:
         assert con is not None
-        apps = con.execute("SELECT COUNT(*) FROM applications").fetchone()[0]
-        materials = con.execute("SELECT COUNT(*) FROM materials").fetchone()[0]
+        apps = int(con.execute("SELECT COUNT(*) FROM applications").fetchone()[0])
+        materials = int(con.execute("SELECT COUNT(*) FROM materials").fetchone()[0])
     return 6 + materials / apps
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -183,12 +184,11 @@ class S3Store:
             aws_secret_access_key=secret_key,
         )
 
-    def _head(self, key: str) -> dict[str, Any] | None:
+    def _head(self, key: str) -> Mapping[str, Any] | None:
         from botocore.exceptions import ClientError
 
         try:
-            head: dict[str, Any] = self._s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
-            return head
+            return self._s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None

@@ -76,7 +76,7 @@ def _draw_qr(c: canvas.Canvas, payload: str, x: float, y: float, side: float, bo
     qr = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
     qr.addData(payload)
     qr.make()
-    count = qr.getModuleCount()
+    count = len(qr.modules)  # getModuleCount() is the same, untyped
     box = side / (count + 2 * border)
     path = c.beginPath()
     for r, row in enumerate(qr.modules):
@@ -181,12 +181,14 @@ def seal_pdf(pdf: bytes, keys: CentreKeys, *, authority: str) -> bytes:
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     der = serialization.Encoding.DER
+    ca = asn1_x509.Certificate.load(keys.ca_cert.public_bytes(der))
+    registry = SimpleCertificateStore.from_certs([ca])  # type: ignore[no-untyped-call]  # unannotated upstream
     signer = signers.SimpleSigner(
         signing_cert=asn1_x509.Certificate.load(keys.seal_cert.public_bytes(der)),
         signing_key=asn1_keys.PrivateKeyInfo.load(
             keys.seal_key.private_bytes(der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         ),
-        cert_registry=SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(keys.ca_cert.public_bytes(der))]),
+        cert_registry=registry,
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(
@@ -198,7 +200,8 @@ def seal_pdf(pdf: bytes, keys: CentreKeys, *, authority: str) -> bytes:
     )
     # the CMS container's room given outright: pyHanko would otherwise sign once more to measure it
     out = signers.sign_pdf(writer, meta, signer=signer, bytes_reserved=16384)
-    return out.getvalue()
+    sealed: bytes = out.getvalue()
+    return sealed
 
 
 def holder_code_type(id_number: str) -> LicenceHolderCodeType:

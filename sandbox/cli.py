@@ -271,4 +271,6 @@ def issue_sample_certificate() -> bytes:
         pass
     done = centre.get_application(iid, record.application_id)
     row = centre.store.one("SELECT content FROM certificates WHERE id = ?", done.certificate_ids[0])
+    if row is None:
+        raise RuntimeError(f"the sample application ended {done.status.value} without a certificate")
     return bytes(row["content"])

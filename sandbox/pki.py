@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,7 +55,7 @@ class CentreKeys:
     def ca_pem(self) -> str:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def sign_detached(self, document: object) -> dict[str, str]:
+    def sign_detached(self, document: Mapping[str, Any]) -> dict[str, str]:
         """The centre's signature over the canonical JSON of ``document``."""
         value = self.centre_key.sign(encode_json(document))
         return {"alg": "ed25519", "keyid": self.centre_key_id, "value": base64.b64encode(value).decode()}

@@ -5,6 +5,10 @@ and enforces 补正 deadlines. Timing is :class:`Timing`: instant (``step_second
 (a delay between steps), or manual (nothing moves until the admin advances it). A script per
 ``client_reference`` (set through the admin API) can force an outcome at a stage or hold an
 application there, for tests that need a particular path.
+
+The workflow is given what it works with (the ledger, the schedule, the accounts, the register,
+the fee and certificate offices); it never reaches back into the :class:`sandbox.centre.Centre`
+that composes them.
 """
 
 from __future__ import annotations
@@ -12,10 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sdk.models import (
     ApplicationRecord,
@@ -23,15 +25,18 @@ from sdk.models import (
     Correction,
     CorrectionItem,
     Decision,
-    FeeItem,
-    FeeNotice,
+    MaterialChecklist,
 )
 
+from .accounts import Accounts
+from .events import EventFeed
+from .fees import FeeOffice
+from .issuance import CertificateOffice
+from .ledger import Ledger
+from .register import Register
 from .review import Finding, Issue, Verdict, accept, examine, record
-from .store import now_utc
-
-if TYPE_CHECKING:
-    from .centre import Centre
+from .schedule import Schedule, Timing
+from .store import Store, now_utc
 
 __all__ = ["STAGES", "Timing", "Workflow"]
 
@@ -43,69 +48,55 @@ S = ApplicationStatus
 STAGES = {"acceptance": S.SUBMITTED, "review": S.ACCEPTED, "examination": S.UNDER_REVIEW, "issue": S.RECORDED}
 
 
-@dataclass
-class Timing:
-    """How fast the centre works.
-
-    Args:
-        step_seconds: delay before each step; 0 moves an application as soon as the worker wakes.
-        correction_days: time the bank has to answer a 补正 (a real centre: 15 days), may be fractional.
-        warning_fraction: warn (``application.correction_deadline_near``) when this share of the time is left.
-        manual: nothing moves until advanced (admin API / :meth:`Workflow.advance`).
-    """
-
-    step_seconds: float = 0.0
-    correction_days: float = 15.0
-    warning_fraction: float = 0.2
-    manual: bool = False
-
-
 class Workflow:
-    def __init__(self, centre: Centre, timing: Timing) -> None:
-        self.centre = centre
-        self.timing = timing
+    """Moves submitted applications through review, one due step at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        schedule: Schedule,
+        ledger: Ledger,
+        events: EventFeed,
+        accounts: Accounts,
+        register: Register,
+        checklists: dict[str, MaterialChecklist],
+        fees: FeeOffice,
+        certificates: CertificateOffice,
+    ) -> None:
+        self.store = store
+        self.schedule = schedule
+        self.ledger = ledger
+        self.events = events
+        self.accounts = accounts
+        self.register = register
+        self.checklists = checklists
+        self.fees = fees
+        self.certificates = certificates
 
     @property
-    def store(self) -> Any:
-        return self.centre.store
+    def timing(self) -> Timing:
+        return self.schedule.timing
 
     # --- scheduling ---------------------------------------------------------------------
-
-    def schedule(self, institution_id: str, application_id: str, *, force: bool = False) -> None:
-        if self.timing.manual and not force:
-            return
-        self.store.execute(
-            "INSERT OR REPLACE INTO schedule VALUES (?, ?, ?)",
-            application_id,
-            institution_id,
-            time.time() + (0 if force else self.timing.step_seconds),
-        )
-
-    def unschedule(self, application_id: str) -> None:
-        self.store.execute("DELETE FROM schedule WHERE application_id = ?", application_id)
 
     def tick(self, now: float | None = None) -> int:
         """Run every step that is due and enforce deadlines; answer how many steps ran."""
         now = time.time() if now is None else now
-        due = self.store.all("SELECT application_id, institution_id FROM schedule WHERE due_at <= ?", now)
+        due = self.schedule.due(now)
         for row in due:
-            self.unschedule(row["application_id"])
+            self.schedule.unschedule(row["application_id"])
             try:
                 self.step(row["institution_id"], row["application_id"])
             except Exception:  # a failed step is retried, never lost
                 log.exception("step of %s failed; retrying in %ss", row["application_id"], RETRY_SECONDS)
-                self.store.execute(
-                    "INSERT OR REPLACE INTO schedule VALUES (?, ?, ?)",
-                    row["application_id"],
-                    row["institution_id"],
-                    time.time() + RETRY_SECONDS,
-                )
+                self.schedule.at(row["institution_id"], row["application_id"], time.time() + RETRY_SECONDS)
         self._deadlines()
         return len(due)
 
     def advance(self, institution_id: str, application_id: str) -> ApplicationRecord:
         """One step now, whatever the timing (the admin's button)."""
-        self.unschedule(application_id)
+        self.schedule.unschedule(application_id)
         return self.step(institution_id, application_id, manual=True)
 
     # --- scripts ------------------------------------------------------------------------
@@ -149,8 +140,7 @@ class Workflow:
     # --- the steps ----------------------------------------------------------------------
 
     def step(self, institution_id: str, application_id: str, *, manual: bool = False) -> ApplicationRecord:
-        c = self.centre
-        rec = c.get_application(institution_id, application_id)
+        rec = self.ledger.load(institution_id, application_id)
         stage = next((name for name, status in STAGES.items() if status is rec.status), None)
         script = self._script(rec.client_reference, stage) if stage else None
         if script and script["outcome"] == "hold" and not manual:
@@ -160,14 +150,14 @@ class Workflow:
         if rec.status is S.SUBMITTED:
             rec = self._acceptance(institution_id, rec, self._scripted(script) if script else None)
         elif rec.status is S.ACCEPTED:
-            rec = c.transition(institution_id, rec, S.UNDER_REVIEW)
-            self.schedule(institution_id, rec.application_id)
+            rec = self.ledger.transition(institution_id, rec, S.UNDER_REVIEW)
+            self.schedule.schedule(institution_id, rec.application_id)
         elif rec.status is S.UNDER_REVIEW:
             rec = self._examination(institution_id, rec, self._scripted(script) if script else None)
         elif rec.status is S.RECORDED:
             rec = self._issue(institution_id, rec)
         elif rec.status is S.CERTIFICATE_ISSUED:
-            rec = c.transition(institution_id, rec, S.COMPLETED, "办结")
+            rec = self.ledger.transition(institution_id, rec, S.COMPLETED, "办结")
         return rec
 
     def _decision(self, verdict: Verdict, kind: str) -> Decision:
@@ -190,8 +180,8 @@ class Workflow:
             ],
             message="请在补正期限内补正下列材料或内容；逾期未补正的，申请作废。",
         )
-        rec = self.centre.transition(institution_id, rec, S.CORRECTION_REQUIRED, "补正", correction=correction)
-        self.centre.emit(
+        rec = self.ledger.transition(institution_id, rec, S.CORRECTION_REQUIRED, "补正", correction=correction)
+        self.events.emit(
             institution_id,
             "application.correction_requested",
             rec,
@@ -203,36 +193,36 @@ class Workflow:
         return rec
 
     def _acceptance(self, institution_id: str, rec: ApplicationRecord, forced: Verdict | None) -> ApplicationRecord:
-        c = self.centre
-        inst = c.institution_row(institution_id)
+        inst = self.accounts.institution_row(institution_id)
         verdict = forced or accept(
             rec.application,
-            c.register,
+            self.register,
             institution_uscc=inst["uscc"],
-            operators=c.operator_ids(institution_id),
-            checklist=c.checklists[rec.type],
+            operators=self.accounts.operator_ids(institution_id),
+            checklist=self.checklists[rec.type],
         )
         if verdict.outcome == "not_accepted":
-            return c.transition(
+            return self.ledger.transition(
                 institution_id, rec, S.NOT_ACCEPTED, "不予受理", decision=self._decision(verdict, "not_accepted")
             )
         if verdict.outcome == "correction":
             return self._correction(institution_id, rec, verdict)
-        rec = c.transition(institution_id, rec, S.ACCEPTED, "受理", correction=None)
-        rec = self._assess(institution_id, rec)
-        self.schedule(institution_id, rec.application_id)
+        rec = self.ledger.transition(institution_id, rec, S.ACCEPTED, "受理", correction=None)
+        rec = self.fees.assess(institution_id, rec)
+        self.schedule.schedule(institution_id, rec.application_id)
         return rec
 
     def _examination(self, institution_id: str, rec: ApplicationRecord, forced: Verdict | None) -> ApplicationRecord:
-        c = self.centre
-        inst = c.institution_row(institution_id)
-        verdict = forced or examine(rec.application, c.register, institution_uscc=inst["uscc"])
+        inst = self.accounts.institution_row(institution_id)
+        verdict = forced or examine(rec.application, self.register, institution_uscc=inst["uscc"])
         if verdict.outcome == "correction":
             return self._correction(institution_id, rec, verdict)
         if verdict.outcome in ("refused", "not_accepted"):
-            return c.transition(institution_id, rec, S.REFUSED, "不予登记", decision=self._decision(verdict, "refused"))
+            return self.ledger.transition(
+                institution_id, rec, S.REFUSED, "不予登记", decision=self._decision(verdict, "refused")
+            )
         with self.store.transaction():
-            recording = record(rec.application, c.register, rec.application_id)
+            recording = record(rec.application, self.register, rec.application_id)
             self.store.execute(
                 "INSERT OR REPLACE INTO pending VALUES (?, ?)",
                 rec.application_id,
@@ -244,12 +234,11 @@ class Workflow:
                     ensure_ascii=False,
                 ),
             )
-            rec = c.transition(institution_id, rec, S.RECORDED, "登簿")
-        self.schedule(institution_id, rec.application_id)
+            rec = self.ledger.transition(institution_id, rec, S.RECORDED, "登簿")
+        self.schedule.schedule(institution_id, rec.application_id)
         return rec
 
     def _issue(self, institution_id: str, rec: ApplicationRecord) -> ApplicationRecord:
-        c = self.centre
         if rec.fee_status == "unpaid":
             return rec  # 缮证 waits for the fee; the payment schedules the step again
         row = self.store.one("SELECT data FROM pending WHERE application_id = ?", rec.application_id)
@@ -257,50 +246,28 @@ class Workflow:
         # one transaction: a failure part-way (a bad font, a full disk) leaves nothing half-issued
         with self.store.transaction():
             for number in pending["cancelled"]:
-                c.supersede(number, None)
+                self.certificates.supersede(number, None)
             self.store.execute("DELETE FROM pending WHERE application_id = ?", rec.application_id)
             if not pending["issues"]:
-                return c.transition(institution_id, rec, S.COMPLETED, "办结(注销登记)")
-            ids = [c.issue_certificate(institution_id, rec, Issue(**_issue_args(i))) for i in pending["issues"]]
-            rec = c.transition(institution_id, rec, S.CERTIFICATE_ISSUED, "缮证", certificate_ids=ids)
-        self.schedule(institution_id, rec.application_id)
-        return rec
-
-    # --- fees ---------------------------------------------------------------------------
-
-    def _assess(self, institution_id: str, rec: ApplicationRecord) -> ApplicationRecord:
-        units = len(rec.application.properties)
-        items = [
-            FeeItem(code=i["code"], name=i["name"], amount=Decimal(i["amount"]) * units)
-            for i in self.centre.fees[rec.type]
-        ]
-        total = sum((i.amount for i in items), Decimal("0.00"))
-        notice = FeeNotice(
-            application_id=rec.application_id,
-            items=items,
-            total=total,
-            status="unpaid" if total > 0 else "waived",
-            assessed_at=now_utc(),
-        )
-        self.store.execute("INSERT OR REPLACE INTO fees VALUES (?, ?)", rec.application_id, notice.model_dump_json())
-        rec = rec.model_copy(update={"fee_status": notice.status})
-        self.centre.save(institution_id, rec)
-        self.centre.emit(institution_id, "fee.assessed", rec, {"total": str(notice.total), "fee_status": notice.status})
+                return self.ledger.transition(institution_id, rec, S.COMPLETED, "办结(注销登记)")
+            issue = self.certificates.issue_certificate
+            ids = [issue(institution_id, rec, Issue(**_issue_args(i))) for i in pending["issues"]]
+            rec = self.ledger.transition(institution_id, rec, S.CERTIFICATE_ISSUED, "缮证", certificate_ids=ids)
+        self.schedule.schedule(institution_id, rec.application_id)
         return rec
 
     # --- deadlines ----------------------------------------------------------------------
 
     def _deadlines(self) -> None:
-        c = self.centre
         rows = self.store.all("SELECT id, institution_id FROM applications WHERE status = 'correction_required'")
         now = now_utc()
         for row in rows:
-            rec = c.get_application(row["institution_id"], row["id"])
+            rec = self.ledger.load(row["institution_id"], row["id"])
             corr = rec.correction
             if corr is None:
                 continue
             if corr.deadline <= now:
-                c.transition(row["institution_id"], rec, S.CANCELLED, "补正期限届满未补正，申请作废")
+                self.ledger.transition(row["institution_id"], rec, S.CANCELLED, "补正期限届满未补正，申请作废")
                 continue
             left = (corr.deadline - now).total_seconds()
             window = (corr.deadline - corr.requested_at).total_seconds()
@@ -314,7 +281,7 @@ class Workflow:
                     self.store.execute(
                         "INSERT INTO deadline_warnings VALUES (?, ?)", rec.application_id, corr.deadline.isoformat()
                     )
-                    c.emit(
+                    self.events.emit(
                         row["institution_id"],
                         "application.correction_deadline_near",
                         rec,

@@ -1,0 +1,205 @@
+"""The institutions' accounts (the admin side): institutions, operators, admin tokens, the channel,
+银行信息备案 (filing), the webhook and the signed enrolment bundle."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+from sdk.identifiers import check_uscc
+from sdk.models import InstitutionFiling, InstitutionProfile, Material, Operator
+
+from .credentials import Credentials
+from .errors import CentreError
+from .events import EventFeed
+from .payload import check_payload
+from .pki import CentreKeys
+from .store import Store, new_id, now_utc, token_hash
+
+__all__ = ["BUNDLE_VERSION", "Accounts"]
+
+BUNDLE_VERSION = 1
+
+
+class Accounts:
+    """Institutions and their operators, as the centre's admin keeps them.
+
+    Args:
+        name, code: the centre's own name and 统一社会信用代码 (named in enrolment bundles).
+    """
+
+    def __init__(
+        self, store: Store, *, keys: CentreKeys, events: EventFeed, credentials: Credentials, name: str, code: str
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.events = events
+        self.credentials = credentials
+        self.name = name
+        self.code = code
+
+    # --- admin side ---------------------------------------------------------------------
+
+    def create_institution(self, *, name: str, uscc: str, licence_no: str, district: str) -> str:
+        """Open an account; answer its institution id.
+
+        Raises:
+            ValueError: for an invalid 统一社会信用代码 (GB 32100-2015).
+        """
+        code = check_uscc(uscc)
+        iid = new_id("inst")
+        self.store.execute(
+            "INSERT INTO institutions (id, name, uscc, licence_no, district, channel_since) VALUES (?, ?, ?, ?, ?, ?)",
+            iid,
+            name,
+            code,
+            licence_no,
+            district,
+            now_utc().isoformat(),
+        )
+        self.store.audit("admin", "institution.create", iid, "ok")
+        return iid
+
+    def create_operator(self, institution_id: str, display_name: str, operator_id: str | None = None) -> str:
+        self.institution_row(institution_id)
+        oid = operator_id or new_id("op")
+        self.store.execute(
+            "INSERT INTO operators (id, institution_id, display_name) VALUES (?, ?, ?)",
+            oid,
+            institution_id,
+            display_name,
+        )
+        self.store.audit("admin", "operator.create", oid, "ok")
+        return oid
+
+    def create_admin_token(self, label: str) -> str:
+        """A bearer token for the admin API (kept hashed; shown once)."""
+        token = "rba_" + secrets.token_urlsafe(32)
+        self.store.execute("INSERT INTO admin_tokens VALUES (?, ?, ?)", token_hash(token), label, now_utc().isoformat())
+        self.store.audit("admin", "admin_token.create", label, "ok")
+        return token
+
+    def check_admin_token(self, token: str) -> str | None:
+        """The admin token's label, or ``None`` for an unknown token."""
+        row = self.store.one("SELECT label FROM admin_tokens WHERE token_hash = ?", token_hash(token))
+        return str(row["label"]) if row else None
+
+    def list_institutions(self) -> list[InstitutionProfile]:
+        return [self.profile(r["id"]) for r in self.store.all("SELECT id FROM institutions ORDER BY id")]
+
+    def set_channel(self, institution_id: str, status: str, reason: str | None = None) -> None:
+        """Open or suspend the institution's channel (announced as ``channel.suspended``/``channel.resumed``).
+
+        Raises:
+            ValueError: for a status other than ``open`` or ``suspended``.
+        """
+        if status not in ("open", "suspended"):
+            raise ValueError("status is open or suspended")
+        self.institution_row(institution_id)
+        self.store.execute(
+            "UPDATE institutions SET channel_status = ?, channel_reason = ?, channel_since = ? WHERE id = ?",
+            status,
+            reason,
+            now_utc().isoformat(),
+            institution_id,
+        )
+        self.store.audit("admin", f"channel.{status}", institution_id, "ok")
+        self.events.emit(institution_id, "channel.suspended" if status == "suspended" else "channel.resumed", None,
+                         {"reason": reason} if reason else {})  # fmt: skip
+
+    def enrolment_bundle(self, institution_id: str, api_base_url: str, *, valid_for: timedelta) -> dict[str, Any]:
+        """A one-time token with everything the bank needs to trust this centre, signed by it."""
+        inst = self.institution_row(institution_id)
+        token = self.credentials.issue_enrolment_token(institution_id, valid_for=valid_for)
+        now = now_utc()
+        bundle = {
+            "version": BUNDLE_VERSION,
+            "api_base_url": api_base_url.rstrip("/"),
+            "institution_id": institution_id,
+            "institution_name": inst["name"],
+            "institution_uscc": inst["uscc"],
+            "token": token,
+            "issued_at": now.isoformat(),
+            "expires_at": (now + valid_for).isoformat(),
+            "centre": {"name": self.name, "code": self.code},
+            "trust": {
+                "seal_ca_pem": self.keys.ca_pem,
+                "centre_key_id": self.keys.centre_key_id,
+                "centre_key": self.keys.centre_jwk.model_dump(exclude_none=True),
+            },
+        }
+        return {"bundle": bundle, "signature": self.keys.sign_detached(bundle)}
+
+    # --- the institution's own view -----------------------------------------------------
+
+    def profile(self, institution_id: str) -> InstitutionProfile:
+        row = self.store.one("SELECT * FROM institutions WHERE id = ?", institution_id)
+        if row is None:
+            raise CentreError(404, "not_found", "no such institution")
+        return InstitutionProfile(
+            institution_id=row["id"],
+            name=row["name"],
+            uscc=row["uscc"],
+            financial_licence_number=row["licence_no"],
+            district=row["district"],
+            channel={"status": row["channel_status"], "reason": row["channel_reason"], "since": row["channel_since"]},
+            filing=json.loads(row["filing"]),
+            webhook_url=row["webhook_url"],
+        )
+
+    def institution_row(self, institution_id: str) -> sqlite3.Row:
+        """The institution's stored row.
+
+        Raises:
+            CentreError: 404 for an unknown institution.
+        """
+        row = self.store.one("SELECT * FROM institutions WHERE id = ?", institution_id)
+        if row is None:
+            raise CentreError(404, "not_found", f"no institution {institution_id}")
+        return row
+
+    def operator_ids(self, institution_id: str) -> set[str]:
+        """The ids of the institution's active operators (经办人)."""
+        rows = self.store.all("SELECT id FROM operators WHERE institution_id = ? AND active = 1", institution_id)
+        return {r["id"] for r in rows}
+
+    def list_operators(self, institution_id: str) -> list[Operator]:
+        rows = self.store.all("SELECT * FROM operators WHERE institution_id = ? ORDER BY id", institution_id)
+        return [Operator(operator_id=r["id"], display_name=r["display_name"], active=bool(r["active"])) for r in rows]
+
+    def file_institution(self, institution_id: str, filing: InstitutionFiling) -> InstitutionProfile:
+        """银行信息备案: declare the institution's documents (uploaded one by one after)."""
+        docs = [m.model_dump(mode="json") for m in filing.documents]
+        self.store.execute(
+            "UPDATE institutions SET filing = ? WHERE id = ?", json.dumps(docs, ensure_ascii=False), institution_id
+        )
+        self.store.audit(institution_id, "institution.filing", institution_id, "ok")
+        return self.profile(institution_id)
+
+    def upload_filing_document(self, institution_id: str, material_id: str, content: bytes) -> InstitutionProfile:
+        """Receive one declared filing document.
+
+        Raises:
+            CentreError: 404 for an undeclared document, 422 ``payload_mismatch`` for other content.
+        """
+        filing = [Material.model_validate(m) for m in json.loads(self.institution_row(institution_id)["filing"])]
+        declared = next((m for m in filing if m.id == material_id), None)
+        if declared is None:
+            raise CentreError(404, "not_found", f"document {material_id} is not declared in the filing")
+        check_payload(material_id, declared, content)
+        self.store.execute(
+            "INSERT OR REPLACE INTO filing_documents VALUES (?, ?, ?, ?)",
+            institution_id,
+            material_id,
+            declared.sha256,
+            content,
+        )
+        return self.profile(institution_id)
+
+    def set_webhook(self, institution_id: str, url: str) -> InstitutionProfile:
+        self.store.execute("UPDATE institutions SET webhook_url = ? WHERE id = ?", url, institution_id)
+        self.store.audit(institution_id, "institution.webhook", institution_id, "ok")
+        return self.profile(institution_id)

@@ -1,0 +1,218 @@
+"""Routes: the admin API (docs/sandbox.md): accounts, keys, channel, faults, request tally, scripts,
+stepping an application, certificates and the audit log; every call needs an admin bearer token."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from sdk.identifiers import USCC
+from sdk.models import (
+    ApplicationRecord,
+    CertificateMetadata,
+    CredentialRecord,
+    InstitutionProfile,
+    Operator,
+    Revocation,
+)
+
+from ..errors import CentreError
+from ..faults import FaultsConfig
+from ..workflow import STAGES
+from .common import Context, json_response
+
+__all__ = ["router"]
+
+
+# --- admin bodies -----------------------------------------------------------------------------
+
+
+class InstitutionCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    uscc: USCC
+    licence_no: str = Field(min_length=1, max_length=40, description="金融许可证号")
+    district: str = Field(default="340121", pattern=r"^\d{6}$")
+
+
+class OperatorCreate(BaseModel):
+    display_name: str = Field(min_length=1, max_length=100)
+    operator_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class BundleRequest(BaseModel):
+    api_base_url: str | None = Field(default=None, pattern=r"^https?://")
+    valid_hours: int = Field(default=168, ge=1, le=24 * 90)
+
+
+class ChannelChange(BaseModel):
+    status: Literal["open", "suspended"]
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class Script(BaseModel):
+    outcome: Literal["hold", "correction", "not_accepted", "refused"]
+    reason: str | None = None
+    items: list[dict[str, str]] | None = None
+
+
+def router(ctx: Context) -> APIRouter:
+    api = APIRouter()
+
+    # --- admin --------------------------------------------------------------------------
+
+    async def admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        label = ctx.centre.check_admin_token(token) if token else None
+        if label is None:
+            raise CentreError(401, "admin_unauthorised", "the admin API needs Authorization: Bearer <admin token>")
+        request.state.actor = f"admin:{label}"
+        return label
+
+    admin_only = [Depends(admin)]
+
+    @api.get("/admin/v1/institutions", response_model=list[InstitutionProfile], tags=["admin"], dependencies=admin_only)
+    async def admin_institutions() -> Response:
+        return json_response(ctx.centre.list_institutions())
+
+    @api.post(
+        "/admin/v1/institutions",
+        response_model=InstitutionProfile,
+        status_code=201,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_create_institution(body: InstitutionCreate) -> Response:
+        if ctx.centre.store.one("SELECT 1 FROM institutions WHERE uscc = ?", body.uscc):
+            raise CentreError(409, "duplicate_institution", "an institution with this 统一社会信用代码 exists")
+        iid = ctx.centre.create_institution(
+            name=body.name, uscc=body.uscc, licence_no=body.licence_no, district=body.district
+        )
+        return json_response(ctx.centre.profile(iid), 201)
+
+    @api.post(
+        "/admin/v1/institutions/{institution_id}/operators",
+        response_model=Operator,
+        status_code=201,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_create_operator(institution_id: str, body: OperatorCreate) -> Response:
+        oid = ctx.centre.create_operator(institution_id, body.display_name, body.operator_id)
+        return json_response(Operator(operator_id=oid, display_name=body.display_name, active=True), 201)
+
+    @api.post(
+        "/admin/v1/institutions/{institution_id}/enrolment-bundle",
+        status_code=201,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_bundle(request: Request, institution_id: str, body: BundleRequest) -> Response:
+        base = body.api_base_url or ctx.centre.public_url or str(request.base_url).rstrip("/")
+        bundle = ctx.centre.enrolment_bundle(institution_id, base, valid_for=timedelta(hours=body.valid_hours))
+        return Response(json.dumps(bundle, ensure_ascii=False, indent=2).encode(), 201, media_type="application/json")
+
+    @api.get(
+        "/admin/v1/institutions/{institution_id}/credentials",
+        response_model=list[CredentialRecord],
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_credentials(institution_id: str) -> Response:
+        ctx.centre.institution_row(institution_id)
+        return json_response(ctx.centre.list_credentials(institution_id))
+
+    @api.post(
+        "/admin/v1/credentials/{key_id}/revoke",
+        response_model=CredentialRecord,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_revoke(key_id: str, body: Revocation) -> Response:
+        return json_response(ctx.centre.revoke(None, key_id, body.reason))
+
+    @api.put(
+        "/admin/v1/institutions/{institution_id}/channel",
+        response_model=InstitutionProfile,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_channel(institution_id: str, body: ChannelChange) -> Response:
+        ctx.centre.set_channel(institution_id, body.status, body.reason)
+        return json_response(ctx.centre.profile(institution_id))
+
+    @api.get("/admin/v1/faults", response_model=FaultsConfig, tags=["admin"], dependencies=admin_only)
+    async def admin_get_faults() -> Response:
+        return json_response(ctx.faults.config)
+
+    @api.put("/admin/v1/faults", response_model=FaultsConfig, tags=["admin"], dependencies=admin_only)
+    async def admin_faults(body: FaultsConfig) -> Response:
+        ctx.faults.configure(body)
+        ctx.store.audit("admin", "faults.configure", None, "ok")
+        return json_response(ctx.faults.config)
+
+    @api.get("/admin/v1/requests", tags=["admin"], dependencies=admin_only)
+    async def admin_requests() -> Response:
+        """Every API request received since the start (or the last reset), by route, and the faults injected."""
+        tally = ctx.tally
+        return JSONResponse({"total": tally.total(), "by_route": tally.by_route(), "faults": dict(ctx.faults.counts)})
+
+    @api.delete("/admin/v1/requests", status_code=204, tags=["admin"], dependencies=admin_only)
+    async def admin_requests_reset() -> Response:
+        ctx.tally.reset()
+        return Response(status_code=204)
+
+    @api.put("/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"], dependencies=admin_only)
+    async def admin_script(client_reference: str, stage: str, body: Script) -> Response:
+        if stage not in STAGES:
+            raise CentreError(404, "not_found", f"stage is one of {', '.join(STAGES)}")
+        try:
+            ctx.centre.workflow.set_script(client_reference, stage, body.model_dump(exclude_none=True))
+        except ValueError as e:
+            raise CentreError(422, "validation_failed", str(e)) from None
+        return Response(status_code=204)
+
+    @api.delete(
+        "/admin/v1/scripts/{client_reference}/{stage}", status_code=204, tags=["admin"], dependencies=admin_only
+    )
+    async def admin_clear_script(client_reference: str, stage: str) -> Response:
+        ctx.centre.workflow.clear_script(client_reference, stage)
+        return Response(status_code=204)
+
+    @api.post(
+        "/admin/v1/applications/{application_id}/advance",
+        response_model=ApplicationRecord,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_advance(application_id: str) -> Response:
+        row = ctx.store.one("SELECT institution_id FROM applications WHERE id = ?", application_id)
+        if row is None:
+            raise CentreError(404, "not_found", f"no application {application_id}")
+        return json_response(ctx.centre.workflow.advance(row["institution_id"], application_id))
+
+    @api.get(
+        "/admin/v1/certificates/{certificate_id}",
+        response_model=CertificateMetadata,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_certificate(certificate_id: str) -> Response:
+        row = ctx.store.one("SELECT metadata FROM certificates WHERE id = ?", certificate_id)
+        if row is None:
+            raise CentreError(404, "not_found", f"no certificate {certificate_id}")
+        return Response(row["metadata"], media_type="application/json")
+
+    @api.get("/admin/v1/audit", tags=["admin"], dependencies=admin_only)
+    async def admin_audit(
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        rows = ctx.store.all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+        return Response(json.dumps([dict(r) for r in rows], ensure_ascii=False), media_type="application/json")
+
+    return api

@@ -1,0 +1,67 @@
+"""Routes: certificates, their download links and 在线核验; 登记资料查询 (docs/api.md §10–11)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from sdk.models import PropertyQuery, PropertyQueryResult, SignedCertificateMetadata, VerificationResult
+from sdk.signing import content_digest
+
+from .common import Context, IdemKey, json_response
+
+__all__ = ["router"]
+
+
+def router(ctx: Context) -> APIRouter:
+    api = APIRouter()
+    office, queries = ctx.centre.certificates, ctx.centre.queries
+
+    @api.get("/v1/certificates/{certificate_id}", response_model=SignedCertificateMetadata, tags=["certificates"])
+    async def certificate(request: Request, certificate_id: str) -> Response:
+        who = await ctx.caller(request)
+        return json_response(office.certificate(who.institution_id, certificate_id))
+
+    @api.get(
+        "/v1/certificates/{certificate_id}/content",
+        status_code=303,
+        tags=["certificates"],
+        responses={303: {"description": "See Other: the short-lived download URL in Location"}},
+    )
+    async def certificate_content(request: Request, certificate_id: str) -> Response:
+        who = await ctx.caller(request)
+        token = office.download_token(who.institution_id, certificate_id)
+        return Response(status_code=303, headers={"Location": f"/v1/downloads/{token}"})
+
+    @api.get(
+        "/v1/downloads/{token}",
+        tags=["certificates"],
+        response_class=Response,
+        responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    async def download(request: Request, token: str) -> Response:
+        meta, content = office.download(token)
+        headers = {
+            "Content-Digest": content_digest(content),
+            "Content-Disposition": f'attachment; filename="{meta.certificate_id}.pdf"',
+            "Cache-Control": "no-store",
+        }
+        return Response(content, media_type=meta.media_type, headers=headers)
+
+    @api.get("/v1/verification", response_model=VerificationResult, tags=["certificates"])
+    async def verification(
+        licence_id: Annotated[str | None, Query(max_length=200)] = None,
+        sha256: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> Response:
+        return json_response(office.verify(licence_id, sha256))
+
+    # --- property query -----------------------------------------------------------------
+
+    @api.post("/v1/property-queries", response_model=PropertyQueryResult, tags=["property"])
+    async def property_query(request: Request, query: PropertyQuery, idempotency_key: IdemKey = None) -> Response:
+        return await ctx.idempotent(
+            request, idempotency_key, 200, lambda who: queries.query_property(who.institution_id, query)
+        )
+
+    return api

@@ -1,0 +1,71 @@
+"""What every route group shares: the :class:`Context` (centre, authenticator, faults, tally) with
+the signed-caller and idempotent-request helpers, and the JSON answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Header, Request, Response
+from pydantic import BaseModel
+
+from ..auth import Authenticator, Caller
+from ..centre import Centre
+from ..faults import Faults, RequestTally
+from ..idempotency import request_fingerprint
+from ..store import Store
+
+__all__ = ["BINARY_BODY", "POLL_INTERVAL_SECONDS", "Context", "IdemKey", "json_response"]
+
+#: how often a client should poll an application or the feed, in seconds
+POLL_INTERVAL_SECONDS = 2
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+#: an OpenAPI request body of raw bytes (materials, filing documents)
+BINARY_BODY = {"requestBody": {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def json_response(model: BaseModel | list[Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(model, list):
+        body = json.dumps([m.model_dump(mode="json") for m in model], ensure_ascii=False).encode()
+    else:
+        body = model.model_dump_json().encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+@dataclass
+class Context:
+    """The centre and the request machinery the route groups work with."""
+
+    centre: Centre
+    store: Store
+    auth: Authenticator
+    faults: Faults
+    tally: RequestTally
+
+    async def caller(self, request: Request) -> Caller:
+        """The institution whose key signed the request (docs/api.md §3).
+
+        Raises:
+            CentreError: 401 for an unsigned, badly signed or replayed request.
+        """
+        body = await request.body()
+        who = self.auth.authenticate(
+            method=request.method, url=str(request.url), headers=list(request.headers.items()), body=body
+        )
+        request.state.caller = who
+        return who
+
+    async def idempotent(
+        self, request: Request, key: str | None, status: int, act: Callable[[Caller], BaseModel]
+    ) -> Response:
+        """Authenticate, then run ``act`` once per idempotency key (docs/api.md §4), answering ``status``."""
+        who = await self.caller(request)
+        fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
+        result = self.centre.idempotency.run(
+            who.institution_id, key, fingerprint, lambda: (status, act(who).model_dump_json().encode())
+        )
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        media = "application/json" if result.status < 400 else "application/problem+json"
+        return Response(result.body, status_code=result.status, media_type=media, headers=headers)
