@@ -8,89 +8,20 @@ A certificate is stored only when all three hold:
 3. the metadata agrees with what the bank applied for: 不动产单元号, the mortgagee is this bank,
    the amount, the obligors, and a 证明号 of the right shape (:func:`reconcile`).
 
-Anything else is quarantined and alerted, never silently stored.
+Anything else is quarantined and alerted, never silently stored. Checks 1 and 2 are the SDK's
+(:mod:`sdk.certificates`, which a bank's own system can use too); :func:`reconcile` is the agent's.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import json
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sdk.certificates import CertificateRejected, TrustAnchors, verify_metadata, verify_seal
 from sdk.identifiers import parse_certificate_number
-from sdk.models import CertificateMetadata, SignedCertificateMetadata
-from sdk.signing import public_key_from_jwk
+from sdk.models import CertificateMetadata
 
 __all__ = ["CertificateRejected", "TrustAnchors", "reconcile", "verify_metadata", "verify_seal"]
-
-
-class CertificateRejected(Exception):
-    """The certificate failed a check; ``reasons`` says which."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
-
-
-@dataclass(frozen=True)
-class TrustAnchors:
-    """What the enrolment bundle says to trust: the seal CA and the centre's signing key."""
-
-    seal_ca_pem: str
-    centre_key_id: str
-    centre_key: dict[str, Any]
-
-
-def verify_metadata(signed: SignedCertificateMetadata, trust: TrustAnchors) -> CertificateMetadata:
-    sig = signed.signature
-    if sig.keyid != trust.centre_key_id:
-        raise CertificateRejected([f"metadata signed by key {sig.keyid}, not the centre's {trust.centre_key_id}"])
-    doc = signed.metadata.model_dump(mode="json")
-    canonical = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-    key = public_key_from_jwk(trust.centre_key)
-    try:
-        key.verify(base64.b64decode(sig.value), canonical)  # type: ignore[call-arg]
-    except Exception:
-        raise CertificateRejected(["the metadata's signature does not verify with the centre key"]) from None
-    return signed.metadata
-
-
-def verify_seal(pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors) -> None:
-    from asn1crypto import pem as asn1_pem
-    from asn1crypto import x509 as asn1_x509
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko.sign.validation.status import SignatureCoverageLevel
-    from pyhanko_certvalidator import ValidationContext
-
-    reasons = []
-    if hashlib.sha256(pdf).hexdigest() != meta.sha256:
-        reasons.append("the file's SHA-256 differs from the one in the signed metadata")
-    try:
-        _, _, der = asn1_pem.unarmor(trust.seal_ca_pem.encode())
-        root = asn1_x509.Certificate.load(der)
-        signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
-        if not signatures:
-            raise CertificateRejected([*reasons, "the PDF carries no seal (no embedded signature)"])
-        status = validate_pdf_signature(signatures[0], ValidationContext(trust_roots=[root]))
-    except CertificateRejected:
-        raise
-    except Exception as exc:  # a damaged PDF can fail anywhere in the parser
-        raise CertificateRejected([*reasons, f"the PDF cannot be read or validated: {type(exc).__name__}"]) from None
-    if not status.intact:
-        reasons.append("the seal is broken: the signed content was changed")
-    elif not status.valid:
-        reasons.append("the seal's signature is not valid")
-    if not status.trusted:
-        reasons.append("the seal does not chain to the centre's CA from the enrolment bundle")
-    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
-        reasons.append("the seal does not cover the whole file (content was appended after sealing)")
-    if reasons:
-        raise CertificateRejected(reasons)
 
 
 def _amount(value: Any) -> Decimal | None:

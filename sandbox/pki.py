@@ -8,7 +8,6 @@ file or the OS keyring — see ``sandbox.serve``); an in-memory centre keeps the
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sdk._operations import encode_json
+from sdk.certificates import sign_detached
 from sdk.models import PublicJwk
 from sdk.signing import jwk_fingerprint, jwk_from_public_key
 
@@ -56,9 +55,8 @@ class CentreKeys:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def sign_detached(self, document: Mapping[str, Any]) -> dict[str, str]:
-        """The centre's signature over the canonical JSON of ``document``."""
-        value = self.centre_key.sign(encode_json(document))
-        return {"alg": "ed25519", "keyid": self.centre_key_id, "value": base64.b64encode(value).decode()}
+        """The centre's detached signature over the canonical JSON of ``document`` (:mod:`sdk.certificates`)."""
+        return sign_detached(document, self.centre_key, self.centre_key_id)
 
     # --- persistence --------------------------------------------------------------------
 

@@ -1,0 +1,168 @@
+"""Checking a certificate from the centre: its signed metadata and its sealed PDF (seed 000 arts. 7–11).
+
+The centre signs what it says about a certificate and about itself *detached*: the signature is
+over the document's canonical JSON — UTF-8, keys sorted, no whitespace (``separators=(",", ":")``),
+non-ASCII kept as is — with the centre key named in the enrolment bundle (Ed25519, or ECDSA P-256
+with SHA-256). The same form signs the enrolment bundle. The PDF carries a PAdES seal (ISO 32000-2
+§12.8, ETSI EN 319 142) by the centre's seal certificate, which chains to the seal CA of the bundle.
+
+A bank's system that embeds the SDK verifies a certificate as the agent does::
+
+    from sdk.certificates import TrustAnchors, verify_metadata, verify_seal
+
+    trust = TrustAnchors(seal_ca_pem=..., centre_key_id=..., centre_key=...)  # from the enrolment bundle
+    meta = verify_metadata(client.certificates.get(certificate_id), trust)   # raises CertificateRejected
+    verify_seal(pdf_bytes, meta, trust)                                      # needs the [certificates] extra
+
+:func:`canonical_json`, :func:`sign_detached` and :func:`verify_detached` need only the SDK's own
+dependencies; :func:`verify_seal` needs pyHanko (``pip install 'regbridge[certificates]'``), imported
+only when it is called, so ``import sdk`` stays light.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from .models import CertificateMetadata, PublicJwk, SignedCertificateMetadata
+from .signing import PrivateKey, public_key_from_jwk
+
+__all__ = [
+    "CertificateRejected",
+    "TrustAnchors",
+    "canonical_json",
+    "sign_detached",
+    "verify_detached",
+    "verify_metadata",
+    "verify_seal",
+]
+
+
+class CertificateRejected(Exception):
+    """The certificate failed a check; ``reasons`` says which (one plain sentence each)."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """What the enrolment bundle says to trust (its ``trust`` object).
+
+    Args:
+        seal_ca_pem: the seal CA's certificate, PEM.
+        centre_key_id: the id the centre's detached signatures name (``keyid``).
+        centre_key: the centre's public key, a JWK (RFC 7517) as a mapping.
+    """
+
+    seal_ca_pem: str
+    centre_key_id: str
+    centre_key: dict[str, Any]
+
+
+def canonical_json(document: Mapping[str, Any]) -> bytes:
+    """The bytes a detached signature covers: UTF-8 JSON, keys sorted, no whitespace, non-ASCII as is."""
+    return json.dumps(dict(document), ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_detached(document: Mapping[str, Any], key: PrivateKey, key_id: str) -> dict[str, str]:
+    """The detached signature (``{"alg", "keyid", "value"}``, value base64) of ``document``'s canonical JSON."""
+    data = canonical_json(document)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return {"alg": "ed25519", "keyid": key_id, "value": base64.b64encode(key.sign(data)).decode()}
+    value = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    return {"alg": "ecdsa-p256-sha256", "keyid": key_id, "value": base64.b64encode(value).decode()}
+
+
+def verify_detached(
+    document: Mapping[str, Any], signature: Mapping[str, Any], key: PublicJwk | Mapping[str, Any]
+) -> bool:
+    """Whether ``signature`` (``{"alg", "keyid", "value"}``) is ``key``'s over ``document``'s canonical JSON.
+
+    The caller checks ``signature["keyid"]`` names the key it expects. Never raises for a bad or
+    malformed signature (answers ``False``).
+
+    Raises:
+        ValueError: ``key`` is not a valid Ed25519 or P-256 public key.
+    """
+    public = public_key_from_jwk(key)
+    try:
+        value = base64.b64decode(str(signature["value"]), validate=True)
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(value, canonical_json(document))
+        else:
+            public.verify(value, canonical_json(document), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def verify_metadata(signed: SignedCertificateMetadata, trust: TrustAnchors) -> CertificateMetadata:
+    """The certificate's metadata, once the centre's detached signature over it verifies.
+
+    Raises:
+        CertificateRejected: signed by another key than the centre's, or the signature does not verify.
+        ValueError: the trusted centre key itself is not a valid public key (a configuration error).
+    """
+    sig = signed.signature
+    if sig.keyid != trust.centre_key_id:
+        raise CertificateRejected([f"metadata signed by key {sig.keyid}, not the centre's {trust.centre_key_id}"])
+    doc = signed.metadata.model_dump(mode="json")
+    if not verify_detached(doc, sig.model_dump(), trust.centre_key):
+        raise CertificateRejected(["the metadata's signature does not verify with the centre key"])
+    return signed.metadata
+
+
+def verify_seal(pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors) -> None:
+    """The PDF is the one the metadata signs (SHA-256), and its PAdES seal is intact, valid, chains to
+    the bundle's seal CA and covers the whole file.
+
+    Raises:
+        CertificateRejected: with every failed check.
+        ImportError: pyHanko is not installed (``pip install 'regbridge[certificates]'``).
+    """
+    try:
+        from asn1crypto import pem as asn1_pem
+        from asn1crypto import x509 as asn1_x509
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko.sign.validation.status import SignatureCoverageLevel
+        from pyhanko_certvalidator import ValidationContext
+    except ImportError as exc:  # the SDK's own install has no pyHanko
+        hint = "verifying a certificate's seal needs pyHanko: pip install 'regbridge[certificates]'"
+        raise ImportError(hint) from exc
+
+    reasons = []
+    if hashlib.sha256(pdf).hexdigest() != meta.sha256:
+        reasons.append("the file's SHA-256 differs from the one in the signed metadata")
+    try:
+        _, _, der = asn1_pem.unarmor(trust.seal_ca_pem.encode())
+        root = asn1_x509.Certificate.load(der)
+        signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+        if not signatures:
+            raise CertificateRejected([*reasons, "the PDF carries no seal (no embedded signature)"])
+        status = validate_pdf_signature(signatures[0], ValidationContext(trust_roots=[root]))
+    except CertificateRejected:
+        raise
+    except Exception as exc:  # a damaged PDF can fail anywhere in the parser
+        raise CertificateRejected([*reasons, f"the PDF cannot be read or validated: {type(exc).__name__}"]) from None
+    if not status.intact:
+        reasons.append("the seal is broken: the signed content was changed")
+    elif not status.valid:
+        reasons.append("the seal's signature is not valid")
+    if not status.trusted:
+        reasons.append("the seal does not chain to the centre's CA from the enrolment bundle")
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        reasons.append("the seal does not cover the whole file (content was appended after sealing)")
+    if reasons:
+        raise CertificateRejected(reasons)
