@@ -126,7 +126,10 @@ class ReadResult:
             if len(v) > MAX_FIELD_CHARS:
                 self.errors.append(
                     RecordError(
-                        row, f"字段 {k!r} 长 {len(v):,} 个字符（最多 {MAX_FIELD_CHARS:,}）", line=_line(row, line)
+                        row,
+                        f"字段 {k!r} 长 {len(v):,} 个字符（最多 {MAX_FIELD_CHARS:,}）",
+                        ",".join(x[:64] for x in values.values())[:200],
+                        line=_line(row, line),
                     )
                 )
                 return None
