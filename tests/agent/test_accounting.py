@@ -301,8 +301,8 @@ def test_every_record_of_every_generated_export_is_accounted_for(centre: LocalCe
                 queued[loan.number] = loan
         totals["exports"] += 1
         totals["records"] += report.records
-        for k in expected:
-            totals[k] += report.rows[k]
+        for bucket in expected:
+            totals[bucket] += report.rows[bucket]
 
     try:
         check()
