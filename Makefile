@@ -20,7 +20,7 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict sdk config connectors agent installer sandbox bench
+	$(BIN)/mypy --strict sdk config connectors agent installer sandbox bench tests
 
 test: system-deps lint imports typecheck bundle
 	$(BIN)/pytest -q -n 2 --durations=15

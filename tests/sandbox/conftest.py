@@ -14,7 +14,7 @@ from sandbox.app import create_app
 from sandbox.centre import Centre
 from sandbox.store import Store
 from sandbox.workflow import Timing
-from sdk.signing import generate_private_key, jwk_from_public_key
+from sdk.signing import PrivateKey, generate_private_key, jwk_from_public_key
 from tests import factories as f
 
 
@@ -55,7 +55,7 @@ def sandbox(tmp_path: object) -> Iterator[Running]:
 class Bank:
     institution_id: str
     key_id: str
-    key: object
+    key: PrivateKey
     client: sdk.Client
 
 

@@ -48,7 +48,7 @@ def test_pyhanko_validates_the_seal_given_only_the_centre_ca(sandbox: Running, i
     pdf, _ = issued
     sig = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
     status = validate_pdf_signature(sig, ValidationContext(trust_roots=[_ca(sandbox.centre.keys)]))
-    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()  # type: ignore[no-untyped-call]
     assert "不动产登记专用章" in status.signing_cert.subject.human_friendly
 
     # another CA does not vouch for it

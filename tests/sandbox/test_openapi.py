@@ -46,8 +46,9 @@ class _Signed(requests.auth.AuthBase):
         self.signer = signer
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        body = r.body if isinstance(r.body, bytes) else (r.body or "").encode()
-        request = httpx.Request(r.method or "GET", r.url or "", headers=dict(r.headers), content=body)
+        body = r.body if isinstance(r.body, bytes) else str(r.body or "").encode()
+        headers = {k: v if isinstance(v, str) else v.decode() for k, v in r.headers.items()}
+        request = httpx.Request(r.method or "GET", r.url or "", headers=headers, content=body)
         sign_request(request, self.signer)
         for name in ("Content-Digest", "Signature-Input", "Signature"):
             r.headers[name] = request.headers[name]
@@ -56,7 +57,7 @@ class _Signed(requests.auth.AuthBase):
 
 @pytest.fixture
 def live(sandbox: Running, bank: Bank) -> Iterator[tuple[str, _Signed]]:
-    yield sandbox.url, _Signed(KeySigner(bank.key_id, bank.key))  # type: ignore[arg-type]
+    yield sandbox.url, _Signed(KeySigner(bank.key_id, bank.key))
 
 
 @schemathesis.serializer("application/pdf")
@@ -87,7 +88,7 @@ def test_schemathesis_finds_no_server_error(live: tuple[str, _Signed]) -> None:
         run()
 
     for operation in SCHEMA.get_all_operations():
-        op = operation.ok()
+        op = operation.ok()  # type: ignore[union-attr]  # an Err is an invalid schema: let it fail here
         if not op.path.startswith("/admin/"):
             exercise(op)
     session.close()

@@ -69,7 +69,7 @@ def test_upload_must_match_its_declaration(sandbox: Running, bank: Bank) -> None
         bank.client.applications.upload_material(draft.application_id, app.materials[0], b"other content")
     url = f"{sandbox.url}/v1/applications/{draft.application_id}/materials/m1"
     request = httpx.Request("PUT", url, content=b"other content", headers={"Content-Type": "application/pdf"})
-    sign_request(request, KeySigner(bank.key_id, bank.key))  # type: ignore[arg-type]
+    sign_request(request, KeySigner(bank.key_id, bank.key))
     with httpx.Client() as http:
         response = http.send(request)  # … and the centre refuses what gets past a careless client
     assert response.status_code == 422 and response.json()["code"] == "payload_mismatch"
@@ -97,7 +97,7 @@ def _raw(
 def test_each_bad_request_is_refused_with_its_own_code(sandbox: Running, bank: Bank) -> None:
     assert _raw(sandbox, bank).status_code == 200
     request = httpx.Request("GET", f"{sandbox.url}/v1/institution")
-    sign_request(request, KeySigner(bank.key_id, bank.key))  # type: ignore[arg-type]
+    sign_request(request, KeySigner(bank.key_id, bank.key))
     with httpx.Client() as http:
         assert http.send(request).status_code == 200
         replay = http.send(request)
@@ -150,7 +150,7 @@ def test_schema_errors_come_all_at_once_with_pointers(sandbox: Running, bank: Ba
     request = httpx.Request(
         "POST", f"{sandbox.url}/v1/applications", json=data, headers={"Idempotency-Key": "k-schema"}
     )
-    sign_request(request, KeySigner(bank.key_id, bank.key))  # type: ignore[arg-type]
+    sign_request(request, KeySigner(bank.key_id, bank.key))
     with httpx.Client() as http:
         response = http.send(request)
     assert response.status_code == 422

@@ -162,7 +162,7 @@ CALLS: list[tuple[str, str, str, Any, Any]] = [
 def _args(call: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     material = f.material()
     jwk = jwk_from_public_key(generate_private_key().public_key())
-    return {
+    calls: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         "applications.create": ((f.application(),), {}),
         "applications.upload_material": (("A-1", material, b"%PDF-1.7 sample"), {}),
         "applications.submit": (("A-1",), {}),
@@ -187,7 +187,8 @@ def _args(call: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "certificates.verify": ((), {"licence_id": "1.2.156.3005.2.X"}),
         "certificates.get": (("C-1",), {}),
         "credentials.enroll": (("t" * 32, jwk), {}),
-    }[call]
+    }
+    return calls[call]
 
 
 def _resolve(client: Any, call: str) -> Any:

@@ -50,7 +50,7 @@ def test_registration_types_follow_the_code_table() -> None:
 def _errors(data: dict[str, Any]) -> list[dict[str, Any]]:
     with pytest.raises(ValidationError) as exc:
         APP.validate_python(data)
-    return exc.value.errors()
+    return [dict(e) for e in exc.value.errors()]
 
 
 def test_all_errors_come_at_once_with_their_location() -> None:

@@ -68,7 +68,7 @@ def test_every_error_is_a_regbridge_error() -> None:
         obj = getattr(sdk.errors, name)
         if isinstance(obj, type):
             assert issubclass(obj, sdk.RegBridgeError), name
-            assert name in sdk.errors.__doc__, f"{name} is missing from the drawn tree"  # type: ignore[operator]
+            assert name in sdk.errors.__doc__, f"{name} is missing from the drawn tree"
 
 
 def test_models_all_is_complete() -> None:

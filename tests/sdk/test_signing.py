@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +16,10 @@ from http_message_signatures.resolvers import MappingKeyResolver
 from sdk.errors import SignatureError
 from sdk.signing import (
     KeySigner,
+    PublicKey,
     RequestSigningAuth,
     RotatingSigner,
+    VerifiedRequest,
     content_digest,
     generate_private_key,
     jwk_fingerprint,
@@ -96,7 +100,7 @@ def test_sdk_signature_verifies_with_the_library_verifier_given_only_the_public_
         body=request.content,
     )
     assert result.parameters["keyid"] == "bank-key" and result.parameters["alg"] == algorithm
-    assert result.parameters["expires"] > result.parameters["created"]
+    assert int(result.parameters["expires"]) > int(result.parameters["created"])
     assert result.nonce
     request.headers["Idempotency-Key"] = "k-2"
     with pytest.raises(InvalidSignature):
@@ -121,14 +125,16 @@ def _signed(key: ed25519.Ed25519PrivateKey, body: bytes = b'{"a":1}', **kw: obje
     return request
 
 
-def _verify(request: httpx.Request, keys: dict[str, object], body: bytes | None = None, **kw: object) -> object:
+def _verify(
+    request: httpx.Request, keys: Mapping[str, PublicKey], body: bytes | None = None, **kw: Any
+) -> VerifiedRequest:
     return verify_request(
         method=request.method,
         url=str(request.url),
         headers=request.headers.items(),
         body=request.content if body is None else body,
-        keys=keys,  # type: ignore[arg-type]
-        **kw,  # type: ignore[arg-type]
+        keys=keys,
+        **kw,
     )
 
 
@@ -136,9 +142,9 @@ def test_verify_request_refuses_each_fault_with_its_own_code() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     keys = {"k1": key.public_key()}
     ok = _signed(key)
-    assert _verify(ok, keys).key_id == "k1"  # type: ignore[attr-defined]
+    assert _verify(ok, keys).key_id == "k1"
 
-    cases = {
+    cases: dict[str, Callable[[], object]] = {
         "digest_mismatch": lambda: _verify(_signed(key), keys, body=b'{"a":2}'),
         "unknown_key": lambda: _verify(_signed(key), {"other": key.public_key()}),
         "clock_skew": lambda: _verify(_signed(key, now=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=600)), keys),
@@ -158,7 +164,7 @@ def test_verify_request_refuses_each_fault_with_its_own_code() -> None:
 
 def test_jwk_round_trip_and_fingerprint() -> None:
     for algorithm in ("ed25519", "ecdsa-p256-sha256"):
-        key = generate_private_key(algorithm)  # type: ignore[arg-type]
+        key = generate_private_key(algorithm)
         jwk = jwk_from_public_key(key.public_key())
         assert jwk_from_public_key(public_key_from_jwk(jwk)) == jwk
         assert len(jwk_fingerprint(jwk)) == 64
@@ -194,8 +200,8 @@ def test_a_rotating_signer_signs_each_request_wholly_with_one_key() -> None:
     rotating.switch(SwitchWhileSigning())  # type: ignore[arg-type]
     auth = RequestSigningAuth(rotating)
     first = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1/v1/events")))
-    assert _verify(first, keys).key_id == "old"  # type: ignore[attr-defined]
+    assert _verify(first, keys).key_id == "old"
     second = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1/v1/events")))
-    assert _verify(second, keys).key_id == "new"  # type: ignore[attr-defined]
+    assert _verify(second, keys).key_id == "new"
     with pytest.raises(SignatureError):
         _verify(second, {"new": old.public_key()})

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import httpx
 import pytest
 
 import sdk
 from sdk.models import EventType
-from sdk.signing import KeySigner, generate_private_key, sign_request
+from sdk.signing import KeySigner, PublicKey, generate_private_key, sign_request
 
 EVENT = (
     b'{"event_id":"e1","sequence":1,"type":"certificate.issued",'
@@ -22,14 +23,14 @@ def _delivery(key: object, body: bytes = EVENT, **kw: object) -> httpx.Request:
     return request
 
 
-def _verify(request: httpx.Request, keys: dict[str, object], body: bytes | None = None) -> sdk.models.Event:
+def _verify(request: httpx.Request, keys: Mapping[str, PublicKey], body: bytes | None = None) -> sdk.models.Event:
     return sdk.verify_webhook(
         method="POST",
         url=URL,
         headers=request.headers.items(),
         body=request.content if body is None else body,
         centre_keys=keys,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_a_genuine_delivery_verifies_and_parses() -> None:

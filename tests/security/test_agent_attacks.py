@@ -87,6 +87,7 @@ class ManInTheMiddle(httpx.BaseTransport):
         keys: CentreKeys = self.centre.centre.keys
         name = self.centre.centre.name
         row = self.centre.store.one("SELECT metadata, signature, content FROM certificates WHERE id = ?", cid)
+        assert row is not None
         meta = CertificateMetadata.model_validate_json(row["metadata"])
         genuine_pdf, genuine_sig = bytes(row["content"]), json.loads(row["signature"])
 

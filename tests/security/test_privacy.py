@@ -68,5 +68,5 @@ def test_the_scan_finds_an_unmasked_id_or_name_and_passes_masked_ones(tmp_path: 
     (inbox / "receipts").mkdir(parents=True)
     (inbox / "export.csv").write_text(owner.id_number, encoding="utf-8")
     (inbox / "receipts" / "receipts-1.csv").write_text(owner.id_number, encoding="utf-8")
-    found = {f.path.name for f in scan(tmp_path)}
-    assert "export.csv" not in found and "receipts-1.csv" in found
+    files = {f.path.name for f in scan(tmp_path)}
+    assert "export.csv" not in files and "receipts-1.csv" in files

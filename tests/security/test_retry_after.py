@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ import sdk
 from sdk.retries import RetryPolicy, parse_retry_after
 from sdk.signing import generate_private_key
 
-PROFILE = {
+PROFILE: dict[str, Any] = {
     "institution_id": "inst_1",
     "name": "中国示例银行股份有限公司合肥分行",
     "uscc": "91340100781081199K",

@@ -47,7 +47,7 @@ def _signed(request: httpx.Request, signer: KeySigner, **kw: object) -> httpx.Re
 
 
 def _count(sandbox: Running) -> int:
-    return int(sandbox.store.one("SELECT COUNT(*) AS n FROM applications")["n"])
+    return int(sandbox.store.all("SELECT COUNT(*) AS n FROM applications")[0]["n"])
 
 
 def test_every_attack_on_the_api_is_refused_and_leaves_no_trace(sandbox: Running, bank: Bank) -> None:

@@ -46,7 +46,7 @@ def _create(sandbox: Running, reference: str) -> httpx.Request:
 
 
 def _count(sandbox: Running) -> int:
-    return int(sandbox.store.one("SELECT COUNT(*) AS n FROM applications")["n"])
+    return int(sandbox.store.all("SELECT COUNT(*) AS n FROM applications")[0]["n"])
 
 
 def _other_bank_revoked_key(sandbox: Running) -> KeySigner:
