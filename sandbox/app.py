@@ -26,6 +26,7 @@ from .auth import Authenticator, Caller
 from .centre import Centre
 from .errors import CentreError
 from .faults import Faults, FaultsMiddleware, RequestTally, TallyMiddleware
+from .gate import Gate, own_base
 from .routes import accounts, admin, applications, certificates, events
 from .routes.common import Context
 from .store import Store, new_id
@@ -93,14 +94,18 @@ def create_app(
     app.state.faults = faults
     app.state.worker = worker
     tally = app.state.requests = RequestTally()
+    # innermost of the middlewares: authentication and body limits before any route reads a byte
+    app.add_middleware(
+        Gate, auth=auth, store=store, admin_token=centre.check_admin_token, public_url=lambda: centre.public_url
+    )
     app.add_middleware(FaultsMiddleware, faults=faults)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = new_id("req")
         request.state.request_id = rid
-        if centre.public_url is None:
-            centre.public_url = str(request.base_url).rstrip("/")
+        if centre.public_url is None:  # the address it serves on — never a Host header a client chose
+            centre.public_url = own_base(request.scope)
         response = await call_next(request)
         response.headers["X-Request-Id"] = rid
         response.headers["Date"] = formatdate(time.time() + faults.config.clock_skew_seconds, usegmt=True)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sdk.errors import SignatureError
-from sdk.signing import PublicKey, public_key_from_jwk, verify_request
+from sdk.signing import PublicKey, SignatureInput, public_key_from_jwk, verify_request
 
 from .errors import CentreError
 from .store import Store
@@ -39,6 +39,33 @@ class Authenticator:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
+
+    def precheck(self, headers: list[tuple[str, str]]) -> str:
+        """Judge a request by its headers alone, before its body is read; answer the institution.
+
+        The signature is parsed (ambiguous or malformed: refused), its key must be known and not
+        revoked, and ``created``/``expires`` inside the window. :meth:`authenticate` does the rest
+        (coverage, digest, the signature itself, the nonce) once the body is in.
+
+        Raises:
+            CentreError: 401 with the code that names the reason.
+        """
+        try:
+            parsed = SignatureInput.parse(headers)
+        except SignatureError as e:
+            raise CentreError(401, getattr(e, "code", "signature_invalid"), str(e)) from None
+        row = self.store.one("SELECT institution_id, status, revoke_at FROM keys WHERE key_id = ?", parsed.key_id)
+        if row is None:
+            raise CentreError(401, "unknown_key", f"unknown key id {parsed.key_id!r}")
+        now = self.clock()
+        if abs(now - parsed.created) > WINDOW_SECONDS:
+            raise CentreError(401, "clock_skew", f"signature created {parsed.created} is more than {WINDOW_SECONDS}s "
+                              "from the centre's clock")  # fmt: skip
+        if parsed.expires is not None and (parsed.expires < parsed.created or parsed.expires + WINDOW_SECONDS < now):
+            raise CentreError(401, "signature_expired", f"the signature expired at {parsed.expires}")
+        if _revoked(row, now):
+            raise CentreError(401, "key_revoked", f"key {parsed.key_id} is revoked")
+        return str(row["institution_id"])
 
     def authenticate(self, *, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Caller:
         """Verify the request or raise :class:`CentreError` (401/403) with its own code.
@@ -64,8 +91,7 @@ class Authenticator:
         except SignatureError as e:
             raise CentreError(401, getattr(e, "code", "signature_invalid"), str(e)) from None
         row = rows[verified.key_id]
-        revoke_at = datetime.fromisoformat(row["revoke_at"]).timestamp() if row["revoke_at"] else None
-        if row["status"] == "revoked" or (revoke_at is not None and revoke_at <= self.clock()):
+        if _revoked(row, self.clock()):
             raise CentreError(401, "key_revoked", f"key {verified.key_id} is revoked")
         if not verified.nonce or len(verified.nonce) < 16:
             raise CentreError(401, "signature_invalid", "the signature needs a nonce of at least 128 bits")
@@ -74,7 +100,7 @@ class Authenticator:
         inst = self.store.one("SELECT channel_status, channel_reason FROM institutions WHERE id = ?", institution_id)
         if inst is not None and inst["channel_status"] == "suspended":
             raise CentreError(403, "channel_suspended", f"the channel is suspended: {inst['channel_reason'] or ''}")
-        return Caller(institution_id=institution_id, key_id=verified.key_id, retiring=revoke_at is not None)
+        return Caller(institution_id=institution_id, key_id=verified.key_id, retiring=bool(row["revoke_at"]))
 
     def _remember_nonce(self, key_id: str, nonce: str) -> None:
         now = self.clock()
@@ -84,3 +110,9 @@ class Authenticator:
             if seen:
                 raise CentreError(401, "replayed_nonce", "this signature's nonce was used before")
             db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (key_id, nonce, now))
+
+
+def _revoked(row: Any, now: float) -> bool:
+    """Revoked, or past the end of its rotation grace period."""
+    revoke_at = datetime.fromisoformat(row["revoke_at"]).timestamp() if row["revoke_at"] else None
+    return bool(row["status"] == "revoked" or (revoke_at is not None and revoke_at <= now))

@@ -14,6 +14,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    413: "Payload too large",
     422: "The request does not satisfy the contract",
     429: "Too many requests",
     500: "Internal error",

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from ..auth import Authenticator, Caller
 from ..centre import Centre
+from ..errors import CentreError
 from ..faults import Faults, RequestTally
 from ..idempotency import request_fingerprint
 from ..store import Store
@@ -45,16 +46,15 @@ class Context:
     tally: RequestTally
 
     async def caller(self, request: Request) -> Caller:
-        """The institution whose key signed the request (docs/api.md §3).
+        """The institution whose key signed the request (docs/api.md §3), as the gate verified it
+        (``sandbox.gate``: from the headers before the body, then the signature over the body).
 
         Raises:
-            CentreError: 401 for an unsigned, badly signed or replayed request.
+            CentreError: 401 for a request the gate did not authenticate.
         """
-        body = await request.body()
-        who = self.auth.authenticate(
-            method=request.method, url=str(request.url), headers=list(request.headers.items()), body=body
-        )
-        request.state.caller = who
+        who: Caller | None = getattr(request.state, "caller", None)
+        if who is None:
+            raise CentreError(401, "signature_missing", "the request carries no Signature / Signature-Input")
         return who
 
     async def idempotent(

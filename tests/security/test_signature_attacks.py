@@ -198,3 +198,22 @@ def test_a_webhook_signed_by_a_slow_clock_is_accepted_within_the_window() -> Non
     with pytest.raises(SignatureError):
         verify_webhook(method="POST", url=url, headers=stale.headers.multi_items(), body=stale.content,
                        centre_keys=keys)  # fmt: skip
+
+
+def test_a_request_signed_for_another_host_is_refused(sandbox: Running, bank: Bank) -> None:
+    """``@target-uri`` is the centre's own authority, not one rebuilt from a Host header the bank did not sign."""
+    me = KeySigner(bank.key_id, bank.key)
+    port = httpx.URL(sandbox.url).port
+    elsewhere = httpx.Request(
+        "POST", f"http://centre.elsewhere.example:{port}/v1/applications",
+        content=_create(sandbox, "ATK-HOST").content,
+        headers={"Content-Type": "application/json", "Idempotency-Key": f"idem-host-{time.time_ns()}"},
+    )  # fmt: skip
+    sign_request(elsewhere, me)  # signed for another centre; Host is not a covered component
+    headers = [(k, v) for k, v in elsewhere.headers.multi_items()]
+    before = _count(sandbox)
+    with httpx.Client() as http:
+        response = http.send(httpx.Request("POST", f"{sandbox.url}/v1/applications", content=elsewhere.content,
+                                           headers=headers))  # fmt: skip
+    assert _answer(response) == (401, "signature_invalid"), response.status_code
+    assert _count(sandbox) == before
