@@ -21,7 +21,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import TypeAdapter
 
+from sdk.models import Application
 from sdk.signing import KeySigner, sign_request
 from tests import factories as f
 from tests import proof
@@ -92,7 +94,7 @@ def test_an_unsigned_huge_streamed_body_is_refused_before_it_is_read(sandbox: Ru
 def _signed_create(sandbox: Running, bank: Bank, body: bytes, *, chunked: bool = False) -> httpx.Response:
     headers = {"Content-Type": "application/json", "Idempotency-Key": f"idem-{time.time_ns()}"}
     request = httpx.Request("POST", f"{sandbox.url}/v1/applications", content=body, headers=headers)
-    sign_request(request, KeySigner(bank.key_id, bank.key))  # type: ignore[arg-type]
+    sign_request(request, KeySigner(bank.key_id, bank.key))
     with httpx.Client(timeout=60) as http:
         if not chunked:
             return http.send(request)
@@ -119,19 +121,19 @@ def test_a_signed_application_over_one_mebibyte_is_refused(sandbox: Running, ban
     for chunked in (False, True):
         response = _signed_create(sandbox, bank, big, chunked=chunked)
         assert (response.status_code, response.json().get("code")) == (413, "payload_too_large"), chunked
-    assert sandbox.store.one("SELECT COUNT(*) AS n FROM applications")["n"] == 0
+    assert sandbox.store.all("SELECT COUNT(*) AS n FROM applications")[0]["n"] == 0
     small = _padded_application(MiB - 4096)
     assert _signed_create(sandbox, bank, small).status_code == 201
 
 
 def test_a_material_is_bounded_by_its_declared_size(sandbox: Running, bank: Bank) -> None:
     doc = f.application_dict("mortgage_first", "ATK-MAT", n=6, complete=True)
-    record = bank.client.applications.create(doc)
+    record = bank.client.applications.create(TypeAdapter(Application).validate_python(doc))
     material = doc["materials"][0]
     url = f"{sandbox.url}/v1/applications/{record.application_id}/materials/{material['id']}"
     too_long = b"%" * (material["size"] + 1)
     request = httpx.Request("PUT", url, content=too_long, headers={"Content-Type": "application/pdf"})
-    sign_request(request, KeySigner(bank.key_id, bank.key))  # type: ignore[arg-type]
+    sign_request(request, KeySigner(bank.key_id, bank.key))
     with httpx.Client() as http:
         response = http.send(request)
     assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
