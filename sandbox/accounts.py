@@ -64,16 +64,68 @@ class Accounts:
         return iid
 
     def create_operator(self, institution_id: str, display_name: str, operator_id: str | None = None) -> str:
+        """Create a 业务办理人员 account for one of the bank's staff (seed 001 §4.2); answer its id.
+
+        The bank asks for the account id it will write in its 经办人 column (its staff number, say
+        ``op-001``); without one the centre makes one up (``op_…``) and the bank must use that.
+
+        Raises:
+            CentreError: 404 for an unknown institution, 409 ``operator_exists`` for an id already issued.
+        """
         self.institution_row(institution_id)
         oid = operator_id or new_id("op")
-        self.store.execute(
-            "INSERT INTO operators (id, institution_id, display_name) VALUES (?, ?, ?)",
-            oid,
-            institution_id,
-            display_name,
-        )
+        try:
+            self.store.execute(
+                "INSERT INTO operators (id, institution_id, display_name) VALUES (?, ?, ?)",
+                oid,
+                institution_id,
+                display_name,
+            )
+        except sqlite3.IntegrityError:
+            raise CentreError(409, "operator_exists", f"operator account {oid} already exists") from None
         self.store.audit("admin", "operator.create", oid, "ok")
         return oid
+
+    def deactivate_operator(self, institution_id: str, operator_id: str) -> Operator:
+        """Deactivate an account (the staff member left or changed role): from now on applications
+        naming it are refused with ``operator_not_authorised``. Deactivating twice changes nothing.
+
+        Raises:
+            CentreError: 404 when the institution has no such operator.
+        """
+        row = self.store.one(
+            "SELECT * FROM operators WHERE id = ? AND institution_id = ?", operator_id, institution_id
+        )
+        if row is None:
+            raise CentreError(404, "not_found", f"institution {institution_id} has no operator {operator_id}")
+        if row["active"]:
+            self.store.execute(
+                "UPDATE operators SET active = 0, deactivated_at = ? WHERE id = ?", now_utc().isoformat(), operator_id
+            )
+            self.store.audit("admin", "operator.deactivate", operator_id, "ok")
+        return next(o for o in self.list_operators(institution_id) if o.operator_id == operator_id)
+
+    def check_operator(self, institution_id: str, operator_id: str, pointer: str = "/declaration/operator_id") -> None:
+        """The operator must be an active account of this institution (seed 001 §4.2).
+
+        Raises:
+            CentreError: 403 ``operator_not_authorised`` naming why (unknown, deactivated, another institution's).
+        """
+        row = self.store.one("SELECT institution_id, active FROM operators WHERE id = ?", operator_id)
+        if row is None:
+            why = f"operator {operator_id} is unknown: no such 业务办理人员 account was issued (经办人账号不存在)"
+        elif row["institution_id"] != institution_id:
+            why = f"operator {operator_id} is an account of another institution (其他机构的经办人账号)"
+        elif not row["active"]:
+            why = f"operator {operator_id} was deactivated (经办人账号已停用)"
+        else:
+            return
+        raise CentreError(
+            403,
+            "operator_not_authorised",
+            why,
+            errors=[{"code": "operator_not_authorised", "detail": why, "pointer": pointer}],
+        )
 
     def create_admin_token(self, label: str) -> str:
         """A bearer token for the admin API (kept hashed; shown once)."""
@@ -167,8 +219,17 @@ class Accounts:
         return {r["id"] for r in rows}
 
     def list_operators(self, institution_id: str) -> list[Operator]:
+        """Every operator account issued to the institution, active or deactivated."""
         rows = self.store.all("SELECT * FROM operators WHERE institution_id = ? ORDER BY id", institution_id)
-        return [Operator(operator_id=r["id"], display_name=r["display_name"], active=bool(r["active"])) for r in rows]
+        return [
+            Operator(
+                operator_id=r["id"],
+                display_name=r["display_name"],
+                active=bool(r["active"]),
+                deactivated_at=r["deactivated_at"],
+            )
+            for r in rows
+        ]
 
     def file_institution(self, institution_id: str, filing: InstitutionFiling) -> InstitutionProfile:
         """银行信息备案: declare the institution's documents (uploaded one by one after)."""

@@ -16,6 +16,7 @@ from sdk.models import (
     Withdrawal,
 )
 
+from .accounts import Accounts
 from .errors import CentreError
 from .ledger import Ledger
 from .payload import check_payload
@@ -28,17 +29,21 @@ __all__ = ["Applications"]
 class Applications:
     """Applications as the bank sends and changes them; the workflow moves them after submission."""
 
-    def __init__(self, store: Store, *, ledger: Ledger, schedule: Schedule) -> None:
+    def __init__(self, store: Store, *, ledger: Ledger, schedule: Schedule, accounts: Accounts) -> None:
         self.store = store
         self.ledger = ledger
         self.schedule = schedule
+        self.accounts = accounts
 
     def create(self, institution_id: str, app: Application) -> ApplicationRecord:
         """Create a draft (草稿).
 
         Raises:
-            CentreError: 409 ``duplicate_reference`` when the institution already used the client_reference.
+            CentreError: 403 ``operator_not_authorised`` when the declaration's operator is not an active account of
+                the institution (seed 001 §4.2); 409 ``duplicate_reference`` when the institution already used the
+                client_reference.
         """
+        self.accounts.check_operator(institution_id, app.declaration.operator_id)
         existing = self.store.one(
             "SELECT id FROM applications WHERE institution_id = ? AND client_reference = ?",
             institution_id,
@@ -119,11 +124,14 @@ class Applications:
         """Submit (已提交) a draft or a corrected application; the workflow takes it from here.
 
         Raises:
-            CentreError: 409 in another status, 422 ``material_not_uploaded`` while a declared material is missing.
+            CentreError: 409 in another status, 422 ``material_not_uploaded`` while a declared material is missing,
+                403 ``operator_not_authorised`` when the operator is no longer (or never was) an active account of
+                the institution — checked here too, before 受理, so no notice number is spent on it.
         """
         record = self.ledger.load(institution_id, application_id)
         if record.status not in (ApplicationStatus.DRAFT, ApplicationStatus.CORRECTION_REQUIRED):
             raise CentreError(409, "invalid_state", f"cannot submit an application in status {record.status.value}")
+        self.accounts.check_operator(institution_id, record.application.declaration.operator_id)
         missing = [m.id for m in record.application.materials if m.id not in record.materials_received]
         if missing:
             raise CentreError(

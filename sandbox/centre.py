@@ -76,7 +76,7 @@ class Centre:
         self.accounts = Accounts(
             store, keys=self.keys, events=self.events, credentials=self.credentials, name=name, code=self.code
         )
-        self.applications = Applications(store, ledger=self.ledger, schedule=self.schedule)
+        self.applications = Applications(store, ledger=self.ledger, schedule=self.schedule, accounts=self.accounts)
         self.fees = FeeOffice(
             store, ledger=self.ledger, events=self.events, schedule=self.schedule, table=load_fees()
         )
@@ -99,6 +99,7 @@ class Centre:
         accounts, credentials, applications = self.accounts, self.credentials, self.applications
         self.create_institution = accounts.create_institution
         self.create_operator = accounts.create_operator
+        self.deactivate_operator = accounts.deactivate_operator
         self.create_admin_token = accounts.create_admin_token
         self.check_admin_token = accounts.check_admin_token
         self.list_institutions = accounts.list_institutions
@@ -139,6 +140,7 @@ class Centre:
         self.download = self.certificates.download
         self.verify = self.certificates.verify
         self.query_property = self.queries.query_property
+        self.void_application = self.workflow.void
 
     @property
     def public_url(self) -> str | None:

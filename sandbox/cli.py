@@ -167,8 +167,34 @@ def create_operator(
     data: DataOpt = DEFAULT_DATA,
     secret_file: SecretOpt = None,
 ) -> None:
-    """Issue a 业务办理人员 account to one of the bank's staff; prints its id."""
+    """Issue a 业务办理人员 account to one of the bank's staff; prints its id.
+
+    Give the id the bank will write in its export's 经办人 column (``--operator-id op-001``, as the
+    shipped samples use); without one the centre makes one up (``op_…``) and the bank must use it.
+    """
     typer.echo(_centre(data, secret_file).create_operator(institution_id, name, operator_id))
+
+
+@admin_app.command("deactivate-operator")
+def deactivate_operator(
+    institution_id: str, operator_id: str, data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None
+) -> None:
+    """Deactivate a 业务办理人员 account: applications naming it are refused from now on."""
+    from .errors import CentreError
+
+    try:
+        op = _centre(data, secret_file).deactivate_operator(institution_id, operator_id)
+    except CentreError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{op.operator_id}  deactivated {op.deactivated_at:%Y-%m-%d %H:%M:%S}")
+
+
+@admin_app.command("operators")
+def list_operators(institution_id: str, data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None) -> None:
+    """The institution's 业务办理人员 accounts, active or not."""
+    for op in _centre(data, secret_file).list_operators(institution_id):
+        typer.echo(f"{op.operator_id}  {'active' if op.active else 'deactivated'}  {op.display_name}")
 
 
 @admin_app.command("bundle")

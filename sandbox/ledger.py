@@ -17,6 +17,10 @@ from .store import Store, now_utc
 __all__ = ["Ledger"]
 
 
+#: the statuses whose event carries the decision's code and notice number
+_DECIDED = frozenset({ApplicationStatus.NOT_ACCEPTED, ApplicationStatus.REFUSED, ApplicationStatus.VOIDED})
+
+
 class Ledger:
     """The stored :class:`~sdk.models.ApplicationRecord` of every application, by institution."""
 
@@ -86,7 +90,7 @@ class Ledger:
         with self.store.transaction():
             self.save(institution_id, record)
             data: dict[str, Any] = {}
-            if record.decision is not None and status in (ApplicationStatus.NOT_ACCEPTED, ApplicationStatus.REFUSED):
+            if record.decision is not None and status in _DECIDED:
                 data = {"decision_code": record.decision.code, "notice_number": record.decision.notice_number}
             if status is ApplicationStatus.CERTIFICATE_ISSUED:
                 data = {"certificate_ids": record.certificate_ids}

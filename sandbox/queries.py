@@ -29,8 +29,7 @@ class PropertyQueries:
             CentreError: 403 when the operator is not the institution's or the applicant holds no right of the
                 unit, 422 for an expired authorisation, 404 for an unknown unit or title certificate.
         """
-        if query.operator_id not in self.accounts.operator_ids(institution_id):
-            raise CentreError(403, "forbidden", "the operator is not an account of this institution")
+        self.accounts.check_operator(institution_id, query.operator_id, "/operator_id")
         if query.authorisation.valid_until is not None and query.authorisation.valid_until < now_utc().date():
             raise CentreError(422, "validation_failed", "the authorisation has expired",
                               errors=[{"code": "expired", "detail": "valid_until has passed",

@@ -80,10 +80,13 @@ def accept(
     register: Register,
     *,
     institution_uscc: str,
-    operators: set[str],
     checklist: MaterialChecklist,
 ) -> Verdict:
-    """受理: 不予受理 for what cannot be registered at all, 补正 for what the bank can supply."""
+    """受理: 不予受理 for what cannot be registered at all, 补正 for what the bank can supply.
+
+    The operator is not judged here: an application whose operator is not an active account of the
+    institution never reaches 受理 (refused at create/submit, ``operator_not_authorised``).
+    """
     refusals: list[Finding] = []
     corrections: list[Finding] = []
     units: list[Unit | None] = [register.unit(p.unit_id) for p in app.properties]
@@ -105,10 +108,6 @@ def accept(
                     f"/properties/{i}/title_certificate",
                 )
             )
-    if app.declaration.operator_id not in operators:
-        refusals.append(
-            Finding("operator_unknown", "经办人不是本中心为该机构开设的业务办理人员", "/declaration/operator_id")
-        )
     mortgagee = getattr(app, "mortgagee", None)
     if mortgagee is not None and mortgagee.id_number != institution_uscc:
         refusals.append(Finding("mortgagee_not_institution", "抵押权人不是申请机构", "/mortgagee/id_number"))

@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["Store", "new_id", "now_utc"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: operators.deactivated_at, refunds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS institutions (
 );
 CREATE TABLE IF NOT EXISTS operators (
     id TEXT PRIMARY KEY, institution_id TEXT NOT NULL REFERENCES institutions(id),
-    display_name TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1
+    display_name TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1, deactivated_at TEXT
 );
 CREATE TABLE IF NOT EXISTS keys (
     key_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL REFERENCES institutions(id),
@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS fees (
 );
 CREATE TABLE IF NOT EXISTS payments (
     payment_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, application_id TEXT NOT NULL, receipt TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refunds (
+    refund_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, application_id TEXT NOT NULL,
+    payment_id TEXT NOT NULL UNIQUE, refund TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS certificates (
     id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, application_id TEXT NOT NULL, licence_id TEXT NOT NULL UNIQUE,
@@ -152,7 +156,16 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._migrate()
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _migrate(self) -> None:
+        """Bring a centre created by an earlier version up to :data:`SCHEMA_VERSION` (new tables come from
+        the schema script; new columns are added here)."""
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(operators)")}
+        if "deactivated_at" not in columns:
+            self._db.execute("ALTER TABLE operators ADD COLUMN deactivated_at TEXT")
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()

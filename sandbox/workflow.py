@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sdk.models import (
+    TRANSITIONS,
     ApplicationRecord,
     ApplicationStatus,
     Correction,
@@ -29,6 +30,7 @@ from sdk.models import (
 )
 
 from .accounts import Accounts
+from .errors import CentreError
 from .events import EventFeed
 from .fees import FeeOffice
 from .issuance import CertificateOffice
@@ -198,7 +200,6 @@ class Workflow:
             rec.application,
             self.register,
             institution_uscc=inst["uscc"],
-            operators=self.accounts.operator_ids(institution_id),
             checklist=self.checklists[rec.type],
         )
         if verdict.outcome == "not_accepted":
@@ -208,7 +209,6 @@ class Workflow:
         if verdict.outcome == "correction":
             return self._correction(institution_id, rec, verdict)
         rec = self.ledger.transition(institution_id, rec, S.ACCEPTED, "受理", correction=None)
-        rec = self.fees.assess(institution_id, rec)
         self.schedule.schedule(institution_id, rec.application_id)
         return rec
 
@@ -221,7 +221,9 @@ class Workflow:
             return self.ledger.transition(
                 institution_id, rec, S.REFUSED, "不予登记", decision=self._decision(verdict, "refused")
             )
+        units = [p.unit_id for p in rec.application.properties]
         with self.store.transaction():
+            current = self._current_rights(units)
             recording = record(rec.application, self.register, rec.application_id)
             self.store.execute(
                 "INSERT OR REPLACE INTO pending VALUES (?, ?)",
@@ -230,11 +232,14 @@ class Workflow:
                     {
                         "issues": [_issue_json(i) for i in recording.issues],
                         "cancelled": recording.cancelled,
+                        # the entries this recording ended, restored should the centre void it (撤销)
+                        "ended": sorted(current - self._current_rights(units)),
                     },
                     ensure_ascii=False,
                 ),
             )
             rec = self.ledger.transition(institution_id, rec, S.RECORDED, "登簿")
+            rec = self.fees.assess(institution_id, rec)  # the result is known: now the fee (seed 001 §3)
         self.schedule.schedule(institution_id, rec.application_id)
         return rec
 
@@ -254,6 +259,50 @@ class Workflow:
             ids = [issue(institution_id, rec, Issue(**_issue_args(i))) for i in pending["issues"]]
             rec = self.ledger.transition(institution_id, rec, S.CERTIFICATE_ISSUED, "缮证", certificate_ids=ids)
         self.schedule.schedule(institution_id, rec.application_id)
+        return rec
+
+    def _current_rights(self, units: list[str]) -> set[str]:
+        return {r.id for u in units for r in self.register.rights(u, current_only=True)}
+
+    # --- voiding ------------------------------------------------------------------------
+
+    def void(self, institution_id: str, application_id: str, reason: str) -> ApplicationRecord:
+        """撤销: the centre annuls a recorded entry before 缮证 (it was made in error).
+
+        The register is put back as it was before the recording (the entries it wrote are cancelled, the
+        ones it ended are current again), no certificate is issued, and the fee is settled: an unpaid
+        notice cancelled, a paid one refunded (``application_voided``). docs/api.md §6, §8.
+
+        Raises:
+            CentreError: 409 ``invalid_state`` unless the application is recorded (登簿) and not yet issued.
+        """
+        rec = self.ledger.load(institution_id, application_id)
+        if S.VOIDED not in TRANSITIONS[rec.status]:
+            raise CentreError(
+                409, "invalid_state", f"only a recorded application can be voided (status {rec.status.value})"
+            )
+        self.schedule.unschedule(application_id)
+        number = self.store.next_number("notice:voided")
+        decision = Decision(
+            code="voided",
+            reason=reason,
+            notice_number=f"长不动产撤销登记决定书〔{now_utc():%Y}〕{number}号",
+            decided_at=now_utc(),
+        )
+        with self.store.transaction():
+            row = self.store.one("SELECT data FROM pending WHERE application_id = ?", application_id)
+            pending = json.loads(row["data"]) if row else {}
+            self.store.execute(
+                "UPDATE rights SET status = 'cancelled', note = ? WHERE application_id = ? AND status = 'current'",
+                f"撤销登记: {reason}",
+                application_id,
+            )
+            for right_id in pending.get("ended", []):
+                self.store.execute("UPDATE rights SET status = 'current', note = NULL WHERE id = ?", right_id)
+            self.store.execute("DELETE FROM pending WHERE application_id = ?", application_id)
+            rec = self.ledger.transition(institution_id, rec, S.VOIDED, f"撤销: {reason}", decision=decision)
+            rec = self.fees.void(institution_id, rec)
+        self.store.audit("centre", "application.void", application_id, "ok")
         return rec
 
     # --- deadlines ----------------------------------------------------------------------

@@ -39,6 +39,10 @@ class InstitutionCreate(BaseModel):
     district: str = Field(default="340121", pattern=r"^\d{6}$")
 
 
+class VoidRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, description="why the recorded entry is annulled (撤销)")
+
+
 class OperatorCreate(BaseModel):
     display_name: str = Field(min_length=1, max_length=100)
     operator_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -104,6 +108,15 @@ def router(ctx: Context) -> APIRouter:
     async def admin_create_operator(institution_id: str, body: OperatorCreate) -> Response:
         oid = ctx.centre.create_operator(institution_id, body.display_name, body.operator_id)
         return json_response(Operator(operator_id=oid, display_name=body.display_name, active=True), 201)
+
+    @api.post(
+        "/admin/v1/institutions/{institution_id}/operators/{operator_id}/deactivate",
+        response_model=Operator,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_deactivate_operator(institution_id: str, operator_id: str) -> Response:
+        return json_response(ctx.centre.deactivate_operator(institution_id, operator_id))
 
     @api.post(
         "/admin/v1/institutions/{institution_id}/enrolment-bundle",
@@ -194,6 +207,18 @@ def router(ctx: Context) -> APIRouter:
         if row is None:
             raise CentreError(404, "not_found", f"no application {application_id}")
         return json_response(ctx.centre.workflow.advance(row["institution_id"], application_id))
+
+    @api.post(
+        "/admin/v1/applications/{application_id}/void",
+        response_model=ApplicationRecord,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_void(application_id: str, body: VoidRequest) -> Response:
+        row = ctx.store.one("SELECT institution_id FROM applications WHERE id = ?", application_id)
+        if row is None:
+            raise CentreError(404, "not_found", f"no application {application_id}")
+        return json_response(ctx.centre.void_application(row["institution_id"], application_id, body.reason))
 
     @api.get(
         "/admin/v1/certificates/{certificate_id}",
