@@ -27,11 +27,11 @@ import secrets
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import http_sf
 import httpx
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from http_message_signatures import (
     HTTPMessageSigner,
@@ -40,13 +40,20 @@ from http_message_signatures import (
     InvalidSignature,
     algorithms,
 )
+from http_message_signatures.digests import ContentDigest
 
+from .gm.sm2 import Sm2PrivateKey, Sm2PublicKey
 from .models.institution import PublicJwk
+
+if TYPE_CHECKING:
+    from .suites import Suite
 
 __all__ = [
     "DEFAULT_COVERED",
+    "DIGEST_OF",
     "SIGNATURE_LABEL",
     "SIGNATURE_TAG",
+    "SM2_SM3",
     "Algorithm",
     "KeySigner",
     "PrivateKey",
@@ -67,18 +74,73 @@ __all__ = [
     "verify_request",
 ]
 
-Algorithm = Literal["ed25519", "ecdsa-p256-sha256"]
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+Algorithm = Literal["ed25519", "ecdsa-p256-sha256", "sm2-sm3"]
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | Sm2PrivateKey
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | Sm2PublicKey
 
 SIGNATURE_LABEL = "sig1"
 SIGNATURE_TAG = "regbridge"
 DEFAULT_COVERED = ("@method", "@target-uri", "content-digest")
 _OPTIONAL_COVERED = ("content-type", "idempotency-key")
+
+
+class SM2_SM3(algorithms.HTTPSignatureAlgorithm):
+    """``sm2-sm3`` (registered by us, docs/api.md §5): SM2 over SM3(Z_A ‖ signature base), DER (r, s)."""
+
+    algorithm_id = "sm2-sm3"
+
+    def __init__(self, public_key: Sm2PublicKey | None = None, private_key: Sm2PrivateKey | None = None) -> None:
+        if public_key is not None and not isinstance(public_key, Sm2PublicKey):
+            raise TypeError("sm2-sm3 needs an SM2 public key")
+        if private_key is not None and not isinstance(private_key, Sm2PrivateKey):
+            raise TypeError("sm2-sm3 needs an SM2 private key")
+        self.public_key, self.private_key = public_key, private_key
+
+    def sign(self, message: bytes) -> bytes:
+        assert self.private_key is not None
+        return self.private_key.sign(message)
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        assert self.public_key is not None
+        self.public_key.verify(signature, message)
+
+
 _ALGORITHMS: dict[str, type[algorithms.HTTPSignatureAlgorithm]] = {
     "ed25519": algorithms.ED25519,
     "ecdsa-p256-sha256": algorithms.ECDSA_P256_SHA256,
+    "sm2-sm3": SM2_SM3,
 }
+
+
+def _sm3(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SM3())
+    h.update(data)
+    return h.finalize()
+
+
+class _Sm3:
+    """SM3 with hashlib's shape (what the digest tables call)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._digest = _sm3(data)
+
+    def digest(self) -> bytes:
+        return self._digest
+
+
+class _Sm3ContentDigest(ContentDigest):
+    """RFC 9530 ``Content-Digest`` with ``sm3`` (the gm suite's digest)."""
+
+    algorithm = "sm3"
+    _hashers: ClassVar[dict[str, Any]] = {**ContentDigest._hashers, "sm3": _Sm3}
+
+
+class _Sm3MessageSigner(HTTPMessageSigner):
+    content_digest_class = _Sm3ContentDigest
+
+
+#: the Content-Digest each signature algorithm's requests are sent with (its suite's digest)
+DIGEST_OF: dict[str, str] = {"ed25519": "sha-256", "ecdsa-p256-sha256": "sha-256", "sm2-sm3": "sm3"}
 
 
 @runtime_checkable
@@ -92,7 +154,7 @@ class Signer(Protocol):
     def algorithm(self) -> Algorithm: ...
 
     def sign(self, data: bytes) -> bytes:
-        """Return the raw signature (ed25519: 64 bytes; ECDSA P-256: r‖s, 64 bytes)."""
+        """Return the signature (ed25519: 64 bytes; ECDSA P-256: r‖s, 64 bytes; SM2: DER (r, s))."""
         ...
 
     def public_key(self) -> PublicKey: ...
@@ -156,9 +218,11 @@ class RotatingSigner:
 def algorithm_of(key: PrivateKey | PublicKey) -> Algorithm:
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return "ed25519"
+    if isinstance(key, Sm2PrivateKey | Sm2PublicKey):
+        return "sm2-sm3"
     if isinstance(key.curve, ec.SECP256R1):
         return "ecdsa-p256-sha256"
-    raise ValueError(f"unsupported curve {key.curve.name}; use Ed25519 or P-256")
+    raise ValueError(f"unsupported curve {key.curve.name}; use Ed25519, P-256 or SM2")
 
 
 def generate_private_key(algorithm: Algorithm = "ed25519") -> PrivateKey:
@@ -166,6 +230,8 @@ def generate_private_key(algorithm: Algorithm = "ed25519") -> PrivateKey:
         return ed25519.Ed25519PrivateKey.generate()
     if algorithm == "ecdsa-p256-sha256":
         return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "sm2-sm3":
+        return Sm2PrivateKey.generate()
     raise ValueError(f"unsupported algorithm {algorithm!r}")
 
 
@@ -178,10 +244,12 @@ def _unb64url(text: str) -> bytes:
 
 
 def jwk_from_public_key(key: PublicKey) -> PublicJwk:
-    """The JWK (RFC 8037 / RFC 7518) of an Ed25519 or P-256 public key."""
+    """The JWK (RFC 8037 / RFC 7518) of an Ed25519 or P-256 public key; SM2: ``kty`` EC, ``crv`` SM2."""
     if isinstance(key, ed25519.Ed25519PublicKey):
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return PublicJwk(kty="OKP", crv="Ed25519", x=_b64url(raw))
+    if isinstance(key, Sm2PublicKey):
+        return PublicJwk(kty="EC", crv="SM2", x=_b64url(key.raw[:32]), y=_b64url(key.raw[32:]))
     numbers = key.public_numbers()
     if not isinstance(key.curve, ec.SECP256R1):
         raise ValueError("only P-256 EC keys are supported")
@@ -206,7 +274,9 @@ def public_key_from_jwk(jwk: PublicJwk | Mapping[str, Any]) -> PublicKey:
     assert j.y is not None
     raw_x, raw_y = _unb64url(j.x), _unb64url(j.y)
     if len(raw_x) != 32 or len(raw_y) != 32:
-        raise ValueError(f"a P-256 public key has 32-byte x and y, not {len(raw_x)} and {len(raw_y)}")
+        raise ValueError(f"a {j.crv} public key has 32-byte x and y, not {len(raw_x)} and {len(raw_y)}")
+    if j.crv == "SM2":
+        return Sm2PublicKey(raw_x + raw_y)  # refuses a point off the curve
     x, y = int.from_bytes(raw_x, "big"), int.from_bytes(raw_y, "big")
     return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()  # refuses a point off the curve
 
@@ -305,9 +375,9 @@ def jwk_fingerprint(jwk: PublicJwk) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def content_digest(body: bytes) -> str:
-    """The RFC 9530 ``Content-Digest`` field value (sha-256) of ``body``."""
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+def content_digest(body: bytes, algorithm: str = "sha-256") -> str:
+    """The RFC 9530 ``Content-Digest`` field value of ``body`` (``sha-256``, ``sha-512`` or ``sm3``)."""
+    return f"{algorithm}=:" + base64.b64encode(_DIGESTS[algorithm](body).digest()).decode() + ":"
 
 
 class _ExternalKey(HTTPSignatureKeyResolver):
@@ -346,7 +416,8 @@ def sign_request(
             del request.headers[name]
     covered = list(DEFAULT_COVERED)
     covered += [h for h in _OPTIONAL_COVERED if h in request.headers]
-    message_signer = HTTPMessageSigner(signature_algorithm=_ALGORITHMS[signer.algorithm])
+    signer_class = _Sm3MessageSigner if DIGEST_OF[signer.algorithm] == "sm3" else HTTPMessageSigner
+    message_signer = signer_class(signature_algorithm=_ALGORITHMS[signer.algorithm])
     prepared = message_signer.prepare(
         request,
         key_id=signer.key_id,
@@ -395,7 +466,7 @@ class _Headers(list[tuple[str, str]]):
 #: fields a request may carry once only: a second line would let two readers see two values
 SINGLE_FIELDS = ("signature-input", "signature", "content-type", "idempotency-key", "host", "authorization")
 #: the RFC 9530 digest algorithms a verifier computes; any other key in Content-Digest is ignored
-_DIGESTS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+_DIGESTS: dict[str, Callable[[bytes], Any]] = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512, "sm3": _Sm3}
 _PARAMETERS = frozenset({"alg", "created", "expires", "keyid", "nonce", "tag"})
 KeyLookup = Mapping[str, PublicKey] | Callable[[str], "PublicKey | None"]
 
@@ -523,11 +594,12 @@ def _dictionary(name: str, value: str) -> dict[str, Any]:
     return dict(parsed)
 
 
-def check_content_digest(values: list[str], body: bytes) -> None:
+def check_content_digest(values: list[str], body: bytes, *, required: str | None = None) -> None:
     """Check an RFC 9530 ``Content-Digest`` (every field line, as one dictionary) against ``body``.
 
-    Every algorithm the verifier knows (``sha-256``, ``sha-512``) that the field carries must
-    match; unknown ones are ignored; at least one known one must be present.
+    Every algorithm the verifier knows (``sha-256``, ``sha-512``, ``sm3``) that the field carries
+    must match; unknown ones are ignored; at least one known one must be present, and
+    ``required`` (a suite's digest) must be among them when given.
 
     Raises:
         SignatureError: ``digest_mismatch``.
@@ -541,6 +613,8 @@ def check_content_digest(values: list[str], body: bytes) -> None:
     known = [(k, v) for k, (v, _p) in members.items() if k in _DIGESTS]
     if not known:
         raise _fail("digest_mismatch", f"Content-Digest carries none of {', '.join(_DIGESTS)}")
+    if required is not None and required not in dict(known):
+        raise _fail("digest_mismatch", f"Content-Digest must carry {required} (the centre's crypto suite)")
     for algorithm, value in known:
         if not isinstance(value, bytes) or value != _DIGESTS[algorithm](body).digest():
             raise _fail("digest_mismatch", f"Content-Digest ({algorithm}) does not match the body")
@@ -555,6 +629,7 @@ def verify_request(
     keys: KeyLookup,
     max_skew: int = 300,
     now: _dt.datetime | None = None,
+    suite: Suite | None = None,
 ) -> VerifiedRequest:
     """Verify a request's RFC 9421 signature and its ``Content-Digest`` (the centre's side).
 
@@ -567,6 +642,8 @@ def verify_request(
     ``now`` (a signature whose ``expires`` is before its ``created`` is expired). ``url`` is
     the request's target as sent (not decoded) on the verifier's own scheme and authority.
     Replay (a nonce seen before) is the caller's check: it owns the memory of nonces.
+    With a ``suite`` (:mod:`sdk.suites`), the key's algorithm must be one of the suite's and the
+    digest must carry the suite's (``sm3`` in ``gm``); SM2 keys verify with the suite's user id.
 
     Raises:
         SignatureError: with ``.code`` one of ``signature_missing``, ``signature_invalid``,
@@ -574,13 +651,19 @@ def verify_request(
     """
     header_list = [(k.lower(), v) for k, v in headers]
     parsed = SignatureInput.parse(header_list)
-    check_content_digest([v for k, v in header_list if k == "content-digest"], body)
+    check_content_digest(
+        [v for k, v in header_list if k == "content-digest"], body, required=suite.digest if suite else None
+    )
 
     key_id = parsed.key_id
     key = keys(key_id) if callable(keys) else keys.get(key_id)
     if key is None:
         raise _fail("unknown_key", f"unknown key id {key_id!r}")
     expected_alg = algorithm_of(key)
+    if suite is not None:
+        if expected_alg not in suite.algorithms:
+            raise _fail("signature_invalid", f"the {suite.name} suite does not accept {expected_alg} keys")
+        key = suite.adopt(key)
     if parsed.alg is not None and parsed.alg != expected_alg:
         raise _fail("signature_invalid", f"algorithm {parsed.alg!r} does not match the key ({expected_alg})")
     present = {k for k, _ in header_list}

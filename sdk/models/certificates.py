@@ -61,7 +61,7 @@ class CertificateMetadata(Resource):
 
 
 class DetachedSignature(Resource):
-    alg: Literal["ed25519", "ecdsa-p256-sha256"]
+    alg: Literal["ed25519", "ecdsa-p256-sha256", "sm2-sm3"]
     keyid: str
     value: str = Field(description="base64 signature over the canonical JSON of the metadata")
 

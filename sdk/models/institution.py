@@ -26,16 +26,17 @@ __all__ = [
 
 
 class PublicJwk(Model):
-    """A public key as a JWK (RFC 7517/8037): Ed25519 (OKP) or P-256 (EC)."""
+    """A public key as a JWK (RFC 7517/8037): Ed25519 (OKP), P-256 (EC) or SM2 (EC, ``crv`` "SM2": the
+    gm suite's, registered by us: x and y are the 32-byte big-endian coordinates, as for P-256)."""
 
     kty: Literal["OKP", "EC"]
-    crv: Literal["Ed25519", "P-256"]
+    crv: Literal["Ed25519", "P-256", "SM2"]
     x: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     y: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
 
     @model_validator(mode="after")
     def _shape(self) -> PublicJwk:
-        if (self.kty, self.crv) not in {("OKP", "Ed25519"), ("EC", "P-256")}:
+        if (self.kty, self.crv) not in {("OKP", "Ed25519"), ("EC", "P-256"), ("EC", "SM2")}:
             raise ValueError(f"unsupported key kty={self.kty} crv={self.crv}")
         if (self.kty == "EC") != (self.y is not None):
             raise ValueError("an EC key has x and y; an OKP key has x only")
@@ -91,12 +92,12 @@ class Enrolment(Model):
 class EnrolmentResult(Resource):
     key_id: str
     institution_id: str
-    algorithm: Literal["ed25519", "ecdsa-p256-sha256"]
+    algorithm: Literal["ed25519", "ecdsa-p256-sha256", "sm2-sm3"]
 
 
 class CredentialRecord(Resource):
     key_id: str
-    algorithm: Literal["ed25519", "ecdsa-p256-sha256"]
+    algorithm: Literal["ed25519", "ecdsa-p256-sha256", "sm2-sm3"]
     label: str
     fingerprint: str = Field(description="SHA-256 of the public key's JWK thumbprint input, hex")
     status: Literal["active", "revoked"]
