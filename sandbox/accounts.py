@@ -177,6 +177,7 @@ class Accounts:
             "issued_at": now.isoformat(),
             "expires_at": (now + valid_for).isoformat(),
             "centre": {"name": self.name, "code": self.code},
+            "suite": self.keys.suite.bundle_member(),
             "trust": {
                 "seal_ca_pem": self.keys.ca_pem,
                 "centre_key_id": self.keys.centre_key_id,

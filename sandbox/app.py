@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from sdk import __version__
 from sdk.models import APPLICATION_TYPES
+from sdk.suites import Suite
 
 from .auth import Authenticator, Caller
 from .centre import Centre
@@ -57,6 +58,7 @@ def create_app(
     passphrase: bytes | None = None,
     public_url: str | None = None,
     run_worker: bool = True,
+    suite: Suite | None = None,
 ) -> FastAPI:
     """The centre's ASGI app over ``store`` (in memory when omitted).
 
@@ -66,11 +68,14 @@ def create_app(
         passphrase: unlocks the centre's keys of a file-backed store.
         public_url: the base URL certificates' QR codes and bundles point at (else learnt from requests).
         run_worker: run the workflow and webhook threads while the app is served.
+        suite: the crypto suite of a new centre (:mod:`sdk.suites`; default ``intl``).
     """
     store = store or (centre.store if centre else Store())
-    centre = centre or Centre(store, name=centre_name, timing=timing, passphrase=passphrase, public_url=public_url)
+    centre = centre or Centre(
+        store, name=centre_name, timing=timing, passphrase=passphrase, public_url=public_url, suite=suite
+    )
     faults = faults or Faults()
-    auth = Authenticator(store, clock=lambda: time.time() + faults.config.clock_skew_seconds)
+    auth = Authenticator(store, clock=lambda: time.time() + faults.config.clock_skew_seconds, suite=centre.suite)
     worker = Worker(centre.workflow, Webhooks(store, centre.keys, faults))
 
     @asynccontextmanager

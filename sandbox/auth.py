@@ -18,6 +18,7 @@ from typing import Any
 
 from sdk.errors import SignatureError
 from sdk.signing import PublicKey, SignatureInput, public_key_from_jwk, verify_request
+from sdk.suites import Suite
 
 from .errors import CentreError
 from .store import Store
@@ -36,9 +37,11 @@ class Caller:
 
 
 class Authenticator:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, *, suite: Suite | None = None) -> None:
         self.store = store
         self.clock = clock
+        #: the centre's crypto suite: its algorithms and digest only (sdk.suites)
+        self.suite = suite
 
     def precheck(self, headers: list[tuple[str, str]]) -> str:
         """Judge a request by its headers alone, before its body is read; answer the institution.
@@ -86,8 +89,9 @@ class Authenticator:
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
             verified = verify_request(
-                method=method, url=url, headers=headers, body=body, keys=lookup, max_skew=WINDOW_SECONDS, now=now
-            )
+                method=method, url=url, headers=headers, body=body, keys=lookup, max_skew=WINDOW_SECONDS, now=now,
+                suite=self.suite,
+            )  # fmt: skip
         except SignatureError as e:
             raise CentreError(401, getattr(e, "code", "signature_invalid"), str(e)) from None
         row = rows[verified.key_id]

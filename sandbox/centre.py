@@ -18,6 +18,8 @@ offices. The centre keeps the acts' old names (``centre.submit``, ``centre.pay``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from config import load_checklists, load_fees
 from sdk.identifiers import uscc_check_char
 
@@ -36,6 +38,9 @@ from .schedule import Schedule, Timing
 from .store import Store
 from .workflow import Workflow
 
+if TYPE_CHECKING:
+    from sdk.suites import Suite
+
 __all__ = ["CENTRE_CODE", "Centre", "IdempotentResult", "request_fingerprint"]
 
 #: the sandbox centre's own 统一社会信用代码 (机关 1 1, 长丰县)
@@ -50,6 +55,7 @@ class Centre:
         timing: how fast reviews move (instant by default).
         passphrase: unlocks the centre's keys of a file-backed store.
         public_url: the base URL certificates' QR codes point at (else learnt from the first request).
+        suite: the crypto suite (:mod:`sdk.suites`) for a new centre; a stored one keeps its own.
     """
 
     def __init__(
@@ -60,19 +66,21 @@ class Centre:
         timing: Timing | None = None,
         passphrase: bytes | None = None,
         public_url: str | None = None,
+        suite: Suite | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.code = CENTRE_CODE
         self.register = Register(store)
         self.register.seed()
-        self.keys = CentreKeys.load_or_create(store, name=name, passphrase=passphrase)
+        self.keys = CentreKeys.load_or_create(store, name=name, passphrase=passphrase, suite=suite)
+        self.suite = self.keys.suite
         self.checklists = load_checklists()
         self.events = EventFeed(store)
         self.ledger = Ledger(store, self.events)
         self.schedule = Schedule(store, timing or Timing())
         self.idempotency = Idempotency(store)
-        self.credentials = Credentials(store)
+        self.credentials = Credentials(store, suite=self.suite)
         self.accounts = Accounts(
             store, keys=self.keys, events=self.events, credentials=self.credentials, name=name, code=self.code
         )

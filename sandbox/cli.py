@@ -99,9 +99,17 @@ def serve(
     manual: Annotated[bool, typer.Option(help="applications move only when the admin advances them")] = False,
     faults: Annotated[Path | None, typer.Option(help="faults to inject (TOML or JSON, docs/sandbox.md)")] = None,
     public_url: Annotated[str | None, typer.Option(help="base URL for QR codes and bundles")] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="crypto suite of a new centre: intl (Ed25519, default) or gm (SM2/SM3)")
+    ] = None,
+    sm2_user_id: Annotated[
+        str | None, typer.Option(help="gm: the SM2 user id (GM/T 0009) of signatures; default 1234567812345678")
+    ] = None,
 ) -> None:
     """Run the sandbox centre (API on /v1, admin API on /admin/v1)."""
     import uvicorn
+
+    from sdk.suites import suite_named
 
     from .app import create_app
     from .centre import Centre
@@ -109,6 +117,10 @@ def serve(
     from .store import Store
     from .workflow import Timing
 
+    try:
+        chosen = suite_named(suite, sm2_user_id=sm2_user_id) if suite or sm2_user_id else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--suite / --sm2-user-id") from None
     timing = Timing(step_seconds=step_seconds, correction_days=correction_days, manual=manual)
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
@@ -118,13 +130,17 @@ def serve(
             timing=timing,
             passphrase=passphrase(data, secret_file, create=True),
             public_url=public_url or f"http://{host}:{port}",
+            suite=chosen,
         )
     else:
-        centre = Centre(Store(), timing=timing, public_url=public_url or f"http://{host}:{port}")
+        centre = Centre(Store(), timing=timing, public_url=public_url or f"http://{host}:{port}", suite=chosen)
     config = _load_faults(faults)
     application = create_app(centre=centre, faults=Faults(config) if config else None)
     token = centre.create_admin_token("serve")
-    typer.echo(f"sandbox centre {centre.name} on http://{host}:{port}  (data: {data or 'in memory'})")
+    typer.echo(
+        f"sandbox centre {centre.name} on http://{host}:{port}"
+        f"  (data: {data or 'in memory'}, suite {centre.suite.name})"
+    )
     typer.echo(f"admin API token for this run (shown once): {token}")
     uvicorn.run(application, host=host, port=port, log_level="warning", date_header=False)
 

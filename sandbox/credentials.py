@@ -13,6 +13,7 @@ from typing import Any
 
 from sdk.models import CredentialRecord, Enrolment, EnrolmentResult, PublicJwk, Rotation
 from sdk.signing import PublicKey, algorithm_of, jwk_fingerprint, public_key_from_jwk
+from sdk.suites import INTL, Suite
 
 from .errors import CentreError
 from .store import Store, new_id, now_utc, token_hash
@@ -23,7 +24,8 @@ __all__ = ["Credentials"]
 class Credentials:
     """Enrolment tokens and registered public keys, per institution."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, suite: Suite = INTL) -> None:
+        self.suite = suite
         self.store = store
 
     def issue_enrolment_token(self, institution_id: str, *, valid_for: timedelta = timedelta(days=7)) -> str:
@@ -45,6 +47,14 @@ class Credentials:
             CentreError: 422 for a key that is not a valid Ed25519/P-256 key, 409 for one already registered.
         """
         algorithm = algorithm_of(_public_key(jwk))
+        if algorithm not in self.suite.algorithms:
+            raise CentreError(
+                422,
+                "validation_failed",
+                f"this centre's crypto suite is {self.suite.name}: it accepts {', '.join(self.suite.algorithms)} keys",
+                errors=[{"code": "invalid_key", "detail": f"{algorithm} is not of the {self.suite.name} suite",
+                         "pointer": "/public_key"}],
+            )  # fmt: skip
         fingerprint = jwk_fingerprint(jwk)
         if self.store.one("SELECT 1 FROM keys WHERE fingerprint = ?", fingerprint):
             raise CentreError(409, "key_exists", "this public key is already registered")
@@ -154,6 +164,6 @@ def _public_key(jwk: Any) -> PublicKey:
         raise CentreError(
             422,
             "validation_failed",
-            "the public key is not a valid Ed25519 or P-256 key",
+            "the public key is not a valid Ed25519, P-256 or SM2 key",
             errors=[{"code": "invalid_key", "detail": str(e), "pointer": "/public_key"}],
         ) from None

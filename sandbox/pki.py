@@ -1,5 +1,8 @@
 """The centre's keys: the CA that certifies its seal, the seal (电子印章) that signs certificate
-PDFs, and the centre key (ed25519) that signs certificate metadata, webhooks and enrolment bundles.
+PDFs, and the centre key that signs certificate metadata, webhooks and enrolment bundles: Ed25519
+in the ``intl`` crypto suite, SM2 (``sm2-sm3``) in ``gm`` — the centre's suite is its key's
+(:mod:`sdk.suites`). The CA and the seal stay P-256 in both: PAdES seals with SM2 are not built
+here (pyHanko has no SM2), see docs/sandbox.md.
 
 Created once per centre and kept in its store. A centre with a data directory keeps its private
 keys encrypted (PKCS#8, scrypt/AES) under a passphrase it is given (environment, a credential
@@ -9,6 +12,7 @@ file or the OS keyring — see ``sandbox.serve``); an in-memory centre keeps the
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sdk.certificates import sign_detached
+from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.gm.sm2 import load_pem_private_key as load_sm2_pem
 from sdk.models import PublicJwk
 from sdk.signing import jwk_fingerprint, jwk_from_public_key
+from sdk.suites import INTL, Suite, suite_of
 
 from .store import Store
 
@@ -40,7 +47,9 @@ class CentreKeys:
     ca_cert: x509.Certificate
     seal_key: ec.EllipticCurvePrivateKey
     seal_cert: x509.Certificate
-    centre_key: ed25519.Ed25519PrivateKey
+    centre_key: ed25519.Ed25519PrivateKey | Sm2PrivateKey
+    #: the centre's crypto suite (``gm`` when its key is SM2); ``sm2_user_id`` from its configuration
+    suite: Suite = INTL
 
     @property
     def centre_jwk(self) -> PublicJwk:
@@ -61,11 +70,14 @@ class CentreKeys:
     # --- persistence --------------------------------------------------------------------
 
     @classmethod
-    def load_or_create(cls, store: Store, *, name: str, passphrase: bytes | None) -> CentreKeys:
-        """The centre's keys from ``store``, created on first use.
+    def load_or_create(
+        cls, store: Store, *, name: str, passphrase: bytes | None, suite: Suite | None = None
+    ) -> CentreKeys:
+        """The centre's keys from ``store``, created on first use (for ``suite``, default ``intl``).
 
         Raises:
             KeysLocked: a file-backed store without a passphrase, or the wrong passphrase.
+            ValueError: the store's keys are of another suite than the one asked for.
         """
         if store.path is not None and not passphrase:
             raise KeysLocked(
@@ -74,30 +86,46 @@ class CentreKeys:
             )
         rows = {r["name"]: bytes(r["pem"]) for r in store.all("SELECT name, pem FROM secrets")}
         if rows:
+            stored = suite_of(json.loads(rows["suite"])) if "suite" in rows else INTL
+            if suite is not None and suite.name != stored.name:
+                raise ValueError(f"this centre's keys are of the {stored.name} suite, not {suite.name}")
             try:
+                centre_pem = rows["centre_key"]
+                centre_key: ed25519.Ed25519PrivateKey | Sm2PrivateKey = (
+                    load_sm2_pem(centre_pem, passphrase) if stored.name == "gm" else _load(centre_pem, passphrase)  # type: ignore[assignment]
+                )
                 return cls(
                     ca_key=_load(rows["ca_key"], passphrase),  # type: ignore[arg-type]
                     ca_cert=x509.load_pem_x509_certificate(rows["ca_cert"]),
                     seal_key=_load(rows["seal_key"], passphrase),  # type: ignore[arg-type]
                     seal_cert=x509.load_pem_x509_certificate(rows["seal_cert"]),
-                    centre_key=_load(rows["centre_key"], passphrase),  # type: ignore[arg-type]
+                    centre_key=(suite or stored).adopt(centre_key),
+                    suite=suite or stored,
                 )
             except (ValueError, TypeError) as e:
                 raise KeysLocked(f"cannot open the centre's keys: {e}") from None
-        keys = cls.generate(name)
+        keys = cls.generate(name, suite or INTL)
         protect: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
         )
         with store.transaction():
-            for label, key in (("ca_key", keys.ca_key), ("seal_key", keys.seal_key), ("centre_key", keys.centre_key)):
+            for label, key in (("ca_key", keys.ca_key), ("seal_key", keys.seal_key)):
                 pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, protect)
                 store.execute("INSERT INTO secrets VALUES (?, ?)", label, pem)
+            if isinstance(keys.centre_key, Sm2PrivateKey):  # PKCS#8, PBES2-encrypted as OpenSSL reads it
+                pem = keys.centre_key.to_pem(passphrase or None)
+            else:
+                pem = keys.centre_key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, protect
+                )
+            store.execute("INSERT INTO secrets VALUES (?, ?)", "centre_key", pem)
+            store.execute("INSERT INTO secrets VALUES (?, ?)", "suite", json.dumps(keys.suite.bundle_member()).encode())
             for label, cert in (("ca_cert", keys.ca_cert), ("seal_cert", keys.seal_cert)):
                 store.execute("INSERT INTO secrets VALUES (?, ?)", label, cert.public_bytes(serialization.Encoding.PEM))
         return keys
 
     @classmethod
-    def generate(cls, name: str) -> CentreKeys:
+    def generate(cls, name: str, suite: Suite = INTL) -> CentreKeys:
         now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name(
@@ -145,7 +173,10 @@ class CentreKeys:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(seal_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        return cls(ca_key, ca_cert, seal_key, seal_cert, ed25519.Ed25519PrivateKey.generate())
+        centre_key: ed25519.Ed25519PrivateKey | Sm2PrivateKey = (
+            Sm2PrivateKey.generate(suite.sm2_user_id) if suite.name == "gm" else ed25519.Ed25519PrivateKey.generate()
+        )
+        return cls(ca_key, ca_cert, seal_key, seal_cert, centre_key, suite)
 
 
 def _load(pem: bytes, passphrase: bytes | None) -> object:

@@ -33,8 +33,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from .gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
 from .models import CertificateMetadata, PublicJwk, SignedCertificateMetadata
-from .signing import PrivateKey, public_key_from_jwk
+from .signing import PrivateKey, algorithm_of, public_key_from_jwk
 
 __all__ = [
     "CertificateRejected",
@@ -78,6 +79,8 @@ def canonical_json(document: Mapping[str, Any]) -> bytes:
 def sign_detached(document: Mapping[str, Any], key: PrivateKey, key_id: str) -> dict[str, str]:
     """The detached signature (``{"alg", "keyid", "value"}``, value base64) of ``document``'s canonical JSON."""
     data = canonical_json(document)
+    if isinstance(key, Sm2PrivateKey):  # the gm suite: SM2 over SM3(Z_A ‖ data), DER
+        return {"alg": "sm2-sm3", "keyid": key_id, "value": base64.b64encode(key.sign(data)).decode()}
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return {"alg": "ed25519", "keyid": key_id, "value": base64.b64encode(key.sign(data)).decode()}
     value = key.sign(data, ec.ECDSA(hashes.SHA256()))
@@ -85,20 +88,29 @@ def sign_detached(document: Mapping[str, Any], key: PrivateKey, key_id: str) -> 
 
 
 def verify_detached(
-    document: Mapping[str, Any], signature: Mapping[str, Any], key: PublicJwk | Mapping[str, Any]
+    document: Mapping[str, Any],
+    signature: Mapping[str, Any],
+    key: PublicJwk | Mapping[str, Any],
+    *,
+    sm2_user_id: bytes | None = None,
 ) -> bool:
     """Whether ``signature`` (``{"alg", "keyid", "value"}``) is ``key``'s over ``document``'s canonical JSON.
 
     The caller checks ``signature["keyid"]`` names the key it expects. Never raises for a bad or
-    malformed signature (answers ``False``).
+    malformed signature (answers ``False``); an ``alg`` that is not the key's is a bad signature.
+    An SM2 key (the gm suite) verifies with ``sm2_user_id`` (default ``1234567812345678``).
 
     Raises:
-        ValueError: ``key`` is not a valid Ed25519 or P-256 public key.
+        ValueError: ``key`` is not a valid Ed25519, P-256 or SM2 public key.
     """
     public = public_key_from_jwk(key)
+    if signature.get("alg") not in (None, algorithm_of(public)):
+        return False
     try:
         value = base64.b64decode(str(signature["value"]), validate=True)
-        if isinstance(public, ed25519.Ed25519PublicKey):
+        if isinstance(public, Sm2PublicKey):
+            public.with_user_id(sm2_user_id or DEFAULT_USER_ID).verify(value, canonical_json(document))
+        elif isinstance(public, ed25519.Ed25519PublicKey):
             public.verify(value, canonical_json(document))
         else:
             public.verify(value, canonical_json(document), ec.ECDSA(hashes.SHA256()))

@@ -15,6 +15,7 @@ from sandbox.centre import Centre
 from sandbox.store import Store
 from sandbox.workflow import Timing
 from sdk.signing import PrivateKey, generate_private_key, jwk_from_public_key
+from sdk.suites import INTL, Suite, suite_named
 from tests import factories as f
 
 
@@ -26,10 +27,21 @@ class Running:
 
 
 @pytest.fixture
-def sandbox(tmp_path: object) -> Iterator[Running]:
-    """The sandbox centre on a loopback port, served by uvicorn in a thread."""
+def suite() -> Suite:
+    """The centre's crypto suite; a module runs against both by overriding this fixture with :func:`both_suites`."""
+    return INTL
+
+
+def both_suites(request: pytest.FixtureRequest) -> Suite:
+    """Body of a ``suite`` fixture parametrised over ``intl`` and ``gm`` (params=["intl", "gm"])."""
+    return suite_named(request.param)
+
+
+@pytest.fixture
+def sandbox(tmp_path: object, suite: Suite) -> Iterator[Running]:
+    """The sandbox centre on a loopback port, served by uvicorn in a thread (in ``suite``)."""
     store = Store()
-    app = create_app(store, timing=Timing(step_seconds=0.0, correction_days=1.0))
+    app = create_app(store, timing=Timing(step_seconds=0.0, correction_days=1.0), suite=suite)
     sock = socket.socket()
     # accepted connections inherit it; without it, Nagle + delayed ACK add ~40 ms to every exchange
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -61,13 +73,13 @@ class Bank:
 
 @pytest.fixture
 def bank(sandbox: Running) -> Iterator[Bank]:
-    """A bank branch with an account at the centre and an enrolled key."""
+    """A bank branch with an account at the centre and an enrolled key (of the centre's suite)."""
     iid = sandbox.centre.create_institution(
         name="中国示例银行股份有限公司合肥分行", uscc=f.BANK_USCC, licence_no="B0001H234010001", district="340121"
     )
     sandbox.centre.create_operator(iid, "李经办", operator_id="op-001")
     token = sandbox.centre.issue_enrolment_token(iid)
-    key = generate_private_key()
+    key = generate_private_key(sandbox.centre.suite.default_algorithm)  # type: ignore[arg-type]
     with sdk.Client(sandbox.url) as anon:
         enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
     client = sdk.Client(sandbox.url, sdk.Credential(enrolled.key_id, key))

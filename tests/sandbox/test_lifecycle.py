@@ -1,7 +1,8 @@
 """Every business type through its whole life, over real HTTP on loopback, with the SDK.
 
 The sandbox is instant here; each test drives the centre only through the public API (and the
-admin's scripts where a test needs a particular path).
+admin's scripts where a test needs a particular path). Every test runs against a centre of each
+crypto suite: ``intl`` (Ed25519, sha-256) and ``gm`` (SM2 with SM3, sm3 digests; issue 19).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from sdk.models import Application, ApplicationRecord, ApplicationStatus, EventT
 from sdk.signing import public_key_from_jwk
 from tests import factories as f
 
-from .conftest import Bank, Running, settle
+from .conftest import Bank, Running, both_suites, settle
 
 S = ApplicationStatus
 _APP = TypeAdapter(Application)
+
+suite = pytest.fixture(params=["intl", "gm"])(both_suites)
 
 
 def lodge(bank: Bank, data: dict[str, Any], *, upload: bool = True) -> ApplicationRecord:
@@ -59,6 +62,7 @@ def check_certificate(sandbox: Running, bank: Bank, certificate_id: str) -> sdk.
     meta = signed.metadata
     # the metadata is the centre's: its signature verifies with the centre key from the bundle
     key = public_key_from_jwk(sandbox.centre.keys.centre_jwk)
+    assert signed.signature.alg == sandbox.centre.suite.default_algorithm
     key.verify(base64.b64decode(signed.signature.value), encode_json(meta.model_dump(mode="json")))  # type: ignore[call-arg]
     content = bank.client.certificates.download(certificate_id, expected_sha256=meta.sha256)
     assert content.startswith(b"%PDF") and len(content) == meta.size
