@@ -50,7 +50,9 @@ class FaultsConfig(BaseModel):
     seed: int | None = None
     rules: list[FaultRule] = Field(default_factory=list)
     duplicate_event_rate: float = Field(default=0.0, ge=0, le=1)
-    clock_skew_seconds: float = 0.0
+    clock_skew_seconds: float = Field(
+        default=0.0, ge=-366 * 86400, le=366 * 86400, description="how far the centre's clock is off, in seconds"
+    )
 
 
 class ResponseDropped(Exception):

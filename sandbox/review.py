@@ -8,6 +8,7 @@ ones it supersedes.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -68,6 +69,34 @@ class Verdict:
 
 def _ids(parties: list[Any]) -> set[str]:
     return {p.id_number for p in parties}
+
+
+_DOTS = str.maketrans({"・": "·", "•": "·", "‧": "·", "･": "·", "．": "·", "∙": "·"})
+
+
+def normalise_name(name: str) -> str:
+    """A name as the register compares it: NFKC (full-width letters and digits to half-width),
+    every kind of space removed, the middle dots of minority names made one (陈 明 = 陈明,
+    ＡＢＣ = ABC, 阿依古丽・买买提 = 阿依古丽·买买提)."""
+    folded = unicodedata.normalize("NFKC", name).translate(_DOTS)
+    return "".join(ch for ch in folded if not ch.isspace())
+
+
+def _names_differ(parties: list[Any], registered: list[dict[str, Any]], field: str, role: str) -> list[Finding]:
+    """A party whose ID number the register knows under another name: the name differs, and says so.
+
+    The ID numbers already agree (the caller checked); a different person's name with the owner's
+    ID number is refused as ``name_mismatch``, naming the party and which field differs (the ID is
+    shown masked in the reason)."""
+    names = {r["id_number"]: r.get("name") or "" for r in registered}
+    found = []
+    for i, party in enumerate(parties):
+        on_register = names.get(party.id_number)
+        if on_register is not None and normalise_name(party.name) != normalise_name(on_register):
+            masked = party.id_number[:4] + "*" * (len(party.id_number) - 8) + party.id_number[-4:]
+            reason = f"{role}姓名与登记簿不一致：证件号 {masked} 在登记簿中登记的是另一姓名（证件号一致，姓名不同）"
+            found.append(Finding("name_mismatch", reason, f"/{field}/{i}/name"))
+    return found
 
 
 def _referenced(app: ApplicationBase) -> tuple[str, str] | None:
@@ -139,13 +168,16 @@ def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) 
         if kind in _CREATING and any(r.kind == "seizure" for r in rights):
             found.append(Finding("property_seized", "不动产已被查封，不予登记", f"/properties/{i}/unit_id"))
         owners = unit.owner_ids()
-        if kind in ("mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion") and (
-            _ids(getattr(app, "mortgagors", [])) != owners
-        ):
-            found.append(Finding("mortgagor_not_owner", "抵押人与登记簿记载的权利人不一致", "/mortgagors"))
+        if kind in ("mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion"):
+            if _ids(getattr(app, "mortgagors", [])) != owners:
+                found.append(Finding("mortgagor_not_owner", "抵押人与登记簿记载的权利人不一致", "/mortgagors"))
+            else:
+                found += _names_differ(app.mortgagors, unit.owners, "mortgagors", "抵押人")  # type: ignore[attr-defined]
         if kind in ("purchase_notice", "purchase_and_mortgage_notice"):
             if _ids(getattr(app, "sellers", [])) != owners:
                 found.append(Finding("seller_not_owner", "出卖人与登记簿记载的权利人不一致", "/sellers"))
+            else:
+                found += _names_differ(app.sellers, unit.owners, "sellers", "出卖人")  # type: ignore[attr-defined]
             if any(r.kind == "notice" and r.subkind == "purchase" for r in rights):
                 found.append(Finding("notice_exists", "该不动产已办理预告登记", f"/properties/{i}/unit_id"))
         if kind == "mortgage_notice":
@@ -154,6 +186,10 @@ def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) 
                 found.append(Finding("no_purchase_notice", "该不动产未办理预告登记", f"/properties/{i}/unit_id"))
             elif not any(_ids(app.mortgagors) == {p["id_number"] for p in r.parties} for r in purchase):  # type: ignore[attr-defined]
                 found.append(Finding("mortgagor_not_buyer", "抵押人不是预告登记权利人", "/mortgagors"))
+            else:
+                ids = _ids(app.mortgagors)  # type: ignore[attr-defined]
+                buyers = next(r.parties for r in purchase if ids == {p["id_number"] for p in r.parties})
+                found += _names_differ(app.mortgagors, buyers, "mortgagors", "抵押人")  # type: ignore[attr-defined]
     reference = _referenced(app)
     if reference is not None:
         name, number = reference

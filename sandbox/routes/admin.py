@@ -234,7 +234,7 @@ def router(ctx: Context) -> APIRouter:
 
     @api.get("/admin/v1/audit", tags=["admin"], dependencies=admin_only)
     async def admin_audit(
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         rows = ctx.store.all("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
