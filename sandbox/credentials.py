@@ -113,7 +113,7 @@ class Credentials:
         with self.store.transaction():
             key_id, _ = self.register_key(institution_id, rotation.public_key, rotation.label)
             self.store.execute(
-                "UPDATE keys SET revoke_at = ? WHERE key_id = ?",
+                "UPDATE keys SET revoke_at = ? WHERE key_id = ? AND revoke_at IS NULL",  # never postponed
                 (now_utc() + timedelta(seconds=rotation.grace_seconds)).isoformat(),
                 signing_key_id,
             )

@@ -38,6 +38,7 @@ def router(ctx: Context) -> APIRouter:
 
     @api.post("/v1/credentials/rotate", response_model=CredentialRecord, status_code=201, tags=["credentials"])
     async def rotate(request: Request, rotation: Rotation, idempotency_key: IdemKey = None) -> Response:
+        await ctx.managing_caller(request)
         return await ctx.idempotent(
             request, idempotency_key, 201, lambda who: keys.rotate(who.institution_id, who.key_id, rotation)
         )
@@ -46,6 +47,7 @@ def router(ctx: Context) -> APIRouter:
     async def revoke(
         request: Request, key_id: str, revocation: Revocation, idempotency_key: IdemKey = None
     ) -> Response:
+        await ctx.managing_caller(request)
         return await ctx.idempotent(
             request,
             idempotency_key,
@@ -78,7 +80,7 @@ def router(ctx: Context) -> APIRouter:
 
     @api.put("/v1/institution/webhook", response_model=InstitutionProfile, tags=["institution"])
     async def webhook(request: Request, subscription: WebhookSubscription) -> Response:
-        who = await ctx.caller(request)
+        who = await ctx.managing_caller(request)
         return json_response(accounts.set_webhook(who.institution_id, subscription.url))
 
     @api.get("/v1/institution/operators", response_model=list[Operator], tags=["institution"])

@@ -57,6 +57,22 @@ class Context:
             raise CentreError(401, "signature_missing", "the request carries no Signature / Signature-Input")
         return who
 
+    async def managing_caller(self, request: Request) -> Caller:
+        """The caller of a credential or channel change (rotate, revoke, webhook URL): not a retiring key.
+
+        A key in its rotation grace period may sign ordinary requests until it dies, nothing else —
+        it cannot rotate again (postponing its own end), revoke a key or move the webhooks.
+
+        Raises:
+            CentreError: 403 ``key_retiring``.
+        """
+        who = await self.caller(request)
+        if who.retiring:
+            raise CentreError(
+                403, "key_retiring", f"key {who.key_id} is being rotated out: it may sign ordinary requests only"
+            )
+        return who
+
     async def idempotent(
         self, request: Request, key: str | None, status: int, act: Callable[[Caller], BaseModel]
     ) -> Response:

@@ -9,16 +9,18 @@ enrolment, through the real HTTP API, and the token stays unspent for a proper k
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import sdk
 from sdk import signing
 from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
-from tests.sandbox.conftest import Running
+from tests.sandbox.conftest import Bank, Running
 
 
 def _b64(raw: bytes) -> str:
@@ -72,7 +74,8 @@ def _point(raw: bytes) -> tuple[int, int, int, int]:
 
 
 def _honest_raw() -> bytes:
-    return generate_private_key().public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 #: a point of order 8 (libsodium's list of small-order points)
@@ -128,3 +131,37 @@ def test_every_honest_key_passes_the_check() -> None:
         signing.check_ed25519_point(_honest_raw())
     with pytest.raises(ValueError, match="small order"):
         signing.check_ed25519_point(bytes(32))
+
+
+def test_a_retiring_key_can_only_sign_ordinary_requests_until_it_dies(sandbox: Running, bank: Bank) -> None:
+    """Before the fix a key in its grace period rotated again (postponing its own revocation) and registered
+    another key. Now it may sign ordinary requests and nothing else, and its end is never moved."""
+    new_key = generate_private_key()
+    bank.client.credentials.rotate(jwk_from_public_key(new_key.public_key()), grace_seconds=3600)
+    ends = sandbox.store.all("SELECT revoke_at FROM keys WHERE key_id = ?", bank.key_id)[0]["revoke_at"]
+    assert ends
+    # ordinary requests still land
+    assert bank.client.institution.get().institution_id == bank.institution_id
+    another = generate_private_key()
+    attempts: dict[str, Callable[[], object]] = {
+        "rotate again": lambda: bank.client.credentials.rotate(jwk_from_public_key(another.public_key())),
+        "revoke the new key": lambda: bank.client.credentials.revoke(_other_key(sandbox, bank)),
+        "move the webhooks": lambda: bank.client.institution.set_webhook("https://bank.example/hooks"),
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(sdk.PermissionDenied) as exc:
+            attempt()
+        assert exc.value.code == "key_retiring", what
+    keys = sandbox.store.all("SELECT key_id, status, revoke_at FROM keys WHERE institution_id = ?", bank.institution_id)
+    assert len(keys) == 2 and all(k["status"] == "active" for k in keys)
+    assert next(k["revoke_at"] for k in keys if k["key_id"] == bank.key_id) == ends
+    # the new key can do all of it
+    with sdk.Client(sandbox.url, sdk.Credential(_other_key(sandbox, bank), new_key)) as fresh:
+        fresh.credentials.revoke(bank.key_id, reason="rotated out early")
+    assert sandbox.store.all("SELECT status FROM keys WHERE key_id = ?", bank.key_id)[0]["status"] == "revoked"
+
+
+def _other_key(sandbox: Running, bank: Bank) -> str:
+    rows = sandbox.store.all("SELECT key_id FROM keys WHERE institution_id = ? AND key_id != ?", bank.institution_id,
+                             bank.key_id)  # fmt: skip
+    return str(rows[0]["key_id"])
