@@ -34,6 +34,7 @@ import httpx
 
 from bench.common import Result, percentile
 from sandbox.local import LocalCentre
+from sdk.gm.sm2 import Sm2PrivateKey
 from sdk.signing import KeySigner, sign_request
 from tests.reliability.harness import (
     export_loans,
@@ -112,6 +113,7 @@ def raw_ceiling(work: Path, apps: int, concurrency: int = 32) -> dict[str, float
         finally:
             agent.close()
         key = _key_of(branch)
+        assert not isinstance(key.private_key, Sm2PrivateKey)  # the benchmark runs the intl suite
         pem = key.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()

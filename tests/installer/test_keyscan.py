@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from sdk.gm.sm2 import Sm2PrivateKey
 from sdk.signing import generate_private_key
 
 from .keyscan import key_forms, scan_for_keys
@@ -17,6 +18,7 @@ from .keyscan import key_forms, scan_for_keys
 @pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256-sha256"])
 def test_the_scan_finds_a_leaked_key_in_each_encoding_and_not_an_encrypted_one(tmp_path: Path, algorithm: str) -> None:
     key = generate_private_key(algorithm)  # type: ignore[arg-type]
+    assert not isinstance(key, Sm2PrivateKey)  # PKCS#8 forms of the intl suite's keys
     forms = key_forms(key)
     raw = dict(forms)["raw"]
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -40,6 +40,7 @@ def test_a_detached_signature_is_over_exactly_the_canonical_bytes(algorithm: Alg
         with pytest.raises(InvalidSignature):
             public.verify(raw, data + b" ")
     else:
+        assert isinstance(public, ec.EllipticCurvePublicKey)
         public.verify(raw, data, ec.ECDSA(hashes.SHA256()))
         with pytest.raises(InvalidSignature):
             public.verify(raw, data + b" ", ec.ECDSA(hashes.SHA256()))

@@ -14,6 +14,7 @@ from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, Inva
 from http_message_signatures.resolvers import MappingKeyResolver
 
 from sdk.errors import SignatureError
+from sdk.gm.sm2 import Sm2PublicKey
 from sdk.signing import (
     KeySigner,
     PublicKey,
@@ -89,6 +90,7 @@ def test_sdk_signature_verifies_with_the_library_verifier_given_only_the_public_
     sign_request(request, KeySigner("bank-key", key))
     # an independent party knows only the public key, as a JWK
     public = public_key_from_jwk(jwk_from_public_key(key.public_key()).model_dump())
+    assert not isinstance(public, Sm2PublicKey)  # the library knows the intl suite only
     verifier = HTTPMessageVerifier(
         signature_algorithm=algorithms.ED25519 if algorithm == "ed25519" else algorithms.ECDSA_P256_SHA256,
         key_resolver=MappingKeyResolver(public_keys={"bank-key": public}, private_keys={}),
