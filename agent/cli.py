@@ -263,7 +263,9 @@ def enroll(
     key_store: str = typer.Option(
         "auto", "--key-store", help="auto (the OS keyring where one works, else a file), keyring or file."
     ),
-    algorithm: str = typer.Option("ed25519", "--algorithm", help="ed25519 or ecdsa-p256-sha256."),
+    algorithm: str = typer.Option(
+        None, "--algorithm", help="ed25519 or ecdsa-p256-sha256 (intl), sm2-sm3 (gm); default: the bundle's suite's."
+    ),
     fingerprint: str = typer.Option(
         None, "--fingerprint", help="The centre key's fingerprint as the centre published it (checked)."
     ),
@@ -271,8 +273,9 @@ def enroll(
     """Enrol this agent with a centre: a key made here, registered with the bundle's one-time token."""
     from agent.enrol import BundleError, enrol
 
-    if key_store not in ("auto", "keyring", "file") or algorithm not in ("ed25519", "ecdsa-p256-sha256"):
-        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519 or ecdsa-p256-sha256", fg="red")
+    algorithms = (None, "ed25519", "ecdsa-p256-sha256", "sm2-sm3")
+    if key_store not in ("auto", "keyring", "file") or algorithm not in algorithms:
+        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519, ecdsa-p256-sha256 or sm2-sm3", fg="red")
         raise typer.Exit(2)
     inboxes = _parse_inboxes(inbox)
     doc = _read_bundle(bundle, "enrolment")
@@ -534,6 +537,7 @@ def uninstall(
 @app.command()
 def demo(
     workdir: Path = typer.Option(Path("regbridge-demo"), "--dir", help="Where the demo works (emptied first)."),
+    suite: str = typer.Option("intl", "--suite", help="The centre's crypto suite: intl, or gm (SM2/SM3/SM4)."),
 ) -> None:
     """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
     from rich.console import Console
@@ -542,7 +546,10 @@ def demo(
     from agent.demo import run_demo
 
     console = Console()
-    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text))
+    if suite not in ("intl", "gm"):
+        typer.secho("--suite is intl or gm", fg="red")
+        raise typer.Exit(2)
+    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text), suite=suite)
     table = Table(title="RegBridge demo: every loan operation")
     for col in ("贷款编号", "业务", "结果", "不动产登记证明号 / 原因", "证书位置"):
         table.add_column(col, overflow="fold")

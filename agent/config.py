@@ -25,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from sdk.suites import Suite, suite_named
+
 __all__ = ["ENV_PREFIX", "AgentConfig", "env_overrides", "load_config", "redacted", "schema_markdown"]
 
 ENV_PREFIX = "REGBRIDGE_"
@@ -51,9 +53,22 @@ class CentreConfig(_Section):
     seal_ca_file: Path = Field(description="the CA that signs the centre's certificate seals (PEM)")
     centre_key_id: str = Field(description="the key id of the centre's signing key (webhooks, certificate metadata)")
     centre_key: dict[str, Any] = Field(description="the centre's public signing key (JWK)")
+    suite: Literal["intl", "gm"] = Field(
+        default="intl",
+        description="the centre's crypto suite, from its enrolment bundle: intl (Ed25519/P-256, SHA-256) or gm"
+        " (SM2 with SM3, sm3 digests; docs/api.md §5)",
+    )
+    sm2_user_id: str | None = Field(
+        default=None, description="gm: the SM2 user id (GM/T 0009) signatures are made with; default 1234567812345678"
+    )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
     proxy: str | None = Field(default=None, description="an HTTP(S) proxy URL; a password in it is redacted")
     ca_bundle: Path | None = Field(default=None, description="a CA bundle for the centre's TLS (default: system)")
+
+    @property
+    def crypto_suite(self) -> Suite:
+        """The suite (:mod:`sdk.suites`) with its SM2 user id."""
+        return suite_named(self.suite, sm2_user_id=self.sm2_user_id)
 
 
 class InboxConfig(_Section):

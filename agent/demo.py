@@ -64,17 +64,19 @@ def _certificates_from_receipts(folder: Path) -> dict[str, str]:
     return found
 
 
-def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0) -> dict[str, Any]:
-    """Run the whole demo in ``workdir`` (emptied first); returns what the summary shows."""
+def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: str = "intl") -> dict[str, Any]:
+    """Run the whole demo in ``workdir`` (emptied first) against a centre of crypto ``suite`` (intl or gm);
+    returns what the summary shows."""
     from sandbox.local import LocalCentre
+    from sdk.suites import suite_named
 
     started = time.monotonic()
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     setup_logging(workdir / "var" / "agent.log", stderr=False)
-    with LocalCentre() as centre:
-        say(f"① sandbox registration centre on {centre.url}")
+    with LocalCentre(suite=suite_named(suite)) as centre:
+        say(f"① sandbox registration centre on {centre.url} (crypto suite {suite})")
         iid, bundle = centre.bank()
         atomic_write(workdir / "enrolment-bundle.json", json.dumps(bundle, ensure_ascii=False).encode(), mode=0o600)
         say(f"② the centre opened account {iid} for {bundle['bundle']['institution_name']}; enrolling the agent")

@@ -12,8 +12,6 @@ the same key (the centre answers the same enrolment again).
 
 from __future__ import annotations
 
-import base64
-import json
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +24,9 @@ import sdk
 from agent.centre.client import centre_clock_skew
 from agent.credentials.custody import KeyCustody
 from agent.state.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
+from sdk.certificates import verify_detached
 from sdk.signing import generate_private_key, jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
+from sdk.suites import suite_of
 from sdk.support.files import atomic_write
 
 __all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "enrol", "render_config", "verify_bundle"]
@@ -47,7 +47,8 @@ def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = Non
     try:
         bundle, signature = doc["bundle"], doc["signature"]
         trust = bundle["trust"]
-        key = public_key_from_jwk(trust["centre_key"])
+        public_key_from_jwk(trust["centre_key"])
+        suite = suite_of(bundle.get("suite"))  # inside what the signature covers
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"not an enrolment bundle: {exc}") from None
     if signature.get("keyid") != trust["centre_key_id"]:
@@ -57,11 +58,8 @@ def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = Non
             "the bundle is signed by someone else than the centre: its key's fingerprint is not the one the centre"
             " published"
         )
-    canonical = json.dumps(bundle, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-    try:
-        key.verify(base64.b64decode(signature["value"]), canonical)  # type: ignore[call-arg]
-    except Exception:
-        raise BundleError("the bundle's signature does not verify: it was altered or signed by someone else") from None
+    if not verify_detached(bundle, signature, trust["centre_key"], sm2_user_id=suite.sm2_user_id):
+        raise BundleError("the bundle's signature does not verify: it was altered or signed by someone else")
     if datetime.fromisoformat(bundle["expires_at"]) < datetime.now(UTC):
         raise BundleError(f"the bundle expired at {bundle['expires_at']}; ask the centre for a new one")
     return dict(bundle)
@@ -135,7 +133,7 @@ def enrol(
     secret: bytes | None = None,
     inboxes: list[dict[str, Any]],
     settings: dict[str, Any] | None = None,
-    algorithm: sdk.signing.Algorithm = "ed25519",
+    algorithm: sdk.signing.Algorithm | None = None,
     label: str = "agent",
     key_store: Literal["auto", "file", "keyring"] = "file",
     expected_fingerprint: str | None = None,
@@ -147,8 +145,17 @@ def enrol(
 
     ``secret`` is the agent secret; without one, the one already kept for this folder is used, or
     a new one is made and kept in the OS keyring (keyring custody) or ``agent.secret`` (mode 0600).
+    The key's ``algorithm`` is the bundle's crypto suite's (``sm2-sm3`` in gm, ``ed25519`` in intl)
+    unless given; one the suite does not accept is refused (:class:`BundleError`).
     """
     bundle = verify_bundle(doc, expected_fingerprint=expected_fingerprint)
+    suite = suite_of(bundle.get("suite"))
+    algorithm = algorithm or suite.default_algorithm  # type: ignore[assignment]
+    if algorithm not in suite.algorithms:
+        raise BundleError(
+            f"the centre speaks the {suite.name} crypto suite: its keys are {', '.join(suite.algorithms)},"
+            f" not {algorithm}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent.toml"
     institution = bundle["institution_id"]
@@ -198,12 +205,12 @@ def enrol(
             settings.setdefault("secret_file", str(secret_file))
 
     keys = key_dir if key_dir.is_absolute() else directory / key_dir
-    custody = KeyCustody(keys, store, institution, secret)
+    custody = KeyCustody(keys, store, institution, secret, suite=suite)
     pending = next((e for e in custody.entries() if e.state == "pending" and e.key_id is None), None)
     if pending is not None:  # an enrolment whose answer was lost: the same key again
         key = custody.load(pending)
     else:
-        key = generate_private_key(algorithm)
+        key = suite.adopt(generate_private_key(algorithm))
         pending = custody.put(key, "pending")
     try:
         with sdk.Client(bundle["api_base_url"]) as anon:
@@ -232,6 +239,7 @@ def enrol(
             "seal_ca_file": str(key_dir / "seal-ca.pem"),
             "centre_key_id": bundle["trust"]["centre_key_id"],
             "centre_key": bundle["trust"]["centre_key"],
+            **({"suite": "gm", "sm2_user_id": suite.sm2_user_id.decode()} if suite.name == "gm" else {}),
         },
         "inbox": inboxes,
     }

@@ -126,6 +126,7 @@ class Agent:
             seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
             centre_key_id=centre.centre_key_id,
             centre_key=centre.centre_key,
+            sm2_user_id=centre.crypto_suite.sm2_user_id,
         )
         self.documents = make_document_store(config)
         self.profiles: dict[str, Profile] = {i.name: load_profile(i.profile, base=config.base) for i in config.inbox}

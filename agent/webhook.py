@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import sdk
-from sdk.signing import public_key_from_jwk
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -56,7 +55,7 @@ class WebhookReceiver:
 
     def receive(self, method: str, headers: list[tuple[str, str]], body: bytes) -> int:
         agent = self.agent
-        keys = {agent.trust.centre_key_id: public_key_from_jwk(agent.trust.centre_key)}
+        keys = {agent.trust.centre_key_id: agent.trust.centre_public_key()}
         try:
             event = sdk.verify_webhook(method=method, url=self.url, headers=headers, body=body, centre_keys=keys)
         except sdk.SignatureError as exc:

@@ -20,13 +20,14 @@ from sandbox.faults import Faults
 from sandbox.register import SAMPLE_BANK_NAME, SAMPLE_BANK_USCC
 from sandbox.store import Store
 from sandbox.workflow import Timing
+from sdk.suites import Suite
 
 __all__ = ["LocalCentre"]
 
 
 class LocalCentre:
     def __init__(self, *, timing: Timing | None = None, faults: Faults | None = None, store: Store | None = None,
-                 port: int = 0, passphrase: bytes | None = None) -> None:  # fmt: skip
+                 port: int = 0, passphrase: bytes | None = None, suite: Suite | None = None) -> None:  # fmt: skip
         self.store = store or Store()
         self._sock = socket.socket()
         # accepted connections inherit it; without it, Nagle + delayed ACK add ~40 ms to every exchange
@@ -36,7 +37,7 @@ class LocalCentre:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(self.store, timing=timing or Timing(step_seconds=0.0, correction_days=1.0),
-                              faults=faults, public_url=self.url, passphrase=passphrase)  # fmt: skip
+                              faults=faults, public_url=self.url, passphrase=passphrase, suite=suite)  # fmt: skip
         self.centre: Centre = self.app.state.centre
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, log_level="warning", lifespan="on", date_header=False, access_log=False)

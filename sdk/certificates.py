@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
 from .models import CertificateMetadata, PublicJwk, SignedCertificateMetadata
-from .signing import PrivateKey, algorithm_of, public_key_from_jwk
+from .signing import PrivateKey, PublicKey, algorithm_of, public_key_from_jwk
 
 __all__ = [
     "CertificateRejected",
@@ -64,11 +64,24 @@ class TrustAnchors:
         seal_ca_pem: the seal CA's certificate, PEM.
         centre_key_id: the id the centre's detached signatures name (``keyid``).
         centre_key: the centre's public key, a JWK (RFC 7517) as a mapping.
+        sm2_user_id: the gm suite's SM2 user id (GM/T 0009) the centre signs with (default ``1234567812345678``).
     """
 
     seal_ca_pem: str
     centre_key_id: str
     centre_key: dict[str, Any]
+    sm2_user_id: bytes | None = None
+
+    def centre_public_key(self) -> PublicKey:
+        """The centre's public key (an SM2 key with the user id its signatures are made with).
+
+        Raises:
+            ValueError: the JWK is not a valid key.
+        """
+        key = public_key_from_jwk(self.centre_key)
+        if isinstance(key, Sm2PublicKey) and self.sm2_user_id:
+            return key.with_user_id(self.sm2_user_id)
+        return key
 
 
 def canonical_json(document: Mapping[str, Any]) -> bytes:
@@ -130,7 +143,7 @@ def verify_metadata(signed: SignedCertificateMetadata, trust: TrustAnchors) -> C
     if sig.keyid != trust.centre_key_id:
         raise CertificateRejected([f"metadata signed by key {sig.keyid}, not the centre's {trust.centre_key_id}"])
     doc = signed.metadata.model_dump(mode="json")
-    if not verify_detached(doc, sig.model_dump(), trust.centre_key):
+    if not verify_detached(doc, sig.model_dump(), trust.centre_key, sm2_user_id=trust.sm2_user_id):
         raise CertificateRejected(["the metadata's signature does not verify with the centre key"])
     return signed.metadata
 

@@ -1,7 +1,8 @@
 """The branch's private keys: where they are kept (custody) and which one signs.
 
 Every private key is made on this machine and kept only as PKCS#8 encrypted under the agent
-secret (:mod:`agent.state.secrets`), in one of two places (``centre.key_store``):
+secret (:mod:`agent.state.secrets`) — Ed25519/P-256 by ``cryptography``, SM2 (the gm suite) as
+PBES2 PKCS#8 that OpenSSL also reads (:mod:`sdk.gm.sm2`) — in one of two places (``centre.key_store``):
 
 * ``keyring``: the OS keyring (Windows Credential Manager, macOS Keychain, Secret Service),
   service ``regbridge-agent-key``, user ``<institution id>/<fingerprint>``;
@@ -28,7 +29,10 @@ from cryptography.hazmat.primitives import serialization
 
 import sdk
 from agent.config import AgentConfig
+from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.gm.sm2 import load_pem_private_key as load_sm2_pem
 from sdk.signing import KeySigner, PrivateKey, jwk_fingerprint, jwk_from_public_key
+from sdk.suites import INTL, Suite
 from sdk.support.files import atomic_write
 
 __all__ = ["KEYRING_SERVICE", "KeyCustody", "KeyEntry", "custody_for", "retire_due"]
@@ -63,11 +67,21 @@ class KeyEntry:
 class KeyCustody:
     """The private keys of one branch: kept encrypted, in the keyring or in files."""
 
-    def __init__(self, key_dir: Path, store: Literal["file", "keyring"], institution_id: str, secret: bytes) -> None:
+    def __init__(
+        self,
+        key_dir: Path,
+        store: Literal["file", "keyring"],
+        institution_id: str,
+        secret: bytes,
+        *,
+        suite: Suite = INTL,
+    ) -> None:
         self.key_dir = key_dir
         self.store = store
         self.institution_id = institution_id
         self._secret = secret
+        #: the centre's crypto suite: SM2 keys sign with its user id
+        self.suite = suite
 
     # --- the manifest ------------------------------------------------------------------------
 
@@ -103,11 +117,14 @@ class KeyCustody:
         """Keep ``key`` (encrypted) and add it to the manifest."""
         fingerprint = jwk_fingerprint(jwk_from_public_key(key.public_key()))
         short = fingerprint[:16]
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._secret),
-        )
+        if isinstance(key, Sm2PrivateKey):
+            pem = key.to_pem(self._secret)
+        else:
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(self._secret),
+            )
         if self.store == "keyring":
             import keyring
 
@@ -145,6 +162,8 @@ class KeyCustody:
                 raise KeyError(f"key file {path} is missing")
             data = path.read_bytes()
         try:
+            if entry.algorithm == "sm2-sm3":
+                return load_sm2_pem(data, self._secret, user_id=self.suite.sm2_user_id)
             key = serialization.load_pem_private_key(data, password=self._secret)
         except (ValueError, TypeError):
             raise KeyError("the private key cannot be decrypted: wrong agent secret, or the key was altered") from None
@@ -172,7 +191,9 @@ class KeyCustody:
 
 def custody_for(config: AgentConfig, secret: bytes) -> KeyCustody:
     centre = config.centre
-    return KeyCustody(config.resolve(centre.key_dir), centre.key_store, centre.institution_id, secret)
+    return KeyCustody(
+        config.resolve(centre.key_dir), centre.key_store, centre.institution_id, secret, suite=centre.crypto_suite
+    )
 
 
 def retire_due(custody: KeyCustody, *, keep: str) -> list[str]:
