@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sdk.identifiers import check_uscc
@@ -18,6 +18,10 @@ from .events import EventFeed
 from .payload import check_payload
 from .pki import CentreKeys
 from .store import Store, new_id, now_utc, token_hash
+from .urls import check_webhook_url
+
+#: how long an admin token is good for unless its maker says otherwise
+ADMIN_TOKEN_VALIDITY = timedelta(hours=24)
 
 __all__ = ["BUNDLE_VERSION", "Accounts"]
 
@@ -32,9 +36,19 @@ class Accounts:
     """
 
     def __init__(
-        self, store: Store, *, keys: CentreKeys, events: EventFeed, credentials: Credentials, name: str, code: str
+        self,
+        store: Store,
+        *,
+        keys: CentreKeys,
+        events: EventFeed,
+        credentials: Credentials,
+        name: str,
+        code: str,
+        development: bool = True,
     ) -> None:
         self.store = store
+        #: a development centre accepts webhook URLs on loopback and private addresses (sandbox.urls)
+        self.development = development
         self.keys = keys
         self.events = events
         self.credentials = credentials
@@ -127,17 +141,49 @@ class Accounts:
             errors=[{"code": "operator_not_authorised", "detail": why, "pointer": pointer}],
         )
 
-    def create_admin_token(self, label: str) -> str:
-        """A bearer token for the admin API (kept hashed; shown once)."""
+    def create_admin_token(self, label: str, *, valid_for: timedelta = ADMIN_TOKEN_VALIDITY) -> str:
+        """A bearer token for the admin API (kept hashed; shown once), valid for ``valid_for``."""
         token = "rba_" + secrets.token_urlsafe(32)
-        self.store.execute("INSERT INTO admin_tokens VALUES (?, ?, ?)", token_hash(token), label, now_utc().isoformat())
+        now = now_utc()
+        self.store.execute(
+            "INSERT INTO admin_tokens (token_hash, label, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            token_hash(token), label, now.isoformat(), (now + valid_for).isoformat(),
+        )  # fmt: skip
         self.store.audit("admin", "admin_token.create", label, "ok")
         return token
 
     def check_admin_token(self, token: str) -> str | None:
-        """The admin token's label, or ``None`` for an unknown token."""
-        row = self.store.one("SELECT label FROM admin_tokens WHERE token_hash = ?", token_hash(token))
-        return str(row["label"]) if row else None
+        """The admin token's label, or ``None`` for an unknown or expired token (one made before tokens
+        had an expiry counts as made :data:`ADMIN_TOKEN_VALIDITY` before it expires)."""
+        row = self.store.one("SELECT * FROM admin_tokens WHERE token_hash = ?", token_hash(token))
+        if row is None:
+            return None
+        expires = row["expires_at"] or (datetime.fromisoformat(row["created_at"]) + ADMIN_TOKEN_VALIDITY).isoformat()
+        if datetime.fromisoformat(expires) <= now_utc():
+            return None
+        return str(row["label"])
+
+    def rotate_admin_token(
+        self, token: str, *, valid_for: timedelta = ADMIN_TOKEN_VALIDITY, grace: timedelta = timedelta(minutes=5)
+    ) -> tuple[str, str]:
+        """A new token with the same label; the old one ends after ``grace`` (or sooner, if it would).
+
+        Answers the new token and when the old one ends (ISO 8601).
+
+        Raises:
+            CentreError: 401 ``admin_unauthorised`` for an unknown or expired token.
+        """
+        label = self.check_admin_token(token)
+        if label is None:
+            raise CentreError(401, "admin_unauthorised", "the admin token is unknown or expired")
+        new = self.create_admin_token(label, valid_for=valid_for)
+        row = self.store.one("SELECT * FROM admin_tokens WHERE token_hash = ?", token_hash(token))
+        assert row is not None
+        current = row["expires_at"] or (datetime.fromisoformat(row["created_at"]) + ADMIN_TOKEN_VALIDITY).isoformat()
+        ends = min(datetime.fromisoformat(current), now_utc() + grace).isoformat()
+        self.store.execute("UPDATE admin_tokens SET expires_at = ? WHERE token_hash = ?", ends, token_hash(token))
+        self.store.audit("admin", "admin_token.rotate", label, "ok")
+        return new, ends
 
     def list_institutions(self) -> list[InstitutionProfile]:
         return [self.profile(r["id"]) for r in self.store.all("SELECT id FROM institutions ORDER BY id")]
@@ -262,6 +308,12 @@ class Accounts:
         return self.profile(institution_id)
 
     def set_webhook(self, institution_id: str, url: str) -> InstitutionProfile:
+        """Deliver the institution's events to ``url`` from now on.
+
+        Raises:
+            CentreError: 422 ``webhook_url_refused`` for an internal address on a real centre (sandbox.urls).
+        """
+        check_webhook_url(url, development=self.development)
         self.store.execute("UPDATE institutions SET webhook_url = ? WHERE id = ?", url, institution_id)
         self.store.audit(institution_id, "institution.webhook", institution_id, "ok")
         return self.profile(institution_id)

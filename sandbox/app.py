@@ -76,7 +76,7 @@ def create_app(
     )
     faults = faults or Faults()
     auth = Authenticator(store, clock=lambda: time.time() + faults.config.clock_skew_seconds, suite=centre.suite)
-    worker = Worker(centre.workflow, Webhooks(store, centre.keys, faults))
+    worker = Worker(centre.workflow, Webhooks(store, centre.keys, faults, development=centre.accounts.development))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -56,6 +56,8 @@ class Centre:
         passphrase: unlocks the centre's keys of a file-backed store.
         public_url: the base URL certificates' QR codes point at (else learnt from the first request).
         suite: the crypto suite (:mod:`sdk.suites`) for a new centre; a stored one keeps its own.
+        development: accept webhook URLs on loopback and private addresses (``sandbox.urls``); a
+            centre serving beyond this machine is not one.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Centre:
         passphrase: bytes | None = None,
         public_url: str | None = None,
         suite: Suite | None = None,
+        development: bool = True,
     ) -> None:
         self.store = store
         self.name = name
@@ -82,7 +85,13 @@ class Centre:
         self.idempotency = Idempotency(store)
         self.credentials = Credentials(store, suite=self.suite)
         self.accounts = Accounts(
-            store, keys=self.keys, events=self.events, credentials=self.credentials, name=name, code=self.code
+            store,
+            keys=self.keys,
+            events=self.events,
+            credentials=self.credentials,
+            name=name,
+            code=self.code,
+            development=development,
         )
         self.applications = Applications(store, ledger=self.ledger, schedule=self.schedule, accounts=self.accounts)
         self.fees = FeeOffice(

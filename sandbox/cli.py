@@ -105,6 +105,13 @@ def serve(
     sm2_user_id: Annotated[
         str | None, typer.Option(help="gm: the SM2 user id (GM/T 0009) of signatures; default 1234567812345678")
     ] = None,
+    development: Annotated[
+        bool | None,
+        typer.Option(
+            "--development/--production",
+            help="accept webhook URLs on loopback/private addresses; default: development only on a loopback host",
+        ),
+    ] = None,
 ) -> None:
     """Run the sandbox centre (API on /v1, admin API on /admin/v1)."""
     import uvicorn
@@ -122,6 +129,8 @@ def serve(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--suite / --sm2-user-id") from None
     timing = Timing(step_seconds=step_seconds, correction_days=correction_days, manual=manual)
+    if development is None:
+        development = host in ("127.0.0.1", "::1", "localhost")
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
         os.chmod(data, 0o700)
@@ -131,9 +140,16 @@ def serve(
             passphrase=passphrase(data, secret_file, create=True),
             public_url=public_url or f"http://{host}:{port}",
             suite=chosen,
+            development=development,
         )
     else:
-        centre = Centre(Store(), timing=timing, public_url=public_url or f"http://{host}:{port}", suite=chosen)
+        centre = Centre(
+            Store(),
+            timing=timing,
+            public_url=public_url or f"http://{host}:{port}",
+            suite=chosen,
+            development=development,
+        )
     config = _load_faults(faults)
     application = create_app(centre=centre, faults=Faults(config) if config else None)
     token = centre.create_admin_token("serve")
@@ -146,9 +162,15 @@ def serve(
 
 
 @admin_app.command("token")
-def admin_token(data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None, label: str = "cli") -> None:
-    """Create a bearer token for the admin API (shown once, kept hashed)."""
-    typer.echo(_centre(data, secret_file).create_admin_token(label))
+def admin_token(
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+    label: str = "cli",
+    valid_hours: Annotated[int, typer.Option(min=1, max=24 * 30, help="how long the token is good for")] = 24,
+) -> None:
+    """Create a bearer token for the admin API (shown once, kept hashed; it expires — rotate it with
+    POST /admin/v1/tokens/rotate or make another)."""
+    typer.echo(_centre(data, secret_file).create_admin_token(label, valid_for=timedelta(hours=valid_hours)))
 
 
 @admin_app.command("create-institution")

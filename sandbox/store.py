@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["Store", "new_id", "now_utc"]
 
-SCHEMA_VERSION = 2  # 2: operators.deactivated_at, refunds
+SCHEMA_VERSION = 3  # 2: operators.deactivated_at, refunds; 3: admin_tokens.expires_at
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,7 +110,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     due_at REAL NOT NULL, delivered_at TEXT, last_error TEXT, PRIMARY KEY (seq, url)
 );
 CREATE TABLE IF NOT EXISTS admin_tokens (
-    token_hash TEXT PRIMARY KEY, label TEXT NOT NULL, created_at TEXT NOT NULL
+    token_hash TEXT PRIMARY KEY, label TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT
 );
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (application_id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -165,6 +165,9 @@ class Store:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(operators)")}
         if "deactivated_at" not in columns:
             self._db.execute("ALTER TABLE operators ADD COLUMN deactivated_at TEXT")
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(admin_tokens)")}
+        if "expires_at" not in columns:  # 3: admin tokens expire; one made before is treated as made to expire
+            self._db.execute("ALTER TABLE admin_tokens ADD COLUMN expires_at TEXT")
         self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:

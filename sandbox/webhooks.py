@@ -11,9 +11,11 @@ import httpx
 
 from sdk.signing import KeySigner, sign_request
 
+from .errors import CentreError
 from .faults import Faults
 from .pki import CentreKeys
 from .store import Store, now_utc
+from .urls import check_webhook_url
 
 __all__ = ["MAX_DELIVERY_SECONDS", "Webhooks"]
 
@@ -29,10 +31,14 @@ def _backoff(attempts: int) -> float:
 class Webhooks:
     """Sends the due webhook deliveries (``faults`` may duplicate them, as a real network would)."""
 
-    def __init__(self, store: Store, keys: CentreKeys, faults: Faults | None = None) -> None:
+    def __init__(
+        self, store: Store, keys: CentreKeys, faults: Faults | None = None, *, development: bool = True
+    ) -> None:
         self.store = store
         self.keys = keys
         self.faults = faults
+        #: a real centre checks the URL again before each delivery: a name may resolve inside later
+        self.development = development
 
     def deliver_due(self, client: httpx.Client, now: float | None = None) -> int:
         """POST every due webhook delivery once; answer how many were delivered."""
@@ -50,6 +56,10 @@ class Webhooks:
             body = json.dumps(event, ensure_ascii=False).encode()
             copies = 2 if faults is not None and faults.duplicate_event() else 1
             ok, error = False, ""
+            try:
+                check_webhook_url(row["url"], development=self.development)
+            except CentreError as refused:
+                copies, error = 0, refused.detail[:200]
             for _ in range(copies):
                 request = client.build_request(
                     "POST",

@@ -53,6 +53,11 @@ class BundleRequest(BaseModel):
     valid_hours: int = Field(default=168, ge=1, le=24 * 90)
 
 
+class TokenRotation(BaseModel):
+    valid_hours: int = Field(default=24, ge=1, le=24 * 30, description="how long the new token is good for")
+    grace_seconds: int = Field(default=300, ge=0, le=86400, description="how long the old token still works")
+
+
 class ChannelChange(BaseModel):
     status: Literal["open", "suspended"]
     reason: str | None = Field(default=None, max_length=300)
@@ -78,6 +83,17 @@ def router(ctx: Context) -> APIRouter:
         return label
 
     admin_only = [Depends(admin)]
+
+    @api.post("/admin/v1/tokens/rotate", status_code=201, tags=["admin"], dependencies=admin_only)
+    async def admin_rotate_token(
+        body: TokenRotation, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        """A new admin token (shown once) for the token that signs this call, which ends after ``grace_seconds``."""
+        old = (authorization or "").removeprefix("Bearer ").strip()
+        new, ends = ctx.centre.accounts.rotate_admin_token(
+            old, valid_for=timedelta(hours=body.valid_hours), grace=timedelta(seconds=body.grace_seconds)
+        )
+        return JSONResponse({"token": new, "previous_token_ends_at": ends}, status_code=201)
 
     @api.get("/admin/v1/institutions", response_model=list[InstitutionProfile], tags=["admin"], dependencies=admin_only)
     async def admin_institutions() -> Response:
