@@ -1,6 +1,7 @@
 """The agent against a centre of the 国密 suite (issue 19): enrolment from a gm bundle, SM2 keys in
 the encrypted software custody, every request signed sm2-sm3, certificates verified with the
-centre's SM2 key, rotation, and the whole demo end to end."""
+centre's SM2 key, rotation, the whole demo end to end, and SM4-GCM at rest (with the migration
+of a Fernet state)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from agent.credentials.custody import custody_for
 from agent.credentials.rotation import rotate
 from agent.demo import run_demo
 from agent.enrol import BundleError, enrol
+from agent.state.gm_cipher import MAGIC, Sm4GcmCipher, reencrypt_state
+from agent.state.secrets import DataCipher
 from sandbox.local import LocalCentre
 from sdk.suites import GM, suite_named
 
-from .conftest import INBOXES, SECRET
+from .conftest import INBOXES, SECRET, Branch, drop, mortgage_export
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +104,65 @@ def test_enrol_rotate_and_sign_in_gm_with_a_user_id_of_the_centres(tmp_path: Pat
         stranger = sdk.KeySigner(wrong.key_id, wrong.private_key.with_user_id(GM.sm2_user_id))  # type: ignore[union-attr]
         with centre_client(config, stranger) as client, pytest.raises(sdk.AuthenticationFailed):
             client.institution.get()
+
+
+def _sealed_values(db: Path) -> list[bytes]:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        values: list[bytes] = []
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for column in [r[1] for r in con.execute(f'PRAGMA table_info("{table}")') if r[2].upper() == "BLOB"]:
+                values += [
+                    bytes(v) for (v,) in con.execute(f'SELECT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL')
+                ]
+        return values
+    finally:
+        con.close()
+
+
+def test_the_gm_agent_seals_its_state_and_blobs_with_sm4_gcm(gm_demo: tuple[Path, dict[str, Any]]) -> None:
+    workdir, _ = gm_demo
+    values = _sealed_values(workdir / "var" / "state.db")
+    blobs = [p for p in (workdir / "var" / "blobs").glob("*/*") if p.is_file()]
+    assert len(values) > 10 and len(blobs) > 10
+    assert all(v.startswith(MAGIC) for v in values)
+    assert all(p.read_bytes().startswith(MAGIC) for p in blobs)
+
+
+def test_a_fernet_state_is_reencrypted_under_sm4_gcm_when_the_agent_turns_gm(branch: Branch) -> None:
+    """The migration: an intl agent's state (Fernet), then the same folder in gm mode."""
+    agent = branch.agent()
+    try:
+        drop(branch.inbox(), "a.csv", mortgage_export(branch.inbox(), {"GM-001": 1, "GM-002": 2}))
+        assert agent.run_until_idle(timeout=60)
+        before = {a.reference: a.payload for a in agent.store.applications()}
+    finally:
+        agent.close()
+    data = branch.root / "var"
+    assert before and not any(v.startswith(MAGIC) for v in _sealed_values(data / "state.db"))
+    fernet = DataCipher.for_directory(SECRET, data)
+    blob = next(p for p in (data / "blobs").glob("*/*") if p.is_file())
+    assert fernet.decrypt(blob.read_bytes())
+
+    import tomlkit
+
+    doc = tomlkit.parse(branch.config.read_text(encoding="utf-8"))
+    doc["centre"]["suite"] = "gm"  # type: ignore[index]
+    branch.config.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    agent = branch.agent()
+    try:
+        assert agent.store.get_meta("cipher") == "sm4-gcm"
+        after = {a.reference: a.payload for a in agent.store.applications()}
+        assert after == before
+    finally:
+        agent.close()
+    assert all(v.startswith(MAGIC) for v in _sealed_values(data / "state.db"))
+    assert blob.read_bytes().startswith(MAGIC)
+    with pytest.raises(Exception, match="cannot be decrypted"):
+        fernet.decrypt(blob.read_bytes())
+    cipher = Sm4GcmCipher(SECRET, (data / "cipher.salt").read_bytes())
+    assert reencrypt_state(data / "state.db", data / "blobs", cipher) == {"values": 0, "blobs": 0}  # nothing left
+    with pytest.raises(Exception, match="cannot be decrypted"):
+        Sm4GcmCipher(b"another secret", (data / "cipher.salt").read_bytes()).decrypt(blob.read_bytes())
