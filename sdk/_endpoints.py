@@ -41,8 +41,10 @@ API = "/v1"
 
 
 def _seg(value: str) -> str:
-    """A path segment, escaped so an id can never change the path."""
-    return quote(value, safe="")
+    """A path segment, escaped so an id can never change the path — ``.`` and ``..`` too, which a URL
+    would otherwise resolve away (RFC 3986 §5.2.4): they go as ``%2E`` (issue 17 item 4)."""
+    escaped = quote(value, safe="")
+    return escaped.replace(".", "%2E") if escaped.strip(".") == "" else escaped
 
 
 def check_declared(material: Material, content: bytes) -> None:
