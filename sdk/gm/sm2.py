@@ -70,6 +70,14 @@ def _keys() -> Any:
     return keys
 
 
+def _sm3(data: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+
+    h = hashes.Hash(hashes.SM3())
+    h.update(data)
+    return h.finalize()
+
+
 def _check_point(raw: bytes) -> bytes:
     """``raw`` as x‖y (64 bytes), refusing a point that is not on the curve (or is not canonical)."""
     if len(raw) == 65 and raw[0] == 4:
@@ -109,6 +117,17 @@ class Sm2PublicKey:
     def with_user_id(self, user_id: bytes) -> Sm2PublicKey:
         return Sm2PublicKey(self.raw, user_id)
 
+    @functools.cached_property
+    def z(self) -> bytes:
+        """Z_A = SM3(ENTL ‖ ID ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A) (GM/T 0009 §8.1; GB/T 32918.2 §5.5)."""
+        entl = (len(self.user_id) * 8).to_bytes(2, "big")
+        curve = b"".join(v.to_bytes(32, "big") for v in (_A, _B, *_G))
+        return _sm3(entl + self.user_id + curve + self.raw)
+
+    def digest(self, data: bytes) -> bytes:
+        """e = SM3(Z_A ‖ data): what an SM2 signature of ``data`` by this key signs."""
+        return _sm3(self.z + bytes(data))
+
     def verify(self, signature: bytes, data: bytes) -> None:
         """Check a DER SM2 signature of ``data`` (SM3 with Z_A of this key and user id).
 
@@ -123,7 +142,7 @@ class Sm2PublicKey:
         if not (canonical and 0 < r < _N and 0 < s < _N):
             raise InvalidSignature("the SM2 signature is not canonical DER with 0 < r, s < n")
         try:
-            ok = _gmssl().sm2_verify(self.raw, bytes(data), bytes(signature), signer_id=self.user_id)
+            ok = _gmssl().sm2_verify_sm3_digest(self.raw, self.digest(data), bytes(signature))
         except GmUnavailable:
             raise
         except Exception:
@@ -187,7 +206,9 @@ class Sm2PrivateKey:
 
     def sign(self, data: bytes) -> bytes:
         """The DER SM2 signature of ``data`` (SM3 of Z_A ‖ data, Z_A with this key's user id)."""
-        return bytes(_gmssl().sm2_sign(self.secret, self.public.raw, bytes(data), signer_id=self.public.user_id))
+        # GmSSL signs the digest; Z_A is computed (and kept) here: gmssl_pyx's sm2_sign recomputes the
+        # key on every call, ten times the cost (bench/gm.py)
+        return bytes(_gmssl().sm2_sign_sm3_digest(self.secret, self.public.digest(data)))
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         """Unwrap an SM2 ciphertext in either layout peers send (GM/T 0009 ASN.1, or raw C1C3C2).

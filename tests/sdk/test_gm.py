@@ -101,6 +101,12 @@ def test_sm2_published_signature_verifies() -> None:
     a, b = key.sign(b"message digest"), key.sign(b"message digest")
     assert a != b
     key.public.verify(a, b"message digest")
+    # Z_A is computed by the SDK and the digest signed by GmSSL: GmSSL's own whole-message check agrees
+    import gmssl_pyx as gmssl
+
+    assert gmssl.sm2_verify(key.public.raw, b"message digest", a, signer_id=b"1234567812345678")
+    other = key.with_user_id(b"ALICE123@YAHOO.COM")
+    assert gmssl.sm2_verify(key.public.raw, b"m", other.sign(b"m"), signer_id=b"ALICE123@YAHOO.COM")
 
 
 def test_sm2_keys_off_the_curve_are_refused() -> None:
