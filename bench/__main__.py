@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cold_start, e2e, footprint, ingest, sdk_overhead
+from bench import cold_start, e2e, footprint, gm, ingest, sdk_overhead
 from bench.common import Result, machine, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +24,9 @@ PROFILE = ROOT / "bench" / "profile.md"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not figures)")
-    parser.add_argument("--only", default="", help="comma-separated: sdk, cold, e2e, ingest, footprint")
+    parser.add_argument("--only", default="", help="comma-separated: sdk, cold, e2e, ingest, footprint, gm")
     parser.add_argument("--apps", type=int, default=None, help="applications end to end (default 5000)")
+    parser.add_argument("--gm-apps", type=int, default=None, help="applications per suite in gm (default 1000)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": 500 if quick else 100_000,
         "tracked": 2000 if quick else 100_000,
         "requests": 300 if quick else 5000,
+        "gm_apps": args.gm_apps or (10 if quick else 1000),
     }
     results: list[Result] = []
     started = time.monotonic()
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             step(f"end to end {sizes['apps']} applications")
             (work / "e2e").mkdir()
             results += e2e.run(sizes["apps"], work / "e2e", latency_apps=8 if quick else 60)
+        if want("gm"):
+            step(f"国密 vs intl: signing, and {sizes['gm_apps']} applications end to end in each suite")
+            results += gm.run(sizes["gm_apps"], work / "gm", ops=50 if quick else 200)
         if want("footprint"):
             step(f"footprint {sizes['tracked']} tracked")
             (work / "footprint").mkdir()
