@@ -46,8 +46,8 @@ def _root(
 
 def _agent(config: Path, *, quiet: bool = True) -> Any:
     from agent.config import load_config
+    from agent.daemon import Agent
     from agent.logs import setup_logging
-    from agent.runtime import Agent
     from agent.state.secrets import SecretUnavailable
 
     try:
@@ -72,8 +72,7 @@ def run(
     timeout: float = typer.Option(600.0, help="With --until-idle: give up after this many seconds (exit 3)."),
 ) -> None:
     """Run the agent as a daemon (SIGTERM for a clean stop), or once until idle."""
-    from agent.daemon import run_daemon
-    from agent.runtime import AgentBusy
+    from agent.daemon import AgentBusy, run_daemon
 
     agent = _agent(config, quiet=False)
     try:
@@ -100,11 +99,11 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
     from rich.console import Console
     from rich.table import Table
 
-    from agent.status import snapshot
+    from agent.state.status import snapshot
 
     agent = _agent(config)
     try:
-        snap = snapshot(agent)
+        snap = snapshot(agent.store)
     finally:
         agent.close()
     if as_json:
@@ -147,7 +146,7 @@ def requeue(
     config: Path = CONFIG,
 ) -> None:
     """Try quarantined items again after the cause was fixed."""
-    from agent.requeue import requeue as do_requeue
+    from agent.pipeline.requeue import requeue as do_requeue
 
     agent = _agent(config)
     try:
@@ -157,7 +156,7 @@ def requeue(
             return
         bad = 0
         for item in ids:
-            result = do_requeue(agent, item)
+            result = do_requeue(agent.context, item)
             colour = "green" if result.outcome == "requeued" else "yellow"
             typer.secho(f"{item}: {result.outcome} {result.detail}", fg=colour)
             bad += result.outcome != "requeued"
@@ -176,11 +175,11 @@ def ingest(
     """Ingest one export now, with a progress bar (long imports); the daemon sends it."""
     from rich.progress import Progress
 
-    from agent.ingest import ingest_file
+    from agent.pipeline.ingest import ingest_file
 
     agent = _agent(config)
     try:
-        target = agent.inbox(inbox)
+        target = agent.context.inbox(inbox)
     except StopIteration:
         typer.secho(f"no inbox {inbox!r} in {config}", fg="red", err=True)
         raise typer.Exit(2) from None
@@ -188,7 +187,10 @@ def ingest(
         with Progress() as bar:
             task = bar.add_task(f"reading {export.name}", total=None)
             report = ingest_file(
-                agent, target, export, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                agent.context,
+                target,
+                export,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
         agent.close()
@@ -206,7 +208,7 @@ def transmittal(
     confirm: str = typer.Option(None, "--confirm", help="Mark this transmittal's originals as delivered."),
 ) -> None:
     """The list of paper originals owed to the centre (CSV + printable PDF), or confirm a delivery."""
-    from agent.transmittal import make_transmittal
+    from agent.pipeline.transmittal import make_transmittal
 
     agent = _agent(config)
     try:
@@ -219,7 +221,7 @@ def transmittal(
             agent.audit.append("transmittal.delivered", confirm, "ok", applications=n)
             typer.echo(f"{confirm}: {n} application(s) marked delivered")
             return
-        result = make_transmittal(agent, out or agent.config.resolve(agent.config.transmittal_dir))
+        result = make_transmittal(agent.context, out or agent.config.resolve(agent.config.transmittal_dir))
     finally:
         agent.close()
     if not result.count:

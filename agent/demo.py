@@ -23,9 +23,9 @@ from typing import Any
 
 from agent import demo_data
 from agent.config import load_config
+from agent.daemon import Agent
 from agent.enrol import enrol
 from agent.logs import setup_logging
-from agent.runtime import Agent
 from agent.state.audit import verify_audit
 from sdk.support.files import atomic_write
 
@@ -111,9 +111,9 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
             drop(workdir / "inbox" / "corebank", "corebank_followup.csv", follow)
             say("⑤ the loan system's next export: the corrected row, a change and a discharge")
             idle = agent.run_until_idle(timeout=max(10.0, timeout - (time.monotonic() - started)))
-            from agent.transmittal import make_transmittal
+            from agent.pipeline.transmittal import make_transmittal
 
-            transmittal = make_transmittal(agent, workdir / "transmittals")
+            transmittal = make_transmittal(agent.context, workdir / "transmittals")
             audit = verify_audit(agent.audit.path, agent.audit.head())
             summary = summarise(agent, workdir)
             summary.update(

@@ -263,7 +263,7 @@ class _Doctor:
             self.add("disk", "ok", f"{free} MB free on {probe}")
 
     def documents(self, config: AgentConfig) -> None:
-        from agent.runtime import make_document_store
+        from agent.daemon.agent import make_document_store
         from connectors.documents import DocumentStoreUnavailable
 
         try:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from agent import demo_data
-from agent.ingest import ingest_file
+from agent.pipeline.ingest import ingest_file
 from bench.common import Result
 from config import load_checklists
 from sandbox import register
@@ -87,7 +87,7 @@ def run(rows: int, work: Path) -> Result:
             path = branch.inbox() / "big.csv"
             path.write_bytes(data)
             started = time.perf_counter()
-            report = ingest_file(agent, agent.inbox("corebank"), path)
+            report = ingest_file(agent.context, agent.context.inbox("corebank"), path)
             took = time.perf_counter() - started
             assert len(report.queued) == rows, (len(report.queued), report.quarantined[:2])
             template = agent.store.application(report.queued[0]).payload  # type: ignore[union-attr]

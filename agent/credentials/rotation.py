@@ -11,7 +11,10 @@ during the grace period, after which the centre revokes the old key and the agen
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,12 +22,16 @@ from pathlib import Path
 
 import sdk
 from agent.centre.client import centre_client
-from agent.config import AgentConfig
-from agent.credentials.custody import custody_for
+from agent.config import AgentConfig, load_config
+from agent.credentials.custody import KeyCustody, custody_for, retire_due
+from agent.state.audit import AuditLog
+from agent.state.store import StateStore
 from sdk.signing import KeySigner, generate_private_key, jwk_from_public_key
 from sdk.support.files import atomic_write
 
-__all__ = ["RotationResult", "rotate", "set_config_key_id"]
+__all__ = ["RotationFollower", "RotationResult", "rotate", "set_config_key_id"]
+
+log = logging.getLogger("regbridge.agent")
 
 
 def _now() -> datetime:
@@ -116,3 +123,64 @@ def rotate(
     custody.save(entries)
     set_config_key_id(config.source, pending.key_id)
     return RotationResult(current_id, pending.key_id, retire_at, resumed)
+
+
+class RotationFollower:
+    """The running agent's side of a rotation: sign with the key the config names, erase keys past their grace.
+
+    ``regbridge keys rotate`` (another process) switches the config's ``centre.key_id``; :meth:`check`
+    notices it (one stat of the config when nothing changed) and switches the signer.
+
+    Args:
+        config: the loaded configuration (its ``source`` is watched).
+        custody: where the keys are kept.
+        signer: the signer every request goes through.
+        store: where an alert is raised when the named key cannot be loaded.
+        audit: where a switch and an erasure are recorded.
+    """
+
+    def __init__(
+        self, config: AgentConfig, custody: KeyCustody, signer: sdk.RotatingSigner, store: StateStore, audit: AuditLog
+    ) -> None:
+        self.config, self.custody, self.signer, self.store, self.audit = config, custody, signer, store, audit
+        self._config_mtime = config.source.stat().st_mtime_ns if config.source else 0
+        self._retire_check = 0.0
+        self._lock = threading.Lock()
+
+    def check(self) -> str | None:
+        """Switch to the config's key if it changed; answers the new key id after a switch."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> str | None:
+        source, switched = self.config.source, None
+        if source is None:
+            return None
+        try:
+            mtime = source.stat().st_mtime_ns
+        except OSError:
+            return None
+        if mtime != self._config_mtime:
+            self._config_mtime = mtime
+            try:
+                key_id = load_config(source).centre.key_id
+            except ValueError as exc:
+                log.warning("the config cannot be read again; keeping the current key", extra={"error": str(exc)})
+                return None
+            if key_id != self.signer.key_id:
+                try:
+                    new = self.custody.signer(key_id)
+                except KeyError as exc:
+                    self.store.raise_alert("key", f"the config names key {key_id} but it cannot be loaded: {exc}")
+                    return None
+                old = self.signer.switch(new)
+                self.store.clear_alert("key")
+                self.audit.append("key.switched", f"{old.key_id}->{key_id}", "ok")
+                log.info("signing with the rotated key", extra={"old_key": old.key_id, "key": key_id})
+                switched = key_id
+        if time.monotonic() >= self._retire_check:
+            self._retire_check = time.monotonic() + 5.0
+            for gone in retire_due(self.custody, keep=self.signer.key_id):
+                self.audit.append("key.erased", gone, "ok")
+                log.info("erased a rotated-out key after its grace period", extra={"key": gone})
+        return switched

@@ -10,8 +10,8 @@ import pytest
 
 from agent import demo_data
 from agent.config import load_config
+from agent.daemon import Agent
 from agent.enrol import enrol
-from agent.runtime import Agent
 from sandbox.local import LocalCentre
 
 SECRET = b"test-agent-secret"

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agent.daemon import _Kickable, run_daemon
+from agent.daemon import run_daemon
+from agent.daemon.scheduler import _Kickable
 
 from .conftest import Branch
 

@@ -18,8 +18,8 @@ import sdk
 from agent.config import load_config
 from agent.credentials.custody import KeyCustody, custody_for
 from agent.credentials.rotation import rotate
+from agent.daemon import Agent
 from agent.enrol import BundleError, enrol
-from agent.runtime import Agent
 from sandbox import register
 from sandbox.faults import Faults, FaultsConfig
 from sandbox.local import LocalCentre
@@ -181,9 +181,10 @@ def test_a_rotation_interrupted_after_the_centre_answered_is_finished_with_the_s
         assert agent.client.institution.get().institution_id == iid  # signs with the new key
         assert agent.signer is not None and agent.signer.key_id == result.new_key_id
         # a request signed with the rotated-out key and refused does not pause the agent; one with ours does
-        agent.pause("AuthenticationFailed", f"key {done.key_id} is revoked (HTTP 401, code key_revoked)")
+        pause = agent.supervision.pause
+        pause("AuthenticationFailed", f"key {done.key_id} is revoked (HTTP 401, code key_revoked)")
         assert agent.paused is None
-        agent.pause("AuthenticationFailed", f"key {result.new_key_id} is revoked (HTTP 401, code key_revoked)")
+        pause("AuthenticationFailed", f"key {result.new_key_id} is revoked (HTTP 401, code key_revoked)")
         assert agent.paused == "AuthenticationFailed"
     finally:
         agent.close()

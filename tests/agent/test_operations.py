@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.config import load_config, schema_markdown
+from agent.daemon.metrics import MetricsServer, route_of
 from agent.doctor import diagnose
-from agent.metrics import MetricsServer, route_of
 
 from .conftest import SECRET, Branch
 

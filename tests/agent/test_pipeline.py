@@ -13,8 +13,8 @@ import pytest
 
 from agent import demo_data
 from agent.demo import run_demo
-from agent.requeue import requeue
-from agent.status import snapshot
+from agent.pipeline.requeue import requeue
+from agent.state.status import snapshot
 from sandbox import register
 from sandbox.pki import CentreKeys
 
@@ -248,7 +248,7 @@ def test_a_suspended_channel_holds_the_queue_and_it_drains_when_reopened(branch:
         assert agent.paused == "ChannelSuspended"
         assert [a.stage for a in agent.store.applications()] == ["queued"]
         assert any(a["kind"] == "paused" for a in agent.store.alerts())
-        assert snapshot(agent)["paused"] == "ChannelSuspended"
+        assert snapshot(agent.store)["paused"] == "ChannelSuspended"
         branch.centre.centre.set_channel(branch.institution_id, "open")
         assert agent.run_until_idle(timeout=60)
         assert agent.paused is None and [a.stage for a in agent.store.applications()] == ["done"]
@@ -278,7 +278,7 @@ def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeu
     ca_file.write_text(right)
     agent = branch.agent()
     try:
-        assert requeue(agent, item["id"]).outcome == "requeued"
+        assert requeue(agent.context, item["id"]).outcome == "requeued"
         assert agent.run_until_idle(timeout=60)
         assert [c["stage"] for c in agent.store.certificates()] == ["stored"]
         assert len(list((branch.root / "documents").rglob("*.pdf"))) == 1
@@ -303,10 +303,10 @@ def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: B
         drop(inbox, "a.csv", mortgage_export(inbox, {"DEMO-001": 1}, amount="150"))
         assert agent.run_until_idle(timeout=60)
         assert agent.awaiting_bank() == ["DEMO-001-DYSC"]
-        assert snapshot(agent)["deadlines"][0]["items"] == ["applicant_identity"]
-        from agent.track import check_deadlines
+        assert snapshot(agent.store)["deadlines"][0]["items"] == ["applicant_identity"]
+        from agent.pipeline.track import check_deadlines
 
-        assert check_deadlines(agent) == 1  # the sandbox gives a day; the agent warns 48 h ahead
+        assert check_deadlines(agent.context) == 1  # the sandbox gives a day; the agent warns 48 h ahead
         assert any(a["kind"] == "deadline:DEMO-001-DYSC" for a in agent.store.alerts())
         (inbox / "materials" / "DEMO-001_applicant_identity-2.pdf").write_bytes(b"%PDF-1.7 a clearer scan")
         assert agent.run_until_idle(timeout=60)
@@ -332,14 +332,14 @@ def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_p
         stages = sorted((a.fee_status, a.stage) for a in agent.store.applications())
         assert stages == [("paid", "done"), ("unpaid", "tracking")]
         assert any(a["kind"] == "fee_cap" for a in agent.store.alerts())
-        assert snapshot(agent)["fees_unpaid"][0]["amount"] == "80.00"
+        assert snapshot(agent.store)["fees_unpaid"][0]["amount"] == "80.00"
     finally:
         agent.close()
 
 
 def test_a_refusal_by_the_centre_names_the_row_and_column_it_concerns(branch: Branch) -> None:
     import sdk
-    from agent.submit import submit_one
+    from agent.pipeline.submit import submit_one
     from sdk.models.problems import ErrorDetail
 
     agent = branch.agent()
@@ -358,7 +358,7 @@ def test_a_refusal_by_the_centre_names_the_row_and_column_it_concerns(branch: Br
                 )
 
         agent.client.applications = Refusing()  # type: ignore[assignment]
-        submit_one(agent, app)
+        submit_one(agent.context, app)
         [item] = agent.store.quarantined()
         assert item["kind"] == "centre" and item["loan_no"] == "DEMO-002"
         assert [(e["row"], e["field"]) for e in item["errors"]] == [(3, "证件号码")]  # the second co-owner's row

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.verify import CertificateRejected, TrustAnchors, reconcile, verify_metadata, verify_seal
-from agent.webhook import WebhookReceiver
+from agent.daemon.webhook import WebhookReceiver
+from agent.pipeline.verify import CertificateRejected, TrustAnchors, reconcile, verify_metadata, verify_seal
 from sandbox import samples
 from sandbox.pki import CentreKeys
 from sdk.signing import KeySigner, sign_request
@@ -100,7 +100,7 @@ def test_a_correctly_sealed_certificate_for_something_else_is_refused(issued: di
 
 def test_webhooks_are_applied_once_when_signed_by_the_centre_and_refused_when_forged(branch: Branch) -> None:
     agent = branch.agent()
-    receiver = WebhookReceiver(agent).start()
+    receiver = WebhookReceiver(agent.context).start()
     try:
         event = {
             "event_id": "evt_1",

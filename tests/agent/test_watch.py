@@ -6,8 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from agent import watch
-from agent.watch import InboxWatcher, ready_files
+from agent.pipeline import watch
+from agent.pipeline.watch import InboxWatcher, ready_files
 
 from .conftest import Branch, make_branch
 
@@ -24,7 +24,7 @@ def test_rename_into_place_ignores_files_still_being_written(centre: object, tmp
         inbox = branch.inbox()
         for name in (".a.csv.part", "b.csv.tmp", "~$c.csv", "d.txt", "e.csv"):
             (inbox / name).write_bytes(b"x")
-        assert [p.name for p in ready_files(agent, agent.config.inbox[0])] == ["e.csv"]
+        assert [p.name for p in ready_files(agent.context, agent.config.inbox[0])] == ["e.csv"]
     finally:
         agent.close()
 
@@ -35,9 +35,9 @@ def test_a_done_marker_says_the_file_is_complete(centre: object, tmp_path: Path)
     try:
         inbox = branch.inbox()
         (inbox / "a.csv").write_bytes(b"x")
-        assert ready_files(agent, agent.config.inbox[0]) == []
+        assert ready_files(agent.context, agent.config.inbox[0]) == []
         (inbox / "a.csv.done").write_bytes(b"")
-        assert [p.name for p in ready_files(agent, agent.config.inbox[0])] == ["a.csv"]
+        assert [p.name for p in ready_files(agent.context, agent.config.inbox[0])] == ["a.csv"]
     finally:
         agent.close()
 
@@ -49,13 +49,13 @@ def test_a_file_is_complete_when_its_size_and_mtime_stay_still(centre: object, t
         spec = agent.config.inbox[0]
         path = branch.inbox() / "a.csv"
         path.write_bytes(b"first part")
-        assert ready_files(agent, spec) == []
+        assert ready_files(agent.context, spec) == []
         time.sleep(0.2)
         with open(path, "ab") as fh:
             fh.write(b" and more")  # still growing: the clock starts again
-        assert ready_files(agent, spec) == []
+        assert ready_files(agent.context, spec) == []
         time.sleep(0.35)
-        assert [p.name for p in ready_files(agent, spec)] == ["a.csv"]
+        assert [p.name for p in ready_files(agent.context, spec)] == ["a.csv"]
     finally:
         watch._stability.clear()
         agent.close()
@@ -65,8 +65,8 @@ def test_a_vanished_inbox_raises_an_alert_and_is_rearmed_when_it_returns(centre:
     branch = _branch(centre, tmp_path, "rename", polling=True)
     agent = branch.agent()
     woken: list[int] = []
-    agent.wake = lambda: woken.append(1)  # type: ignore[method-assign]
-    watcher = InboxWatcher(agent)
+    agent.supervision.wakers.append(lambda: woken.append(1))
+    watcher = InboxWatcher(agent.context)
     try:
         watcher.supervise()
         assert watcher.observers["corebank"].is_alive()

@@ -27,8 +27,8 @@ from agent import demo_data
 from agent.centre.client import centre_client
 from agent.config import load_config
 from agent.credentials.custody import custody_for
-from agent.runtime import Agent
-from agent.webhook import WebhookReceiver
+from agent.daemon import Agent
+from agent.daemon.webhook import WebhookReceiver
 from connectors.receipts import _FORMULA_START
 from sandbox import certificates as certs
 from sandbox.pki import CentreKeys
@@ -172,7 +172,7 @@ def test_hostile_certificates_are_refused_with_an_alert_and_never_stored(branch:
 
 def test_forged_webhooks_are_refused_and_change_nothing(branch: Branch) -> None:
     agent = branch.agent()
-    receiver = WebhookReceiver(agent).start()
+    receiver = WebhookReceiver(agent.context).start()
     keys = branch.centre.centre.keys
     event = {"event_id": "evt_atk", "sequence": 1, "type": "channel.suspended",
              "occurred_at": "2026-11-22T00:00:00Z", "data": {"reason": "伪造"}}  # fmt: skip

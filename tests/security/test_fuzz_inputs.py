@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent import demo_data
-from agent.ingest import ingest_file
+from agent.daemon import Agent
 from agent.mapping import FieldSpec, convert, parse_amount, parse_date
-from agent.runtime import Agent
+from agent.pipeline.ingest import ingest_file
 from sandbox.local import LocalCentre
 from sdk import identifiers
 from tests import proof
@@ -58,10 +58,10 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
 
 def _ingest(agent: Agent, inbox: str, data: bytes, label: str) -> None:
     """The agent's ingest of one export, and the invariants every outcome must keep."""
-    config = agent.inbox(inbox)
+    config = agent.context.inbox(inbox)
     path = agent.config.resolve(config.path) / label
     path.write_bytes(data)
-    report = ingest_file(agent, config, path)
+    report = ingest_file(agent.context, config, path)
     assert not path.exists(), "the export was left in the inbox"
     TALLY["inputs"] += 1
     if report.skipped:  # the same bytes again: recognised, not read twice

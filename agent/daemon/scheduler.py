@@ -14,8 +14,8 @@ Jobs (each one at a time, missed runs coalesced):
 - ``deadlines``: every ten minutes — 补正 deadlines coming up;
 - ``watchdog``: under systemd with ``WatchdogSec=``, a ping while the work loop runs.
 
-It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.metrics`) and tells systemd
-when it is ready and when it stops (:mod:`agent.systemd`); a changed key id in the config
+It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.daemon.metrics`) and tells systemd
+when it is ready and when it stops (:mod:`agent.daemon.systemd`); a changed key id in the config
 (``regbridge keys rotate``) is picked up by the ``keys`` job within a second.
 
 SIGTERM or SIGINT stops taking new work, lets running jobs finish, and closes the state cleanly;
@@ -32,10 +32,10 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.runtime import Agent
-from agent.systemd import notify, watchdog_seconds
-from agent.track import check_deadlines
-from agent.watch import InboxWatcher
+from agent.daemon.agent import Agent
+from agent.daemon.systemd import notify, watchdog_seconds
+from agent.pipeline.track import check_deadlines
+from agent.pipeline.watch import InboxWatcher
 
 __all__ = ["run_daemon"]
 
@@ -101,16 +101,16 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
-    watcher = InboxWatcher(agent)
+    watcher = InboxWatcher(agent.context)
     agent.watcher = watcher
     receiver = None
     if agent.config.webhook.enabled:
-        from agent.webhook import WebhookReceiver
+        from agent.daemon.webhook import WebhookReceiver
 
         hook = agent.config.webhook
-        receiver = WebhookReceiver(agent, hook.listen, hook.port, hook.public_url).start()
+        receiver = WebhookReceiver(agent.context, hook.listen, hook.port, hook.public_url).start()
         try:
-            agent.client.institution.set_webhook(receiver.url)
+            agent.centre.set_webhook(receiver.url)
             log.info("webhook receiver listening", extra={"url": receiver.url})
         except Exception as exc:
             log.warning("could not register the webhook; the event feed still works", extra={"error": str(exc)})
@@ -125,7 +125,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
                 try:
                     fn()
                 except Exception as exc:  # a failing job is logged and runs again next time; the daemon stays up
-                    if agent.out_of_space(exc):
+                    if agent.supervision.out_of_space(exc):
                         return
                     agent.metrics.errors.labels("job_failed").inc()
                     log.exception("job failed", extra={"job": name})
@@ -134,7 +134,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
     metrics_server = None
     if agent.config.metrics.enabled:
-        from agent.metrics import MetricsServer
+        from agent.daemon.metrics import MetricsServer
 
         m = agent.config.metrics
         agent.metrics.watch(agent)
@@ -179,7 +179,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
     scheduler.add_job(guarded("keys", agent.check_key), "interval", seconds=1.0, id="keys", next_run_time=now)
     scheduler.add_job(guarded("events", events), "interval", seconds=2.0, id="events", next_run_time=now)
     scheduler.add_job(
-        guarded("deadlines", lambda: check_deadlines(agent)),
+        guarded("deadlines", lambda: check_deadlines(agent.context)),
         "interval",
         minutes=10,
         id="deadlines",
@@ -205,16 +205,14 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         scheduler.add_job(ping, "interval", seconds=max(0.5, watchdog / 3), id="watchdog", next_run_time=now)
     scheduler.start()
     notify("READY=1", f"STATUS=processing {len(agent.config.inbox)} inbox(es) for {agent.config.centre.url}")
-    original_wake = agent.wake
 
     def wake() -> None:  # something changed: deliveries, the work round and the scan now, not at their interval
-        original_wake()
         deliver.kick()
         work.kick()
         with contextlib.suppress(Exception):  # the scheduler may be shutting down
             scheduler.modify_job("scan", next_run_time=datetime.now(scheduler.timezone))
 
-    agent.wake = wake  # type: ignore[method-assign]
+    agent.supervision.wakers.append(wake)
     try:
         while not stop.wait(0.5):
             pass

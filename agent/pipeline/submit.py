@@ -16,17 +16,16 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter
 
 import sdk
+from agent.pipeline.context import StageContext
+from agent.pipeline.outbox import queue_receipt
 from agent.state.store import AppRow
 from sdk.models import Application, Material, Supplement
 from sdk.support import failpoints
-
-if TYPE_CHECKING:
-    from agent.runtime import Agent
 
 __all__ = ["RETRYABLE", "submit_due", "submit_one"]
 
@@ -36,27 +35,27 @@ RETRYABLE = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.TimeoutEr
 PAUSING = (sdk.ChannelSuspended, sdk.AuthenticationFailed, sdk.ClockSkew, sdk.SignatureError, sdk.PermissionDenied)
 
 
-def submit_due(agent: Agent) -> int:
+def submit_due(ctx: StageContext) -> int:
     """Push every due application one step further, ``concurrency`` at a time."""
-    if agent.paused:
+    if ctx.supervisor.paused:
         return 0
-    due = agent.store.applications(
-        "queued", "created", "supplementing", due_before=time.time(), limit=10 * agent.config.concurrency
+    due = ctx.store.applications(
+        "queued", "created", "supplementing", due_before=time.time(), limit=10 * ctx.config.concurrency
     )
     if not due:
         return 0
-    with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="submit") as pool:
-        done = list(pool.map(lambda a: submit_one(agent, a), due))
+    with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="submit") as pool:
+        done = list(pool.map(lambda a: submit_one(ctx, a), due))
     return sum(done)
 
 
-def _backoff(agent: Agent, app: AppRow, exc: Exception) -> None:
+def _backoff(ctx: StageContext, app: AppRow, exc: Exception) -> None:
     attempts = app.attempts + 1
-    delay = min(agent.config.retry_max_seconds, 2.0 ** min(attempts, 10)) * random.uniform(0.5, 1.0)
+    delay = min(ctx.config.retry_max_seconds, 2.0 ** min(attempts, 10)) * random.uniform(0.5, 1.0)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         delay = max(delay, float(retry_after))
-    agent.store.update_application(
+    ctx.store.update_application(
         app.reference,
         attempts=attempts,
         next_attempt_at=time.time() + delay,
@@ -73,48 +72,48 @@ def _backoff(agent: Agent, app: AppRow, exc: Exception) -> None:
     )
 
 
-def submit_one(agent: Agent, app: AppRow) -> int:
-    if agent.holding:
+def submit_one(ctx: StageContext, app: AppRow) -> int:
+    if ctx.supervisor.holding:
         return 0
     try:
         if app.stage == "supplementing":
-            _answer_correction(agent, app)
+            _answer_correction(ctx, app)
         else:
-            _create_and_submit(agent, app)
+            _create_and_submit(ctx, app)
         return 1
     except PAUSING as exc:
-        agent.pause(type(exc).__name__, str(exc))
+        ctx.supervisor.pause(type(exc).__name__, str(exc))
     except sdk.ValidationFailed as exc:
-        quarantine_refused(agent, app, exc)
+        quarantine_refused(ctx, app, exc)
     except RETRYABLE as exc:
-        if agent.unreachable:
+        if ctx.supervisor.unreachable:
             return 0  # the centre is away: the application waits its turn, unpenalised
-        _backoff(agent, app, exc)
+        _backoff(ctx, app, exc)
     except sdk.APIError as exc:
         if exc.status == 409 and app.stage == "supplementing":
             # the 补正 is no longer open (answered meanwhile, or the application moved on): look again
-            agent.store.update_application(
+            ctx.store.update_application(
                 app.reference, stage="tracking", needs_refresh=1, note=f"补正 answer: {exc.code}"
             )
         else:
-            _backoff(agent, app, exc)
+            _backoff(ctx, app, exc)
     except Exception as exc:  # never let one application stop the daemon
         log.exception("unexpected error while submitting", extra={"reference": app.reference})
-        _backoff(agent, app, exc)
+        _backoff(ctx, app, exc)
     return 0
 
 
-def _create_and_submit(agent: Agent, app: AppRow) -> None:
-    store, client = agent.store, agent.client
+def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
+    store, centre = ctx.store, ctx.centre
     application_id = app.application_id
     if application_id is None:
         application = _APPLICATION.validate_python(app.payload)
         failpoints.reached("create.before_send")
         try:
-            record = client.applications.create(application, idempotency_key=app.idem_create)
+            record = centre.create(application, idempotency_key=app.idem_create)
         except sdk.Conflict:
             # the centre knows this reference under another key (state restored from a backup): adopt it
-            found = client.applications.find(app.reference)
+            found = centre.find(app.reference)
             if found is None:
                 raise
             record = found
@@ -129,40 +128,40 @@ def _create_and_submit(agent: Agent, app: AppRow) -> None:
             last_error=None,
             note="created at the centre",
         )
-        agent.audit.append("application.created", app.reference, "ok", application_id=application_id)
-    _upload_pending(agent, app.reference, application_id, app.payload)
-    record = client.applications.submit(application_id, idempotency_key=app.idem_submit)
-    _submitted(agent, app, record, "submitted")
+        ctx.audit.append("application.created", app.reference, "ok", application_id=application_id)
+    _upload_pending(ctx, app.reference, application_id, app.payload)
+    record = centre.submit(application_id, idempotency_key=app.idem_submit)
+    _submitted(ctx, app, record, "submitted")
 
 
-def _upload_pending(agent: Agent, reference: str, application_id: str, payload: dict[str, Any]) -> None:
+def _upload_pending(ctx: StageContext, reference: str, application_id: str, payload: dict[str, Any]) -> None:
     declared = {m["id"]: m for m in payload["materials"]}
-    for m in agent.store.materials(reference):
+    for m in ctx.store.materials(reference):
         if m["uploaded"]:
             continue
         material = Material.model_validate(declared[m["material_id"]])
-        agent.client.applications.upload_material(application_id, material, agent.blobs.get(m["blob"]))
-        agent.store.mark_uploaded(reference, m["material_id"])
+        ctx.centre.upload_material(application_id, material, ctx.blobs.get(m["blob"]))
+        ctx.store.mark_uploaded(reference, m["material_id"])
 
 
-def _submitted(agent: Agent, app: AppRow, record: sdk.models.ApplicationRecord, what: str) -> None:
+def _submitted(ctx: StageContext, app: AppRow, record: sdk.models.ApplicationRecord, what: str) -> None:
     fields: dict[str, Any] = {
         "stage": "tracking",
         "attempts": 0,
         "last_error": None,
-        "next_attempt_at": time.time() + agent.config.straggler_seconds,
+        "next_attempt_at": time.time() + ctx.config.straggler_seconds,
     }
     status = record.status.value
     if app.centre_status is None or status != "submitted" or app.centre_status in ("draft", "correction_required"):
         fields["centre_status"] = status
-    agent.store.update_application(app.reference, note=what, **fields)
-    agent.audit.append(f"application.{what}", app.reference, "ok", status=status)
-    agent.wake()
+    ctx.store.update_application(app.reference, note=what, **fields)
+    ctx.audit.append(f"application.{what}", app.reference, "ok", status=status)
+    ctx.supervisor.wake()
 
 
-def _answer_correction(agent: Agent, app: AppRow) -> None:
+def _answer_correction(ctx: StageContext, app: AppRow) -> None:
     """补正: send the supplement, upload its materials, submit again (keys stored with the answer)."""
-    store, client = agent.store, agent.client
+    store, centre = ctx.store, ctx.centre
     answer = app.supplement or {}
     assert app.application_id is not None
     if not answer.get("sent"):
@@ -175,7 +174,9 @@ def _answer_correction(agent: Agent, app: AppRow) -> None:
         if corrected is None:
             materials = [Material.model_validate(_declared(m)) for m in answer.get("materials", [])]
         supplement = Supplement(materials=materials, corrected=corrected, note="补正 from the loan system's export")
-        client.applications.supplement(app.application_id, supplement, idempotency_key=app.idem_supplement)
+        centre.supplement(
+            app.application_id, supplement, idempotency_key=app.idem_supplement or sdk.new_idempotency_key()
+        )
         with store.transaction():
             if answer.get("corrected"):
                 store.update_application(app.reference, payload=answer["corrected"])
@@ -188,21 +189,21 @@ def _answer_correction(agent: Agent, app: AppRow) -> None:
                 ],
             )
             store.update_application(app.reference, supplement={**answer, "sent": True}, note="补正 sent")
-        agent.audit.append("correction.supplement_sent", app.reference, "ok")
+        ctx.audit.append("correction.supplement_sent", app.reference, "ok")
     payload = (store.application(app.reference) or app).payload
-    _upload_pending(agent, app.reference, app.application_id, payload)
-    record = client.applications.submit(app.application_id, idempotency_key=answer["idem_submit"])
+    _upload_pending(ctx, app.reference, app.application_id, payload)
+    record = centre.submit(app.application_id, idempotency_key=answer["idem_submit"])
     store.update_application(app.reference, supplement=None, correction=None, deadline=None)
     store.flag(app.reference, "deadline_warned", 0)
     store.clear_alert(f"deadline:{app.reference}")
-    _submitted(agent, app, record, "resubmitted")
+    _submitted(ctx, app, record, "resubmitted")
 
 
 def _declared(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in ("id", "code", "filename", "media_type", "sha256", "size")}
 
 
-def quarantine_refused(agent: Agent, app: AppRow, exc: sdk.ValidationFailed) -> None:
+def quarantine_refused(ctx: StageContext, app: AppRow, exc: sdk.ValidationFailed) -> None:
     """The centre refused the application as invalid: say which rows and columns, and hold it."""
     columns: dict[str, Any] = {}
     for src in app.source:
@@ -223,8 +224,8 @@ def quarantine_refused(agent: Agent, app: AppRow, exc: sdk.ValidationFailed) -> 
                 "target": pointer or "",
             }
         )
-    with agent.store.transaction():
-        qid = agent.store.quarantine(
+    with ctx.store.transaction():
+        qid = ctx.store.quarantine(
             "centre",
             errors,
             file_sha256=src.get("sha256"),
@@ -233,14 +234,15 @@ def quarantine_refused(agent: Agent, app: AppRow, exc: sdk.ValidationFailed) -> 
             loan_no=app.loan_no,
             reference=app.reference,
         )
-        agent.store.update_application(
+        ctx.store.update_application(
             app.reference, stage="quarantined", last_error=str(exc)[:500], note="refused by the centre as invalid"
         )
-        agent.receipt(
+        queue_receipt(
+            ctx,
             app,
             f"quarantined:{qid}",
             "quarantined",
             status="中心校验未通过，未提交",
             reason="；".join(f"{e['field']}: {e['expected']}" for e in errors),
         )
-    agent.audit.append("application.refused_invalid", app.reference, "quarantined", code=exc.code)
+    ctx.audit.append("application.refused_invalid", app.reference, "quarantined", code=exc.code)

@@ -27,17 +27,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from agent.runtime import Agent
+from agent.state.store import StateStore
 
-__all__ = ["Metrics", "MetricsServer", "TimedTransport"]
+__all__ = ["Metrics", "MetricsServer", "Observed", "TimedTransport"]
 
 log = logging.getLogger("regbridge.agent")
 
@@ -47,6 +46,17 @@ _ID = re.compile(r"/(?:[a-z]+_[0-9a-f]{8,}|[0-9a-f]{16,}|[A-Za-z0-9_-]{32,})(?=/
 def route_of(path: str) -> str:
     """``/v1/applications/app_3f2a…/submit`` → ``/v1/applications/{id}/submit`` (bounded label values)."""
     return _ID.sub("/{id}", path)
+
+
+class Observed(Protocol):
+    """What the metrics read of a running agent (:class:`agent.daemon.Agent`): its metrics, state and pause."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def store(self) -> StateStore: ...
+    @property
+    def paused(self) -> str | None: ...
 
 
 class Metrics:
@@ -77,7 +87,7 @@ class Metrics:
         )
         self.last_work = time.monotonic()
 
-    def watch(self, agent: Agent) -> None:
+    def watch(self, agent: Observed) -> None:
         """Read the queue gauges from ``agent``'s state at each scrape."""
         self.registry.register(_StateCollector(agent, self))
 
@@ -98,7 +108,7 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    def __init__(self, agent: Agent, metrics: Metrics) -> None:
+    def __init__(self, agent: Observed, metrics: Metrics) -> None:
         self.agent = agent
         self.metrics = metrics
 
@@ -166,7 +176,7 @@ class TimedTransport(httpx.BaseTransport):
 class MetricsServer:
     """``/metrics`` and ``/healthz`` on a small threaded HTTP server (loopback by default)."""
 
-    def __init__(self, agent: Agent, host: str, port: int, stale_seconds: float) -> None:
+    def __init__(self, agent: Observed, host: str, port: int, stale_seconds: float) -> None:
         self.agent = agent
         self.stale_seconds = stale_seconds
         server = self

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from agent.build import build
-from agent.ingest import IngestReport, _admit, _columns
 from agent.mapping import map_records
+from agent.pipeline.build import build
+from agent.pipeline.context import StageContext
+from agent.pipeline.outbox import IngestReport, admit, columns_of
 from connectors.readers import read_export
 from sdk import new_idempotency_key
-
-if TYPE_CHECKING:
-    from agent.runtime import Agent
 
 __all__ = ["RequeueResult", "requeue"]
 
@@ -33,8 +30,8 @@ class RequeueResult:
     detail: str = ""
 
 
-def requeue(agent: Agent, item_id: int) -> RequeueResult:
-    store = agent.store
+def requeue(ctx: StageContext, item_id: int) -> RequeueResult:
+    store = ctx.store
     item = store.quarantine_item(item_id)
     if item is None:
         return RequeueResult(item_id, "not_found", "no such quarantine item")
@@ -46,14 +43,14 @@ def requeue(agent: Agent, item_id: int) -> RequeueResult:
             store.update_application(item["reference"], stage="tracking", note="certificate requeued")
         store.resolve_quarantine(item_id, "requeued")
         store.clear_alert(f"certificate:{item['path']}")
-        agent.audit.append("quarantine.requeued", str(item_id), "ok", kind="certificate")
+        ctx.audit.append("quarantine.requeued", str(item_id), "ok", kind="certificate")
         return RequeueResult(item_id, "requeued", "the certificate will be downloaded and verified again")
     file = store.file_seen(item["file_sha256"] or "")
     if file is None or not file.get("stored_copy"):
         return RequeueResult(item_id, "still_bad", "the export's copy is not available; export the row again")
-    inbox = agent.inbox(file["inbox"])
-    profile = agent.profiles[inbox.name]
-    data = agent.blobs.get(file["stored_copy"])
+    inbox = ctx.inbox(file["inbox"])
+    profile = ctx.profiles[inbox.name]
+    data = ctx.blobs.get(file["stored_copy"])
     read = read_export(Path(file["path"]), profile.source.reader_options(), data)
     if read.file_error:
         return RequeueResult(item_id, "still_bad", read.file_error)
@@ -71,7 +68,7 @@ def requeue(agent: Agent, item_id: int) -> RequeueResult:
     problems = []
     with store.transaction():
         for m in wanted:
-            b = build(m, profile, agent.build_context, agent.config.resolve(inbox.path))
+            b = build(m, profile, ctx.build, ctx.config.resolve(inbox.path))
             if b.errors:
                 problems += [str(e) for e in b.errors]
                 continue
@@ -91,10 +88,10 @@ def requeue(agent: Agent, item_id: int) -> RequeueResult:
                 store.flag(b.reference, "payload_sha256", "")
                 store.replace_materials(b.reference, b.materials)
                 continue
-            _admit(agent, inbox, report, b, _columns(b, m.provenance), item["file_sha256"], file["path"])
+            admit(ctx, inbox, report, b, columns_of(b, m.provenance), item["file_sha256"], file["path"])
         if problems:
             return RequeueResult(item_id, "still_bad", "; ".join(problems))
         store.resolve_quarantine(item_id, "requeued")
-    agent.audit.append("quarantine.requeued", str(item_id), "ok", kind=item["kind"])
-    agent.wake()
+    ctx.audit.append("quarantine.requeued", str(item_id), "ok", kind=item["kind"])
+    ctx.supervisor.wake()
     return RequeueResult(item_id, "requeued", ", ".join(report.queued) or "queued again")

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 
 import sdk
-
-if TYPE_CHECKING:
-    from agent.runtime import Agent
+from agent.pipeline.context import StageContext
+from agent.pipeline.track import handle_event
+from sdk.signing import public_key_from_jwk
 
 __all__ = ["WebhookReceiver"]
 
@@ -26,8 +25,10 @@ MAX_BODY = 256 * 1024
 
 
 class WebhookReceiver:
-    def __init__(self, agent: Agent, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None) -> None:
-        self.agent = agent
+    def __init__(
+        self, ctx: StageContext, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None
+    ) -> None:
+        self.ctx = ctx
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,23 +55,21 @@ class WebhookReceiver:
         self.refused = 0
 
     def receive(self, method: str, headers: list[tuple[str, str]], body: bytes) -> int:
-        agent = self.agent
-        keys = {agent.trust.centre_key_id: agent.trust.centre_public_key()}
+        ctx = self.ctx
+        keys = {ctx.trust.centre_key_id: public_key_from_jwk(ctx.trust.centre_key)}
         try:
             event = sdk.verify_webhook(method=method, url=self.url, headers=headers, body=body, centre_keys=keys)
         except sdk.SignatureError as exc:
             self.refused += 1
-            agent.audit.append("webhook.refused", "", "refused", reason=str(exc)[:200])
+            ctx.audit.append("webhook.refused", "", "refused", reason=str(exc)[:200])
             log.warning("webhook delivery refused", extra={"reason": str(exc)[:200]})
             return 401
-        from agent.track import handle_event
-
-        with agent.store.transaction():
-            if not agent.store.event_seen(event.event_id):
-                handle_event(agent, event)
-                agent.store.mark_event(event.event_id, event.sequence)
+        with ctx.store.transaction():
+            if not ctx.store.event_seen(event.event_id):
+                handle_event(ctx, event)
+                ctx.store.mark_event(event.event_id, event.sequence)
                 self.received += 1
-        agent.wake()
+        ctx.supervisor.wake()
         return 204
 
     def start(self) -> WebhookReceiver:

@@ -4,7 +4,7 @@
   one transaction, and the cursor advances only after (events are at-least-once: dedupe by id).
   Handling an event only writes state; the network follow-ups (read a 补正's reasons, pay a fee,
   fetch a certificate) are separate steps driven by that state.
-- :func:`handle_event` is shared with the webhook receiver (agent/webhook.py).
+- :func:`handle_event` is shared with the webhook receiver (:mod:`agent.daemon.webhook`).
 - :func:`refresh_due` reads the application itself when an event asks for details, and as a
   fallback for stragglers an event may have missed.
 - :func:`pay_due` pays assessed fees when the configuration allows it, within a daily cap.
@@ -20,15 +20,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sdk
-from agent.build import MEDIA_BY_SUFFIX
+from agent.pipeline.build import MEDIA_BY_SUFFIX
+from agent.pipeline.context import StageContext
+from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.state.store import AppRow, now_iso
 from sdk.models import ApplicationRecord, ApplicationStatus, Event, EventType, Payment
-
-if TYPE_CHECKING:
-    from agent.runtime import Agent
 
 __all__ = ["check_deadlines", "handle_event", "pay_due", "poll_events", "refresh_due"]
 
@@ -38,18 +37,18 @@ REJECTED = {S.NOT_ACCEPTED, S.REFUSED, S.CANCELLED, S.WITHDRAWN}
 STATUS_LABEL = {s.value: s.label for s in S}
 
 
-def poll_events(agent: Agent) -> float:
+def poll_events(ctx: StageContext) -> float:
     """Read the feed to its end; returns the centre's hint of when to look again (seconds)."""
-    store = agent.store
+    store = ctx.store
     cursor = store.get_meta("event_cursor")
     handled = 0
     while True:
-        page = agent.client.events.list(after=cursor, limit=200)
+        page = ctx.centre.events(after=cursor, limit=200)
         with store.transaction():  # a page at a time: one commit (and its fsync), not one per event
             for event in page.events:
                 if store.event_seen(event.event_id):
                     continue
-                handle_event(agent, event)
+                handle_event(ctx, event)
                 store.mark_event(event.event_id, event.sequence)
                 handled += 1
             if page.next_cursor != cursor:
@@ -57,21 +56,21 @@ def poll_events(agent: Agent) -> float:
                 cursor = page.next_cursor
         if not page.has_more:
             if handled:
-                agent.wake()  # what the events flagged is acted on now, not at the next round
+                ctx.supervisor.wake()  # what the events flagged is acted on now, not at the next round
             return float(page.poll_interval_seconds)
 
 
-def _find(agent: Agent, event: Event) -> AppRow | None:
+def _find(ctx: StageContext, event: Event) -> AppRow | None:
     if event.application_id:
-        app = agent.store.by_centre_id(event.application_id)
+        app = ctx.store.by_centre_id(event.application_id)
         if app is not None:
             return app
     if event.client_reference:
-        app = agent.store.application(event.client_reference)
+        app = ctx.store.application(event.client_reference)
         if app is not None and app.application_id in (None, event.application_id):
             if app.application_id is None and event.application_id:
                 # created at the centre, but the agent stopped before recording it
-                agent.store.update_application(
+                ctx.store.update_application(
                     app.reference,
                     application_id=event.application_id,
                     stage="created",
@@ -81,15 +80,15 @@ def _find(agent: Agent, event: Event) -> AppRow | None:
     return None
 
 
-def handle_event(agent: Agent, event: Event) -> None:
+def handle_event(ctx: StageContext, event: Event) -> None:
     """Apply one event to the state (no network). Runs inside the caller's transaction."""
-    store = agent.store
+    store = ctx.store
     kind = event.type
     if kind is EventType.CHANNEL_SUSPENDED:
-        agent.pause("ChannelSuspended", str(event.data.get("reason") or "the centre suspended the channel"))
+        ctx.supervisor.pause("ChannelSuspended", str(event.data.get("reason") or "the centre suspended the channel"))
         return
     if kind is EventType.CHANNEL_RESUMED:
-        agent.resume("the centre resumed the channel")
+        ctx.supervisor.resume("the centre resumed the channel")
         return
     if kind is EventType.CERTIFICATE_SUPERSEDED:
         cid = str(event.data.get("certificate_id"))
@@ -97,10 +96,10 @@ def handle_event(agent: Agent, event: Event) -> None:
         if cert is not None and cert["superseded_at"] is None:
             store.update_certificate(cid, supersede_pending=1, superseded_by=event.data.get("superseded_by"))
         return
-    app = _find(agent, event)
+    app = _find(ctx, event)
     if app is None:
         return
-    later = time.time() + agent.config.straggler_seconds
+    later = time.time() + ctx.config.straggler_seconds
     if kind is EventType.APPLICATION_STATUS_CHANGED and event.status is not None:
         status = event.status
         if app.centre_status and S(app.centre_status).is_final:
@@ -109,12 +108,13 @@ def handle_event(agent: Agent, event: Event) -> None:
         if app.stage in ("tracking", "created", "queued") and status is not S.SUBMITTED:
             fields["next_attempt_at"] = later
         if status is S.ACCEPTED:
-            agent.receipt(app, "accepted", "accepted", status="受理", application_id=app.application_id)
+            queue_receipt(ctx, app, "accepted", "accepted", status="受理", application_id=app.application_id)
         elif status is S.CORRECTION_REQUIRED or status in (S.NOT_ACCEPTED, S.REFUSED):
             fields["needs_refresh"] = 1  # the reasons are in the application, not in the event
         elif status in (S.CANCELLED, S.WITHDRAWN):
             fields["stage"] = "rejected"
-            agent.receipt(
+            queue_receipt(
+                ctx,
                 app,
                 "rejected",
                 "rejected",
@@ -128,12 +128,12 @@ def handle_event(agent: Agent, event: Event) -> None:
             fields["needs_refresh"] = 0 if store.certificates(reference=app.reference) else 1
         store.update_application(app.reference, note=f"event {event.sequence}", **fields)
         if status is S.COMPLETED:
-            finish_if_done(agent, app.reference)
+            finish_if_done(ctx, app.reference)
     elif kind is EventType.CORRECTION_REQUESTED:
         deadline = event.data.get("deadline")
         store.update_application(app.reference, deadline=deadline, needs_refresh=1)
     elif kind is EventType.CORRECTION_DEADLINE_NEAR:
-        _warn_deadline(agent, app, event.data.get("deadline") or app.deadline)
+        _warn_deadline(ctx, app, event.data.get("deadline") or app.deadline)
     elif kind is EventType.FEE_ASSESSED:
         store.update_application(
             app.reference,
@@ -142,34 +142,17 @@ def handle_event(agent: Agent, event: Event) -> None:
         )
     elif kind is EventType.FEE_PAID:
         store.update_application(app.reference, fee_status="paid")
-        agent.receipt(app, "fee_paid", "fee_paid", status="已缴费", amount=event.data.get("total"))
+        queue_receipt(ctx, app, "fee_paid", "fee_paid", status="已缴费", amount=event.data.get("total"))
     elif kind is EventType.CERTIFICATE_ISSUED:
         store.add_certificate(str(event.data.get("certificate_id")), app.reference)
 
 
-def finish_if_done(agent: Agent, reference: str) -> None:
-    """An application is done when the centre finished it and every certificate is stored."""
-    app = agent.store.application(reference)
-    if app is None or app.stage in ("done", "rejected", "quarantined") or app.centre_status != S.COMPLETED.value:
-        return
-    certs = agent.store.certificates(reference=reference)
-    if any(c["stage"] != "stored" for c in certs):
-        return
-    if not certs and app.type != "mortgage_discharge":
-        agent.store.flag(reference, "needs_refresh", 1)  # a certificate id we have not heard of yet
-        return
-    agent.store.update_application(reference, stage="done", note="办结")
-    if app.type == "mortgage_discharge":
-        agent.receipt(app, "completed", "registered", status="注销登记已办结")
-    agent.audit.append("application.done", reference, "ok", certificates=len(certs))
-
-
-def apply_record(agent: Agent, app: AppRow, record: ApplicationRecord) -> None:
+def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> None:
     """What a full read of the application tells: 补正 items, decisions, certificates, fees."""
-    store = agent.store
+    store = ctx.store
     status = record.status
     with store.transaction():
-        fields: dict[str, Any] = {"needs_refresh": 0, "next_attempt_at": time.time() + agent.config.straggler_seconds}
+        fields: dict[str, Any] = {"needs_refresh": 0, "next_attempt_at": time.time() + ctx.config.straggler_seconds}
         if not (app.centre_status and S(app.centre_status).is_final) or status.is_final:
             fields["centre_status"] = status.value
         if record.fee_status:
@@ -192,7 +175,8 @@ def apply_record(agent: Agent, app: AppRow, record: ApplicationRecord) -> None:
                     + (f"（列 {where[1]}）" if where else "")
                     + (f" [{i['code']}]" if i["code"] != "field" else "")
                 )
-            agent.receipt(
+            queue_receipt(
+                ctx,
                 app,
                 f"correction:{corr.requested_at.isoformat()}",
                 "correction",
@@ -205,7 +189,8 @@ def apply_record(agent: Agent, app: AppRow, record: ApplicationRecord) -> None:
             fields.update(
                 stage="rejected", decision={"code": d.code, "reason": d.reason, "notice_number": d.notice_number}
             )
-            agent.receipt(
+            queue_receipt(
+                ctx,
                 app,
                 "rejected",
                 "rejected",
@@ -214,102 +199,103 @@ def apply_record(agent: Agent, app: AppRow, record: ApplicationRecord) -> None:
             )
         elif status in (S.CANCELLED, S.WITHDRAWN):
             fields["stage"] = "rejected"
-            agent.receipt(app, "rejected", "rejected", status=status.label, reason=status.label)
+            queue_receipt(ctx, app, "rejected", "rejected", status=status.label, reason=status.label)
         for cid in record.certificate_ids:
             store.add_certificate(cid, app.reference)
         store.update_application(app.reference, note="read from the centre", **fields)
     if status is S.COMPLETED:
-        finish_if_done(agent, app.reference)
+        finish_if_done(ctx, app.reference)
 
 
-def refresh_due(agent: Agent) -> int:
+def refresh_due(ctx: StageContext) -> int:
     """Read the applications an event flagged, and the stragglers nobody heard of for a while."""
-    store = agent.store
+    store = ctx.store
     now = time.time()
     refs = store.flagged("needs_refresh")
     refs += [r for r in store.references("tracking", where="next_attempt_at <= ?", args=(now,)) if r not in refs]
     count = 0
-    for ref in refs[: 20 * agent.config.concurrency]:
-        if agent.holding:
+    for ref in refs[: 20 * ctx.config.concurrency]:
+        if ctx.supervisor.holding:
             break
         app = store.application(ref)
         if app is None or app.application_id is None:
             continue
         try:
-            record = agent.client.applications.get(app.application_id)
+            record = ctx.centre.application(app.application_id)
         except sdk.NotFound:
             store.update_application(ref, needs_refresh=0, last_error="the centre does not know this application")
             continue
         except Exception as exc:
             if isinstance(exc, sdk.ChannelSuspended | sdk.AuthenticationFailed):
-                agent.pause(type(exc).__name__, str(exc))
+                ctx.supervisor.pause(type(exc).__name__, str(exc))
                 return count
             store.flag(ref, "next_attempt_at", now + 30)
             log.warning("could not read application", extra={"reference": ref, "error": type(exc).__name__})
             continue
-        apply_record(agent, app, record)
+        apply_record(ctx, app, record)
         count += 1
     return count
 
 
-def _paid_today(agent: Agent) -> Decimal:
-    return sum((Decimal(v) for v in agent.store.fees_paid_on(datetime.now(UTC).date().isoformat())), Decimal(0))
+def _paid_today(ctx: StageContext) -> Decimal:
+    return sum((Decimal(v) for v in ctx.store.fees_paid_on(datetime.now(UTC).date().isoformat())), Decimal(0))
 
 
-def pay_due(agent: Agent) -> int:
+def pay_due(ctx: StageContext) -> int:
     """Pay assessed fees automatically (when configured), within the daily cap; else report them."""
-    fees = agent.config.fees
-    refs = agent.store.references(where="fee_status = 'unpaid' AND fee_total IS NOT NULL")
-    if not refs or not fees.auto_pay or agent.paused:
+    fees = ctx.config.fees
+    refs = ctx.store.references(where="fee_status = 'unpaid' AND fee_total IS NOT NULL")
+    if not refs or not fees.auto_pay or ctx.supervisor.paused:
         return 0
-    paid_today = _paid_today(agent)  # once per round (a sum over the day's payments)
+    paid_today = _paid_today(ctx)  # once per round (a sum over the day's payments)
     chosen: list[tuple[AppRow, Decimal, str]] = []
     for ref in refs:  # within the cap, in order: what this round may pay
-        app = agent.store.application(ref)
+        app = ctx.store.application(ref)
         if app is None or app.application_id is None:
             continue
         amount = Decimal(app.fee_total or "0")
         if paid_today + amount > fees.daily_cap:
-            if agent.store.raise_alert(
+            if ctx.store.raise_alert(
                 "fee_cap",
                 f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - len(chosen)} "
                 "fee(s) left unpaid until tomorrow or a higher cap",
             ):
-                agent.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap))
+                ctx.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap))
             break
         key = app.idem_pay
         if key is None:
             key = sdk.new_idempotency_key()
-            agent.store.flag(ref, "idem_pay", key)  # stored before the first attempt
+            ctx.store.flag(ref, "idem_pay", key)  # stored before the first attempt
         chosen.append((app, amount, key))
         paid_today += amount
     if not chosen:
         return 0
-    with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="pay") as pool:
-        return sum(pool.map(lambda c: _pay_one(agent, *c), chosen))
+    with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="pay") as pool:
+        return sum(pool.map(lambda c: _pay_one(ctx, *c), chosen))
 
 
-def _pay_one(agent: Agent, app: AppRow, amount: Decimal, key: str) -> int:
-    fees, ref = agent.config.fees, app.reference
-    if agent.holding or agent.paused:
+def _pay_one(ctx: StageContext, app: AppRow, amount: Decimal, key: str) -> int:
+    fees, ref = ctx.config.fees, app.reference
+    if ctx.supervisor.holding or ctx.supervisor.paused:
         return 0
     assert app.application_id is not None
     try:
-        receipt = agent.client.fees.pay(
+        receipt = ctx.centre.pay(
             app.application_id,
             Payment(amount=amount, method=fees.method, payer_account=fees.payer_account),
             idempotency_key=key,
         )
     except sdk.Conflict:
-        agent.store.flag(ref, "needs_refresh", 1)  # already paid or waived: read it again
+        ctx.store.flag(ref, "needs_refresh", 1)  # already paid or waived: read it again
         return 0
     except Exception as exc:
         log.warning("fee payment failed; will retry", extra={"reference": ref, "error": type(exc).__name__})
         return 0
-    with agent.store.transaction():
-        agent.store.update_application(ref, fee_status="paid", note=f"fee paid, 票据号 {receipt.receipt_number}")
-        agent.store.flag(ref, "paid_at", now_iso())
-        agent.receipt(
+    with ctx.store.transaction():
+        ctx.store.update_application(ref, fee_status="paid", note=f"fee paid, 票据号 {receipt.receipt_number}")
+        ctx.store.flag(ref, "paid_at", now_iso())
+        queue_receipt(
+            ctx,
             app,
             "fee_paid",
             "fee_paid",
@@ -317,52 +303,52 @@ def _pay_one(agent: Agent, app: AppRow, amount: Decimal, key: str) -> int:
             amount=str(receipt.amount),
             reason=f"票据号 {receipt.receipt_number}",
         )
-    agent.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
+    ctx.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
     return 1
 
 
-def _warn_deadline(agent: Agent, app: AppRow, deadline: str | None) -> None:
-    if agent.store.flagged("deadline_warned").count(app.reference):
+def _warn_deadline(ctx: StageContext, app: AppRow, deadline: str | None) -> None:
+    if ctx.store.flagged("deadline_warned").count(app.reference):
         return
-    agent.store.flag(app.reference, "deadline_warned", 1)
-    agent.store.raise_alert(f"deadline:{app.reference}", f"补正 for {app.loan_no} ({app.reference}) is due {deadline}")
-    agent.audit.append("correction.deadline_near", app.reference, "warned", deadline=deadline or "")
+    ctx.store.flag(app.reference, "deadline_warned", 1)
+    ctx.store.raise_alert(f"deadline:{app.reference}", f"补正 for {app.loan_no} ({app.reference}) is due {deadline}")
+    ctx.audit.append("correction.deadline_near", app.reference, "warned", deadline=deadline or "")
     log.warning("补正 deadline near", extra={"reference": app.reference, "deadline": deadline})
 
 
-def check_deadlines(agent: Agent) -> int:
-    soon = datetime.now(UTC) + timedelta(hours=agent.config.correction_warning_hours)
+def check_deadlines(ctx: StageContext) -> int:
+    soon = datetime.now(UTC) + timedelta(hours=ctx.config.correction_warning_hours)
     warned = 0
-    for ref in agent.store.references(
+    for ref in ctx.store.references(
         "tracking", where="centre_status = 'correction_required' AND deadline IS NOT NULL AND deadline_warned = 0"
     ):
-        app = agent.store.application(ref)
+        app = ctx.store.application(ref)
         if app and app.deadline and datetime.fromisoformat(app.deadline) <= soon:
-            _warn_deadline(agent, app, app.deadline)
+            _warn_deadline(ctx, app, app.deadline)
             warned += 1
     return warned
 
 
-def find_supplement_materials(agent: Agent) -> int:
+def find_supplement_materials(ctx: StageContext) -> int:
     """A 补正 asking for materials is answered when the bank drops them (``<loan>_<code>.pdf``)."""
     answered = 0
     # asked every second: answered from the partial index of open 补正s, not by scanning every tracked
     # application (``+stage`` keeps SQLite from choosing the stage index instead)
-    for ref in agent.store.references(
+    for ref in ctx.store.references(
         where="centre_status = 'correction_required' AND correction IS NOT NULL AND +stage = 'tracking'"
     ):
-        app = agent.store.application(ref)
+        app = ctx.store.application(ref)
         if app is None or not app.correction:
             continue
         wanted = {i["code"] for i in app.correction["items"] if i["code"] != "field"}
         if not wanted:
             continue
-        inbox = agent.inbox(app.inbox)
-        profile = agent.profiles[app.inbox]
-        folder = agent.config.resolve(inbox.path) / profile.materials.folder
-        checklist = agent.checklists[app.type]
+        inbox = ctx.inbox(app.inbox)
+        profile = ctx.profiles[app.inbox]
+        folder = ctx.config.resolve(inbox.path) / profile.materials.folder
+        checklist = ctx.checklists[app.type]
         by_name = {i.name: i.code for i in checklist.items}
-        have = {m["sha256"] for m in agent.store.materials(ref)}
+        have = {m["sha256"] for m in ctx.store.materials(ref)}
         found: dict[str, Any] = {}
         prefix = profile.materials.pattern.format(loan_no=app.loan_no)
         for path in sorted(folder.glob(f"{prefix}*")) if folder.is_dir() else []:
@@ -379,7 +365,7 @@ def find_supplement_materials(agent: Agent) -> int:
                     "media_type": MEDIA_BY_SUFFIX[path.suffix.lower()],
                     "sha256": digest,
                     "size": len(content),
-                    "blob": agent.blobs.put(content),
+                    "blob": ctx.blobs.put(content),
                 }
         if set(found) >= wanted:
             answer = {
@@ -394,7 +380,7 @@ def find_supplement_materials(agent: Agent) -> int:
             payload["materials"] = [m for m in payload["materials"] if m["id"] not in found] + [
                 {k: v for k, v in m.items() if k != "blob"} for m in found.values()
             ]
-            agent.store.update_application(
+            ctx.store.update_application(
                 ref,
                 stage="supplementing",
                 next_attempt_at=0,
@@ -404,6 +390,6 @@ def find_supplement_materials(agent: Agent) -> int:
                 payload=payload,
                 note="补正 answered by dropped materials",
             )
-            agent.audit.append("correction.answer_queued", ref, "ok", materials=len(found))
+            ctx.audit.append("correction.answer_queued", ref, "ok", materials=len(found))
             answered += 1
     return answered

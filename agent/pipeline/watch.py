@@ -20,11 +20,10 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from agent.config import InboxConfig
-    from agent.runtime import Agent
+from agent.config import InboxConfig
+from agent.pipeline.context import StageContext
 
 __all__ = ["InboxWatcher", "is_mount_point", "ready_files"]
 
@@ -51,11 +50,11 @@ def is_mount_point(path: Path) -> bool:
     return False
 
 
-def _candidates(agent: Agent, inbox: InboxConfig) -> list[Path]:
-    folder = agent.config.resolve(inbox.path)
+def _candidates(ctx: StageContext, inbox: InboxConfig) -> list[Path]:
+    folder = ctx.config.resolve(inbox.path)
     if not folder.is_dir():
         return []
-    patterns = agent.profiles[inbox.name].source.patterns
+    patterns = ctx.profiles[inbox.name].source.patterns
     found = []
     for path in sorted(folder.iterdir()):
         name = path.name
@@ -68,10 +67,10 @@ def _candidates(agent: Agent, inbox: InboxConfig) -> list[Path]:
     return found
 
 
-def ready_files(agent: Agent, inbox: InboxConfig) -> list[Path]:
+def ready_files(ctx: StageContext, inbox: InboxConfig) -> list[Path]:
     ready = []
     now = time.monotonic()
-    for path in _candidates(agent, inbox):
+    for path in _candidates(ctx, inbox):
         if inbox.completion == "rename":
             ready.append(path)
         elif inbox.completion == "marker":
@@ -94,10 +93,10 @@ def ready_files(agent: Agent, inbox: InboxConfig) -> list[Path]:
 
 
 class InboxWatcher:
-    """One watchdog observer per inbox folder, supervised."""
+    """One watchdog observer per inbox folder, supervised; an event wakes the daemon."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
         self.observers: dict[str, Any] = {}
 
     def supervise(self) -> None:
@@ -106,21 +105,21 @@ class InboxWatcher:
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
-        agent = self.agent
+        ctx = self.ctx
 
         class Wake(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
-                agent.wake()
+                ctx.supervisor.wake()
 
-        for inbox in agent.config.inbox:
-            folder = agent.config.resolve(inbox.path)
+        for inbox in ctx.config.inbox:
+            folder = ctx.config.resolve(inbox.path)
             observer = self.observers.get(inbox.name)
             if not folder.is_dir():
                 if observer is not None:
                     self._stop(inbox.name)
-                if agent.store.raise_alert(f"inbox:{inbox.name}", f"inbox folder {folder} is missing (share dropped?)"):
+                if ctx.store.raise_alert(f"inbox:{inbox.name}", f"inbox folder {folder} is missing (share dropped?)"):
                     log.error("inbox folder missing", extra={"inbox": inbox.name, "path": str(folder)})
-                    agent.audit.append("inbox.missing", inbox.name, "alert")
+                    ctx.audit.append("inbox.missing", inbox.name, "alert")
                 continue
             if observer is not None and observer.is_alive():
                 continue
@@ -135,8 +134,8 @@ class InboxWatcher:
                 log.error("cannot watch inbox", extra={"inbox": inbox.name, "error": str(exc)})
                 continue
             self.observers[inbox.name] = observer
-            if agent.store.clear_alert(f"inbox:{inbox.name}"):
-                agent.audit.append("inbox.rearmed", inbox.name, "ok")
+            if ctx.store.clear_alert(f"inbox:{inbox.name}"):
+                ctx.audit.append("inbox.rearmed", inbox.name, "ok")
                 log.info("inbox folder back; watching again", extra={"inbox": inbox.name})
 
     def _stop(self, name: str) -> None:

@@ -13,46 +13,44 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sdk
-from agent.track import finish_if_done
-from agent.verify import CertificateRejected, reconcile, verify_metadata, verify_seal
+from agent.pipeline.context import StageContext
+from agent.pipeline.outbox import finish_if_done, queue_receipt
+from agent.pipeline.verify import CertificateRejected, reconcile, verify_metadata, verify_seal
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
-
-if TYPE_CHECKING:
-    from agent.runtime import Agent
 
 __all__ = ["deliver_due"]
 
 log = logging.getLogger("regbridge.agent.deliver")
 
 
-def deliver_due(agent: Agent) -> int:
+def deliver_due(ctx: StageContext) -> int:
     """Deliver every certificate due, ``concurrency`` at a time; a refusing document store stops the round."""
-    due = agent.store.certificates(stage="pending") + agent.store.certificates(stage="storing")
+    due = ctx.store.certificates(stage="pending") + ctx.store.certificates(stage="storing")
     stop = threading.Event()
     done = 0
     if due:
-        with ThreadPoolExecutor(agent.config.concurrency, thread_name_prefix="deliver") as pool:
-            done = sum(pool.map(lambda cert: _deliver_guarded(agent, cert, stop), due))
-    for cert in agent.store.superseding():
-        _mark_superseded(agent, cert)
+        with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="deliver") as pool:
+            done = sum(pool.map(lambda cert: _deliver_guarded(ctx, cert, stop), due))
+    for cert in ctx.store.superseding():
+        _mark_superseded(ctx, cert)
     return done
 
 
-def _deliver_guarded(agent: Agent, cert: dict[str, Any], stop: threading.Event) -> int:
-    if stop.is_set() or agent.holding or agent.paused:
+def _deliver_guarded(ctx: StageContext, cert: dict[str, Any], stop: threading.Event) -> int:
+    if stop.is_set() or ctx.supervisor.holding or ctx.supervisor.paused:
         return 0
     try:
-        return _deliver(agent, cert)
+        return _deliver(ctx, cert)
     except (DocumentStoreUnavailable, *_RETRY) as exc:
-        agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
+        ctx.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
         if isinstance(exc, DocumentStoreUnavailable):
-            agent.store.raise_alert("document_store", f"the document store refused a write: {exc}")
+            ctx.store.raise_alert("document_store", f"the document store refused a write: {exc}")
             stop.set()
         elif isinstance(exc, sdk.DigestMismatch):  # damaged or altered on the way: never stored, retried, said
-            agent.store.raise_alert(
+            ctx.store.raise_alert(
                 f"certificate:{cert['certificate_id']}",
                 f"the certificate file downloaded for {cert['reference']} does not match the digest the centre "
                 f"signed (altered or damaged in transit); not stored, retried: {exc}",
@@ -62,36 +60,36 @@ def _deliver_guarded(agent: Agent, cert: dict[str, Any], stop: threading.Event) 
             extra={"certificate_id": cert["certificate_id"], "error": type(exc).__name__},
         )
     except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
-        agent.pause(type(exc).__name__, str(exc))
+        ctx.supervisor.pause(type(exc).__name__, str(exc))
         stop.set()
     except Exception as exc:  # never let one certificate stop the others, or the daemon
         log.exception("unexpected error while delivering", extra={"certificate_id": cert["certificate_id"]})
-        agent.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(repr(exc))[:300])
+        ctx.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(repr(exc))[:300])
     return 0
 
 
 _RETRY = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.DigestMismatch)
 
 
-def _deliver(agent: Agent, cert: dict[str, Any]) -> int:
-    store = agent.store
+def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
+    store = ctx.store
     cid = cert["certificate_id"]
     app = store.application(cert["reference"])
     if app is None:
         return 0
-    signed = agent.client.certificates.get(cid)
+    signed = ctx.centre.certificate(cid)
     try:
-        meta = verify_metadata(signed, agent.trust)
-        pdf = agent.client.certificates.download(cid, expected_sha256=meta.sha256)
-        verify_seal(pdf, meta, agent.trust)
+        meta = verify_metadata(signed, ctx.trust)
+        pdf = ctx.centre.download_certificate(cid, expected_sha256=meta.sha256)
+        verify_seal(pdf, meta, ctx.trust)
         reconcile(
             meta,
             app.payload,
-            bank_uscc=agent.config.centre.institution_uscc,
-            bank_name=agent.config.centre.institution_name,
+            bank_uscc=ctx.config.centre.institution_uscc,
+            bank_name=ctx.config.centre.institution_name,
         )
     except CertificateRejected as exc:
-        _quarantine(agent, app, cid, exc.reasons, signed.metadata.certificate_number)
+        _quarantine(ctx, app, cid, exc.reasons, signed.metadata.certificate_number)
         return 0
     key = cert["store_key"] or safe_key(app.loan_no, meta.certificate_number)
     store.update_certificate(
@@ -115,22 +113,23 @@ def _deliver(agent: Agent, cert: dict[str, Any]) -> int:
         "loan_no": app.loan_no,
         "type": app.type,
         "verified": {
-            "metadata_signature": agent.trust.centre_key_id,
+            "metadata_signature": ctx.trust.centre_key_id,
             "seal": "PAdES, chains to the enrolment bundle's seal CA",
             "reconciled": True,
             "at": datetime.now(UTC).isoformat(),
         },
     }
     try:
-        location = agent.documents.put(key, pdf, sidecar)
+        location = ctx.documents.put(key, pdf, sidecar)
     except DocumentConflict as exc:
-        _quarantine(agent, app, cid, [str(exc)], meta.certificate_number)
+        _quarantine(ctx, app, cid, [str(exc)], meta.certificate_number)
         return 0
     with store.transaction():
         store.update_certificate(cid, stage="stored", location=location, error=None)
         if meta.status.value == "2" and cert["superseded_at"] is None:
             store.update_certificate(cid, supersede_pending=1, superseded_by=meta.superseded_by)
-        agent.receipt(
+        queue_receipt(
+            ctx,
             app,
             f"registered:{cid}",
             "registered",
@@ -139,8 +138,8 @@ def _deliver(agent: Agent, cert: dict[str, Any]) -> int:
             document=location,
             application_id=app.application_id,
         )
-        agent.store.clear_alert("document_store")
-    agent.audit.append(
+        ctx.store.clear_alert("document_store")
+    ctx.audit.append(
         "certificate.stored",
         app.reference,
         "ok",
@@ -149,24 +148,25 @@ def _deliver(agent: Agent, cert: dict[str, Any]) -> int:
         location=location,
     )
     log.info("certificate stored", extra={"reference": app.reference, "certificate_number": meta.certificate_number})
-    finish_if_done(agent, app.reference)
+    finish_if_done(ctx, app.reference)
     return 1
 
 
-def _quarantine(agent: Agent, app: Any, cid: str, reasons: list[str], number: str | None) -> None:
+def _quarantine(ctx: StageContext, app: Any, cid: str, reasons: list[str], number: str | None) -> None:
     errors = [
         {"file": "", "row": None, "field": f"certificate {number or cid}", "value": "", "expected": r, "target": ""}
         for r in reasons
     ]
-    with agent.store.transaction():
-        qid = agent.store.quarantine("certificate", errors, loan_no=app.loan_no, reference=app.reference, path=cid)
-        agent.store.update_certificate(cid, stage="quarantined", error="; ".join(reasons)[:500])
-        agent.store.update_application(app.reference, stage="quarantined", note="a certificate failed verification")
-        agent.store.raise_alert(
+    with ctx.store.transaction():
+        qid = ctx.store.quarantine("certificate", errors, loan_no=app.loan_no, reference=app.reference, path=cid)
+        ctx.store.update_certificate(cid, stage="quarantined", error="; ".join(reasons)[:500])
+        ctx.store.update_application(app.reference, stage="quarantined", note="a certificate failed verification")
+        ctx.store.raise_alert(
             f"certificate:{cid}",
             f"certificate {number or cid} for {app.loan_no} failed verification: {'; '.join(reasons)}",
         )
-        agent.receipt(
+        queue_receipt(
+            ctx,
             app,
             f"certificate_quarantined:{cid}",
             "quarantined",
@@ -174,7 +174,7 @@ def _quarantine(agent: Agent, app: Any, cid: str, reasons: list[str], number: st
             certificate_number=number,
             reason="；".join(reasons),
         )
-    agent.audit.append(
+    ctx.audit.append(
         "certificate.quarantined",
         app.reference,
         "quarantined",
@@ -188,22 +188,23 @@ def _quarantine(agent: Agent, app: Any, cid: str, reasons: list[str], number: st
     )
 
 
-def _mark_superseded(agent: Agent, cert: dict[str, Any]) -> None:
-    by = agent.store.certificate(cert["superseded_by"]) if cert["superseded_by"] else None
+def _mark_superseded(ctx: StageContext, cert: dict[str, Any]) -> None:
+    by = ctx.store.certificate(cert["superseded_by"]) if cert["superseded_by"] else None
     info = {
         "certificate_id": cert["superseded_by"],
         "certificate_number": by["certificate_number"] if by else None,
         "at": datetime.now(UTC).isoformat(),
     }
     try:
-        agent.documents.mark_superseded(cert["store_key"], info)
+        ctx.documents.mark_superseded(cert["store_key"], info)
     except DocumentStoreUnavailable as exc:
-        agent.store.raise_alert("document_store", str(exc))
+        ctx.store.raise_alert("document_store", str(exc))
         return
-    agent.store.update_certificate(cert["certificate_id"], supersede_pending=0, superseded_at=info["at"])
-    app = agent.store.application(cert["reference"])
+    ctx.store.update_certificate(cert["certificate_id"], supersede_pending=0, superseded_at=info["at"])
+    app = ctx.store.application(cert["reference"])
     if app is not None:
-        agent.receipt(
+        queue_receipt(
+            ctx,
             app,
             f"superseded:{cert['certificate_id']}",
             "superseded",
@@ -211,7 +212,7 @@ def _mark_superseded(agent: Agent, cert: dict[str, Any]) -> None:
             certificate_number=cert["certificate_number"],
             document=cert["location"],
         )
-    agent.audit.append(
+    ctx.audit.append(
         "certificate.superseded",
         cert["reference"],
         "ok",

@@ -14,14 +14,11 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from agent.pipeline.context import StageContext
 from connectors.receipts import neutralise
 from sdk.models import APPLICATION_TYPES
 from sdk.support.files import atomic_write
-
-if TYPE_CHECKING:
-    from agent.runtime import Agent
 
 __all__ = ["Transmittal", "make_transmittal"]
 
@@ -78,8 +75,8 @@ def _pdf(title: str, rows: list[list[str]], institution: str) -> bytes:
     return buf.getvalue()
 
 
-def make_transmittal(agent: Agent, folder: Path) -> Transmittal:
-    owed = agent.store.paper_owed()
+def make_transmittal(ctx: StageContext, folder: Path) -> Transmittal:
+    owed = ctx.store.paper_owed()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     tid = f"T{stamp}"
     if not owed:
@@ -98,7 +95,7 @@ def make_transmittal(agent: Agent, folder: Path) -> Transmittal:
     csv_path = folder / f"transmittal-{tid}.csv"
     pdf_path = folder / f"transmittal-{tid}.pdf"
     atomic_write(csv_path, text.getvalue().encode("gb18030"), mode=0o640)
-    atomic_write(pdf_path, _pdf("纸质申请材料集中送达清单", rows, agent.config.centre.institution_name), mode=0o640)
-    agent.store.add_transmittal(tid, [a.reference for a in owed], str(csv_path), str(pdf_path))
-    agent.audit.append("transmittal.created", tid, "ok", applications=len(owed))
+    atomic_write(pdf_path, _pdf("纸质申请材料集中送达清单", rows, ctx.config.centre.institution_name), mode=0o640)
+    ctx.store.add_transmittal(tid, [a.reference for a in owed], str(csv_path), str(pdf_path))
+    ctx.audit.append("transmittal.created", tid, "ok", applications=len(owed))
     return Transmittal(tid, len(owed), csv_path, pdf_path)

@@ -6,16 +6,15 @@ names or ID numbers (quarantine values were masked when they were recorded).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from agent.runtime import Agent
+from agent.state.store import StateStore
 
 __all__ = ["snapshot"]
 
 
-def snapshot(agent: Agent) -> dict[str, Any]:
-    store = agent.store
+def snapshot(store: StateStore) -> dict[str, Any]:
+    """The whole status view as plain data (``regbridge status --json``)."""
     apps = store.applications()
     errors = [
         {"reference": a.reference, "stage": a.stage, "attempts": a.attempts, "error": a.last_error}
@@ -47,7 +46,7 @@ def snapshot(agent: Agent) -> dict[str, Any]:
     ]
     certs = store.certificates()
     return {
-        "paused": agent.paused,
+        "paused": store.get_meta("paused") or None,  # the daemon keeps its pause there
         "stages": store.counts(),
         "centre_statuses": store.status_counts(),
         "applications": [

@@ -1,0 +1,68 @@
+"""The first adapter of the centre port: RegBridge's own API, through ``sdk.Client``."""
+
+from __future__ import annotations
+
+import sdk
+from sdk.models import (
+    Application,
+    ApplicationRecord,
+    EventPage,
+    Material,
+    Payment,
+    PaymentReceipt,
+    SignedCertificateMetadata,
+    Supplement,
+)
+
+__all__ = ["ApiCentre"]
+
+
+class ApiCentre:
+    """:class:`~agent.centre.port.CentrePort` over an ``sdk.Client`` (signed, retried, idempotent requests).
+
+    Args:
+        client: the SDK client for the configured centre; its resource groups are looked up at each
+            call, so a test may replace one (``client.applications = …``).
+    """
+
+    def __init__(self, client: sdk.Client) -> None:
+        self.client = client
+
+    def create(self, application: Application, *, idempotency_key: str) -> ApplicationRecord:
+        return self.client.applications.create(application, idempotency_key=idempotency_key)
+
+    def upload_material(self, application_id: str, material: Material, content: bytes) -> ApplicationRecord:
+        return self.client.applications.upload_material(application_id, material, content)
+
+    def submit(self, application_id: str, *, idempotency_key: str) -> ApplicationRecord:
+        return self.client.applications.submit(application_id, idempotency_key=idempotency_key)
+
+    def supplement(self, application_id: str, supplement: Supplement, *, idempotency_key: str) -> ApplicationRecord:
+        return self.client.applications.supplement(application_id, supplement, idempotency_key=idempotency_key)
+
+    def application(self, application_id: str) -> ApplicationRecord:
+        return self.client.applications.get(application_id)
+
+    def find(self, reference: str) -> ApplicationRecord | None:
+        return self.client.applications.find(reference)
+
+    def channel_open(self) -> bool:
+        return self.client.institution.get().channel.status == "open"
+
+    def events(self, *, after: str | None, limit: int) -> EventPage:
+        return self.client.events.list(after=after, limit=limit)
+
+    def set_webhook(self, url: str) -> None:
+        self.client.institution.set_webhook(url)
+
+    def pay(self, application_id: str, payment: Payment, *, idempotency_key: str) -> PaymentReceipt:
+        return self.client.fees.pay(application_id, payment, idempotency_key=idempotency_key)
+
+    def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
+        return self.client.certificates.get(certificate_id)
+
+    def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
+        return self.client.certificates.download(certificate_id, expected_sha256=expected_sha256)
+
+    def close(self) -> None:
+        self.client.close()

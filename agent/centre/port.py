@@ -1,0 +1,101 @@
+"""The centre port: every operation the pipeline's stages ask of a registration centre.
+
+The stages talk to this protocol only, never to an HTTP client, so a centre that speaks another
+dialect (a provincial platform's envelope, its own status codes) is one more adapter behind the
+same port (:mod:`agent.centre.api` is the first: RegBridge's own API through ``sdk.Client``).
+
+The port speaks the domain model of :mod:`sdk.models` and raises the error tree of
+:mod:`sdk.errors`; an adapter maps its dialect onto both. The stages rely on that vocabulary:
+
+- ``sdk.Conflict`` on ``create``: the centre knows the reference under another idempotency key;
+  on ``pay``: already paid or waived;
+- ``sdk.ValidationFailed`` (with pointers into the application): refused as invalid;
+- ``sdk.ChannelSuspended``, ``sdk.AuthenticationFailed``, ``sdk.ClockSkew``, ``sdk.SignatureError``,
+  ``sdk.PermissionDenied``: the bank may not send now (the pipeline pauses);
+- ``sdk.TransportError``, ``sdk.ServerError``, ``sdk.RateLimited``, ``sdk.TimeoutError``,
+  ``sdk.RetryBudgetExhausted``: may pass, tried again later;
+- ``sdk.NotFound`` on ``application``; ``sdk.DigestMismatch`` on ``download_certificate``.
+
+Every write takes the idempotency key the state store kept before the first attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sdk.models import (
+    Application,
+    ApplicationRecord,
+    EventPage,
+    Material,
+    Payment,
+    PaymentReceipt,
+    SignedCertificateMetadata,
+    Supplement,
+)
+
+__all__ = ["CentrePort"]
+
+
+class CentrePort(Protocol):
+    """A registration centre, as the stages use it (submit, materials, query, events, fees, certificates)."""
+
+    # --- submit (设立/变更/注销 applications and their 补正) -----------------------------------
+
+    def create(self, application: Application, *, idempotency_key: str) -> ApplicationRecord:
+        """Create a draft application; the same key again answers the same record."""
+        ...
+
+    def upload_material(self, application_id: str, material: Material, content: bytes) -> ApplicationRecord:
+        """Put one declared material (idempotent: the same content again is a no-op)."""
+        ...
+
+    def submit(self, application_id: str, *, idempotency_key: str) -> ApplicationRecord:
+        """Submit a created (or supplemented) application for acceptance (受理)."""
+        ...
+
+    def supplement(self, application_id: str, supplement: Supplement, *, idempotency_key: str) -> ApplicationRecord:
+        """Answer a 补正: corrected data and/or materials."""
+        ...
+
+    # --- query --------------------------------------------------------------------------------
+
+    def application(self, application_id: str) -> ApplicationRecord:
+        """The application as the centre holds it: status, 补正 items and notices, decision, fees, certificates."""
+        ...
+
+    def find(self, reference: str) -> ApplicationRecord | None:
+        """The application the bank created under ``reference`` (its client reference), if any."""
+        ...
+
+    def channel_open(self) -> bool:
+        """Does the centre take the bank's requests (its channel is open for this institution)?"""
+        ...
+
+    # --- events -------------------------------------------------------------------------------
+
+    def events(self, *, after: str | None, limit: int) -> EventPage:
+        """One page of the event feed after ``after`` (a cursor), with the hint of when to look again."""
+        ...
+
+    def set_webhook(self, url: str) -> None:
+        """Ask the centre to push events to ``url`` as well (the feed stays the source of truth)."""
+        ...
+
+    # --- fees ---------------------------------------------------------------------------------
+
+    def pay(self, application_id: str, payment: Payment, *, idempotency_key: str) -> PaymentReceipt:
+        """Pay an assessed fee (元, exact decimal); answers the centre's receipt (票据)."""
+        ...
+
+    # --- certificates -------------------------------------------------------------------------
+
+    def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
+        """A certificate's metadata, signed by the centre."""
+        ...
+
+    def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
+        """The sealed certificate file, checked against the digest the centre signed."""
+        ...
+
+    def close(self) -> None: ...

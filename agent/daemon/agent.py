@@ -1,0 +1,324 @@
+"""The agent: its state, credentials and connectors composed into the stages' context, and one round
+of each stage.
+
+    watch ─► ingest ─► outbox ─► submit ─► track ─► deliver ─► receipts
+
+Each stage is a function of the :class:`~agent.pipeline.context.StageContext` built here, safe to
+run again at any time: the daemon (``regbridge run``, :mod:`agent.daemon.scheduler`) drives the
+rounds with apscheduler, :meth:`Agent.run_until_idle` drives them in a loop for the demo and the
+tests, and a crash at any point is recovered by running them again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+import httpx
+
+import sdk
+from agent.centre.api import ApiCentre
+from agent.centre.client import centre_client
+from agent.config import AgentConfig
+from agent.credentials.custody import custody_for
+from agent.credentials.rotation import RotationFollower
+from agent.daemon.metrics import Metrics, TimedTransport
+from agent.daemon.supervision import Supervision
+from agent.mapping import Profile, load_profile
+from agent.pipeline.build import BuildContext
+from agent.pipeline.context import StageContext
+from agent.pipeline.deliver import deliver_due
+from agent.pipeline.ingest import ingest_file
+from agent.pipeline.receipts import write_receipts
+from agent.pipeline.submit import submit_due
+from agent.pipeline.track import find_supplement_materials, pay_due, poll_events, refresh_due
+from agent.pipeline.verify import TrustAnchors
+from agent.pipeline.watch import is_mount_point, ready_files
+from agent.state.audit import AuditLog
+from agent.state.blobs import BlobStore
+from agent.state.secrets import DataCipher, load_secret
+from agent.state.sqlite import SQLiteStore
+from agent.state.store import FINAL_STAGES
+from config import load_checklists
+from connectors.documents import DocumentStore, FilesystemStore, S3Store
+from sdk.support import failpoints
+
+__all__ = ["Agent", "AgentBusy", "Progress", "make_document_store"]
+
+log = logging.getLogger("regbridge.agent")
+
+
+def make_document_store(config: AgentConfig) -> DocumentStore:
+    """The document store the config names (a folder, or an S3 bucket)."""
+    docs = config.documents
+    if docs.kind == "s3":
+        assert docs.bucket is not None
+        return S3Store(
+            docs.bucket,
+            prefix=docs.prefix,
+            endpoint_url=docs.endpoint_url,
+            region=docs.region,
+            access_key=docs.access_key.get_secret_value() if docs.access_key else None,
+            secret_key=docs.secret_key.get_secret_value() if docs.secret_key else None,
+        )
+    return FilesystemStore(config.resolve(docs.root))
+
+
+class AgentBusy(RuntimeError):
+    """Another agent process works on the same state."""
+
+
+@dataclass
+class Progress:
+    """What one round of the pipeline did (for the loop that drives it)."""
+
+    ingested: int = 0
+    submitted: int = 0
+    events: int = 0
+    refreshed: int = 0
+    paid: int = 0
+    delivered: int = 0
+    receipts: int = 0
+
+    @property
+    def any(self) -> bool:
+        return any(vars(self).values())
+
+
+class Agent:
+    """One branch's agent: its config, state, credentials and connectors, and the rounds of its stages.
+
+    Args:
+        config: the loaded configuration.
+        secret: the agent secret (default: :func:`agent.state.secrets.load_secret`).
+        client: an ``sdk.Client`` to use instead of one built from the config (tests).
+    """
+
+    def __init__(self, config: AgentConfig, *, secret: bytes | None = None, client: sdk.Client | None = None) -> None:
+        self.config = config
+        self.data_dir = config.resolve(config.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if secret is None:
+            secret = load_secret(
+                config.resolve(config.secret_file) if config.secret_file else None,
+                keyring_user=config.centre.institution_id,
+            )
+        cipher = DataCipher.for_directory(secret, self.data_dir)
+        self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
+        self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
+        self.audit = AuditLog(self.data_dir / "audit.log")
+        self.metrics = Metrics()
+        self.audit.observers.append(self.metrics.audited)
+        centre = config.centre
+        self.custody = custody_for(config, secret)
+        self.signer: sdk.RotatingSigner | None = None
+        if client is None:
+            self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
+            client = centre_client(config, self.signer, wrap=self._wrap_transport)
+        self.client = client
+        self.centre = ApiCentre(client)
+        self.follower = (
+            RotationFollower(config, self.custody, self.signer, self.store, self.audit) if self.signer else None
+        )
+        self.trust = TrustAnchors(
+            seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
+            centre_key_id=centre.centre_key_id,
+            centre_key=centre.centre_key,
+        )
+        self.documents = make_document_store(config)
+        self.profiles: dict[str, Profile] = {i.name: load_profile(i.profile, base=config.base) for i in config.inbox}
+        self.checklists = load_checklists()
+        self.watcher: Any = None
+        self._instance_lock: IO[str] | None = None
+        self._audit_head = ""
+        self.supervision = Supervision(config, self.store, self.audit, self.centre, self.follower, self._inboxes())
+        self.context = StageContext(
+            config=config,
+            store=self.store,
+            centre=self.centre,
+            audit=self.audit,
+            blobs=self.blobs,
+            documents=self.documents,
+            trust=self.trust,
+            profiles=self.profiles,
+            checklists=self.checklists,
+            build=BuildContext(
+                bank_name=centre.institution_name,
+                bank_uscc=centre.institution_uscc,
+                default_operator=config.default_operator,
+                checklists=self.checklists,
+                blobs=self.blobs,
+            ),
+            supervisor=self.supervision,
+        )
+
+    def _inboxes(self) -> dict[str, bool]:
+        """Make the inbox folders seen for the first time; answer which were mount points then."""
+        mounts = {}
+        for inbox in self.config.inbox:
+            path = self.config.resolve(inbox.path)
+            seen = self.store.get_meta(f"inbox_seen:{inbox.name}")
+            if seen is None or path.is_dir():  # first sight: make it; later, a missing folder is a lost share
+                path.mkdir(parents=True, exist_ok=True)
+                (path / self.profiles[inbox.name].materials.folder).mkdir(parents=True, exist_ok=True)
+                mount = is_mount_point(path) or seen == "mount"
+                self.store.set_meta(f"inbox_seen:{inbox.name}", "mount" if mount else "folder")
+            mounts[inbox.name] = (seen or self.store.get_meta(f"inbox_seen:{inbox.name}")) == "mount"
+        return mounts
+
+    def _wrap_transport(self, inner: httpx.BaseTransport) -> httpx.BaseTransport:
+        if failpoints.active():  # the reliability suite's crash matrix only
+            inner = failpoints.FailpointTransport(inner)
+        # the supervision is made after the client: looked up when a request is answered
+        return TimedTransport(inner, self.metrics, on_contact=lambda ok, detail: self.supervision.contact(ok, detail))
+
+    def lock_instance(self) -> None:
+        """Be the only agent working on this state (``regbridge run``); released when the process ends."""
+        path = self.data_dir / "agent.lock"
+        fh = open(path, "a+")  # noqa: SIM115 - held for the life of the process
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise AgentBusy(f"another agent (pid {holder}) is running on {self.data_dir}; stop it first") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._instance_lock = fh
+
+    @property
+    def paused(self) -> str | None:
+        """Why submissions are paused, or None."""
+        return self.supervision.paused
+
+    def check_key(self) -> str | None:
+        """Sign with the config's key when ``regbridge keys rotate`` switched it (see :class:`RotationFollower`)."""
+        return self.follower.check() if self.follower is not None else None
+
+    # --- rounds ------------------------------------------------------------------------------
+
+    def scan(self, *, progress: Any = None) -> int:
+        """Ingest every complete export of every inbox that is there; answers the files read."""
+        count = 0
+        if not self.supervision.disk_ok():
+            return 0
+        for inbox in self.config.inbox:
+            if not self.supervision.inbox_available(inbox):
+                continue
+            for path in ready_files(self.context, inbox):
+                try:
+                    ingest_file(self.context, inbox, path, progress=progress)
+                except OSError as exc:  # vanished meanwhile, unreadable: leave it for the next scan
+                    log.warning("could not read export", extra={"file": path.name, "error": str(exc)})
+                    continue
+                count += 1
+        return count
+
+    def work(self, *, deliver: bool = True) -> Progress:
+        """One round of everything that needs the network, then the receipts.
+
+        The daemon runs deliveries as a job of their own (``deliver=False`` here, :meth:`deliver`
+        there), so a certificate the centre just issued is not queued behind a round of submissions.
+        """
+        p = Progress()
+        ctx, sup = self.context, self.supervision
+        self.metrics.last_work = time.monotonic()
+        self.check_key()
+        if not sup.disk_ok():
+            return p
+        if sup.holding or (sup.paused and not sup.probe()):
+            p.receipts = write_receipts(ctx)
+            return p
+        p.submitted = submit_due(ctx)
+        p.refreshed = refresh_due(ctx) + find_supplement_materials(ctx)
+        p.paid = pay_due(ctx)
+        if deliver:
+            p.delivered = deliver_due(ctx)
+        p.receipts = write_receipts(ctx)
+        head = "{}:{}".format(*self.audit.head())
+        if head != self._audit_head:  # a write (and its fsync) only when something was recorded
+            self.store.set_meta("audit_head", head)
+            self._audit_head = head
+        return p
+
+    def deliver(self) -> int:
+        """Download, verify and store every certificate due (the daemon's ``deliver`` job)."""
+        sup = self.supervision
+        if not sup.disk_ok() or sup.holding or sup.paused:
+            return 0
+        return deliver_due(self.context)
+
+    def poll(self) -> float:
+        """Read the event feed; answers when to read it again (seconds)."""
+        sup = self.supervision
+        if sup.paused:
+            return 5.0
+        if sup.holding:
+            return max(0.5, sup.next_contact - time.monotonic())
+        try:
+            hint = poll_events(self.context)
+        except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
+            sup.pause(type(exc).__name__, str(exc))
+            return 5.0
+        except sdk.RegBridgeError as exc:
+            log.warning("event feed unavailable", extra={"error": type(exc).__name__})
+            return min(self.config.max_poll_seconds, 10.0)
+        return min(hint, self.config.max_poll_seconds)
+
+    def outstanding(self) -> int:
+        """Applications and certificates the agent still has work for (receipts included)."""
+        counts = self.store.counts()
+        waiting = len(self.awaiting_bank())
+        open_apps = sum(n for stage, n in counts.items() if stage not in FINAL_STAGES) - waiting
+        certs = len(self.store.certificates(stage="pending")) + len(self.store.certificates(stage="storing"))
+        pending_superseded = len(self.store.superseding())
+        return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches())
+
+    def awaiting_bank(self) -> list[str]:
+        """Applications only the bank can move on: a 补正 waiting for its answer."""
+        return self.store.references("tracking", where="centre_status = 'correction_required' AND needs_refresh = 0")
+
+    def run_until_idle(self, timeout: float = 120.0, *, poll_every: float = 0.2, settle: float = 0.0) -> bool:
+        """Drive every stage until nothing is left to do (demo, tests). True if it got there in time."""
+        deadline = time.monotonic() + timeout
+        next_poll = 0.0
+        quiet_since: float | None = None
+        woken = self.supervision.woken
+        while time.monotonic() < deadline:
+            try:
+                progress = Progress(ingested=self.scan())
+                if time.monotonic() >= next_poll:
+                    self.poll()
+                    next_poll = time.monotonic() + poll_every
+                worked = self.work()
+            except (OSError, sqlite3.OperationalError) as exc:
+                if not self.supervision.out_of_space(exc):
+                    raise
+                woken.wait(1.0)
+                continue
+            progress.submitted, progress.delivered = worked.submitted, worked.delivered
+            progress.receipts = worked.receipts
+            if self.outstanding() == 0 and not progress.any:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            woken.wait(0.05)
+            woken.clear()
+        return False
+
+    def close(self) -> None:
+        self.centre.close()
+        self.store.close()
+        if self._instance_lock is not None:
+            self._instance_lock.close()
+            self._instance_lock = None

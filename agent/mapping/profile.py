@@ -1,0 +1,208 @@
+"""Mapping profiles: a loan system's export layout → canonical applications, as data (TOML).
+
+This module is the profile's schema and its loading; :mod:`agent.mapping.records` applies it.
+
+A new loan system is a new profile in ``config/mappings/`` (or any path), never new code. A
+profile says how to read the file (``[source]``, see connectors/readers.py), which rows make one
+application (``[identity]``), which business type each is (``[type]``), where each canonical
+field comes from (``[[fields]]``), how the declaration is formed (``[declaration]``), where the
+materials are (``[materials]``) and how receipts go back (``[receipts]``). docs/agent.md has the
+whole schema; config/mappings/*.toml are worked examples.
+
+Mapping never raises on bad data: every problem becomes a :class:`FieldError` naming the row,
+the source column, the value (masked when it is personal data) and what was expected.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta, timezone
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sdk.models import APPLICATION_TYPES
+
+__all__ = ["FieldSpec", "LimitsSpec", "Profile", "load_profile"]
+
+CHINA = timezone(timedelta(hours=8))
+DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d", "%Y%m%d"]
+TRUE = {"是", "y", "yes", "true", "1", "有", "√"}
+FALSE = {"否", "n", "no", "false", "0", "无", ""}
+PERSONAL_KINDS = {"name", "id"}
+IDENTIFIER_KINDS = {"id", "unit_id", "certificate_number"}
+NUMERIC_IDENTIFIER = (
+    "an identifier stored as text: this cell is a spreadsheet number, and a spreadsheet number keeps only "
+    "15 significant digits, so the digits after them are lost (单元格是数字而非文本：电子表格的数字只保留15位有效数字，"
+    "其后各位已丢失。请把该列设为文本格式后重新导出)"
+)
+
+Kind = Literal["text", "name", "id", "unit_id", "certificate_number", "amount", "date", "datetime", "int", "bool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    format: Literal["csv", "xlsx", "json", "jsonl", "xml", "fixed"]
+    encoding: str | list[str] | None = None
+    delimiter: str = ","
+    header_row: int = Field(default=1, ge=1)
+    sheet: str | None = None
+    records: str | None = None
+    skip_lines: int = 0
+    fields: list[dict[str, Any]] = Field(default_factory=list, description="fixed-width: name, start, width (bytes)")
+    patterns: list[str] = Field(default_factory=lambda: ["*"], description="file names this profile reads")
+    all_or_nothing: bool = False
+
+    def reader_options(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class IdentitySpec(_Strict):
+    loan_no: str = Field(description="the column holding the loan number (贷款编号)")
+    reference: str = Field(
+        default="{loan_no}-{type_code}",
+        description="client_reference template: {loan_no}, {type}, {type_code}, or {column name}",
+    )
+    group_by: list[str] = Field(default_factory=list, description="rows sharing these columns make one application")
+
+
+class CombineRule(_Strict):
+    when: list[str]
+    type: str
+
+
+class TypeSpec(_Strict):
+    column: str | None = None
+    map: dict[str, str] = Field(default_factory=dict)
+    constant: str | None = None
+    combine: list[CombineRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> TypeSpec:
+        if (self.column is None) == (self.constant is None):
+            raise ValueError("[type] needs exactly one of column or constant")
+        for name in [*self.map.values(), *(r.type for r in self.combine), *filter(None, [self.constant])]:
+            if name not in APPLICATION_TYPES:
+                raise ValueError(f"[type]: unknown application type {name!r}; known: {', '.join(APPLICATION_TYPES)}")
+        return self
+
+
+class FieldSpec(_Strict):
+    target: str = Field(description="canonical path, e.g. terms.secured_amount or mortgagors[].name")
+    column: str | None = None
+    value: Any = None
+    kind: Kind = "text"
+    map: dict[str, str] = Field(default_factory=dict)
+    strict_map: bool = True
+    unit: Literal["元", "万元"] = "元"
+    unit_column: str | None = None
+    formats: list[str] = Field(default_factory=lambda: list(DATE_FORMATS))
+    split: str | None = None
+    default: Any = None
+    max_amount: Decimal | None = Field(default=None, gt=0, description="this field's bound (元), else [limits]")
+    types: list[str] = Field(default_factory=list, description="only for these application types")
+
+    @model_validator(mode="after")
+    def _check(self) -> FieldSpec:
+        if self.column is None and self.value is None:
+            raise ValueError(f"field {self.target!r}: give a column or a constant value")
+        if self.target.count("[]") > 1:
+            raise ValueError(f"field {self.target!r}: at most one [] per target")
+        for t in self.types:
+            if t not in APPLICATION_TYPES:
+                raise ValueError(f"field {self.target!r}: unknown application type {t!r}")
+        return self
+
+
+class InquirySpec(_Strict):
+    code: str
+    question: str
+    answer: str
+
+
+class DeclarationSpec(_Strict):
+    operator: str | None = Field(default=None, description="column of the 经办人 account; else the agent's default")
+    signatures: str | None = Field(default=None, description="column of e-signature ids, in applicant order")
+    signature_split: str = ";"
+    signed_at: str | None = Field(default=None, description="column of the signing date or time")
+    commitment: str | bool = True
+    inquiry: list[InquirySpec] = Field(
+        default_factory=lambda: [
+            InquirySpec(code="true_intent", question="申请登记事项是否为申请人的真实意思表示", answer="是"),
+            InquirySpec(code="property_disputed", question="申请登记的不动产是否存在争议", answer="否"),
+        ]
+    )
+
+
+class MaterialsSpec(_Strict):
+    folder: str = "materials"
+    pattern: str = Field(default="{loan_no}_", description="file name prefix (before the material code or name)")
+    manifest: str | None = Field(default=None, description="a column of code:filename pairs instead of the folder rule")
+    manifest_split: str = ";"
+
+
+class LimitsSpec(_Strict):
+    """Plausibility bounds: a value beyond them is held (quarantined with the likely slip), not sent."""
+
+    max_amount: Decimal = Field(
+        default=Decimal(100_000_000),
+        gt=0,
+        description="the largest plausible amount (元) of any amount field; default 1亿元, a residential mortgage",
+    )
+
+
+class ReceiptsSpec(_Strict):
+    format: Literal["csv", "json"] = "csv"
+    encoding: str = "utf-8"
+    folder: str = "receipts"
+
+
+class Profile(_Strict):
+    """One loan system's export layout (a TOML file)."""
+
+    name: str
+    description: str = ""
+    source: SourceSpec
+    identity: IdentitySpec
+    type: TypeSpec
+    fields: list[FieldSpec]
+    declaration: DeclarationSpec = DeclarationSpec()
+    materials: MaterialsSpec = MaterialsSpec()
+    receipts: ReceiptsSpec = ReceiptsSpec()
+    limits: LimitsSpec = LimitsSpec()
+    path: str = ""
+
+
+def load_profile(name_or_path: str | Path, *, base: Path | None = None) -> Profile:
+    """A profile by path, or by name from ``config/mappings/`` (``corebank_csv`` → corebank_csv.toml).
+
+    Raises:
+        FileNotFoundError: no such profile.
+        ValueError: the profile is not valid (the message names the problem).
+    """
+    candidate = Path(name_or_path)
+    if base is not None and not candidate.is_absolute():
+        candidate = base / candidate
+    if candidate.suffix == ".toml" and candidate.exists():
+        text, where = candidate.read_text(encoding="utf-8"), str(candidate)
+    else:
+        entry = resources.files("config").joinpath("mappings", f"{name_or_path}.toml")
+        if not entry.is_file():
+            raise FileNotFoundError(
+                f"no mapping profile {str(name_or_path)!r} (a .toml path or a name in config/mappings)"
+            )
+        text, where = entry.read_text(encoding="utf-8"), f"config/mappings/{name_or_path}.toml"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{where}: not valid TOML: {exc}") from None
+    try:
+        return Profile.model_validate({**data, "path": where})
+    except Exception as exc:
+        raise ValueError(f"{where}: {exc}") from None

@@ -1,0 +1,91 @@
+"""What every stage is a function of: a small, typed context, defined below the stages.
+
+A stage (``watch``, ``ingest``, ``submit``, ``track``, ``deliver``, ``receipts``…) receives a
+:class:`StageContext` — the state store, the centre port, the config and what was loaded from it,
+the audit log, the encrypted blobs, the document store, the trust anchors — and a
+:class:`Supervisor`, the daemon's side it reports to (pause, resume, wake) and asks (is the
+centre away, is an inbox there). It never receives the daemon itself, so a stage runs the same
+under the daemon, in the demo's loop, and in a test with a store of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from agent.centre.port import CentrePort
+from agent.config import AgentConfig, InboxConfig
+from agent.mapping import Profile
+from agent.pipeline.build import BuildContext
+from agent.pipeline.verify import TrustAnchors
+from agent.state.audit import AuditLog
+from agent.state.blobs import BlobStore
+from agent.state.store import StateStore
+from connectors.documents import DocumentStore
+from sdk.models import MaterialChecklist
+
+__all__ = ["StageContext", "Supervisor"]
+
+
+class Supervisor(Protocol):
+    """The daemon as the stages see it: told to pause, resume or wake; asked whether to go on."""
+
+    @property
+    def paused(self) -> str | None:
+        """Why submissions are paused (an error kind such as ``ChannelSuspended``), or None."""
+        ...
+
+    @property
+    def unreachable(self) -> bool:
+        """The centre could not be reached at the last attempt."""
+        ...
+
+    @property
+    def holding(self) -> bool:
+        """The centre is unreachable and it is not yet time to try again: send nothing."""
+        ...
+
+    def pause(self, kind: str, message: str) -> None:
+        """Stop submitting (the queue is kept) until the centre accepts the bank again; alert."""
+        ...
+
+    def resume(self, why: str) -> None: ...
+
+    def wake(self) -> None:
+        """Something changed: run the stages soon rather than at their next interval."""
+        ...
+
+    def inbox_available(self, inbox: InboxConfig) -> bool:
+        """Is the inbox folder there (and still the share it was)? If not, its exports and receipts wait."""
+        ...
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Everything a stage may use; built once by the daemon (:class:`agent.daemon.Agent`)."""
+
+    config: AgentConfig
+    store: StateStore
+    centre: CentrePort
+    audit: AuditLog
+    blobs: BlobStore
+    documents: DocumentStore
+    trust: TrustAnchors
+    profiles: Mapping[str, Profile]
+    checklists: Mapping[str, MaterialChecklist]
+    build: BuildContext
+    supervisor: Supervisor
+
+    def inbox(self, name: str) -> InboxConfig:
+        return next(i for i in self.config.inbox if i.name == name)
+
+    def inbox_folder(self, inbox: InboxConfig) -> Path:
+        return self.config.resolve(inbox.path)
+
+    def receipts_folder(self, inbox: InboxConfig) -> Path:
+        """Where the receipt files of ``inbox`` go: its own setting, else the profile's folder in the inbox."""
+        if inbox.receipts is not None:
+            return self.config.resolve(inbox.receipts)
+        return self.config.resolve(inbox.path) / self.profiles[inbox.name].receipts.folder

@@ -1,0 +1,195 @@
+"""Ingest: a complete export file → applications in the outbox, bad rows in quarantine.
+
+A file is identified by the SHA-256 of its content. Its encrypted copy is kept before anything
+else; then the whole file is admitted in one transaction (new applications, 补正 answers, row
+quarantines, its own record), and only then is it removed from the inbox. A crash before the
+commit leaves the file in the inbox to be read again; after it, the same content is recognised
+and not processed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from agent.config import InboxConfig
+from agent.mapping import FieldError, Profile, map_records
+from agent.pipeline.build import BuiltApplication, build
+from agent.pipeline.context import StageContext
+from agent.pipeline.outbox import IngestReport, admit, columns_of, quarantine_row
+from agent.state.store import now_iso
+from connectors.readers import read_export
+
+__all__ = ["IngestReport", "ingest_file", "process_export"]
+
+log = logging.getLogger("regbridge.agent.ingest")
+
+
+def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: Any = None) -> IngestReport:
+    """Read, admit and retire one complete export file."""
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    seen = ctx.store.file_seen(sha)
+    if seen is not None and seen["status"] != "reading":
+        ctx.audit.append("file.duplicate", path.name, "skipped", first_seen=seen["received_at"])
+        log.info("export already processed; skipped", extra={"file": path.name, "sha256": sha[:12]})
+        retire(path, inbox)
+        return IngestReport(path.name, sha, skipped=True)
+    copy = ctx.blobs.put(data)
+    ctx.store.record_file(
+        sha,
+        path=path.name,
+        inbox=inbox.name,
+        profile=ctx.profiles[inbox.name].name,
+        status="reading",
+        stored_copy=copy,
+    )
+    report = process_export(ctx, inbox, data, path.name, sha, progress=progress)
+    retire(path, inbox)
+    return report
+
+
+def record_excerpt(raw: str) -> str:
+    """A broken record as reports may show it: its leading key (the loan number, usually) and its size.
+
+    The rest can hold names and ID numbers in any position, so it is not shown; the whole record is
+    kept, sealed, in the stored copy of the export.
+    """
+    head = re.match(r"[A-Za-z0-9_.:-]{0,32}", raw.strip())
+    key = head.group(0) if head else ""
+    return f"{key}… ({len(raw)} characters; the rest is not shown, it may hold personal data)"
+
+
+def retire(path: Path, inbox: InboxConfig) -> None:
+    """The export is safe in the state store (encrypted): take it and its marker out of the inbox."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".done").unlink(missing_ok=True)
+
+
+def process_export(
+    ctx: StageContext, inbox: InboxConfig, data: bytes, label: str, sha: str, *, progress: Any = None
+) -> IngestReport:
+    profile: Profile = ctx.profiles[inbox.name]
+    inbox_path = ctx.config.resolve(inbox.path)
+    report = IngestReport(label, sha)
+    read = read_export(Path(label), profile.source.reader_options(), data)
+    report.encoding = read.encoding
+    if not read.file_error and not read.records and not read.errors:
+        read.file_error = "文件中没有读到任何记录：整个文件隔离，不作已处理 (the export yields no record)"
+    if read.file_error:
+        report.file_error = read.file_error
+        err = FieldError(None, "(file)", "", read.file_error, file=label)
+        with ctx.store.transaction():
+            qid = ctx.store.quarantine("file", [err.as_dict()], file_sha256=sha, path=label)
+            ctx.store.record_file(
+                sha, status="quarantined", rows_bad=1, records=0, encoding=read.encoding, reason=read.file_error
+            )
+        report.quarantined.append({"id": qid, "row": None, "errors": [err.as_dict()]})
+        write_report(ctx, inbox, report)
+        ctx.audit.append("file.quarantined", label, "quarantined", reason=read.file_error)
+        log.warning("export quarantined", extra={"file": label, "reason": read.file_error})
+        return report
+    mapped = map_records(read.records, profile, label)
+    built: list[tuple[BuiltApplication, dict[str, list[Any]]]] = []
+    for i, m in enumerate(mapped):
+        b = build(m, profile, ctx.build, inbox_path)
+        built.append((b, columns_of(b, m.provenance)))
+        if progress is not None:
+            progress(i + 1, len(mapped))
+    row_errors = [FieldError(e.row, "(record)", record_excerpt(e.raw), e.message, file=label) for e in read.errors]
+    any_bad = bool(row_errors) or any(b.errors for b, _ in built)
+    hold_all = profile.source.all_or_nothing and any_bad
+    # one transaction and one audit write (written just before the commit) for the whole export
+    report.records = len(read.records) + len(read.errors)
+    with ctx.store.transaction(), ctx.audit.batch():
+        for err in row_errors:
+            qid = ctx.store.quarantine("row", [err.as_dict()], file_sha256=sha, path=label, row=err.row)
+            report.quarantined.append({"id": qid, "row": err.row, "loan_no": None, "errors": [err.as_dict()]})
+            report.rows["quarantine"] += 1
+        for b, columns in built:
+            if b.errors or hold_all:
+                errors = [e.as_dict() for e in b.errors] or [
+                    FieldError(
+                        b.rows[0],
+                        "(file)",
+                        "",
+                        "the profile says all-or-nothing and another row of this file has errors",
+                        file=label,
+                    ).as_dict()
+                ]
+                quarantine_row(ctx, inbox, report, b, errors, sha, label)
+                report.rows["quarantine"] += len(b.rows)
+            else:
+                report.rows[admit(ctx, inbox, report, b, columns, sha, label)] += len(b.rows)
+        any_bad = any_bad or report.rows["quarantine"] > 0
+        status = "quarantined" if hold_all else ("partial" if any_bad else "done")
+        reason = None
+        if not report.balanced():  # every record is in one group, so this cannot be; if it were, never "done"
+            status, reason = (
+                "quarantined",
+                f"记录数不平衡 (accounting does not balance): {report.records} read, {report.rows}",
+            )
+            log.error("export accounting does not balance", extra={"file": label, "rows": report.rows})
+        ctx.store.record_file(
+            sha,
+            status=status,
+            rows_ok=len(report.queued) + len(report.supplements),
+            rows_bad=len(report.quarantined),
+            records=report.records,
+            encoding=read.encoding,
+            rows_queued=report.rows["queue"],
+            rows_supplement=report.rows["supplement"],
+            rows_duplicate=report.rows["duplicate"],
+            rows_quarantined=report.rows["quarantine"],
+            reason=reason,
+        )
+    if report.quarantined:
+        write_report(ctx, inbox, report)
+    ctx.audit.append(
+        "file.ingested",
+        label,
+        "partial" if any_bad else "ok",
+        queued=len(report.queued),
+        supplements=len(report.supplements),
+        quarantined=len(report.quarantined),
+        sha256=sha[:16],
+    )
+    log.info(
+        "export ingested",
+        extra={
+            "file": label,
+            "queued": len(report.queued),
+            "quarantined": len(report.quarantined),
+            "supplements": len(report.supplements),
+        },
+    )
+    ctx.supervisor.wake()
+    return report
+
+
+def write_report(ctx: StageContext, inbox: InboxConfig, report: IngestReport) -> Path:
+    """A readable quarantine report beside the inbox (values masked), for branch staff and bank IT."""
+    folder = ctx.config.resolve(inbox.path) / "quarantine"
+    lines = [f"文件 {report.file} (sha256 {report.sha256[:16]}…) 处理时间 {now_iso()}", ""]
+    if report.file_error:
+        lines += ["整个文件无法读取 (the whole file could not be read):", f"  {report.file_error}", ""]
+    for q in report.quarantined:
+        head = f"隔离编号 {q['id']}"
+        if q.get("loan_no"):
+            head += f"  贷款编号 {q['loan_no']}"
+        if q.get("row"):
+            head += f"  第 {q['row']} 行"
+        lines.append(head)
+        for e in q["errors"]:
+            shown = repr(e["value"]) if e["value"] else "(空)"
+            lines.append(f"  - 字段 {e['field']}: {shown}，应为 {e['expected']}")
+        lines.append("")
+    lines.append("修正后重新导出该行，或修正配置后运行: regbridge requeue <隔离编号>")
+    from sdk.support.files import atomic_write
+
+    path = folder / f"{Path(report.file).name}.{report.sha256[:8]}.txt"
+    atomic_write(path, "\n".join(lines).encode("utf-8"), mode=0o640)
+    return path

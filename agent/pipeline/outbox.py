@@ -1,0 +1,234 @@
+"""The outbox: what the stages write into the state store about an application, each in one transaction.
+
+- :func:`admit`: a built application enters the outbox (stage ``queued``) with its idempotency
+  keys, or answers an open 补正, or is recognised as a duplicate, or is refused as a second
+  application for the same loan operation;
+- :func:`quarantine_row`: a row that cannot be sent is held with its reasons, and the loan system
+  hears of it;
+- :func:`queue_receipt`: one receipt line for the loan system (once per application and kind);
+- :func:`finish_if_done`: an application is done when the centre finished it and every
+  certificate is stored.
+
+Nothing here reaches the network: the stages that do (submit, track, deliver) act on what was
+committed here first (persist first, act second).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import InboxConfig
+from agent.mapping import FieldError
+from agent.pipeline.build import BuiltApplication, payload_digest
+from agent.pipeline.context import StageContext
+from agent.state.store import AppRow, now_iso
+from sdk import new_idempotency_key
+from sdk.models import APPLICATION_TYPES, ApplicationStatus
+
+S = ApplicationStatus
+
+__all__ = ["IngestReport", "admit", "columns_of", "finish_if_done", "quarantine_row", "queue_receipt"]
+
+
+@dataclass
+class IngestReport:
+    file: str
+    sha256: str
+    queued: list[str] = field(default_factory=list)
+    supplements: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    file_error: str | None = None
+    skipped: bool = False
+    encoding: str | None = None
+    #: records (rows) read, and where each went: the accounting of the export
+    records: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: {"queue": 0, "supplement": 0, "duplicate": 0, "quarantine": 0})
+
+    @property
+    def rows_bad(self) -> int:
+        return len(self.quarantined)
+
+    def balanced(self) -> bool:
+        """records read = rows queued + rows answering a 补正 + rows named as duplicates + rows quarantined."""
+        return self.records == sum(self.rows.values())
+
+
+def columns_of(built: BuiltApplication, provenance: dict[str, Any]) -> dict[str, list[Any]]:
+    out = {}
+    for path, prov in provenance.items():
+        pointer = "/" + path.replace("[", ".").replace("]", "").replace(".", "/")
+        out[pointer] = [prov.row, prov.column]
+    return out
+
+
+def queue_receipt(ctx: StageContext, app: AppRow, kind: str, event: str, **fields: Any) -> None:
+    """Queue one receipt line for the loan system (once per application and kind)."""
+    source = app.source[-1] if app.source else {}
+    payload = {
+        "loan_no": app.loan_no,
+        "reference": app.reference,
+        "type": app.type,
+        "type_name": APPLICATION_TYPES[app.type].business_name if app.type in APPLICATION_TYPES else app.type,
+        "event": event,
+        "application_id": app.application_id,
+        "file": source.get("file"),
+        "rows": ",".join(str(r) for r in source.get("rows", [])),
+        "at": now_iso(),
+        **{k: v for k, v in fields.items() if v is not None},
+    }
+    ctx.store.add_receipt(app.reference, kind, app.inbox, payload)
+
+
+def quarantine_row(
+    ctx: StageContext,
+    inbox: InboxConfig,
+    report: IngestReport,
+    b: BuiltApplication,
+    errors: list[dict[str, Any]],
+    sha: str,
+    label: str,
+) -> None:
+    qid = ctx.store.quarantine(
+        "row",
+        errors,
+        file_sha256=sha,
+        path=label,
+        row=b.rows[0],
+        loan_no=b.loan_no or None,
+        reference=b.reference or None,
+    )
+    report.quarantined.append({"id": qid, "row": b.rows[0], "loan_no": b.loan_no, "errors": errors})
+    reason = "；".join(f"第{e['row']}行 {e['field']}: 应为 {e['expected']}" for e in errors)
+    ctx.store.add_receipt(
+        b.reference or f"row-{sha[:8]}-{b.rows[0]}",
+        f"quarantined:{qid}",
+        inbox.name,
+        {
+            "loan_no": b.loan_no,
+            "reference": b.reference,
+            "type": b.type,
+            "event": "quarantined",
+            "status": "数据有误，未提交",
+            "reason": reason,
+            "file": label,
+            "rows": b.rows,
+        },
+    )
+    ctx.audit.append("row.quarantined", b.reference or label, "quarantined", row=b.rows[0], errors=len(errors))
+
+
+def admit(
+    ctx: StageContext,
+    inbox: InboxConfig,
+    report: IngestReport,
+    b: BuiltApplication,
+    columns: dict[str, list[Any]],
+    sha: str,
+    label: str,
+) -> str:
+    """Queue a built application, or answer the 补正 it corrects; the accounting bucket its rows go to."""
+    store = ctx.store
+    digest = payload_digest(b.payload)
+    source = {"file": label, "sha256": sha, "rows": b.rows, "columns": columns}
+    existing = store.application(b.reference)
+    if existing is None:
+        store.add_application(
+            {
+                "reference": b.reference,
+                "loan_no": b.loan_no,
+                "type": b.type,
+                "inbox": inbox.name,
+                "profile": ctx.profiles[inbox.name].name,
+                "source": [source],
+                "payload": b.payload,
+                "payload_sha256": digest,
+                "idem_create": new_idempotency_key(),
+                "idem_submit": new_idempotency_key(),
+                "materials": b.materials,
+            }
+        )
+        store.resolve_quarantine_for(b.loan_no, b.reference)
+        report.queued.append(b.reference)
+        ctx.audit.append("application.queued", b.reference, "ok", type=b.type, file=label, row=b.rows[0])
+        return "queue"
+    if existing.centre_status == "correction_required" and existing.stage == "tracking":
+        answer = _supplement_from_row(ctx, existing, b, digest)
+        if answer:
+            store.update_application(
+                b.reference,
+                stage="supplementing",
+                next_attempt_at=0,
+                attempts=0,
+                supplement=answer,
+                idem_supplement=new_idempotency_key(),
+                source=json.dumps([*existing.source, source], ensure_ascii=False),
+                note="补正 answered by a corrected row",
+            )
+            store.resolve_quarantine_for(b.loan_no, b.reference)
+            report.supplements.append(b.reference)
+            ctx.audit.append("correction.answer_queued", b.reference, "ok", file=label, row=b.rows[0])
+            return "supplement"
+    if store.payload_sha256(b.reference) == digest:
+        report.duplicates.append(b.reference)
+        ctx.audit.append("row.duplicate", b.reference, "skipped", file=label, row=b.rows[0])
+        return "duplicate"
+    state = existing.centre_status or existing.stage
+    quarantine_row(
+        ctx,
+        inbox,
+        report,
+        b,
+        [
+            FieldError(
+                b.rows[0],
+                ctx.profiles[inbox.name].identity.loan_no,
+                b.loan_no,
+                f"a new operation: {b.reference} was already sent and is {state}; a different application for "
+                "the same loan needs its own operation number",
+                file=label,
+            ).as_dict()
+        ],
+        sha,
+        label,
+    )
+    return "quarantine"
+
+
+def _supplement_from_row(ctx: StageContext, existing: Any, b: BuiltApplication, digest: str) -> dict[str, Any] | None:
+    """What a corrected row adds: the corrected application (if it differs) and new or changed materials."""
+    old = {m["material_id"]: m for m in ctx.store.materials(existing.reference)}
+    changed = [m for m in b.materials if m["id"] not in old or old[m["id"]]["sha256"] != m["sha256"]]
+    corrected = b.payload if ctx.store.payload_sha256(existing.reference) != digest else None
+    if corrected is None and not changed:
+        return None
+    if corrected is not None:
+        # keep the materials the centre already holds that the corrected row does not carry
+        listed = {m["id"] for m in corrected["materials"]}
+        corrected["materials"] += [m for m in existing.payload["materials"] if m["id"] not in listed]
+    return {
+        "corrected": corrected,
+        "materials": changed,
+        "payload_sha256": digest,
+        "idem_submit": new_idempotency_key(),
+        "at": now_iso(),
+    }
+
+
+def finish_if_done(ctx: StageContext, reference: str) -> None:
+    """An application is done when the centre finished it and every certificate is stored."""
+    app = ctx.store.application(reference)
+    if app is None or app.stage in ("done", "rejected", "quarantined") or app.centre_status != S.COMPLETED.value:
+        return
+    certs = ctx.store.certificates(reference=reference)
+    if any(c["stage"] != "stored" for c in certs):
+        return
+    if not certs and app.type != "mortgage_discharge":
+        ctx.store.flag(reference, "needs_refresh", 1)  # a certificate id we have not heard of yet
+        return
+    ctx.store.update_application(reference, stage="done", note="办结")
+    if app.type == "mortgage_discharge":
+        queue_receipt(ctx, app, "completed", "registered", status="注销登记已办结")
+    ctx.audit.append("application.done", reference, "ok", certificates=len(certs))
