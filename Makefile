@@ -35,7 +35,7 @@ bench: system-deps $(STAMP)
 # the reliability and security suites at full size (docs/reliability.md); make test runs them bounded
 proof: system-deps $(STAMP)
 	rm -f proof-results.jsonl
-	REGBRIDGE_PROOF=full REGBRIDGE_PROOF_OUT=proof-results.jsonl $(BIN)/pytest -q tests/reliability tests/security tests/agent/test_crash.py
+	REGBRIDGE_PROOF=full REGBRIDGE_PROOF_OUT=proof-results.jsonl $(BIN)/pytest -q tests/reliability tests/security tests/agent/daemon/test_crash.py
 
 # Debian packages the tests use: poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates),
 # systemd's systemd-analyze (the installer's unit is verified with it).

@@ -24,9 +24,9 @@ from typing import Any
 from agent import demo_data
 from agent.config import load_config
 from agent.daemon import Agent
-from agent.enrol import enrol
 from agent.logs import setup_logging
 from agent.state.audit import verify_audit
+from installer.enrol import enrol
 from sdk.support.files import atomic_write
 
 __all__ = ["EXPECTED", "run_demo"]

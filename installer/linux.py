@@ -166,7 +166,7 @@ def install(
     say: Any = print,
 ) -> dict[str, Any]:
     """Install the agent as ``plan`` says; enrol it when given a ``bundle``. Safe to run again."""
-    from agent.enrol import enrol
+    from installer.enrol import enrol
     from sdk.support.files import atomic_write
 
     uid, gid = _ensure_user(plan.user, plan.state_dir, say)

@@ -11,7 +11,7 @@ import pytest
 from agent import demo_data
 from agent.config import load_config
 from agent.daemon import Agent
-from agent.enrol import enrol
+from installer.enrol import enrol
 from sandbox.local import LocalCentre
 
 SECRET = b"test-agent-secret"

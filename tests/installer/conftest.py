@@ -1,1 +1,1 @@
-from tests.agent.conftest import centre  # noqa: F401 - the sandbox centre fixture, shared
+from tests.agent.conftest import branch, centre  # noqa: F401 - the sandbox centre and branch fixtures, shared

@@ -16,7 +16,7 @@ from sandbox import samples
 from sandbox.pki import CentreKeys
 from sdk.signing import KeySigner, sign_request
 
-from .conftest import Branch, drop, mortgage_export
+from ..conftest import Branch, drop, mortgage_export
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from sandbox import register
 from sandbox.local import LocalCentre
 from tests import proof
 
-from .conftest import SECRET, drop, make_branch
+from ..conftest import SECRET, drop, make_branch
 
 UNITS = [n for n in range(1, proof.size(60, 200) + 2) if n != register.SEIZED_UNIT]  # first mortgages
 

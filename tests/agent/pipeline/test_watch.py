@@ -9,7 +9,7 @@ from pathlib import Path
 from agent.pipeline import watch
 from agent.pipeline.watch import InboxWatcher, ready_files
 
-from .conftest import Branch, make_branch
+from ..conftest import Branch, make_branch
 
 
 def _branch(centre: object, tmp_path: Path, completion: str, **extra: object) -> Branch:

@@ -18,7 +18,7 @@ from agent.state.status import snapshot
 from sandbox import register
 from sandbox.pki import CentreKeys
 
-from .conftest import Branch, drop, mortgage_export
+from ..conftest import Branch, drop, mortgage_export
 
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
 
@@ -193,7 +193,7 @@ format = "json"
         encoding="utf-8",
     )
     from agent.config import load_config
-    from agent.enrol import render_config
+    from installer.enrol import render_config
 
     cfg = load_config(branch.config).model_dump(mode="json")
     cfg["inbox"] = [{"name": "fourth", "path": "inbox/fourth", "profile": str(profile), "completion": "rename"}]
@@ -321,7 +321,7 @@ def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: B
 
 
 def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_path: Path) -> None:
-    from .conftest import make_branch
+    from ..conftest import make_branch
 
     branch = make_branch(centre, tmp_path / "b", fees={"auto_pay": True, "daily_cap": "100.00"})
     agent = branch.agent()

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from agent import demo_data
 from agent.cli import app
 
-from .conftest import SECRET, Branch, drop, mortgage_export
+from ..conftest import SECRET, Branch, drop, mortgage_export
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 runner = CliRunner()
 
 

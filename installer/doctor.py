@@ -30,8 +30,8 @@ import sdk
 from agent.centre.client import centre_client, centre_clock_skew, centre_transport
 from agent.config import AgentConfig, load_config
 from agent.credentials.custody import custody_for
-from agent.enrol import MAX_CLOCK_SKEW
 from agent.state.secrets import SecretUnavailable, load_secret
+from installer.enrol import MAX_CLOCK_SKEW
 
 __all__ = ["Finding", "diagnose"]
 

@@ -12,7 +12,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from agent.daemon import run_daemon
 from agent.daemon.scheduler import _Kickable
 
-from .conftest import Branch
+from ..conftest import Branch
 
 
 def _scheduler_with(job_fn: object, stop: threading.Event) -> tuple[BackgroundScheduler, _Kickable]:

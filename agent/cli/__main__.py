@@ -1,0 +1,5 @@
+"""``python -m agent.cli``: the ``regbridge`` command."""
+
+from agent.cli import main
+
+main()

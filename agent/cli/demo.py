@@ -1,0 +1,62 @@
+"""``regbridge demo``: the sandbox centre, an agent and sample exports, end to end, with a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def demo(
+    workdir: Path = typer.Option(Path("regbridge-demo"), "--dir", help="Where the demo works (emptied first)."),
+) -> None:
+    """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.demo import run_demo
+
+    console = Console()
+    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text))
+    table = Table(title="RegBridge demo: every loan operation")
+    for col in ("贷款编号", "业务", "结果", "不动产登记证明号 / 原因", "证书位置"):
+        table.add_column(col, overflow="fold")
+    from sdk.models import APPLICATION_TYPES
+
+    outcome = {"not_accepted": "不予受理", "refused": "不予登记", "cancelled": "作废", "withdrawn": "撤回"}
+    for a in summary["applications"]:
+        label = APPLICATION_TYPES[a["type"]].business_name
+        if a["stage"] == "done":
+            state = "[green]已办结[/]" + (" (经补正)" if "correction_required" in a["history"] else "")
+        else:
+            state = f"[red]{outcome.get(a['centre_status'], a['stage'])}[/]"
+        numbers = "\n".join(c["number"] + (" [dim](已注销)[/]" if c["superseded"] else "") for c in a["certificates"])
+        folders = sorted({str(Path(c["document"]).parent) + "/" for c in a["certificates"] if c["document"]})
+        table.add_row(a["loan_no"], label, state, numbers or (a["reason"] or ""), "\n".join(folders))
+    for q in summary["quarantined"]:
+        row = f" 第{q['row']}行" if q["row"] else ""
+        reasons = "\n".join(r if len(r) < 90 else r[:87] + "…" for r in q["reasons"])
+        table.add_row(q["loan_no"] or "?", f"{q['file']}{row}", "[yellow]已隔离[/]", reasons, "")
+    console.print(table)
+    console.print(
+        f"paper originals: transmittal {summary['transmittal']['id']} lists {summary['transmittal']['count']}"
+        f" application(s) ({summary['transmittal']['pdf']})"
+    )
+    console.print(
+        f"audit chain: {'intact' if summary['audit']['ok'] else 'BROKEN'}, {summary['audit']['records']} records"
+    )
+    console.print("where to look:")
+    for what, where in summary["where"].items():
+        console.print(f"  {what}: {', '.join(where) if isinstance(where, list) else where}")
+    console.print(f"finished in {summary['seconds']} s")
+    if summary["problems"]:
+        for p in summary["problems"]:
+            console.print(f"[bold red]✗ {p}[/]")
+        raise typer.Exit(1)
+    console.print("[bold green]✓ every application reached its expected end[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,0 +1,101 @@
+"""``regbridge keys show | rotate``: the branch's signing keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agent.cli.common import CONFIG, config_and_secret
+
+__all__ = ["keys_app"]
+
+
+keys_app = typer.Typer(help="The branch's signing keys.", no_args_is_help=True)
+
+
+@keys_app.command("show")
+def keys_show(
+    config: Path = CONFIG,
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the centre."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable."),
+) -> None:
+    """Fingerprint, algorithm, age and keeping of each key; the centre's view; expiry warnings."""
+    from agent.centre.client import centre_client
+    from agent.credentials.custody import custody_for
+
+    cfg, secret = config_and_secret(config)
+    custody = custody_for(cfg, secret)
+    at_centre: dict[str, Any] = {}
+    if not offline:
+        try:
+            with centre_client(cfg, custody.signer(cfg.centre.key_id)) as client:
+                at_centre = {r.key_id: r for r in client.credentials.list()}
+        except Exception as exc:
+            typer.secho(f"the centre could not be asked: {exc}", fg="yellow", err=True)
+    rows, warnings = [], []
+    for e in custody.entries():
+        record = at_centre.get(e.key_id or "")
+        rows.append(
+            {
+                "key_id": e.key_id,
+                "state": "in use" if e.key_id == cfg.centre.key_id else e.state,
+                "algorithm": e.algorithm,
+                "fingerprint": e.fingerprint,
+                "age_days": round(e.age_days, 1),
+                "kept": custody.where(e) if e.state != "retired" else "erased",
+                "at_centre": (record.status + (f", revoked at {record.revoke_at}" if record.revoke_at else ""))
+                if record
+                else None,
+                "retire_at": e.retire_at,
+            }
+        )
+        if e.key_id == cfg.centre.key_id and e.age_days > cfg.centre.key_max_age_days:
+            warnings.append(f"key {e.key_id} is {e.age_days:.0f} days old: rotate it (regbridge keys rotate)")
+        if e.key_id == cfg.centre.key_id and record is not None and record.revoke_at:
+            warnings.append(f"the centre retires the key in use at {record.revoke_at}: rotate now")
+        if e.state == "pending":
+            warnings.append("a rotation was interrupted: run regbridge keys rotate again to finish it")
+    if as_json:
+        typer.echo(json.dumps({"keys": rows, "warnings": warnings}, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"keys of {cfg.centre.institution_id} ({cfg.centre.institution_name})")
+    for r in rows:
+        typer.echo(
+            f"\n{r['key_id'] or '(pending)'}  {r['state']}  {r['algorithm']}  {r['age_days']} days old"
+            f"  at the centre: {r['at_centre'] or '?'}"
+        )
+        typer.echo(f"  fingerprint {r['fingerprint']}\n  kept in {r['kept']}")
+        if r["retire_at"] and r["state"] == "previous":
+            typer.echo(f"  erased here after {r['retire_at']}")
+    for w in warnings:
+        typer.secho(f"! {w}", fg="yellow")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    config: Path = CONFIG,
+    grace: int = typer.Option(86400, "--grace", min=0, help="Seconds the old key stays valid (requests in flight)."),
+    algorithm: str = typer.Option(None, "--algorithm", help="Default: the current key's."),
+) -> None:
+    """Register a new key authorised by the current one; a running agent switches to it within a second."""
+    from agent.credentials.rotation import rotate
+    from agent.state.audit import AuditLog
+
+    cfg, secret = config_and_secret(config)
+    try:
+        result = rotate(cfg, secret, grace_seconds=grace, algorithm=algorithm)  # type: ignore[arg-type]
+    except Exception as exc:
+        from sdk.privacy import mask_text
+
+        typer.secho(f"rotation failed (run it again to finish it): {mask_text(str(exc))}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    AuditLog(cfg.resolve(cfg.data_dir) / "audit.log").append(
+        "key.rotated", f"{result.old_key_id}->{result.new_key_id}", "ok", retire_at=result.retire_at
+    )
+    typer.echo(
+        f"{'finished the interrupted rotation: ' if result.resumed else ''}signing key is now {result.new_key_id};"
+        f" {result.old_key_id} stays valid until {result.retire_at}, then the centre revokes it"
+    )

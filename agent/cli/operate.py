@@ -1,0 +1,182 @@
+"""``regbridge run | status | requeue | ingest | transmittal``: the agent's day-to-day operation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from agent.cli.common import CONFIG, open_agent
+
+__all__ = ["register"]
+
+
+def run(
+    config: Path = CONFIG,
+    until_idle: bool = typer.Option(
+        False, "--until-idle", help="Work until nothing is left to do, then exit (cron or batch use, tests)."
+    ),
+    timeout: float = typer.Option(600.0, help="With --until-idle: give up after this many seconds (exit 3)."),
+) -> None:
+    """Run the agent as a daemon (SIGTERM for a clean stop), or once until idle."""
+    from agent.daemon import AgentBusy, run_daemon
+
+    agent = open_agent(config, quiet=False)
+    try:
+        agent.lock_instance()
+    except AgentBusy as exc:
+        agent.close()
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    if not until_idle:
+        run_daemon(agent)
+        return
+    try:
+        idle = agent.run_until_idle(timeout)
+    finally:
+        agent.close()
+    if not idle:
+        typer.secho(f"work left after {timeout:g} s; see `regbridge status`", fg="yellow", err=True)
+        raise typer.Exit(3)
+
+
+def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
+    """The queue by state, errors, quarantine, deadlines, unpaid fees and alerts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.state.status import snapshot
+
+    agent = open_agent(config)
+    try:
+        snap = snapshot(agent.store)
+    finally:
+        agent.close()
+    if as_json:
+        typer.echo(json.dumps(snap, ensure_ascii=False, indent=2))
+        return
+    console = Console()
+    if snap["paused"]:
+        console.print(f"[bold red]submissions paused: {snap['paused']}[/]")
+    table = Table(title="Applications by stage")
+    table.add_column("stage")
+    table.add_column("count", justify="right")
+    for stage, n in sorted(snap["stages"].items()):
+        table.add_row(stage, str(n))
+    console.print(table)
+    for title, key in (
+        ("Quarantine", "quarantine"),
+        ("补正 deadlines", "deadlines"),
+        ("Errors", "errors"),
+        ("Unpaid fees", "fees_unpaid"),
+        ("Alerts", "alerts"),
+    ):
+        items = snap[key]
+        if not items:
+            continue
+        t = Table(title=title)
+        for col in items[0]:
+            t.add_column(col)
+        for item in items:
+            t.add_row(
+                *[("; ".join(v) if isinstance(v, list) else str(v if v is not None else "")) for v in item.values()]
+            )
+        console.print(t)
+    console.print(f"paper originals owed to the centre: {snap['paper_owed']}")
+
+
+def requeue(
+    items: list[int] = typer.Argument(None, help="Quarantine ids (see `regbridge status`)."),
+    all_open: bool = typer.Option(False, "--all", help="Every open quarantine item."),
+    config: Path = CONFIG,
+) -> None:
+    """Try quarantined items again after the cause was fixed."""
+    from agent.pipeline.requeue import requeue as do_requeue
+
+    agent = open_agent(config)
+    try:
+        ids = [q["id"] for q in agent.store.quarantined()] if all_open else list(items or [])
+        if not ids:
+            typer.echo("nothing to requeue")
+            return
+        bad = 0
+        for item in ids:
+            result = do_requeue(agent.context, item)
+            colour = "green" if result.outcome == "requeued" else "yellow"
+            typer.secho(f"{item}: {result.outcome} {result.detail}", fg=colour)
+            bad += result.outcome != "requeued"
+    finally:
+        agent.close()
+    if bad:
+        raise typer.Exit(1)
+
+
+def ingest(
+    export: Path = typer.Argument(..., help="An export file to read now."),
+    inbox: str = typer.Option(..., "--inbox", help="The inbox whose profile reads it."),
+    config: Path = CONFIG,
+) -> None:
+    """Ingest one export now, with a progress bar (long imports); the daemon sends it."""
+    from rich.progress import Progress
+
+    from agent.pipeline.ingest import ingest_file
+
+    agent = open_agent(config)
+    try:
+        target = agent.context.inbox(inbox)
+    except StopIteration:
+        typer.secho(f"no inbox {inbox!r} in {config}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with Progress() as bar:
+            task = bar.add_task(f"reading {export.name}", total=None)
+            report = ingest_file(
+                agent.context,
+                target,
+                export,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        agent.close()
+    typer.echo(
+        f"queued {len(report.queued)}, 补正 answers {len(report.supplements)}, duplicates "
+        f"{len(report.duplicates)}, quarantined {len(report.quarantined)}"
+        + (" (already processed)" if report.skipped else "")
+    )
+
+
+def transmittal(
+    config: Path = CONFIG,
+    out: Path = typer.Option(None, "--out", help="Folder for the CSV and PDF (default: transmittal_dir)."),
+    confirm: str = typer.Option(None, "--confirm", help="Mark this transmittal's originals as delivered."),
+) -> None:
+    """The list of paper originals owed to the centre (CSV + printable PDF), or confirm a delivery."""
+    from agent.pipeline.transmittal import make_transmittal
+
+    agent = open_agent(config)
+    try:
+        if confirm:
+            try:
+                n = agent.store.confirm_transmittal(confirm)
+            except KeyError:
+                typer.secho(f"no transmittal {confirm}", fg="red", err=True)
+                raise typer.Exit(1) from None
+            agent.audit.append("transmittal.delivered", confirm, "ok", applications=n)
+            typer.echo(f"{confirm}: {n} application(s) marked delivered")
+            return
+        result = make_transmittal(agent.context, out or agent.config.resolve(agent.config.transmittal_dir))
+    finally:
+        agent.close()
+    if not result.count:
+        typer.echo("no paper originals are owed")
+        return
+    typer.echo(f"{result.id}: {result.count} application(s)\n  {result.csv_path}\n  {result.pdf_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(status)
+    app.command()(requeue)
+    app.command()(ingest)
+    app.command()(transmittal)

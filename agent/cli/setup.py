@@ -1,0 +1,153 @@
+"""``regbridge enroll | doctor | install | uninstall``: setup-time work, done by :mod:`installer`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agent.cli.common import CONFIG, read_bundle
+
+__all__ = ["register"]
+
+
+def enroll(
+    bundle: Path = typer.Argument(..., help="The enrolment bundle (JSON) the centre issued."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to write agent.toml and keys/."),
+    inbox: list[str] = typer.Option(
+        ["corebank=inbox/corebank:corebank_csv"], "--inbox", help="NAME=PATH:PROFILE, repeatable."
+    ),
+    key_store: str = typer.Option(
+        "auto", "--key-store", help="auto (the OS keyring where one works, else a file), keyring or file."
+    ),
+    algorithm: str = typer.Option("ed25519", "--algorithm", help="ed25519 or ecdsa-p256-sha256."),
+    fingerprint: str = typer.Option(
+        None, "--fingerprint", help="The centre key's fingerprint as the centre published it (checked)."
+    ),
+) -> None:
+    """Enrol this agent with a centre: a key made here, registered with the bundle's one-time token."""
+    from installer.enrol import BundleError, enrol
+
+    if key_store not in ("auto", "keyring", "file") or algorithm not in ("ed25519", "ecdsa-p256-sha256"):
+        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519 or ecdsa-p256-sha256", fg="red")
+        raise typer.Exit(2)
+    inboxes = _parse_inboxes(inbox)
+    doc = read_bundle(bundle, "enrolment")
+    try:
+        done = enrol(
+            doc,
+            directory,
+            inboxes=inboxes,
+            key_store=key_store,  # type: ignore[arg-type]
+            algorithm=algorithm,  # type: ignore[arg-type]
+            expected_fingerprint=fingerprint,
+        )
+    except BundleError as exc:
+        typer.secho(f"enrolment failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # the centre's refusal (used token…) or the filesystem
+        from sdk.privacy import mask_text
+
+        typer.secho(f"enrolment failed: {mask_text(str(exc))}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    if done.already:
+        typer.echo(f"already enrolled (key {done.key_id}); nothing changed. Config: {done.path}")
+        return
+    typer.echo(f"enrolled: key {done.key_id}, kept in {done.key_where}")
+    if done.secret_where:
+        typer.echo(f"agent secret made and kept in {done.secret_where}")
+    typer.echo(f"config written to {done.path}; next: regbridge doctor -c {done.path}")
+
+
+def doctor(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
+    """Check config, key, clock, centre, folders, disk, document store and trust anchors; exit 1 on a failure."""
+    from installer.doctor import diagnose
+
+    findings = diagnose(config)
+    if as_json:
+        typer.echo(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"regbridge doctor: {config}")
+        for col in ("", "check", "finding", "fix"):
+            table.add_column(col, overflow="fold")
+        mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+        for f in findings:
+            table.add_row(mark[f.status], f.check, f.detail, f.hint)
+        Console().print(table)
+    if any(f.status == "fail" for f in findings):
+        raise typer.Exit(1)
+
+
+def _parse_inboxes(specs: list[str]) -> list[dict[str, Any]]:
+    inboxes = []
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        path, _, profile = rest.rpartition(":")
+        if not (name and path and profile):
+            typer.secho(f"--inbox {spec!r}: expected NAME=PATH:PROFILE", fg="red", err=True)
+            raise typer.Exit(2)
+        inboxes.append({"name": name, "path": path, "profile": profile})
+    return inboxes
+
+
+def _install_plan(root: Path, user: str, executable: Path | None, inbox: list[str]) -> Any:
+    import shutil
+    import sys
+
+    from installer.linux import InstallPlan
+
+    plan = InstallPlan(root=root.resolve(), user=user)
+    found = shutil.which("regbridge") or str(Path(sys.executable).parent / "regbridge")
+    plan.executable = (executable or Path(found)).resolve()
+    plan.inboxes = [{**i, "path": str(plan.path(i["path"]))} for i in _parse_inboxes(inbox)]
+    return plan
+
+
+def install(
+    bundle: Path = typer.Option(None, "--bundle", help="Enrol with this bundle as part of the install."),
+    inbox: list[str] = typer.Option(
+        ["corebank=/srv/regbridge/inbox/corebank:corebank_csv"], "--inbox", help="NAME=PATH:PROFILE, repeatable."
+    ),
+    root: Path = typer.Option(Path("/"), "--root", help="Install under this folder instead of / (staging, tests)."),
+    user: str = typer.Option("regbridge", "--user", help="The service user (created if missing)."),
+    executable: Path = typer.Option(None, "--bin", help="The regbridge executable the unit runs."),
+    key_store: str = typer.Option("file", "--key-store", help="file (headless servers) or keyring."),
+    start: bool = typer.Option(True, "--start/--no-start", help="Enable and start the unit (systemd)."),
+    watchdog: int = typer.Option(120, "--watchdog", min=10, help="WatchdogSec of the unit."),
+) -> None:
+    """Install the agent as a hardened systemd service: a service user, tight folders, the unit (Linux)."""
+    from installer.enrol import BundleError
+    from installer.linux import install as do_install
+
+    plan = _install_plan(root, user, executable, inbox)
+    plan.watchdog_seconds = watchdog
+    doc = read_bundle(bundle, "install") if bundle is not None else None
+    try:
+        result = do_install(plan, bundle=doc, key_store=key_store, start=start, say=typer.echo)
+    except (BundleError, PermissionError, RuntimeError, OSError) as exc:
+        typer.secho(f"install failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"installed; config {result['config']}; check it with: regbridge doctor -c {result['config']}")
+
+
+def uninstall(
+    root: Path = typer.Option(Path("/"), "--root", help="The folder it was installed under."),
+    user: str = typer.Option("regbridge", "--user", help="The service user."),
+    purge: bool = typer.Option(False, "--purge", help="Also remove config, keys, state and the service user."),
+) -> None:
+    """Stop and remove the service; config, keys and state are kept unless --purge."""
+    from installer.linux import uninstall as do_uninstall
+
+    do_uninstall(_install_plan(root, user, None, []), purge=purge, say=typer.echo)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(enroll)
+    app.command()(doctor)
+    app.command()(install)
+    app.command()(uninstall)
