@@ -37,7 +37,6 @@ from agent.pipeline.ingest import ingest_file
 from agent.pipeline.receipts import write_receipts
 from agent.pipeline.submit import submit_due
 from agent.pipeline.track import find_supplement_materials, pay_due, poll_events, refresh_due
-from agent.pipeline.verify import TrustAnchors
 from agent.pipeline.watch import is_mount_point, ready_files
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
@@ -46,6 +45,7 @@ from agent.state.sqlite import SQLiteStore
 from agent.state.store import FINAL_STAGES
 from config import load_checklists
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
+from sdk.certificates import TrustAnchors
 from sdk.support import failpoints
 
 __all__ = ["Agent", "AgentBusy", "Progress", "make_document_store"]

@@ -19,11 +19,11 @@ from agent.centre.port import CentrePort
 from agent.config import AgentConfig, InboxConfig
 from agent.mapping import Profile
 from agent.pipeline.build import BuildContext
-from agent.pipeline.verify import TrustAnchors
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
 from agent.state.store import StateStore
 from connectors.documents import DocumentStore
+from sdk.certificates import TrustAnchors
 from sdk.models import MaterialChecklist
 
 __all__ = ["StageContext", "Supervisor"]

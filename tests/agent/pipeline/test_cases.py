@@ -11,9 +11,9 @@ import pytest
 
 from agent import demo_data
 
-from .conftest import Branch, drop
+from ..conftest import Branch, drop
 
-CASES = Path(__file__).resolve().parents[1] / "data" / "cases" / "ingest"
+CASES = Path(__file__).resolve().parents[2] / "data" / "cases" / "ingest"
 INBOX_OF = {".xlsx": "presale", ".dat": "legacy", ".csv": "corebank"}
 LOANS = {
     "corebank": [(f"CB-{n}", "mortgage_first") for n in (501, 602, 801, 802, 803, 804)],
