@@ -228,7 +228,7 @@ def load_config(path: Path) -> AgentConfig:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
     token = _TOML_FILE.set(path)
     try:
-        config = AgentConfig()  # type: ignore[call-arg]  # the sources fill it
+        config = AgentConfig()  # the sources fill it
     except ValidationError as exc:
         raise ValueError(f"{path}: {_describe(exc)}") from None
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from agent import demo_data
+from agent.demo import samples
 from agent.pipeline.ingest import ingest_file
 from bench.common import Result
 from config import load_checklists
@@ -55,10 +55,10 @@ def _export(rows: int, materials: Path) -> tuple[bytes, list[dict[str, str]]]:
     manifest = ";".join(f"{code}:shared_{code}.pdf" for code in codes)
     records = []
     for i in range(rows):
-        [row] = demo_data.mortgage_rows(f"IN-{i:06d}", units[i % len(units)], amount="100")
+        [row] = samples.mortgage_rows(f"IN-{i:06d}", units[i % len(units)], amount="100")
         records.append({**row, MANIFEST: manifest})
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, [*demo_data.COREBANK_COLUMNS, MANIFEST], lineterminator="\r\n")
+    writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, MANIFEST], lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(records)
     return buf.getvalue().encode("gb18030"), records

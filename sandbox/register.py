@@ -42,6 +42,7 @@ __all__ = [
     "Register",
     "Right",
     "Unit",
+    "location",
     "notice_certificate",
     "owners_of",
     "seed_mortgage_certificate",
@@ -113,7 +114,8 @@ def owners_of(n: int) -> list[NaturalPerson | Organisation]:
     return owners
 
 
-def _location(n: int) -> str:
+def location(n: int) -> str:
+    """The seeded unit ``n``'s 坐落 (its address), as the register and the sample exports write it."""
     building, room = divmod(n - 1, 20)
     return f"合肥市长丰县双凤大道{88 + building}号示例花园{building + 1}幢{(room // 4) + 1}{room % 4 + 1:02d}室"
 
@@ -189,7 +191,7 @@ class Register:
                     "INSERT INTO units VALUES (?, ?, ?, ?, ?, ?)",
                     uid,
                     n,
-                    _location(n),
+                    location(n),
                     "2",
                     title_certificate(n),
                     json.dumps(owners, ensure_ascii=False),

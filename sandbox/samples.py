@@ -52,7 +52,7 @@ def unit(n: int = 1) -> PropertyUnit:
     """Seeded unit ``n`` of the sandbox's register (see sandbox.register)."""
     return PropertyUnit(
         unit_id=register.unit_id(n),
-        location=register._location(n),
+        location=register.location(n),
         title_certificate=register.title_certificate(n),
     )
 

@@ -43,7 +43,7 @@ def set_config_key_id(path: Path, key_id: str) -> None:
     import tomlkit
 
     doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    doc["centre"]["key_id"] = key_id  # type: ignore[index]
+    doc["centre"]["key_id"] = key_id
     before = path.stat()
     atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode=before.st_mode & 0o777)
     if os.geteuid() == 0:  # root rotating an installed agent: the service user must still read it

@@ -30,6 +30,7 @@ import signal
 import threading
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from agent.daemon.agent import Agent
@@ -94,6 +95,13 @@ class _Kickable:
         if not self._running:
             with contextlib.suppress(Exception):  # the scheduler may be shutting down
                 self.scheduler.modify_job(self.job_id, next_run_time=datetime.now(self.scheduler.timezone))
+
+
+def _deliver_round(agent: Agent, work: _Kickable) -> None:
+    """The ``deliver`` job: certificates due; a delivery may make receipts and finish applications, so the work
+    round runs at once after one."""
+    if agent.deliver():
+        work.kick()
 
 
 def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_signals: bool = True) -> None:
@@ -172,7 +180,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
                     scheduler.modify_job("events", next_run_time=soon)
 
     work = _Kickable(scheduler, "work", guarded("work", work_round), stop)
-    deliver = _Kickable(scheduler, "deliver", guarded("deliver", lambda: agent.deliver() and work.kick()), stop)
+    deliver = _Kickable(scheduler, "deliver", guarded("deliver", partial(_deliver_round, agent, work)), stop)
     scheduler.add_job(work, "interval", seconds=1.0, id="work", next_run_time=now)
     scheduler.add_job(deliver, "interval", seconds=1.0, id="deliver", next_run_time=now)
     # a rotated key is taken up within a second, however long a work round runs

@@ -257,9 +257,9 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
     for head, elements in lists.items():
         for n, (_, parts) in enumerate(sorted(elements.items())):
             for tail, (value, prov) in parts.items():
-                steps = [*head, n, *tail]
-                _set(data, list(steps), value)
-                app.provenance[concrete(list(steps))] = prov
+                element_steps: list[str | int] = [*head, n, *tail]
+                _set(data, element_steps, value)
+                app.provenance[concrete(element_steps)] = prov
             for tail, value in list_constants.get(head, {}).items():
                 if tail not in parts:
                     _set(data, [*head, n, *tail], value)

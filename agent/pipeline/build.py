@@ -156,9 +156,8 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
         raw = mapped.records[0].values.get(commitment, "")
         commitment = raw.strip() in ("是", "Y", "y", "yes", "true", "1", "√")
         if not commitment:
-            mapped.error(
-                first_row, spec.commitment, raw, "是: the applicants signed the truthfulness commitment (承诺)"
-            )  # type: ignore[arg-type]
+            column = str(spec.commitment)  # a column name here (the profile may also say true)
+            mapped.error(first_row, column, raw, "是: the applicants signed the truthfulness commitment (承诺)")
     operator = mapped.operator or ctx.default_operator
     if not operator:
         mapped.error(
@@ -386,7 +385,7 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     checklist = ctx.checklists[kind]
     _fill(mapped, profile, ctx)
     files = find_materials(mapped, profile, inbox, checklist)
-    materials = []
+    materials: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     for code, path in files:
         digest, size = file_digest(path)
@@ -434,5 +433,5 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     if built.errors:
         return built
     built.materials = [{k: m[k] for k in ("id", "code", "sha256", "size", "blob")} for m in materials]
-    built.payload = app.model_dump(mode="json", exclude_none=True)  # type: ignore[union-attr]
+    built.payload = app.model_dump(mode="json", exclude_none=True)
     return built

@@ -8,6 +8,7 @@ batches until it is back: they are never written into an empty local folder.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from agent.pipeline.context import StageContext
@@ -15,6 +16,10 @@ from connectors.receipts import receipt_path, render_receipts
 from sdk.support.files import atomic_write
 
 __all__ = ["write_receipts"]
+
+
+def _receipt_file(folder: Path, fmt: str, batch: int) -> str:
+    return str(receipt_path(folder, batch, fmt))
 
 
 def write_receipts(ctx: StageContext) -> int:
@@ -25,8 +30,7 @@ def write_receipts(ctx: StageContext) -> int:
         if inbox.name not in available:
             continue
         spec = ctx.profiles[inbox.name].receipts
-        folder = ctx.receipts_folder(inbox)
-        ctx.store.open_receipt_batch(inbox.name, lambda n, f=folder, s=spec: str(receipt_path(f, n, s.format)))
+        ctx.store.open_receipt_batch(inbox.name, partial(_receipt_file, ctx.receipts_folder(inbox), spec.format))
     for batch in ctx.store.pending_receipt_batches():
         if batch["inbox"] not in available:
             continue  # the share is away: the batch waits, it is not written into an empty local folder

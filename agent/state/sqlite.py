@@ -323,7 +323,7 @@ class SQLiteStore:
             return int(cur.lastrowid or 0)
 
     def quarantined(self, status: str | None = "open") -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM quarantine", ()
+        sql, args = "SELECT * FROM quarantine", tuple[str, ...]()
         if status:
             sql, args = sql + " WHERE status = ?", (status,)
         out = []
@@ -421,7 +421,7 @@ class SQLiteStore:
             return cur.rowcount > 0
 
     def receipts(self, reference: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM receipts", ()
+        sql, args = "SELECT * FROM receipts", tuple[str, ...]()
         if reference:
             sql, args = sql + " WHERE reference = ?", (reference,)
         rows = [dict(r) for r in self._all(sql + " ORDER BY id", args)]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agent import demo_data
 from agent.config import load_config
 from agent.daemon import Agent
+from agent.demo import samples
 from installer.enrol import enrol
 from sandbox.local import LocalCentre
 
@@ -76,6 +76,6 @@ def mortgage_export(inbox: Path, loans: dict[str, int], amount: str = "150") -> 
     """A core-banking export of first mortgages on seeded units, their materials written beside it."""
     rows: list[dict[str, str]] = []
     for loan, n in loans.items():
-        demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
-        rows += demo_data.mortgage_rows(loan, n, amount=amount)
-    return demo_data.corebank_csv(rows)
+        samples.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += samples.mortgage_rows(loan, n, amount=amount)
+    return samples.corebank_csv(rows)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import demo_data
+from agent.demo import samples
 from agent.state.audit import verify_audit
 from sandbox import register
 from sandbox.local import LocalCentre
@@ -67,10 +67,10 @@ def export_loans(branch: Branch, prefix: str, count: int, *, start: int = 0, nam
     loans = []
     for i, n in enumerate(units(count, start)):
         loan = f"{prefix}-{i:05d}"
-        demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
-        rows += demo_data.mortgage_rows(loan, n, amount="100")
+        samples.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += samples.mortgage_rows(loan, n, amount="100")
         loans.append(loan)
-    drop(inbox, name or f"{prefix}.csv", demo_data.corebank_csv(rows))
+    drop(inbox, name or f"{prefix}.csv", samples.corebank_csv(rows))
     return loans
 
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import httpx
 
-from agent import demo_data
 from agent.centre.client import centre_client
 from agent.config import load_config
 from agent.credentials.custody import custody_for
 from agent.daemon import Agent
 from agent.daemon.webhook import WebhookReceiver
+from agent.demo import samples
 from connectors.receipts import _FORMULA_START
 from sandbox import certificates as certs
 from sandbox.pki import CentreKeys
@@ -145,8 +145,8 @@ def test_hostile_certificates_are_refused_with_an_alert_and_never_stored(branch:
         for i, variant in enumerate([*VARIANTS, None], 1):
             mitm[0].variant = variant
             loan = f"ATK-{i:03d}"
-            demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
-            drop(inbox, f"{loan}.csv", demo_data.corebank_csv(demo_data.mortgage_rows(loan, 20 + i, amount="100")))
+            samples.write_materials(inbox / "materials", loan, "mortgage_first")
+            drop(inbox, f"{loan}.csv", samples.corebank_csv(samples.mortgage_rows(loan, 20 + i, amount="100")))
             idle = agent.run_until_idle(timeout=8 if variant and "transit" in variant else 60)
             certificate = next(c for c in agent.store.certificates() if c["reference"].startswith(loan))
             alerts = {a["kind"]: a["message"] for a in agent.store.alerts()}
@@ -220,18 +220,18 @@ def test_crafted_loan_numbers_file_names_links_and_formulas_go_nowhere(branch: B
                      '=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3"]  # fmt: skip
     rows = []
     for i, loan in enumerate(hostile_loans):
-        rows += demo_data.mortgage_rows(loan, 30 + i, amount="100")
+        rows += samples.mortgage_rows(loan, 30 + i, amount="100")
     # a loan whose material is a link to a file outside the inbox, and formulas in its text fields
-    demo_data.write_materials(inbox / "materials", "LNK-1", "mortgage_first")
+    samples.write_materials(inbox / "materials", "LNK-1", "mortgage_first")
     link = next(p for p in (inbox / "materials").iterdir() if p.name.startswith("LNK-1_"))
     link.unlink()
     link.symlink_to(secret)
-    linked = demo_data.mortgage_rows("LNK-1", 50, amount="100")
+    linked = samples.mortgage_rows("LNK-1", 50, amount="100")
     for r in linked:
         r.update({"担保范围": "=cmd|' /C calc'!A0", "主合同编号": "@SUM(A1)"})
     rows += linked
-    drop(inbox, "=HYPERLINK(evil).csv", demo_data.corebank_csv(rows))
-    drop(inbox, "..%2f..%2fescape.csv", demo_data.corebank_csv(demo_data.mortgage_rows("..", 60, amount="100")))
+    drop(inbox, "=HYPERLINK(evil).csv", samples.corebank_csv(rows))
+    drop(inbox, "..%2f..%2fescape.csv", samples.corebank_csv(samples.mortgage_rows("..", 60, amount="100")))
     before = {p for p in tmp_path.rglob("*")}
     agent = branch.agent()
     try:

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent import demo_data
 from agent.daemon import Agent
+from agent.demo import samples
 from agent.mapping import FieldSpec, convert, parse_amount, parse_date
 from agent.pipeline.ingest import ingest_file
 from sandbox.local import LocalCentre
@@ -48,8 +48,8 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
         running = branch.agent()
         for inbox in running.config.inbox:  # the samples' materials, so that intact rows can be admitted
             folder = running.config.resolve(inbox.path) / running.profiles[inbox.name].materials.folder
-            for loan, kind in demo_data.loans_by_type().items():
-                demo_data.write_materials(folder, loan, kind)
+            for loan, kind in samples.loans_by_type().items():
+                samples.write_materials(folder, loan, kind)
         try:
             yield running
         finally:

@@ -8,8 +8,8 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from agent import demo_data
 from agent.cli import app
+from agent.demo import samples
 
 from ..conftest import SECRET, Branch, drop, mortgage_export
 
@@ -18,16 +18,16 @@ runner = CliRunner()
 
 
 def test_the_committed_samples_are_what_demo_data_builds() -> None:
-    """config/samples/ is regenerated with `python -m agent.demo_data config/samples`."""
+    """config/samples/ is regenerated with `python -m agent.demo.samples config/samples`."""
     folder = ROOT / "config" / "samples"
-    assert (folder / "corebank_gb18030.csv").read_bytes() == demo_data.corebank_csv(demo_data.corebank_rows())
-    assert (folder / "legacy_batch.dat").read_bytes() == demo_data.legacy_dat(demo_data.legacy_records())
+    assert (folder / "corebank_gb18030.csv").read_bytes() == samples.corebank_csv(samples.corebank_rows())
+    assert (folder / "legacy_batch.dat").read_bytes() == samples.legacy_dat(samples.legacy_records())
     book = load_workbook(folder / "presale_loans.xlsx", read_only=True)  # read-only keeps the file open: close it
     try:
         rows = [list(r) for r in book["按揭台账"].iter_rows(min_row=2, values_only=True)]
     finally:
         book.close()
-    assert rows == demo_data.presale_rows()
+    assert rows == samples.presale_rows()
 
 
 @pytest.fixture
@@ -36,12 +36,12 @@ def ran(branch: Branch, monkeypatch: pytest.MonkeyPatch) -> Branch:
     agent = branch.agent()
     try:
         inbox = branch.inbox()
-        demo_data.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
-        demo_data.write_materials(inbox / "materials", "DEMO-002", "mortgage_first", skip=("main_contract",))
-        rows = demo_data.mortgage_rows("DEMO-001", 1, amount="150") + demo_data.mortgage_rows(
+        samples.write_materials(inbox / "materials", "DEMO-001", "mortgage_first")
+        samples.write_materials(inbox / "materials", "DEMO-002", "mortgage_first", skip=("main_contract",))
+        rows = samples.mortgage_rows("DEMO-001", 1, amount="150") + samples.mortgage_rows(
             "DEMO-002", 7, amount="98"
         )
-        drop(inbox, "a.csv", demo_data.corebank_csv(rows))
+        drop(inbox, "a.csv", samples.corebank_csv(rows))
         assert agent.run_until_idle(timeout=60)
     finally:
         agent.close()

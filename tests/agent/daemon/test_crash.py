@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from agent import demo_data
+from agent.demo import samples
 from agent.state.audit import verify_audit
 from sandbox import register
 from sandbox.local import LocalCentre
@@ -64,9 +64,9 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
     rows = []
     for n in UNITS:
         loan = f"K-{n:04d}"
-        demo_data.write_materials(inbox / "materials", loan, "mortgage_first")
-        rows += demo_data.mortgage_rows(loan, n, amount="100")
-    drop(inbox, "big.csv", demo_data.corebank_csv(rows))
+        samples.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += samples.mortgage_rows(loan, n, amount="100")
+    drop(inbox, "big.csv", samples.corebank_csv(rows))
     env = {**os.environ, "REGBRIDGE_AGENT_SECRET": SECRET.decode()}
     command = [sys.executable, "-m", "agent.cli", "run", "--config", str(branch.config)]
     db = branch.root / "var" / "state.db"

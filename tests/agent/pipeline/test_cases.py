@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent import demo_data
+from agent.demo import samples
 
 from ..conftest import Branch, drop
 
@@ -27,7 +27,7 @@ def _ingest(branch: Branch, name: str) -> tuple[list[Any], list[dict[str, Any]],
     source = CASES / name
     inbox = INBOX_OF[source.suffix]
     for loan, kind in LOANS[inbox]:
-        demo_data.write_materials(branch.inbox(inbox) / "materials", loan, kind)
+        samples.write_materials(branch.inbox(inbox) / "materials", loan, kind)
     agent = branch.agent()
     try:
         drop(branch.inbox(inbox), name, source.read_bytes())
@@ -126,7 +126,7 @@ def test_an_unreadable_amount_is_reported_once_on_its_own_column(branch: Branch,
     header, first = source.splitlines()[:2]
     cells = first.split(",")
     cells[8] = amount
-    demo_data.write_materials(branch.inbox() / "materials", "CB-801", "mortgage_first")
+    samples.write_materials(branch.inbox() / "materials", "CB-801", "mortgage_first")
     agent = branch.agent()
     try:
         drop(branch.inbox(), "one.csv", f"{header}\r\n{','.join(cells)}\r\n".encode("gb18030"))

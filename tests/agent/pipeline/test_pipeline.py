@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent import demo_data
-from agent.demo import run_demo
+from agent.demo import run_demo, samples
 from agent.pipeline.requeue import requeue
 from agent.state.status import snapshot
 from sandbox import register
@@ -215,7 +214,7 @@ format = "json"
                         },
                         "collateral": {
                             "unit": register.unit_id(n),
-                            "address": register._location(n),
+                            "address": register.location(n),
                             "title": register.title_certificate(n),
                         },
                         "borrowers": [{"name": o.name, "id": o.id_number} for o in owners],
@@ -225,7 +224,7 @@ format = "json"
                     ensure_ascii=False,
                 )
             )
-            demo_data.write_materials(branch.inbox("fourth") / "docs", loan, "mortgage_first")
+            samples.write_materials(branch.inbox("fourth") / "docs", loan, "mortgage_first")
         drop(branch.inbox("fourth"), "export.jsonl", ("\n".join(lines) + "\n").encode())
         assert agent.run_until_idle(timeout=60)
         apps = {a.reference: a for a in agent.store.applications()}

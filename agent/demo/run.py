@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import demo_data
 from agent.config import load_config
 from agent.daemon import Agent
+from agent.demo import samples
 from agent.logs import setup_logging
 from agent.state.audit import verify_audit
 from installer.enrol import enrol
@@ -92,22 +92,22 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
         ).path  # fmt: skip
         agent = Agent(load_config(config_path))
         try:
-            kinds = demo_data.loans_by_type()
+            kinds = samples.loans_by_type()
             for name, _, sample, prefix in INBOXES:
                 folder = workdir / "inbox" / name
                 for loan, kind in kinds.items():
                     if loan.startswith(prefix):
-                        demo_data.write_materials(folder / "materials", loan, kind)
-                drop(folder, sample, demo_data.SAMPLES[sample][1]())
+                        samples.write_materials(folder / "materials", loan, kind)
+                drop(folder, sample, samples.SAMPLES[sample][1]())
             say("③ dropped the sample exports: a GB18030 CSV, an XLSX workbook, a fixed-width batch")
             agent.run_until_idle(timeout=timeout / 2)
             waiting = agent.awaiting_bank()
             say(f"④ first pass done; {len(waiting)} application(s) wait for the bank's 补正: {', '.join(waiting)}")
             certs = _certificates_from_receipts(workdir / "inbox" / "corebank" / "receipts")
             materials = workdir / "inbox" / "corebank" / "materials"
-            demo_data.write_materials(materials, "DEMO-008", "mortgage_change")
-            demo_data.write_materials(materials, "DEMO-009", "mortgage_discharge")
-            follow = demo_data.corebank_csv(demo_data.followup_rows(certs))
+            samples.write_materials(materials, "DEMO-008", "mortgage_change")
+            samples.write_materials(materials, "DEMO-009", "mortgage_discharge")
+            follow = samples.corebank_csv(samples.followup_rows(certs))
             drop(workdir / "inbox" / "corebank", "corebank_followup.csv", follow)
             say("⑤ the loan system's next export: the corrected row, a change and a discharge")
             idle = agent.run_until_idle(timeout=max(10.0, timeout - (time.monotonic() - started)))

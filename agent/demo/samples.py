@@ -1,6 +1,6 @@
 """The sample exports of three loan systems (config/samples/), built from the sandbox's register.
 
-``python -m agent.demo_data config/samples`` writes them; a test checks the committed files
+``python -m agent.demo.samples config/samples`` writes them; a test checks the committed files
 still say what this module says. They name real units and owners of the sandbox's seeded
 register, so what the demo submits is what the register holds — except where a row is wrong
 on purpose (a title number that is not the unit's, a mortgage that does not exist, a seized
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ SCOPE = "主债权及利息、违约金、损害赔偿金和实现债权的费�
 
 
 def _loc(n: int) -> str:
-    return register._location(n)
+    return register.location(n)
 
 
 def mortgage_rows(
@@ -344,7 +345,7 @@ def legacy_dat(lines: list[bytes]) -> bytes:
     return b"\r\n".join(lines) + b"\r\n"
 
 
-SAMPLES = {
+SAMPLES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "corebank_gb18030.csv": ("corebank_csv", lambda: corebank_csv(corebank_rows())),
     "presale_loans.xlsx": ("presale_xlsx", lambda: presale_xlsx(presale_rows())),
     "legacy_batch.dat": ("legacy_fixed", lambda: legacy_dat(legacy_records())),
