@@ -224,13 +224,16 @@ def open_alerts(branch: Branch) -> dict[str, str]:
 
 
 def local_counts(branch: Branch) -> Counter[str]:
-    """The agent's stages, pending receipt batches and unstored certificates (while it runs)."""
+    """The agent's stages, receipts not yet written (unbatched or pending batches) and unstored certificates."""
     with read_state(branch) as con:
         if con is None:
             return Counter()
         try:
             counts = Counter(r[0] for r in con.execute("SELECT stage FROM applications"))
             pending = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[0]
+            # lines queued and not yet in a batch count too: the last delivery's receipt is queued with its
+            # "done" and batched by the next work round; stopping before that round would lose the file
+            pending += con.execute("SELECT COUNT(*) FROM receipts WHERE batch IS NULL").fetchone()[0]
             counts["_pending_receipts"] = pending
             counts["_unstored"] = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
             return counts

@@ -38,6 +38,7 @@ def _stages(db: Path) -> Counter[str]:
     try:
         rows = con.execute("SELECT stage FROM applications").fetchall()
         pending = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[0]
+        pending += con.execute("SELECT COUNT(*) FROM receipts WHERE batch IS NULL").fetchone()[0]  # not batched yet
         unstored = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
     except sqlite3.Error:
         return Counter()
