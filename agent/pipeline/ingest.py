@@ -21,7 +21,7 @@ from agent.pipeline.build import BuiltApplication, build
 from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import IngestReport, admit, columns_of, quarantine_row
 from agent.state.store import now_iso
-from connectors.readers import read_export
+from connectors.readers import read_export, row_label
 
 __all__ = ["IngestReport", "ingest_file", "process_export"]
 
@@ -50,6 +50,19 @@ def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: 
     report = process_export(ctx, inbox, data, path.name, sha, progress=progress)
     retire(path, inbox)
     return report
+
+
+def _broken_loans(errors: list[Any], loans: list[str]) -> dict[str, int]:
+    """The loans a record that could not be read belongs to (its loan number is in its text): loan → row."""
+    found: dict[str, int] = {}
+    if not errors:
+        return found
+    for loan in sorted({x for x in loans if x}, key=len, reverse=True):
+        pattern = re.compile(r"(?<![A-Za-z0-9_.:-])" + re.escape(loan) + r"(?![A-Za-z0-9_.:-])")
+        for err in errors:
+            if pattern.search(err.raw):
+                found.setdefault(loan, err.row)
+    return found
 
 
 def record_excerpt(raw: str) -> str:
@@ -109,9 +122,23 @@ def process_export(
             qid = ctx.store.quarantine("row", [err.as_dict()], file_sha256=sha, path=label, row=err.row)
             report.quarantined.append({"id": qid, "row": err.row, "loan_no": None, "errors": [err.as_dict()]})
             report.rows["quarantine"] += 1
+        broken = _broken_loans(read.errors, [b.loan_no for b, _ in built])
         for b, columns in built:
-            if b.errors or hold_all:
-                errors = [e.as_dict() for e in b.errors] or [
+            if b.errors or hold_all or b.loan_no in broken:
+                errors = [e.as_dict() for e in b.errors]
+                if not errors and b.loan_no in broken:
+                    # a co-owner's row that could not be read: the rest would be a different application
+                    errors = [
+                        FieldError(
+                            b.rows[0],
+                            profile.identity.loan_no,
+                            b.loan_no,
+                            f"every row of the loan: {row_label(broken[b.loan_no])} of the same loan could not be "
+                            f"read (该贷款的{row_label(broken[b.loan_no])}无法读取，其余各行一并隔离，以免少报共有人)",
+                            file=label,
+                        ).as_dict()
+                    ]
+                errors = errors or [
                     FieldError(
                         b.rows[0],
                         "(file)",

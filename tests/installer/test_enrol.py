@@ -8,9 +8,10 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import sdk
 from agent.credentials.custody import KeyCustody
@@ -38,7 +39,7 @@ def test_a_bundle_altered_or_signed_by_someone_else_is_refused(centre: LocalCent
         _enrol(altered, tmp_path / "a")
     # an attacker re-signs it with a key of their own: consistent, but not the centre's published key
     forged = copy.deepcopy(bundle)
-    attacker = generate_private_key()
+    attacker = cast(Ed25519PrivateKey, generate_private_key())  # the default algorithm
     forged["bundle"]["trust"]["centre_key"] = jwk_from_public_key(attacker.public_key()).model_dump(exclude_none=True)
     canonical = json.dumps(forged["bundle"], ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     forged["signature"]["value"] = base64.b64encode(attacker.sign(canonical)).decode()

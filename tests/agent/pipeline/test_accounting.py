@@ -21,15 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from agent import demo_data
-from agent.ingest import ingest_file
+from agent.demo import samples
+from agent.pipeline.ingest import ingest_file
 from sandbox import register
 from sandbox.local import LocalCentre
 from sdk.identifiers import check_resident_id, check_uscc
 from tests.factories import resident_id
 from tests.proof import Result, record, size
 
-from .conftest import make_branch
+from ..conftest import make_branch
 
 FORMATS = ["csv", "xlsx", "json", "jsonl", "xml", "fixed"]
 EXPORTS = size(200, 2400)  # across the six readers: ≥ 2,000 in make proof
@@ -82,7 +82,7 @@ DAMAGE = ["none", "none", "none", "bad_id", "duplicate_line", "broken_record", "
 
 
 def _profile(fmt: str) -> str:
-    text = (Path(__file__).resolve().parents[2] / "config" / "mappings" / "corebank_csv.toml").read_text("utf-8")
+    text = (Path(__file__).resolve().parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text("utf-8")
     for name, alias in ALIAS.items():
         text = text.replace(f'"{name}"', f'"{alias}"')
     source = {
@@ -117,7 +117,7 @@ class Loan:
 
 def _rows(loan: str, owners: int, k: int) -> list[dict[str, str]]:
     unit = (UNITS_TWO if owners > 1 else UNITS_ONE)[k % (len(UNITS_TWO) if owners > 1 else len(UNITS_ONE))]
-    rows = demo_data.mortgage_rows(loan, unit, amount="150")
+    rows = samples.mortgage_rows(loan, unit, amount="150")
     if owners == 3:  # a third co-owner (made-up, with a valid check character)
         third = dict(rows[-1])
         third.update(
@@ -260,11 +260,11 @@ def test_every_record_of_every_generated_export_is_accounted_for(centre: LocalCe
         for i, (owners, k, damage, materials) in enumerate(plan):
             loan = Loan(f"G{n:05d}-{i}", _rows(f"G{n:05d}-{i}", owners, k + n), damage, materials)
             if loan.materials:
-                demo_data.write_materials(inbox / "materials", loan.number, "mortgage_first")
+                samples.write_materials(inbox / "materials", loan.number, "mortgage_first")
             built.append(loan)
         if repeat and queued:
             again = queued[sorted(queued)[n % len(queued)]]
-            demo_data.write_materials(inbox / "materials", again.number, "mortgage_first")
+            samples.write_materials(inbox / "materials", again.number, "mortgage_first")
             built.append(Loan(again.number, again.rows, ["none"] * len(again.rows), True, again.number))
         for loan in built:
             part = _damage(loan.rows, loan.damage, fmt)
@@ -280,7 +280,7 @@ def test_every_record_of_every_generated_export_is_accounted_for(centre: LocalCe
         path = inbox / f"export-{n}.{fmt}"
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
-        report = ingest_file(agent, agent.inbox(fmt), path)
+        report = ingest_file(agent.context, agent.context.inbox(fmt), path)
         assert not path.exists()
         assert report.file_error is None, report.file_error
         assert report.records == _record_count(fmt, records), (fmt, report.records, len(records))
