@@ -48,6 +48,7 @@ def test_csv_bad_records_are_reported_and_the_others_go_on() -> None:
 def test_xlsx_dates_numbers_and_sheets() -> None:
     wb = Workbook()
     ws = wb.active
+    assert ws is not None
     ws.title = "台账"
     ws.append(["借据号", "放款日", "金额", "期数"])
     ws.append(["P-1", date(2026, 3, 5), 1234567.5, 240])
@@ -190,6 +191,7 @@ def test_keep_as_text_spellings_are_unwrapped() -> None:
 def _workbook(rows: list[list[object]], *, dimension: str | None = None, east_asian_dates: bool = False) -> bytes:
     wb = Workbook()
     ws = wb.active
+    assert ws is not None
     ws.title = "S"
     for row in rows:
         ws.append(row)

@@ -31,7 +31,7 @@ def _keys_at_centre(centre: LocalCentre, iid: str) -> list[Any]:
 class MemoryKeyring(KeyringBackend):
     """An OS keyring stand-in (the keyring API, kept in memory)."""
 
-    priority = 10  # type: ignore[assignment]
+    priority = 10
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], str] = {}

@@ -169,6 +169,7 @@ def _write(fmt: str, records: list[dict[str, str] | str], nul_padding: bool) -> 
     if fmt == "xlsx":
         wb = Workbook()
         ws = wb.active
+        assert ws is not None
         ws.append(COLUMNS)
         for r in records:
             assert isinstance(r, dict)

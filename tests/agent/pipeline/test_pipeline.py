@@ -313,6 +313,7 @@ def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: B
         assert app.stage == "done"
         assert not any(a["kind"].startswith("deadline:") for a in agent.store.alerts())  # answered: no more warning
         record = branch.centre.centre.store.one("SELECT record FROM applications")
+        assert record is not None
         held = json.loads(record["record"])["application"]["materials"]
         assert any(m["filename"] == "DEMO-001_applicant_identity-2.pdf" for m in held)
     finally:
@@ -362,6 +363,7 @@ def test_a_refusal_by_the_centre_names_the_row_and_column_it_concerns(branch: Br
         assert item["kind"] == "centre" and item["loan_no"] == "DEMO-002"
         assert [(e["row"], e["field"]) for e in item["errors"]] == [(3, "证件号码")]  # the second co-owner's row
         assert "证件号码有误" in item["errors"][0]["expected"]
-        assert agent.store.application(app.reference).stage == "quarantined"
+        stored = agent.store.application(app.reference)
+        assert stored is not None and stored.stage == "quarantined"
     finally:
         agent.close()

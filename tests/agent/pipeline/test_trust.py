@@ -67,9 +67,9 @@ def test_appended_content_after_the_seal_is_refused(issued: dict[str, Any]) -> N
 
     writer = IncrementalPdfFileWriter(io.BytesIO(issued["pdf"]))
     writer.root[NameObject("/Lang")] = TextStringObject("en")  # an incremental update after the seal
-    writer.update_root()
+    writer.update_root()  # type: ignore[no-untyped-call]
     out = io.BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     longer = out.getvalue()
     meta = issued["signed"].metadata.model_copy(update={"sha256": hashlib.sha256(longer).hexdigest()})
     with pytest.raises(CertificateRejected, match="whole file"):

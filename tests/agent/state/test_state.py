@@ -7,6 +7,7 @@ import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +15,12 @@ from agent.state.audit import AuditLog, verify_audit
 from agent.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from agent.state.secrets import DataCipher, SecretUnavailable, load_secret
 from agent.state.sqlite import SQLiteStore
+from agent.state.store import AppRow
 from connectors.documents import DocumentConflict, FilesystemStore, S3Store, safe_key, safe_name
 from connectors.receipts import neutralise, render_receipts
 
 
-def _app(reference: str = "LN-1-DYSC") -> dict:
+def _app(reference: str = "LN-1-DYSC") -> dict[str, Any]:
     return {
         "reference": reference,
         "loan_no": "LN-1",
@@ -34,11 +36,28 @@ def _app(reference: str = "LN-1-DYSC") -> dict:
     }
 
 
+def _pragma(store: SQLiteStore, name: str) -> Any:
+    row = store._one(f"PRAGMA {name}")
+    assert row is not None
+    return row[0]
+
+
+def _application(store: SQLiteStore, reference: str) -> AppRow:
+    app = store.application(reference)
+    assert app is not None, f"no application {reference}"
+    return app
+
+
+def _batch(batch: dict[str, Any] | None) -> dict[str, Any]:
+    assert batch is not None, "no receipt batch opened"
+    return batch
+
+
 def test_schema_is_versioned_wal_full_sync_and_newer_schemas_are_refused(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
-    assert store._one("PRAGMA journal_mode")[0] == "wal"
-    assert store._one("PRAGMA synchronous")[0] == 2  # FULL
+    assert _pragma(store, "journal_mode") == "wal"
+    assert _pragma(store, "synchronous") == 2  # FULL
     store.close()
     con = sqlite3.connect(tmp_path / "s.db")
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -67,7 +86,7 @@ def test_personal_data_is_encrypted_at_rest(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
     store.add_application(_app())
     store.quarantine("row", [{"value": "张三丰"}], loan_no="LN-9")
-    assert store.application("LN-1-DYSC").payload["mortgagors"][0]["name"] == "张三丰"
+    assert _application(store, "LN-1-DYSC").payload["mortgagors"][0]["name"] == "张三丰"
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
     assert "张三丰".encode() not in raw
@@ -82,11 +101,11 @@ def test_receipt_batches_are_fixed_before_they_are_written(tmp_path: Path) -> No
     assert store.add_receipt("R1", "accepted", "corebank", {"loan_no": "1"})
     assert not store.add_receipt("R1", "accepted", "corebank", {"loan_no": "1"})  # once per application and kind
     store.add_receipt("R2", "accepted", "corebank", {"loan_no": "2"})
-    batch = store.open_receipt_batch("corebank", lambda n: f"/r/{n}.csv")
+    batch = _batch(store.open_receipt_batch("corebank", lambda n: f"/r/{n}.csv"))
     store.add_receipt("R3", "accepted", "corebank", {"loan_no": "3"})
     assert [r["reference"] for r in store.batch_receipts(batch["id"])] == ["R1", "R2"]
     assert batch["path"] == f"/r/{batch['id']}.csv"
-    nxt = store.open_receipt_batch("corebank", lambda n: f"/r/{n}.csv")
+    nxt = _batch(store.open_receipt_batch("corebank", lambda n: f"/r/{n}.csv"))
     assert [r["reference"] for r in store.batch_receipts(nxt["id"])] == ["R3"]
     assert store.open_receipt_batch("corebank", lambda n: "") is None
 
