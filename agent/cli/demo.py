@@ -11,6 +11,7 @@ __all__ = ["register"]
 
 def demo(
     workdir: Path = typer.Option(Path("regbridge-demo"), "--dir", help="Where the demo works (emptied first)."),
+    suite: str = typer.Option("intl", "--suite", help="The centre's crypto suite: intl, or gm (SM2/SM3/SM4)."),
 ) -> None:
     """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
     from rich.console import Console
@@ -19,7 +20,10 @@ def demo(
     from agent.demo import run_demo
 
     console = Console()
-    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text))
+    if suite not in ("intl", "gm"):
+        typer.secho("--suite is intl or gm", fg="red")
+        raise typer.Exit(2)
+    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text), suite=suite)
     table = Table(title="RegBridge demo: every loan operation")
     for col in ("贷款编号", "业务", "结果", "不动产登记证明号 / 原因", "证书位置"):
         table.add_column(col, overflow="fold")

@@ -22,7 +22,9 @@ def enroll(
     key_store: str = typer.Option(
         "auto", "--key-store", help="auto (the OS keyring where one works, else a file), keyring or file."
     ),
-    algorithm: str = typer.Option("ed25519", "--algorithm", help="ed25519 or ecdsa-p256-sha256."),
+    algorithm: str = typer.Option(
+        None, "--algorithm", help="ed25519 or ecdsa-p256-sha256 (intl), sm2-sm3 (gm); default: the bundle's suite's."
+    ),
     fingerprint: str = typer.Option(
         None, "--fingerprint", help="The centre key's fingerprint as the centre published it (checked)."
     ),
@@ -30,8 +32,9 @@ def enroll(
     """Enrol this agent with a centre: a key made here, registered with the bundle's one-time token."""
     from installer.enrol import BundleError, enrol
 
-    if key_store not in ("auto", "keyring", "file") or algorithm not in ("ed25519", "ecdsa-p256-sha256"):
-        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519 or ecdsa-p256-sha256", fg="red")
+    algorithms = (None, "ed25519", "ecdsa-p256-sha256", "sm2-sm3")
+    if key_store not in ("auto", "keyring", "file") or algorithm not in algorithms:
+        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519, ecdsa-p256-sha256 or sm2-sm3", fg="red")
         raise typer.Exit(2)
     inboxes = _parse_inboxes(inbox)
     doc = read_bundle(bundle, "enrolment")

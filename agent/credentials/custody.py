@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import sdk
 from agent.config import AgentConfig
@@ -117,8 +115,6 @@ class KeyCustody:
 
     def put(self, key: PrivateKey, state: KeyState, *, key_id: str | None = None, **extra: Any) -> KeyEntry:
         """Keep ``key`` (encrypted) and add it to the manifest."""
-        if not isinstance(key, Ed25519PrivateKey | EllipticCurvePrivateKey):
-            raise ValueError(f"this custody keeps Ed25519 and P-256 keys, not {sdk.signing.algorithm_of(key)}")
         fingerprint = jwk_fingerprint(jwk_from_public_key(key.public_key()))
         short = fingerprint[:16]
         if isinstance(key, Sm2PrivateKey):

@@ -40,6 +40,7 @@ from agent.pipeline.track import find_supplement_materials, pay_due, poll_events
 from agent.pipeline.watch import is_mount_point, ready_files
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
+from agent.state.gm_cipher import Sm4GcmCipher, reencrypt_state
 from agent.state.secrets import DataCipher, load_secret
 from agent.state.sqlite import SQLiteStore
 from agent.state.store import FINAL_STAGES
@@ -108,9 +109,13 @@ class Agent:
                 config.resolve(config.secret_file) if config.secret_file else None,
                 keyring_user=config.centre.institution_id,
             )
-        cipher = DataCipher.for_directory(secret, self.data_dir)
+        cipher: DataCipher | Sm4GcmCipher = DataCipher.for_directory(secret, self.data_dir)
+        if config.centre.suite == "gm":  # SM4-GCM at rest; Fernet-sealed data still read, and re-encrypted below
+            cipher = Sm4GcmCipher(secret, (self.data_dir / "cipher.salt").read_bytes(), legacy=cipher)
         self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
         self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
+        if isinstance(cipher, Sm4GcmCipher) and self.store.get_meta("cipher") != "sm4-gcm":
+            reencrypt_state(self.data_dir / "state.db", self.data_dir / "blobs", cipher)
         self.audit = AuditLog(self.data_dir / "audit.log")
         self.metrics = Metrics()
         self.audit.observers.append(self.metrics.audited)
@@ -129,6 +134,7 @@ class Agent:
             seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
             centre_key_id=centre.centre_key_id,
             centre_key=centre.centre_key,
+            sm2_user_id=centre.crypto_suite.sm2_user_id,
         )
         self.documents = make_document_store(config)
         self.profiles: dict[str, Profile] = {i.name: load_profile(i.profile, base=config.base) for i in config.inbox}

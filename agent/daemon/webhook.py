@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import sdk
 from agent.pipeline.context import StageContext
 from agent.pipeline.track import handle_event
-from sdk.signing import public_key_from_jwk
 
 __all__ = ["WebhookReceiver"]
 
@@ -56,7 +55,7 @@ class WebhookReceiver:
 
     def receive(self, method: str, headers: list[tuple[str, str]], body: bytes) -> int:
         ctx = self.ctx
-        keys = {ctx.trust.centre_key_id: public_key_from_jwk(ctx.trust.centre_key)}
+        keys = {ctx.trust.centre_key_id: ctx.trust.centre_public_key()}
         try:
             event = sdk.verify_webhook(method=method, url=self.url, headers=headers, body=body, centre_keys=keys)
         except sdk.SignatureError as exc:

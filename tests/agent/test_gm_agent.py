@@ -18,9 +18,9 @@ from agent.config import load_config
 from agent.credentials.custody import custody_for
 from agent.credentials.rotation import rotate
 from agent.demo import run_demo
-from agent.enrol import BundleError, enrol
 from agent.state.gm_cipher import MAGIC, Sm4GcmCipher, reencrypt_state
 from agent.state.secrets import DataCipher
+from installer.enrol import BundleError, enrol
 from sandbox.local import LocalCentre
 from sdk.suites import GM, suite_named
 
@@ -149,7 +149,7 @@ def test_a_fernet_state_is_reencrypted_under_sm4_gcm_when_the_agent_turns_gm(bra
     import tomlkit
 
     doc = tomlkit.parse(branch.config.read_text(encoding="utf-8"))
-    doc["centre"]["suite"] = "gm"  # type: ignore[index]
+    doc["centre"]["suite"] = "gm"
     branch.config.write_text(tomlkit.dumps(doc), encoding="utf-8")
     agent = branch.agent()
     try:
