@@ -45,6 +45,8 @@ __all__ = ["CENTRE_CODE", "Centre", "IdempotentResult", "request_fingerprint"]
 
 #: the sandbox centre's own 统一社会信用代码 (机关 1 1, 长丰县)
 CENTRE_CODE = "11340121MB0000001" + uscc_check_char("11340121MB0000001")
+#: where the CA's CRL is published, under the centre's public URL (named in every seal certificate)
+CRL_PATH = "/pki/ca.crl"
 
 
 class Centre:
@@ -158,6 +160,8 @@ class Centre:
         self.verify = self.certificates.verify
         self.query_property = self.queries.query_property
         self.void_application = self.workflow.void
+        if public_url:
+            self.public_url = public_url  # names the CRL in the seal certificate
 
     @property
     def public_url(self) -> str | None:
@@ -167,3 +171,11 @@ class Centre:
     @public_url.setter
     def public_url(self, url: str | None) -> None:
         self.certificates.public_url = url
+        if url:  # the CA's CRL is published there: the seal certificate names it (sandbox.pki)
+            self.keys.publish_crl_at(self.store, url.rstrip("/") + CRL_PATH, name=self.name)
+
+    def revoke_seal(self, reason: str = "key_compromise") -> int:
+        """Revoke the seal certificate (onto the CA's CRL) and seal with a new key from now on."""
+        serial = self.keys.revoke_seal(self.store, name=self.name, reason=reason)
+        self.store.audit("admin", "seal.revoke", str(serial), reason[:100])
+        return serial

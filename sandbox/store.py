@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS admin_tokens (
     token_hash TEXT PRIMARY KEY, label TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT
 );
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS revoked_certificates (serial TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS pending (application_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deadline_warnings (application_id TEXT NOT NULL, deadline TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -25,7 +25,7 @@ import base64
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,8 @@ __all__ = [
     "CertificateRejected",
     "TrustAnchors",
     "canonical_json",
+    "fetch_seal_crls",
+    "seal_crl_urls",
     "sign_detached",
     "verify_detached",
     "verify_metadata",
@@ -71,6 +73,9 @@ class TrustAnchors:
     centre_key_id: str
     centre_key: dict[str, Any]
     sm2_user_id: bytes | None = None
+    #: the centre named in the bundle (``centre.name``): a seal certificate must be this centre's (its
+    #: subject's organisation), not any holder's under the same CA; ``None`` skips that check
+    centre_name: str | None = None
 
     def centre_public_key(self) -> PublicKey:
         """The centre's public key (an SM2 key with the user id its signatures are made with).
@@ -148,15 +153,21 @@ def verify_metadata(signed: SignedCertificateMetadata, trust: TrustAnchors) -> C
     return signed.metadata
 
 
-def verify_seal(pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors) -> None:
+def verify_seal(
+    pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors, *, crls: Sequence[bytes] | None = None
+) -> None:
     """The PDF is the one the metadata signs (SHA-256), and its PAdES seal is intact, valid, chains to
-    the bundle's seal CA and covers the whole file.
+    the bundle's seal CA, covers the whole file, is the bundle's centre's seal (its certificate's
+    organisation is ``trust.centre_name``) and — given the CA's ``crls`` (DER, e.g. from
+    :func:`fetch_seal_crls`) — is not revoked: with ``crls`` the revocation check is hard-fail (a seal
+    certificate the CRLs do not vouch for is refused).
 
     Raises:
         CertificateRejected: with every failed check.
         ImportError: pyHanko is not installed (``pip install 'regbridge[certificates]'``).
     """
     try:
+        from asn1crypto import crl as asn1_crl
         from asn1crypto import pem as asn1_pem
         from asn1crypto import x509 as asn1_x509
         from pyhanko.pdf_utils.reader import PdfFileReader
@@ -176,7 +187,17 @@ def verify_seal(pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors) -> N
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
         if not signatures:
             raise CertificateRejected([*reasons, "the PDF carries no seal (no embedded signature)"])
-        status = validate_pdf_signature(signatures[0], ValidationContext(trust_roots=[root]))
+        if crls is None:
+            context = ValidationContext(trust_roots=[root])
+        else:
+            context = ValidationContext(
+                trust_roots=[root],
+                crls=[asn1_crl.CertificateList.load(c) for c in crls],
+                revocation_mode="hard-fail",
+                allow_fetching=False,
+            )
+        status = validate_pdf_signature(signatures[0], context)
+        holder = signatures[0].signer_cert.subject.native.get("organization_name")
     except CertificateRejected:
         raise
     except Exception as exc:  # a damaged PDF can fail anywhere in the parser
@@ -185,9 +206,58 @@ def verify_seal(pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors) -> N
         reasons.append("the seal is broken: the signed content was changed")
     elif not status.valid:
         reasons.append("the seal's signature is not valid")
-    if not status.trusted:
-        reasons.append("the seal does not chain to the centre's CA from the enrolment bundle")
+    if getattr(status, "revoked", False):
+        reasons.append("the seal certificate is revoked (the CA's CRL lists it)")
+    elif not status.trusted:
+        reasons.append(
+            "the seal does not chain to the centre's CA from the enrolment bundle"
+            + ("" if crls is None else ", or the CA's CRL does not vouch for it")
+        )
+    if trust.centre_name is not None and holder != trust.centre_name:
+        reasons.append(f"the seal is not the centre's: its certificate is {holder!r}'s, not {trust.centre_name!r}'s")
     if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         reasons.append("the seal does not cover the whole file (content was appended after sealing)")
     if reasons:
         raise CertificateRejected(reasons)
+
+
+def seal_crl_urls(pdf: bytes) -> list[str]:
+    """The CRL distribution point URLs (http/https) the PDF's seal certificate names; ``[]`` when none.
+
+    Raises:
+        ImportError: pyHanko is not installed.
+    """
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+        cert = signatures[0].signer_cert if signatures else None
+        points = cert.crl_distribution_points if cert is not None else []
+    except Exception:  # a damaged PDF: verify_seal says why
+        return []
+    urls = [p.url for p in points if p.url]
+    return [u for u in urls if u.startswith(("http://", "https://"))]
+
+
+def fetch_seal_crls(pdf: bytes, *, timeout: float = 10.0) -> list[bytes] | None:
+    """The CRLs the PDF's seal certificate names, fetched (DER); ``None`` when it names none.
+
+    Raises:
+        CertificateRejected: a named CRL cannot be fetched (the revocation status is unknown).
+    """
+    import httpx
+
+    urls = seal_crl_urls(pdf)
+    if not urls:
+        return None
+    crls = []
+    for url in urls:
+        try:
+            response = httpx.get(url, timeout=timeout, follow_redirects=False)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise CertificateRejected(
+                [f"the seal's revocation status is unknown: its CRL ({url}) cannot be fetched ({type(exc).__name__})"]
+            ) from None
+        crls.append(response.content)
+    return crls

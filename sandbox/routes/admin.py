@@ -84,6 +84,12 @@ def router(ctx: Context) -> APIRouter:
 
     admin_only = [Depends(admin)]
 
+    @api.post("/admin/v1/seal/revoke", tags=["admin"], dependencies=admin_only)
+    async def admin_revoke_seal(body: Revocation) -> Response:
+        """Revoke the seal certificate (it goes on the CA's CRL at /pki/ca.crl); new certificates get a new seal."""
+        serial = ctx.centre.revoke_seal(body.reason)
+        return JSONResponse({"revoked_serial": str(serial), "crl": "/pki/ca.crl"})
+
     @api.post("/admin/v1/tokens/rotate", status_code=201, tags=["admin"], dependencies=admin_only)
     async def admin_rotate_token(
         body: TokenRotation, authorization: Annotated[str | None, Header()] = None

@@ -66,4 +66,10 @@ def router(ctx: Context) -> APIRouter:
             request, idempotency_key, 200, lambda who: queries.query_property(who.institution_id, query)
         )
 
+    @api.get("/pki/ca.crl", include_in_schema=False)
+    async def crl() -> Response:
+        """The seal CA's CRL (DER, RFC 5280), the URL every seal certificate names as its distribution point."""
+        der = ctx.centre.keys.crl(ctx.store)
+        return Response(der, media_type="application/pkix-crl", headers={"Cache-Control": "no-store"})
+
     return api
