@@ -53,6 +53,11 @@ class CentreConfig(_Section):
     seal_ca_file: Path = Field(description="the CA that signs the centre's certificate seals (PEM)")
     centre_key_id: str = Field(description="the key id of the centre's signing key (webhooks, certificate metadata)")
     centre_key: dict[str, Any] = Field(description="the centre's public signing key (JWK)")
+    centre_name: str | None = Field(
+        default=None,
+        description="the registration centre's name from its enrolment bundle: a certificate's seal must be this"
+        " centre's (its certificate's organisation)",
+    )
     suite: Literal["intl", "gm"] = Field(
         default="intl",
         description="the centre's crypto suite, from its enrolment bundle: intl (Ed25519/P-256, SHA-256) or gm"

@@ -239,6 +239,7 @@ def enrol(
             "seal_ca_file": str(key_dir / "seal-ca.pem"),
             "centre_key_id": bundle["trust"]["centre_key_id"],
             "centre_key": bundle["trust"]["centre_key"],
+            "centre_name": bundle["centre"]["name"],
             **({"suite": "gm", "sm2_user_id": suite.sm2_user_id.decode()} if suite.name == "gm" else {}),
         },
         "inbox": inboxes,

@@ -135,6 +135,7 @@ class Agent:
             centre_key_id=centre.centre_key_id,
             centre_key=centre.centre_key,
             sm2_user_id=centre.crypto_suite.sm2_user_id,
+            centre_name=centre.centre_name,
         )
         self.documents = make_document_store(config)
         self.profiles: dict[str, Profile] = {i.name: load_profile(i.profile, base=config.base) for i in config.inbox}

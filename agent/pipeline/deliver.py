@@ -20,6 +20,7 @@ from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.pipeline.verify import CertificateRejected, reconcile, verify_metadata, verify_seal
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
+from sdk.certificates import fetch_seal_crls
 
 __all__ = ["deliver_due"]
 
@@ -81,7 +82,8 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
     try:
         meta = verify_metadata(signed, ctx.trust)
         pdf = ctx.centre.download_certificate(cid, expected_sha256=meta.sha256)
-        verify_seal(pdf, meta, ctx.trust)
+        # the CRL the seal certificate names is consulted (hard-fail when it names one: sdk.certificates)
+        verify_seal(pdf, meta, ctx.trust, crls=fetch_seal_crls(pdf, timeout=ctx.config.centre.timeout))
         reconcile(
             meta,
             app.payload,
