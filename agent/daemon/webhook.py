@@ -35,15 +35,27 @@ class WebhookReceiver:
                 return
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    self.send_error(413)
+                body = self._body()
+                if isinstance(body, int):  # too large or malformed: answered, and the rest is not read
+                    self.close_connection = True
+                    self.send_error(body)
                     return
-                body = self.rfile.read(length)
                 status = receiver.receive(self.command, list(self.headers.items()), body)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _body(self) -> bytes | int:
+                """The request body, from Content-Length or chunked (RFC 9112 §7.1), at most MAX_BODY bytes;
+                else the status to answer: 413 too large, 400 malformed."""
+                encodings = [e.strip().lower() for e in self.headers.get_all("Transfer-Encoding") or []]
+                if encodings:
+                    return _read_chunked(self, MAX_BODY) if encodings[-1] == "chunked" else 400
+                lengths = self.headers.get_all("Content-Length") or ["0"]
+                if len(set(lengths)) != 1 or not lengths[0].strip().isdigit():
+                    return 400
+                length = int(lengths[0])
+                return 413 if length > MAX_BODY else self.rfile.read(length)
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
@@ -78,3 +90,24 @@ class WebhookReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _read_chunked(handler: BaseHTTPRequestHandler, limit: int) -> bytes | int:
+    """A chunked body (its trailers skipped); 400 when malformed, 413 when over ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        line = handler.rfile.readline(1024)
+        try:
+            length = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return 400
+        if length == 0:
+            while handler.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailer fields
+            return b"".join(chunks)
+        size += length
+        if size > limit:
+            return 413
+        chunks.append(handler.rfile.read(length))
+        handler.rfile.readline(8)  # the CRLF after the chunk
