@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,28 @@ def keys_show(
             warnings.append(f"the centre retires the key in use at {record.revoke_at}: rotate now")
         if e.state == "pending":
             warnings.append("a rotation was interrupted: run regbridge keys rotate again to finish it")
+    # every key the centre holds active for the institution, including those this branch does not keep
+    # (another branch's, or one enrolled by someone else: issue 17 item 5)
+    kept = {e.key_id for e in custody.entries()}
+    for record in at_centre.values():
+        if record.key_id in kept or record.status != "active":
+            continue
+        rows.append(
+            {
+                "key_id": record.key_id,
+                "state": "at the centre only",
+                "algorithm": record.algorithm,
+                "fingerprint": record.fingerprint,
+                "age_days": round((datetime.now(UTC) - record.created_at).total_seconds() / 86400, 1),
+                "kept": "not here",
+                "at_centre": record.status + (f", revoked at {record.revoke_at}" if record.revoke_at else ""),
+                "retire_at": None,
+            }
+        )
+        warnings.append(
+            f"the centre holds key {record.key_id} ({record.label}) active for this institution, and this branch"
+            " does not keep it: if it is not another branch's, revoke it at the centre"
+        )
     if as_json:
         typer.echo(json.dumps({"keys": rows, "warnings": warnings}, ensure_ascii=False, indent=2))
         return

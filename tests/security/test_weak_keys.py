@@ -9,6 +9,7 @@ enrolment, through the real HTTP API, and the token stays unspent for a proper k
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 
 import httpx
@@ -20,6 +21,8 @@ import sdk
 from sdk import signing
 from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
+from tests.agent.conftest import SECRET
+from tests.agent.conftest import Branch as AgentBranch
 from tests.sandbox.conftest import Bank, Running
 
 
@@ -165,3 +168,25 @@ def _other_key(sandbox: Running, bank: Bank) -> str:
     rows = sandbox.store.all("SELECT key_id FROM keys WHERE institution_id = ? AND key_id != ?", bank.institution_id,
                              bank.key_id)  # fmt: skip
     return str(rows[0]["key_id"])
+
+
+def test_keys_show_lists_every_key_the_centre_holds_active_for_the_institution(
+    branch: AgentBranch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key enrolled for the institution by someone else (another branch, or an attacker with a token) shows."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    centre = branch.centre.centre
+    stranger = generate_private_key()
+    with sdk.Client(branch.centre.url) as anon:
+        token = centre.issue_enrolment_token(branch.institution_id)
+        enrolled = anon.credentials.enroll(token, jwk_from_public_key(stranger.public_key()), label="unknown")
+    shown = CliRunner().invoke(app, ["keys", "show", "--json", "--config", str(branch.config)])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    listed = {row["key_id"]: row for row in report["keys"]}
+    assert enrolled.key_id in listed and listed[enrolled.key_id]["state"] == "at the centre only"
+    assert any(enrolled.key_id in w for w in report["warnings"])
