@@ -39,10 +39,10 @@ proof: system-deps $(STAMP)
 
 # Debian packages the tests use: poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates),
 # systemd's systemd-analyze (the installer's unit is verified with it).
-SYSTEM_PACKAGES := poppler-utils fonts-wqy-microhei systemd
+SYSTEM_PACKAGES := poppler-utils fonts-wqy-microhei systemd softhsm2
 system-deps:
 	@if command -v pdfsig >/dev/null && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
-		&& command -v systemd-analyze >/dev/null; then \
+		&& command -v systemd-analyze >/dev/null && command -v softhsm2-util >/dev/null; then \
 		echo "system packages present"; \
 	elif command -v apt-get >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

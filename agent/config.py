@@ -37,6 +37,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Pkcs11Config(_Section):
+    """A PKCS#11 token that keeps the branch's keys, made and used inside it (docs/install.md).
+The PIN is never here: a systemd credential `regbridge-pkcs11-pin`, or `pin_file` (mode 0600)."""
+
+    module: str = Field(description="the token's PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so)")
+    token_label: str | None = Field(default=None, description="the token's label (or give its slot)")
+    slot: int | None = Field(default=None, description="the token's slot id (when no label is given)")
+    pin_file: Path | None = Field(
+        default=None, description="a file holding the PIN, mode 0600 (or a systemd credential)"
+    )
+    mechanisms: dict[str, int] = Field(
+        default_factory=dict,
+        description="vendor mechanism codes for SM2: sm2_keygen, sm2_sign (untested: SoftHSM2 has no SM2)",
+    )
+
+
 class CentreConfig(_Section):
     """The registration centre and this branch's credential (written by ``regbridge enroll``)."""
 
@@ -45,9 +61,11 @@ class CentreConfig(_Section):
     institution_name: str = Field(description="the mortgagee's name as the centre registered it")
     institution_uscc: str = Field(description="the mortgagee's 统一社会信用代码")
     key_id: str = Field(description="the key id the centre gave this branch's current key")
-    key_store: Literal["file", "keyring"] = Field(
-        default="file", description="where the private key is kept: the OS keyring, or an encrypted PKCS#8 file"
+    key_store: Literal["file", "keyring", "pkcs11"] = Field(
+        default="file",
+        description="where the private key is kept: the OS keyring, an encrypted PKCS#8 file, or a PKCS#11 token",
     )
+    pkcs11: Pkcs11Config | None = Field(default=None, description="the token, when key_store = pkcs11")
     key_dir: Path = Field(default=Path("keys"), description="key files (key_store = file) and the key manifest")
     key_max_age_days: int = Field(default=365, ge=1, description="`doctor` and `keys show` warn past this age")
     seal_ca_file: Path = Field(description="the CA that signs the centre's certificate seals (PEM)")
@@ -282,6 +300,7 @@ def schema_markdown() -> str:
             return " \\| ".join(f'"{v}"' for v in get_args(annotation))
         text = getattr(annotation, "__name__", None) or str(annotation)
         text = text.replace("typing.", "").replace("pathlib.", "").replace("pydantic.types.", "")
+        text = text.replace("__main__.", "").replace("agent.config.", "")
         return text.replace("decimal.", "").replace("|", "\\|")
 
     def table(model: type[BaseModel], prefix: str) -> list[str]:
@@ -316,7 +335,8 @@ def schema_markdown() -> str:
         "Secrets are never in the file: the private key is in the OS keyring or an encrypted PKCS#8",
         "file (`centre.key_store`), its passphrase (the agent secret) comes from `REGBRIDGE_AGENT_SECRET`,",
         "a systemd credential `regbridge-secret`, `secret_file` (mode 0600) or the OS keyring. S3",
-        "credentials belong in the environment or a systemd credential, not in the file.",
+        "credentials belong in the environment or a systemd credential, not in the file; so does a PKCS#11",
+        "token's PIN (a systemd credential `regbridge-pkcs11-pin` or `centre.pkcs11.pin_file`, mode 0600).",
         "",
         "## Top level",
         "",
@@ -324,6 +344,7 @@ def schema_markdown() -> str:
     ]
     sections: list[tuple[str, type[BaseModel], str]] = [
         ("centre", CentreConfig, "`[centre]`"),
+        ("centre.pkcs11", Pkcs11Config, '`[centre.pkcs11]` (when `centre.key_store = "pkcs11"`)'),
         ("inbox", InboxConfig, "`[[inbox]]` (one per folder; override the whole list with `REGBRIDGE_INBOX` as JSON)"),
         ("documents", DocumentsConfig, "`[documents]`"),
         ("fees", FeesConfig, "`[fees]`"),

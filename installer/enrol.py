@@ -22,10 +22,12 @@ import httpx
 
 import sdk
 from agent.centre.client import centre_clock_skew
+from agent.config import Pkcs11Config
 from agent.credentials.custody import KeyCustody
+from agent.credentials.pkcs11 import Pkcs11Token, read_pin
 from agent.state.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
 from sdk.certificates import verify_detached
-from sdk.signing import generate_private_key, jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
+from sdk.signing import jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
 from sdk.suites import suite_of
 from sdk.support.files import atomic_write
 
@@ -96,7 +98,7 @@ class Enrolment:
 
     path: Path
     key_id: str
-    key_store: Literal["file", "keyring"]
+    key_store: Literal["file", "keyring", "pkcs11"]
     key_where: str
     secret_where: str | None
     already: bool
@@ -135,7 +137,8 @@ def enrol(
     settings: dict[str, Any] | None = None,
     algorithm: sdk.signing.Algorithm | None = None,
     label: str = "agent",
-    key_store: Literal["auto", "file", "keyring"] = "file",
+    key_store: Literal["auto", "file", "keyring", "pkcs11"] = "file",
+    pkcs11: dict[str, Any] | None = None,
     expected_fingerprint: str | None = None,
     check_clock: bool = True,
     key_dir: Path = Path("keys"),
@@ -182,7 +185,9 @@ def enrol(
                 " Fix the clock (NTP) and enrol again"
             )
 
-    store: Literal["file", "keyring"]
+    store: Literal["file", "keyring", "pkcs11"]
+    if key_store == "pkcs11" and not pkcs11:
+        raise BundleError("--key-store pkcs11 needs the token: module, token label or slot, PIN file")
     if key_store == "auto":
         store = "keyring" if keyring_backend() else "file"
     elif key_store == "keyring" and not keyring_backend():
@@ -205,16 +210,22 @@ def enrol(
             settings.setdefault("secret_file", str(secret_file))
 
     keys = key_dir if key_dir.is_absolute() else directory / key_dir
-    custody = KeyCustody(keys, store, institution, secret, suite=suite)
+    token = None
+    if store == "pkcs11":
+        assert pkcs11 is not None
+        settings_p11 = Pkcs11Config.model_validate(pkcs11)
+        pin_file = settings_p11.pin_file
+        pin = read_pin(pin_file if pin_file is None or pin_file.is_absolute() else directory / pin_file)
+        token = Pkcs11Token(settings_p11.module, pin, settings_p11.token_label, settings_p11.slot,
+                            dict(settings_p11.mechanisms))  # fmt: skip
+    custody = KeyCustody(keys, store, institution, secret, suite=suite, token=token)
     pending = next((e for e in custody.entries() if e.state == "pending" and e.key_id is None), None)
-    if pending is not None:  # an enrolment whose answer was lost: the same key again
-        key = custody.load(pending)
-    else:
-        key = suite.adopt(generate_private_key(algorithm))
-        pending = custody.put(key, "pending")
+    if pending is None:  # else an enrolment whose answer was lost: the same key again
+        pending = custody.generate(algorithm, "pending")
+    public = custody.public_key(pending)
     try:
         with sdk.Client(bundle["api_base_url"]) as anon:
-            result = anon.credentials.enroll(bundle["token"], jwk_from_public_key(key.public_key()), label=label)
+            result = anon.credentials.enroll(bundle["token"], jwk_from_public_key(public), label=label)
     except sdk.AuthenticationFailed:
         raise BundleError(
             "the centre refused the bundle's one-time token: it was already used (by another machine) or has"
@@ -235,6 +246,7 @@ def enrol(
             "institution_uscc": bundle["institution_uscc"],
             "key_id": result.key_id,
             "key_store": store,
+            **({"pkcs11": pkcs11} if store == "pkcs11" else {}),
             "key_dir": str(key_dir),
             "seal_ca_file": str(key_dir / "seal-ca.pem"),
             "centre_key_id": bundle["trust"]["centre_key_id"],

@@ -19,13 +19,14 @@ The gm suite's SM2 operations need the ``regbridge[gm]`` extra; naming it does n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
 
 __all__ = ["GM", "INTL", "SUITES", "Suite", "SuiteName", "suite_named"]
 
 SuiteName = Literal["intl", "gm"]
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,10 @@ class Suite:
     def default_algorithm(self) -> str:
         return self.algorithms[0]
 
-    def adopt(self, key: Any) -> Any:
+    def adopt(self, key: _K) -> _K:
         """``key`` with this suite's SM2 user id (other keys unchanged)."""
         if isinstance(key, Sm2PrivateKey | Sm2PublicKey) and key_user_id(key) != self.sm2_user_id:
-            return key.with_user_id(self.sm2_user_id)
+            return key.with_user_id(self.sm2_user_id)  # type: ignore[return-value]
         return key
 
     def bundle_member(self) -> dict[str, str]:

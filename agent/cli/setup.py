@@ -28,13 +28,19 @@ def enroll(
     fingerprint: str = typer.Option(
         None, "--fingerprint", help="The centre key's fingerprint as the centre published it (checked)."
     ),
+    pkcs11_module: str = typer.Option(None, "--pkcs11-module", help="--key-store pkcs11: the token's PKCS#11 library."),
+    pkcs11_token: str = typer.Option(None, "--pkcs11-token", help="--key-store pkcs11: the token's label."),
+    pkcs11_pin_file: Path = typer.Option(None, "--pkcs11-pin-file", help="--key-store pkcs11: the PIN's file (0600)."),
 ) -> None:
-    """Enrol this agent with a centre: a key made here, registered with the bundle's one-time token."""
+    """Enrol this agent with a centre: a key made here (or inside a PKCS#11 token), registered with the
+    bundle's one-time token."""
     from installer.enrol import BundleError, enrol
 
     algorithms = (None, "ed25519", "ecdsa-p256-sha256", "sm2-sm3")
-    if key_store not in ("auto", "keyring", "file") or algorithm not in algorithms:
-        typer.secho("--key-store is auto, keyring or file; --algorithm ed25519, ecdsa-p256-sha256 or sm2-sm3", fg="red")
+    if key_store not in ("auto", "keyring", "file", "pkcs11") or algorithm not in algorithms:
+        typer.secho(
+            "--key-store is auto, keyring, file or pkcs11; --algorithm ed25519, ecdsa-p256-sha256 or sm2-sm3", fg="red"
+        )
         raise typer.Exit(2)
     inboxes = _parse_inboxes(inbox)
     doc = read_bundle(bundle, "enrolment")
@@ -46,6 +52,9 @@ def enroll(
             key_store=key_store,  # type: ignore[arg-type]
             algorithm=algorithm,  # type: ignore[arg-type]
             expected_fingerprint=fingerprint,
+            pkcs11={"module": pkcs11_module, "token_label": pkcs11_token, "pin_file": str(pkcs11_pin_file.resolve())}
+            if key_store == "pkcs11" and pkcs11_module and pkcs11_pin_file
+            else None,
         )
     except BundleError as exc:
         typer.secho(f"enrolment failed: {exc}", fg="red", err=True)

@@ -2,7 +2,8 @@
 
 Every private key is made on this machine and kept only as PKCS#8 encrypted under the agent
 secret (:mod:`agent.state.secrets`) — Ed25519/P-256 by ``cryptography``, SM2 (the gm suite) as
-PBES2 PKCS#8 that OpenSSL also reads (:mod:`sdk.gm.sm2`) — in one of two places (``centre.key_store``):
+PBES2 PKCS#8 that OpenSSL also reads (:mod:`sdk.gm.sm2`) — in one of two places (``centre.key_store``),
+or made and kept inside a PKCS#11 token, never leaving it (``pkcs11``, :mod:`agent.credentials.pkcs11`):
 
 * ``keyring``: the OS keyring (Windows Credential Manager, macOS Keychain, Secret Service),
   service ``regbridge-agent-key``, user ``<institution id>/<fingerprint>``;
@@ -29,9 +30,18 @@ from cryptography.hazmat.primitives import serialization
 
 import sdk
 from agent.config import AgentConfig
+from agent.credentials.pkcs11 import Pkcs11Signer, Pkcs11Token, read_pin
 from sdk.gm.sm2 import Sm2PrivateKey
 from sdk.gm.sm2 import load_pem_private_key as load_sm2_pem
-from sdk.signing import KeySigner, PrivateKey, jwk_fingerprint, jwk_from_public_key
+from sdk.signing import (
+    Algorithm,
+    KeySigner,
+    PrivateKey,
+    PublicKey,
+    generate_private_key,
+    jwk_fingerprint,
+    jwk_from_public_key,
+)
 from sdk.suites import INTL, Suite
 from sdk.support.files import atomic_write
 
@@ -52,7 +62,7 @@ class KeyEntry:
     fingerprint: str
     algorithm: str
     created_at: str
-    store: Literal["file", "keyring"]
+    store: Literal["file", "keyring", "pkcs11"]
     location: str
     state: KeyState
     key_id: str | None = None
@@ -70,12 +80,16 @@ class KeyCustody:
     def __init__(
         self,
         key_dir: Path,
-        store: Literal["file", "keyring"],
+        store: Literal["file", "keyring", "pkcs11"],
         institution_id: str,
         secret: bytes,
         *,
         suite: Suite = INTL,
+        token: Pkcs11Token | None = None,
     ) -> None:
+        if store == "pkcs11" and token is None:
+            raise ValueError("key_store pkcs11 needs a token ([centre.pkcs11])")
+        self.token = token
         self.key_dir = key_dir
         self.store = store
         self.institution_id = institution_id
@@ -112,6 +126,32 @@ class KeyCustody:
         raise KeyError(f"key {key_id} is not in {self.manifest}; enrol again or restore the key folder")
 
     # --- private keys ------------------------------------------------------------------------
+
+    def generate(self, algorithm: Algorithm, state: KeyState, **extra: Any) -> KeyEntry:
+        """Make a new key of ``algorithm`` where this custody keeps keys (inside the token for pkcs11)."""
+        if self.store != "pkcs11":
+            return self.put(self.suite.adopt(generate_private_key(algorithm)), state, **extra)
+        assert self.token is not None
+        ref = os.urandom(8)
+        public = self.suite.adopt(self.token.generate(algorithm, ref, f"regbridge {self.institution_id}"))
+        entry = KeyEntry(
+            fingerprint=jwk_fingerprint(jwk_from_public_key(public)),
+            algorithm=algorithm,
+            created_at=_now().isoformat(timespec="seconds"),
+            store="pkcs11",
+            location=ref.hex(),
+            state=state,
+            **extra,
+        )
+        self.save([*self.entries(), entry])
+        return entry
+
+    def public_key(self, entry: KeyEntry) -> PublicKey:
+        """The public key of ``entry`` (read from the token for pkcs11)."""
+        if entry.store == "pkcs11":
+            assert self.token is not None
+            return self.suite.adopt(self.token.public_key(entry.algorithm, bytes.fromhex(entry.location)))
+        return self.load(entry).public_key()
 
     def put(self, key: PrivateKey, state: KeyState, *, key_id: str | None = None, **extra: Any) -> KeyEntry:
         """Keep ``key`` (encrypted) and add it to the manifest."""
@@ -171,7 +211,10 @@ class KeyCustody:
 
     def erase(self, entry: KeyEntry) -> None:
         """Forget a private key (its manifest entry stays, as ``retired``)."""
-        if entry.store == "keyring":
+        if entry.store == "pkcs11":
+            assert self.token is not None
+            self.token.destroy(bytes.fromhex(entry.location))
+        elif entry.store == "keyring":
             import keyring
             import keyring.errors
 
@@ -181,18 +224,39 @@ class KeyCustody:
             (self.key_dir / entry.location).unlink(missing_ok=True)
 
     def where(self, entry: KeyEntry) -> str:
+        if entry.store == "pkcs11":
+            assert self.token is not None
+            token = self.token.token_label or f"slot {self.token.slot}"
+            return f"PKCS#11 token {token} ({self.token.module}), CKA_ID {entry.location}, not extractable"
         if entry.store == "keyring":
             return f"OS keyring (service {KEYRING_SERVICE}, user {entry.location}), encrypted PKCS#8"
         return f"{self.key_dir / entry.location} (encrypted PKCS#8, mode 0600)"
 
-    def signer(self, key_id: str) -> KeySigner:
-        return KeySigner(key_id, self.load(self.entry(key_id)))
+    def signer(self, key_id: str) -> KeySigner | Pkcs11Signer:
+        entry = self.entry(key_id)
+        if entry.store == "pkcs11":
+            assert self.token is not None
+            ref = bytes.fromhex(entry.location)
+            return Pkcs11Signer(key_id, self.token, ref, entry.algorithm, self.public_key(entry))
+        return KeySigner(key_id, self.load(entry))
 
 
 def custody_for(config: AgentConfig, secret: bytes) -> KeyCustody:
     centre = config.centre
+    token = None
+    if centre.key_store == "pkcs11":
+        p11 = centre.pkcs11
+        if p11 is None:
+            raise ValueError("centre.key_store is pkcs11 but [centre.pkcs11] is missing")
+        pin = read_pin(config.resolve(p11.pin_file) if p11.pin_file else None)
+        token = Pkcs11Token(p11.module, pin, p11.token_label, p11.slot, dict(p11.mechanisms))
     return KeyCustody(
-        config.resolve(centre.key_dir), centre.key_store, centre.institution_id, secret, suite=centre.crypto_suite
+        config.resolve(centre.key_dir),
+        centre.key_store,
+        centre.institution_id,
+        secret,
+        suite=centre.crypto_suite,
+        token=token,
     )
 
 

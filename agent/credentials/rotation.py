@@ -26,7 +26,7 @@ from agent.config import AgentConfig, load_config
 from agent.credentials.custody import KeyCustody, custody_for, retire_due
 from agent.state.audit import AuditLog
 from agent.state.store import StateStore
-from sdk.signing import KeySigner, generate_private_key, jwk_from_public_key
+from sdk.signing import jwk_from_public_key
 from sdk.support.files import atomic_write
 
 __all__ = ["RotationFollower", "RotationResult", "rotate", "set_config_key_id"]
@@ -84,16 +84,18 @@ def rotate(
     pending = next((e for e in entries if e.state == "pending"), None)
     resumed = pending is not None
     if pending is None:
-        key = generate_private_key(algorithm or current.algorithm)  # type: ignore[arg-type]
-        pending = custody.put(key, "pending", rotation_key=f"rotate-{uuid.uuid4()}")
-    else:
-        key = custody.load(pending)
+        pending = custody.generate(
+            algorithm or current.algorithm,  # type: ignore[arg-type]
+            "pending",
+            rotation_key=f"rotate-{uuid.uuid4()}",
+        )
+    public = custody.public_key(pending)
     if pending.key_id is None:
         own = client is None
-        client = client or centre_client(config, KeySigner(current_id, custody.load(current)))
+        client = client or centre_client(config, custody.signer(current_id))
         try:
             record = client.credentials.rotate(
-                jwk_from_public_key(key.public_key()),
+                jwk_from_public_key(public),
                 grace_seconds=grace_seconds,
                 label="agent",
                 idempotency_key=pending.rotation_key,

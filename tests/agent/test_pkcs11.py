@@ -1,0 +1,151 @@
+"""Keys in a PKCS#11 token (issue 19): SoftHSM2 from Debian, the token made by the test.
+
+Enrolment makes the key inside the token (CKA_SENSITIVE true, CKA_EXTRACTABLE false, checked),
+applications run with every signature made by the token, rotation makes the next key there too,
+no private key material lands in any file, and signing fails once the token is gone. Ed25519 and
+P-256; SM2 in a token needs vendor mechanisms SoftHSM2 does not have (not tested here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.centre.client import centre_client
+from agent.config import load_config
+from agent.credentials.custody import custody_for
+from agent.credentials.pkcs11 import Pkcs11Signer, TokenUnavailable
+from agent.credentials.rotation import rotate
+from agent.enrol import enrol
+from agent.runtime import Agent
+from sandbox.local import LocalCentre
+
+from .conftest import INBOXES, SECRET, drop, mortgage_export
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+SOFTHSM_UTIL = shutil.which("softhsm2-util")
+
+
+@pytest.fixture(scope="module")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A SoftHSM2 configuration of this test process's own, its tokens made before the library is
+    loaded (SoftHSM2 reads its token folder once per process)."""
+    assert SOFTHSM_UTIL and Path(MODULE).exists(), "SoftHSM2 is a system package of the build (make system-deps)"
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    before = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    for label in TOKENS:
+        _init_token(root, label)
+    yield root
+    if before is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = before
+
+
+TOKENS = ("branch-ed25519", "branch-p256")
+
+
+def _init_token(softhsm: Path, label: str) -> None:
+    """A fresh token, its PIN in a file only its owner reads."""
+    assert SOFTHSM_UTIL
+    made = subprocess.run([SOFTHSM_UTIL, "--init-token", "--free", "--label", label, "--so-pin", "87654321",
+                           "--pin", "13572468"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    pin = softhsm / f"{label}.pin"
+    pin.write_text("13572468\n")
+    pin.chmod(0o600)
+
+
+def _token(softhsm: Path, label: str) -> dict[str, Any]:
+    """The config's [centre.pkcs11] for the token ``label`` (made by the fixture)."""
+    return {"module": MODULE, "token_label": label, "pin_file": str(softhsm / f"{label}.pin")}
+
+
+SETTINGS = {"default_operator": "op-001", "fees": {"auto_pay": True, "daily_cap": "100000"}, "metrics": {"port": 0}}
+
+
+def test_an_agent_whose_keys_never_leave_the_token(softhsm: Path, tmp_path: Path) -> None:
+    with LocalCentre() as centre:
+        _iid, bundle = centre.bank()
+        p11 = _token(softhsm, "branch-ed25519")
+        root = tmp_path / "branch"
+        done = enrol(bundle, root, secret=SECRET, inboxes=INBOXES, settings=SETTINGS, key_store="pkcs11",
+                     pkcs11=p11, check_clock=False)  # fmt: skip
+        config = load_config(done.path)
+        custody = custody_for(config, SECRET)
+        entry = custody.entry(config.centre.key_id)
+        assert entry.store == "pkcs11" and entry.algorithm == "ed25519" and "not extractable" in done.key_where
+        assert custody.token is not None
+        attributes = custody.token.private_attributes(bytes.fromhex(entry.location))
+        assert attributes == {"sensitive": True, "extractable": False, "always_sensitive": True,
+                              "never_extractable": True}  # fmt: skip
+
+        agent = Agent(config, secret=SECRET)
+        try:
+            assert agent.signer is not None and isinstance(agent.signer.current(), Pkcs11Signer)
+            inbox = root / "inbox" / "corebank"
+            drop(inbox, "a.csv", mortgage_export(inbox, {"HSM-001": 1, "HSM-002": 2}))
+            assert agent.run_until_idle(timeout=90)
+            apps = agent.store.applications()
+            assert len(apps) == 2 and {a.stage for a in apps} == {"done"}
+        finally:
+            agent.close()
+        used = {r["key_id"] for r in centre.store.all("SELECT key_id FROM nonces")}
+        assert used == {config.centre.key_id}  # every request the centre saw was signed by the token's key
+
+        rotated = rotate(config, SECRET, grace_seconds=60)
+        config = load_config(done.path)
+        new = custody_for(config, SECRET).entry(rotated.new_key_id)
+        assert new.store == "pkcs11" and new.location != entry.location
+        with centre_client(config, custody_for(config, SECRET).signer(config.centre.key_id)) as client:
+            assert {c.key_id for c in client.credentials.list() if c.status == "active"} >= {rotated.new_key_id}
+
+    for path in root.rglob("*"):  # no private key material in any file
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"PRIVATE KEY" not in data, path
+    assert not list((root / "keys").glob("*.key"))
+
+    # the token gone: signing fails, and says so
+    assert SOFTHSM_UTIL
+    subprocess.run([SOFTHSM_UTIL, "--delete-token", "--token", "branch-ed25519"], capture_output=True, check=True)
+    signer = custody_for(config, SECRET)
+    with pytest.raises(TokenUnavailable):
+        signer.signer(config.centre.key_id).sign(b"signature base")
+
+
+def test_a_p256_key_made_in_the_token_signs_requests_the_centre_accepts(softhsm: Path, tmp_path: Path) -> None:
+    with LocalCentre() as centre:
+        iid, bundle = centre.bank()
+        done = enrol(bundle, tmp_path / "p256", secret=SECRET, inboxes=INBOXES, settings=SETTINGS,
+                     key_store="pkcs11", pkcs11=_token(softhsm, "branch-p256"), algorithm="ecdsa-p256-sha256",
+                     check_clock=False)  # fmt: skip
+        config = load_config(done.path)
+        signer = custody_for(config, SECRET).signer(config.centre.key_id)
+        assert isinstance(signer, Pkcs11Signer) and signer.algorithm == "ecdsa-p256-sha256"
+        with centre_client(config, signer) as client:
+            assert client.institution.get().institution_id == iid
+
+
+def test_the_pin_is_never_read_from_a_file_others_can_read(softhsm: Path, tmp_path: Path) -> None:
+    from agent.credentials.pkcs11 import read_pin
+
+    pin = tmp_path / "pin"
+    pin.write_text("1234\n")
+    pin.chmod(0o644)
+    with pytest.raises(TokenUnavailable, match="readable by others"):
+        read_pin(pin)
+    pin.chmod(0o600)
+    assert read_pin(pin) == "1234"
+    with pytest.raises(TokenUnavailable, match="no PKCS#11 PIN"):
+        read_pin(None)
