@@ -22,11 +22,11 @@ from agent.config import load_config
 from agent.credentials.custody import custody_for
 from agent.credentials.pkcs11 import Pkcs11Signer, TokenUnavailable
 from agent.credentials.rotation import rotate
-from agent.enrol import enrol
-from agent.runtime import Agent
+from agent.daemon import Agent
+from installer.enrol import enrol
 from sandbox.local import LocalCentre
 
-from .conftest import INBOXES, SECRET, drop, mortgage_export
+from ..conftest import INBOXES, SECRET, drop, mortgage_export
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 SOFTHSM_UTIL = shutil.which("softhsm2-util")
