@@ -33,11 +33,11 @@ from agent.mapping import Profile, load_profile
 from agent.pipeline.build import BuildContext
 from agent.pipeline.context import StageContext
 from agent.pipeline.deliver import deliver_due
-from agent.pipeline.ingest import ingest_file
+from agent.pipeline.ingest import ExportRefused, ingest_file
 from agent.pipeline.receipts import write_receipts
 from agent.pipeline.submit import submit_due
 from agent.pipeline.track import find_supplement_materials, pay_due, poll_events, refresh_due
-from agent.pipeline.watch import is_mount_point, ready_files
+from agent.pipeline.watch import is_mount_point, ready_files, settling_files
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
 from agent.state.gm_cipher import Sm4GcmCipher, reencrypt_state
@@ -223,6 +223,9 @@ class Agent:
             for path in ready_files(self.context, inbox):
                 try:
                     ingest_file(self.context, inbox, path, progress=progress)
+                except ExportRefused as exc:  # became a symbolic link since the folder was listed
+                    log.warning("export refused", extra={"file": path.name, "error": str(exc)})
+                    continue
                 except OSError as exc:  # vanished meanwhile, unreadable: leave it for the next scan
                     log.warning("could not read export", extra={"file": path.name, "error": str(exc)})
                     continue
@@ -287,7 +290,15 @@ class Agent:
         open_apps = sum(n for stage, n in counts.items() if stage not in FINAL_STAGES) - waiting
         certs = len(self.store.certificates(stage="pending")) + len(self.store.certificates(stage="storing"))
         pending_superseded = len(self.store.superseding())
-        return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches())
+        return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches()) + self.settling()
+
+    def settling(self) -> int:
+        """Exports in the inboxes not yet taken (still settling, still being written, waiting for a marker)."""
+        return sum(
+            len(settling_files(self.context, inbox))
+            for inbox in self.config.inbox
+            if self.supervision.inbox_available(inbox)
+        )
 
     def awaiting_bank(self) -> list[str]:
         """Applications only the bank can move on: a 补正 waiting for its answer."""
