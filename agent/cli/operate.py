@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from agent.cli.common import CONFIG, open_agent
+from agent.messages import accounting_line
 
 __all__ = ["register"]
 
@@ -65,6 +66,13 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
     for stage, n in sorted(snap["stages"].items()):
         table.add_row(stage, str(n))
     console.print(table)
+    exports = Table(title="Exports (最近读取的文件)")
+    for col in ("file", "status", "records"):
+        exports.add_column(col)
+    for f in snap["files"]:
+        exports.add_row(f["file"], f["status"], f["summary"])
+    if snap["files"]:
+        console.print(exports)
     for title, key in (
         ("Quarantine", "quarantine"),
         ("补正 deadlines", "deadlines"),
@@ -117,15 +125,26 @@ def ingest(
     inbox: str = typer.Option(..., "--inbox", help="The inbox whose profile reads it."),
     config: Path = CONFIG,
 ) -> None:
-    """Ingest one export now, with a progress bar (long imports); the daemon sends it."""
+    """Ingest one export now, with a progress bar (long imports); the daemon sends it.
+
+    A file in the inbox's folder is retired as the daemon would; a file anywhere else stays where it is.
+    A symbolic link is refused (exit 2).
+    """
     from rich.progress import Progress
 
-    from agent.pipeline.ingest import ingest_file
+    from agent.pipeline.ingest import ExportRefused, ingest_file
 
+    if export.is_symlink():
+        typer.secho(f"{export} 是符号链接，拒绝读取 (an export reached through a symbolic link)", fg="red", err=True)
+        raise typer.Exit(2)
+    if not export.is_file():
+        typer.secho(f"no such export file: {export}", fg="red", err=True)
+        raise typer.Exit(2)
     agent = open_agent(config)
     try:
         target = agent.context.inbox(inbox)
     except StopIteration:
+        agent.close()
         typer.secho(f"no inbox {inbox!r} in {config}", fg="red", err=True)
         raise typer.Exit(2) from None
     try:
@@ -137,6 +156,9 @@ def ingest(
                 export,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+    except ExportRefused as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
     finally:
         agent.close()
     typer.echo(
@@ -144,6 +166,8 @@ def ingest(
         f"{len(report.duplicates)}, quarantined {len(report.quarantined)}"
         + (" (already processed)" if report.skipped else "")
     )
+    if report.records:
+        typer.echo(accounting_line(report.records, report.rows, report.encoding))
 
 
 def transmittal(

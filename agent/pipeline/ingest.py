@@ -9,34 +9,66 @@ and not processed twice.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
-import re
+import os
 from pathlib import Path
 from typing import Any
 
 from agent.config import InboxConfig
 from agent.mapping import FieldError, Profile, map_records
+from agent.messages import accounting_line, field_line, zh
 from agent.pipeline.build import BuiltApplication, build
 from agent.pipeline.context import StageContext
-from agent.pipeline.outbox import IngestReport, admit, columns_of, quarantine_row
+from agent.pipeline.outbox import IngestReport, admit, broken_loans, columns_of, quarantine_row, record_excerpt
 from agent.state.store import now_iso
 from connectors.readers import read_export, row_label
 
-__all__ = ["IngestReport", "ingest_file", "process_export"]
+__all__ = ["ExportRefused", "IngestReport", "ingest_file", "process_export", "read_export_bytes"]
 
 log = logging.getLogger("regbridge.agent.ingest")
 
 
+class ExportRefused(ValueError):
+    """An export the agent will not read at all (reached through a symbolic link); the message says why."""
+
+
+def read_export_bytes(path: Path) -> bytes:
+    """The export's bytes, never through a symbolic link (it may lead anywhere: another folder, /dev/zero).
+
+    Raises:
+        ExportRefused: ``path`` is a symbolic link.
+        OSError: it cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ExportRefused(f"{path.name} 是符号链接，拒绝读取：请把文件本身放入收件夹 (a symbolic link)") from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
 def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: Any = None) -> IngestReport:
-    """Read, admit and retire one complete export file."""
-    data = path.read_bytes()
+    """Read, admit and retire one complete export file.
+
+    A file in the inbox's folder is retired (removed) once its content is safe in the state store; a file
+    anywhere else (``regbridge ingest FILE``) is the user's and stays where it is, whatever the outcome.
+
+    Raises:
+        ExportRefused: the file is a symbolic link.
+        OSError: it cannot be read (left for the next scan).
+    """
+    data = read_export_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
+    folder = ctx.config.resolve(inbox.path)
     seen = ctx.store.file_seen(sha)
     if seen is not None and seen["status"] != "reading":
         ctx.audit.append("file.duplicate", path.name, "skipped", first_seen=seen["received_at"])
         log.info("export already processed; skipped", extra={"file": path.name, "sha256": sha[:12]})
-        retire(path, inbox)
+        retire(path, folder)
         return IngestReport(path.name, sha, skipped=True)
     copy = ctx.blobs.put(data)
     ctx.store.record_file(
@@ -48,38 +80,35 @@ def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: 
         stored_copy=copy,
     )
     report = process_export(ctx, inbox, data, path.name, sha, progress=progress)
-    retire(path, inbox)
+    retire(path, folder)
     return report
 
 
-def _broken_loans(errors: list[Any], loans: list[str]) -> dict[str, int]:
-    """The loans a record that could not be read belongs to (its loan number is in its text): loan → row."""
-    found: dict[str, int] = {}
-    if not errors:
-        return found
-    for loan in sorted({x for x in loans if x}, key=len, reverse=True):
-        pattern = re.compile(r"(?<![A-Za-z0-9_.:-])" + re.escape(loan) + r"(?![A-Za-z0-9_.:-])")
-        for err in errors:
-            if pattern.search(err.raw):
-                found.setdefault(loan, err.row)
-    return found
+def _export_receipt(
+    ctx: StageContext, inbox: InboxConfig, report: IngestReport, sha: str, status: str, reason: str | None
+) -> None:
+    """One receipt line for the export itself: how many records were read and where each went."""
+    key = f"file-{sha[:16]}"  # the export's own line: its 业务编号 names the file's content, not a loan
+    # 贷款编号 names the file (no loan): one line per export, told apart from the loans' lines
+    payload = {"loan_no": f"(文件){report.file}", "reference": key, "event": "file_read", "status": status}
+    payload["reason"] = reason or ""
+    ctx.store.add_receipt(key, "file", inbox.name, {**payload, "file": report.file, "at": now_iso()})
 
 
-def record_excerpt(raw: str) -> str:
-    """A broken record as reports may show it: its leading key (the loan number, usually) and its size.
+def retire(path: Path, folder: Path) -> bool:
+    """The export is safe in the state store (encrypted): take it and its marker out of the inbox ``folder``.
 
-    The rest can hold names and ID numbers in any position, so it is not shown; the whole record is
-    kept, sealed, in the stored copy of the export.
+    A file outside that folder is not the inbox's to remove: it stays. Answers whether it was removed.
     """
-    head = re.match(r"[A-Za-z0-9_.:-]{0,32}", raw.strip())
-    key = head.group(0) if head else ""
-    return f"{key}… ({len(raw)} characters; the rest is not shown, it may hold personal data)"
-
-
-def retire(path: Path, inbox: InboxConfig) -> None:
-    """The export is safe in the state store (encrypted): take it and its marker out of the inbox."""
+    try:
+        inside = path.parent.resolve() == folder.resolve()
+    except OSError:
+        inside = False
+    if not inside:
+        return False
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".done").unlink(missing_ok=True)
+    return True
 
 
 def process_export(
@@ -100,6 +129,7 @@ def process_export(
             ctx.store.record_file(
                 sha, status="quarantined", rows_bad=1, records=0, encoding=read.encoding, reason=read.file_error
             )
+            _export_receipt(ctx, inbox, report, sha, "整个文件隔离，未处理任何记录", read.file_error)
         report.quarantined.append({"id": qid, "row": None, "errors": [err.as_dict()]})
         write_report(ctx, inbox, report)
         ctx.audit.append("file.quarantined", label, "quarantined", reason=read.file_error)
@@ -122,7 +152,7 @@ def process_export(
             qid = ctx.store.quarantine("row", [err.as_dict()], file_sha256=sha, path=label, row=err.row)
             report.quarantined.append({"id": qid, "row": err.row, "loan_no": None, "errors": [err.as_dict()]})
             report.rows["quarantine"] += 1
-        broken = _broken_loans(read.errors, [b.loan_no for b, _ in built])
+        broken = broken_loans(read.errors, [b.loan_no for b, _ in built])
         for b, columns in built:
             if b.errors or hold_all or b.loan_no in broken:
                 errors = [e.as_dict() for e in b.errors]
@@ -173,6 +203,7 @@ def process_export(
             rows_quarantined=report.rows["quarantine"],
             reason=reason,
         )
+        _export_receipt(ctx, inbox, report, sha, accounting_line(report.records, report.rows, read.encoding), reason)
     if report.quarantined:
         write_report(ctx, inbox, report)
     ctx.audit.append(
@@ -201,18 +232,19 @@ def write_report(ctx: StageContext, inbox: InboxConfig, report: IngestReport) ->
     """A readable quarantine report beside the inbox (values masked), for branch staff and bank IT."""
     folder = ctx.config.resolve(inbox.path) / "quarantine"
     lines = [f"文件 {report.file} (sha256 {report.sha256[:16]}…) 处理时间 {now_iso()}", ""]
+    if report.records or report.file_error:
+        lines += [accounting_line(report.records, report.rows, report.encoding), ""]
     if report.file_error:
-        lines += ["整个文件无法读取 (the whole file could not be read):", f"  {report.file_error}", ""]
+        lines += ["整个文件无法读取：", f"  {zh(report.file_error)}", ""]
     for q in report.quarantined:
         head = f"隔离编号 {q['id']}"
         if q.get("loan_no"):
             head += f"  贷款编号 {q['loan_no']}"
         if q.get("row"):
-            head += f"  第 {q['row']} 行"
+            head += f"  {row_label(q['row'])}"
         lines.append(head)
         for e in q["errors"]:
-            shown = repr(e["value"]) if e["value"] else "(空)"
-            lines.append(f"  - 字段 {e['field']}: {shown}，应为 {e['expected']}")
+            lines.append("  - " + field_line(e.get("row"), e.get("line"), e["field"], e["value"] or "", e["expected"]))
         lines.append("")
     lines.append("修正后重新导出该行，或修正配置后运行: regbridge requeue <隔离编号>")
     from sdk.support.files import atomic_write

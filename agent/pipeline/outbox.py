@@ -16,11 +16,13 @@ committed here first (persist first, act second).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import InboxConfig
 from agent.mapping import FieldError
+from agent.messages import field_line
 from agent.pipeline.build import BuiltApplication, payload_digest
 from agent.pipeline.context import StageContext
 from agent.state.store import AppRow, now_iso
@@ -29,7 +31,16 @@ from sdk.models import APPLICATION_TYPES, ApplicationStatus
 
 S = ApplicationStatus
 
-__all__ = ["IngestReport", "admit", "columns_of", "finish_if_done", "quarantine_row", "queue_receipt"]
+__all__ = [
+    "IngestReport",
+    "admit",
+    "broken_loans",
+    "columns_of",
+    "finish_if_done",
+    "quarantine_row",
+    "queue_receipt",
+    "record_excerpt",
+]
 
 
 @dataclass
@@ -101,7 +112,9 @@ def quarantine_row(
         reference=b.reference or None,
     )
     report.quarantined.append({"id": qid, "row": b.rows[0], "loan_no": b.loan_no, "errors": errors})
-    reason = "；".join(f"第{e['row']}行 {e['field']}: 应为 {e['expected']}" for e in errors)
+    reason = "；".join(
+        field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"]) for e in errors
+    )
     ctx.store.add_receipt(
         b.reference or f"row-{sha[:8]}-{b.rows[0]}",
         f"quarantined:{qid}",
@@ -232,3 +245,27 @@ def finish_if_done(ctx: StageContext, reference: str) -> None:
     if app.type == "mortgage_discharge":
         queue_receipt(ctx, app, "completed", "registered", status="注销登记已办结")
     ctx.audit.append("application.done", reference, "ok", certificates=len(certs))
+
+
+def broken_loans(errors: list[Any], loans: list[str]) -> dict[str, int]:
+    """The loans a record that could not be read belongs to (its loan number is in its text): loan → row."""
+    found: dict[str, int] = {}
+    if not errors:
+        return found
+    for loan in sorted({x for x in loans if x}, key=len, reverse=True):
+        pattern = re.compile(r"(?<![A-Za-z0-9_.:-])" + re.escape(loan) + r"(?![A-Za-z0-9_.:-])")
+        for err in errors:
+            if pattern.search(err.raw):
+                found.setdefault(loan, err.row)
+    return found
+
+
+def record_excerpt(raw: str) -> str:
+    """A broken record as reports may show it: its leading key (the loan number, usually) and its size.
+
+    The rest can hold names and ID numbers in any position, so it is not shown; the whole record is
+    kept, sealed, in the stored copy of the export.
+    """
+    head = re.match(r"[A-Za-z0-9_.:-]{0,32}", raw.strip())
+    key = head.group(0) if head else ""
+    return f"{key}… ({len(raw)} characters; the rest is not shown, it may hold personal data)"

@@ -8,9 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.messages import accounting_line, field_line
 from agent.state.store import StateStore
 
 __all__ = ["snapshot"]
+
+
+def _summary(f: dict[str, Any]) -> str:
+    """One line per export, in the words of its receipt line."""
+    if f.get("records") is None:
+        return str(f.get("reason") or f["status"])
+    if f["status"] == "quarantined" and f.get("reason"):
+        return f"整个文件隔离：{f['reason']}"
+    rows = {
+        "queue": f.get("rows_queued") or 0,
+        "supplement": f.get("rows_supplement") or 0,
+        "duplicate": f.get("rows_duplicate") or 0,
+        "quarantine": f.get("rows_quarantined") or 0,
+    }
+    return accounting_line(f["records"], rows, f.get("encoding"))
 
 
 def snapshot(store: StateStore) -> dict[str, Any]:
@@ -40,7 +56,10 @@ def snapshot(store: StateStore) -> dict[str, Any]:
             "reference": q["reference"],
             "file": q["path"],
             "row": q["row"],
-            "errors": [f"{e['field']}: {e['expected']}" for e in q["errors"]],
+            "errors": [
+                field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"])
+                for e in q["errors"]
+            ],
         }
         for q in store.quarantined()
     ]
@@ -69,7 +88,21 @@ def snapshot(store: StateStore) -> dict[str, Any]:
         "paper_owed": len(store.paper_owed()),
         "alerts": [{"kind": a["kind"], "message": a["message"], "since": a["raised_at"]} for a in store.alerts()],
         "files": [
-            {"file": f["path"], "status": f["status"], "rows_ok": f["rows_ok"], "rows_bad": f["rows_bad"]}
+            {
+                "file": f["path"],
+                "status": f["status"],
+                "rows_ok": f["rows_ok"],
+                "rows_bad": f["rows_bad"],
+                "encoding": f.get("encoding"),
+                "records": f.get("records"),
+                "accounting": {
+                    "queue": f.get("rows_queued") or 0,
+                    "supplement": f.get("rows_supplement") or 0,
+                    "duplicate": f.get("rows_duplicate") or 0,
+                    "quarantine": f.get("rows_quarantined") or 0,
+                },
+                "summary": _summary(f),
+            }
             for f in store.files(20)
         ],
     }

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from agent.demo import samples
+from sandbox import register
 
 from ..conftest import Branch, drop
 
 CASES = Path(__file__).resolve().parents[2] / "data" / "cases" / "ingest"
 INBOX_OF = {".xlsx": "presale", ".dat": "legacy", ".csv": "corebank"}
+CO_OWNED = next(n for n in register.HOMES if len(register.owners_of(n)) == 2)
 LOANS = {
     "corebank": [(f"CB-{n}", "mortgage_first") for n in (501, 602, 801, 802, 803, 804)],
     "presale": [(f"PRE-{n}", "purchase_and_mortgage_notice") for n in (*range(100, 110), *range(200, 210))],
@@ -135,3 +137,23 @@ def test_an_unreadable_amount_is_reported_once_on_its_own_column(branch: Branch,
     finally:
         agent.close()
     assert [e["field"] for e in errors] == ["贷款金额(万元)"]
+
+
+def test_an_exact_duplicate_line_of_a_co_owned_loan_is_refused_naming_both_rows(branch: Branch) -> None:
+    """A repeated line made a second, identical mortgagor; the sealed certificate listed the borrower twice."""
+    rows = samples.mortgage_rows("DUP-1", CO_OWNED, amount="150")
+    assert len(rows) == 2
+    inbox = branch.inbox()
+    samples.write_materials(inbox / "materials", "DUP-1", "mortgage_first")
+    agent = branch.agent()
+    try:
+        drop(inbox, "dup.csv", samples.corebank_csv([rows[0], rows[1], rows[1]]))
+        agent.scan()
+        assert agent.store.applications() == []
+        [error] = _errors(agent.store.quarantined())
+        assert error["field"] == "(整行)"
+        assert error["row"] == 4 and "第3行" in error["expected"]
+        [file] = agent.store.files()
+        assert file["records"] == 3 and file["rows_quarantined"] == 3
+    finally:
+        agent.close()

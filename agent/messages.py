@@ -1,0 +1,135 @@
+"""What branch staff read, in Chinese: the reasons a row was held, as quarantine reports, receipts and
+``status`` show them.
+
+The checks themselves (the SDK's models, the mapping, the build) say what they expected in the
+words of their own layer, mostly English, for the developers and the logs. :func:`zh` renders one
+such reason in Chinese for the people who fix the export: a known reason is translated (its
+figures, codes and columns kept), a reason already in Chinese is kept, and anything else is shown
+as it is after ``应为``. :func:`field_line` is the one way an error is written in a report or a
+receipt: ``第5行（文件第7行） 字段 贷款金额(万元)：'1500000'，应为 …`` (rows as a spreadsheet shows them,
+see :func:`connectors.readers.row_label`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from connectors.readers import row_label
+
+__all__ = ["accounting_line", "field_line", "zh"]
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+_Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
+
+
+def _r(pattern: str, render: Callable[[re.Match[str]], str]) -> _Rule:
+    return re.compile(pattern, re.S), render
+
+
+_RULES: list[_Rule] = [
+    _r(r"^an amount in (\S+) such as 1,234\.56$", lambda m: f"金额（单位{m[1]}），如 1,234.56"),
+    _r(r"^a non-negative amount in (\S+)$", lambda m: f"不为负数的金额（单位{m[1]}）"),
+    _r(r"^an amount in (\S+) below 10¹⁵ 元$", lambda m: f"合理范围内的金额（单位{m[1]}）"),
+    _r(r"^an amount exact to the fen \(分\) in (\S+)$", lambda m: f"精确到分的金额（单位{m[1]}）"),
+    _r(r"^a date such as .*$", lambda m: "日期，如 2026-03-05、2026/3/5 或 2026年3月5日"),
+    _r(r"^a whole number$", lambda m: "整数"),
+    _r(r"^是 or 否 \(yes or no\)$", lambda m: "是 或 否"),
+    _r(r"^one of (.+)$", lambda m: f"以下之一：{m[1].replace(', ', '、')}"),
+    _r(r"^the loan number \(贷款编号\)$", lambda m: "贷款编号（不能为空）"),
+    _r(r"^a loan number of letters, digits.*$", lambda m: "贷款编号：字母、数字或 - _ . :，至多48个字符"),
+    _r(
+        r"^one business type per application.*$",
+        lambda m: "同一申请只能有一种业务类型（或在配置中用 [[type.combine]] 合并）",
+    ),
+    _r(
+        r"^the same value as row (\d+) \((.*)\) — rows of one application must agree$",
+        lambda m: f"与第{m[1]}行相同的值（{m[2]}）：同一申请的各行必须一致",
+    ),
+    _r(
+        r"^(\d+) e-signature id\(s\), one per applicant in order.*$",
+        lambda m: f"{m[1]} 个电子签名编号，每位申请人一个，按申请人顺序",
+    ),
+    _r(r"^the 经办人 account that prepared the row$", lambda m: "经办人账号（不能为空）"),
+    _r(
+        r"^the material (.+?) \(([a-z_]+)\): a file (\S+) \(or (\S+)\) in (\S+)$",
+        lambda m: f"材料「{m[1]}」：请在 {m[5]} 中放入文件 {m[3]}（或 {m[4]}）",
+    ),
+    _r(
+        r"^the material (.+?) \(([a-z_]+)\) listed in the manifest column$",
+        lambda m: f"材料清单列中应列出材料「{m[1]}」",
+    ),
+    _r(r"^a value for (\S+)( \(no column in the profile maps to it\))?$", lambda m: f"{m[1]} 的值（必填）"),
+    _r(r"^resident id: expected 18 characters, got (\d+)$", lambda m: f"18位居民身份证号码（实为{m[1]}位）"),
+    _r(r"^resident id: the first 17 characters must be digits$", lambda m: "居民身份证号码：前17位应为数字"),
+    _r(
+        r"^resident id: birth date (\d+) is (not a real date|out of range)$",
+        lambda m: f"居民身份证号码中的出生日期 {m[1]} 无效",
+    ),
+    _r(
+        r"^resident id: check character is (\S), expected (\S)$",
+        lambda m: f"正确的居民身份证号码：校验位是 {m[1]}，按前17位应为 {m[2]}（号码有误，请核对）",
+    ),
+    _r(r"^USCC: expected 18 characters, got (\d+)$", lambda m: f"18位统一社会信用代码（实为{m[1]}位）"),
+    _r(
+        r"^USCC: check character is (\S), expected (\S)$",
+        lambda m: f"正确的统一社会信用代码：校验位是 {m[1]}，应为 {m[2]}（代码有误，请核对）",
+    ),
+    _r(r"^USCC: .*$", lambda m: "正确的统一社会信用代码（GB 32100）"),
+    _r(r"^property unit id: expected 28 characters, got (\d+)$", lambda m: f"28位不动产单元号（实为{m[1]}位）"),
+    _r(r"^property unit id: .*$", lambda m: "符合 GB/T 37346 的不动产单元号"),
+    _r(r"^certificate number: .*$", lambda m: "不动产权证书号或证明号，如 皖(2024)长丰县不动产权第0000001号"),
+    _r(r"^a property unit is listed twice$", lambda m: "同一不动产单元不能出现两次"),
+    _r(r"^applicants without an electronic signature: (.+)$", lambda m: f"每位申请人的电子签名（缺：{m[1]}）"),
+    _r(r"^every property needs its title_certificate.*$", lambda m: "每个不动产单元的不动产权证书号"),
+    _r(r"^(.+): end (\S+) is before start (\S+)$", lambda m: f"晚于起始日期 {m[3]} 的到期日期（实为 {m[2]}）"),
+    _r(r"^一般抵押 needs secured_amount.*$", lambda m: "一般抵押的被担保主债权数额"),
+    _r(r"^最高额抵押 needs maximum_amount.*$", lambda m: "最高额抵押的最高债权额"),
+    _r(r"^maximum_amount, determination period.*$", lambda m: "最高债权额等只用于最高额抵押（本行是一般抵押）"),
+    _r(r"^amounts must be greater than zero$", lambda m: "大于零的金额"),
+    _r(r"^determined_amount exceeds the maximum amount$", lambda m: "不超过最高债权额的确定债权额"),
+    _r(
+        r"^a new operation: (\S+) was already sent and is (\S+);.*$",
+        lambda m: f"新的业务编号：{m[1]} 已提交（状态 {m[2]}），同一贷款的另一申请需要自己的业务编号",
+    ),
+    _r(
+        r"^the profile says all-or-nothing and another row of this file has errors$",
+        lambda m: "配置要求整个文件一并处理，而本文件另有行出错",
+    ),
+    _r(r"^a file that stays unchanged while it is read$", lambda m: "读取期间不被改动的材料文件"),
+    _r(r"^String should have at most (\d+) characters?$", lambda m: f"至多 {m[1]} 个字符"),
+    _r(r"^String should have at least (\d+) characters?$", lambda m: f"至少 {m[1]} 个字符"),
+    _r(r"^Field required$", lambda m: "必填项"),
+    _r(r"^Input should be (.+)$", lambda m: f"应为 {m[1]}"),
+]
+
+
+def zh(reason: str) -> str:
+    """A reason for branch staff, in Chinese (see the module docstring); never raises."""
+    text = reason.strip()
+    for pattern, render in _RULES:
+        m = pattern.match(text)
+        if m:
+            return render(m)
+    # bilingual reasons carry their Chinese in brackets: "… (金额 … 是否应为 元？)" → the Chinese part
+    m = re.search(r"\(([^()]*[\u4e00-\u9fff][^()]*)\)\s*$", text)
+    if m and len(_CJK.findall(m.group(1))) >= 4:
+        return m.group(1)
+    return text
+
+
+def field_line(row: int | None, line: int | None, column: str, value: str, reason: str) -> str:
+    """One error as every report, receipt and status line writes it (values already masked)."""
+    shown = repr(value) if value else "（空）"
+    return f"{row_label(row, line)} 字段 {column}：{shown}，应为 {zh(reason)}"
+
+
+def accounting_line(records: int, rows: dict[str, int], encoding: str | None = None) -> str:
+    """An export's accounting as receipts, ``status`` and ``regbridge ingest`` show it:
+    ``读取 7 条记录：排队 3，答复补正 0，重复 1，隔离 3（编码 gb18030 (BOM)）``."""
+    text = (
+        f"读取 {records} 条记录：排队 {rows.get('queue', 0)}，答复补正 {rows.get('supplement', 0)}，"
+        f"重复 {rows.get('duplicate', 0)}，隔离 {rows.get('quarantine', 0)}"
+    )
+    return text + (f"（编码 {encoding}）" if encoding else "")
