@@ -251,6 +251,45 @@ class _Doctor:
         if not problems:
             self.add("folders", "ok", f"data folder and {len(config.inbox)} inbox(es) present, permissions tight")
 
+    def inboxes(self, config: AgentConfig) -> None:
+        """Each inbox's profile (every problem with its line) and whether its completion rule is safe there."""
+        from agent.mapping import ProfileInvalid, load_profile
+        from agent.pipeline.writers import can_prove_no_writer
+
+        for inbox in config.inbox:
+            try:
+                load_profile(inbox.profile, base=config.base)
+            except ProfileInvalid as exc:
+                for problem in exc.problems:
+                    self.add(
+                        "profile",
+                        "fail",
+                        f"inbox {inbox.name}: {exc.where}:{problem.line}: {problem.message}",
+                        "fix that line of the profile (regbridge profile check EXPORT --profile P shows it)",
+                    )
+                continue
+            except (FileNotFoundError, ValueError) as exc:
+                self.add("profile", "fail", f"inbox {inbox.name}: {exc}", "name a profile in config/mappings or a path")
+                continue
+            self.add("profile", "ok", f"inbox {inbox.name}: profile {inbox.profile} valid")
+            if inbox.completion != "stable":
+                self.add("completion", "ok", f"inbox {inbox.name}: {inbox.completion} completion")
+                continue
+            proof = can_prove_no_writer(config.resolve(inbox.path))
+            if proof.state == "none":
+                self.add(
+                    "completion", "ok", f"inbox {inbox.name}: stable completion, a writer can be seen ({proof.why})"
+                )
+            else:
+                self.add(
+                    "completion",
+                    "fail",
+                    f"inbox {inbox.name}: stable completion cannot prove that no one still writes a file: {proof.why}; "
+                    "exports will wait there, never taken half-written",
+                    'set completion = "rename" (the loan system writes a temporary name, then renames) or "marker" '
+                    "(it writes name.done when complete) for this inbox",
+                )
+
     def disk(self, config: AgentConfig) -> None:
         data = config.resolve(config.data_dir)
         probe = data if data.exists() else config.base
@@ -327,6 +366,7 @@ class _Doctor:
         if self.centre(config) and signer is not None:
             self.credential(config, signer)
         self.folders(config)
+        self.inboxes(config)
         self.disk(config)
         self.documents(config)
         self.trust(config)

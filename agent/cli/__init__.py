@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import audit, config, demo, keys, operate, setup
+from agent.cli import audit, config, demo, keys, operate, profile, setup
 
 __all__ = ["app", "main"]
 
@@ -53,6 +53,7 @@ demo.register(app)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(config.config_app, name="config")
+app.add_typer(profile.profile_app, name="profile")
 _add_sandbox()
 
 

@@ -15,6 +15,7 @@ the source column, the value (masked when it is personal data) and what was expe
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import timedelta, timezone
 from decimal import Decimal
@@ -22,11 +23,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.mapping.validation import ProfileProblem, key_lines, locate, target_problems
 from sdk.models import APPLICATION_TYPES
 
-__all__ = ["FieldSpec", "LimitsSpec", "Profile", "load_profile"]
+__all__ = ["FieldSpec", "LimitsSpec", "Profile", "ProfileInvalid", "load_profile", "parse_profile", "profile_source"]
 
 CHINA = timezone(timedelta(hours=8))
 DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d", "%Y%m%d"]
@@ -94,7 +96,7 @@ class TypeSpec(_Strict):
 
 
 class FieldSpec(_Strict):
-    target: str = Field(description="canonical path, e.g. terms.secured_amount or mortgagors[].name")
+    target: str = Field(default="", description="canonical path, e.g. terms.secured_amount or mortgagors[].name")
     column: str | None = None
     value: Any = None
     kind: Kind = "text"
@@ -107,9 +109,19 @@ class FieldSpec(_Strict):
     default: Any = None
     max_amount: Decimal | None = Field(default=None, gt=0, description="this field's bound (元), else [limits]")
     types: list[str] = Field(default_factory=list, description="only for these application types")
+    route_by: str | None = Field(default=None, description="a column whose value chooses the target (routes)")
+    routes: dict[str, str] = Field(
+        default_factory=dict, description="route_by's value → target, e.g. 一般 → terms.secured_amount"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> FieldSpec:
+        if bool(self.routes) != bool(self.route_by):
+            raise ValueError("routes and route_by go together: the column that chooses, and its value → target")
+        if self.routes and self.column is None:
+            raise ValueError("a routed field reads a column")
+        if not self.target and not self.routes:
+            raise ValueError("give a target (or route_by and routes)")
         if self.column is None and self.value is None:
             raise ValueError(f"field {self.target!r}: give a column or a constant value")
         if self.target.count("[]") > 1:
@@ -179,30 +191,79 @@ class Profile(_Strict):
     path: str = ""
 
 
-def load_profile(name_or_path: str | Path, *, base: Path | None = None) -> Profile:
-    """A profile by path, or by name from ``config/mappings/`` (``corebank_csv`` → corebank_csv.toml).
+class ProfileInvalid(ValueError):
+    """A profile with problems, each with the line of the TOML it is on (``problems``)."""
+
+    def __init__(self, where: str, problems: list[ProfileProblem]) -> None:
+        self.where = where
+        self.problems = problems
+        super().__init__("; ".join(f"{where}:{p.line}: {p.message}" for p in problems))
+
+
+def profile_source(name_or_path: str | Path, *, base: Path | None = None) -> tuple[str, str]:
+    """A profile's TOML text and where it is from: a path, or a name in ``config/mappings/``.
 
     Raises:
         FileNotFoundError: no such profile.
-        ValueError: the profile is not valid (the message names the problem).
     """
     candidate = Path(name_or_path)
     if base is not None and not candidate.is_absolute():
         candidate = base / candidate
     if candidate.suffix == ".toml" and candidate.exists():
-        text, where = candidate.read_text(encoding="utf-8"), str(candidate)
-    else:
-        entry = resources.files("config").joinpath("mappings", f"{name_or_path}.toml")
-        if not entry.is_file():
-            raise FileNotFoundError(
-                f"no mapping profile {str(name_or_path)!r} (a .toml path or a name in config/mappings)"
-            )
-        text, where = entry.read_text(encoding="utf-8"), f"config/mappings/{name_or_path}.toml"
+        return candidate.read_text(encoding="utf-8"), str(candidate)
+    entry = resources.files("config").joinpath("mappings", f"{name_or_path}.toml")
+    if not entry.is_file():
+        raise FileNotFoundError(f"no mapping profile {str(name_or_path)!r} (a .toml path or a name in config/mappings)")
+    return entry.read_text(encoding="utf-8"), f"config/mappings/{name_or_path}.toml"
+
+
+def parse_profile(text: str, where: str) -> Profile:
+    """A profile from its TOML text, checked beyond the schema: targets no application type has, map values
+    the target cannot take, routes to unknown targets.
+
+    Raises:
+        ProfileInvalid: every problem found, each with its line.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{where}: not valid TOML: {exc}") from None
+        m = re.search(r"line (\d+)", str(exc))
+        raise ProfileInvalid(where, [ProfileProblem(int(m.group(1)) if m else 0, f"not valid TOML: {exc}")]) from None
+    lines = key_lines(text)
     try:
-        return Profile.model_validate({**data, "path": where})
-    except Exception as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        profile = Profile.model_validate({**data, "path": where})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = tuple(err["loc"])
+            shown = ".".join(str(x) if isinstance(x, str) else f"[{x}]" for x in loc).replace(".[", "[")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(ProfileProblem(locate(lines, loc), f"{shown}: {message}" if shown else message))
+        raise ProfileInvalid(where, problems) from None
+    problems = []
+    for i, spec in enumerate(profile.fields):
+        targets: list[tuple[str, tuple[str | int, ...]]] = (
+            [(spec.target, ("fields", i, "target"))] if spec.target else []
+        )
+        targets += [(t, ("fields", i, "routes", k)) for k, t in spec.routes.items()]
+        for target, loc in targets:
+            values = list(spec.map.values()) if spec.kind == "text" and not spec.routes else []
+            if spec.kind == "text" and isinstance(spec.value, str) and spec.column is None:
+                values.append(spec.value)
+            for message in target_problems(target, spec.types, values):
+                at = ("fields", i, "map") if message.startswith("map value") else loc
+                problems.append(ProfileProblem(locate(lines, at), f"fields[{i}]: {message}"))
+    if problems:
+        raise ProfileInvalid(where, problems)
+    return profile
+
+
+def load_profile(name_or_path: str | Path, *, base: Path | None = None) -> Profile:
+    """A profile by path, or by name from ``config/mappings/`` (``corebank_csv`` → corebank_csv.toml).
+
+    Raises:
+        FileNotFoundError: no such profile.
+        ProfileInvalid: the profile is not valid; each problem names its line (a ValueError).
+    """
+    text, where = profile_source(name_or_path, base=base)
+    return parse_profile(text, where)

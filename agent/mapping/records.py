@@ -185,13 +185,27 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
     for spec in profile.fields:
         if spec.types and kind not in spec.types:
             continue
-        steps = _steps(spec.target)
+        target = spec.target
+        steps = _steps(target)
         if spec.column is None and None in steps:  # a constant for every element of a list
             cut = steps.index(None)
             rest = tuple(s for s in steps[cut + 1 :] if s is not None)
             list_constants.setdefault(tuple(str(s) for s in steps[:cut]), {})[rest] = spec.value
             continue
         for idx, record in enumerate(group):
+            if spec.routes:  # the target is chosen by another column's value (一般 → secured, 最高额 → maximum)
+                assert spec.route_by is not None
+                choice = normalise_text(record.values.get(spec.route_by, ""))
+                if choice not in spec.routes:
+                    if _column_values(record, spec.column or "") and any(
+                        v.strip() for _, v in _column_values(record, spec.column or "")
+                    ):
+                        app.error(
+                            record.row, spec.route_by, choice, "one of " + ", ".join(repr(k) for k in spec.routes)
+                        )
+                    continue
+                target = spec.routes[choice]
+                steps = _steps(target)
             unit = None
             if spec.unit_column:
                 unit = normalise_text(record.values.get(spec.unit_column, "")) or None
@@ -215,7 +229,7 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
                 prov = Provenance(record.row, key or "(constant)", raw if isinstance(raw, str) else str(raw), spec.kind)
                 if key in record.numbers:
                     if spec.kind in IDENTIFIER_KINDS:
-                        app.error(record.row, key, raw, NUMERIC_IDENTIFIER, spec.target, spec.kind)
+                        app.error(record.row, key, raw, NUMERIC_IDENTIFIER, target, spec.kind)
                         continue
                     if spec.kind in ("date", "datetime") and record.numbers[key]:
                         raw = record.numbers[key]  # a date serial, whatever number format the workbook shows
@@ -225,7 +239,7 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
                         bound = spec.max_amount or profile.limits.max_amount
                         check_amount_bound(value, raw.strip(), unit or spec.unit, bound)
                 except ValueError as exc:
-                    app.error(record.row, key or spec.target, raw, str(exc), spec.target, spec.kind)
+                    app.error(record.row, key or target, raw, str(exc), target, spec.kind)
                     continue
                 if None in steps:
                     cut = steps.index(None)
@@ -238,7 +252,7 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
                         other = scalars[path][1]
                         app.error(
                             record.row,
-                            key or spec.target,
+                            key or target,
                             prov.value,
                             f"the same value as row {other.row} ({mask_value(spec.kind, path, other.value)}) — rows "
                             "of one application must agree",

@@ -1,0 +1,131 @@
+"""``regbridge profile check``: every record's outcome, the encoding and the accounting, changing nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.demo import samples
+
+from ..conftest import SECRET, Branch
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = {
+    "corebank_gb18030.csv": ("corebank_csv", "corebank"),
+    "presale_loans.xlsx": ("presale_xlsx", "presale"),
+    "legacy_batch.dat": ("legacy_fixed", "legacy"),
+}
+CLI = CliRunner(env={"REGBRIDGE_AGENT_SECRET": SECRET.decode()})
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with its content's digest (the state database and its WAL included)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_each_shipped_sample_is_checked_with_its_table_and_nothing_changes(branch: Branch, sample: str) -> None:
+    profile, inbox = SAMPLES[sample]
+    agent = branch.agent()  # a branch with state: the check reads it, and must not write it
+    agent.close()
+    export = branch.inbox(inbox) / sample
+    shutil.copy(ROOT / "config" / "samples" / sample, export)
+    before = _tree(branch.root)
+    args = ["profile", "check", str(export), "--profile", profile, "--config", str(branch.config), "--inbox", inbox]
+    table = CLI.invoke(app, args)
+    as_json = CLI.invoke(app, [*args, "--json"])
+    assert _tree(branch.root) == before, "profile check changed a file"
+    assert table.exit_code == 0 and as_json.exit_code == 0, table.output
+    report = json.loads(as_json.output)
+    assert set(report) == {"file", "profile", "encoding", "records", "accounting", "rows"}
+    assert report["file"] == sample and report["profile"] == profile and report["encoding"]
+    assert set(report["accounting"]) == {"queue", "supplement", "duplicate", "quarantine"}
+    assert report["records"] == len(report["rows"]) == sum(report["accounting"].values()) > 0
+    for row in report["rows"]:
+        assert set(row) == {"record", "line", "loan", "outcome", "errors", "values"}
+        assert row["outcome"] in report["accounting"]
+        assert all(set(e) == {"column", "value", "message"} for e in row["errors"])
+        assert (row["outcome"] == "quarantine") == bool(row["errors"]) or row["outcome"] == "quarantine"
+        for path, value in row["values"].items():
+            if path.endswith("id_number") and isinstance(value, str) and len(value) == 18:
+                assert "*" in value, "an ID number in clear"
+    assert "读取" in table.output and str(report["records"]) in table.output
+
+
+def test_a_good_export_would_queue_and_a_repeat_is_a_duplicate(branch: Branch, tmp_path: Path) -> None:
+    inbox = branch.inbox()
+    samples.write_materials(inbox / "materials", "CHK-1", "mortgage_first")
+    rows = samples.mortgage_rows("CHK-1", 1, amount="150")
+    export = tmp_path / "check.csv"  # outside the inbox: the daemon's scan must not take it
+    export.write_bytes(samples.corebank_csv(rows))
+    args = ["profile", "check", str(export), "-p", "corebank_csv", "-c", str(branch.config), "--inbox", "corebank"]
+    report = json.loads(CLI.invoke(app, [*args, "--json"]).output)
+    assert report["accounting"] == {"queue": len(rows), "supplement": 0, "duplicate": 0, "quarantine": 0}
+    [row] = report["rows"][:1]
+    assert row["values"]["terms.secured_amount"] == "1500000.00"
+    assert "*" in row["values"]["mortgagors[0].id_number"]
+    agent = branch.agent()
+    try:
+        shutil.copy(export, inbox / "real.csv")
+        agent.scan()
+    finally:
+        agent.close()
+    second = CLI.invoke(app, [*args, "--json"])
+    assert second.exit_code == 0, (second.output, second.exception)
+    again: dict[str, Any] = json.loads(second.output)
+    assert again["accounting"]["duplicate"] == len(rows) and export.exists()
+    export.unlink()  # the test's own input (the privacy scan allows inputs only in an inbox)
+
+
+def test_exit_codes_refused_file_bad_arguments_and_invalid_profile(tmp_path: Path) -> None:
+    case = ROOT / "tests" / "data" / "cases" / "ingest" / "corebank-utf8-bom-into-gb18030-profile.csv"
+    refused = CLI.invoke(app, ["profile", "check", str(case), "--profile", "corebank_csv", "--json"])
+    assert refused.exit_code == 1
+    body = json.loads(refused.output)
+    assert body["records"] == 0 and "UTF-8" in body["error"]
+    assert CLI.invoke(app, ["profile", "check", str(tmp_path / "nothing.csv"), "-p", "corebank_csv"]).exit_code == 2
+    assert CLI.invoke(app, ["profile", "check", str(case), "-p", "no_such_profile"]).exit_code == 2
+    text = (ROOT / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        text.replace('target = "terms.secured_amount"', 'target = "terms.securd_amount"', 1).replace(
+            '"一般" = "1"', '"一般" = "3"'
+        ),
+        encoding="utf-8",
+    )
+    invalid = CLI.invoke(app, ["profile", "check", str(case), "-p", str(bad), "--json"])
+    assert invalid.exit_code == 3
+    problems = json.loads(invalid.output)
+    assert set(problems) == {"profile", "profile_errors"}
+    lines = text.splitlines()
+    by_line = {p["line"]: p["message"] for p in problems["profile_errors"]}
+    assert any("terms.securd_amount" in m for m in by_line.values())
+    assert all(0 < n <= len(lines) for n in by_line)
+    [target_line] = [n for n, m in by_line.items() if "securd" in m]
+    assert "terms.securd_amount" in bad.read_text(encoding="utf-8").splitlines()[target_line - 1]
+    [map_line] = [n for n, m in by_line.items() if "'3'" in m]
+    assert '"一般" = "3"' in bad.read_text(encoding="utf-8").splitlines()[map_line - 1]
+
+
+def test_a_column_the_export_lacks_is_a_profile_error_naming_its_line(tmp_path: Path) -> None:
+    data = samples.corebank_csv(samples.mortgage_rows("CHK-2", 1, amount="150"))
+    text = data.decode("gb18030").replace("经办人", "经手人", 1)
+    export = tmp_path / "renamed.csv"
+    export.write_bytes(text.encode("gb18030"))
+    result = CLI.invoke(app, ["profile", "check", str(export), "-p", "corebank_csv", "--json"])
+    assert result.exit_code == 3
+    export.unlink()  # the test's own input (the privacy scan allows inputs only in an inbox)
+    [problem] = json.loads(result.output)["profile_errors"]
+    profile_lines = (ROOT / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8").splitlines()
+    assert "经办人" in profile_lines[problem["line"] - 1] and "经办人" in problem["message"]
