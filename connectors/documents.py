@@ -33,26 +33,35 @@ class DocumentStoreUnavailable(Exception):
     """The store refused or failed a write; try again later."""
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|%]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def _escape(ch: str) -> str:
+    return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
 
 
 def safe_name(value: str, *, limit: int = 120) -> str:
-    """One path component that cannot climb out of its folder or trip a filesystem."""
-    text = unicodedata.normalize("NFC", value).strip()
-    text = _UNSAFE.sub("_", text)
-    text = text.lstrip(".").strip() or "_"
-    if text in {"_", "..", "."}:
-        text = "_"
-    if text.upper().split(".")[0] in {
-        "CON",
-        "PRN",
-        "AUX",
-        "NUL",
-        *(f"COM{i}" for i in range(10)),
-        *(f"LPT{i}" for i in range(10)),
-    }:
-        text = "_" + text
-    return text[:limit]
+    """One path component that cannot climb out of its folder or trip a filesystem — and that no other
+    value maps to (issue 17 item 9: loans ``.`` and ``..`` shared the folder ``_``, as did ``a:b`` and
+    ``a_b``). Unsafe characters, ``%`` itself, leading dots and surrounding spaces are percent-escaped
+    (``..`` → ``%2E%2E``, ``a:b`` → ``a%3Ab``), a DOS device name gets its first letter escaped
+    (``CON`` → ``%43ON``), the empty name is ``%``, and a name longer than ``limit`` keeps its start
+    and a hash of the whole."""
+    text = unicodedata.normalize("NFC", value)
+    body = text.lstrip(".")
+    head = _escape(".") * (len(text) - len(body))
+    core = body.strip(" ")
+    left = len(body) - len(body.lstrip(" "))
+    right = len(body) - len(body.rstrip(" ")) if core else 0
+    escaped = head + "%20" * left + _UNSAFE.sub(lambda m: _escape(m.group(0)), core) + "%20" * right
+    if not escaped:
+        return "%"
+    if escaped.upper().split(".")[0] in _RESERVED:
+        escaped = _escape(escaped[0]) + escaped[1:]
+    if len(escaped) > limit:
+        escaped = escaped[: limit - 17] + "~" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return escaped
 
 
 def safe_key(loan_no: str, certificate_number: str, suffix: str = ".pdf") -> str:
@@ -107,9 +116,11 @@ class FilesystemStore:
                 if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
                     raise DocumentConflict(f"{path} already holds another document")
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
                 tmp = temporary_name(path)
-                with open(tmp, "wb") as fh:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+                os.fchmod(fd, 0o640)  # a certificate is personal data: 0640 whatever the umask (issue 17 item 9)
+                with os.fdopen(fd, "wb") as fh:
                     for piece in failpoints.halves(content, "store.during_write"):
                         fh.write(piece)
                         fh.flush()
