@@ -33,10 +33,12 @@ def _back_to_previous_schema(db: Path) -> None:
     """Undo the last migration, as if this state had been written by the previous release."""
     con = sqlite3.connect(db)
     try:
-        for statement in MIGRATIONS[-1].split(";"):
-            name = statement.split("INDEX")[1].split()[0] if "CREATE INDEX" in statement else None
-            if name:
-                con.execute(f"DROP INDEX {name}")
+        for statement in reversed(MIGRATIONS[-1].split(";")):
+            words = statement.split()
+            if "CREATE INDEX" in statement:
+                con.execute(f"DROP INDEX {statement.split('INDEX')[1].split()[0]}")
+            elif words[:2] == ["ALTER", "TABLE"] and words[3:5] == ["ADD", "COLUMN"]:
+                con.execute(f"ALTER TABLE {words[2]} DROP COLUMN {words[5]}")
         con.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
         con.commit()
     finally:
