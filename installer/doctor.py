@@ -107,7 +107,7 @@ class _Doctor:
         self.add("secret", "ok", "agent secret available")
         return secret
 
-    def key(self, config: AgentConfig, secret: bytes) -> sdk.signing.KeySigner | None:
+    def key(self, config: AgentConfig, secret: bytes) -> sdk.Signer | None:
         custody = custody_for(config, secret)
         try:
             entry = custody.entry(config.centre.key_id)
@@ -203,7 +203,7 @@ class _Doctor:
             "tls", status, f"{host} certificate verified, {left} days left", "tell the centre" if left < 30 else ""
         )
 
-    def credential(self, config: AgentConfig, signer: sdk.signing.KeySigner) -> None:
+    def credential(self, config: AgentConfig, signer: sdk.Signer) -> None:
         try:
             with centre_client(config, signer) as client:
                 records = client.credentials.list()
