@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 
 from connectors.readers import row_label
+from sdk.privacy import mask_text
 
 __all__ = ["accounting_line", "field_line", "zh"]
 
@@ -120,8 +121,9 @@ def zh(reason: str) -> str:
 
 
 def field_line(row: int | None, line: int | None, column: str, value: str, reason: str) -> str:
-    """One error as every report, receipt and status line writes it (values already masked)."""
-    shown = repr(value) if value else "（空）"
+    """One error as every report, receipt and status line writes it. Values should come masked; an ID
+    number in a column where none was expected would not be, so every ID number in it is masked here."""
+    shown = repr(mask_text(value)) if value else "（空）"
     return f"{row_label(row, line)} 字段 {column}：{shown}，应为 {zh(reason)}"
 
 

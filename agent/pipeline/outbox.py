@@ -28,6 +28,7 @@ from agent.pipeline.context import StageContext
 from agent.state.store import AppRow, now_iso
 from sdk import new_idempotency_key
 from sdk.models import APPLICATION_TYPES, ApplicationStatus
+from sdk.privacy import mask_text
 
 S = ApplicationStatus
 
@@ -267,5 +268,5 @@ def record_excerpt(raw: str) -> str:
     kept, sealed, in the stored copy of the export.
     """
     head = re.match(r"[A-Za-z0-9_.:-]{0,32}", raw.strip())
-    key = head.group(0) if head else ""
+    key = mask_text(head.group(0)) if head else ""  # a record can start with an ID number: masked
     return f"{key}… ({len(raw)} characters; the rest is not shown, it may hold personal data)"
