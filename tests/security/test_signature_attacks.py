@@ -29,6 +29,7 @@ from sdk.identifiers import uscc_check_char
 from sdk.signing import KeySigner, generate_private_key, jwk_from_public_key, sign_request
 from sdk.webhooks import verify_webhook
 from tests import factories as f
+from tests import proof
 from tests.sandbox.conftest import Bank, Running
 
 OTHER_USCC = "91340100MA2N0000X"[:17]
@@ -102,6 +103,8 @@ def test_a_replay_split_over_two_signature_input_lines_is_refused(sandbox: Runni
               ("Signature", f"{their_sig}, {captured.headers['Signature']}")]  # fmt: skip
     assert _answer(_resend(captured, joined)) == (401, "signature_invalid")
     assert _count(sandbox) == before
+    proof.record(proof.Result("split Signature-Input replay (captured, refused, resent split / joined)", runs=1,
+                              applications=1, lost=0, duplicated=0, refused=3, expected_refusals=3))  # fmt: skip
 
 
 def test_repeated_fields_and_ambiguous_signatures_are_refused(sandbox: Running, bank: Bank) -> None:
@@ -137,6 +140,9 @@ def test_repeated_fields_and_ambiguous_signatures_are_refused(sandbox: Running, 
         status, code = _answer(_resend(request, headers))
         assert (status, code) == (401, "signature_invalid"), f"{name}: {status} {code}"
     assert _count(sandbox) == before
+    proof.record(proof.Result("ambiguous signatures (repeated fields, labels, parameters; no sig1)", runs=1,
+                              applications=0, lost=0, duplicated=0, refused=len(cases),
+                              expected_refusals=len(cases)))  # fmt: skip
 
 
 def _sign_covering(request: httpx.Request, signer: KeySigner, covered: list[str]) -> None:

@@ -21,6 +21,7 @@ import sdk
 from sdk import signing
 from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
+from tests import proof
 from tests.agent.conftest import SECRET
 from tests.agent.conftest import Branch as AgentBranch
 from tests.sandbox.conftest import Bank, Running
@@ -121,6 +122,9 @@ def test_weak_and_malformed_keys_are_refused_at_enrolment(sandbox: Running) -> N
             response = http.post(f"{sandbox.url}/v1/enrolment", json={"token": token, "public_key": jwk})
             refused[name] = response.status_code
     assert all(status == 422 for status in refused.values()), refused
+    proof.record(proof.Result("weak or malformed keys at enrolment (small order, torsion, size, curve)", runs=1,
+                              applications=0, lost=0, duplicated=0, refused=len(refused),
+                              expected_refusals=len(refused)))  # fmt: skip
     assert sandbox.store.all("SELECT COUNT(*) AS n FROM keys")[0]["n"] == 0
     # the token is still good for a proper key
     key = generate_private_key()
