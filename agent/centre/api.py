@@ -7,7 +7,9 @@ from sdk.models import (
     Application,
     ApplicationRecord,
     EventPage,
+    FeeNotice,
     Material,
+    Operator,
     Payment,
     PaymentReceipt,
     SignedCertificateMetadata,
@@ -57,6 +59,12 @@ class ApiCentre:
 
     def pay(self, application_id: str, payment: Payment, *, idempotency_key: str) -> PaymentReceipt:
         return self.client.fees.pay(application_id, payment, idempotency_key=idempotency_key)
+
+    def fee_notice(self, application_id: str) -> FeeNotice:
+        return self.client.fees.get(application_id)
+
+    def operators(self) -> list[Operator]:
+        return self.client.institution.operators()
 
     def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
         return self.client.certificates.get(certificate_id)

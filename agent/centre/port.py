@@ -27,7 +27,9 @@ from sdk.models import (
     Application,
     ApplicationRecord,
     EventPage,
+    FeeNotice,
     Material,
+    Operator,
     Payment,
     PaymentReceipt,
     SignedCertificateMetadata,
@@ -85,7 +87,20 @@ class CentrePort(Protocol):
     # --- fees ---------------------------------------------------------------------------------
 
     def pay(self, application_id: str, payment: Payment, *, idempotency_key: str) -> PaymentReceipt:
-        """Pay an assessed fee (元, exact decimal); answers the centre's receipt (票据)."""
+        """Pay an assessed fee (元, exact decimal); answers the centre's receipt (票据).
+
+        Raises ``sdk.FeeNotDue`` when nothing is due (not recorded yet, refused, voided, cancelled).
+        """
+        ...
+
+    def fee_notice(self, application_id: str) -> FeeNotice:
+        """The fee notice (缴费通知) as the centre holds it, with its refunds; ``sdk.NotFound`` before 登簿."""
+        ...
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def operators(self) -> list[Operator]:
+        """The 业务办理人员 accounts the centre issued to this bank, active or deactivated (seed 001 §4.2)."""
         ...
 
     # --- certificates -------------------------------------------------------------------------

@@ -3,7 +3,8 @@ demo, and the sandbox centre (``regbridge sandbox …``).
 
 One module per command group: :mod:`~agent.cli.operate` (run, status, requeue, ingest, transmittal),
 :mod:`~agent.cli.setup` (enroll, doctor, install, uninstall: :mod:`installer` does the work),
-:mod:`~agent.cli.keys`, :mod:`~agent.cli.config`, :mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
+:mod:`~agent.cli.keys`, :mod:`~agent.cli.fees`, :mod:`~agent.cli.config`, :mod:`~agent.cli.audit`,
+:mod:`~agent.cli.demo`;
 :mod:`~agent.cli.common` holds what they share. The sandbox's own command group is mounted as
 ``regbridge sandbox`` when the sandbox extra is installed.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import audit, config, demo, keys, operate, profile, setup
+from agent.cli import audit, config, demo, fees, keys, operate, profile, setup
 
 __all__ = ["app", "main"]
 
@@ -52,6 +53,7 @@ setup.register(app)
 demo.register(app)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(fees.fees_app, name="fees")
 app.add_typer(config.config_app, name="config")
 app.add_typer(profile.profile_app, name="profile")
 _add_sandbox()

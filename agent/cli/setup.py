@@ -71,6 +71,7 @@ def enroll(
     if done.secret_where:
         typer.echo(f"agent secret made and kept in {done.secret_where}")
     typer.echo(f"config written to {done.path}; next: regbridge doctor -c {done.path}")
+    _say_auto_pay(done.path)
 
 
 def doctor(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
@@ -145,6 +146,25 @@ def install(
         typer.secho(f"install failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"installed; config {result['config']}; check it with: regbridge doctor -c {result['config']}")
+    _say_auto_pay(Path(result["config"]))
+
+
+def _say_auto_pay(config: Path) -> None:
+    """Say whether fees are paid automatically, and how to change it (docs/install.md, Fees)."""
+    from agent.config import load_config
+
+    try:
+        auto = load_config(config).fees.auto_pay
+    except Exception:  # the config is checked by doctor; this is only advice
+        return
+    if auto:
+        typer.echo("fees: auto-pay is on ([fees] auto_pay = true, within [fees] daily_cap)")
+        return
+    typer.echo(
+        "fees: auto-pay is off — a fee the centre assesses after 登簿 waits until someone runs "
+        f"`regbridge fees pay REF -c {config}` (list them with `regbridge fees`); to pay automatically, "
+        f"set [fees] auto_pay = true and a daily_cap in {config} (docs/install.md, Fees)"
+    )
 
 
 def uninstall(

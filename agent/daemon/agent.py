@@ -301,8 +301,13 @@ class Agent:
         )
 
     def awaiting_bank(self) -> list[str]:
-        """Applications only the bank can move on: a 补正 waiting for its answer."""
-        return self.store.references("tracking", where="centre_status = 'correction_required' AND needs_refresh = 0")
+        """Applications only the bank can move on: a 补正 waiting for its answer; with auto-pay off, a fee due."""
+        waiting = self.store.references("tracking", where="centre_status = 'correction_required' AND needs_refresh = 0")
+        if not self.config.fees.auto_pay:
+            waiting += self.store.references(
+                "tracking", where="centre_status = 'recorded' AND fee_status = 'unpaid' AND needs_refresh = 0"
+            )
+        return waiting
 
     def run_until_idle(self, timeout: float = 120.0, *, poll_every: float = 0.2, settle: float = 0.0) -> bool:
         """Drive every stage until nothing is left to do (demo, tests). True if it got there in time."""

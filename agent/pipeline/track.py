@@ -7,7 +7,7 @@
 - :func:`handle_event` is shared with the webhook receiver (:mod:`agent.daemon.webhook`).
 - :func:`refresh_due` reads the application itself when an event asks for details, and as a
   fallback for stragglers an event may have missed.
-- :func:`pay_due` pays assessed fees when the configuration allows it, within a daily cap.
+- fees are :mod:`agent.pipeline.fees`' (paid only after 登簿, never after a refusal; refunds recorded).
 - :func:`check_deadlines` warns of 补正 deadlines, and :func:`find_supplement_materials` answers
   a 补正 that asks for materials when the bank drops them in the materials folder.
 """
@@ -17,23 +17,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import sdk
 from agent.pipeline.build import MEDIA_BY_SUFFIX
 from agent.pipeline.context import StageContext
+from agent.pipeline.fees import not_due, pay_due, record_refund
 from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.state.store import AppRow, now_iso
-from sdk.models import ApplicationRecord, ApplicationStatus, Event, EventType, Payment
+from sdk.models import UNSUCCESSFUL_STATUSES, ApplicationRecord, ApplicationStatus, Event, EventType
 
 __all__ = ["check_deadlines", "handle_event", "pay_due", "poll_events", "refresh_due"]
 
 log = logging.getLogger("regbridge.agent.track")
 S = ApplicationStatus
-REJECTED = {S.NOT_ACCEPTED, S.REFUSED, S.CANCELLED, S.WITHDRAWN}
+REJECTED = set(UNSUCCESSFUL_STATUSES)
+#: final statuses whose reasons (a decision with its notice number) are read from the application
+DECIDED = (S.NOT_ACCEPTED, S.REFUSED, S.VOIDED)
 STATUS_LABEL = {s.value: s.label for s in S}
 
 
@@ -109,7 +110,7 @@ def handle_event(ctx: StageContext, event: Event) -> None:
             fields["next_attempt_at"] = later
         if status is S.ACCEPTED:
             queue_receipt(ctx, app, "accepted", "accepted", status="受理", application_id=app.application_id)
-        elif status is S.CORRECTION_REQUIRED or status in (S.NOT_ACCEPTED, S.REFUSED):
+        elif status is S.CORRECTION_REQUIRED or status in DECIDED:
             fields["needs_refresh"] = 1  # the reasons are in the application, not in the event
         elif status in (S.CANCELLED, S.WITHDRAWN):
             fields["stage"] = "rejected"
@@ -135,6 +136,9 @@ def handle_event(ctx: StageContext, event: Event) -> None:
     elif kind is EventType.CORRECTION_DEADLINE_NEAR:
         _warn_deadline(ctx, app, event.data.get("deadline") or app.deadline)
     elif kind is EventType.FEE_ASSESSED:
+        if app.centre_status in {s.value for s in REJECTED}:
+            not_due(ctx, app, f"a fee assessed for an application that ended {app.centre_status} is not paid")
+            return
         store.update_application(
             app.reference,
             fee_total=str(event.data.get("total")),
@@ -143,6 +147,10 @@ def handle_event(ctx: StageContext, event: Event) -> None:
     elif kind is EventType.FEE_PAID:
         store.update_application(app.reference, fee_status="paid")
         queue_receipt(ctx, app, "fee_paid", "fee_paid", status="已缴费", amount=event.data.get("total"))
+    elif kind is EventType.FEE_REFUNDED:
+        record_refund(ctx, app, event.data)
+    elif kind is EventType.FEE_CANCELLED:
+        store.update_application(app.reference, fee_status="cancelled", note="fee notice cancelled by the centre")
     elif kind is EventType.CERTIFICATE_ISSUED:
         store.add_certificate(str(event.data.get("certificate_id")), app.reference)
 
@@ -184,7 +192,7 @@ def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> N
                 items="；".join(shown),
                 deadline=corr.deadline.isoformat(),
             )
-        if status in (S.NOT_ACCEPTED, S.REFUSED) and record.decision is not None:
+        if status in DECIDED and record.decision is not None:
             d = record.decision
             fields.update(
                 stage="rejected", decision={"code": d.code, "reason": d.reason, "notice_number": d.notice_number}
@@ -235,76 +243,6 @@ def refresh_due(ctx: StageContext) -> int:
         apply_record(ctx, app, record)
         count += 1
     return count
-
-
-def _paid_today(ctx: StageContext) -> Decimal:
-    return sum((Decimal(v) for v in ctx.store.fees_paid_on(datetime.now(UTC).date().isoformat())), Decimal(0))
-
-
-def pay_due(ctx: StageContext) -> int:
-    """Pay assessed fees automatically (when configured), within the daily cap; else report them."""
-    fees = ctx.config.fees
-    refs = ctx.store.references(where="fee_status = 'unpaid' AND fee_total IS NOT NULL")
-    if not refs or not fees.auto_pay or ctx.supervisor.paused:
-        return 0
-    paid_today = _paid_today(ctx)  # once per round (a sum over the day's payments)
-    chosen: list[tuple[AppRow, Decimal, str]] = []
-    for ref in refs:  # within the cap, in order: what this round may pay
-        app = ctx.store.application(ref)
-        if app is None or app.application_id is None:
-            continue
-        amount = Decimal(app.fee_total or "0")
-        if paid_today + amount > fees.daily_cap:
-            if ctx.store.raise_alert(
-                "fee_cap",
-                f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - len(chosen)} "
-                "fee(s) left unpaid until tomorrow or a higher cap",
-            ):
-                ctx.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap))
-            break
-        key = app.idem_pay
-        if key is None:
-            key = sdk.new_idempotency_key()
-            ctx.store.flag(ref, "idem_pay", key)  # stored before the first attempt
-        chosen.append((app, amount, key))
-        paid_today += amount
-    if not chosen:
-        return 0
-    with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="pay") as pool:
-        return sum(pool.map(lambda c: _pay_one(ctx, *c), chosen))
-
-
-def _pay_one(ctx: StageContext, app: AppRow, amount: Decimal, key: str) -> int:
-    fees, ref = ctx.config.fees, app.reference
-    if ctx.supervisor.holding or ctx.supervisor.paused:
-        return 0
-    assert app.application_id is not None
-    try:
-        receipt = ctx.centre.pay(
-            app.application_id,
-            Payment(amount=amount, method=fees.method, payer_account=fees.payer_account),
-            idempotency_key=key,
-        )
-    except sdk.Conflict:
-        ctx.store.flag(ref, "needs_refresh", 1)  # already paid or waived: read it again
-        return 0
-    except Exception as exc:
-        log.warning("fee payment failed; will retry", extra={"reference": ref, "error": type(exc).__name__})
-        return 0
-    with ctx.store.transaction():
-        ctx.store.update_application(ref, fee_status="paid", note=f"fee paid, 票据号 {receipt.receipt_number}")
-        ctx.store.flag(ref, "paid_at", now_iso())
-        queue_receipt(
-            ctx,
-            app,
-            "fee_paid",
-            "fee_paid",
-            status="已缴费",
-            amount=str(receipt.amount),
-            reason=f"票据号 {receipt.receipt_number}",
-        )
-    ctx.audit.append("fee.paid", ref, "ok", amount=str(receipt.amount), receipt=receipt.receipt_number)
-    return 1
 
 
 def _warn_deadline(ctx: StageContext, app: AppRow, deadline: str | None) -> None:
