@@ -208,6 +208,7 @@ class _Doctor:
             with centre_client(config, signer) as client:
                 records = client.credentials.list()
                 profile = client.institution.get()
+                operators = client.institution.operators()
         except sdk.RegBridgeError as exc:
             self.add("credential", "fail", f"the centre refuses our key: {exc}", "enrol again, or ask the centre")
             return
@@ -229,6 +230,31 @@ class _Doctor:
             )
         else:
             self.add("channel", "ok", f"channel open for {profile.name}")
+        self.operators(config, operators)
+
+    def operators(self, config: AgentConfig, operators: list[sdk.models.Operator]) -> None:
+        """The 业务办理人员 accounts the centre issued (seed 001 §4.2): the ids the export's 经办人 column may name."""
+        active = [o.operator_id for o in operators if o.active]
+        inactive = [o.operator_id for o in operators if not o.active]
+        listing = f"active: {', '.join(active) or '(none)'}"
+        if inactive:
+            listing += f"; deactivated: {', '.join(inactive)}"
+        if not active:
+            self.add(
+                "operators",
+                "fail",
+                f"the centre issued no active 经办人 account to this bank ({listing})",
+                "ask the centre for an account per staff member (create-operator); use its id in the 经办人 column",
+            )
+        elif config.default_operator and config.default_operator not in active:
+            self.add(
+                "operators",
+                "fail",
+                f"default_operator {config.default_operator} is not an active account at the centre ({listing})",
+                "set default_operator to one of the active ids, or leave it out",
+            )
+        else:
+            self.add("operators", "ok", listing)
 
     def folders(self, config: AgentConfig) -> None:
         data = config.resolve(config.data_dir)

@@ -314,6 +314,8 @@ def _declaration_inputs(group: list[SourceRecord], profile: Profile, app: Mapped
         if not op:
             app.error(first.row, spec.operator, "", "the 经办人 account that prepared the row")
         app.operator = op or None
+        # where the operator came from: a refusal of it names this row and column
+        app.provenance["declaration.operator_id"] = Provenance(first.row, spec.operator, op, "text")
     if spec.signatures:
         ids: list[str] = []
         for r in group:

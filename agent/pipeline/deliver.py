@@ -17,6 +17,7 @@ from typing import Any
 
 import sdk
 from agent.pipeline.context import StageContext
+from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.pipeline.verify import CertificateRejected, reconcile, verify_metadata, verify_seal
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
@@ -145,6 +146,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         "certificate.stored",
         app.reference,
         "ok",
+        operator=operator_of(app.payload),
         certificate_id=cid,
         certificate_number=meta.certificate_number,
         location=location,
@@ -180,6 +182,7 @@ def _quarantine(ctx: StageContext, app: Any, cid: str, reasons: list[str], numbe
         "certificate.quarantined",
         app.reference,
         "quarantined",
+        operator=operator_of(app.payload),
         certificate_id=cid,
         quarantine=qid,
         reasons="; ".join(reasons),

@@ -25,6 +25,7 @@ from typing import Any
 
 import sdk
 from agent.pipeline.context import StageContext
+from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import queue_receipt
 from agent.state.store import AppRow, StateStore, now_iso
 from sdk.models import UNSUCCESSFUL_STATUSES, ApplicationStatus, Payment, PaymentReceipt
@@ -66,8 +67,7 @@ def not_due(ctx: StageContext, app: AppRow, why: str) -> None:
 
 
 def _operator(app: AppRow) -> str:
-    declaration = app.payload.get("declaration") if isinstance(app.payload, dict) else None
-    return str((declaration or {}).get("operator_id") or "")
+    return operator_of(app.payload)
 
 
 def _paid_today(ctx: StageContext) -> Decimal:
@@ -105,7 +105,7 @@ def pay_due(ctx: StageContext) -> int:
                 f"daily fee cap {fees.daily_cap} 元 reached; {len(refs) - len(chosen)} "
                 "fee(s) left unpaid until tomorrow or a higher cap",
             ):
-                ctx.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap))
+                ctx.audit.append("fees.cap_reached", ref, "held", cap=str(fees.daily_cap), operator=_operator(app))
             break
         chosen.append((app, amount, _pay_key(ctx, app)))
         paid_today += amount

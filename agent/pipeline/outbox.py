@@ -25,6 +25,7 @@ from agent.mapping import FieldError
 from agent.messages import field_line
 from agent.pipeline.build import BuiltApplication, payload_digest
 from agent.pipeline.context import StageContext
+from agent.pipeline.operators import operator_of
 from agent.state.store import AppRow, now_iso
 from sdk import new_idempotency_key
 from sdk.models import APPLICATION_TYPES, ApplicationStatus
@@ -166,7 +167,10 @@ def admit(
         )
         store.resolve_quarantine_for(b.loan_no, b.reference)
         report.queued.append(b.reference)
-        ctx.audit.append("application.queued", b.reference, "ok", type=b.type, file=label, row=b.rows[0])
+        ctx.audit.append(
+            "application.queued", b.reference, "ok", type=b.type, file=label, row=b.rows[0],
+            operator=operator_of(b.payload),
+        )  # fmt: skip
         return "queue"
     if existing.centre_status == "correction_required" and existing.stage == "tracking":
         answer = _supplement_from_row(ctx, existing, b, digest)
@@ -183,7 +187,8 @@ def admit(
             )
             store.resolve_quarantine_for(b.loan_no, b.reference)
             report.supplements.append(b.reference)
-            ctx.audit.append("correction.answer_queued", b.reference, "ok", file=label, row=b.rows[0])
+            ctx.audit.append("correction.answer_queued", b.reference, "ok", file=label, row=b.rows[0],
+                             operator=operator_of(b.payload))  # fmt: skip
             return "supplement"
     if store.payload_sha256(b.reference) == digest:
         report.duplicates.append(b.reference)
@@ -245,7 +250,7 @@ def finish_if_done(ctx: StageContext, reference: str) -> None:
     ctx.store.update_application(reference, stage="done", note="办结")
     if app.type == "mortgage_discharge":
         queue_receipt(ctx, app, "completed", "registered", status="注销登记已办结")
-    ctx.audit.append("application.done", reference, "ok", certificates=len(certs))
+    ctx.audit.append("application.done", reference, "ok", certificates=len(certs), operator=operator_of(app.payload))
 
 
 def broken_loans(errors: list[Any], loans: list[str]) -> dict[str, int]:

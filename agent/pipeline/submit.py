@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 
 import sdk
 from agent.pipeline.context import StageContext
+from agent.pipeline.operators import forget_accounts, invalid_operator, operator_message, operator_of
 from agent.pipeline.outbox import queue_receipt
 from agent.state.store import AppRow
 from sdk.models import Application, Material, Supplement
@@ -81,6 +82,10 @@ def submit_one(ctx: StageContext, app: AppRow) -> int:
         else:
             _create_and_submit(ctx, app)
         return 1
+    except sdk.OperatorNotAuthorised as exc:  # the application's fault, not the channel's: hold it alone
+        forget_accounts(ctx)
+        operator = operator_of(app.payload)
+        quarantine_refused(ctx, app, exc, message=f"{operator_message(operator)}（登记中心: {exc.args[0]}）")
     except PAUSING as exc:
         ctx.supervisor.pause(type(exc).__name__, str(exc))
     except sdk.ValidationFailed as exc:
@@ -107,6 +112,10 @@ def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
     store, centre = ctx.store, ctx.centre
     application_id = app.application_id
     if application_id is None:
+        operator = invalid_operator(ctx, app)
+        if operator is not None:
+            quarantine_refused(ctx, app, None, message=operator_message(operator))
+            return
         application = _APPLICATION.validate_python(app.payload)
         failpoints.reached("create.before_send")
         try:
@@ -128,7 +137,9 @@ def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
             last_error=None,
             note="created at the centre",
         )
-        ctx.audit.append("application.created", app.reference, "ok", application_id=application_id)
+        ctx.audit.append(
+            "application.created", app.reference, "ok", application_id=application_id, operator=operator_of(app.payload)
+        )
     _upload_pending(ctx, app.reference, application_id, app.payload)
     record = centre.submit(application_id, idempotency_key=app.idem_submit)
     _submitted(ctx, app, record, "submitted")
@@ -155,7 +166,7 @@ def _submitted(ctx: StageContext, app: AppRow, record: sdk.models.ApplicationRec
     if app.centre_status is None or status != "submitted" or app.centre_status in ("draft", "correction_required"):
         fields["centre_status"] = status
     ctx.store.update_application(app.reference, note=what, **fields)
-    ctx.audit.append(f"application.{what}", app.reference, "ok", status=status)
+    ctx.audit.append(f"application.{what}", app.reference, "ok", status=status, operator=operator_of(app.payload))
     ctx.supervisor.wake()
 
 
@@ -189,7 +200,7 @@ def _answer_correction(ctx: StageContext, app: AppRow) -> None:
                 ],
             )
             store.update_application(app.reference, supplement={**answer, "sent": True}, note="补正 sent")
-        ctx.audit.append("correction.supplement_sent", app.reference, "ok")
+        ctx.audit.append("correction.supplement_sent", app.reference, "ok", operator=operator_of(app.payload))
     payload = (store.application(app.reference) or app).payload
     _upload_pending(ctx, app.reference, app.application_id, payload)
     record = centre.submit(app.application_id, idempotency_key=answer["idem_submit"])
@@ -203,14 +214,23 @@ def _declared(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in ("id", "code", "filename", "media_type", "sha256", "size")}
 
 
-def quarantine_refused(ctx: StageContext, app: AppRow, exc: sdk.ValidationFailed) -> None:
-    """The centre refused the application as invalid: say which rows and columns, and hold it."""
+def quarantine_refused(
+    ctx: StageContext, app: AppRow, exc: sdk.APIError | None, *, message: str | None = None
+) -> None:
+    """The centre refused the application (or the agent knows it would): say which rows and columns, and hold it.
+
+    ``message`` replaces the centre's detail — for the operator check, which speaks to the branch in Chinese.
+    """
     columns: dict[str, Any] = {}
     for src in app.source:
         columns.update(src.get("columns", {}))
     src = app.source[-1] if app.source else {}
     errors = []
-    for item in getattr(exc, "errors", None) or [{"pointer": None, "detail": str(exc), "code": exc.code}]:
+    if exc is None or message is not None:
+        items: list[Any] = [{"pointer": "/declaration/operator_id", "detail": message, "code": "operator"}]
+    else:
+        items = list(getattr(exc, "errors", None) or [{"pointer": None, "detail": str(exc), "code": exc.code}])
+    for item in items:
         pointer = item.get("pointer") if isinstance(item, dict) else getattr(item, "pointer", None)
         detail = item.get("detail") if isinstance(item, dict) else getattr(item, "detail", str(item))
         row, column = columns.get(pointer or "", [src.get("rows", [None])[0], pointer or "(application)"])
@@ -220,7 +240,7 @@ def quarantine_refused(ctx: StageContext, app: AppRow, exc: sdk.ValidationFailed
                 "row": row,
                 "field": column,
                 "value": "",
-                "expected": f"the centre: {detail}",
+                "expected": detail if message is not None else f"the centre: {detail}",
                 "target": pointer or "",
             }
         )
@@ -235,7 +255,10 @@ def quarantine_refused(ctx: StageContext, app: AppRow, exc: sdk.ValidationFailed
             reference=app.reference,
         )
         ctx.store.update_application(
-            app.reference, stage="quarantined", last_error=str(exc)[:500], note="refused by the centre as invalid"
+            app.reference,
+            stage="quarantined",
+            last_error=(message or str(exc))[:500],
+            note="operator not an account of this bank" if message else "refused by the centre as invalid",
         )
         queue_receipt(
             ctx,
@@ -245,4 +268,6 @@ def quarantine_refused(ctx: StageContext, app: AppRow, exc: sdk.ValidationFailed
             status="中心校验未通过，未提交",
             reason="；".join(f"{e['field']}: {e['expected']}" for e in errors),
         )
-    ctx.audit.append("application.refused_invalid", app.reference, "quarantined", code=exc.code)
+    operator = operator_of(app.payload)
+    code = exc.code if exc is not None else "operator_not_authorised"
+    ctx.audit.append("application.refused_invalid", app.reference, "quarantined", code=code, operator=operator)

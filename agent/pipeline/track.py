@@ -24,6 +24,7 @@ import sdk
 from agent.pipeline.build import MEDIA_BY_SUFFIX
 from agent.pipeline.context import StageContext
 from agent.pipeline.fees import not_due, pay_due, record_refund
+from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.state.store import AppRow, now_iso
 from sdk.models import UNSUCCESSFUL_STATUSES, ApplicationRecord, ApplicationStatus, Event, EventType
@@ -250,7 +251,9 @@ def _warn_deadline(ctx: StageContext, app: AppRow, deadline: str | None) -> None
         return
     ctx.store.flag(app.reference, "deadline_warned", 1)
     ctx.store.raise_alert(f"deadline:{app.reference}", f"补正 for {app.loan_no} ({app.reference}) is due {deadline}")
-    ctx.audit.append("correction.deadline_near", app.reference, "warned", deadline=deadline or "")
+    ctx.audit.append(
+        "correction.deadline_near", app.reference, "warned", deadline=deadline or "", operator=operator_of(app.payload)
+    )
     log.warning("补正 deadline near", extra={"reference": app.reference, "deadline": deadline})
 
 
@@ -328,6 +331,8 @@ def find_supplement_materials(ctx: StageContext) -> int:
                 payload=payload,
                 note="补正 answered by dropped materials",
             )
-            ctx.audit.append("correction.answer_queued", ref, "ok", materials=len(found))
+            ctx.audit.append(
+                "correction.answer_queued", ref, "ok", materials=len(found), operator=operator_of(app.payload)
+            )
             answered += 1
     return answered

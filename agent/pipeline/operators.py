@@ -1,0 +1,81 @@
+"""Accountable operators (seed 001 §4.2): the centre creates a 业务办理人员 account per staff member of
+the bank, and an application names the one who prepared it (``declaration.operator_id``, the
+export's 经办人 column or ``default_operator``).
+
+Before an application is sent, its operator is checked against the centre's list
+(``GET /v1/institution/operators``), kept in the state store and read again every
+:data:`REFRESH_SECONDS` — and at once when an id is not in it (an account opened this morning).
+An operator who is not an active account of this bank keeps the application from being sent:
+it is quarantined with "经办人 X 不是本行在登记中心的有效账号" naming the row and column, the
+centre never sees it, and no notice number is spent. When the list cannot be read the centre
+judges (it refuses such an application itself with ``operator_not_authorised``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from agent.pipeline.context import StageContext
+from agent.state.store import AppRow
+
+__all__ = [
+    "REFRESH_SECONDS",
+    "forget_accounts",
+    "invalid_operator",
+    "operator_accounts",
+    "operator_message",
+    "operator_of",
+]
+
+log = logging.getLogger("regbridge.agent.operators")
+REFRESH_SECONDS = 300.0
+_META = "centre_operators"
+
+
+def operator_of(payload: dict[str, Any]) -> str:
+    """The 经办人 account an application names (every audit record about it names the operator too)."""
+    return str((payload.get("declaration") or {}).get("operator_id") or "")
+
+
+def operator_message(operator_id: str) -> str:
+    """What the loan system and the branch read when an operator is not one of the bank's accounts."""
+    return f"经办人 {operator_id} 不是本行在登记中心的有效账号"
+
+
+def operator_accounts(ctx: StageContext, *, refresh: bool = False) -> dict[str, bool] | None:
+    """The centre's operator accounts for this bank, id → active; None when never read and unreadable now."""
+    cached: dict[str, Any] | None = None
+    raw = ctx.store.get_meta(_META)
+    if raw:
+        cached = json.loads(raw)
+    if cached is None or refresh or time.time() - float(cached["at"]) > REFRESH_SECONDS:
+        try:
+            accounts = {o.operator_id: o.active for o in ctx.centre.operators()}
+        except Exception as exc:  # the centre is away: keep what we had, the centre still judges
+            log.warning("could not read the operator list", extra={"error": type(exc).__name__})
+            return None if cached is None else dict(cached["accounts"])
+        ctx.store.set_meta(_META, json.dumps({"at": time.time(), "accounts": accounts}))
+        return accounts
+    return dict(cached["accounts"])
+
+
+def forget_accounts(ctx: StageContext) -> None:
+    """Read the list again before the next check (the centre refused an operator we thought valid)."""
+    ctx.store.set_meta(_META, json.dumps({"at": 0, "accounts": {}}))
+
+
+def invalid_operator(ctx: StageContext, app: AppRow) -> str | None:
+    """The operator id of ``app`` when it is not an active account of this bank at the centre, else None."""
+    operator_id = operator_of(app.payload)
+    accounts = operator_accounts(ctx)
+    if accounts is None:
+        return None
+    if not accounts.get(operator_id):
+        accounts = operator_accounts(ctx, refresh=True)  # an account opened since the last read?
+        if accounts is None or accounts.get(operator_id):
+            return None
+        return operator_id
+    return None
