@@ -352,13 +352,34 @@ SAMPLES: dict[str, tuple[str, Callable[[], bytes]]] = {
 }
 
 
+#: the all-valid sample (config/samples/valid/, profile corebank_csv): first mortgages on free units of the
+#: sandbox's register, operator op-001 — every row registers as it is (docs/install.md, the walkthrough)
+VALID_LOANS = {"VAL-001": 101, "VAL-002": 102, "VAL-003": 103, "VAL-004": 104}
+
+
+def valid_rows() -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for loan, n in VALID_LOANS.items():
+        rows += mortgage_rows(loan, n, amount="120")
+    return rows
+
+
+def write_valid_sample(folder: Path) -> list[Path]:
+    """``corebank_valid.csv`` and its materials (``materials/<loan>_<code>.pdf``): what an inbox receives."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corebank_valid.csv").write_bytes(corebank_csv(valid_rows()))
+    for loan in VALID_LOANS:
+        write_materials(folder / "materials", loan, "mortgage_first")
+    return [folder / "corebank_valid.csv", *sorted((folder / "materials").iterdir())]
+
+
 def write_samples(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (_, make) in SAMPLES.items():
         (folder / name).write_bytes(make())
         written.append(folder / name)
-    return written
+    return written + write_valid_sample(folder / "valid")
 
 
 #: which business type each sample loan's materials are for

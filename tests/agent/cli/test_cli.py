@@ -28,6 +28,11 @@ def test_the_committed_samples_are_what_demo_data_builds() -> None:
     finally:
         book.close()
     assert rows == samples.presale_rows()
+    valid = folder / "valid"
+    assert (valid / "corebank_valid.csv").read_bytes() == samples.corebank_csv(samples.valid_rows())
+    shipped = sorted(p.name for p in (valid / "materials").iterdir())
+    assert shipped and all(p.read_bytes().startswith(b"%PDF") for p in (valid / "materials").iterdir())
+    assert {name.split("_")[0] for name in shipped} == set(samples.VALID_LOANS)
 
 
 @pytest.fixture

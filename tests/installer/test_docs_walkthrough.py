@@ -1,0 +1,82 @@
+"""The documentation followed by hand, command by command (issue 18, must show).
+
+docs/sandbox.md: ``create-institution``, ``create-operator --operator-id op-001``, ``bundle``;
+docs/install.md, the walkthrough: ``enroll`` (which says auto-pay is off), the shipped all-valid
+sample export (config/samples/valid/) dropped into the inbox, ``run --until-idle``, ``fees`` and
+``fees pay`` for each fee due, ``run --until-idle`` again. Every row ends registered with its
+certificate stored, and no application is refused or held for its operator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from agent.demo import samples
+from sandbox import register
+
+from .test_enrolment_e2e import _clean_env, _cli, centre_process  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_docs_by_hand_register_every_row_of_the_valid_sample(
+    tmp_path: Path,
+    centre_process: tuple[str, Path, dict[str, str]],  # noqa: F811
+) -> None:
+    url, _, centre_env = centre_process
+    # docs/sandbox.md, "Accounts: the centre's admin side"
+    iid = _cli("sandbox", "admin", "create-institution", "--name", register.SAMPLE_BANK_NAME,
+               "--uscc", register.SAMPLE_BANK_USCC, "--licence-no", "B0001H234010001",
+               env=centre_env, cwd=tmp_path).stdout.strip()  # fmt: skip
+    op = _cli("sandbox", "admin", "create-operator", iid, "--name", "李经办", "--operator-id", "op-001",
+              env=centre_env, cwd=tmp_path)  # fmt: skip
+    assert op.stdout.strip() == "op-001"
+    _cli("sandbox", "admin", "bundle", iid, "--url", url, "--out", str(tmp_path / "bank.json"),
+         env=centre_env, cwd=tmp_path)  # fmt: skip
+
+    # docs/install.md, the walkthrough
+    work = tmp_path / "branch"
+    env = _clean_env(REGBRIDGE_METRICS__PORT="0")  # any free port: other agents may run on this machine
+    enrolled = _cli("enroll", str(tmp_path / "bank.json"), "--dir", str(work), "--key-store", "file",
+                    "--inbox", "corebank=inbox/corebank:corebank_csv", env=env, cwd=tmp_path)  # fmt: skip
+    assert "auto-pay is off" in enrolled.stdout and "regbridge fees pay" in enrolled.stdout
+    config = str(work / "agent.toml")
+    doctor = json.loads(_cli("doctor", "--json", "-c", config, env=env, cwd=tmp_path, check=False).stdout)
+    operators = next(f for f in doctor if f["check"] == "operators")
+    assert operators["status"] == "ok" and "op-001" in operators["detail"]
+    inbox = work / "inbox" / "corebank"
+    shutil.copytree(ROOT / "config" / "samples" / "valid", inbox, dirs_exist_ok=True)
+
+    _cli("run", "--until-idle", "--timeout", "90", "-c", config, env=env, cwd=tmp_path)
+    listing = json.loads(_cli("fees", "--json", "-c", config, env=env, cwd=tmp_path).stdout)
+    status = _cli("status", "--json", "-c", config, env=env, cwd=tmp_path).stdout
+    due = listing["due"]
+    assert due, (listing, status)
+    references = sorted(f"{loan}-DYSC" for loan in samples.VALID_LOANS)
+    assert sorted(d["reference"] for d in due) == references and all(d["amount"] == "80.00" for d in due)
+    for ref in references:
+        paid = _cli("fees", "pay", ref, "-c", config, env=env, cwd=tmp_path)
+        assert "paid 80.00 元" in paid.stdout
+    _cli("run", "--until-idle", "--timeout", "90", "-c", config, env=env, cwd=tmp_path)
+
+    con = sqlite3.connect(f"file:{work / 'var' / 'state.db'}?mode=ro", uri=True)
+    try:
+        stages = dict(con.execute("SELECT reference, stage FROM applications").fetchall())
+        quarantined = con.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+    finally:
+        con.close()
+    assert stages == {ref: "done" for ref in references}
+    assert quarantined == 0  # no row held, for its operator or anything else
+    pdfs = sorted(p.parent.name for p in (work / "documents").rglob("*.pdf"))
+    assert pdfs == sorted(samples.VALID_LOANS)
+    lines = []
+    for path in sorted((inbox / "receipts").glob("receipts-*.csv")):
+        lines += list(csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030"))))
+    assert Counter(r["贷款编号"] for r in lines if r["事件"] == "registered") == Counter(list(samples.VALID_LOANS))
+    assert not [r for r in lines if r["事件"] in ("rejected", "quarantined")]
