@@ -1,4 +1,4 @@
-"""``regbridge run | status | requeue | ingest | transmittal``: the agent's day-to-day operation."""
+"""``regbridge run | status | requeue | reapply | ingest | transmittal``: the agent's day-to-day operation."""
 
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         ("补正 deadlines", "deadlines"),
         ("Errors", "errors"),
         ("Unpaid fees", "fees_unpaid"),
+        ("Re-applications", "reapplied"),
         ("Alerts", "alerts"),
     ):
         items = snap[key]
@@ -118,6 +119,27 @@ def requeue(
         agent.close()
     if bad:
         raise typer.Exit(1)
+
+
+def reapply(
+    loan: str = typer.Argument(..., help="The loan number (贷款编号), or the refused application's reference."),
+    config: Path = CONFIG,
+) -> None:
+    """Apply again for a refused loan: a new operation (<reference>-R<n>) from the application as last sent."""
+    from agent.pipeline.reapply import NotReappliable, reapply_loan
+
+    agent = open_agent(config)
+    try:
+        new_ref = reapply_loan(agent.context, loan)
+    except KeyError:
+        typer.secho(f"no application of loan or reference {loan}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except NotReappliable as exc:
+        typer.secho(str(exc), fg="yellow", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        agent.close()
+    typer.echo(f"{loan}: queued again as {new_ref}; the daemon sends it")
 
 
 def ingest(
@@ -202,5 +224,6 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(status)
     app.command()(requeue)
+    app.command()(reapply)
     app.command()(ingest)
     app.command()(transmittal)

@@ -72,6 +72,11 @@ class IdentitySpec(_Strict):
         description="client_reference template: {loan_no}, {type}, {type_code}, or {column name}",
     )
     group_by: list[str] = Field(default_factory=list, description="rows sharing these columns make one application")
+    reapply_after_refusal: bool = Field(
+        default=False,
+        description="a changed row of a refused (withdrawn, cancelled, voided) application is applied for again "
+        "as a new operation <reference>-R<n>; else it is held and `regbridge reapply` does it",
+    )
 
 
 class CombineRule(_Strict):

@@ -21,7 +21,8 @@ from agent.mapping import FieldError, Profile, map_records
 from agent.messages import accounting_line, field_line, zh
 from agent.pipeline.build import BuiltApplication, build
 from agent.pipeline.context import StageContext
-from agent.pipeline.outbox import IngestReport, admit, broken_loans, columns_of, quarantine_row, record_excerpt
+from agent.pipeline.outbox import IngestReport, broken_loans, columns_of, quarantine_row, record_excerpt
+from agent.pipeline.reapply import admit_or_reapply
 from agent.state.store import now_iso
 from connectors.readers import read_export, row_label
 
@@ -180,7 +181,7 @@ def process_export(
                 quarantine_row(ctx, inbox, report, b, errors, sha, label)
                 report.rows["quarantine"] += len(b.rows)
             else:
-                report.rows[admit(ctx, inbox, report, b, columns, sha, label)] += len(b.rows)
+                report.rows[admit_or_reapply(ctx, inbox, report, b, columns, sha, label)] += len(b.rows)
         any_bad = any_bad or report.rows["quarantine"] > 0
         status = "quarantined" if hold_all else ("partial" if any_bad else "done")
         reason = None

@@ -206,7 +206,13 @@ def admit(
                 ctx.profiles[inbox.name].identity.loan_no,
                 b.loan_no,
                 f"a new operation: {b.reference} was already sent and is {state}; a different application for "
-                "the same loan needs its own operation number",
+                "the same loan needs its own operation number"
+                + (
+                    " (after a refusal: `regbridge reapply` applies for it again as a new operation, or the "
+                    "profile's [identity] reapply_after_refusal)"
+                    if existing.stage == "rejected"
+                    else ""
+                ),
                 file=label,
             ).as_dict()
         ],

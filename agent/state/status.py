@@ -77,8 +77,15 @@ def snapshot(store: StateStore) -> dict[str, Any]:
                 "centre_status": a.centre_status,
                 "certificates": [c["certificate_number"] for c in certs if c["reference"] == a.reference],
                 "reason": (a.decision or {}).get("reason"),
+                "reapplies": next((src["reapplies"] for src in a.source if src.get("reapplies")), None),
             }
             for a in apps
+        ],
+        "reapplied": [
+            {"reference": a.reference, "loan_no": a.loan_no, "reapplies": src["reapplies"], "stage": a.stage}
+            for a in apps
+            for src in a.source[:1]
+            if src.get("reapplies")
         ],
         "errors": errors,
         "quarantine": quarantine,
