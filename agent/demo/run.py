@@ -64,6 +64,15 @@ def _certificates_from_receipts(folder: Path) -> dict[str, str]:
     return found
 
 
+def _last_receipt_lines(folder: Path) -> dict[str, dict[str, str]]:
+    """Per loan, the last receipt line the loan system read."""
+    last: dict[str, dict[str, str]] = {}
+    for path in sorted(folder.glob("receipts-*.csv"), key=lambda p: int(p.stem.split("-")[-1])):
+        for row in csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030"))):
+            last[row["贷款编号"]] = row
+    return last
+
+
 def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: str = "intl") -> dict[str, Any]:
     """Run the whole demo in ``workdir`` (emptied first) against a centre of crypto ``suite`` (intl or gm);
     returns what the summary shows."""
@@ -123,6 +132,8 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
                              "pdf": str(transmittal.pdf_path.relative_to(workdir)) if transmittal.pdf_path else None},
                 audit={"ok": audit.ok, "records": audit.records, "problems": audit.problems},
             )  # fmt: skip
+            last = _last_receipt_lines(workdir / "inbox" / "corebank" / "receipts")
+            summary["last_receipt"] = {loan: f"{row['事件']} {row['状态']}" for loan, row in last.items()}
             summary["problems"] = check(summary)
             return summary
         finally:
@@ -172,6 +183,10 @@ def check(summary: dict[str, Any]) -> list[str]:
         got = stages.get(ref, {}).get("stage")
         if got != stage:
             problems.append(f"{ref}: expected {stage}, got {got}")
+    # the seized unit: 受理, then 不予登记 — no fee is ever assessed, so the loan system's last line is the refusal
+    if summary.get("last_receipt", {}).get("DEMO-011") != "rejected 不予登记":
+        problems.append(f"DEMO-011's last receipt line is {summary.get('last_receipt', {}).get('DEMO-011')!r}, "
+                        "expected the refusal (rejected 不予登记)")  # fmt: skip
     if "correction_required" not in stages.get("DEMO-004-DYSC", {}).get("history", []):
         problems.append("DEMO-004 never went through a 补正")
     superseded = [c for a in summary["applications"] for c in a["certificates"] if c["superseded"]]
