@@ -112,6 +112,9 @@ def serve(
             help="accept webhook URLs on loopback/private addresses; default: development only on a loopback host",
         ),
     ] = None,
+    under_construction: Annotated[
+        bool, typer.Option(help="admit 在建建筑物抵押 (excluded by default, as in seed 001's pilot)")
+    ] = False,
 ) -> None:
     """Run the sandbox centre (API on /v1, admin API on /admin/v1)."""
     import uvicorn
@@ -150,6 +153,9 @@ def serve(
             suite=chosen,
             development=development,
         )
+    from .review import Scope
+
+    centre.workflow.scope = Scope(under_construction=under_construction)
     config = _load_faults(faults)
     application = create_app(centre=centre, faults=Faults(config) if config else None)
     token = centre.create_admin_token("serve")

@@ -19,10 +19,27 @@ from sdk.models import ApplicationBase, MaterialChecklist
 from .register import Register, Right, Unit
 from .store import new_id, now_utc
 
-__all__ = ["EXCLUDED_PROPERTY_TYPES", "Finding", "Issue", "Verdict", "accept", "examine", "record"]
+__all__ = ["EXCLUDED_PROPERTY_TYPES", "Finding", "Issue", "Scope", "Verdict", "accept", "examine", "record"]
 
-#: seed 001's pilot leaves out 在建工程 and 纯土地 (a configurable rule)
+#: seed 001's pilot leaves out 在建工程 and 纯土地 (BDCLX 1 土地, 4 土地和在建建筑物); :class:`Scope` may admit 在建
 EXCLUDED_PROPERTY_TYPES = frozenset({"1", "4"})
+UNDER_CONSTRUCTION = "4"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What this centre lets banks apply for online.
+
+    Args:
+        under_construction: admit 在建建筑物抵押 (BDCLX 4). Seed 001's pilot excludes it (the default);
+            seed 004 lists its materials, so a centre may open it. 纯土地 stays excluded.
+    """
+
+    under_construction: bool = False
+
+    @property
+    def excluded(self) -> frozenset[str]:
+        return EXCLUDED_PROPERTY_TYPES - ({UNDER_CONSTRUCTION} if self.under_construction else set())
 
 #: the types that create a new mortgage or notice, which a 查封 blocks
 _CREATING = frozenset(
@@ -104,12 +121,50 @@ def _referenced(app: ApplicationBase) -> tuple[str, str] | None:
     return (name, getattr(app, name)) if name else None
 
 
+def _junior_worsened(app: ApplicationBase, register: Register, institution_uscc: str) -> str | None:
+    """Why a junior mortgagee must consent to this change, or None (民法典 第四百零九条).
+
+    Only when a later-ranked mortgage held by someone else exists on a unit, and the change worsens
+    its position: moving this mortgage ahead of it, raising the secured amount or the maximum amount.
+    """
+    if getattr(app, "type", "") != "mortgage_change":
+        return None
+    number = app.mortgage_certificate  # type: ignore[attr-defined]
+    ours = [r for r in register.by_certificate(number) if r.status == "current" and r.kind == "mortgage"]
+    for right in ours:
+        rank = right.rank or 0
+        juniors = [
+            r
+            for r in register.rights(right.unit_id, current_only=True)
+            if r.kind == "mortgage" and r.id != right.id and (r.rank or 0) > rank and r.holder_code != institution_uscc
+        ]
+        for change in app.changes:  # type: ignore[attr-defined]
+            if change.kind == "rank" and change.new_rank < rank:
+                ahead = [r for r in register.rights(right.unit_id, current_only=True)
+                         if r.kind == "mortgage" and change.new_rank <= (r.rank or 0) < rank
+                         and r.holder_code != institution_uscc]  # fmt: skip
+                if ahead:
+                    return f"顺位由第{rank}位提前至第{change.new_rank}位"
+            if not juniors:
+                continue
+            if change.kind == "secured_debt" and change.new_amount is not None and (
+                right.amount is None or change.new_amount > right.amount
+            ):
+                return f"被担保债权数额增加至 {change.new_amount} 元"
+            if change.kind == "maximum_amount" and (
+                right.maximum_amount is None or change.new_amount > right.maximum_amount
+            ):
+                return f"最高债权额增加至 {change.new_amount} 元"
+    return None
+
+
 def accept(
     app: ApplicationBase,
     register: Register,
     *,
     institution_uscc: str,
     checklist: MaterialChecklist,
+    scope: Scope | None = None,
 ) -> Verdict:
     """受理: 不予受理 for what cannot be registered at all, 补正 for what the bank can supply.
 
@@ -118,6 +173,7 @@ def accept(
     """
     refusals: list[Finding] = []
     corrections: list[Finding] = []
+    excluded = (scope or Scope()).excluded
     units: list[Unit | None] = [register.unit(p.unit_id) for p in app.properties]
     for i, (prop, unit) in enumerate(zip(app.properties, units, strict=True)):
         if unit is None:
@@ -125,10 +181,9 @@ def accept(
                 Finding("unit_unknown", f"不动产单元 {prop.unit_id} 不在登记簿中", f"/properties/{i}/unit_id")
             )
             continue
-        if unit.property_type in EXCLUDED_PROPERTY_TYPES or prop.property_type.value in EXCLUDED_PROPERTY_TYPES:
-            refusals.append(
-                Finding("outside_scope", "在建工程、纯土地不在银行网上办理范围内", f"/properties/{i}/property_type")
-            )
+        if unit.property_type in excluded or prop.property_type.value in excluded:
+            what = "纯土地" if UNDER_CONSTRUCTION not in excluded else "在建工程、纯土地"
+            refusals.append(Finding("outside_scope", f"{what}不在银行网上办理范围内", f"/properties/{i}/property_type"))
         if prop.title_certificate and unit.title_certificate and prop.title_certificate != unit.title_certificate:
             corrections.append(
                 Finding(
@@ -148,11 +203,30 @@ def accept(
             refusals.append(Finding("mortgage_not_found", f"登记簿中无 {number} 记载的权利", f"/{name}"))
     for item in missing_materials(app, checklist):
         corrections.append(Finding("material", f"缺少{item.name}", "/materials", material=item.code))
+    worsened = _junior_worsened(app, register, institution_uscc)
+    if worsened and not any(m.code == "junior_consent" for m in app.materials):
+        corrections.append(
+            Finding(
+                "material",
+                f"缺少后顺位抵押权人同意变更的书面材料（{worsened}）",
+                "/materials",
+                material="junior_consent",
+            )
+        )
     if refusals:
         return Verdict("not_accepted", refusals)
     if corrections:
         return Verdict("correction", corrections)
     return Verdict("ok")
+
+
+#: the types that write a new mortgage onto the units (and so take a 顺位)
+_NEW_MORTGAGE = frozenset({"mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion"})
+
+
+def _rank_taken(unit_id: str, rank: int, pointer: str) -> Finding:
+    """Two mortgages at one 顺位 cannot both be on the register (民法典 第四百一十四条 orders them by rank)."""
+    return Finding("rank_taken", f"不动产单元 {unit_id} 第{rank}顺位已有抵押权，同一顺位不予登记两个抵押权", pointer)
 
 
 def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) -> Verdict:
@@ -173,6 +247,17 @@ def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) 
                 found.append(Finding("mortgagor_not_owner", "抵押人与登记簿记载的权利人不一致", "/mortgagors"))
             else:
                 found += _names_differ(app.mortgagors, unit.owners, "mortgagors", "抵押人")  # type: ignore[attr-defined]
+        mortgages = [r for r in rights if r.kind == "mortgage"]
+        terms = getattr(app, "terms", None)
+        rank = getattr(terms, "rank", None)
+        if kind in _NEW_MORTGAGE and rank is not None and any(r.rank == rank for r in mortgages):
+            found.append(_rank_taken(prop.unit_id, rank, "/terms/rank"))
+        for j, change in enumerate(getattr(app, "changes", [])):
+            if change.kind == "rank" and any(
+                r.rank == change.new_rank and r.certificate_number != getattr(app, "mortgage_certificate", None)
+                for r in mortgages
+            ):
+                found.append(_rank_taken(prop.unit_id, change.new_rank, f"/changes/{j}/new_rank"))
         if kind in ("purchase_notice", "purchase_and_mortgage_notice"):
             if _ids(getattr(app, "sellers", [])) != owners:
                 found.append(Finding("seller_not_owner", "出卖人与登记簿记载的权利人不一致", "/sellers"))

@@ -36,7 +36,7 @@ from .fees import FeeOffice
 from .issuance import CertificateOffice
 from .ledger import Ledger
 from .register import Register
-from .review import Finding, Issue, Verdict, accept, examine, record
+from .review import Finding, Issue, Scope, Verdict, accept, examine, record
 from .schedule import Schedule, Timing
 from .store import Store, now_utc
 
@@ -75,6 +75,8 @@ class Workflow:
         self.checklists = checklists
         self.fees = fees
         self.certificates = certificates
+        #: what banks may apply for online (在建建筑物: excluded unless the centre opens it)
+        self.scope = Scope()
 
     @property
     def timing(self) -> Timing:
@@ -201,6 +203,7 @@ class Workflow:
             self.register,
             institution_uscc=inst["uscc"],
             checklist=self.checklists[rec.type],
+            scope=self.scope,
         )
         if verdict.outcome == "not_accepted":
             return self.ledger.transition(

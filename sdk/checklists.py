@@ -51,6 +51,16 @@ def _rank_or_amount_change(app: ApplicationBase) -> bool:
     return bool(kinds & {"rank", "secured_debt", "maximum_amount"})
 
 
+def _junior_right_worsened(app: ApplicationBase) -> bool:
+    """A junior (later-ranked) mortgage exists and the change worsens it (民法典 第四百零九条): only the
+    register tells whether a junior right exists, so the bank does not require the material — the centre
+    asks for it by 补正 when the condition holds (docs/sandbox.md)."""
+    return False
+
+
+#: conditions whose truth only the register knows: the bank's check treats them as not holding
+REGISTER_CONDITIONS = frozenset({"junior_right_worsened"})
+
 #: condition name → rule; the names are what checklists may use in ``condition``
 CONDITIONS: dict[str, Callable[[ApplicationBase], bool]] = {
     "maximum_mortgage": _maximum,
@@ -61,6 +71,7 @@ CONDITIONS: dict[str, Callable[[ApplicationBase], bool]] = {
     "mortgagee_party": lambda app: _side(app) in (ApplicantSide.JOINT, ApplicantSide.MORTGAGEE),
     "mortgagor_alone": lambda app: _side(app) is ApplicantSide.MORTGAGOR,
     "rank_or_amount_change": _rank_or_amount_change,
+    "junior_right_worsened": _junior_right_worsened,
 }
 
 

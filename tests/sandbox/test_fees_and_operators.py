@@ -136,9 +136,7 @@ def _with_operator(ref: str, n: int, operator_id: str) -> dict[str, object]:
     return data
 
 
-def test_an_unknown_operator_is_refused_before_acceptance_without_a_notice_number(
-    sandbox: Running, bank: Bank
-) -> None:
+def test_an_unknown_operator_is_refused_before_acceptance_without_a_notice_number(sandbox: Running, bank: Bank) -> None:
     numbers_before = [tuple(r) for r in sandbox.store.all("SELECT * FROM counters")]
     with pytest.raises(sdk.OperatorNotAuthorised) as exc:
         lodge(bank, _with_operator("LN-OP1", 21, "op-999"))
@@ -176,3 +174,64 @@ def test_a_deactivated_operator_and_another_banks_operator_are_refused(sandbox: 
         bank.client.applications.submit(draft.application_id, idempotency_key="op3:submit")
     assert "deactivated" in str(exc.value) or "停用" in str(exc.value)
     assert bank.client.applications.get(draft.application_id).status is S.DRAFT  # never reached 受理
+
+
+# --- the register's rules (issue 18 item 5) ----------------------------------------------------------
+
+
+def test_two_mortgages_at_the_same_rank_are_refused(sandbox: Running, bank: Bank) -> None:
+    """Unit 10 carries rank 1 (this bank) and rank 2 (another bank): a new mortgage cannot take either."""
+    data = f.application_dict("mortgage_first", "LN-RANK", n=10, complete=True)
+    data["terms"] = {**data["terms"], "rank": 2}
+    done = settle(bank.client, lodge(bank, data).application_id)
+    assert done.status is S.REFUSED and done.decision is not None and done.decision.code == "rank_taken"
+    assert "第2顺位已有抵押权" in done.decision.reason
+    free = f.application_dict("mortgage_first", "LN-RANK3", n=10, complete=True)
+    free["terms"] = {**free["terms"], "rank": 3}
+    record = settle(bank.client, lodge(bank, free).application_id, "recorded")
+    assert record.status is S.RECORDED
+    change = f.application_dict("mortgage_change", "LN-RANKCHG", n=10, complete=True)
+    change["changes"] = [{"kind": "rank", "new_rank": 2}]  # onto the other bank's rank without its agreement
+    refused = settle(bank.client, lodge(bank, change).application_id)
+    assert refused.status is S.REFUSED and refused.decision is not None and refused.decision.code == "rank_taken"
+
+
+def test_under_construction_is_a_setting_excluded_by_default(sandbox: Running) -> None:
+    from sandbox.review import Scope, accept
+
+    app = f.application("mortgage_first", "LN-ZJ", n=30)
+    kind = type(app.properties[0].property_type)  # BDCLX
+    building = app.model_copy(
+        update={"properties": [app.properties[0].model_copy(update={"property_type": kind("4")})]}
+    )
+    checklist = sandbox.centre.checklists["mortgage_first"]
+    default = accept(building, sandbox.centre.register, institution_uscc=f.BANK_USCC, checklist=checklist)
+    assert default.outcome == "not_accepted" and default.code == "outside_scope" and "在建工程" in default.reason
+    opened = accept(building, sandbox.centre.register, institution_uscc=f.BANK_USCC, checklist=checklist,
+                    scope=Scope(under_construction=True))  # fmt: skip
+    assert "outside_scope" not in {x.code for x in opened.findings}
+    land = app.model_copy(update={"properties": [app.properties[0].model_copy(update={"property_type": kind("1")})]})
+    still = accept(land, sandbox.centre.register, institution_uscc=f.BANK_USCC, checklist=checklist,
+                   scope=Scope(under_construction=True))  # fmt: skip
+    assert still.code == "outside_scope" and "纯土地" in still.reason
+
+
+def test_a_junior_mortgagees_consent_only_when_a_junior_right_exists_and_the_change_worsens_it(
+    sandbox: Running, bank: Bank
+) -> None:
+    raise_debt = [{"kind": "secured_debt", "new_amount": "99000000.00"}]
+    # unit 10: this bank's rank 1 and another bank's rank 2 — raising the debt worsens the junior: 补正 asks consent
+    junior = f.application_dict("mortgage_change", "LN-JR", n=10, complete=True)
+    junior["changes"] = raise_debt
+    asked = settle(bank.client, lodge(bank, junior).application_id, "correction_required")
+    assert asked.status is S.CORRECTION_REQUIRED and asked.correction is not None
+    assert [i.code for i in asked.correction.items] == ["junior_consent"]
+    assert "后顺位抵押权人同意" in asked.correction.items[0].reason
+    # unit 5: this bank's mortgage alone — no junior right, so no consent is asked for
+    alone = f.application_dict("mortgage_change", "LN-JR5", n=5, complete=True)
+    alone["changes"] = raise_debt
+    assert settle(bank.client, lodge(bank, alone).application_id, "recorded").status is S.RECORDED
+    # unit 20: a junior exists but the change does not worsen it (a shorter debt period): no consent either
+    shorter = f.application_dict("mortgage_change", "LN-JR20", n=20, complete=True)
+    shorter["changes"] = [{"kind": "debt_period", "new_start": "2026-03-05", "new_end": "2036-03-04"}]
+    assert settle(bank.client, lodge(bank, shorter).application_id, "recorded").status is S.RECORDED
