@@ -252,10 +252,11 @@ def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) 
         rank = getattr(terms, "rank", None)
         if kind in _NEW_MORTGAGE and rank is not None and any(r.rank == rank for r in mortgages):
             found.append(_rank_taken(prop.unit_id, rank, "/terms/rank"))
+        changed = getattr(app, "mortgage_certificate", None)
+        own = any(r.certificate_number == changed for r in mortgages)  # else mortgage_not_current says why
         for j, change in enumerate(getattr(app, "changes", [])):
-            if change.kind == "rank" and any(
-                r.rank == change.new_rank and r.certificate_number != getattr(app, "mortgage_certificate", None)
-                for r in mortgages
+            if own and change.kind == "rank" and any(
+                r.rank == change.new_rank and r.certificate_number != changed for r in mortgages
             ):
                 found.append(_rank_taken(prop.unit_id, change.new_rank, f"/changes/{j}/new_rank"))
         if kind in ("purchase_notice", "purchase_and_mortgage_notice"):
