@@ -10,7 +10,9 @@ change or a discharge supersedes a stored certificate, its sidecar in the store 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +30,47 @@ __all__ = ["deliver_due"]
 log = logging.getLogger("regbridge.agent.deliver")
 
 
+#: the longest a failing certificate waits before its next attempt, in seconds
+HOLD_MAX_SECONDS = 30.0
+#: certificates whose last delivery failed, and when each may be tried again: (store, id) → (attempts, not before)
+_held: dict[tuple[int, str], tuple[int, float]] = {}
+_held_lock = threading.Lock()
+
+
+def _ready(ctx: StageContext, certificate_id: str) -> bool:
+    with _held_lock:
+        held = _held.get((id(ctx.store), certificate_id))
+    return held is None or held[1] <= time.monotonic()
+
+
+def _hold(ctx: StageContext, certificate_id: str, exc: BaseException) -> float:
+    """Back off a certificate whose delivery failed: 2, 4, 8 … s (jittered, at least a ``Retry-After``), so
+    a failing download is not retried on every round (issue 17 item 9: 131 attempts in 40 s in batch
+    mode). At most :data:`HOLD_MAX_SECONDS`, so a centre back from an outage is drained promptly.
+    Answers the delay."""
+    key = (id(ctx.store), certificate_id)
+    with _held_lock:
+        attempts = _held.get(key, (0, 0.0))[0] + 1
+        delay = min(HOLD_MAX_SECONDS, ctx.config.retry_max_seconds, 2.0 ** min(attempts, 10))
+        delay *= random.uniform(0.5, 1.0)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, float(retry_after))
+        _held[key] = (attempts, time.monotonic() + delay)
+    return delay
+
+
+def _release(ctx: StageContext, certificate_id: str) -> None:
+    with _held_lock:
+        _held.pop((id(ctx.store), certificate_id), None)
+
+
 def deliver_due(ctx: StageContext) -> int:
-    """Deliver every certificate due, ``concurrency`` at a time; a refusing document store stops the round."""
+    """Deliver every certificate due, ``concurrency`` at a time; a refusing document store stops the round.
+
+    A certificate whose last attempt failed waits out its backoff first (:func:`_hold`)."""
     due = ctx.store.certificates(stage="pending") + ctx.store.certificates(stage="storing")
+    due = [c for c in due if _ready(ctx, c["certificate_id"])]
     stop = threading.Event()
     done = 0
     if due:
@@ -45,8 +85,12 @@ def _deliver_guarded(ctx: StageContext, cert: dict[str, Any], stop: threading.Ev
     if stop.is_set() or ctx.supervisor.holding or ctx.supervisor.paused:
         return 0
     try:
-        return _deliver(ctx, cert)
+        done = _deliver(ctx, cert)
+        _release(ctx, cert["certificate_id"])
+        return done
     except (DocumentStoreUnavailable, *_RETRY) as exc:
+        if not isinstance(exc, DocumentStoreUnavailable):  # a refusing store stops the round and alerts instead
+            _hold(ctx, cert["certificate_id"], exc)
         ctx.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
         if isinstance(exc, DocumentStoreUnavailable):
             ctx.store.raise_alert("document_store", f"the document store refused a write: {exc}")
