@@ -94,16 +94,21 @@ def rotate(
         own = client is None
         client = client or centre_client(config, custody.signer(current_id))
         try:
-            record = client.credentials.rotate(
+            # resuming: the centre may have registered the key and put ours into its grace period, and a
+            # retiring key may not rotate again (even the same rotation): read what the centre holds first
+            known = _registered(client, pending.fingerprint) if resumed else None
+            record = known or client.credentials.rotate(
                 jwk_from_public_key(public),
                 grace_seconds=grace_seconds,
                 label="agent",
                 idempotency_key=pending.rotation_key,
             )
+            old = next((r for r in client.credentials.list() if r.key_id == current_id), None) if known else None
         finally:
             if own:
                 client.close()
-        retire_at = (_now() + timedelta(seconds=grace_seconds)).isoformat(timespec="seconds")
+        ends = old.revoke_at if old is not None and old.revoke_at else _now() + timedelta(seconds=grace_seconds)
+        retire_at = ends.isoformat(timespec="seconds")
         entries = custody.entries()
         for e in entries:
             if e.fingerprint == pending.fingerprint:
@@ -125,6 +130,11 @@ def rotate(
     custody.save(entries)
     set_config_key_id(config.source, pending.key_id)
     return RotationResult(current_id, pending.key_id, retire_at, resumed)
+
+
+def _registered(client: sdk.Client, fingerprint: str) -> sdk.models.CredentialRecord | None:
+    """The centre's record of the key with ``fingerprint``, if it holds it active (an ordinary request)."""
+    return next((r for r in client.credentials.list() if r.fingerprint == fingerprint and r.status == "active"), None)
 
 
 class RotationFollower:
