@@ -101,7 +101,8 @@ class MappedApplication:
     records: list[SourceRecord] = field(default_factory=list)
 
     def error(self, row: int | None, column: str, value: str, expected: str, target: str = "", kind: str = "") -> None:
-        self.errors.append(FieldError(row, column, mask_value(kind, target, value), expected, target, self.file))
+        line = next((r.line for r in self.records if r.row == row), None) if row is not None else None
+        self.errors.append(FieldError(row, column, mask_value(kind, target, value), expected, target, self.file, line))
 
 
 TYPE_CODES = {

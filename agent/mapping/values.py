@@ -37,9 +37,11 @@ class FieldError:
     expected: str
     target: str = ""
     file: str = ""
+    #: the physical line of the file where the record starts, when it is not the row a spreadsheet shows
+    line: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "file": self.file,
             "row": self.row,
             "field": self.field,
@@ -47,6 +49,9 @@ class FieldError:
             "expected": self.expected,
             "target": self.target,
         }
+        if self.line is not None and self.line != self.row:
+            out["line"] = self.line
+        return out
 
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else "file"

@@ -143,7 +143,9 @@ def process_export(
         built.append((b, columns_of(b, m.provenance)))
         if progress is not None:
             progress(i + 1, len(mapped))
-    row_errors = [FieldError(e.row, "(record)", record_excerpt(e.raw), e.message, file=label) for e in read.errors]
+    row_errors = [
+        FieldError(e.row, "(record)", record_excerpt(e.raw), e.message, file=label, line=e.line) for e in read.errors
+    ]
     any_bad = bool(row_errors) or any(b.errors for b, _ in built)
     hold_all = profile.source.all_or_nothing and any_bad
     # one transaction and one audit write (written just before the commit) for the whole export

@@ -165,3 +165,44 @@ def test_a_broken_profile_is_refused_with_its_problem(tmp_path: Path) -> None:
         load_profile(path)
     with pytest.raises(FileNotFoundError):
         load_profile("no_such_profile")
+
+
+def test_a_field_routed_by_another_columns_value(tmp_path: Path) -> None:
+    """One amount column is 被担保主债权数额 for 一般抵押 and 最高债权额 for 最高额抵押 (route_by / routes)."""
+    text = (Path(__file__).resolve().parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text("utf-8")
+    routed = text.replace(
+        '[[fields]]\ntarget = "terms.secured_amount"\ncolumn = "贷款金额(万元)"',
+        '[[fields]]\ncolumn = "贷款金额(万元)"\nroute_by = "抵押方式"\nroutes = { "一般" = "terms.secured_amount", '
+        '"最高额" = "terms.maximum_amount" }',
+        1,
+    ).replace('[[fields]]\ntarget = "terms.maximum_amount"\ncolumn = "最高债权额(万元)"', '[[fields]]\ntarget = "x"', 1)
+    leftover = '[[fields]]\ntarget = "x"\nkind = "amount"\nunit = "万元"\ntypes = ["mortgage_first"]\n'
+    routed = routed.replace(leftover, "")
+    path = tmp_path / "routed.toml"
+    path.write_text(routed, encoding="utf-8")
+    profile = load_profile(path)
+    base = {
+        "贷款编号": "LN-R",
+        "业务类型": "抵押首次",
+        "不动产单元号": "340121261006GB00014F00010007",
+        "坐落": "x",
+        "抵押人": "甲",
+        "证件号码": "1",
+        "贷款金额(万元)": "150",
+        "起始日期": "2026/3/5",
+        "到期日期": "2036/3/4",
+        "主合同编号": "HT",
+        "经办人": "op-1",
+        "电子签名": "E1",
+    }
+    [general] = map_records(_records({**base, "抵押方式": "一般"}), profile, "f.csv")
+    assert general.data["terms"] == {**general.data["terms"], "method": "1", "secured_amount": "1500000.00"}
+    assert "maximum_amount" not in general.data["terms"]
+    [maximum] = map_records(_records({**base, "抵押方式": "最高额"}), profile, "f.csv")
+    assert maximum.data["terms"]["maximum_amount"] == "1500000.00" and "secured_amount" not in maximum.data["terms"]
+    [unknown] = map_records(_records({**base, "抵押方式": "其他"}), profile, "f.csv")
+    assert ("抵押方式", "其他") in [(e.field, e.value) for e in unknown.errors]
+    bad = path.with_name("bad.toml")
+    bad.write_text(routed.replace('"最高额" = "terms.maximum_amount"', '"最高额" = "terms.maximun_amount"'), "utf-8")
+    with pytest.raises(ValueError, match=r"bad\.toml:\d+: fields\[\d+\]: unknown target 'terms\.maximun_amount'"):
+        load_profile(bad)

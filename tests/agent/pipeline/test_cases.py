@@ -157,3 +157,26 @@ def test_an_exact_duplicate_line_of_a_co_owned_loan_is_refused_naming_both_rows(
         assert file["records"] == 3 and file["rows_quarantined"] == 3
     finally:
         agent.close()
+
+
+def test_rows_are_numbered_as_a_spreadsheet_shows_them_with_the_physical_line_where_it_differs(branch: Branch) -> None:
+    from agent.state.status import snapshot
+
+    first = samples.mortgage_rows("ROW-1", 1, amount="150")[0]
+    second = {**samples.mortgage_rows("ROW-2", 2, amount="150")[0], "贷款金额(万元)": "一百五十"}
+    first["坐落"] = first["坐落"] + "\n（两行）"  # a quoted line break: one row, two lines
+    inbox = branch.inbox()
+    for loan in ("ROW-1", "ROW-2"):
+        samples.write_materials(inbox / "materials", loan, "mortgage_first")
+    agent = branch.agent()
+    try:
+        drop(inbox, "lines.csv", samples.corebank_csv([first, second]))
+        agent.scan()
+        [error] = _errors(agent.store.quarantined())
+        assert (error["row"], error["line"]) == (3, 4)
+        shown = json.dumps(snapshot(agent.store), ensure_ascii=False)
+        assert "第3行（文件第4行） 字段 贷款金额(万元)" in shown
+        report = next((inbox / "quarantine").glob("lines.csv.*.txt")).read_text(encoding="utf-8")
+        assert "第3行（文件第4行）" in report and "金额（单位万元）" in report
+    finally:
+        agent.close()
