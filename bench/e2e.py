@@ -75,6 +75,7 @@ def _key_of(branch: Any) -> KeySigner:
 
     config = load_config(branch.config)
     signer = custody_for(config, SECRET).signer(config.centre.key_id)
+    assert isinstance(signer, KeySigner)  # the benchmark's branch keeps its key in software, not a token
     return KeySigner(signer.key_id, signer.private_key)
 
 

@@ -178,6 +178,7 @@ def test_forged_webhooks_are_refused_and_change_nothing(branch: Branch) -> None:
              "occurred_at": "2026-11-22T00:00:00Z", "data": {"reason": "伪造"}}  # fmt: skip
     body = json.dumps(event).encode()
     bank_key = custody_for(agent.config, SECRET).signer(agent.config.centre.key_id)
+    assert isinstance(bank_key, KeySigner)  # a key kept in software here, not in a PKCS#11 token
 
     def signed(key: Any, key_id: str, payload: bytes = body, **kw: Any) -> dict[str, str]:
         request = httpx.Request("POST", receiver.url, content=payload, headers={"Content-Type": "application/json"})
