@@ -56,7 +56,8 @@ def operator_accounts(ctx: StageContext, *, refresh: bool = False) -> dict[str, 
             accounts = {o.operator_id: o.active for o in ctx.centre.operators()}
         except Exception as exc:  # the centre is away: keep what we had, the centre still judges
             log.warning("could not read the operator list", extra={"error": type(exc).__name__})
-            return None if cached is None else dict(cached["accounts"])
+            # asked to refresh (an id we do not know) and the centre did not answer: do not judge on a stale list
+            return None if cached is None or refresh else dict(cached["accounts"])
         ctx.store.set_meta(_META, json.dumps({"at": time.time(), "accounts": accounts}))
         return accounts
     return dict(cached["accounts"])
