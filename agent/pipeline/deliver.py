@@ -128,7 +128,11 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         meta = verify_metadata(signed, ctx.trust)
         pdf = ctx.centre.download_certificate(cid, expected_sha256=meta.sha256)
         # the CRL the seal certificate names is consulted (hard-fail when it names one: sdk.certificates)
-        verify_seal(pdf, meta, ctx.trust, crls=fetch_seal_crls(pdf, timeout=ctx.config.centre.timeout))
+        try:
+            crls = fetch_seal_crls(pdf, timeout=ctx.config.centre.timeout)
+        except CertificateRejected as exc:  # the CRL is out of reach for now: retried later, never stored unchecked
+            raise sdk.TransportError("; ".join(exc.reasons)) from None
+        verify_seal(pdf, meta, ctx.trust, crls=crls)
         reconcile(
             meta,
             app.payload,

@@ -38,21 +38,24 @@ def router(ctx: Context) -> APIRouter:
 
     @api.post("/v1/credentials/rotate", response_model=CredentialRecord, status_code=201, tags=["credentials"])
     async def rotate(request: Request, rotation: Rotation, idempotency_key: IdemKey = None) -> Response:
-        await ctx.managing_caller(request)
+        # a retiring key is refused inside the idempotent act: the same rotation sent again (its answer was
+        # lost) is answered from the record, as any idempotent request is
         return await ctx.idempotent(
-            request, idempotency_key, 201, lambda who: keys.rotate(who.institution_id, who.key_id, rotation)
+            request,
+            idempotency_key,
+            201,
+            lambda who: keys.rotate(ctx.not_retiring(who).institution_id, who.key_id, rotation),
         )
 
     @api.post("/v1/credentials/{key_id}/revoke", response_model=CredentialRecord, tags=["credentials"])
     async def revoke(
         request: Request, key_id: str, revocation: Revocation, idempotency_key: IdemKey = None
     ) -> Response:
-        await ctx.managing_caller(request)
         return await ctx.idempotent(
             request,
             idempotency_key,
             200,
-            lambda who: keys.revoke(who.institution_id, key_id, revocation.reason),
+            lambda who: keys.revoke(ctx.not_retiring(who).institution_id, key_id, revocation.reason),
         )
 
     # --- institution --------------------------------------------------------------------

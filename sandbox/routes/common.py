@@ -66,7 +66,11 @@ class Context:
         Raises:
             CentreError: 403 ``key_retiring``.
         """
-        who = await self.caller(request)
+        return self.not_retiring(await self.caller(request))
+
+    @staticmethod
+    def not_retiring(who: Caller) -> Caller:
+        """``who``, unless its key is retiring (403 ``key_retiring``)."""
         if who.retiring:
             raise CentreError(
                 403, "key_retiring", f"key {who.key_id} is being rotated out: it may sign ordinary requests only"
