@@ -1,7 +1,7 @@
 """Mapping profiles: a loan system's export layout → canonical applications, as data (TOML).
 
 A new loan system is a new profile in ``config/mappings/`` (or any path), never new code. A
-profile says how to read the file (``[source]``, see connectors/readers.py), which rows make one
+profile says how to read the file (``[source]``, see connectors/readers/), which rows make one
 application (``[identity]``), which business type each is (``[type]``), where each canonical
 field comes from (``[[fields]]``), how the declaration is formed (``[declaration]``), where the
 materials are (``[materials]``) and how receipts go back (``[receipts]``). docs/agent.md has the

@@ -3,7 +3,7 @@
 This module is the profile's schema and its loading; :mod:`agent.mapping.records` applies it.
 
 A new loan system is a new profile in ``config/mappings/`` (or any path), never new code. A
-profile says how to read the file (``[source]``, see connectors/readers.py), which rows make one
+profile says how to read the file (``[source]``, see connectors/readers/), which rows make one
 application (``[identity]``), which business type each is (``[type]``), where each canonical
 field comes from (``[[fields]]``), how the declaration is formed (``[declaration]``), where the
 materials are (``[materials]``) and how receipts go back (``[receipts]``). docs/agent.md has the
