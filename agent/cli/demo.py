@@ -10,20 +10,28 @@ __all__ = ["register"]
 
 
 def demo(
-    workdir: Path = typer.Option(Path("regbridge-demo"), "--dir", help="Where the demo works (emptied first)."),
+    workdir: Path = typer.Option(
+        Path("regbridge-demo"),
+        "--dir",
+        help="Where the demo works: a new or empty folder, or a previous demo folder (emptied first).",
+    ),
     suite: str = typer.Option("intl", "--suite", help="The centre's crypto suite: intl, or gm (SM2/SM3/SM4)."),
 ) -> None:
     """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
     from rich.console import Console
     from rich.table import Table
 
-    from agent.demo import run_demo
+    from agent.demo import DemoFolderRefused, run_demo
 
     console = Console()
     if suite not in ("intl", "gm"):
         typer.secho("--suite is intl or gm", fg="red")
         raise typer.Exit(2)
-    summary = run_demo(workdir.resolve(), say=lambda text: console.print(text), suite=suite)
+    try:
+        summary = run_demo(workdir.resolve(), say=lambda text: console.print(text), suite=suite)
+    except DemoFolderRefused as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
     table = Table(title="RegBridge demo: every loan operation")
     for col in ("贷款编号", "业务", "结果", "不动产登记证明号 / 原因", "证书位置"):
         table.add_column(col, overflow="fold")

@@ -8,6 +8,6 @@ This package is the only part of the agent that imports the sandbox (import-lint
 and only its public names.
 """
 
-from agent.demo.run import EXPECTED, run_demo
+from agent.demo.run import EXPECTED, MARKER, DemoFolderRefused, prepare_demo_folder, run_demo
 
-__all__ = ["EXPECTED", "run_demo"]
+__all__ = ["EXPECTED", "MARKER", "DemoFolderRefused", "prepare_demo_folder", "run_demo"]

@@ -29,7 +29,33 @@ from agent.state.audit import verify_audit
 from installer.enrol import enrol
 from sdk.support.files import atomic_write
 
-__all__ = ["EXPECTED", "run_demo"]
+__all__ = ["EXPECTED", "MARKER", "DemoFolderRefused", "prepare_demo_folder", "run_demo"]
+
+#: the file the demo writes into its folder: only a folder holding it (or an empty one) is emptied for a new run
+MARKER = ".regbridge-demo"
+
+
+class DemoFolderRefused(ValueError):
+    """The demo's ``--dir`` holds files the demo did not make (no :data:`MARKER`): it is left untouched."""
+
+
+def prepare_demo_folder(workdir: Path) -> None:
+    """Make ``workdir`` an empty demo folder holding :data:`MARKER`.
+
+    A missing or empty folder, or a previous demo folder (it holds :data:`MARKER`), is (re)made empty; anything
+    else — a file, or a folder with other content — raises :class:`DemoFolderRefused` and nothing is deleted.
+    """
+    if workdir.exists() or workdir.is_symlink():
+        if not workdir.is_dir() or workdir.is_symlink():
+            raise DemoFolderRefused(f"{workdir} exists and is not a folder; the demo needs its own folder (--dir)")
+        if any(workdir.iterdir()) and not (workdir / MARKER).is_file():
+            raise DemoFolderRefused(
+                f"{workdir} is not empty and is not a previous demo folder (no {MARKER} in it); the demo empties"
+                " its folder, so it refuses to touch this one — choose an empty or new folder with --dir"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("made by `regbridge demo`; the demo empties this folder on its next run\n")
 
 INBOXES = [
     ("corebank", "corebank_csv", "corebank_gb18030.csv", "DEMO"),
@@ -75,14 +101,15 @@ def _last_receipt_lines(folder: Path) -> dict[str, dict[str, str]]:
 
 def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: str = "intl") -> dict[str, Any]:
     """Run the whole demo in ``workdir`` (emptied first) against a centre of crypto ``suite`` (intl or gm);
-    returns what the summary shows."""
+    returns what the summary shows.
+
+    Raises :class:`DemoFolderRefused` (before anything starts) when ``workdir`` holds files the demo did not make.
+    """
     from sandbox.local import LocalCentre
     from sdk.suites import suite_named
 
     started = time.monotonic()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    prepare_demo_folder(workdir)
     setup_logging(workdir / "var" / "agent.log", stderr=False)
     with LocalCentre(suite=suite_named(suite)) as centre:
         say(f"① sandbox registration centre on {centre.url} (crypto suite {suite})")
