@@ -23,7 +23,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict sdk config connectors agent installer sandbox bench tests
 
 test: system-deps lint imports typecheck bundle
-	$(BIN)/pytest -q -n 2 --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo
