@@ -1,4 +1,4 @@
-"""The state store in one SQLite file, WAL mode, ``synchronous=FULL`` (see :mod:`agent.state.store`)."""
+"""The state store in one SQLite file, WAL, ``synchronous=FULL``; receipts: in sqlite_receipts."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.state.migrations import MIGRATIONS, SCHEMA_VERSION
+from agent.state.sqlite_receipts import ReceiptQueries
 from agent.state.store import AppRow, now_iso
 from sdk.support import failpoints
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore:
+class SQLiteStore(ReceiptQueries):
     """The state store in one SQLite file; safe to share between the daemon's threads.
 
     Args:
@@ -408,59 +409,6 @@ class SQLiteStore:
                 f"UPDATE certificates SET {', '.join(f'{k} = ?' for k in fields)} WHERE certificate_id = ?",
                 (*fields.values(), certificate_id),
             )
-
-    # --- receipts ------------------------------------------------------------------------
-
-    def add_receipt(self, reference: str, kind: str, inbox: str, payload: dict[str, Any]) -> bool:
-        """Queue one receipt line; a second one of the same kind for the same application is ignored."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO receipts (reference, kind, inbox, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-                (reference, kind, inbox, json.dumps(payload, ensure_ascii=False), now_iso()),
-            )
-            return cur.rowcount > 0
-
-    def receipts(self, reference: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM receipts", tuple[str, ...]()
-        if reference:
-            sql, args = sql + " WHERE reference = ?", (reference,)
-        rows = [dict(r) for r in self._all(sql + " ORDER BY id", args)]
-        for r in rows:
-            r["payload"] = json.loads(r["payload"])
-        return rows
-
-    def open_receipt_batch(self, inbox: str, path_for: Callable[[int], str]) -> dict[str, Any] | None:
-        """Assign every unbatched receipt of ``inbox`` to a new batch (persisted before the file is written)."""
-        with self.transaction() as db:
-            if (
-                db.execute("SELECT 1 FROM receipts WHERE batch IS NULL AND inbox = ? LIMIT 1", (inbox,)).fetchone()
-                is None
-            ):
-                return None
-            cur = db.execute(
-                "INSERT INTO receipt_batches (inbox, path, created_at) VALUES (?, '', ?)", (inbox, now_iso())
-            )
-            batch = int(cur.lastrowid or 0)
-            db.execute("UPDATE receipt_batches SET path = ? WHERE id = ?", (path_for(batch), batch))
-            db.execute("UPDATE receipts SET batch = ? WHERE batch IS NULL AND inbox = ?", (batch, inbox))
-        return self.receipt_batch(batch)
-
-    def receipt_batch(self, batch: int) -> dict[str, Any] | None:
-        row = self._one("SELECT * FROM receipt_batches WHERE id = ?", (batch,))
-        return None if row is None else dict(row)
-
-    def pending_receipt_batches(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._all("SELECT * FROM receipt_batches WHERE written = 0 ORDER BY id")]
-
-    def batch_receipts(self, batch: int) -> list[dict[str, Any]]:
-        rows = [dict(r) for r in self._all("SELECT * FROM receipts WHERE batch = ? ORDER BY id", (batch,))]
-        for r in rows:
-            r["payload"] = json.loads(r["payload"])
-        return rows
-
-    def mark_batch_written(self, batch: int) -> None:
-        with self.transaction() as db:
-            db.execute("UPDATE receipt_batches SET written = 1 WHERE id = ?", (batch,))
 
     # --- alerts --------------------------------------------------------------------------
 
