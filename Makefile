@@ -37,19 +37,28 @@ proof: system-deps $(STAMP)
 	rm -f proof-results.jsonl
 	REGBRIDGE_PROOF=full REGBRIDGE_PROOF_OUT=proof-results.jsonl $(BIN)/pytest -q tests/reliability tests/security tests/agent/daemon/test_crash.py
 
-# Debian packages the tests use: poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates),
-# systemd's systemd-analyze (the installer's unit is verified with it).
-SYSTEM_PACKAGES := poppler-utils fonts-wqy-microhei systemd softhsm2
+# Debian packages the tests use, one per line: the package, then a file that shows it is installed.
+# poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates); systemd's systemd-analyze
+# (the installer's unit is verified with it); SoftHSM2 (the PKCS#11 custody tests).
+SYSTEM_DEPS := \
+	poppler-utils:/usr/bin/pdfsig \
+	fonts-wqy-microhei:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
+	systemd:/usr/bin/systemd-analyze \
+	softhsm2:/usr/bin/softhsm2-util \
+
 system-deps:
-	@if command -v pdfsig >/dev/null && test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
-		&& command -v systemd-analyze >/dev/null && command -v softhsm2-util >/dev/null; then \
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+		test -e "$${dep#*:}" || missing="$$missing $${dep%%:*}"; \
+	done; \
+	if [ -z "$$missing" ]; then \
 		echo "system packages present"; \
 	elif command -v apt-get >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
-		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null; }; \
+		echo "installing Debian packages:$$missing"; \
+		$$SUDO apt-get install -y -q $$missing >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$missing >/dev/null; }; \
 	else \
-		echo "no apt-get: install $(SYSTEM_PACKAGES) (or equivalents) by hand for the certificate tests"; \
+		echo "no apt-get: install$$missing (or equivalents) by hand for the tests"; exit 1; \
 	fi
 
 # the sandbox's OpenAPI document, kept in docs/ (a test fails when it is stale)
