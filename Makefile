@@ -39,12 +39,14 @@ proof: system-deps $(STAMP)
 
 # Debian packages the tests use, one per line: the package, then a file that shows it is installed.
 # poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates); systemd's systemd-analyze
-# (the installer's unit is verified with it); SoftHSM2 (the PKCS#11 custody tests).
+# (the installer's unit is verified with it); SoftHSM2 (the PKCS#11 custody tests); PostgreSQL 15 (the shared
+# state store's tests start their own server from it, as an unprivileged user: tests/postgres.py).
 SYSTEM_DEPS := \
 	poppler-utils:/usr/bin/pdfsig \
 	fonts-wqy-microhei:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
 	systemd:/usr/bin/systemd-analyze \
 	softhsm2:/usr/bin/softhsm2-util \
+	postgresql:/usr/lib/postgresql/15/bin/initdb \
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \

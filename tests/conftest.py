@@ -1,6 +1,8 @@
 """Session-wide hooks.
 
 - The proof table (tests/proof.py) after the reliability and security suites.
+- A real PostgreSQL server per process (tests/postgres.py), started only when a test asks for
+  ``postgres`` or ``pg_url`` (a fresh database per test), stopped at the end of the session.
 - The privacy scan (tests/privacy_scan.py) over everything the whole run wrote: every test's
   temporary folders, and the agent's log records of the run (written as the agent writes its
   log, to ``session-agent.log``). A finding fails the run, naming the file.
@@ -11,12 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agent.logs import JsonFormatter
 from tests import proof
+from tests.postgres import PostgresServer
 from tests.privacy_scan import PLANTED, scan
 
 _HANDLER: logging.Handler | None = None
@@ -65,6 +69,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_FINDINGS] = findings
     if findings and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for this process (each xdist worker has its own), as an unprivileged user."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh, empty PostgreSQL database for one test (its SQLAlchemy URL, psycopg 3 driver)."""
+    return postgres.new_database()
 
 
 _FINDINGS = pytest.StashKey[list[Any]]()
