@@ -103,8 +103,10 @@ class Sm2PublicKey:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "raw", _check_point(bytes(self.raw)))
-        if not 0 < len(self.user_id) < 8192:
-            raise ValueError("the SM2 user id is 1 to 8191 bytes")
+        # GM/T 0009 fixes no minimum; an empty id is what OpenSSL 3 uses where it cannot be given
+        # one (CA certificates and CRLs in ``openssl verify``): :mod:`sdk.gm.x509`
+        if len(self.user_id) >= 8192:
+            raise ValueError("the SM2 user id is at most 8191 bytes")
 
     @property
     def x(self) -> int:
