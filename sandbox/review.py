@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from sdk.checklists import missing_materials
-from sdk.models import ApplicationBase, MaterialChecklist
+from sdk.models import ApplicationBase, MaterialChecklist, MortgageDischarge, court_document_problems
 
 from .recording import Issue, record
 from .register import Register, Unit
@@ -23,6 +24,13 @@ __all__ = ["EXCLUDED_PROPERTY_TYPES", "Finding", "Issue", "Scope", "Verdict", "a
 #: seed 001's pilot leaves out 在建工程 and 纯土地 (BDCLX 1 土地, 4 土地和在建建筑物); :class:`Scope` may admit 在建
 EXCLUDED_PROPERTY_TYPES = frozenset({"1", "4"})
 UNDER_CONSTRUCTION = "4"
+#: the register's day is China's (UTC+8): a document effective "today" is effective from 00:00 there
+CHINA = timezone(timedelta(hours=8))
+
+
+def china_today() -> date:
+    """Today's date in China (the day a legal document's effectiveness is judged on)."""
+    return datetime.now(CHINA).date()
 
 
 @dataclass(frozen=True)
@@ -167,8 +175,13 @@ def accept(
     institution_uscc: str,
     checklist: MaterialChecklist,
     scope: Scope | None = None,
+    today: date | None = None,
 ) -> Verdict:
     """受理: 不予受理 for what cannot be registered at all, 补正 for what the bank can supply.
+
+    A mortgagor's unilateral 注销 stands only on an effective court or arbitration document (seed 004):
+    without one it is not accepted (``court_document_required``), nor with one whose effective date is
+    after ``today`` (China's date unless given; ``court_document_not_effective``).
 
     The operator is not judged here: an application whose operator is not an active account of the
     institution never reaches 受理 (refused at create/submit, ``operator_not_authorised``).
@@ -203,6 +216,9 @@ def accept(
         known = [u.unit_id for u in units if u is not None]
         if not any(r.unit_id in known for r in register.by_certificate(number)):
             refusals.append(Finding("mortgage_not_found", f"登记簿中无 {number} 记载的权利", f"/{name}"))
+    if isinstance(app, MortgageDischarge):
+        standing = court_document_problems(app.applicant_side.value, app.court_document, today or china_today())
+        refusals += [Finding(code, reason, pointer) for code, reason, pointer in standing]
     for item in missing_materials(app, checklist):
         corrections.append(Finding("material", f"缺少{item.name}", "/materials", material=item.code))
     worsened = _junior_worsened(app, register, institution_uscc)

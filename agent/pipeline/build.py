@@ -22,10 +22,19 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from agent.mapping import FieldError, MappedApplication, Profile
+from agent.mapping.profile import CHINA
 from agent.state.blobs import BlobStore
 from sdk.checklists import missing_materials
 from sdk.identifiers import check_resident_id, check_uscc
-from sdk.models import APPLICATION_TYPES, Application, MaterialChecklist
+from sdk.models import (
+    APPLICATION_TYPES,
+    COURT_DOCUMENT_MATERIAL,
+    Application,
+    ApplicationBase,
+    MaterialChecklist,
+    MortgageDischarge,
+    court_document_problems,
+)
 
 __all__ = ["BuildContext", "BuiltApplication", "build", "payload_digest"]
 
@@ -375,6 +384,45 @@ def _validation_errors(exc: ValidationError, mapped: MappedApplication, profile:
             mapped.error(first_row, path or "(application)", "", message, path)
 
 
+def _court_document_material(mapped: MappedApplication, profile: Profile, materials: list[dict[str, Any]]) -> None:
+    """Point a mapped 生效法律文书 at the loan's ``court_document`` file (seed 004), or say the file is missing."""
+    doc = mapped.data.get("court_document")
+    if mapped.type != "mortgage_discharge" or not isinstance(doc, dict) or doc.get("material_id"):
+        return
+    court = next((m for m in materials if m["code"] == COURT_DOCUMENT_MATERIAL), None)
+    if court is not None:
+        doc["material_id"] = court["id"]
+        return
+    folder = profile.materials.folder
+    mapped.error(
+        mapped.rows[0],
+        profile.materials.manifest or f"{folder}/",
+        "",
+        f"生效法律文书的文件（材料 {COURT_DOCUMENT_MATERIAL}）：{folder}/ 中的 "
+        f"{mapped.loan_no}_{COURT_DOCUMENT_MATERIAL}.pdf（或清单列中列出）；行中填写了法律文书，却没有文书本身",
+        "court_document.material_id",
+    )
+    del mapped.data["court_document"]  # reported here once, not again by the model
+
+
+def _standing(app: ApplicationBase, mapped: MappedApplication, profile: Profile) -> None:
+    """A mortgagor's unilateral 注销 stands only on an effective court or arbitration document (seed 004): the
+    rule the centre applies (``court_document_required`` / ``_not_effective``), checked before sending."""
+    if not isinstance(app, MortgageDischarge) or any(e.target.startswith("court_document") for e in mapped.errors):
+        return
+    today = datetime.now(CHINA).date()
+    for _code, reason, pointer in court_document_problems(app.applicant_side.value, app.court_document, today):
+        target = pointer.strip("/").replace("/", ".")
+        prov = mapped.provenance.get(target) or mapped.provenance.get("applicant_side")
+        if prov is not None:
+            mapped.error(prov.row, prov.column, prov.value, reason, target, prov.kind)
+            continue
+        columns = [c for c in (_column_for(f"court_document.{n}", profile) for n in ("kind", "document_number")) if c]
+        where = "、".join(columns) or "(court_document)"
+        fill = "；请在导出中填写法律文书种类、作出机关、文书编号、生效日期"
+        mapped.error(mapped.rows[0], where, "", reason + fill, target)
+
+
 def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox: Path) -> BuiltApplication:
     """Validate one mapped application; its errors (mapping ones included) are all in ``errors``."""
     kind = mapped.type
@@ -403,12 +451,14 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
             }
         )
     mapped.data["materials"] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in materials]
+    _court_document_material(mapped, profile, materials)
     app = None
     try:
         app = _APPLICATION.validate_python(mapped.data)
     except ValidationError as exc:
         _validation_errors(exc, mapped, profile)
     if app is not None:
+        _standing(app, mapped, profile)
         folder = profile.materials.folder
         for item in missing_materials(app, checklist):
             expected = (

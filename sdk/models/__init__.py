@@ -4,6 +4,8 @@ from .applications import *  # noqa: F403
 from .applications import __all__ as _applications
 from .certificates import *  # noqa: F403
 from .certificates import __all__ as _certificates
+from .court import *  # noqa: F403
+from .court import __all__ as _court
 from .events import *  # noqa: F403
 from .events import __all__ as _events
 from .fees import *  # noqa: F403
@@ -31,6 +33,7 @@ __all__ = sorted(
     {
         *_applications,
         *_certificates,
+        *_court,
         *_events,
         *_fees,
         *_institution,

@@ -29,6 +29,7 @@ from ..codes import ApplicantSide, DischargeReason, MortgageMethod, NoticeKind, 
 from ..identifiers import CertificateNumber
 from ..money import Yuan
 from ._base import Model
+from .court import COURT_DOCUMENT_MATERIAL, CourtDocument
 from .legal import Declaration
 from .materials import Material
 from .mortgage import MortgageChangeItem, MortgageTerms
@@ -161,6 +162,22 @@ class MortgageDischarge(ApplicationBase):
     reason: DischargeReason = DischargeReason.DEBT_REPAID
     mortgagee: Organisation
     mortgagors: list[Party] = Field(min_length=1)
+    court_document: CourtDocument | None = Field(
+        default=None,
+        description="生效法律文书: required when the mortgagor applies alone (seed 004); the centre refuses "
+        "(court_document_required / court_document_not_effective) a unilateral discharge without an effective one",
+    )
+
+    @model_validator(mode="after")
+    def _court_document_material(self) -> MortgageDischarge:
+        doc = self.court_document
+        if doc is not None and not any(
+            m.id == doc.material_id and m.code == COURT_DOCUMENT_MATERIAL for m in self.materials
+        ):
+            raise ValueError(
+                f"court_document.material_id {doc.material_id!r} names no material of code {COURT_DOCUMENT_MATERIAL}"
+            )
+        return self
 
     def applicant_pointers(self) -> list[str]:
         if self.applicant_side is ApplicantSide.MORTGAGEE:

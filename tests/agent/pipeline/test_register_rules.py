@@ -1,0 +1,114 @@
+"""The register's rules from the bank's side (issue 18 item 5): what the centre would refuse is held
+before sending, quarantined with a Chinese reason naming the file, row, column and value.
+
+注销 by the mortgagor alone needs an effective court or arbitration document (seed 004): the export
+carries it as columns (kind, issuing body, number, effective date) and the file as a material.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from agent.demo import samples
+from agent.mapping.profile import CHINA, profile_source
+from sandbox import register
+from sandbox.local import LocalCentre
+
+from ..conftest import Branch, drop, make_branch
+
+COURT_COLUMNS = ["申请方", "文书种类", "作出机关", "文书编号", "生效日期"]
+COURT_FIELDS = """
+[[fields]]
+target = "court_document.kind"
+column = "文书种类"
+map = { "判决书" = "judgment", "裁定书" = "ruling", "调解书" = "mediation", "仲裁裁决书" = "arbitration_award" }
+types = ["mortgage_discharge"]
+
+[[fields]]
+target = "court_document.issuing_body"
+column = "作出机关"
+types = ["mortgage_discharge"]
+
+[[fields]]
+target = "court_document.document_number"
+column = "文书编号"
+types = ["mortgage_discharge"]
+
+[[fields]]
+target = "court_document.effective_date"
+column = "生效日期"
+kind = "date"
+types = ["mortgage_discharge"]
+"""
+
+
+def discharge_profile(folder: Path) -> Path:
+    """corebank_csv with who applies for a discharge read from a column, and the court document's columns."""
+    text, _ = profile_source("corebank_csv")
+    constant = '[[fields]]\ntarget = "applicant_side"\nvalue = "mortgagee"\ntypes = ["mortgage_discharge"]\n'
+    assert constant in text
+    side = (
+        '[[fields]]\ntarget = "applicant_side"\ncolumn = "申请方"\n'
+        'map = { "抵押权人" = "mortgagee", "抵押人" = "mortgagor", "共同" = "joint" }\ntypes = ["mortgage_discharge"]\n'
+    )
+    text = text.replace(constant, side + COURT_FIELDS).replace('name = "corebank_csv"', 'name = "corebank_court"')
+    path = folder / "corebank_court.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def court_csv(rows: list[dict[str, str]]) -> bytes:
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, *COURT_COLUMNS], lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("gb18030")
+
+
+def _unilateral(inbox: Path, loan: str, n: int, court: dict[str, str]) -> list[dict[str, str]]:
+    samples.write_materials(inbox / "materials", loan, "mortgage_discharge")
+    rows = samples.existing_rows(loan, "抵押注销", n, register.seed_mortgage_certificate(n))
+    owners = register.owners_of(n)
+    rows[0]["电子签名"] = ";".join(f"ESIG-{loan}-{i + 1}" for i in range(len(owners)))
+    blank = dict.fromkeys(COURT_COLUMNS, "")
+    return [{**blank, **r, "申请方": "抵押人", **court} for r in rows]
+
+
+def test_a_mortgagors_discharge_without_an_effective_court_document_is_held_before_sending(
+    centre: LocalCentre, tmp_path: Path
+) -> None:
+    profile = discharge_profile(tmp_path / "profiles")
+    inbox_spec = {"name": "court", "path": "inbox/court", "profile": str(profile), "completion": "rename"}
+    branch: Branch = make_branch(centre, tmp_path / "branch", [inbox_spec])
+    inbox = branch.inbox("court")
+    today = datetime.now(CHINA).date()
+    judgment = {"文书种类": "判决书", "作出机关": "长丰县人民法院", "文书编号": "(2026)皖0121民初1234号"}
+    rows = _unilateral(inbox, "LN-ZX-NONE", 15, {})
+    rows += _unilateral(inbox, "LN-ZX-LATE", 25, {**judgment, "生效日期": (today + timedelta(days=3)).isoformat()})
+    rows += _unilateral(inbox, "LN-ZX-OK", 45, {**judgment, "生效日期": today.isoformat()})
+    drop(inbox, "discharges.csv", court_csv(rows))
+    agent = branch.agent()
+    try:
+        assert agent.run_until_idle(timeout=60)
+        store = centre.app.state.centre.store
+        sent = {r["client_reference"] for r in store.all("SELECT client_reference FROM applications")}
+        assert sent == {"LN-ZX-OK-DYZX"}  # the two the centre would refuse never left the bank
+        ok = agent.store.application("LN-ZX-OK-DYZX")
+        assert ok is not None and ok.stage == "done", ok
+        held = {q["reference"]: q for q in agent.store.quarantined()}
+        none = held["LN-ZX-NONE-DYZX"]["errors"]
+        assert [e["field"] for e in none] == ["申请方"] and none[0]["value"] == "抵押人"
+        assert "生效法律文书" in none[0]["expected"]
+        late = held["LN-ZX-LATE-DYZX"]["errors"]
+        assert [e["field"] for e in late] == ["生效日期"] and "尚未生效" in late[0]["expected"]
+        assert late[0]["value"] == (today + timedelta(days=3)).isoformat()
+        assert all(e["file"].endswith("discharges.csv") and e["row"] == 2 + 1 for e in late)
+    finally:
+        agent.close()
+    text = "".join(p.read_bytes().decode("gb18030") for p in (inbox / "receipts").glob("receipts-*.csv"))
+    assert "尚未生效" in text and "生效法律文书" in text
