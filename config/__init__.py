@@ -1,15 +1,18 @@
-"""RegBridge's data: materials checklists, mapping profiles, code tables. Ships in the wheel."""
+"""RegBridge's data: materials checklists, mapping profiles, code tables, time limits. Ships in the wheel."""
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 
 from sdk.checklists import CONDITIONS
 from sdk.models import APPLICATION_TYPES, MaterialChecklist
+from sdk.support.working_days import WorkingCalendar, beijing_date, end_of_day
 
-__all__ = ["load_checklists", "load_fees"]
+__all__ = ["TimeLimit", "TimeLimits", "load_checklists", "load_fees", "load_time_limits", "working_calendar"]
 
 
 @cache
@@ -68,3 +71,94 @@ def load_fees() -> dict[str, list[dict[str, str]]]:
     if missing:
         raise ValueError(f"config/fees.toml: no fees for: {', '.join(missing)}")
     return table
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """One business type's committed time limit (承诺办结时限) at one centre.
+
+    Attributes:
+        working_days: the limit, in working days counted from the day after 受理.
+        source: where the number comes from (the seed, or the centre's published guide).
+        centre: the 行政区划代码 whose own commitment this is; None for the project's default.
+    """
+
+    working_days: int
+    source: str
+    centre: str | None = None
+
+    def due(self, accepted_at: datetime, calendar: WorkingCalendar) -> datetime:
+        """The instant the limit runs out: the end of its last working day (Beijing time)."""
+        return end_of_day(calendar.add_working_days(beijing_date(accepted_at), self.working_days))
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """Every business type's limit, by default and per centre (``config/time_limits.toml``)."""
+
+    defaults: dict[str, int]
+    default_source: str
+    centres: dict[str, tuple[str, dict[str, int]]]  # 行政区划代码 → (source, {type: working days})
+
+    def limit(self, application_type: str, centre: str | None = None) -> TimeLimit:
+        """The limit of ``application_type`` at ``centre`` (a 行政区划代码; the default where it states none).
+
+        Raises:
+            KeyError: an unknown application type.
+        """
+        if centre is not None and centre in self.centres:
+            source, limits = self.centres[centre]
+            if application_type in limits:
+                return TimeLimit(limits[application_type], source, centre)
+        return TimeLimit(self.defaults[application_type], self.default_source)
+
+
+def _days(where: str, kind: str, value: object) -> int:
+    if kind not in APPLICATION_TYPES:
+        raise ValueError(f"{where}: unknown application type {kind!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{where}: {kind} = {value!r}: expected a whole number of working days ≥ 0")
+    return value
+
+
+@cache
+def load_time_limits() -> TimeLimits:
+    """The committed time limits of ``config/time_limits.toml``, checked on load.
+
+    Raises:
+        ValueError: an unknown type, a limit that is not a whole number ≥ 0, a source missing, or a
+            business type without a default.
+    """
+    where = "config/time_limits.toml"
+    data = tomllib.loads(resources.files(__name__).joinpath("time_limits.toml").read_text(encoding="utf-8"))
+    defaults = {k: _days(f"{where} [defaults.limits]", k, v) for k, v in data["defaults"]["limits"].items()}
+    missing = sorted(set(APPLICATION_TYPES) - set(defaults))
+    if missing:
+        raise ValueError(f"{where}: no default limit for: {', '.join(missing)}")
+    centres: dict[str, tuple[str, dict[str, int]]] = {}
+    for code, entry in data.get("centres", {}).items():
+        if not entry.get("source"):
+            raise ValueError(f"{where}: [centres.{code!r}] states no source")
+        limits = {k: _days(f"{where} [centres.{code!r}]", k, v) for k, v in entry.get("limits", {}).items()}
+        centres[code] = (str(entry["source"]), limits)
+    return TimeLimits(defaults, str(data["defaults"]["source"]), centres)
+
+
+@cache
+def working_calendar() -> WorkingCalendar:
+    """The working-day calendar: chinese-calendar where installed and it knows the year, else the fallback
+    table of ``config/time_limits.toml`` (``[holidays.<year>]``), else weekends alone.
+
+    Raises:
+        ValueError: a table lists a date of another year, or a year without a source.
+    """
+    where = "config/time_limits.toml"
+    data = tomllib.loads(resources.files(__name__).joinpath("time_limits.toml").read_text(encoding="utf-8"))
+    holidays: dict[int, list[date]] = {}
+    workdays: dict[int, list[date]] = {}
+    for year, entry in data.get("holidays", {}).items():
+        if not entry.get("source"):
+            raise ValueError(f"{where}: [holidays.{year}] states no source")
+        holidays[int(year)] = list(entry.get("holidays", []))
+        workdays[int(year)] = list(entry.get("workdays", []))
+    return WorkingCalendar(holidays=holidays, workdays=workdays)

@@ -381,6 +381,31 @@ class _Doctor:
         else:
             self.add("state", "ok", f"{path} intact (schema {version})")
 
+    def calendar(self) -> None:
+        """The working-day calendar the committed time limits (承诺办结时限) count with.
+
+        Warns when this year's days do not come from chinese-calendar (an outdated or missing library);
+        years ahead that a limit may reach are named in the detail (they are estimates until the State
+        Council publishes them, and the agent warns in its logs and status when a running limit uses them).
+        """
+        from datetime import UTC, datetime, timedelta
+
+        from agent.state.time_limits import calendar_warnings
+        from config import load_time_limits, working_calendar
+
+        cal = working_calendar()
+        today = datetime.now(UTC).date()
+        longest = max(load_time_limits().defaults.values(), default=0)
+        reach = today + timedelta(days=longest * 2 + 30)  # past the longest limit, holidays included
+        hint = "pip install -U chinesecalendar, or add the year's schedule to config/time_limits.toml"
+        now = calendar_warnings(cal, today, today)
+        if now:
+            self.add("calendar", "warn", "；".join(now), hint)
+            return
+        ahead = calendar_warnings(cal, today, reach)
+        detail = f"{today.year}: working days from chinese-calendar"
+        self.add("calendar", "ok", detail + ("；" + "；".join(ahead) if ahead else ""), hint if ahead else "")
+
     def run(self) -> list[Finding]:
         config = self.config()
         if config is None:
@@ -397,6 +422,7 @@ class _Doctor:
         self.documents(config)
         self.trust(config)
         self.state(config)
+        self.calendar()
         return self.findings
 
 

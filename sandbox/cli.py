@@ -96,6 +96,9 @@ def serve(
     secret_file: SecretOpt = None,
     step_seconds: Annotated[float, typer.Option(help="delay between review steps (0: instant)")] = 0.0,
     correction_days: Annotated[float, typer.Option(help="time to answer a 补正, in days")] = 15.0,
+    correction_working_days: Annotated[
+        int | None, typer.Option(help="time to answer a 补正, in working days (工作日; wins over --correction-days)")
+    ] = None,
     manual: Annotated[bool, typer.Option(help="applications move only when the admin advances them")] = False,
     faults: Annotated[Path | None, typer.Option(help="faults to inject (TOML or JSON, docs/sandbox.md)")] = None,
     public_url: Annotated[str | None, typer.Option(help="base URL for QR codes and bundles")] = None,
@@ -131,7 +134,12 @@ def serve(
         chosen = suite_named(suite, sm2_user_id=sm2_user_id) if suite or sm2_user_id else None
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--suite / --sm2-user-id") from None
-    timing = Timing(step_seconds=step_seconds, correction_days=correction_days, manual=manual)
+    timing = Timing(
+        step_seconds=step_seconds,
+        correction_days=correction_days,
+        manual=manual,
+        correction_working_days=correction_working_days,
+    )
     if development is None:
         development = host in ("127.0.0.1", "::1", "localhost")
     if data is not None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from config import working_calendar
+from sdk.support.working_days import beijing_date, end_of_day
 
 from .store import Store
 
@@ -18,6 +22,8 @@ class Timing:
     Args:
         step_seconds: delay before each step; 0 moves an application as soon as the worker wakes.
         correction_days: time the bank has to answer a 补正 (a real centre: 15 days), may be fractional.
+        correction_working_days: the same in working days (工作日, the agent's calendar:
+            :func:`config.working_calendar`); when set it wins, and the deadline is the end of that Beijing day.
         warning_fraction: warn (``application.correction_deadline_near``) when this share of the time is left.
         manual: nothing moves until advanced (admin API / :meth:`sandbox.workflow.Workflow.advance`).
     """
@@ -26,6 +32,14 @@ class Timing:
     correction_days: float = 15.0
     warning_fraction: float = 0.2
     manual: bool = False
+    correction_working_days: int | None = None
+
+    def correction_deadline(self, requested_at: datetime) -> datetime:
+        """When a 补正 requested at ``requested_at`` runs out."""
+        if self.correction_working_days is None:
+            return requested_at + timedelta(days=self.correction_days)
+        last = working_calendar().add_working_days(beijing_date(requested_at), self.correction_working_days)
+        return end_of_day(last)
 
 
 class Schedule:

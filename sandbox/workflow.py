@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
 from sdk.models import (
@@ -178,7 +177,7 @@ class Workflow:
         now = now_utc()
         correction = Correction(
             requested_at=now,
-            deadline=now + timedelta(days=self.timing.correction_days),
+            deadline=self.timing.correction_deadline(now),
             items=[
                 CorrectionItem(code=f.material or "field", reason=f.reason, pointer=f.pointer) for f in verdict.findings
             ],

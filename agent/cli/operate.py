@@ -76,6 +76,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
     for title, key in (
         ("Quarantine", "quarantine"),
         ("补正 deadlines", "deadlines"),
+        ("Overdue 超过承诺办结时限 (regbridge late)", "overdue"),
         ("Errors", "errors"),
         ("Unpaid fees", "fees_unpaid"),
         ("Re-applications", "reapplied"),

@@ -3,7 +3,8 @@
 ``GET /metrics`` (Prometheus text format):
 
 * ``regbridge_applications{stage}``, ``regbridge_certificates{stage}``, ``regbridge_quarantine_open``,
-  ``regbridge_alerts_open``, ``regbridge_receipt_batches_pending``, ``regbridge_paused`` — read from
+  ``regbridge_alerts_open``, ``regbridge_receipt_batches_pending``, ``regbridge_paused``,
+  ``regbridge_applications_overdue`` (past their 承诺办结时限), ``regbridge_working_calendar_fallback`` — read from
   the state store at each scrape, so they are right after a restart;
 * ``regbridge_requests_total{method,route,code}`` and ``regbridge_request_seconds{method,route}`` —
   every request to the centre (ids in paths folded into ``{id}``);
@@ -124,6 +125,17 @@ class _StateCollector(Collector):
         yield certs
         yield GaugeMetricFamily("regbridge_quarantine_open", "Open quarantine items", value=g["quarantine_open"])
         yield GaugeMetricFamily("regbridge_alerts_open", "Open alerts", value=g["alerts_open"])
+        alerts = [str(a["kind"]) for a in self.agent.store.alerts()]
+        yield GaugeMetricFamily(
+            "regbridge_applications_overdue",
+            "Accepted applications past their committed time limit (承诺办结时限), as of the last limits check",
+            value=sum(k.startswith("overdue:") for k in alerts),
+        )
+        yield GaugeMetricFamily(
+            "regbridge_working_calendar_fallback",
+            "1 while a running time limit counts days of a year without the calendar library's data",
+            value=int("calendar" in alerts),
+        )
         yield GaugeMetricFamily(
             "regbridge_receipt_batches_pending", "Receipt files not written yet", value=g["receipt_batches_pending"]
         )

@@ -35,6 +35,7 @@ from typing import Any
 
 from agent.daemon.agent import Agent
 from agent.daemon.systemd import notify, watchdog_seconds
+from agent.pipeline.limits import check_time_limits
 from agent.pipeline.track import check_deadlines
 from agent.pipeline.watch import InboxWatcher
 
@@ -192,6 +193,13 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         minutes=10,
         id="deadlines",
         next_run_time=now + timedelta(seconds=5),
+    )
+    scheduler.add_job(
+        guarded("limits", lambda: check_time_limits(agent.context)),
+        "interval",
+        minutes=10,
+        id="limits",
+        next_run_time=now + timedelta(seconds=7),
     )
 
     def on_signal(signum: int, frame: object) -> None:

@@ -128,7 +128,9 @@ def handle_event(ctx: StageContext, event: Event) -> None:
                 store.add_certificate(str(cid), app.reference)
         elif status is S.COMPLETED:
             fields["needs_refresh"] = 0 if store.certificates(reference=app.reference) else 1
-        store.update_application(app.reference, note=f"event {event.sequence}", **fields)
+        # the event's own time: the 受理 time is where the committed time limit starts (agent.state.time_limits)
+        at = event.occurred_at.isoformat()
+        store.update_application(app.reference, note=f"event {event.sequence} at {at}", **fields)
         if status is S.COMPLETED:
             finish_if_done(ctx, app.reference)
     elif kind is EventType.CORRECTION_REQUESTED:

@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.messages import accounting_line, field_line
 from agent.state.store import StateStore
+from agent.state.time_limits import running_limits
 
 __all__ = ["snapshot"]
 
@@ -64,6 +65,7 @@ def snapshot(store: StateStore) -> dict[str, Any]:
         for q in store.quarantined()
     ]
     certs = store.certificates()
+    limits = running_limits(store)
     return {
         "paused": store.get_meta("paused") or None,  # the daemon keeps its pause there
         "stages": store.counts(),
@@ -91,6 +93,15 @@ def snapshot(store: StateStore) -> dict[str, Any]:
         "quarantine": quarantine,
         "deadlines": deadlines,
         "fees_unpaid": fees,
+        # 承诺办结时限 (agent.state.time_limits): the accepted applications past their limit, and the
+        # calendar's warning when a limit counts days of a year without the State Council's schedule
+        "overdue": [
+            {k: v for k, v in r.as_dict().items() if k in ("reference", "loan_no", "type", "due", "limit_working_days")}
+            for r in limits
+            if r.overdue
+        ],
+        "time_limits_running": len(limits),
+        "calendar_warnings": [a["message"] for a in store.alerts() if a["kind"] == "calendar"],
         "certificates": {s: sum(1 for c in certs if c["stage"] == s) for s in sorted({c["stage"] for c in certs})},
         "paper_owed": len(store.paper_owed()),
         "alerts": [{"kind": a["kind"], "message": a["message"], "since": a["raised_at"]} for a in store.alerts()],
