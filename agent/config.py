@@ -158,6 +158,17 @@ class MetricsConfig(_Section):
     stale_seconds: float = Field(default=120.0, gt=0, description="/healthz fails when the work loop is this late")
 
 
+class StateConfig(_Section):
+    """Where the agent keeps its state (agent/state; docs/state.md)."""
+
+    url: str | None = Field(
+        default=None,
+        description="a SQLAlchemy URL for a shared state, e.g. `postgresql+psycopg://agent@db.bank.local/regbridge` "
+        "(several instances on one PostgreSQL); default: the embedded SQLite file `state.db` in `data_dir`. "
+        "Keep the password out of it: libpq's `PGPASSFILE` or a client certificate (a password in it is redacted)",
+    )
+
+
 class AgentConfig(BaseSettings):
     """The agent's settings."""
 
@@ -193,6 +204,7 @@ class AgentConfig(BaseSettings):
     fees: FeesConfig = FeesConfig()
     webhook: WebhookConfig = WebhookConfig()
     metrics: MetricsConfig = MetricsConfig()
+    state: StateConfig = StateConfig()
 
     _base: Path = PrivateAttr(default=Path("."))
     _source: Path | None = PrivateAttr(default=None)
@@ -289,6 +301,8 @@ def redacted(config: AgentConfig) -> dict[str, Any]:
             data["documents"][key] = "***"
     if data["centre"].get("proxy"):
         data["centre"]["proxy"] = _redact_url(data["centre"]["proxy"])
+    if data.get("state", {}).get("url"):
+        data["state"]["url"] = _redact_url(data["state"]["url"])
     return data
 
 
@@ -306,7 +320,7 @@ def schema_markdown() -> str:
     def table(model: type[BaseModel], prefix: str) -> list[str]:
         rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            if name in {"centre", "inbox", "documents", "fees", "webhook", "metrics"} and model is AgentConfig:
+            if name in {"centre", "inbox", "documents", "fees", "webhook", "metrics", "state"} and model is AgentConfig:
                 continue
             default = "required" if field.is_required() else f"`{field.default}`"
             if isinstance(field.default, BaseModel):
@@ -350,6 +364,7 @@ def schema_markdown() -> str:
         ("fees", FeesConfig, "`[fees]`"),
         ("webhook", WebhookConfig, "`[webhook]`"),
         ("metrics", MetricsConfig, "`[metrics]`"),
+        ("state", StateConfig, "`[state]`"),
     ]
     for name, model, title in sections:
         out += ["", f"## {title}", "", (model.__doc__ or "").strip(), "", *table(model, f"{name}.")]

@@ -43,7 +43,7 @@ from agent.state.blobs import BlobStore
 from agent.state.gm_cipher import Sm4GcmCipher, reencrypt_state
 from agent.state.secrets import DataCipher, load_secret
 from agent.state.sqlite import SQLiteStore
-from agent.state.store import FINAL_STAGES
+from agent.state.store import FINAL_STAGES, StateStore
 from config import load_checklists
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from sdk.certificates import TrustAnchors
@@ -112,10 +112,21 @@ class Agent:
         cipher: DataCipher | Sm4GcmCipher = DataCipher.for_directory(secret, self.data_dir)
         if config.centre.suite == "gm":  # SM4-GCM at rest; Fernet-sealed data still read, and re-encrypted below
             cipher = Sm4GcmCipher(secret, (self.data_dir / "cipher.salt").read_bytes(), legacy=cipher)
-        self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
+        # the one place the state's backend is chosen: `state.url` (SQLAlchemy: PostgreSQL or SQLite), else
+        # the embedded SQLite file
+        self.store: StateStore
+        if config.state.url:
+            from agent.state.sql import SQLStore  # the `postgres` extra
+
+            self.store = SQLStore(config.state.url, encrypt=cipher.encrypt, decrypt=cipher.decrypt)
+        else:
+            self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
         self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
         if isinstance(cipher, Sm4GcmCipher) and self.store.get_meta("cipher") != "sm4-gcm":
-            reencrypt_state(self.data_dir / "state.db", self.data_dir / "blobs", cipher)
+            if isinstance(self.store, SQLiteStore):
+                reencrypt_state(self.data_dir / "state.db", self.data_dir / "blobs", cipher)
+            else:  # a shared state is created under SM4-GCM; a Fernet one is re-encrypted before it moves
+                self.store.set_meta("cipher", "sm4-gcm")
         self.audit = AuditLog(self.data_dir / "audit.log")
         self.metrics = Metrics()
         self.audit.observers.append(self.metrics.audited)

@@ -1,7 +1,10 @@
-"""The state store's schema, as a list of migrations (SQLite; a PostgreSQL store keeps its own list).
+"""The embedded SQLite store's schema, as a list of migrations.
 
 Each migration takes the schema from version i to i+1 and runs in one transaction; the version is
 SQLite's ``user_version``. Append, never edit: a deployed agent has run the earlier ones.
+The SQLAlchemy store (:mod:`agent.state.sql`, PostgreSQL or SQLite) has the same schema as Alembic
+revisions ``0001``…``000N`` in ``agent/state/revisions/versions``; a new schema step is added to both
+(tests/agent/state/test_sql.py checks that the two produce the same tables, columns and indexes).
 """
 
 from __future__ import annotations
