@@ -38,7 +38,8 @@ proof: system-deps $(STAMP)
 	REGBRIDGE_PROOF=full REGBRIDGE_PROOF_OUT=proof-results.jsonl $(BIN)/pytest -q tests/reliability tests/security tests/agent/daemon/test_crash.py
 
 # Debian packages the tests use, one per line: the package, then a file that shows it is installed.
-# poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates); systemd's systemd-analyze
+# poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates), HanaMinA (fonts-hanazono) for
+# the CJK extensions WenQuanYi lacks (𠮷, 䶮); systemd's systemd-analyze
 # (the installer's unit is verified with it); SoftHSM2 (the PKCS#11 custody tests); PostgreSQL 15 (the shared
 # state store's tests start their own server from it, as an unprivileged user: tests/postgres.py).
 SYSTEM_DEPS := \
@@ -46,6 +47,7 @@ SYSTEM_DEPS := \
 	fonts-wqy-microhei:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
 	systemd:/usr/bin/systemd-analyze \
 	softhsm2:/usr/bin/softhsm2-util \
+	fonts-hanazono:/usr/share/fonts/truetype/hanazono/HanaMinA.ttf \
 	postgresql:/usr/lib/postgresql/15/bin/initdb \
 
 system-deps:

@@ -3,7 +3,8 @@
 One small protocol, :class:`DocumentStore`: ``put`` a certificate under a key with its
 metadata sidecar, never overwriting (the same content again is a no-op, other content under
 the same key is a :class:`DocumentConflict`), and ``mark_superseded`` when a change or a
-discharge replaces it. Keys are ``<loan no>/<证明号>.pdf``, made safe by :func:`safe_key`.
+discharge replaces it. Keys are ``<loan no>/<证明号>.pdf`` (``.ofd`` for OFD certificates), made
+safe by :func:`safe_key`.
 
 - :class:`FilesystemStore`: ``<root>/<loan no>/<证明号>.pdf`` + ``.json`` sidecar, written
   atomically (temporary file, fsync, rename); the PDF is created with O_EXCL semantics.
@@ -158,7 +159,8 @@ class FilesystemStore:
         return data
 
     def keys(self) -> list[str]:
-        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*.pdf") if not p.name.startswith("."))
+        documents = (p for p in self.root.rglob("*") if p.suffix in (".pdf", ".ofd"))
+        return sorted(str(p.relative_to(self.root)) for p in documents if not p.name.startswith("."))
 
     def probe(self) -> str:
         path = self.root / f".regbridge-probe-{os.getpid()}"
@@ -257,7 +259,8 @@ class S3Store:
     def keys(self) -> list[str]:
         found = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
-            found += [o["Key"][len(self.prefix) :] for o in page.get("Contents", []) if o["Key"].endswith(".pdf")]
+            keys = [o["Key"] for o in page.get("Contents", [])]
+            found += [k[len(self.prefix) :] for k in keys if k.endswith((".pdf", ".ofd"))]
         return sorted(found)
 
     def probe(self) -> str:

@@ -17,6 +17,7 @@ from .errors import CentreError
 from .events import EventFeed
 from .payload import check_payload
 from .pki import CentreKeys
+from .seals import SealOffice
 from .store import Store, new_id, now_utc, token_hash
 from .urls import check_webhook_url
 
@@ -45,8 +46,11 @@ class Accounts:
         name: str,
         code: str,
         development: bool = True,
+        seals: SealOffice | None = None,
     ) -> None:
         self.store = store
+        #: the gm suite's seal system: its SM2 seal CA joins the bundle's trust
+        self.seals = seals
         #: a development centre accepts webhook URLs on loopback and private addresses (sandbox.urls)
         self.development = development
         self.keys = keys
@@ -225,7 +229,8 @@ class Accounts:
             "centre": {"name": self.name, "code": self.code},
             "suite": self.keys.suite.bundle_member(),
             "trust": {
-                "seal_ca_pem": self.keys.ca_pem,
+                # the PAdES seal CA, then (gm suite) the SM2 seal CA of the OFD seals: one PEM bundle
+                "seal_ca_pem": self.keys.ca_pem + (self.seals.ca_pem if self.seals is not None else ""),
                 "centre_key_id": self.keys.centre_key_id,
                 "centre_key": self.keys.centre_jwk.model_dump(exclude_none=True),
             },

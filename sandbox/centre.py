@@ -35,6 +35,7 @@ from .pki import CentreKeys
 from .queries import PropertyQueries
 from .register import Register
 from .schedule import Schedule, Timing
+from .seals import SM2_CRL_PATH, SealOffice
 from .store import Store
 from .workflow import Workflow
 
@@ -80,6 +81,10 @@ class Centre:
         self.register.seed()
         self.keys = CentreKeys.load_or_create(store, name=name, passphrase=passphrase, suite=suite)
         self.suite = self.keys.suite
+        #: the gm suite's electronic seal system (SM2 seal CA, seal, OFD certificates); none in intl
+        self.seals = (
+            SealOffice.load_or_create(store, name=name, passphrase=passphrase) if self.suite.name == "gm" else None
+        )
         self.checklists = load_checklists()
         self.events = EventFeed(store)
         self.ledger = Ledger(store, self.events)
@@ -94,13 +99,20 @@ class Centre:
             name=name,
             code=self.code,
             development=development,
+            seals=self.seals,
         )
         self.applications = Applications(store, ledger=self.ledger, schedule=self.schedule, accounts=self.accounts)
         self.fees = FeeOffice(
             store, ledger=self.ledger, events=self.events, schedule=self.schedule, table=load_fees()
         )
         self.certificates = CertificateOffice(
-            store, keys=self.keys, events=self.events, name=name, code=self.code, public_url=public_url
+            store,
+            keys=self.keys,
+            events=self.events,
+            name=name,
+            code=self.code,
+            public_url=public_url,
+            seals=self.seals,
         )
         self.queries = PropertyQueries(store, register=self.register, accounts=self.accounts)
         self.workflow = Workflow(
@@ -173,9 +185,13 @@ class Centre:
         self.certificates.public_url = url
         if url:  # the CA's CRL is published there: the seal certificate names it (sandbox.pki)
             self.keys.publish_crl_at(self.store, url.rstrip("/") + CRL_PATH, name=self.name)
+            if self.seals is not None:
+                self.seals.publish_crl_at(self.store, url.rstrip("/") + SM2_CRL_PATH)
 
     def revoke_seal(self, reason: str = "key_compromise") -> int:
         """Revoke the seal certificate (onto the CA's CRL) and seal with a new key from now on."""
         serial = self.keys.revoke_seal(self.store, name=self.name, reason=reason)
+        if self.seals is not None:  # the gm suite seals with the SM2 seal: that one is revoked (and answered)
+            serial = self.seals.revoke_seal(self.store, reason)
         self.store.audit("admin", "seal.revoke", str(serial), reason[:100])
         return serial

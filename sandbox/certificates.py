@@ -20,26 +20,25 @@ from reportlab.graphics.barcode import qrencoder
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import canvas
 
 from sdk.codes import LicenceHolderCodeType, LicenceStatus, MortgageMethod
 from sdk.identifiers import LICENCE_TYPE_PROOF
 from sdk.models import CertificateMetadata
 from sdk.money import yuan_to_wan
-from sdk.support.fonts import FONT_CANDIDATES, cjk_font
+from sdk.support.fonts import FONT_CANDIDATES, cjk_font, draw_text, text_width
 
 from .pki import CentreKeys
 
 __all__ = ["FONT_CANDIDATES", "cjk_font", "render_pdf", "seal_pdf"]
 
 
-def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
+def _wrap(text: str, size: float, width: float) -> list[str]:
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
         for ch in paragraph:
-            if pdfmetrics.stringWidth(line + ch, font, size) > width:
+            if text_width(line + ch, size) > width:
                 lines.append(line)
                 line = ch
             else:
@@ -94,7 +93,7 @@ def _draw_qr(c: canvas.Canvas, payload: str, x: float, y: float, side: float, bo
 
 def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
     """The certificate's page: every field of seed 000 art. 7, a QR code and the seal's mark."""
-    font = cjk_font()
+    cjk_font()  # registered before the first text is measured
     buf = io.BytesIO()
     c = canvas.Canvas(buf, pagesize=A4, invariant=True)
     c.setTitle(f"不动产登记证明 {meta.certificate_number}")
@@ -104,15 +103,11 @@ def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
     left, right = 20 * mm, width - 20 * mm
 
     c.setFillColor(colors.HexColor("#7a1f1f"))
-    c.setFont(font, 22)
-    c.drawCentredString(width / 2, height - 30 * mm, "不动产登记证明(电子)")
+    draw_text(c, width / 2, height - 30 * mm, "不动产登记证明(电子)", 22, align="centre")
     c.setFillColor(colors.black)
-    c.setFont(font, 10)
-    c.drawString(left, height - 39 * mm, f"编号: {meta.serial_number}")
-    c.setFont(font, 8)
-    c.drawString(left, height - 44 * mm, f"证照标识: {meta.licence_id}")
-    c.setFont(font, 13)
-    c.drawCentredString(width / 2, height - 52 * mm, meta.certificate_number)
+    draw_text(c, left, height - 39 * mm, f"编号: {meta.serial_number}", 10)
+    draw_text(c, left, height - 44 * mm, f"证照标识: {meta.licence_id}", 8)
+    draw_text(c, width / 2, height - 52 * mm, meta.certificate_number, 13, align="centre")
 
     rows = [
         ("证明权利或事项", meta.right_or_matter),
@@ -130,23 +125,21 @@ def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
     c.setLineWidth(0.8)
     y = top
     for label, value in rows:
-        lines = _wrap(value or "", font, size, right - left - label_w - 6 * mm)
+        lines = _wrap(value or "", size, right - left - label_w - 6 * mm)
         h = max(12 * mm, len(lines) * leading + 8)
         c.rect(left, y - h, right - left, h)
         c.line(left + label_w, y, left + label_w, y - h)
-        c.setFont(font, size)
-        c.drawCentredString(left + label_w / 2, y - h / 2 - 4, label)
+        draw_text(c, left + label_w / 2, y - h / 2 - 4, label, size, align="centre")
         ty = y - 6 - size
         for line in lines:
-            c.drawString(left + label_w + 3 * mm, ty, line)
+            draw_text(c, left + label_w + 3 * mm, ty, line, size)
             ty -= leading
         y -= h
 
     # QR code pointing at the online verification (在线核验): encoded once, drawn as one path
     side = 32 * mm
     _draw_qr(c, meta.qr_payload, left, y - side - 8 * mm, side)
-    c.setFont(font, 8)
-    c.drawString(left, y - side - 12 * mm, "扫码在线核验")
+    draw_text(c, left, y - side - 12 * mm, "扫码在线核验", 8)
 
     # the issuing authority, its seal mark and the date
     cx, cy = right - 35 * mm, y - 26 * mm
@@ -154,18 +147,13 @@ def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
     c.setFillColor(colors.red)
     c.setLineWidth(2)
     c.circle(cx, cy, 21 * mm, stroke=1, fill=0)
-    c.setFont(font, 9)
-    c.drawCentredString(cx, cy + 8 * mm, authority)
-    c.setFont(font, 20)
-    c.drawCentredString(cx, cy - 3 * mm, "★")
-    c.setFont(font, 9)
-    c.drawCentredString(cx, cy - 12 * mm, "不动产登记专用章")
+    draw_text(c, cx, cy + 8 * mm, authority, 9, align="centre")
+    draw_text(c, cx, cy - 3 * mm, "★", 20, align="centre")
+    draw_text(c, cx, cy - 12 * mm, "不动产登记专用章", 9, align="centre")
     c.setFillColor(colors.black)
-    c.setFont(font, 11)
-    c.drawCentredString(cx, cy - 28 * mm, f"登记机构: {authority}")
-    c.drawCentredString(cx, cy - 34 * mm, f"颁发时间: {meta.issued_at:%Y年%m月%d日}")
-    c.setFont(font, 7)
-    c.drawString(left, 12 * mm, "本证明由登记机构加盖电子印章，与纸质不动产登记证明具有同等法律效力。")
+    draw_text(c, cx, cy - 28 * mm, f"登记机构: {authority}", 11, align="centre")
+    draw_text(c, cx, cy - 34 * mm, f"颁发时间: {meta.issued_at:%Y年%m月%d日}", 11, align="centre")
+    draw_text(c, left, 12 * mm, "本证明由登记机构加盖电子印章，与纸质不动产登记证明具有同等法律效力。", 7)
     c.showPage()
     c.save()
     return buf.getvalue()

@@ -320,18 +320,26 @@ def sample_certificate(
     typer.echo(f"wrote {out} and {out.with_suffix('.pdf')}")
 
 
-def issue_sample_certificate() -> bytes:
-    """Take one 抵押权首次登记 through a throw-away in-memory centre; answer the sealed PDF."""
+def issue_sample_certificate(suite: str = "intl") -> bytes:
+    """Take one 抵押权首次登记 through a throw-away in-memory centre; answer the sealed PDF (the ``intl``
+    suite) or OFD (``gm``)."""
+    return issue_sample(suite)[0]
+
+
+def issue_sample(suite: str = "intl") -> tuple[bytes, Any, Any]:
+    """:func:`issue_sample_certificate`, also answering the certificate's metadata and the centre."""
     from pydantic import TypeAdapter
 
-    from sdk.models import Application, Payment
+    from sdk.models import Application, CertificateMetadata, Payment
+    from sdk.suites import suite_named
 
     from . import samples
     from .centre import Centre
     from .store import Store
     from .workflow import Timing
 
-    centre = Centre(Store(), timing=Timing(step_seconds=0), public_url="http://127.0.0.1:8600")
+    centre = Centre(Store(), timing=Timing(step_seconds=0), public_url="http://127.0.0.1:8600",
+                    suite=suite_named(suite))  # fmt: skip
     iid = centre.create_institution(name=samples.bank().name, uscc=samples.BANK_USCC, licence_no="B0001H234010001",
                                     district="340121")  # fmt: skip
     centre.create_operator(iid, "李经办", "op-001")
@@ -348,7 +356,7 @@ def issue_sample_certificate() -> bytes:
     while centre.workflow.tick():
         pass
     done = centre.get_application(iid, record.application_id)
-    row = centre.store.one("SELECT content FROM certificates WHERE id = ?", done.certificate_ids[0])
+    row = centre.store.one("SELECT content, metadata FROM certificates WHERE id = ?", done.certificate_ids[0])
     if row is None:
         raise RuntimeError(f"the sample application ended {done.status.value} without a certificate")
-    return bytes(row["content"])
+    return bytes(row["content"]), CertificateMetadata.model_validate_json(row["metadata"]), centre

@@ -16,11 +16,13 @@ from sdk.identifiers import LICENCE_TYPE_PROOF, licence_id
 from sdk.models import ApplicationRecord, CertificateMetadata, SignedCertificateMetadata, VerificationResult
 
 from . import certificates as certs
+from .certificates_ofd import render_ofd
 from .errors import CentreError
 from .events import EventFeed
 from .pki import CentreKeys
 from .register import COUNTY, DISTRICT, PROVINCE
 from .review import Issue
+from .seals import SealOffice
 from .store import Store, new_id, now_utc, token_hash
 
 __all__ = ["DOWNLOAD_SECONDS", "CertificateOffice"]
@@ -38,7 +40,15 @@ class CertificateOffice:
     """
 
     def __init__(
-        self, store: Store, *, keys: CentreKeys, events: EventFeed, name: str, code: str, public_url: str | None
+        self,
+        store: Store,
+        *,
+        keys: CentreKeys,
+        events: EventFeed,
+        name: str,
+        code: str,
+        public_url: str | None,
+        seals: SealOffice | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -46,6 +56,8 @@ class CertificateOffice:
         self.name = name
         self.code = code
         self.public_url = public_url
+        #: the electronic seal system's seal (gm suite): certificates are then OFD, else PDF/PAdES
+        self.seals = seals
 
     def verification_url(self, licence: str) -> str:
         base = (self.public_url or "http://127.0.0.1:8600").rstrip("/")
@@ -77,7 +89,11 @@ class CertificateOffice:
             notes=issue.notes,
             issued_at=now,
         )
-        pdf = certs.seal_pdf(certs.render_pdf(meta, authority=self.name), self.keys, authority=self.name)
+        if self.seals is not None:  # the gm suite: OFD sealed per GB/T 38540 with the SM2 seal
+            meta = meta.model_copy(update={"media_type": "application/ofd"})
+            pdf = render_ofd(meta, authority=self.name, seals=self.seals)
+        else:
+            pdf = certs.seal_pdf(certs.render_pdf(meta, authority=self.name), self.keys, authority=self.name)
         meta = certs.finish(meta, pdf)
         with self.store.transaction():  # all or nothing (joins the caller's transaction when there is one)
             self._keep(institution_id, meta, pdf)

@@ -25,8 +25,9 @@ import base64
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -35,13 +36,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
 from .models import CertificateMetadata, PublicJwk, SignedCertificateMetadata
+from .privacy import mask_name
 from .signing import PrivateKey, PublicKey, algorithm_of, public_key_from_jwk
 
 __all__ = [
     "CertificateRejected",
     "TrustAnchors",
     "canonical_json",
+    "certificate_expectations",
+    "fetch_crls",
     "fetch_seal_crls",
+    "pdf_text",
+    "reconcile_text",
     "seal_crl_urls",
     "sign_detached",
     "verify_detached",
@@ -158,7 +164,8 @@ def verify_seal(
 ) -> None:
     """The PDF is the one the metadata signs (SHA-256), and its PAdES seal is intact, valid, chains to
     the bundle's seal CA, covers the whole file, is the bundle's centre's seal (its certificate's
-    organisation is ``trust.centre_name``) and — given the CA's ``crls`` (DER, e.g. from
+    organisation is ``trust.centre_name``), shows the metadata's names, 单元号, 证明号 and amounts in
+    its visible text (:func:`reconcile_text`, text by pypdf) and — given the CA's ``crls`` (DER, e.g. from
     :func:`fetch_seal_crls`) — is not revoked: with ``crls`` the revocation check is hard-fail (a seal
     certificate the CRLs do not vouch for is refused).
 
@@ -217,6 +224,12 @@ def verify_seal(
         reasons.append(f"the seal is not the centre's: its certificate is {holder!r}'s, not {trust.centre_name!r}'s")
     if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         reasons.append("the seal does not cover the whole file (content was appended after sealing)")
+    try:  # the visible text against the signed metadata (names, 单元号, 证明号, amounts)
+        reasons.extend(reconcile_text(pdf_text(pdf), certificate_expectations(meta)))
+    except ImportError:
+        raise
+    except Exception as exc:  # a PDF pyHanko validated but pypdf cannot read: its text is unknown
+        reasons.append(f"the PDF's visible text cannot be read to compare with the metadata: {type(exc).__name__}")
     if reasons:
         raise CertificateRejected(reasons)
 
@@ -245,11 +258,18 @@ def fetch_seal_crls(pdf: bytes, *, timeout: float = 10.0) -> list[bytes] | None:
     Raises:
         CertificateRejected: a named CRL cannot be fetched (the revocation status is unknown).
     """
+    urls = seal_crl_urls(pdf)
+    return fetch_crls(urls, timeout=timeout) if urls else None
+
+
+def fetch_crls(urls: Sequence[str], *, timeout: float = 10.0) -> list[bytes]:
+    """The CRLs at ``urls``, fetched (DER), for :func:`verify_seal` and :func:`sdk.ofd.verify.verify_ofd`.
+
+    Raises:
+        CertificateRejected: a CRL cannot be fetched (the revocation status is unknown).
+    """
     import httpx
 
-    urls = seal_crl_urls(pdf)
-    if not urls:
-        return None
     crls = []
     for url in urls:
         try:
@@ -261,3 +281,55 @@ def fetch_seal_crls(pdf: bytes, *, timeout: float = 10.0) -> list[bytes] | None:
             ) from None
         crls.append(response.content)
     return crls
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def reconcile_text(text: str, expected: Iterable[tuple[str, str]]) -> list[str]:
+    """The (what, value) pairs whose value the visible ``text`` does not show (whitespace ignored);
+    one reason each, the value masked when it is a name."""
+    body = _squash(text)
+    reasons = []
+    for what, value in expected:
+        if value and _squash(value) not in body:
+            shown = mask_name(value) if what in ("权利人", "义务人") else value
+            reasons.append(f"the visible text does not show the {what} of the signed metadata ({shown})")
+    return reasons
+
+
+def _money(value: Decimal | str | None) -> str | None:
+    return None if value in (None, "") else f"{Decimal(str(value)):,.2f}元"
+
+
+def certificate_expectations(meta: CertificateMetadata) -> list[tuple[str, str]]:
+    """What a certificate's visible text must show from its signed metadata: 不动产登记证明号, 编号,
+    证照标识, every 权利人 and 义务人, every 不动产单元号, 坐落, and the amounts (元, two decimals)."""
+    pairs: list[tuple[str, str]] = [
+        ("不动产登记证明号", meta.certificate_number),
+        ("编号", meta.serial_number),
+        ("证照标识", meta.licence_id),
+        ("坐落", meta.location),
+        ("证明权利或事项", meta.right_or_matter),
+    ]
+    pairs += [("权利人", name) for name in meta.right_holders]
+    pairs += [("义务人", name) for name in meta.obligors]
+    pairs += [("不动产单元号", unit) for unit in meta.unit_ids]
+    for what, value in (("被担保主债权数额", meta.secured_amount), ("最高债权额", meta.maximum_amount)):
+        shown = _money(value)
+        if shown:
+            pairs.append((what, shown))
+    return pairs
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The visible text of a PDF's pages (pypdf), pages joined by newlines.
+
+    Raises:
+        ImportError: pypdf is not installed (``pip install 'regbridge[certificates]'``).
+    """
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(pdf), strict=False)
+    return "\n".join(page.extract_text() or "" for page in reader.pages)

@@ -21,9 +21,8 @@ import sdk
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import finish_if_done, queue_receipt
-from agent.pipeline.verify import CertificateRejected, reconcile, verify_metadata, verify_seal
+from agent.pipeline.verify import CertificateRejected, reconcile, verify_document, verify_metadata
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
-from sdk.certificates import fetch_seal_crls
 
 __all__ = ["deliver_due"]
 
@@ -127,12 +126,8 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
     try:
         meta = verify_metadata(signed, ctx.trust)
         pdf = ctx.centre.download_certificate(cid, expected_sha256=meta.sha256)
-        # the CRL the seal certificate names is consulted (hard-fail when it names one: sdk.certificates)
-        try:
-            crls = fetch_seal_crls(pdf, timeout=ctx.config.centre.timeout)
-        except CertificateRejected as exc:  # the CRL is out of reach for now: retried later, never stored unchecked
-            raise sdk.TransportError("; ".join(exc.reasons)) from None
-        verify_seal(pdf, meta, ctx.trust, crls=crls)
+        # the CRLs the seal certificates name are consulted (hard-fail); one out of reach: retried later
+        sealed = verify_document(pdf, meta, ctx.trust, timeout=ctx.config.centre.timeout)
         reconcile(
             meta,
             app.payload,
@@ -142,7 +137,8 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
     except CertificateRejected as exc:
         _quarantine(ctx, app, cid, exc.reasons, signed.metadata.certificate_number)
         return 0
-    key = cert["store_key"] or safe_key(app.loan_no, meta.certificate_number)
+    suffix = ".ofd" if meta.media_type == "application/ofd" else ".pdf"
+    key = cert["store_key"] or safe_key(app.loan_no, meta.certificate_number, suffix)
     store.update_certificate(
         cid,
         certificate_number=meta.certificate_number,
@@ -165,7 +161,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         "type": app.type,
         "verified": {
             "metadata_signature": ctx.trust.centre_key_id,
-            "seal": "PAdES, chains to the enrolment bundle's seal CA",
+            "seal": sealed,
             "reconciled": True,
             "at": datetime.now(UTC).isoformat(),
         },

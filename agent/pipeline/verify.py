@@ -3,8 +3,11 @@
 A certificate is stored only when all three hold:
 
 1. the metadata's detached signature verifies with the centre key from the enrolment bundle;
-2. the PDF's PAdES seal is intact, covers the whole file, and chains to the seal CA from the
-   bundle (pyHanko + pyhanko-certvalidator), and the file's SHA-256 is the one the metadata signs;
+2. the file's seal: a PDF's PAdES seal is intact, covers the whole file, and chains to the seal CA
+   from the bundle (pyHanko + pyhanko-certvalidator); an OFD's GB/T 38540 seal passes every check
+   of :func:`sdk.ofd.verify.verify_ofd` (digests, coverage, seal, SM2 signature, chain to the
+   bundle's SM2 seal CA, revocation); either way the file's SHA-256 is the one the metadata signs
+   and its visible text shows the metadata's names, 单元号, 证明号 and amounts;
 3. the metadata agrees with what the bank applied for: 不动产单元号, the mortgagee is this bank,
    the amount, the obligors, and a 证明号 of the right shape (:func:`reconcile`).
 
@@ -17,11 +20,26 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sdk.certificates import CertificateRejected, TrustAnchors, verify_metadata, verify_seal
+from sdk.certificates import (
+    CertificateRejected,
+    TrustAnchors,
+    certificate_expectations,
+    fetch_crls,
+    fetch_seal_crls,
+    verify_metadata,
+    verify_seal,
+)
 from sdk.identifiers import parse_certificate_number
 from sdk.models import CertificateMetadata
 
-__all__ = ["CertificateRejected", "TrustAnchors", "reconcile", "verify_metadata", "verify_seal"]
+__all__ = [
+    "CertificateRejected",
+    "TrustAnchors",
+    "reconcile",
+    "verify_document",
+    "verify_metadata",
+    "verify_seal",
+]
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -62,3 +80,31 @@ def reconcile(meta: CertificateMetadata, payload: dict[str, Any], *, bank_uscc: 
             reasons.append("the 权利人 on the certificate are not the buyers applied for")
     if reasons:
         raise CertificateRejected(reasons)
+
+
+def verify_document(content: bytes, meta: CertificateMetadata, trust: TrustAnchors, *, timeout: float) -> str:
+    """Check a sealed certificate or notice file per its media type (PDF/PAdES or OFD/GB/T 38540), the
+    CRLs its seal certificates name fetched first (hard-fail); answers what was checked, for the sidecar.
+
+    Raises:
+        CertificateRejected: a check failed (every reason).
+        sdk.TransportError: a named CRL is out of reach for now (retried later, never stored unchecked).
+    """
+    import sdk
+
+    try:
+        if meta.media_type == "application/ofd":
+            from sdk.ofd.verify import ofd_crl_urls, verify_ofd
+
+            urls = ofd_crl_urls(content)
+            crls = fetch_crls(urls, timeout=timeout) if urls else None
+            verify_ofd(content, trust, expected_sha256=meta.sha256, expected_text=certificate_expectations(meta),
+                       crls=crls)  # fmt: skip
+            return "OFD sealed per GB/T 38540 (SM2/SM3), chains to the enrolment bundle's SM2 seal CA"
+        crls = fetch_seal_crls(content, timeout=timeout)
+    except CertificateRejected as exc:
+        if any("cannot be fetched" in r for r in exc.reasons):  # the CRL is out of reach: retried later
+            raise sdk.TransportError("; ".join(exc.reasons)) from None
+        raise
+    verify_seal(content, meta, trust, crls=crls)
+    return "PAdES, chains to the enrolment bundle's seal CA"

@@ -13,6 +13,8 @@ from .common import Context, IdemKey, json_response
 
 __all__ = ["router"]
 
+_SUFFIX = {"application/pdf": ".pdf", "application/ofd": ".ofd"}
+
 
 def router(ctx: Context) -> APIRouter:
     api = APIRouter()
@@ -39,14 +41,21 @@ def router(ctx: Context) -> APIRouter:
         "/v1/downloads/{token}",
         tags=["certificates"],
         response_class=Response,
-        responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
+        responses={
+            200: {
+                "content": {
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    "application/ofd": {"schema": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
     )
     async def download(request: Request, token: str) -> Response:
         meta, content = office.download(token)
         headers = {
             # sha-256 always (what an intl bank checks), and the suite's own digest beside it (sm3 in gm)
             "Content-Digest": ", ".join(dict.fromkeys([content_digest(content), content_digest(content, digest)])),
-            "Content-Disposition": f'attachment; filename="{meta.certificate_id}.pdf"',
+            "Content-Disposition": f'attachment; filename="{meta.certificate_id}{_SUFFIX[meta.media_type]}"',
             "Cache-Control": "no-store",
         }
         return Response(content, media_type=meta.media_type, headers=headers)
@@ -71,5 +80,13 @@ def router(ctx: Context) -> APIRouter:
         """The seal CA's CRL (DER, RFC 5280), the URL every seal certificate names as its distribution point."""
         der = ctx.centre.keys.crl(ctx.store)
         return Response(der, media_type="application/pkix-crl", headers={"Cache-Control": "no-store"})
+
+    @api.get("/pki/seal-ca-sm2.crl", include_in_schema=False)
+    async def sm2_crl() -> Response:
+        """The SM2 seal CA's CRL (DER, gm suite): the distribution point its seal certificates name."""
+        seals = ctx.centre.seals
+        if seals is None:
+            return Response(status_code=404)
+        return Response(seals.crl(ctx.store), media_type="application/pkix-crl", headers={"Cache-Control": "no-store"})
 
     return api
