@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-dev
 
-.PHONY: bench proof test demo lint typecheck imports clean system-deps openapi docs-certificate sandbox bundle config-doc
+.PHONY: bench proof test demo lint typecheck imports clean system-deps openapi docs-certificate docs-certificate-ofd sandbox bundle config-doc
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -72,6 +72,10 @@ openapi: $(STAMP)
 # the sample certificate's first page, kept in docs/
 docs-certificate: $(STAMP)
 	$(BIN)/regbridge sandbox sample-certificate --out docs/certificate-sample.png
+
+# the sample OFD certificate (gm suite), its first page drawn from the .ofd file alone, kept in docs/
+docs-certificate-ofd: system-deps $(STAMP)
+	$(BIN)/regbridge sandbox sample-certificate-ofd --out docs/certificate-sample-ofd.png
 
 # the offline install bundle: dist/regbridge-<version>-<python>-<platform>.tar.gz (every wheel + install.sh)
 bundle: $(STAMP)

@@ -320,6 +320,30 @@ def sample_certificate(
     typer.echo(f"wrote {out} and {out.with_suffix('.pdf')}")
 
 
+@app.command("sample-certificate-ofd")
+def sample_certificate_ofd(
+    out: Annotated[Path, typer.Option(help="PNG of the first page (the .ofd is written beside it)")] = Path(
+        "docs/certificate-sample-ofd.png"
+    ),
+) -> None:
+    """Issue one OFD certificate in a throw-away gm centre; draw its first page from the .ofd file alone
+    (sandbox.ofd_render, then poppler's pdftoppm)."""
+    from .ofd_render import ofd_to_pdf
+
+    ofd = issue_sample_certificate("gm")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".ofd").write_bytes(ofd)
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        raise typer.BadParameter("pdftoppm not found (Debian: apt-get install poppler-utils)")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "c.pdf"
+        src.write_bytes(ofd_to_pdf(out.with_suffix(".ofd").read_bytes()))  # from the file, nothing else
+        subprocess.run([pdftoppm, "-png", "-r", "80", "-singlefile", str(src), str(Path(tmp) / "page")], check=True)
+        shutil.copyfile(Path(tmp) / "page.png", out)
+    typer.echo(f"wrote {out} and {out.with_suffix('.ofd')}")
+
+
 def issue_sample_certificate(suite: str = "intl") -> bytes:
     """Take one 抵押权首次登记 through a throw-away in-memory centre; answer the sealed PDF (the ``intl``
     suite) or OFD (``gm``)."""

@@ -47,7 +47,7 @@ def seal_picture(authority: str, size: int = 240) -> bytes:
     path = font_face().path
     name_font: ImageFont.FreeTypeFont | ImageFont.ImageFont
     try:
-        name_font = ImageFont.truetype(path, 20) if path else ImageFont.load_default()
+        name_font = ImageFont.truetype(path, 17) if path else ImageFont.load_default()
         small: ImageFont.FreeTypeFont | ImageFont.ImageFont = ImageFont.truetype(path, 18) if path else name_font
         star: ImageFont.FreeTypeFont | ImageFont.ImageFont = ImageFont.truetype(path, 64) if path else name_font
     except OSError:

@@ -12,3 +12,11 @@ def test_the_gm_signing_benchmark_gives_a_ratio_for_signing_and_verifying() -> N
         "国密: verifying a request (centre), gm vs intl",
     ]
     assert all(r.ratio is not None and r.ratio > 0 and "sm2-sm3" in r.measured for r in results)
+
+
+def test_the_ofd_benchmark_gives_a_ratio_of_ofd_to_pades_verification() -> None:
+    from bench import ofd
+
+    result = ofd.run(rounds=2)
+    assert result.ratio is not None and result.ratio > 0
+    assert result.measured.startswith("OFD ") and result.baseline.startswith("PDF ")

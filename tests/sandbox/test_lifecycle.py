@@ -65,7 +65,10 @@ def check_certificate(sandbox: Running, bank: Bank, certificate_id: str) -> sdk.
     assert signed.signature.alg == sandbox.centre.suite.default_algorithm
     key.verify(base64.b64decode(signed.signature.value), encode_json(meta.model_dump(mode="json")))  # type: ignore[call-arg]
     content = bank.client.certificates.download(certificate_id, expected_sha256=meta.sha256)
-    assert content.startswith(b"%PDF") and len(content) == meta.size
+    # the intl suite's certificates are PDF/PAdES, the gm suite's OFD (a ZIP package, GB/T 33190)
+    media = "application/ofd" if sandbox.centre.suite.name == "gm" else "application/pdf"
+    magic = b"PK\x03\x04" if media == "application/ofd" else b"%PDF"
+    assert meta.media_type == media and content.startswith(magic) and len(content) == meta.size
     sdk.identifiers.check_licence_id(meta.licence_id)
     assert sdk.identifiers.parse_certificate_number(meta.certificate_number).is_proof
     assert meta.issuing_authority == sandbox.centre.name and meta.qr_payload.endswith(meta.licence_id)
