@@ -169,6 +169,40 @@ class StateConfig(_Section):
     )
 
 
+class LoggingConfig(_Section):
+    """The agent's log: JSON lines, personal data masked (`regbridge logs [-f]` reads it); reloaded on SIGHUP."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="the lowest level kept")
+    file: Path | None = Field(default=None, description="the log file; default: agent.log in data_dir")
+    max_mb: float = Field(default=20.0, gt=0, description="rotate the file past this size (MB)")
+    backups: int = Field(default=10, ge=0, le=1000, description="rotated files kept (agent.log.1 … .N)")
+
+
+class ConsoleConfig(_Section):
+    """The local web console (docs/console.md): served by the daemon when enabled, or `regbridge console`."""
+
+    enabled: bool = Field(default=False, description="serve the console from `regbridge run` too")
+    listen: str = Field(default="127.0.0.1", description="the address (loopback by default; LAN mode: 0.0.0.0)")
+    port: int = Field(default=8470, ge=0, le=65535, description="the port (0: any free one)")
+    tls_cert: Path | None = Field(default=None, description="LAN mode: the server certificate (PEM) served over TLS")
+    tls_key: Path | None = Field(default=None, description="LAN mode: its private key (PEM, mode 0600)")
+    behind_proxy: bool = Field(
+        default=False,
+        description="a reverse proxy terminates TLS: trust its X-Forwarded-Proto/-For (from trusted_proxies only)"
+        " and set secure cookies",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"], description="the proxies' addresses whose X-Forwarded-* are believed"
+    )
+    session_minutes: int = Field(default=480, ge=5, description="a login lasts this long without use")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ConsoleConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("console.tls_cert and console.tls_key go together")
+        return self
+
+
 class AgentConfig(BaseSettings):
     """The agent's settings."""
 
@@ -198,6 +232,10 @@ class AgentConfig(BaseSettings):
         description="the agent pauses (alert `disk_full`) below this much free disk where its state lives, "
         "and resumes by itself when space is freed",
     )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="the time zone of receipts and screens (IANA name); times carry their offset, e.g. +08:00",
+    )
     centre: CentreConfig
     inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
     documents: DocumentsConfig = DocumentsConfig()
@@ -205,6 +243,8 @@ class AgentConfig(BaseSettings):
     webhook: WebhookConfig = WebhookConfig()
     metrics: MetricsConfig = MetricsConfig()
     state: StateConfig = StateConfig()
+    logging: LoggingConfig = LoggingConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     _base: Path = PrivateAttr(default=Path("."))
     _source: Path | None = PrivateAttr(default=None)
@@ -234,8 +274,23 @@ class AgentConfig(BaseSettings):
         """The config file this was read from."""
         return self._source
 
+    @property
+    def log_file(self) -> Path:
+        """Where the agent logs (``[logging] file``, else ``agent.log`` in the data folder)."""
+        return self.resolve(self.logging.file) if self.logging.file else self.resolve(self.data_dir) / "agent.log"
+
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self._base / path)
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> AgentConfig:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return self
 
     @model_validator(mode="after")
     def _unique_inboxes(self) -> AgentConfig:
@@ -320,7 +375,8 @@ def schema_markdown() -> str:
     def table(model: type[BaseModel], prefix: str) -> list[str]:
         rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            if name in {"centre", "inbox", "documents", "fees", "webhook", "metrics", "state"} and model is AgentConfig:
+            sections = {"centre", "inbox", "documents", "fees", "webhook", "metrics", "logging", "console", "state"}
+            if name in sections and model is AgentConfig:
                 continue
             default = "required" if field.is_required() else f"`{field.default}`"
             if isinstance(field.default, BaseModel):
@@ -365,6 +421,8 @@ def schema_markdown() -> str:
         ("webhook", WebhookConfig, "`[webhook]`"),
         ("metrics", MetricsConfig, "`[metrics]`"),
         ("state", StateConfig, "`[state]`"),
+        ("logging", LoggingConfig, "`[logging]`"),
+        ("console", ConsoleConfig, "`[console]`"),
     ]
     for name, model, title in sections:
         out += ["", f"## {title}", "", (model.__doc__ or "").strip(), "", *table(model, f"{name}.")]

@@ -84,12 +84,16 @@ After=network-online.target time-sync.target
 Type=notify
 NotifyAccess=main
 ExecStart={plan.executable} run --config {config}
+# SIGHUP: the agent reads its config and mapping profiles again, without losing work (`systemctl reload`)
+ExecReload=/bin/kill -HUP $MAINPID
 User={plan.user}
 Group={plan.user}
 LoadCredential=regbridge-secret:{plan.config_dir / "agent.secret"}
 Environment=PYTHONUNBUFFERED=1
 Restart=on-failure
 RestartSec=5
+# the JSON log lines on stderr carry their syslog priority (<3>, <4>, <6>…): `journalctl -p warning`
+SyslogLevelPrefix=yes
 WatchdogSec={plan.watchdog_seconds}
 TimeoutStartSec=120
 TimeoutStopSec=120

@@ -1,4 +1,4 @@
-"""``regbridge audit verify``: the hash-chained audit log."""
+"""``regbridge audit verify | export``: the hash-chained audit log, checked, and exported for auditors."""
 
 from __future__ import annotations
 
@@ -37,3 +37,42 @@ def audit_verify(config: Path = CONFIG) -> None:
     if not result.ok:
         raise typer.Exit(1)
     typer.secho(f"audit chain intact: {result.records} records", fg="green")
+
+
+@audit_app.command("export")
+def audit_export(
+    config: Path = CONFIG,
+    start: str = typer.Option(None, "--from", help="From this day or time (ISO 8601, local time unless an offset)."),
+    end: str = typer.Option(None, "--to", help="Up to this day (inclusive) or time."),
+    fmt: str = typer.Option("csv", "--format", help="csv (UTF-8 with BOM, opens in Excel) or jsonl."),
+    out: Path = typer.Option(None, "--out", help="A file (default: standard output)."),
+) -> None:
+    """The audit records of a period for auditors: who (operator, console user) did what, the centre's decisions.
+
+    Records are masked as written; the export says whether the chain was intact when it was taken.
+    """
+    from agent.config import load_config
+    from agent.state.audit import export_audit, parse_bound, verify_audit
+
+    try:
+        cfg = load_config(config)
+        since = parse_bound(start, cfg.timezone, end=False) if start else None
+        until = parse_bound(end, cfg.timezone, end=True) if end else None
+    except ValueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    if fmt not in ("csv", "jsonl"):
+        typer.secho("--format is csv or jsonl", fg="red", err=True)
+        raise typer.Exit(2)
+    log = cfg.resolve(cfg.data_dir) / "audit.log"
+    data, count = export_audit(log, since, until, fmt, cfg.timezone)
+    intact = verify_audit(log).ok
+    if out is None:
+        typer.echo(data.decode("utf-8-sig"), nl=False)
+    else:
+        out.write_bytes(data)
+    typer.secho(
+        f"{count} record(s) exported; audit chain {'intact' if intact else 'BROKEN: run `regbridge audit verify`'}",
+        fg="green" if intact else "red",
+        err=True,
+    )

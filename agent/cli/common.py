@@ -17,7 +17,7 @@ CONFIG = typer.Option(Path("agent.toml"), "--config", "-c", help="The agent's co
 def open_agent(config: Path, *, quiet: bool = True) -> Any:
     from agent.config import load_config
     from agent.daemon import Agent
-    from agent.logs import setup_logging
+    from agent.logs import configure_logging
     from agent.state.secrets import SecretUnavailable
 
     try:
@@ -25,7 +25,7 @@ def open_agent(config: Path, *, quiet: bool = True) -> Any:
     except ValueError as exc:
         typer.secho(f"config: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    setup_logging(cfg.resolve(cfg.data_dir) / "agent.log", stderr=not quiet)
+    configure_logging(cfg, stderr=not quiet)
     try:
         return Agent(cfg)
     except SecretUnavailable as exc:

@@ -1,8 +1,7 @@
-"""``regbridge run | status | requeue | reapply | ingest | transmittal``: the agent's day-to-day operation."""
+"""``regbridge run | requeue | reapply | ingest | transmittal``: the agent's day-to-day operation."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -42,66 +41,14 @@ def run(
         raise typer.Exit(3)
 
 
-def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
-    """The queue by state, errors, quarantine, deadlines, unpaid fees and alerts."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from agent.state.status import snapshot
-
-    agent = open_agent(config)
-    try:
-        snap = snapshot(agent.store)
-    finally:
-        agent.close()
-    if as_json:
-        typer.echo(json.dumps(snap, ensure_ascii=False, indent=2))
-        return
-    console = Console()
-    if snap["paused"]:
-        console.print(f"[bold red]submissions paused: {snap['paused']}[/]")
-    table = Table(title="Applications by stage")
-    table.add_column("stage")
-    table.add_column("count", justify="right")
-    for stage, n in sorted(snap["stages"].items()):
-        table.add_row(stage, str(n))
-    console.print(table)
-    exports = Table(title="Exports (最近读取的文件)")
-    for col in ("file", "status", "records"):
-        exports.add_column(col)
-    for f in snap["files"]:
-        exports.add_row(f["file"], f["status"], f["summary"])
-    if snap["files"]:
-        console.print(exports)
-    for title, key in (
-        ("Quarantine", "quarantine"),
-        ("补正 deadlines", "deadlines"),
-        ("Overdue 超过承诺办结时限 (regbridge late)", "overdue"),
-        ("Errors", "errors"),
-        ("Unpaid fees", "fees_unpaid"),
-        ("Re-applications", "reapplied"),
-        ("Alerts", "alerts"),
-    ):
-        items = snap[key]
-        if not items:
-            continue
-        t = Table(title=title)
-        for col in items[0]:
-            t.add_column(col)
-        for item in items:
-            t.add_row(
-                *[("; ".join(v) if isinstance(v, list) else str(v if v is not None else "")) for v in item.values()]
-            )
-        console.print(t)
-    console.print(f"paper originals owed to the centre: {snap['paper_owed']}")
-
-
 def requeue(
     items: list[int] = typer.Argument(None, help="Quarantine ids (see `regbridge status`)."),
     all_open: bool = typer.Option(False, "--all", help="Every open quarantine item."),
+    by: str = typer.Option(None, "--by", help="Who asks (default: the login name; audited).", envvar="USER"),
     config: Path = CONFIG,
 ) -> None:
-    """Try quarantined items again after the cause was fixed."""
+    """Try quarantined items again after the cause was fixed (e.g. the profile): the kept copy of the export is
+    read again with the current profile."""
     from agent.pipeline.requeue import requeue as do_requeue
 
     agent = open_agent(config)
@@ -112,7 +59,7 @@ def requeue(
             return
         bad = 0
         for item in ids:
-            result = do_requeue(agent.context, item)
+            result = do_requeue(agent.context, item, actor=by or None)
             colour = "green" if result.outcome == "requeued" else "yellow"
             typer.secho(f"{item}: {result.outcome} {result.detail}", fg=colour)
             bad += result.outcome != "requeued"
@@ -223,7 +170,6 @@ def transmittal(
 
 def register(app: typer.Typer) -> None:
     app.command()(run)
-    app.command()(status)
     app.command()(requeue)
     app.command()(reapply)
     app.command()(ingest)

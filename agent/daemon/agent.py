@@ -41,6 +41,7 @@ from agent.pipeline.watch import is_mount_point, ready_files, settling_files
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
 from agent.state.gm_cipher import Sm4GcmCipher, reencrypt_state
+from agent.state.lookup import person_key, search_keys_of
 from agent.state.secrets import DataCipher, load_secret
 from agent.state.sqlite import SQLiteStore
 from agent.state.store import FINAL_STAGES, StateStore
@@ -112,15 +113,23 @@ class Agent:
         cipher: DataCipher | Sm4GcmCipher = DataCipher.for_directory(secret, self.data_dir)
         if config.centre.suite == "gm":  # SM4-GCM at rest; Fernet-sealed data still read, and re-encrypted below
             cipher = Sm4GcmCipher(secret, (self.data_dir / "cipher.salt").read_bytes(), legacy=cipher)
+        #: ID numbers are searched for through an HMAC keyed from the secret (agent.state.lookup)
+        self.person_key = person_key(secret)
+        indexer = search_keys_of(self.person_key)
         # the one place the state's backend is chosen: `state.url` (SQLAlchemy: PostgreSQL or SQLite), else
         # the embedded SQLite file
         self.store: StateStore
         if config.state.url:
             from agent.state.sql import SQLStore  # the `postgres` extra
 
-            self.store = SQLStore(config.state.url, encrypt=cipher.encrypt, decrypt=cipher.decrypt)
+            self.store = SQLStore(config.state.url, encrypt=cipher.encrypt, decrypt=cipher.decrypt, indexer=indexer)
         else:
-            self.store = SQLiteStore(self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt)
+            self.store = SQLiteStore(
+                self.data_dir / "state.db", encrypt=cipher.encrypt, decrypt=cipher.decrypt, indexer=indexer
+            )
+        if self.store.get_meta("search_keys") != "1":  # applications stored before the search keys existed
+            self.store.reindex()
+            self.store.set_meta("search_keys", "1")
         self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
         if isinstance(cipher, Sm4GcmCipher) and self.store.get_meta("cipher") != "sm4-gcm":
             if isinstance(self.store, SQLiteStore):
@@ -211,6 +220,58 @@ class Agent:
         fh.write(str(os.getpid()))
         fh.flush()
         self._instance_lock = fh
+
+    #: settings a running agent takes up on SIGHUP; any other change needs a restart (and says so)
+    RELOADABLE = (
+        "default_operator", "concurrency", "rescan_seconds", "straggler_seconds", "max_poll_seconds",
+        "retry_max_seconds", "correction_warning_hours", "transmittal_dir", "min_free_mb", "pause_free_mb",
+        "timezone", "fees", "logging",
+    )  # fmt: skip
+
+    def reload(self) -> list[str]:
+        """Read the config file and every inbox's mapping profile again (SIGHUP), without losing work.
+
+        The profiles are swapped in place, so the next export is read with the new ones; an export
+        being read finishes with the profile it started with. Reloadable settings (:attr:`RELOADABLE`,
+        an inbox's profile and completion rule) take effect at once; a change to anything else (the
+        centre, the data folder, the inbox list, the listeners) is reported and waits for a restart.
+        A config or profile that does not load leaves everything as it was.
+
+        Returns: the settings that changed but need a restart (empty when all were applied).
+
+        Raises:
+            ValueError: the config file or a profile does not load (nothing was changed).
+        """
+        from agent.config import load_config
+
+        source = self.config.source
+        if source is None:
+            raise ValueError("this agent's config was not read from a file: nothing to reload")
+        new = load_config(source)
+        profiles = {i.name: load_profile(i.profile, base=new.base) for i in new.inbox}  # all or nothing
+        restart: list[str] = []
+        old_inboxes = {i.name: i for i in self.config.inbox}
+        if set(old_inboxes) != {i.name for i in new.inbox}:
+            restart.append("inbox (the list of inboxes)")
+        for name in AgentConfig.model_fields:
+            if name in self.RELOADABLE or name == "inbox":
+                continue
+            if getattr(new, name) != getattr(self.config, name):
+                restart.append(name)
+        for name in self.RELOADABLE:
+            setattr(self.config, name, getattr(new, name))
+        for inbox in new.inbox:
+            old = old_inboxes.get(inbox.name)
+            if old is None:
+                continue
+            if (old.path, old.receipts, old.polling) != (inbox.path, inbox.receipts, inbox.polling):
+                restart.append(f"inbox {inbox.name} (path, receipts or polling)")
+            old.profile, old.completion, old.stable_seconds = inbox.profile, inbox.completion, inbox.stable_seconds
+            self.profiles[inbox.name] = profiles[inbox.name]
+        self.context.build.default_operator = new.default_operator
+        self.audit.append("agent.reloaded", str(source), "ok", restart_needed=", ".join(restart) or "none")
+        log.info("config and profiles reloaded", extra={"restart_needed": ", ".join(restart) or "none"})
+        return restart
 
     @property
     def paused(self) -> str | None:

@@ -14,6 +14,8 @@
   ``regbridge_certificate_delivery_seconds`` (from the certificate's appearance to it stored);
 * ``regbridge_last_work_seconds`` — since the work loop last ran.
 
+``GET /``: a small index page naming the two endpoints (and the console's address when it is served).
+
 ``GET /healthz``: 200 with a small JSON body while the work loop runs (``"paused"`` included: a
 centre that suspended the channel is not the process's fault), 503 when the loop is stuck or the
 state store cannot be read.
@@ -191,6 +193,7 @@ class MetricsServer:
     def __init__(self, agent: Observed, host: str, port: int, stale_seconds: float) -> None:
         self.agent = agent
         self.stale_seconds = stale_seconds
+        self.console_url: str | None = None  # set by the daemon when it serves the console too
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -198,6 +201,8 @@ class MetricsServer:
                 path = self.path.split("?")[0]
                 if path == "/metrics":
                     body, kind, code = agent.metrics.exposition(), CONTENT_TYPE_LATEST, 200
+                elif path in ("/", "/index.html"):
+                    body, kind, code = server.index().encode(), "text/html; charset=utf-8", 200
                 elif path == "/healthz":
                     code, health = server.health()
                     body, kind = json.dumps(health).encode(), "application/json"
@@ -216,6 +221,20 @@ class MetricsServer:
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
+
+    def index(self) -> str:
+        """The page at ``/``: what this port serves, the health in one line (no personal data)."""
+        code, health = self.health()
+        console = f'<li><a href="{self.console_url}">{self.console_url}</a> — 本地管理控制台 (web console)</li>' if (
+            self.console_url) else ""  # fmt: skip
+        return (
+            '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>RegBridge agent</title></head>'
+            "<body><h1>RegBridge agent</h1>"
+            f"<p>health: <b>{health['status']}</b> (HTTP {code})</p><ul>"
+            '<li><a href="/metrics">/metrics</a> — Prometheus metrics</li>'
+            '<li><a href="/healthz">/healthz</a> — health check (JSON; 200 ok, 503 failing)</li>'
+            f"{console}</ul></body></html>\n"
+        )
 
     def health(self) -> tuple[int, dict[str, Any]]:
         late = time.monotonic() - self.agent.metrics.last_work

@@ -19,13 +19,17 @@ when it is ready and when it stops (:mod:`agent.daemon.systemd`); a changed key 
 (``regbridge keys rotate``) is picked up by the ``keys`` job within a second.
 
 SIGTERM or SIGINT stops taking new work, lets running jobs finish, and closes the state cleanly;
-whatever was in flight is resumed from the state store at the next start.
+whatever was in flight is resumed from the state store at the next start. SIGHUP reads the config
+and the mapping profiles again (:meth:`Agent.reload`) and reopens the log with its new level and
+rotation; the daemon keeps running, and a config that does not load leaves the running one as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -38,6 +42,8 @@ from agent.daemon.systemd import notify, watchdog_seconds
 from agent.pipeline.limits import check_time_limits
 from agent.pipeline.track import check_deadlines
 from agent.pipeline.watch import InboxWatcher
+from agent.state.store import now_iso
+from sdk._version import __version__
 
 __all__ = ["run_daemon"]
 
@@ -103,6 +109,24 @@ def _deliver_round(agent: Agent, work: _Kickable) -> None:
     round runs at once after one."""
     if agent.deliver():
         work.kick()
+
+
+def _reload(agent: Agent) -> None:
+    """SIGHUP: the config, the profiles and the log again; a failure is logged and changes nothing."""
+    from agent.logs import configure_logging
+
+    notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+    try:
+        restart = agent.reload()
+    except Exception as exc:  # a bad edit must not stop the agent: the running config stays
+        agent.store.raise_alert("reload", f"SIGHUP: the config or a profile did not load, nothing changed: {exc}")
+        log.error("reload failed; the running config is kept", extra={"error": str(exc)})
+    else:
+        agent.store.clear_alert("reload")
+        configure_logging(agent.config, stderr=True)
+        if restart:
+            log.warning("reloaded; these changes need a restart", extra={"settings": ", ".join(restart)})
+    notify("READY=1")
 
 
 def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_signals: bool = True) -> None:
@@ -206,9 +230,18 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
+    reload_asked = threading.Event()
+
+    def on_hangup(signum: int, frame: object) -> None:
+        reload_asked.set()  # done by the main loop below: nothing but a flag in a signal handler
+
     if install_signals:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_hangup)
+    agent.store.set_meta(
+        "daemon", json.dumps({"pid": os.getpid(), "version": __version__, "started_at": now_iso()})
+    )
     agent.audit.append("agent.started", agent.config.centre.institution_id, "ok")
     log.info("agent running", extra={"inboxes": len(agent.config.inbox), "centre": agent.config.centre.url})
     watchdog = watchdog_seconds()
@@ -230,8 +263,11 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
     agent.supervision.wakers.append(wake)
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(0.2):
+            if reload_asked.is_set():
+                reload_asked.clear()
+                _reload(agent)
+                wake()
     finally:
         notify("STOPPING=1", "STATUS=stopping: finishing running jobs")
         # Not shutdown(wait=True): apscheduler holds its job-store lock while it waits for running jobs,

@@ -35,7 +35,7 @@ from agent.config import AgentConfig, InboxConfig
 from agent.credentials.rotation import RotationFollower
 from agent.pipeline.watch import is_mount_point
 from agent.state.audit import AuditLog
-from agent.state.store import StateStore
+from agent.state.store import StateStore, now_iso
 
 __all__ = ["Supervision"]
 
@@ -74,6 +74,7 @@ class Supervision:
         self._contact_backoff = 1.0
         self._next_probe = 0.0
         self._disk_low = False
+        self._contact_saved = -1e9
 
     # --- what the stages ask and tell ------------------------------------------------------
 
@@ -210,6 +211,10 @@ class Supervision:
         with no application penalised for the centre's absence.
         """
         now = time.monotonic()
+        if reached and now - self._contact_saved >= 30.0:  # for `regbridge status`: at most one write in 30 s
+            self._contact_saved = now
+            with contextlib.suppress(sqlite3.Error):
+                self.store.set_meta("last_contact", now_iso())
         if reached:
             if self._unreachable_since is not None:
                 down = now - self._unreachable_since

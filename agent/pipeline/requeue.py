@@ -20,17 +20,39 @@ from agent.pipeline.outbox import IngestReport, admit, columns_of
 from connectors.readers import read_export
 from sdk import new_idempotency_key
 
-__all__ = ["RequeueResult", "requeue"]
+__all__ = ["RequeueResult", "dismiss", "requeue"]
 
 
 @dataclass
 class RequeueResult:
     item: int
-    outcome: str  # "requeued", "still_bad", "not_found", "not_open"
+    outcome: str  # "requeued", "still_bad", "not_found", "not_open", "dismissed"
     detail: str = ""
 
 
-def requeue(ctx: StageContext, item_id: int) -> RequeueResult:
+def dismiss(ctx: StageContext, item_id: int, reason: str, actor: str) -> RequeueResult:
+    """Close an open quarantine item for good (the loan system will export it again, or it was a test row).
+
+    Every row stays accounted for: the item is kept, marked ``dismissed`` with who and why in the audit log.
+    """
+    item = ctx.store.quarantine_item(item_id)
+    if item is None:
+        return RequeueResult(item_id, "not_found", "no such quarantine item")
+    if item["status"] != "open":
+        return RequeueResult(item_id, "not_open", f"already {item['status']}")
+    if not reason.strip():
+        return RequeueResult(item_id, "not_open", "a reason is required")
+    ctx.store.resolve_quarantine(item_id, "dismissed")
+    if item["kind"] == "certificate":
+        ctx.store.clear_alert(f"certificate:{item['path']}")
+    ctx.audit.append(
+        "quarantine.dismissed", item["reference"] or str(item_id), "dismissed", actor=actor,
+        item=item_id, kind=item["kind"], loan_no=item["loan_no"] or "", reason=reason[:500],
+    )  # fmt: skip
+    return RequeueResult(item_id, "dismissed", f"by {actor}: {reason}")
+
+
+def requeue(ctx: StageContext, item_id: int, actor: str | None = None) -> RequeueResult:
     store = ctx.store
     item = store.quarantine_item(item_id)
     if item is None:
@@ -43,7 +65,7 @@ def requeue(ctx: StageContext, item_id: int) -> RequeueResult:
             store.update_application(item["reference"], stage="tracking", note="certificate requeued")
         store.resolve_quarantine(item_id, "requeued")
         store.clear_alert(f"certificate:{item['path']}")
-        ctx.audit.append("quarantine.requeued", str(item_id), "ok", kind="certificate")
+        ctx.audit.append("quarantine.requeued", str(item_id), "ok", actor=actor, kind="certificate")
         return RequeueResult(item_id, "requeued", "the certificate will be downloaded and verified again")
     file = store.file_seen(item["file_sha256"] or "")
     if file is None or not file.get("stored_copy"):
@@ -92,6 +114,8 @@ def requeue(ctx: StageContext, item_id: int) -> RequeueResult:
         if problems:
             return RequeueResult(item_id, "still_bad", "; ".join(problems))
         store.resolve_quarantine(item_id, "requeued")
-    ctx.audit.append("quarantine.requeued", str(item_id), "ok", kind=item["kind"])
+    ctx.audit.append(
+        "quarantine.requeued", str(item_id), "ok", actor=actor, kind=item["kind"], loan_no=item["loan_no"] or ""
+    )
     ctx.supervisor.wake()
     return RequeueResult(item_id, "requeued", ", ".join(report.queued) or "queued again")

@@ -82,6 +82,11 @@ def _find(ctx: StageContext, event: Event) -> AppRow | None:
     return None
 
 
+def audit_status(ctx: StageContext, app: AppRow, status: str) -> None:
+    """Each step the centre takes (受理, 补正, 登簿, 发证…) in the audit log, with the application's 经办人."""
+    ctx.audit.append("centre.status", app.reference, status, operator=operator_of(app.payload), loan_no=app.loan_no)
+
+
 def handle_event(ctx: StageContext, event: Event) -> None:
     """Apply one event to the state (no network). Runs inside the caller's transaction."""
     store = ctx.store
@@ -129,6 +134,8 @@ def handle_event(ctx: StageContext, event: Event) -> None:
         elif status is S.COMPLETED:
             fields["needs_refresh"] = 0 if store.certificates(reference=app.reference) else 1
         # the event's own time: the 受理 time is where the committed time limit starts (agent.state.time_limits)
+        if status.value != app.centre_status:
+            audit_status(ctx, app, status.value)
         at = event.occurred_at.isoformat()
         store.update_application(app.reference, note=f"event {event.sequence} at {at}", **fields)
         if status is S.COMPLETED:
@@ -213,6 +220,15 @@ def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> N
             queue_receipt(ctx, app, "rejected", "rejected", status=status.label, reason=status.label)
         for cid in record.certificate_ids:
             store.add_certificate(cid, app.reference)
+        decision = fields.get("decision")
+        if decision and app.decision is None:  # the centre's decision, with the 经办人 whose application it was
+            ctx.audit.append(
+                "centre.decision", app.reference, status.value, operator=operator_of(app.payload),
+                loan_no=app.loan_no, reason=decision["reason"], code=decision["code"],
+                notice=decision["notice_number"] or "",
+            )  # fmt: skip
+        elif fields.get("centre_status", app.centre_status) != app.centre_status:
+            audit_status(ctx, app, status.value)
         store.update_application(app.reference, note="read from the centre", **fields)
     if status is S.COMPLETED:
         finish_if_done(ctx, app.reference)

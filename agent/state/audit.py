@@ -24,7 +24,7 @@ from typing import Any
 
 from sdk.privacy import mask_text
 
-__all__ = ["GENESIS", "AuditLog", "AuditVerification", "verify_audit"]
+__all__ = ["EXPORT_COLUMNS", "GENESIS", "AuditLog", "AuditVerification", "export_audit", "parse_bound", "verify_audit"]
 
 GENESIS = "0" * 64
 
@@ -164,3 +164,71 @@ def verify_audit(path: Path, expected_head: tuple[int, str] | None = None) -> Au
         )
     result.ok = not result.problems
     return result
+
+
+#: the columns of ``regbridge audit export --format csv`` (the JSONL form has the same keys)
+EXPORT_COLUMNS = ["seq", "at", "at_local", "actor", "operator", "action", "target", "outcome", "detail", "hash"]
+
+
+def parse_bound(text: str, tz: str, *, end: bool) -> datetime:
+    """``--from``/``--to``: a day (``2026-11-30``: its start, or for ``end`` its last instant) or an ISO
+    time; without an offset, in the branch's time zone ``tz``.
+
+    Raises:
+        ValueError: not an ISO day or time (the message says what was expected).
+    """
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: expected a day (2026-11-30) or an ISO time (2026-11-30T09:00+08:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    if end and len(text.strip()) == 10:  # a whole day: up to its end
+        moment += timedelta(days=1) - timedelta(microseconds=1)
+    return moment
+
+
+def export_audit(
+    path: Path, since: datetime | None, until: datetime | None, fmt: str, tz: str = "Asia/Shanghai"
+) -> tuple[bytes, int]:
+    """The records of ``path`` with ``since <= at <= until``, as CSV (UTF-8 with BOM) or JSON Lines.
+
+    Each record gains ``at_local`` (the time in ``tz`` with its offset) and ``operator`` (the 经办人 or
+    console user the record names: its ``detail.operator``, else its actor when a person acted).
+    Returns: (the file's bytes, the number of records).
+    """
+    import csv
+    import io
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    chosen = []
+    if path.exists():
+        for raw in path.read_bytes().split(b"\n"):
+            try:
+                rec = json.loads(raw)
+                at = datetime.fromisoformat(rec["at"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if (since and at < since) or (until and at > until):
+                continue
+            detail = rec.get("detail") or {}
+            actor = str(rec.get("actor") or "")
+            rec["operator"] = detail.get("operator") or (actor if actor not in ("agent", "") else "")
+            rec["at_local"] = at.astimezone(zone).isoformat(timespec="milliseconds")
+            chosen.append(rec)
+    if fmt == "jsonl":
+        body = "".join(json.dumps({k: r.get(k) for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n" for r in chosen)
+        return body.encode(), len(chosen)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for r in chosen:
+        row = [json.dumps(r.get(k), ensure_ascii=False, sort_keys=True) if k == "detail" else r.get(k)
+               for k in EXPORT_COLUMNS]  # fmt: skip
+        writer.writerow(["'" + str(v) if str(v).startswith(("=", "+", "-", "@")) else ("" if v is None else v)
+                         for v in row])  # fmt: skip
+    return buf.getvalue().encode("utf-8-sig"), len(chosen)

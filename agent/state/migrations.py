@@ -106,5 +106,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE files ADD COLUMN rows_quarantined INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE files ADD COLUMN reason TEXT;
     """,
+    # 5 → 6: what `regbridge search` finds an application by without decrypting every payload: its
+    # 不动产单元号 (plain) and its parties' ID numbers as keyed hashes (HMAC-SHA256, a key derived from the
+    # agent secret: an ID number is never stored here, and the digest is useless without the secret)
+    """
+    CREATE TABLE search_keys (
+        kind TEXT NOT NULL, value TEXT NOT NULL, reference TEXT NOT NULL, PRIMARY KEY (kind, value, reference)
+    );
+    CREATE INDEX applications_by_loan ON applications (loan_no);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

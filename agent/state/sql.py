@@ -63,6 +63,7 @@ class SQLStore(SqlReceiptQueries):
     Args:
         url: a SQLAlchemy URL (``postgresql+psycopg://…`` or ``sqlite:///path``).
         encrypt / decrypt: seal and open personal data at rest (identity in tests only).
+        indexer: the search keys of an application's payload (:func:`agent.state.lookup.search_keys_of`).
 
     Raises:
         RuntimeError: the state's schema is newer than this agent's.
@@ -74,8 +75,10 @@ class SQLStore(SqlReceiptQueries):
         *,
         encrypt: Callable[[bytes], bytes] | None = None,
         decrypt: Callable[[bytes], bytes] | None = None,
+        indexer: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
     ) -> None:
         self.url = url
+        self.indexer = indexer
         self._encrypt = encrypt or (lambda b: b)
         self._decrypt = decrypt or (lambda b: b)
         self._local = threading.local()
@@ -244,6 +247,46 @@ class SQLStore(SqlReceiptQueries):
                 "INSERT INTO transitions (reference, stage, at, note) VALUES (:ref, 'queued', :at, :note)",
                 {"ref": row["reference"], "at": now, "note": "built from export"},
             )
+            self._index(row["reference"], payload)
+
+    def _index(self, reference: str, payload: dict[str, Any]) -> None:
+        if self.indexer is None:
+            return
+        with self.transaction():
+            self._exec("DELETE FROM search_keys WHERE reference = :ref", {"ref": reference})
+            for kind, value in self.indexer(payload):
+                self._exec(
+                    "INSERT INTO search_keys (kind, value, reference) VALUES (:kind, :value, :ref)",
+                    {"kind": kind, "value": value, "ref": reference},
+                )
+
+    def reindex(self) -> int:
+        """Rebuild the search keys of every application; answers how many."""
+        refs = [r["reference"] for r in self._all("SELECT reference FROM applications")]
+        for ref in refs:
+            app = self.application(ref)
+            if app is not None:
+                self._index(ref, app.payload)
+        return len(refs)
+
+    def find_by_key(self, kind: str, value: str) -> list[str]:
+        rows = self._all(
+            "SELECT reference FROM search_keys WHERE kind = :kind AND value = :value ORDER BY reference",
+            {"kind": kind, "value": value},
+        )
+        return [r["reference"] for r in rows]
+
+    def loan_references(self, loan_no: str) -> list[str]:
+        rows = self._all(
+            "SELECT reference FROM applications WHERE loan_no = :loan ORDER BY created_at, reference", {"loan": loan_no}
+        )
+        return [r["reference"] for r in rows]
+
+    def counts_by_inbox(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self._all("SELECT inbox, stage, COUNT(*) AS n FROM applications GROUP BY inbox, stage"):
+            out.setdefault(r["inbox"], {})[r["stage"]] = int(r["n"])
+        return out
 
     def _app(self, row: dict[str, Any] | None) -> AppRow | None:
         if row is None:
@@ -318,6 +361,8 @@ class SQLStore(SqlReceiptQueries):
                 raise KeyError(reference)
             sets = ", ".join(f"{k} = :{k}" for k in fields)
             self._exec(f"UPDATE applications SET {sets} WHERE reference = :_ref", {**fields, "_ref": reference})
+            if "payload" in fields and self.indexer is not None:
+                self._index(reference, self.open(fields["payload"]))
             stage = fields.get("stage", before["stage"])
             status = fields.get("centre_status", before["centre_status"])
             if (stage, status) != (before["stage"], before["centre_status"]) or note:

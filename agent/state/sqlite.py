@@ -24,6 +24,8 @@ class SQLiteStore(ReceiptQueries):
     Args:
         path: the database file (``":memory:"`` for tests).
         encrypt / decrypt: seal and open personal data at rest (identity in tests only).
+        indexer: the search keys of an application's payload (:func:`agent.state.lookup.search_keys_of`:
+            its 不动产单元号, its parties' ID numbers as keyed hashes); none are kept without it.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class SQLiteStore(ReceiptQueries):
         *,
         encrypt: Callable[[bytes], bytes] | None = None,
         decrypt: Callable[[bytes], bytes] | None = None,
+        indexer: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
     ) -> None:
         self.path = str(path)
+        self.indexer = indexer
         self._encrypt = encrypt or (lambda b: b)
         self._decrypt = decrypt or (lambda b: b)
         self._lock = threading.RLock()
@@ -176,6 +180,45 @@ class SQLiteStore(ReceiptQueries):
                 "INSERT INTO transitions (reference, stage, at, note) VALUES (?, 'queued', ?, ?)",
                 (row["reference"], now, "built from export"),
             )
+            self._index(db, row["reference"], payload)
+
+    def _index(self, db: sqlite3.Connection, reference: str, payload: dict[str, Any]) -> None:
+        if self.indexer is None:
+            return
+        db.execute("DELETE FROM search_keys WHERE reference = ?", (reference,))
+        db.executemany(
+            "INSERT OR IGNORE INTO search_keys (kind, value, reference) VALUES (?, ?, ?)",
+            [(kind, value, reference) for kind, value in self.indexer(payload)],
+        )
+
+    def reindex(self) -> int:
+        """Rebuild the search keys of every application (after an upgrade, or a new secret); answers how many."""
+        refs = [r[0] for r in self._all("SELECT reference FROM applications")]
+        for ref in refs:
+            app = self.application(ref)
+            if app is not None:
+                with self.transaction() as db:
+                    self._index(db, ref, app.payload)
+        return len(refs)
+
+    def find_by_key(self, kind: str, value: str) -> list[str]:
+        """The references of the applications with search key ``kind`` = ``value`` (``unit``, ``person``)."""
+        sql = "SELECT reference FROM search_keys WHERE kind = ? AND value = ? ORDER BY reference"
+        rows = self._all(sql, (kind, value))
+        return [r[0] for r in rows]
+
+    def loan_references(self, loan_no: str) -> list[str]:
+        """Every application (operation) of one loan, oldest first."""
+        return [r[0] for r in self._all(
+            "SELECT reference FROM applications WHERE loan_no = ? ORDER BY created_at, reference", (loan_no,)
+        )]  # fmt: skip
+
+    def counts_by_inbox(self) -> dict[str, dict[str, int]]:
+        """Applications by inbox and stage (``status``'s queues per inbox)."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self._all("SELECT inbox, stage, COUNT(*) FROM applications GROUP BY inbox, stage"):
+            out.setdefault(r[0], {})[r[1]] = r[2]
+        return out
 
     def _app(self, row: sqlite3.Row | None) -> AppRow | None:
         if row is None:
@@ -248,6 +291,8 @@ class SQLiteStore(ReceiptQueries):
             )
             stage = fields.get("stage", before["stage"])
             status = fields.get("centre_status", before["centre_status"])
+            if "payload" in fields and self.indexer is not None:
+                self._index(db, reference, self.open(fields["payload"]))
             if (stage, status) != (before["stage"], before["centre_status"]) or note:
                 db.execute(
                     "INSERT INTO transitions (reference, stage, centre_status, at, note) VALUES (?, ?, ?, ?, ?)",

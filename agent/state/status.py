@@ -12,7 +12,69 @@ from agent.messages import accounting_line, field_line
 from agent.state.store import StateStore
 from agent.state.time_limits import running_limits
 
-__all__ = ["snapshot"]
+__all__ = ["alert_fix", "needing_person", "quarantine_reasons", "snapshot"]
+
+#: what to do about each kind of alert (the part of the kind before ``:``), in the words of the status view
+ALERT_FIXES: dict[str, str] = {
+    "paused": "the centre refused the credential or suspended the channel: run `regbridge doctor`, check "
+    "`regbridge keys show` and call the centre; the agent resumes by itself once the centre accepts it",
+    "centre_unreachable": "check the network, proxy and DNS to centre.url (`regbridge doctor`); the queue is kept "
+    "and sent when the centre answers",
+    "disk_full": "free disk space where data_dir lives; the agent resumes by itself",
+    "key": "the config names a key that cannot be loaded: `regbridge keys show`, fix centre.key_id, then "
+    "`systemctl reload regbridge`",
+    "metrics": "another program holds the metrics port: change [metrics] port, then restart the agent",
+    "inbox": "the inbox folder is gone: reconnect the share (mount it again); exports and receipts wait until then",
+    "inbox-file": "take the file out of the inbox (or replace the link with a real file); it will not be read",
+    "completion": 'set completion = "rename" or "marker" for this inbox, then `systemctl reload regbridge`',
+    "deadline": "answer the 补正: drop the listed materials into the inbox's materials folder (`regbridge show "
+    "LOAN` lists them) before the deadline",
+    "document_store": "check the document store (free space, permissions, S3 credentials); delivery resumes by itself",
+    "certificate": "a certificate failed verification: check the trust anchors (`regbridge doctor`), then "
+    "`regbridge quarantine list` and `regbridge requeue ID`",
+    "fee_cap": "raise [fees] daily_cap (then `systemctl reload regbridge`) or pay by hand with `regbridge fees pay`",
+    "reload": "the edited config or profile does not load: fix it (`regbridge config show`, `regbridge profile "
+    "check`), then reload again; the agent runs on with the config it had",
+}
+
+
+def quarantine_reasons(item: dict[str, Any]) -> str:
+    """A quarantine item's errors on one line (values were masked when they were recorded)."""
+    return "; ".join(
+        field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"]) for e in item["errors"]
+    )
+
+
+def alert_fix(kind: str) -> str:
+    """What a person does about an alert of ``kind`` (``inbox:corebank`` → the ``inbox`` advice)."""
+    return ALERT_FIXES.get(kind.split(":", 1)[0], "see the message, then `regbridge doctor`")
+
+
+def needing_person(store: StateStore) -> list[dict[str, Any]]:
+    """The loans only a person can move on: refused (with the reason), 补正 (with the deadline),
+    quarantined (with the reason), fees due. One entry each, oldest first."""
+    out: list[dict[str, Any]] = []
+
+    def need(loan_no: str, reference: str, why: str, detail: str, since: str) -> None:
+        out.append({"loan_no": loan_no, "reference": reference, "why": why, "detail": detail, "since": since})
+
+    for a in store.applications("rejected", "tracking", "quarantined"):
+        decision = a.decision or {}
+        if a.stage == "rejected":
+            reason = decision.get("reason") or a.last_error or a.centre_status or ""
+            need(a.loan_no, a.reference, "refused", reason, a.updated_at)
+        elif a.centre_status == "correction_required":
+            items = ", ".join(i.get("code", "") for i in (a.correction or {}).get("items", []))
+            need(a.loan_no, a.reference, "补正", f"deadline {a.deadline or '?'}: {items}", a.updated_at)
+        elif a.fee_status == "unpaid":
+            need(a.loan_no, a.reference, "fee due", f"{a.fee_total} 元", a.updated_at)
+        elif a.stage == "quarantined":
+            why = a.last_error or "a certificate failed verification"
+            need(a.loan_no, a.reference, "quarantined", why, a.updated_at)
+    for q in store.quarantined():
+        reasons = quarantine_reasons(q)
+        need(q["loan_no"] or "", q["reference"] or "", f"quarantine #{q['id']}", reasons, q["created_at"])
+    return sorted(out, key=lambda e: str(e["since"]))
 
 
 def _summary(f: dict[str, Any]) -> str:
@@ -104,7 +166,13 @@ def snapshot(store: StateStore) -> dict[str, Any]:
         "calendar_warnings": [a["message"] for a in store.alerts() if a["kind"] == "calendar"],
         "certificates": {s: sum(1 for c in certs if c["stage"] == s) for s in sorted({c["stage"] for c in certs})},
         "paper_owed": len(store.paper_owed()),
-        "alerts": [{"kind": a["kind"], "message": a["message"], "since": a["raised_at"]} for a in store.alerts()],
+        "alerts": [
+            {"kind": a["kind"], "message": a["message"], "since": a["raised_at"], "fix": alert_fix(a["kind"])}
+            for a in store.alerts()
+        ],
+        "inboxes": store.counts_by_inbox(),
+        "needing_person": needing_person(store),
+        "last_contact": store.get_meta("last_contact"),
         "files": [
             {
                 "file": f["path"],

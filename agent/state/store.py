@@ -21,11 +21,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-__all__ = ["FINAL_STAGES", "AppRow", "StateStore", "now_iso"]
+__all__ = ["FINAL_STAGES", "AppRow", "StateStore", "local_time", "now_iso"]
 
 
 def now_iso() -> str:
+    """Now, as stored: UTC, ISO 8601 with milliseconds (``2026-11-30T07:08:46.123+00:00``)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def local_time(at: str | None, tz: str = "Asia/Shanghai", *, timespec: str = "seconds") -> str:
+    """A stored time in the branch's time zone, with its offset (``2026-11-30T15:08:46+08:00``).
+
+    What receipts and screens show (the loan system and the staff live in local time); a value
+    that is not an ISO time is answered unchanged, a naive one is taken as UTC.
+    """
+    from zoneinfo import ZoneInfo
+
+    if not at:
+        return ""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(tz)).isoformat(timespec=timespec)
 
 
 #: stages after which the agent has nothing left to do for an application
@@ -103,6 +123,13 @@ class StateStore(Protocol):
     def replace_materials(self, reference: str, materials: list[dict[str, Any]]) -> None: ...
     def mark_uploaded(self, reference: str, material_id: str) -> None: ...
     def counts(self) -> dict[str, int]: ...
+    def counts_by_inbox(self) -> dict[str, dict[str, int]]: ...
+    def loan_references(self, loan_no: str) -> list[str]: ...
+
+    # search keys (不动产单元号; ID numbers only as keyed hashes): agent.state.lookup
+    def find_by_key(self, kind: str, value: str) -> list[str]: ...
+    def reindex(self) -> int: ...
+    def certificate_by_number(self, number: str) -> dict[str, Any] | None: ...
     def status_counts(self) -> dict[str, int]: ...
     def gauges(self) -> dict[str, Any]: ...
 

@@ -45,7 +45,7 @@ from typing import Any
 from connectors.readers.delimited import read_csv
 from connectors.readers.fixed import read_fixed
 from connectors.readers.limits import MAX_EXPORT_BYTES, MAX_UNPACKED_BYTES
-from connectors.readers.records import ReadResult, RecordError, SourceRecord, row_label
+from connectors.readers.records import ReadResult, RecordError, SourceRecord, row_label, rows_label
 from connectors.readers.structured import read_json, read_jsonl, read_xml
 from connectors.readers.text import detect_bom
 from connectors.readers.xlsx import read_xlsx
@@ -60,6 +60,7 @@ __all__ = [
     "detect_bom",
     "read_export",
     "row_label",
+    "rows_label",
 ]
 
 

@@ -23,6 +23,25 @@ def row_label(row: int | None, line: int | None = None) -> str:
     return f"第{row}行（文件第{line}行）"
 
 
+def rows_label(rows: object) -> str:
+    """Several records' places, in the same words as :func:`row_label`: ``第2行``, ``第2行、第3行``.
+
+    Receipts (the 行号 column), ``status``, ``show`` and the console all write rows so. Takes a row
+    number, a list of them, or the older receipts' ``"2,3"``; ``""`` when there is none.
+    """
+    import re
+
+    if rows is None or rows == "":
+        return ""
+    if isinstance(rows, int):
+        items: list[object] = [rows]
+    elif isinstance(rows, str):
+        items = [r for r in re.split(r"[,;\s、]+", rows) if r]
+    else:
+        items = list(rows)  # type: ignore[call-overload]
+    return "、".join(row_label(int(str(r))) if str(r).isdigit() else str(r) for r in items)
+
+
 @dataclass
 class SourceRecord:
     """One record of an export: its row as a spreadsheet shows it and its values as text.

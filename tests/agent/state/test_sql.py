@@ -35,7 +35,7 @@ def _shape(url: str) -> dict[str, tuple[list[str], list[str]]]:
 def test_the_alembic_schema_is_the_embedded_one_on_sqlite_and_postgresql(tmp_path: Path, pg_url: str) -> None:
     SQLiteStore(tmp_path / "embedded.db").close()
     embedded = _shape(f"sqlite:///{tmp_path / 'embedded.db'}")
-    assert len(embedded) == 12
+    assert len(embedded) == 13  # schema 6 added search_keys (issue 23)
     for url in (f"sqlite:///{tmp_path / 'alembic.db'}", pg_url):
         store = SQLStore(url)
         assert store.schema_version() == SCHEMA_VERSION
@@ -46,7 +46,7 @@ def test_the_alembic_schema_is_the_embedded_one_on_sqlite_and_postgresql(tmp_pat
 def test_an_embedded_state_of_schema_5_upgrades_in_place_and_keeps_its_work(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     old = SQLiteStore(db)  # a state as the agent writes it today
-    assert old.schema_version() == SCHEMA_VERSION == 5
+    assert old.schema_version() == SCHEMA_VERSION == 6  # 6: search_keys (issue 23)
     old.set_meta("event_cursor", "41")
     old.add_receipt("R1", "accepted", "corebank", {"loan_no": "1"})
     old.close()
@@ -57,7 +57,7 @@ def test_an_embedded_state_of_schema_5_upgrades_in_place_and_keeps_its_work(tmp_
     store.close()
     con = sqlite3.connect(db)
     try:
-        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(f"{SCHEMA_VERSION:04d}",)]
         assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         con.close()

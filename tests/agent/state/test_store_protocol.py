@@ -107,6 +107,31 @@ def test_applications_their_transitions_and_the_questions_the_pipeline_asks(stor
         store.update_application("nope", stage="done")
 
 
+def test_search_keys_find_an_application_by_unit_and_by_a_keyed_hash_of_an_id_number(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from agent.state.lookup import person_key, search, search_keys_of
+
+    key = person_key(b"secret")
+    store = _open(backend, tmp_path, request, indexer=search_keys_of(key))
+    try:
+        app = _app("R1", "L1")
+        app["payload"] = {"mortgagors": [{"name": "张三丰", "id_number": "11010519491231002X"}],
+                          "units": [{"unit_id": "340121261006GB00014F00220045"}]}  # fmt: skip
+        store.add_application(app)
+        store.add_application(_app("R2", "L1"))
+        assert [m.reference for m in search(store, "340121261006GB00014F00220045", key)] == ["R1"]
+        assert [(m.reference, m.by) for m in search(store, "11010519491231002x", key)] == [("R1", "person")]
+        assert search(store, "11010519491231002X", person_key(b"another secret")) == []  # the key matters
+        assert [m.reference for m in search(store, "L1", key)] == ["R1", "R2"]
+        assert store.counts_by_inbox() == {"corebank": {"queued": 2}}
+        store.update_application("R1", payload={"mortgagors": [{"id_number": "110105194912310029"}]})
+        assert search(store, "11010519491231002X", key) == [] and search(store, "110105194912310029", key)
+        assert store.reindex() == 2
+    finally:
+        store.close()
+
+
 def test_materials_are_replaced_and_marked_uploaded(store: StateStore) -> None:
     store.add_application(_app())
     store.mark_uploaded("LN-1-DYSC", "m1")
