@@ -114,7 +114,7 @@ class Centre:
             public_url=public_url,
             seals=self.seals,
         )
-        self.queries = PropertyQueries(store, register=self.register, accounts=self.accounts)
+        self.queries = PropertyQueries(store, register=self.register, accounts=self.accounts, keys=self.keys)
         self.workflow = Workflow(
             store,
             schedule=self.schedule,
@@ -171,6 +171,7 @@ class Centre:
         self.download = self.certificates.download
         self.verify = self.certificates.verify
         self.query_property = self.queries.query_property
+        self.query_trace = self.queries.trace
         self.void_application = self.workflow.void
         if public_url:
             self.public_url = public_url  # names the CRL in the seal certificate

@@ -249,6 +249,31 @@ def list_operators(institution_id: str, data: DataOpt = DEFAULT_DATA, secret_fil
         typer.echo(f"{op.operator_id}  {'active' if op.active else 'deactivated'}  {op.display_name}")
 
 
+@admin_app.command("queries")
+def list_queries(
+    institution_id: Annotated[str | None, typer.Option(help="one institution's queries only")] = None,
+    since: Annotated[str | None, typer.Option(help="from this ISO time on")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="export to this CSV file")] = None,
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+) -> None:
+    """痕迹管理: every 登记资料查询 (answered or refused): who, why, what was shown; list or export as CSV."""
+    centre = _centre(data, secret_file)
+    rows = centre.query_trace(institution_id=institution_id, since=since, limit=1_000_000)
+    if csv_out is not None:
+        csv_out.write_bytes(centre.queries.trace_csv(rows))
+        typer.echo(f"{len(rows)} queries written to {csv_out}")
+        return
+    for r in rows:
+        what = (r["reasons"] and "; ".join(x["code"] for x in r["reasons"])) or ", ".join(
+            x["kind"] for x in (r["shown"] or {}).get("rights", [])
+        )
+        typer.echo(
+            f"{r['at']}  {r['institution_id']}  {r['operator_id']}  {r['outcome']}  {r['key_kind']}={r['key_value']}"
+            f"  授权书 {r['authorisation_reference']} {r['authoriser']}  {what}"
+        )
+
+
 @admin_app.command("bundle")
 def bundle(
     institution_id: str,

@@ -1,53 +1,91 @@
-"""登记资料查询: a bank's query of a unit's current rights, on the right holder's authorisation.
+"""登记资料查询: a bank's query of a unit's current rights, on the right holder's authorisation (seed 001 §3, §6.2).
 
-Names of owners the query does not concern are masked (:func:`sdk.privacy.mask_name`).
+A query names the unit by 不动产单元号, 不动产权证书号 or 坐落 (seed 002 §2.1.7). Its authorisation is checked
+as the bank's agent checks it (:meth:`sdk.models.QueryAuthorisation.problems`: signed, not in the future,
+within its validity period, for the mortgage business only) and against the register: the person authorising
+must be a right holder of the unit. A refused query answers 422 (403 for a non-owner) with every reason.
+
+The answer (查询结果) is signed by the centre's key (:meth:`sandbox.pki.CentreKeys.sign_detached`; verified by
+:func:`sdk.certificates.verify_query_result`) — a signed JSON result, not a sealed OFD/PDF document. Names of
+owners the query does not concern are masked (:func:`sdk.privacy.mask_name`).
+
+痕迹管理 (seed 001 §6.2): every query, answered or refused, is in ``query_trace`` with who asked (institution,
+operator), why (purpose, the authorisation's number, its masked 授权人, its period and 用途), what it named,
+what was shown (the rights' kinds, certificate numbers and ranks; flags) or why it was refused; the admin lists
+and exports it (``GET /admin/v1/property-queries``, ``regbridge sandbox admin queries``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+
 from sdk.models import PropertyQuery, PropertyQueryResult, PropertyRight
-from sdk.privacy import mask_name
+from sdk.privacy import mask_id, mask_name
 
 from .accounts import Accounts
 from .errors import CentreError
+from .pki import CentreKeys
 from .register import Register
 from .store import Store, new_id, now_utc
 
-__all__ = ["PropertyQueries"]
+__all__ = ["TRACE_COLUMNS", "PropertyQueries"]
+
+#: the trace's columns, in the order the export writes them (no plain names or ID numbers)
+TRACE_COLUMNS = [
+    "trace_id", "at", "institution_id", "operator_id", "outcome", "query_id", "key_kind", "key_value", "unit_id",
+    "purpose", "authorisation_reference", "authoriser", "authorisation_purpose", "signed_at", "valid_from",
+    "valid_until", "shown", "reasons",
+]  # fmt: skip
 
 
 class PropertyQueries:
-    def __init__(self, store: Store, *, register: Register, accounts: Accounts) -> None:
+    def __init__(self, store: Store, *, register: Register, accounts: Accounts, keys: CentreKeys) -> None:
         self.store = store
         self.register = register
         self.accounts = accounts
+        self.keys = keys
 
     def query_property(self, institution_id: str, query: PropertyQuery) -> PropertyQueryResult:
-        """Answer the unit's current rights.
+        """Answer the unit's current rights, signed; record the query (answered or refused) in the trace.
 
         Raises:
-            CentreError: 403 when the operator is not the institution's or the applicant holds no right of the
-                unit, 422 for an expired authorisation, 404 for an unknown unit or title certificate.
+            CentreError: 403 when the operator is not the institution's or the person authorising holds no right
+                of the unit (``authorisation_not_owner``), 422 for an authorisation expired, future-dated, not yet
+                valid or for another purpose (each reason in ``errors``), 404 for an unknown unit.
         """
         self.accounts.check_operator(institution_id, query.operator_id, "/operator_id")
-        if query.authorisation.valid_until is not None and query.authorisation.valid_until < now_utc().date():
-            raise CentreError(422, "validation_failed", "the authorisation has expired",
-                              errors=[{"code": "expired", "detail": "valid_until has passed",
-                                       "pointer": "/authorisation/valid_until"}])  # fmt: skip
-        unit = None
-        if query.unit_id:
-            unit = self.register.unit(query.unit_id)
-        else:
-            row = self.store.one("SELECT unit_id FROM units WHERE title_certificate = ?", query.title_certificate)
-            unit = self.register.unit(row["unit_id"]) if row else None
+        now = now_utc()
+        problems = query.authorisation.problems(now=now)
+        if problems:
+            self._trace(institution_id, query, now, None, None, None, [(p.code, p.reason) for p in problems])
+            raise CentreError(
+                422,
+                "validation_failed",
+                "the authorisation does not allow this query: " + "; ".join(p.code for p in problems),
+                errors=[{"code": p.code, "detail": p.reason, "pointer": p.pointer} for p in problems],
+            )
+        unit = self._unit(query)
         if unit is None:
-            raise CentreError(404, "not_found", "no such unit or title certificate in the register")
+            self._trace(institution_id, query, now, None, None, None, [("not_found", "no such unit")])
+            raise CentreError(404, "not_found", "no such unit, title certificate or location in the register")
+        owners = query.authorisation.problems(now=now, owner_ids=unit.owner_ids())
+        if owners:
+            self._trace(institution_id, query, now, unit.unit_id, None, None, [(p.code, p.reason) for p in owners])
+            raise CentreError(
+                403,
+                "forbidden",
+                "the authorising applicant is not a right holder of this unit",
+                errors=[{"code": p.code, "detail": p.reason, "pointer": p.pointer} for p in owners],
+            )
         applicant = query.authorisation.applicant.id_number
-        if applicant not in unit.owner_ids():
-            raise CentreError(403, "forbidden", "the authorising applicant is not a right holder of this unit")
+        bank_uscc = self.accounts.institution_row(institution_id)["uscc"]
         rights = []
         for r in self.register.rights(unit.unit_id, current_only=True):
-            named = r.holder_code == applicant or r.holder_code == self.accounts.institution_row(institution_id)["uscc"]
+            named = r.holder_code in (applicant, bank_uscc)
             rights.append(
                 PropertyRight(
                     kind=r.kind,
@@ -60,18 +98,7 @@ class PropertyQueries:
                 )
             )
         qid = new_id("qry")
-        self.store.execute(
-            "INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?)",
-            qid,
-            institution_id,
-            query.operator_id,
-            unit.unit_id,
-            query.authorisation.reference,
-            query.purpose,
-            now_utc().isoformat(),
-        )
-        self.store.audit(institution_id, "property.query", qid, "ok")
-        return PropertyQueryResult(
+        result = PropertyQueryResult(
             query_id=qid,
             unit_id=unit.unit_id,
             location=unit.location,
@@ -80,5 +107,113 @@ class PropertyQueries:
             seized=any(r.kind == "seizure" for r in rights),
             objection=any(r.kind == "objection" for r in rights),
             mortgaged=any(r.kind == "mortgage" for r in rights),
-            answered_at=now_utc(),
+            answered_at=now,
+            operator_id=query.operator_id,
+            authorisation_reference=query.authorisation.reference,
+            purpose=query.purpose,
         )
+        signature = self.keys.sign_detached(result.model_dump(mode="json", exclude={"signature"}))
+        result = PropertyQueryResult.model_validate({**result.model_dump(mode="json"), "signature": signature})
+        self.store.execute(
+            "INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?)",
+            qid,
+            institution_id,
+            query.operator_id,
+            unit.unit_id,
+            query.authorisation.reference,
+            query.purpose,
+            now.isoformat(),
+        )
+        shown = {
+            "rights": [
+                {"kind": r.kind, "certificate_number": r.certificate_number, "rank": r.rank} for r in result.rights
+            ],
+            "seized": result.seized,
+            "objection": result.objection,
+            "mortgaged": result.mortgaged,
+        }
+        self._trace(institution_id, query, now, unit.unit_id, qid, shown, [])
+        self.store.audit(institution_id, "property.query", qid, "ok")
+        return result
+
+    def _unit(self, query: PropertyQuery) -> Any:
+        if query.unit_id:
+            return self.register.unit(query.unit_id)
+        if query.title_certificate:
+            row = self.store.one("SELECT unit_id FROM units WHERE title_certificate = ?", query.title_certificate)
+        else:
+            row = self.store.one("SELECT unit_id FROM units WHERE location = ?", (query.location or "").strip())
+        return self.register.unit(row["unit_id"]) if row else None
+
+    def _trace(
+        self,
+        institution_id: str,
+        query: PropertyQuery,
+        at: datetime,
+        unit_id: str | None,
+        query_id: str | None,
+        shown: dict[str, Any] | None,
+        reasons: list[tuple[str, str]],
+    ) -> None:
+        auth = query.authorisation
+        kind, value = next(
+            (k, v) for k, v in (("unit_id", query.unit_id), ("title_certificate", query.title_certificate),
+                                ("location", query.location)) if v
+        )  # fmt: skip
+        self.store.execute(
+            "INSERT INTO query_trace VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            new_id("qtr"),
+            at.isoformat(),
+            institution_id,
+            query.operator_id,
+            "answered" if query_id else "refused",
+            query_id,
+            kind,
+            str(value),
+            unit_id,
+            query.purpose,
+            auth.reference,
+            f"{mask_name(auth.applicant.name)} ({mask_id(auth.applicant.id_number)})",
+            auth.purpose,
+            auth.signed_at.isoformat(),
+            auth.valid_from.isoformat() if auth.valid_from else None,
+            auth.valid_until.isoformat() if auth.valid_until else None,
+            json.dumps(shown, ensure_ascii=False) if shown is not None else None,
+            json.dumps([{"code": c, "reason": r} for c, r in reasons], ensure_ascii=False) if reasons else None,
+        )
+
+    def trace(
+        self, *, institution_id: str | None = None, since: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """The query trace, oldest first: every query an institution made (``since``: an ISO time, inclusive)."""
+        sql, args = "SELECT * FROM query_trace WHERE 1 = 1", list[Any]()
+        if institution_id:
+            sql, args = sql + " AND institution_id = ?", [*args, institution_id]
+        if since:
+            sql, args = sql + " AND at >= ?", [*args, since]
+        rows = self.store.all(sql + " ORDER BY at, trace_id LIMIT ?", *args, limit)
+        out = []
+        for r in rows:
+            item = dict(r)
+            item["shown"] = json.loads(item["shown"]) if item["shown"] else None
+            item["reasons"] = json.loads(item["reasons"]) if item["reasons"] else []
+            out.append(item)
+        return out
+
+    @staticmethod
+    def trace_csv(rows: list[dict[str, Any]]) -> bytes:
+        """The trace as CSV (UTF-8 with a BOM, for a spreadsheet), one query a line."""
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, lineterminator="\r\n")
+        writer.writerow(TRACE_COLUMNS)
+        for r in rows:
+            cells = []
+            for c in TRACE_COLUMNS:
+                v = r.get(c)
+                text = "" if v is None else str(v)
+                if isinstance(v, dict | list):
+                    text = json.dumps(v, ensure_ascii=False)
+                # a cell a spreadsheet would run as a formula is neutralised (OWASP CSV injection)
+                cells.append("'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text)
+            writer.writerow(cells)
+        return ("\ufeff" + buf.getvalue()).encode("utf-8")

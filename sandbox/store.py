@@ -105,6 +105,15 @@ CREATE TABLE IF NOT EXISTS queries (
     query_id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, operator_id TEXT NOT NULL, unit_id TEXT NOT NULL,
     authorisation_reference TEXT NOT NULL, purpose TEXT NOT NULL, at TEXT NOT NULL
 );
+-- 痕迹管理 (seed 001 §6.2): every 登记资料查询, answered or refused (sandbox/queries.py)
+CREATE TABLE IF NOT EXISTS query_trace (
+    trace_id TEXT PRIMARY KEY, at TEXT NOT NULL, institution_id TEXT NOT NULL, operator_id TEXT NOT NULL,
+    outcome TEXT NOT NULL, query_id TEXT, key_kind TEXT NOT NULL, key_value TEXT NOT NULL, unit_id TEXT,
+    purpose TEXT NOT NULL, authorisation_reference TEXT NOT NULL, authoriser TEXT NOT NULL,
+    authorisation_purpose TEXT NOT NULL, signed_at TEXT NOT NULL, valid_from TEXT, valid_until TEXT,
+    shown TEXT, reasons TEXT
+);
+CREATE INDEX IF NOT EXISTS query_trace_by_institution ON query_trace (institution_id, at);
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER NOT NULL, institution_id TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     due_at REAL NOT NULL, delivered_at TEXT, last_error TEXT, PRIMARY KEY (seq, url)

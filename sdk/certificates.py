@@ -34,8 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from .errors import SignatureError
 from .gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
-from .models import CertificateMetadata, PublicJwk, SignedCertificateMetadata
+from .models import CertificateMetadata, PropertyQueryResult, PublicJwk, SignedCertificateMetadata
 from .privacy import mask_name
 from .signing import PrivateKey, PublicKey, algorithm_of, public_key_from_jwk
 
@@ -52,6 +53,7 @@ __all__ = [
     "sign_detached",
     "verify_detached",
     "verify_metadata",
+    "verify_query_result",
     "verify_seal",
 ]
 
@@ -141,6 +143,23 @@ def verify_detached(
     except (InvalidSignature, KeyError, TypeError, ValueError):
         return False
     return True
+
+
+def verify_query_result(result: PropertyQueryResult, trust: TrustAnchors) -> PropertyQueryResult:
+    """A 查询结果 (登记资料查询), once the centre's detached signature over the rest of it verifies.
+
+    Raises:
+        SignatureError: unsigned, signed by another key than the centre's, or the signature does not verify.
+    """
+    sig = result.signature
+    if sig is None:
+        raise SignatureError("the query result is not signed by the centre")
+    if sig.keyid != trust.centre_key_id:
+        raise SignatureError(f"query result signed by key {sig.keyid}, not the centre's {trust.centre_key_id}")
+    doc = result.model_dump(mode="json", exclude={"signature"})
+    if not verify_detached(doc, sig.model_dump(), trust.centre_key, sm2_user_id=trust.sm2_user_id):
+        raise SignatureError("the query result's signature does not verify with the centre key")
+    return result
 
 
 def verify_metadata(signed: SignedCertificateMetadata, trust: TrustAnchors) -> CertificateMetadata:

@@ -12,6 +12,8 @@ from sdk.models import (
     Operator,
     Payment,
     PaymentReceipt,
+    PropertyQuery,
+    PropertyQueryResult,
     SignedCertificateMetadata,
     Supplement,
 )
@@ -65,6 +67,9 @@ class ApiCentre:
 
     def operators(self) -> list[Operator]:
         return self.client.institution.operators()
+
+    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
+        return self.client.properties.query(query, idempotency_key=idempotency_key)
 
     def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
         return self.client.certificates.get(certificate_id)

@@ -32,6 +32,8 @@ from sdk.models import (
     Operator,
     Payment,
     PaymentReceipt,
+    PropertyQuery,
+    PropertyQueryResult,
     SignedCertificateMetadata,
     Supplement,
 )
@@ -95,6 +97,16 @@ class CentrePort(Protocol):
 
     def fee_notice(self, application_id: str) -> FeeNotice:
         """The fee notice (缴费通知) as the centre holds it, with its refunds; ``sdk.NotFound`` before 登簿."""
+        ...
+
+    # --- 登记资料查询 -------------------------------------------------------------------------
+
+    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
+        """登记资料查询 with the applicant's authorisation (seed 001 §3): the centre's signed 查询结果.
+
+        Raises ``sdk.ValidationFailed`` (authorisation expired, future-dated, wrong purpose) or
+        ``sdk.PermissionDenied`` (the person authorising is no right holder), each reason in ``errors``.
+        """
         ...
 
     # --- accounts -----------------------------------------------------------------------------

@@ -4,8 +4,8 @@ demo, and the sandbox centre (``regbridge sandbox …``).
 One module per command group: :mod:`~agent.cli.operate` (run, requeue, ingest, transmittal),
 :mod:`~agent.cli.inspect` (status, show, search, quarantine, logs),
 :mod:`~agent.cli.setup` (enroll, doctor, install, uninstall: :mod:`installer` does the work),
-:mod:`~agent.cli.keys`, :mod:`~agent.cli.fees`, :mod:`~agent.cli.limits` (late), :mod:`~agent.cli.config`,
-:mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
+:mod:`~agent.cli.keys`, :mod:`~agent.cli.fees`, :mod:`~agent.cli.limits` (late), :mod:`~agent.cli.query`,
+:mod:`~agent.cli.config`, :mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
 :mod:`~agent.cli.common` holds what they share. The sandbox's own command group is mounted as
 ``regbridge sandbox`` when the sandbox extra is installed.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import audit, config, demo, fees, inspect, keys, limits, operate, profile, setup
+from agent.cli import audit, config, demo, fees, inspect, keys, limits, operate, profile, query, setup
 
 __all__ = ["app", "main"]
 
@@ -52,6 +52,7 @@ def _root(
 operate.register(app)
 limits.register(app)
 inspect.register(app)
+query.register(app)
 setup.register(app)
 demo.register(app)
 app.add_typer(audit.audit_app, name="audit")

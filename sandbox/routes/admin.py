@@ -254,6 +254,24 @@ def router(ctx: Context) -> APIRouter:
             raise CentreError(404, "not_found", f"no certificate {certificate_id}")
         return Response(row["metadata"], media_type="application/json")
 
+    @api.get("/admin/v1/property-queries", tags=["admin"], dependencies=admin_only)
+    async def admin_property_queries(
+        institution_id: Annotated[str | None, Query(max_length=64)] = None,
+        since: Annotated[str | None, Query(max_length=40, description="ISO time, inclusive")] = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+        format: Annotated[Literal["json", "csv"], Query()] = "json",
+    ) -> Response:
+        """痕迹管理 (seed 001 §6.2): every 登记资料查询, answered or refused — who, why, what it named, what was
+        shown or why it was refused; ``format=csv`` exports it (UTF-8 with BOM)."""
+        rows = ctx.centre.query_trace(institution_id=institution_id, since=since, limit=limit)
+        if format == "csv":
+            return Response(
+                ctx.centre.queries.trace_csv(rows),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": 'attachment; filename="property-queries.csv"'},
+            )
+        return Response(json.dumps(rows, ensure_ascii=False), media_type="application/json")
+
     @api.get("/admin/v1/audit", tags=["admin"], dependencies=admin_only)
     async def admin_audit(
         after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -281,7 +282,7 @@ def test_property_query_answers_rights_and_restrictions_and_is_recorded(sandbox:
             "authorisation": {
                 "reference": "SQ-2026-001",
                 "applicant": owner.model_dump(mode="json"),
-                "signed_at": "2026-11-20T09:00:00Z",
+                "signed_at": (datetime.now(UTC) - timedelta(days=10)).isoformat(),  # within its validity period
                 "signature_id": "esig-1",
             },
             "operator_id": "op-001",

@@ -1,0 +1,138 @@
+"""``regbridge query``: 登记资料查询 by branch staff, one at a time or a batch file (seed 001 §3, seed 002 §2.1.7).
+
+The authorisation is checked here first (expired, future-dated, not for the mortgage business, not signed by an
+owner named with ``--owner``) and a refused query is never sent; the centre checks it again. An answered query
+is the centre's signed 查询结果, verified and stored encrypted (:mod:`agent.pipeline.queries`);
+``--show QUERY_ID`` prints a stored one. Exit 1 when any query was refused or a batch row was invalid.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agent.cli.common import CONFIG, open_agent
+
+__all__ = ["query", "register"]
+
+
+def _print(outcomes: list[Any], as_json: bool) -> None:
+    from agent.pipeline.queries import result_summary
+
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "query": o.label,
+                        "outcome": o.outcome,
+                        "reasons": [{"code": c, "reason": r} for c, r in o.reasons],
+                        "result": result_summary(o.result) if o.result else None,
+                    }
+                    for o in outcomes
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    for o in outcomes:
+        if o.result is not None:
+            r = o.result
+            flags = [name for name, on in (("查封", r.seized), ("异议", r.objection), ("已抵押", r.mortgaged)) if on]
+            typer.secho(f"{o.label}: 查询结果 {r.query_id}  {r.location}  {'、'.join(flags) or '无限制'}", fg="green")
+            for right in r.rights:
+                rank = f" 顺位{right.rank}" if right.rank else ""
+                typer.echo(f"    {right.kind}{rank}  {right.certificate_number or ''}")
+        else:
+            label = {"refused_here": "本机拒绝（未发送）", "refused_by_centre": "登记中心拒绝", "invalid": "行无效"}
+            typer.secho(f"{o.label}: {label.get(o.outcome, o.outcome)}", fg="red")
+            for _code, reason in o.reasons:
+                typer.echo(f"    {reason}")
+
+
+def query(
+    unit: str = typer.Option(None, "--unit", help="不动产单元号 (28 characters)."),
+    certificate: str = typer.Option(None, "--certificate", help="不动产权证书号."),
+    location: str = typer.Option(None, "--location", help="坐落, as registered."),
+    reference: str = typer.Option(None, "--auth-ref", help="授权书编号."),
+    name: str = typer.Option(None, "--authoriser-name", help="授权人姓名或名称."),
+    id_number: str = typer.Option(None, "--authoriser-id", help="授权人证件号码 (居民身份证 or 统一社会信用代码)."),
+    signed_at: datetime = typer.Option(None, "--signed-at", help="when the authorisation was signed (ISO time)."),
+    valid_from: datetime = typer.Option(None, "--valid-from", formats=["%Y-%m-%d"], help="授权有效期起."),
+    valid_until: datetime = typer.Option(None, "--valid-until", formats=["%Y-%m-%d"], help="授权有效期止."),
+    purpose: str = typer.Option("mortgage", "--auth-purpose", help="授权用途 as written (only mortgage is allowed)."),
+    signature_id: str = typer.Option(None, "--signature-id", help="电子签名引用 of the authorisation."),
+    operator: str = typer.Option(None, "--operator", help="经办人 account (default: the config's default_operator)."),
+    owners: list[str] = typer.Option(None, "--owner", help="权利人证件号码 on the title certificate (repeatable)."),
+    batch: Path = typer.Option(None, "--batch", help="A CSV of queries (columns: docs/agent.md)."),
+    show: str = typer.Option(None, "--show", help="Print a stored 查询结果 by its query id."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable."),
+    config: Path = CONFIG,
+) -> None:
+    """登记资料查询 with the applicant's authorisation: one query, or --batch FILE; --show QUERY_ID."""
+    from pydantic import ValidationError
+
+    from agent.pipeline.queries import QueryOutcome, read_batch, result_summary, run_query, stored_result
+    from sdk.models import PropertyQuery
+
+    agent = open_agent(config)
+    try:
+        if show:
+            found = stored_result(agent.context, show)
+            if found is None:
+                typer.secho(f"no stored query result {show}", fg="red", err=True)
+                raise typer.Exit(1)
+            typer.echo(json.dumps(result_summary(found), ensure_ascii=False, indent=2))
+            return
+        outcomes: list[QueryOutcome] = []
+        if batch is not None:
+            try:
+                rows = read_batch(batch, default_operator=agent.config.default_operator)
+            except (OSError, ValueError) as exc:
+                typer.secho(str(exc), fg="red", err=True)
+                raise typer.Exit(2) from None
+            for line, q, owner_ids, errors in rows:
+                if q is None:
+                    outcomes.append(QueryOutcome(f"{batch.name}:{line}", "invalid", errors))
+                else:
+                    outcomes.append(run_query(agent.context, q, owner_ids=owner_ids, label=f"{batch.name}:{line}"))
+        else:
+            kind = "organisation" if id_number and not id_number[:17].isdigit() else "person"
+            data: dict[str, Any] = {
+                "unit_id": unit,
+                "title_certificate": certificate,
+                "location": location,
+                "operator_id": operator or agent.config.default_operator,
+                "authorisation": {
+                    "reference": reference,
+                    "applicant": {"kind": kind, "name": name, "id_number": id_number},
+                    "signed_at": signed_at,
+                    "signature_id": signature_id,
+                    "valid_from": valid_from.date() if valid_from else None,
+                    "valid_until": valid_until.date() if valid_until else None,
+                    "purpose": purpose,
+                },
+            }
+            try:
+                q = PropertyQuery.model_validate(data)
+            except ValidationError as exc:
+                for e in exc.errors():
+                    where = ".".join(str(p) for p in e["loc"])
+                    typer.secho(f"{where}: {e['msg']}", fg="red", err=True)
+                raise typer.Exit(2) from None
+            outcomes.append(run_query(agent.context, q, owner_ids=set(owners) if owners else None))
+    finally:
+        agent.close()
+    _print(outcomes, as_json)
+    if any(o.outcome != "answered" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(query)
+

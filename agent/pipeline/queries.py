@@ -1,0 +1,242 @@
+"""登记资料查询 for branch staff (``regbridge query``): one query, or a batch from a file.
+
+A query names the unit by 不动产单元号, 不动产权证书号 or 坐落 (seed 002 §2.1.7) and carries the applicant's
+authorisation (授权书: number, the person authorising, when signed, validity period, 用途, e-signature
+reference). The agent checks the authorisation before anything leaves the machine, with the same rules the
+centre applies (:meth:`sdk.models.QueryAuthorisation.problems`): signed and not in the future, within its
+validity period, for the mortgage business only, and — when the owners are known here (the 权利人 on the title
+certificate the staff checked, given as ``owner_ids``) — signed by an owner. A refused query is not sent.
+
+An answered query is the centre's signed 查询结果: the agent verifies the centre's signature
+(:func:`sdk.certificates.verify_query_result`; the centre does not seal query results as documents yet, so
+the signed JSON is what is kept), stores it encrypted (the blob store: it names right holders) and indexes it
+(``property_query:<query_id>`` in the state's meta). Every query, answered or refused at either end, leaves an
+audit record: who (operator), why (purpose, 授权书编号), what (the key), the outcome and reasons.
+
+Batch file (CSV, UTF-8 or GB18030), one query a row, headers in Chinese:
+``不动产单元号, 不动产权证书号, 坐落`` (exactly one), ``授权书编号, 授权人姓名, 授权人证件号码, 签署时间,
+有效期起, 有效期止, 授权用途, 电子签名, 经办人`` and optionally ``权利人证件号码`` (``;``-separated).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+import sdk
+from agent.pipeline.context import StageContext
+from sdk.certificates import verify_query_result
+from sdk.models import PropertyQuery, PropertyQueryResult
+from sdk.privacy import mask_id, mask_text
+
+__all__ = ["BATCH_COLUMNS", "BatchRow", "QueryOutcome", "read_batch", "result_summary", "run_query", "stored_result"]
+
+log = logging.getLogger("regbridge.agent.query")
+
+#: batch file header → field (the authorisation's fields are nested under ``authorisation``)
+BATCH_COLUMNS: dict[str, str] = {
+    "不动产单元号": "unit_id",
+    "不动产权证书号": "title_certificate",
+    "坐落": "location",
+    "授权书编号": "authorisation.reference",
+    "授权人姓名": "authorisation.applicant.name",
+    "授权人证件号码": "authorisation.applicant.id_number",
+    "签署时间": "authorisation.signed_at",
+    "有效期起": "authorisation.valid_from",
+    "有效期止": "authorisation.valid_until",
+    "授权用途": "authorisation.purpose",
+    "电子签名": "authorisation.signature_id",
+    "经办人": "operator_id",
+}
+OWNERS_COLUMN = "权利人证件号码"
+#: what a column must hold, in the words branch staff read
+EXPECTED: dict[str, str] = {
+    "不动产单元号": "28 位不动产单元号 (GB/T 37346)",
+    "不动产权证书号": "不动产权证书号，如 皖(2024)长丰县不动产权第0000001号",
+    "坐落": "登记簿记载的坐落",
+    "授权书编号": "授权书编号 (1–64 字符)",
+    "授权人姓名": "授权人姓名或名称",
+    "授权人证件号码": "有效的居民身份证号码 (GB 11643，校验位正确) 或统一社会信用代码 (GB 32100)",
+    "签署时间": "签署时间，如 2026-11-30T09:00:00+08:00",
+    "有效期起": "日期 YYYY-MM-DD",
+    "有效期止": "日期 YYYY-MM-DD",
+    "授权用途": "授权用途",
+    "电子签名": "电子签名引用",
+    "经办人": "经办人账号 (或在配置中设 default_operator)",
+}
+_PERSONAL = {"authorisation.applicant.name", "authorisation.applicant.id_number"}
+
+
+@dataclass
+class QueryOutcome:
+    """What became of one query.
+
+    Attributes:
+        outcome: ``answered``, ``refused_here`` (never sent), ``refused_by_centre`` or ``invalid`` (a bad row).
+        reasons: ``(code, reason)`` pairs, reasons in Chinese for branch staff.
+    """
+
+    label: str
+    outcome: str
+    reasons: list[tuple[str, str]] = field(default_factory=list)
+    result: PropertyQueryResult | None = None
+    blob: str | None = None
+
+
+def _key(query: PropertyQuery) -> str:
+    """The idempotency key: the same query (same authorisation, same unit, same operator) is answered once."""
+    digest = hashlib.sha256(query.model_dump_json().encode()).hexdigest()[:32]
+    return f"query:{digest}"
+
+
+def run_query(
+    ctx: StageContext,
+    query: PropertyQuery,
+    *,
+    owner_ids: set[str] | None = None,
+    label: str = "",
+    now: datetime | None = None,
+) -> QueryOutcome:
+    """Check the authorisation, ask the centre, verify and store its answer; never raises for a refusal."""
+    now = now or datetime.now(UTC)
+    label = label or (query.unit_id or query.title_certificate or query.location or "")
+    auth = query.authorisation
+    target = str(query.unit_id or query.title_certificate or query.location)
+    detail = {"operator": query.operator_id, "authorisation": auth.reference, "purpose": query.purpose}
+    problems = auth.problems(now=now, owner_ids=owner_ids)
+    if problems:
+        reasons = [(p.code, p.reason) for p in problems]
+        ctx.audit.append("property.query", target, "refused_here", reasons=";".join(c for c, _ in reasons), **detail)
+        return QueryOutcome(label, "refused_here", reasons)
+    try:
+        result = ctx.centre.query_property(query, idempotency_key=_key(query))
+    except (sdk.ValidationFailed, sdk.PermissionDenied, sdk.NotFound) as exc:
+        reasons = [(e.code or exc.code, mask_text(e.detail or "")) for e in exc.errors] or [
+            (exc.code, mask_text(str(exc.args[0])))
+        ]
+        ctx.audit.append(
+            "property.query", target, "refused_by_centre", reasons=";".join(c for c, _ in reasons), **detail
+        )
+        return QueryOutcome(label, "refused_by_centre", reasons)
+    try:
+        verify_query_result(result, ctx.trust)
+    except sdk.SignatureError as exc:
+        ctx.audit.append("property.query", target, "unverified", reasons=str(exc), **detail)
+        ctx.store.raise_alert(f"query:{result.query_id}", f"查询结果 {result.query_id} 的中心签名无法验证: {exc}")
+        return QueryOutcome(label, "unverified", [("signature", str(exc))])
+    blob = ctx.blobs.put(result.model_dump_json().encode())
+    ctx.store.set_meta(f"property_query:{result.query_id}", blob)
+    ctx.audit.append("property.query", target, "answered", query_id=result.query_id, blob=blob, **detail)
+    log.info("property query answered", extra={"query_id": result.query_id})
+    return QueryOutcome(label, "answered", [], result, blob)
+
+
+def stored_result(ctx: StageContext, query_id: str) -> PropertyQueryResult | None:
+    """A stored 查询结果, its centre signature verified again (None when no such query was kept)."""
+    blob = ctx.store.get_meta(f"property_query:{query_id}")
+    if blob is None:
+        return None
+    return verify_query_result(PropertyQueryResult.model_validate_json(ctx.blobs.get(blob)), ctx.trust)
+
+
+def _decode(raw: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValueError("文件既不是 UTF-8 也不是 GB18030 编码")
+
+
+def _nest(flat: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value == "":
+            continue
+        here = out
+        *parents, last = dotted.split(".")
+        for p in parents:
+            here = here.setdefault(p, {})
+        here[last] = value
+    return out
+
+
+BatchRow = tuple[int, PropertyQuery | None, set[str] | None, list[tuple[str, str]]]
+
+
+def read_batch(path: Path, *, default_operator: str | None = None) -> list[BatchRow]:
+    """Every row of a batch file: ``(line, query or None, owner ids or None, errors)``; no row is dropped.
+
+    An error names the file, line, column, the value (personal data masked) and what was expected.
+
+    Raises:
+        ValueError: the file cannot be decoded or lacks the columns a query needs (the whole file is refused).
+    """
+    text = _decode(path.read_bytes())
+    reader = csv.DictReader(io.StringIO(text))
+    headers = [h.strip() for h in reader.fieldnames or []]
+    needed = ["授权书编号", "授权人姓名", "授权人证件号码", "签署时间", "电子签名"]
+    missing = [h for h in needed if h not in headers]
+    if missing or not {"不动产单元号", "不动产权证书号", "坐落"} & set(headers):
+        raise ValueError(
+            f"{path.name}: 缺少列 {', '.join(missing) or '不动产单元号/不动产权证书号/坐落'}"
+            f"（需要 {', '.join(BATCH_COLUMNS)}）"
+        )
+    rows: list[BatchRow] = []
+    for i, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        flat = {BATCH_COLUMNS[h]: row.get(h, "") for h in BATCH_COLUMNS if h in row}
+        if not flat.get("operator_id") and default_operator:
+            flat["operator_id"] = default_operator
+        data = _nest(flat)
+        data.setdefault("authorisation", {}).setdefault("applicant", {})
+        applicant = data["authorisation"]["applicant"]
+        uscc_like = len(applicant.get("id_number", "")) == 18 and not applicant.get("id_number", "")[:17].isdigit()
+        applicant["kind"] = "organisation" if uscc_like else "person"
+        owners = {o.strip() for o in row.get(OWNERS_COLUMN, "").replace("；", ";").split(";") if o.strip()} or None
+        try:
+            rows.append((i, PropertyQuery.model_validate(data), owners, []))
+        except ValidationError as exc:
+            errors = []
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("person", "organisation")))
+                if where == "authorisation.applicant":  # the party's own checks are of its 证件号码
+                    where = "authorisation.applicant.id_number"
+                column = next((h for h, f in BATCH_COLUMNS.items() if f == where), where or "(row)")
+                value = flat.get(where, "")
+                shown = mask_id(value) if where in _PERSONAL and value else value
+                expected = EXPECTED.get(column, "只填不动产单元号、不动产权证书号、坐落中的一项")
+                text = f"{path.name} 第 {i} 行 列「{column}」值 {shown!r}：应为{expected}（{e['msg']}）"
+                errors.append((column, text))
+            rows.append((i, None, owners, errors))
+    return rows
+
+
+def result_summary(result: PropertyQueryResult) -> dict[str, Any]:
+    """What branch staff see of a 查询结果: flags and rights (certificate numbers, ranks, amounts; no names)."""
+    return {
+        "query_id": result.query_id,
+        "unit_id": result.unit_id,
+        "location": result.location,
+        "seized": result.seized,
+        "objection": result.objection,
+        "mortgaged": result.mortgaged,
+        "rights": [
+            {
+                "kind": r.kind,
+                "certificate_number": r.certificate_number,
+                "rank": r.rank,
+                "amount": str(r.amount) if r.amount is not None else None,
+            }
+            for r in result.rights
+        ],
+        "answered_at": result.answered_at.isoformat(),
+    }

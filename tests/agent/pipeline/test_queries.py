@@ -1,0 +1,212 @@
+"""登记资料查询 (issue 24 item 1): refused at the agent AND at the centre for each bad authorisation, with its reason;
+every query answered is in the centre's trace, signed, verified and kept by the agent."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import sdk
+from agent.cli import app as cli
+from agent.pipeline.queries import read_batch, run_query, stored_result
+from sandbox import register
+from sdk.models import PropertyQuery
+
+from ..conftest import SECRET, Branch
+
+UNIT = 10  # a seeded unit with two mortgages on it
+
+
+def _query(n: int = UNIT, **auth: Any) -> PropertyQuery:
+    owner = register.owners_of(n)[0]
+    now = datetime.now(UTC)
+    data: dict[str, Any] = {
+        "reference": "SQ-001",
+        "applicant": owner.model_dump(mode="json"),
+        "signed_at": (now - timedelta(days=2)).isoformat(),
+        "signature_id": "esig-001",
+        "valid_until": (now + timedelta(days=30)).date().isoformat(),
+        **auth,
+    }
+    return PropertyQuery.model_validate(
+        {"unit_id": register.unit_id(n), "operator_id": "op-001", "authorisation": data}
+    )
+
+
+def _trace(branch: Branch) -> list[dict[str, Any]]:
+    return branch.centre.centre.query_trace(institution_id=branch.institution_id)
+
+
+BAD = {
+    "expired": ({"valid_until": (date.today() - timedelta(days=1)).isoformat()}, "authorisation_expired", 422),
+    "future-dated": (
+        {"signed_at": "2099-01-01T00:00:00+00:00", "valid_until": "2099-12-31"},
+        "authorisation_future_dated",
+        422,
+    ),
+    "wrong purpose": ({"purpose": "贷后管理"}, "authorisation_wrong_purpose", 422),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_authorisation_is_refused_at_the_agent_and_at_the_centre(branch: Branch, case: str) -> None:
+    auth, code, status = BAD[case]
+    q = _query(UNIT, **auth)
+    agent = branch.agent()
+    try:
+        here = run_query(agent.context, q)
+        assert here.outcome == "refused_here" and [c for c, _ in here.reasons] == [code]
+        assert _trace(branch) == []  # never sent
+        # the same query sent anyway (a bank's own system on the SDK): the centre refuses it with the same reason
+        with pytest.raises(sdk.ValidationFailed) as exc:
+            agent.context.centre.query_property(q, idempotency_key=f"direct:{case}")
+        assert exc.value.status == status and code in [e.code for e in exc.value.errors]
+        trace = _trace(branch)
+        assert [(t["outcome"], [r["code"] for r in t["reasons"]]) for t in trace] == [("refused", [code])]
+        assert trace[0]["shown"] is None and trace[0]["query_id"] is None
+    finally:
+        agent.close()
+
+
+def test_a_non_owner_authorisation_is_refused_at_the_agent_and_at_the_centre(branch: Branch) -> None:
+    stranger = register.owners_of(UNIT + 1)[0]  # the owner of another unit
+    q = _query(applicant=stranger.model_dump(mode="json"))
+    owners = {o.id_number for o in register.owners_of(UNIT)}  # the 权利人 on the title certificate the staff checked
+    agent = branch.agent()
+    try:
+        here = run_query(agent.context, q, owner_ids=owners)
+        assert here.outcome == "refused_here"
+        assert here.reasons == [("authorisation_not_owner", "授权人不是该不动产的权利人")]
+        assert _trace(branch) == []
+        centre = run_query(agent.context, q)  # owners unknown here: the centre's register decides
+        assert centre.outcome == "refused_by_centre"
+        assert [c for c, _ in centre.reasons] == ["authorisation_not_owner"]
+        assert [t["outcome"] for t in _trace(branch)] == ["refused"]
+    finally:
+        agent.close()
+
+
+def test_an_answered_query_is_signed_verified_stored_and_in_the_centres_trace(branch: Branch) -> None:
+    agent = branch.agent()
+    try:
+        by_unit = run_query(agent.context, _query())
+        by_title = run_query(agent.context, _query(13).model_copy(
+            update={"unit_id": None, "title_certificate": register.title_certificate(13)}))  # fmt: skip
+        by_location = run_query(
+            agent.context, _query(14).model_copy(update={"unit_id": None, "location": register.location(14)})
+        )
+        assert [o.outcome for o in (by_unit, by_title, by_location)] == ["answered"] * 3
+        assert by_unit.result and by_unit.result.mortgaged and by_unit.result.signature is not None
+        assert by_title.result and by_title.result.seized  # the seeded seized unit
+        assert by_location.result and by_location.result.objection
+        kept = stored_result(agent.context, by_unit.result.query_id)
+        assert kept == by_unit.result
+        audit = [json.loads(line) for line in (branch.root / "var" / "audit.log").read_text().splitlines()]
+        answered = [a for a in audit if a["action"] == "property.query" and a["outcome"] == "answered"]
+        assert len(answered) == 3 and answered[0]["detail"]["authorisation"] == "SQ-001"
+    finally:
+        agent.close()
+    trace = _trace(branch)
+    assert [(t["outcome"], t["key_kind"]) for t in trace] == [
+        ("answered", "unit_id"), ("answered", "title_certificate"), ("answered", "location")
+    ]  # fmt: skip
+    first = trace[0]
+    assert first["query_id"] == by_unit.result.query_id and first["operator_id"] == "op-001"
+    assert first["purpose"] == "mortgage" and first["authorisation_reference"] == "SQ-001"
+    assert sorted(r["rank"] for r in first["shown"]["rights"] if r["kind"] == "mortgage") == [1, 2]
+    owner = register.owners_of(UNIT)[0]
+    assert owner.id_number not in json.dumps(trace, ensure_ascii=False)  # the authoriser is masked in the trace
+    # the centre's admin lists and exports the trace
+    token = branch.centre.centre.create_admin_token("test")
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = httpx.get(f"{branch.centre.url}/admin/v1/property-queries", headers=headers)
+    assert listed.status_code == 200 and len(listed.json()) == 3
+    exported = httpx.get(f"{branch.centre.url}/admin/v1/property-queries?format=csv", headers=headers)
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [r["query_id"] for r in rows] == [t["query_id"] for t in trace]
+    assert httpx.get(f"{branch.centre.url}/admin/v1/property-queries").status_code == 401
+
+
+def test_a_tampered_result_does_not_verify(branch: Branch) -> None:
+    agent = branch.agent()
+    try:
+        result = run_query(agent.context, _query()).result
+        assert result is not None
+        forged = result.model_copy(update={"seized": True})
+        with pytest.raises(sdk.SignatureError):
+            sdk.certificates.verify_query_result(forged, agent.context.trust)
+    finally:
+        agent.close()
+
+
+def test_a_batch_file_accounts_for_every_row(branch: Branch, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = register.owners_of(UNIT)[0]
+    good = _query()
+    header = [
+        "不动产单元号",
+        "授权书编号",
+        "授权人姓名",
+        "授权人证件号码",
+        "签署时间",
+        "有效期止",
+        "授权用途",
+        "电子签名",
+    ]
+    signed = good.authorisation.signed_at.isoformat()
+    until = str(good.authorisation.valid_until)
+    lines = [
+        [register.unit_id(UNIT), "SQ-B1", owner.name, owner.id_number, signed, until, "mortgage", "e1"],
+        [register.unit_id(UNIT), "SQ-B2", owner.name, owner.id_number, signed, "2020-01-01", "mortgage", "e2"],
+        [register.unit_id(UNIT), "SQ-B3", owner.name, "110101199003077777", signed, until, "mortgage", "e3"],
+    ]
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *lines])
+    batch = tmp_path / "inbox" / "queries.csv"  # a loan-system export: input, allowed to hold names
+    batch.parent.mkdir()
+    batch.write_bytes(buf.getvalue().encode("gb18030"))
+    rows = read_batch(batch, default_operator="op-001")
+    assert [line for line, *_ in rows] == [2, 3, 4]
+    bad = rows[2][3]
+    assert len(bad) == 1 and bad[0][0] == "授权人证件号码" and "1101**********7777" in bad[0][1]
+    assert "第 4 行" in bad[0][1] and "应为有效的居民身份证号码" in bad[0][1]
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    out = CliRunner().invoke(cli, ["query", "--batch", str(batch), "--json", "--config", str(branch.config)])
+    assert out.exit_code == 1, out.output
+    got = json.loads(out.output)
+    assert [(o["query"], o["outcome"]) for o in got] == [
+        ("queries.csv:2", "answered"), ("queries.csv:3", "refused_here"), ("queries.csv:4", "invalid")
+    ]  # fmt: skip
+    assert got[1]["reasons"][0]["code"] == "authorisation_expired"
+    assert owner.id_number not in out.output
+    shown = CliRunner().invoke(cli, ["query", "--show", got[0]["result"]["query_id"], "--config", str(branch.config)])
+    assert shown.exit_code == 0 and json.loads(shown.output)["mortgaged"] is True
+    assert [t["authorisation_reference"] for t in _trace(branch)] == ["SQ-B1"]
+
+
+def test_regbridge_query_for_one_unit(branch: Branch, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = register.owners_of(UNIT)[0]
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    common = [
+        "query", "--auth-ref", "SQ-C1", "--authoriser-name", owner.name, "--authoriser-id", owner.id_number,
+        "--signature-id", "e-c1", "--config", str(branch.config),
+    ]  # fmt: skip
+    now = datetime.now(UTC)
+    ok = CliRunner().invoke(
+        cli,
+        [*common, "--unit", register.unit_id(UNIT), "--signed-at", (now - timedelta(hours=1)).isoformat(),
+         "--valid-until", (now + timedelta(days=10)).strftime("%Y-%m-%d")],
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "查询结果" in ok.output and "已抵押" in ok.output
+    future = CliRunner().invoke(
+        cli, [*common, "--unit", register.unit_id(UNIT), "--signed-at", "2099-01-01T00:00:00+00:00"]
+    )
+    assert future.exit_code == 1 and "本机拒绝" in future.output and "晚于当前时间" in future.output
+    assert [t["outcome"] for t in _trace(branch)] == ["answered"]
