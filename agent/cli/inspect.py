@@ -143,7 +143,12 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         exports.add_row(f["file"], f["status"], f["summary"])
     if snap["files"]:
         console.print(exports)
-    for title, key in (("Quarantine", "quarantine"), ("Errors", "errors"), ("Re-applications", "reapplied")):
+    for title, key in (
+        ("Quarantine", "quarantine"),
+        ("Errors", "errors"),
+        ("Re-applications", "reapplied"),
+        ("Overdue 超过承诺办结时限 (regbridge late)", "overdue"),
+    ):
         items = snap[key]
         if not items:
             continue

@@ -33,6 +33,12 @@ ALERT_FIXES: dict[str, str] = {
     "certificate": "a certificate failed verification: check the trust anchors (`regbridge doctor`), then "
     "`regbridge quarantine list` and `regbridge requeue ID`",
     "fee_cap": "raise [fees] daily_cap (then `systemctl reload regbridge`) or pay by hand with `regbridge fees pay`",
+    "overdue": "the centre is past its committed time limit (承诺办结时限): `regbridge late` lists them; ask the "
+    "centre (受理号 in `regbridge show LOAN`); the alert clears when it decides",
+    "calendar": "upgrade chinesecalendar (pip install -U chinesecalendar) or add the year's State Council schedule "
+    "to config/time_limits.toml; until then working days of that year are estimates",
+    "query": "a 查询结果 whose centre signature does not verify was not kept: check the trust anchors "
+    "(`regbridge doctor`) and query again",
     "reload": "the edited config or profile does not load: fix it (`regbridge config show`, `regbridge profile "
     "check`), then reload again; the agent runs on with the config it had",
 }
