@@ -160,6 +160,12 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
                 *[("; ".join(v) if isinstance(v, list) else str(v if v is not None else "")) for v in item.values()]
             )
         console.print(t)
+    figure = snap["first_time_acceptance"]
+    if figure["decided"]:
+        console.print(
+            f"first-time acceptance (登簿 without 补正 or refusal): {figure['first_time']} of {figure['decided']} "
+            f"decided = {figure['share']:.0%} ({figure['registered']} registered)"
+        )
     console.print(f"paper originals owed to the centre: {snap['paper_owed']}")
 
 

@@ -4,7 +4,9 @@
 
 * ``regbridge_applications{stage}``, ``regbridge_certificates{stage}``, ``regbridge_quarantine_open``,
   ``regbridge_alerts_open``, ``regbridge_receipt_batches_pending``, ``regbridge_paused``,
-  ``regbridge_applications_overdue`` (past their 承诺办结时限), ``regbridge_working_calendar_fallback`` — read from
+  ``regbridge_applications_overdue`` (past their 承诺办结时限), ``regbridge_working_calendar_fallback``,
+  ``regbridge_applications_decided``, ``regbridge_applications_registered_first_time`` and
+  ``regbridge_first_time_acceptance_ratio`` (registered without 补正 or refusal) — read from
   the state store at each scrape, so they are right after a restart;
 * ``regbridge_requests_total{method,route,code}`` and ``regbridge_request_seconds{method,route}`` —
   every request to the centre (ids in paths folded into ``{id}``);
@@ -37,6 +39,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from agent.state.status import first_time_acceptance
 from agent.state.store import StateStore
 
 __all__ = ["Metrics", "MetricsServer", "Observed", "TimedTransport"]
@@ -127,6 +130,21 @@ class _StateCollector(Collector):
         yield certs
         yield GaugeMetricFamily("regbridge_quarantine_open", "Open quarantine items", value=g["quarantine_open"])
         yield GaugeMetricFamily("regbridge_alerts_open", "Open alerts", value=g["alerts_open"])
+        figure = first_time_acceptance(self.agent.store)
+        yield GaugeMetricFamily(
+            "regbridge_applications_decided", "Applications the centre decided", value=figure["decided"]
+        )
+        yield GaugeMetricFamily(
+            "regbridge_applications_registered_first_time",
+            "Decided applications registered without any 补正 or refusal on the way",
+            value=figure["first_time"],
+        )
+        if figure["share"] is not None:
+            yield GaugeMetricFamily(
+                "regbridge_first_time_acceptance_ratio",
+                "Share of decided applications registered first time (no 补正, no refusal)",
+                value=figure["share"],
+            )
         alerts = [str(a["kind"]) for a in self.agent.store.alerts()]
         yield GaugeMetricFamily(
             "regbridge_applications_overdue",

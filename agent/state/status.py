@@ -83,6 +83,36 @@ def needing_person(store: StateStore) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: str(e["since"]))
 
 
+#: centre statuses of an application that registered (登簿 and after)
+REGISTERED = ("recorded", "certificate_issued", "completed")
+#: centre statuses of a decided application (registered, or ended without registering by the centre's act;
+#: a withdrawal is the bank's own act and is not counted)
+DECIDED = (*REGISTERED, "refused", "not_accepted", "cancelled", "voided")
+#: a step that makes a registration not first-time: a 补正, a 不予受理 or a 不予登记 on the way
+SETBACKS = ("correction_required", "refused", "not_accepted")
+
+
+def first_time_acceptance(store: StateStore) -> dict[str, Any]:
+    """The first-time acceptance figure (issue 24 item 3; HM Land Registry's "processed first time"): of the
+    applications the centre decided, the share registered without any 补正 or refusal on the way.
+
+    Answers ``{"decided", "registered", "first_time", "share"}`` (``share`` None before anything was decided).
+    Three counting queries, whatever the number of applications.
+    """
+    marks = ", ".join(f"'{s}'" for s in SETBACKS)
+    clean = f"reference NOT IN (SELECT reference FROM transitions WHERE centre_status IN ({marks}))"
+    registered_where = f"centre_status IN ({', '.join('?' * len(REGISTERED))})"
+    decided = len(store.references(where=f"centre_status IN ({', '.join('?' * len(DECIDED))})", args=DECIDED))
+    registered = len(store.references(where=registered_where, args=REGISTERED))
+    first = len(store.references(where=f"{registered_where} AND {clean}", args=REGISTERED))
+    return {
+        "decided": decided,
+        "registered": registered,
+        "first_time": first,
+        "share": round(first / decided, 4) if decided else None,
+    }
+
+
 def _summary(f: dict[str, Any]) -> str:
     """One line per export, in the words of its receipt line."""
     if f.get("records") is None:
@@ -169,6 +199,7 @@ def snapshot(store: StateStore) -> dict[str, Any]:
             if r.overdue
         ],
         "time_limits_running": len(limits),
+        "first_time_acceptance": first_time_acceptance(store),
         "calendar_warnings": [a["message"] for a in store.alerts() if a["kind"] == "calendar"],
         "certificates": {s: sum(1 for c in certs if c["stage"] == s) for s in sorted({c["stage"] for c in certs})},
         "paper_owed": len(store.paper_owed()),
