@@ -75,10 +75,9 @@ class WebhookReceiver:
             ctx.audit.append("webhook.refused", "", "refused", reason=str(exc)[:200])
             log.warning("webhook delivery refused", extra={"reason": str(exc)[:200]})
             return 401
-        with ctx.store.transaction():
-            if not ctx.store.event_seen(event.event_id):
+        with ctx.store.transaction():  # idempotent by event id, whichever instance receives it
+            if ctx.store.claim_event(event.event_id, event.sequence):
                 handle_event(ctx, event)
-                ctx.store.mark_event(event.event_id, event.sequence)
                 self.received += 1
         ctx.supervisor.wake()
         return 204

@@ -48,10 +48,11 @@ def poll_events(ctx: StageContext) -> float:
         page = ctx.centre.events(after=cursor, limit=200)
         with store.transaction():  # a page at a time: one commit (and its fsync), not one per event
             for event in page.events:
-                if store.event_seen(event.event_id):
+                # recorded first, in the transaction of its effects: an event a webhook (on any instance)
+                # already handled records nothing here, and its effects do not run twice
+                if not store.claim_event(event.event_id, event.sequence):
                     continue
                 handle_event(ctx, event)
-                store.mark_event(event.event_id, event.sequence)
                 handled += 1
             if page.next_cursor != cursor:
                 store.set_meta("event_cursor", page.next_cursor)

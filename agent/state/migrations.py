@@ -115,5 +115,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX applications_by_loan ON applications (loan_no);
     """,
+    # 6 → 7: several agent instances on one state (docs/state.md): who is running (a heartbeat each), named
+    # leases (the event-feed leader), short claims on applications, and which instance ingested each export
+    """
+    CREATE TABLE IF NOT EXISTS instances (
+        id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started_at TEXT NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
+    ALTER TABLE applications ADD COLUMN claimed_by TEXT;
+    ALTER TABLE applications ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN claimed_by TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -29,6 +29,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from agent.state.leases import InstanceLeases
 from agent.state.migrations import SCHEMA_VERSION
 from agent.state.sql_receipts import SqlReceiptQueries
 from agent.state.store import AppRow, now_iso
@@ -57,7 +58,7 @@ def _qmarks(sql: str, args: tuple[Any, ...], dialect: str) -> tuple[str, dict[st
     return converted, {f"_q{i}": a for i, a in enumerate(args)}
 
 
-class SQLStore(SqlReceiptQueries):
+class SQLStore(SqlReceiptQueries, InstanceLeases):
     """The state store on any SQLAlchemy URL (PostgreSQL with psycopg 3, or SQLite).
 
     Args:
@@ -85,6 +86,7 @@ class SQLStore(SqlReceiptQueries):
         parsed = sa.make_url(url)
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
+            self._clock = _SQLITE_CLOCK
             pool = sa.pool.StaticPool if parsed.database in (None, "", ":memory:") else sa.pool.QueuePool
             self.engine = sa.create_engine(
                 parsed, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=pool
@@ -92,6 +94,8 @@ class SQLStore(SqlReceiptQueries):
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         else:
+            self._clock = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+            self._claim_lock = "FOR UPDATE SKIP LOCKED"
             self.engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=16)
         try:
             self.migrate()
@@ -135,6 +139,12 @@ class SQLStore(SqlReceiptQueries):
         rows = self._all(sql, params)
         return rows[0] if rows else None
 
+    def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._all(sql, params)
+
+    def _count(self, sql: str, params: Mapping[str, Any]) -> int:
+        return int(self._exec(sql, params).rowcount)
+
     def _alembic(self, conn: sa.Connection) -> Config:
         config = Config()
         config.set_main_option("script_location", str(REVISIONS))
@@ -156,7 +166,12 @@ class SQLStore(SqlReceiptQueries):
         revision N first, then upgraded in place.
         """
         head = ScriptDirectory(str(REVISIONS)).get_current_head()
-        with self.engine.connect() as conn:
+        # Alembic keeps its running context in module globals: one migration at a time in this process;
+        # and on PostgreSQL one at a time among every instance starting at once (an advisory lock)
+        with _MIGRATING, self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK_ID})")
+                conn.commit()
             current = MigrationContext.configure(conn).get_current_revision()
             legacy = 0
             if self.dialect == "sqlite":
@@ -177,6 +192,9 @@ class SQLStore(SqlReceiptQueries):
             conn.commit()
             if self.dialect == "sqlite":  # the embedded store reads its version here
                 conn.exec_driver_sql(f"PRAGMA user_version = {int(head or 0)}")
+                conn.commit()
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK_ID})")
                 conn.commit()
         return self.schema_version()
 
@@ -296,7 +314,7 @@ class SQLStore(SqlReceiptQueries):
         d["source"] = json.loads(d["source"])
         for name in ("correction", "decision", "supplement"):
             d[name] = self.open(d[name]) if d[name] is not None else None
-        for name in ("payload_sha256", "paid_at", "deadline_warned", "needs_refresh", "paper_batch"):
+        for name in _BOOKKEEPING:
             d.pop(name)
         return AppRow(**d)
 
@@ -519,6 +537,17 @@ class SQLStore(SqlReceiptQueries):
         fields["updated_at"] = now_iso()
         sets = ", ".join(f"{k} = :{k}" for k in fields)
         self._exec(f"UPDATE certificates SET {sets} WHERE certificate_id = :_id", {**fields, "_id": certificate_id})
+
+
+#: the applications' columns that are the store's own bookkeeping, not part of :class:`AppRow`
+_BOOKKEEPING = (
+    "payload_sha256", "paid_at", "deadline_warned", "needs_refresh", "paper_batch", "claimed_by", "claimed_until",
+)  # fmt: skip
+_MIGRATING = threading.Lock()
+#: the PostgreSQL advisory lock held while the schema is upgraded (a constant: "RB" + schema)
+_MIGRATION_LOCK_ID = 0x5242_0001
+#: SQLite's clock in seconds since the epoch (to the millisecond)
+_SQLITE_CLOCK = "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 def _sqlite_connect(dbapi: Any, _record: Any) -> None:

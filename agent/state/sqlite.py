@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from agent.state.leases import InstanceLeases
 from agent.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from agent.state.sqlite_receipts import ReceiptQueries
 from agent.state.store import AppRow, now_iso
@@ -18,7 +19,7 @@ from sdk.support import failpoints
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(ReceiptQueries):
+class SQLiteStore(ReceiptQueries, InstanceLeases):
     """The state store in one SQLite file; safe to share between the daemon's threads.
 
     Args:
@@ -87,6 +88,17 @@ class SQLiteStore(ReceiptQueries):
         with self._lock:
             row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
             return row
+
+    #: SQLite's clock in seconds since the epoch (to the millisecond), for the leases (agent.state.leases)
+    _clock = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with self.transaction() as db:
+            return [dict(r) for r in db.execute(sql, dict(params)).fetchall()]
+
+    def _count(self, sql: str, params: Mapping[str, Any]) -> int:
+        with self.transaction() as db:
+            return int(db.execute(sql, dict(params)).rowcount)
 
     def schema_version(self) -> int:
         with self._lock:
@@ -229,6 +241,8 @@ class SQLiteStore(ReceiptQueries):
         for name in ("correction", "decision", "supplement"):
             d[name] = self.open(d[name]) if d[name] is not None else None
         for name in ("payload_sha256", "paid_at", "deadline_warned", "needs_refresh", "paper_batch"):
+            d.pop(name)
+        for name in ("claimed_by", "claimed_until"):  # the claims of several instances (agent.state.leases)
             d.pop(name)
         return AppRow(**d)
 

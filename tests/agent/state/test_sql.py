@@ -35,7 +35,7 @@ def _shape(url: str) -> dict[str, tuple[list[str], list[str]]]:
 def test_the_alembic_schema_is_the_embedded_one_on_sqlite_and_postgresql(tmp_path: Path, pg_url: str) -> None:
     SQLiteStore(tmp_path / "embedded.db").close()
     embedded = _shape(f"sqlite:///{tmp_path / 'embedded.db'}")
-    assert len(embedded) == 13  # schema 6 added search_keys (issue 23)
+    assert len(embedded) == 15  # 6: search_keys (issue 23); 7: instances and leases (issue 22)
     for url in (f"sqlite:///{tmp_path / 'alembic.db'}", pg_url):
         store = SQLStore(url)
         assert store.schema_version() == SCHEMA_VERSION
@@ -43,17 +43,27 @@ def test_the_alembic_schema_is_the_embedded_one_on_sqlite_and_postgresql(tmp_pat
         assert _shape(url) == embedded, url
 
 
+def _embedded_state(db: Path, version: int) -> None:
+    """A state.db as the embedded store of schema ``version`` left it (its migrations, its user_version)."""
+    con = sqlite3.connect(db)
+    con.executescript("".join(MIGRATIONS[:version]) + f"PRAGMA user_version = {version};")
+    con.execute("INSERT INTO meta VALUES ('event_cursor', '41')")
+    con.execute(
+        "INSERT INTO receipts (reference, kind, inbox, payload, created_at) "
+        "VALUES ('R1', 'accepted', 'corebank', '{\"loan_no\": \"1\"}', '2026-11-30T00:00:00+00:00')"
+    )
+    con.commit()
+    con.close()
+
+
 def test_an_embedded_state_of_schema_5_upgrades_in_place_and_keeps_its_work(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
-    old = SQLiteStore(db)  # a state as the agent writes it today
-    assert old.schema_version() == SCHEMA_VERSION == 6  # 6: search_keys (issue 23)
-    old.set_meta("event_cursor", "41")
-    old.add_receipt("R1", "accepted", "corebank", {"loan_no": "1"})
-    old.close()
+    _embedded_state(db, 5)  # the state the agent wrote before several instances could share one
     store = SQLStore(f"sqlite:///{db}")
     assert store.schema_version() == SCHEMA_VERSION
     assert store.get_meta("event_cursor") == "41" and store.receipts("R1")[0]["payload"] == {"loan_no": "1"}
     store.set_meta("event_cursor", "42")
+    assert store.acquire_lease("leader", "i1", ttl=5)  # revision 7's tables
     store.close()
     con = sqlite3.connect(db)
     try:
@@ -62,8 +72,17 @@ def test_an_embedded_state_of_schema_5_upgrades_in_place_and_keeps_its_work(tmp_
     finally:
         con.close()
     again = SQLiteStore(db)  # and the embedded store still opens it
-    assert again.get_meta("event_cursor") == "42"
+    assert again.get_meta("event_cursor") == "42" and again.lease_holder("leader") == "i1"
     again.close()
+
+
+def test_the_embedded_store_upgrades_a_schema_5_state_too(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    _embedded_state(db, 5)
+    store = SQLiteStore(db)
+    assert store.schema_version() == SCHEMA_VERSION and store.get_meta("event_cursor") == "41"
+    assert store.claim_file("a" * 64, "i1", path="p", inbox="corebank", profile="p")
+    store.close()
 
 
 def test_an_older_embedded_state_gets_the_revisions_it_lacks(tmp_path: Path) -> None:

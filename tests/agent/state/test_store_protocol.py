@@ -3,7 +3,6 @@ SQLite store, and the SQLAlchemy store on SQLite and on a real PostgreSQL (tests
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,35 +10,10 @@ import pytest
 
 from agent.state.secrets import DataCipher, SecretUnavailable
 from agent.state.sql import SQLStore
-from agent.state.sqlite import SQLiteStore
 from agent.state.store import StateStore
 from tests.postgres import PostgresServer
 
-BACKENDS = ["sqlite-embedded", "sqlalchemy-sqlite", "sqlalchemy-postgresql"]
-
-
-def _open(backend: str, tmp_path: Path, request: pytest.FixtureRequest, **cipher: Any) -> StateStore:
-    if backend == "sqlite-embedded":
-        return SQLiteStore(tmp_path / "s.db", **cipher)
-    if backend == "sqlalchemy-sqlite":
-        return SQLStore(f"sqlite:///{tmp_path / 's.db'}", **cipher)
-    url = getattr(request.node, "_pg_url", None)
-    if url is None:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        url = request.node._pg_url = server.new_database()
-    return SQLStore(url, **cipher)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    opened = _open(backend, tmp_path, request)
-    yield opened
-    opened.close()
+from .conftest import open_store as _open
 
 
 def _app(reference: str = "LN-1-DYSC", loan_no: str = "LN-1") -> dict[str, Any]:
