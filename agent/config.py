@@ -39,7 +39,7 @@ class _Section(BaseModel):
 
 class Pkcs11Config(_Section):
     """A PKCS#11 token that keeps the branch's keys, made and used inside it (docs/install.md).
-The PIN is never here: a systemd credential `regbridge-pkcs11-pin`, or `pin_file` (mode 0600)."""
+    The PIN is never here: a systemd credential `regbridge-pkcs11-pin`, or `pin_file` (mode 0600)."""
 
     module: str = Field(description="the token's PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so)")
     token_label: str | None = Field(default=None, description="the token's label (or give its slot)")
@@ -69,6 +69,11 @@ class CentreConfig(_Section):
     key_dir: Path = Field(default=Path("keys"), description="key files (key_store = file) and the key manifest")
     key_max_age_days: int = Field(default=365, ge=1, description="`doctor` and `keys show` warn past this age")
     seal_ca_file: Path = Field(description="the CA that signs the centre's certificate seals (PEM)")
+    esign_ca_file: Path | None = Field(
+        default=None,
+        description="the e-signature CAs (PEM, one or more) whose applicant signatures the agent accepts, from the"
+        " enrolment bundle; without it every applicant's e-signature is held as untrusted",
+    )
     centre_key_id: str = Field(description="the key id of the centre's signing key (webhooks, certificate metadata)")
     centre_key: dict[str, Any] = Field(description="the centre's public signing key (JWK)")
     centre_name: str | None = Field(

@@ -237,6 +237,9 @@ def enrol(
             e.state, e.key_id = "current", result.key_id
     custody.save(entries)
     atomic_write(keys / "seal-ca.pem", bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
+    esign_cas = [str(pem) for pem in bundle["trust"].get("esign_ca_pems") or []]
+    if esign_cas:  # the e-signature CAs whose applicant signatures the centre accepts (seed 003 细则 (四))
+        atomic_write(keys / "esign-ca.pem", "".join(esign_cas).encode(), mode=0o644)
     config = {
         **settings,
         "centre": {
@@ -249,6 +252,7 @@ def enrol(
             **({"pkcs11": pkcs11} if store == "pkcs11" else {}),
             "key_dir": str(key_dir),
             "seal_ca_file": str(key_dir / "seal-ca.pem"),
+            **({"esign_ca_file": str(key_dir / "esign-ca.pem")} if esign_cas else {}),
             "centre_key_id": bundle["trust"]["centre_key_id"],
             "centre_key": bundle["trust"]["centre_key"],
             "centre_name": bundle["centre"]["name"],

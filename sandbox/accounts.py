@@ -47,10 +47,13 @@ class Accounts:
         code: str,
         development: bool = True,
         seals: SealOffice | None = None,
+        esign_cas: list[str] | None = None,
     ) -> None:
         self.store = store
         #: the gm suite's seal system: its SM2 seal CA joins the bundle's trust
         self.seals = seals
+        #: the e-signature CAs (PEM) the centre trusts, named in every enrolment bundle (``trust.esign_ca_pems``)
+        self.esign_cas = list(esign_cas or [])
         #: a development centre accepts webhook URLs on loopback and private addresses (sandbox.urls)
         self.development = development
         self.keys = keys
@@ -231,6 +234,7 @@ class Accounts:
             "trust": {
                 # the PAdES seal CA, then (gm suite) the SM2 seal CA of the OFD seals: one PEM bundle
                 "seal_ca_pem": self.keys.ca_pem + (self.seals.ca_pem if self.seals is not None else ""),
+                "esign_ca_pems": self.esign_cas,
                 "centre_key_id": self.keys.centre_key_id,
                 "centre_key": self.keys.centre_jwk.model_dump(exclude_none=True),
             },

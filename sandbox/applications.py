@@ -3,6 +3,7 @@ answer a 补正 (supplement), withdraw; read one or many."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sdk.models import (
@@ -18,22 +19,38 @@ from sdk.models import (
 
 from .accounts import Accounts
 from .errors import CentreError
+from .esign import check_declaration
 from .ledger import Ledger
 from .payload import check_payload
 from .schedule import Schedule
 from .store import Store, new_id, now_utc
 
-__all__ = ["Applications"]
+__all__ = ["REQUIRE_ESIGN_DOCUMENTS", "Applications"]
+
+#: whether a signature entry without its signed document (``signature_id`` only) is refused
+REQUIRE_ESIGN_DOCUMENTS = False
 
 
 class Applications:
     """Applications as the bank sends and changes them; the workflow moves them after submission."""
 
-    def __init__(self, store: Store, *, ledger: Ledger, schedule: Schedule, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ledger: Ledger,
+        schedule: Schedule,
+        accounts: Accounts,
+        esign_cas: Sequence[str] = (),
+        require_esign_documents: bool = REQUIRE_ESIGN_DOCUMENTS,
+    ) -> None:
         self.store = store
         self.ledger = ledger
         self.schedule = schedule
         self.accounts = accounts
+        #: the e-signature CAs (PEM) whose signatures this centre accepts (its own test CA first)
+        self.esign_cas = list(esign_cas)
+        self.require_esign_documents = require_esign_documents
 
     def create(self, institution_id: str, app: Application) -> ApplicationRecord:
         """Create a draft (草稿).
@@ -126,7 +143,10 @@ class Applications:
         Raises:
             CentreError: 409 in another status, 422 ``material_not_uploaded`` while a declared material is missing,
                 403 ``operator_not_authorised`` when the operator is no longer (or never was) an active account of
-                the institution — checked here too, before 受理, so no notice number is spent on it.
+                the institution — checked here too, before 受理, so no notice number is spent on it;
+                422 ``esignature_refused`` when an applicant's e-signature fails its check against the e-signature
+                CAs this centre trusts (:func:`sandbox.esign.check_declaration`: untrusted CA, altered, over
+                another document, another signer), also before 受理.
         """
         record = self.ledger.load(institution_id, application_id)
         if record.status not in (ApplicationStatus.DRAFT, ApplicationStatus.CORRECTION_REQUIRED):
@@ -148,9 +168,21 @@ class Applications:
                     if m.id in missing
                 ],
             )
+        check_declaration(
+            record.application,
+            lambda mid: self._content(application_id, mid),
+            self.esign_cas,
+            require_documents=self.require_esign_documents,
+        )
         record = self.ledger.transition(institution_id, record, ApplicationStatus.SUBMITTED, "已提交", correction=None)
         self.schedule.schedule(institution_id, record.application_id)
         return record
+
+    def _content(self, application_id: str, material_id: str) -> bytes | None:
+        row = self.store.one(
+            "SELECT content FROM materials WHERE application_id = ? AND material_id = ?", application_id, material_id
+        )
+        return None if row is None else bytes(row["content"])
 
     def supplement(self, institution_id: str, application_id: str, supplement: Supplement) -> ApplicationRecord:
         """Answer a 补正: add or replace materials, and/or replace the application with a corrected one.
@@ -198,6 +230,4 @@ class Applications:
                 409, "invalid_state", f"an application in status {record.status.value} cannot be withdrawn"
             )
         self.schedule.unschedule(application_id)
-        return self.ledger.transition(
-            institution_id, record, ApplicationStatus.WITHDRAWN, f"撤回: {withdrawal.reason}"
-        )
+        return self.ledger.transition(institution_id, record, ApplicationStatus.WITHDRAWN, f"撤回: {withdrawal.reason}")

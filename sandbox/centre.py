@@ -18,6 +18,7 @@ offices. The centre keeps the acts' old names (``centre.submit``, ``centre.pay``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from config import load_checklists, load_fees
@@ -26,6 +27,7 @@ from sdk.identifiers import uscc_check_char
 from .accounts import Accounts
 from .applications import Applications
 from .credentials import Credentials
+from .esign import EsignAuthority
 from .events import EventFeed
 from .fees import FeeOffice
 from .idempotency import Idempotency, IdempotentResult, request_fingerprint
@@ -61,6 +63,8 @@ class Centre:
         suite: the crypto suite (:mod:`sdk.suites`) for a new centre; a stored one keeps its own.
         development: accept webhook URLs on loopback and private addresses (``sandbox.urls``); a
             centre serving beyond this machine is not one.
+        esign_cas: e-signature CAs (PEM) trusted besides the sandbox's own test e-signature CA
+            (:mod:`sandbox.esign`): the signing platforms this centre recognises (seed 003 细则 (四)).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Centre:
         public_url: str | None = None,
         suite: Suite | None = None,
         development: bool = True,
+        esign_cas: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.name = name
@@ -91,6 +96,9 @@ class Centre:
         self.schedule = Schedule(store, timing or Timing())
         self.idempotency = Idempotency(store)
         self.credentials = Credentials(store, suite=self.suite)
+        #: the sandbox's own test e-signature CA (a separate CA from the seal CA), kept like the other keys
+        self.esign = EsignAuthority.load_or_create(store, passphrase=passphrase)
+        self.esign_cas = [self.esign.ca_pem, *esign_cas]
         self.accounts = Accounts(
             store,
             keys=self.keys,
@@ -100,11 +108,16 @@ class Centre:
             code=self.code,
             development=development,
             seals=self.seals,
+            esign_cas=self.esign_cas,
         )
-        self.applications = Applications(store, ledger=self.ledger, schedule=self.schedule, accounts=self.accounts)
-        self.fees = FeeOffice(
-            store, ledger=self.ledger, events=self.events, schedule=self.schedule, table=load_fees()
+        self.applications = Applications(
+            store,
+            ledger=self.ledger,
+            schedule=self.schedule,
+            accounts=self.accounts,
+            esign_cas=self.esign_cas,
         )
+        self.fees = FeeOffice(store, ledger=self.ledger, events=self.events, schedule=self.schedule, table=load_fees())
         self.certificates = CertificateOffice(
             store,
             keys=self.keys,

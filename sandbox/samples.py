@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox import register
+from sandbox.esign import EsignAuthority, document_pdf, memory_authority
 from sdk.identifiers import resident_id_check_char, uscc_check_char
 from sdk.models import (
     APPLICATION_TYPES,
@@ -62,12 +63,17 @@ def buyer(n: int) -> NaturalPerson:
     return NaturalPerson(name="钱多多", id_number=resident_id(n % 1000, birth="19900315"))
 
 
-def material(content: bytes = b"%PDF-1.7 sample", mid: str = "m1", code: str = "application_form") -> Material:
+def material(
+    content: bytes = b"%PDF-1.7 sample",
+    mid: str = "m1",
+    code: str = "application_form",
+    media_type: str = "application/pdf",
+) -> Material:
     return Material(
         id=mid,
         code=code,
         filename=f"{mid}.pdf",
-        media_type="application/pdf",
+        media_type=media_type,
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
     )
@@ -116,8 +122,71 @@ DEFAULT_UNIT = {
 }
 
 
+#: the documents an applicant e-signs (the 申请书, the 询问笔录): real PDFs, so they can be signed
+SIGNED_DOCUMENTS = ("application_form", "inquiry_record")
+#: the material code of an applicant's signed document (电子签名文件)
+ESIGNATURE_CODE = "esignature"
+_SIGNED: dict[tuple[str, str, str, str], bytes] = {}
+_BY_DIGEST: dict[str, bytes] = {}
+
+
 def material_content(code: str, ref: str = "") -> bytes:
+    """The sample content of material ``code`` of application ``ref``: a real PDF for what applicants sign
+    (:data:`SIGNED_DOCUMENTS`), a stand-in line of text otherwise."""
+    if code in SIGNED_DOCUMENTS:
+        return document_pdf(f"{code} {ref}", [f"client_reference {ref}", "RegBridge sample document"])
     return f"%PDF-1.7 sample {code} {ref}".encode()
+
+
+def esigned(
+    document: bytes, party: NaturalPerson | Organisation | dict[str, Any], *, authority: EsignAuthority | None = None
+) -> bytes:
+    """``document`` e-signed by ``party`` with the sandbox's e-signature CA (this process's in-memory one
+    by default), the same bytes for the same arguments within a process; :func:`sample_content` finds
+    them again by digest."""
+    name, number = (party["name"], party["id_number"]) if isinstance(party, dict) else (party.name, party.id_number)
+    ca = authority or memory_authority()
+    key = (hashlib.sha256(document).hexdigest(), name, number, ca.ca_pem)
+    signed = _SIGNED.get(key)
+    if signed is None:
+        signed = _SIGNED[key] = ca.sign(document, name=name, id_number=number)
+        _BY_DIGEST[hashlib.sha256(signed).hexdigest()] = signed
+    return signed
+
+
+def sample_content(material: Material, ref: str) -> bytes:
+    """The content of a sample application's material ``material`` (its declared SHA-256 says which).
+
+    Raises:
+        KeyError: no sample content has that digest.
+    """
+    if material.sha256 in _BY_DIGEST:
+        return _BY_DIGEST[material.sha256]
+    for content in (material_content(material.code, ref), b"%PDF-1.7 sample"):
+        if hashlib.sha256(content).hexdigest() == material.sha256:
+            return content
+    raise KeyError(f"no sample content for material {material.id}")
+
+
+def esign_materials(data: dict[str, Any], *, document_id: str, authority: EsignAuthority | None = None) -> None:
+    """Sign the material ``document_id`` of application ``data`` (wire JSON) by each applicant but the
+    bank: add the signed PDFs as materials and refer to them from the declaration (in place)."""
+    ref = data["client_reference"]
+    doc = next(m for m in data["materials"] if m["id"] == document_id)
+    content = material_content(doc["code"], ref)
+    signatures = []
+    pointers = [p for p in _pointers(APPLICATION_TYPES[data["type"]], data) if not p.startswith("/mortgagee/")]
+    for k, pointer in enumerate(pointers, 1):
+        _, field, index = pointer.split("/")
+        signed = esigned(content, data[field][int(index)], authority=authority)
+        mid = f"esign{k}"
+        data["materials"].append(
+            material(signed, mid=mid, code=ESIGNATURE_CODE, media_type="application/pdf").model_dump(mode="json")
+        )
+        signatures.append(
+            {"party": pointer, "material_id": mid, "document_id": document_id, "signed_at": SIGNED_AT.isoformat()}
+        )
+    data["declaration"]["signatures"] = signatures
 
 
 def application_dict(
@@ -126,7 +195,8 @@ def application_dict(
     """A valid application of type ``kind`` as wire JSON, about seeded unit ``n`` and its owners.
 
     With ``complete`` it carries every material its checklist requires (content from
-    :func:`material_content`), so the sandbox accepts it without a 补正.
+    :func:`material_content`), so the sandbox accepts it without a 补正, and each applicant's
+    e-signature over its 申请书 (signed by this process's in-memory e-signature CA, :func:`esign_materials`).
     """
     n = DEFAULT_UNIT[kind] if n is None else n
     prop = unit(n).model_dump(mode="json", exclude_none=True)
@@ -197,6 +267,9 @@ def application_dict(
     base["declaration"] = declaration(*pointers).model_dump(mode="json")
     if complete:
         base["materials"] = complete_materials(kind, base)
+        form = next((m["id"] for m in base["materials"] if m["code"] in SIGNED_DOCUMENTS), None)
+        if form is not None:
+            esign_materials(base, document_id=form)
     return base
 
 

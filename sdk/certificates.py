@@ -84,6 +84,9 @@ class TrustAnchors:
     #: the centre named in the bundle (``centre.name``): a seal certificate must be this centre's (its
     #: subject's organisation), not any holder's under the same CA; ``None`` skips that check
     centre_name: str | None = None
+    #: the e-signature CAs (PEM) whose applicant signatures the centre accepts (``trust.esign_ca_pems``,
+    #: :func:`sdk.esign.verify_esignature`)
+    esign_ca_pems: Sequence[str] = ()
 
     def centre_public_key(self) -> PublicKey:
         """The centre's public key (an SM2 key with the user id its signatures are made with).

@@ -5,6 +5,7 @@
     │   └── TimeoutError                (connect, read, write or pool timeout)
     ├── APIError                        the centre answered with an error (status, code, request id, errors)
     │   ├── ValidationFailed            400/422  the body breaks the contract; ``errors`` lists all
+    │   │   └── EsignatureRefused       422      an applicant's e-signature failed the centre's check
     │   ├── AuthenticationFailed        401      signature, key, digest, replay, clock
     │   │   └── ClockSkew               401      ``created`` outside the centre's window
     │   ├── PermissionDenied            403      the credential may not do this
@@ -41,6 +42,7 @@ __all__ = [
     "Conflict",
     "ContinuationTokenError",
     "DigestMismatch",
+    "EsignatureRefused",
     "FeeNotDue",
     "IdempotencyConflict",
     "NotFound",
@@ -150,6 +152,13 @@ class OperatorNotAuthorised(PermissionDenied):
     (seed 001 §4.2). Refused before 受理: no notice number is spent; fix the operator and submit again."""
 
 
+class EsignatureRefused(ValidationFailed):
+    """An applicant's e-signature failed the centre's check on receipt (seed 003 细则 (四)): signed by a CA the
+    centre does not trust, altered after signing, over another document than the one referenced, or by someone
+    other than the applicant named. ``errors`` has one entry per failed check (``code`` from
+    :data:`sdk.esign.ESIGNATURE_CODES`, pointer ``/declaration/signatures/N``); refused before 受理."""
+
+
 class NotFound(APIError):
     pass
 
@@ -185,6 +194,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "signature_expired": ClockSkew,
     "payload_mismatch": PayloadMismatch,
     "operator_not_authorised": OperatorNotAuthorised,
+    "esignature_refused": EsignatureRefused,
     "fee_not_due": FeeNotDue,
 }
 # a 409 that clears by itself: the first request with the same key is still being processed

@@ -70,6 +70,10 @@ def check(
         options["default_operator"] = cfg.default_operator
         options["bank_name"] = cfg.centre.institution_name
         options["bank_uscc"] = cfg.centre.institution_uscc
+        if cfg.centre.esign_ca_file is not None:
+            from agent.daemon.agent import pem_certificates
+
+            options["esign_cas"] = pem_certificates(cfg.resolve(cfg.centre.esign_ca_file))
         if inbox is not None:
             chosen = [i for i in cfg.inbox if i.name == inbox]
             if not chosen:

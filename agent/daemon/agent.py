@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import pathlib
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from sdk.certificates import TrustAnchors
 from sdk.support import failpoints
 
-__all__ = ["Agent", "AgentBusy", "Progress", "make_document_store"]
+__all__ = ["Agent", "AgentBusy", "Progress", "make_document_store", "pem_certificates"]
 
 log = logging.getLogger("regbridge.agent")
 
@@ -180,6 +181,7 @@ class Agent:
                 default_operator=config.default_operator,
                 checklists=self.checklists,
                 blobs=self.blobs,
+                esign_cas=pem_certificates(config.resolve(centre.esign_ca_file)) if centre.esign_ca_file else [],
             ),
             supervisor=self.supervision,
         )
@@ -417,3 +419,14 @@ class Agent:
         if self._instance_lock is not None:
             self._instance_lock.close()
             self._instance_lock = None
+
+
+def pem_certificates(path: pathlib.Path) -> list[str]:
+    """The PEM certificates in ``path`` (a bundle of one or more), each as its own PEM text.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    text = path.read_text(encoding="ascii")
+    marker = "-----END CERTIFICATE-----"
+    return [part.strip() + "\n" + marker + "\n" for part in text.split(marker) if part.strip()]

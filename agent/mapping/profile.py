@@ -28,7 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent.mapping.validation import ProfileProblem, key_lines, locate, target_problems
 from sdk.models import APPLICATION_TYPES
 
-__all__ = ["FieldSpec", "LimitsSpec", "Profile", "ProfileInvalid", "load_profile", "parse_profile", "profile_source"]
+__all__ = [
+    "FieldSpec",
+    "LimitsSpec",
+    "Profile",
+    "ProfileInvalid",
+    "declaration_problems",
+    "load_profile",
+    "parse_profile",
+    "profile_source",
+]
 
 CHINA = timezone(timedelta(hours=8))
 DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d", "%Y%m%d"]
@@ -138,9 +147,20 @@ class FieldSpec(_Strict):
 
 
 class InquirySpec(_Strict):
+    """One question of the 询问笔录 and where the applicant's answer is: a ``column`` of the export
+    (the applicant's own answer, seed 003 细则 (五)); a constant ``answer`` is an older form that
+    `profile check` and `doctor` refuse."""
+
     code: str
     question: str
-    answer: str
+    column: str | None = Field(default=None, description="the export column holding the applicant's answer")
+    answer: str | None = Field(default=None, description="older form: a constant answer (refused by profile check)")
+
+    @model_validator(mode="after")
+    def _one(self) -> InquirySpec:
+        if (self.column is None) == (self.answer is None):
+            raise ValueError(f'询问笔录 {self.code}: give the answer\'s column (column = "...")')
+        return self
 
 
 class DeclarationSpec(_Strict):
@@ -148,6 +168,16 @@ class DeclarationSpec(_Strict):
     signatures: str | None = Field(default=None, description="column of e-signature ids, in applicant order")
     signature_split: str = ";"
     signed_at: str | None = Field(default=None, description="column of the signing date or time")
+    esignatures: str | None = Field(
+        default=None,
+        description="column naming each applicant's signed PDF (电子签名文件, PAdES from the signing platform), a path"
+        " relative to the export's folder; several split by signature_split, in applicant order",
+    )
+    signed_document: str = Field(
+        default="application_form",
+        description="the material code of the document the applicants sign (申请书 application_form, 询问笔录 "
+        "inquiry_record): each signed PDF must be that material of the same loan, signed",
+    )
     commitment: str | bool = True
     inquiry: list[InquirySpec] = Field(
         default_factory=lambda: [
@@ -272,3 +302,26 @@ def load_profile(name_or_path: str | Path, *, base: Path | None = None) -> Profi
     """
     text, where = profile_source(name_or_path, base=base)
     return parse_profile(text, where)
+
+
+def declaration_problems(profile: Profile) -> list[str]:
+    """What the profile's ``[declaration]`` does not take from the loan system (seeds 002 §1.6.2, 003 细则
+    (四)(五)): the 询问笔录 answers, the 承诺 and each applicant's e-signature must be export columns, never
+    defaults. One Chinese sentence per gap; ``[]`` when all are mapped. `profile check` and `doctor` fail on them.
+    """
+    spec = profile.declaration
+    problems = []
+    if not spec.inquiry or any(q.column is None for q in spec.inquiry):
+        constant = [q.code for q in spec.inquiry if q.column is None]
+        problems.append(
+            "[declaration] 未从导出文件映射询问笔录的回答：每个 [[declaration.inquiry]] 须给出回答所在的列 (column)"
+            + (f"，以下为常量回答：{', '.join(constant)}" if constant else "，当前为默认问答")
+        )
+    if not isinstance(spec.commitment, str):
+        problems.append("[declaration] 未从导出文件映射真实性承诺 (承诺)：commitment 须为列名，而非 true")
+    if not spec.esignatures:
+        problems.append(
+            "[declaration] 未从导出文件映射申请人的电子签名文件：esignatures 须为列名"
+            "（列中为签名后的PDF文件路径，相对于导出文件所在目录）"
+        )
+    return problems

@@ -98,6 +98,8 @@ class MappedApplication:
     signed_at: str | None
     provenance: dict[str, Provenance] = field(default_factory=dict)
     errors: list[FieldError] = field(default_factory=list)
+    #: (row, file name) of each applicant's signed PDF, in applicant order (the profile's esignatures column)
+    esignature_files: list[tuple[int | None, str]] = field(default_factory=list)
     records: list[SourceRecord] = field(default_factory=list)
 
     def error(self, row: int | None, column: str, value: str, expected: str, target: str = "", kind: str = "") -> None:
@@ -323,6 +325,10 @@ def _declaration_inputs(group: list[SourceRecord], profile: Profile, app: Mapped
             raw = r.values.get(spec.signatures, "")
             ids += [s.strip() for s in raw.split(spec.signature_split) if s.strip()]
         app.signature_ids = ids
+    if spec.esignatures:
+        for r in group:
+            raw = r.values.get(spec.esignatures, "")
+            app.esignature_files += [(r.row, s.strip()) for s in raw.split(spec.signature_split) if s.strip()]
     if spec.signed_at:
         raw = first.values.get(spec.signed_at, "")
         if raw.strip():

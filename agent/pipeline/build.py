@@ -70,6 +70,9 @@ class BuildContext:
     checklists: dict[str, MaterialChecklist]
     blobs: BlobStore
     bank_signature_id: str = "institution-seal"
+    #: the e-signature CAs (PEM) whose applicant signatures are accepted (the enrolment bundle's); ``None``: who
+    #: issued a signer's certificate is not judged (a dry run without the agent's config)
+    esign_cas: list[str] | None = field(default_factory=list)
 
 
 @dataclass
@@ -147,6 +150,8 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
     pointers = applicant_pointers(kind, data)
     personal = [p for p in pointers if not p.startswith("/mortgagee/")]
     ids = list(mapped.signature_ids)
+    if spec.esignatures:  # signed documents: declared and checked with the materials (_esignatures)
+        ids = ["(file)"] * len(personal)
     if len(ids) != len(personal):
         column = spec.signatures or "(declaration.signatures)"
         mapped.error(
@@ -157,7 +162,7 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
         )
     signed_at = mapped.signed_at or datetime.now(UTC).isoformat()
     signatures = []
-    for pointer in pointers:
+    for pointer in [] if spec.esignatures else pointers:
         sig = ctx.bank_signature_id if pointer.startswith("/mortgagee/") else (ids.pop(0) if ids else "")
         signatures.append({"party": pointer, "signature_id": sig or "missing", "signed_at": signed_at})
     commitment: Any = spec.commitment
@@ -177,10 +182,102 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
         )
     data["declaration"] = {
         "operator_id": operator or "unknown",
-        "inquiry": [{"question_code": q.code, "question": q.question, "answer": q.answer} for q in spec.inquiry],
+        "inquiry": [
+            {
+                "question_code": q.code,
+                "question": q.question,
+                "answer": _answer(mapped, q.column, q.question) or q.answer,
+            }
+            for q in spec.inquiry
+        ],
         "commitment_accepted": bool(commitment),
         "signatures": signatures,
     }
+
+
+def _answer(mapped: MappedApplication, column: str | None, question: str) -> str | None:
+    """The applicant's answer to one 询问笔录 question, from its column (an empty cell is an error)."""
+    if column is None:
+        return None
+    first = mapped.records[0]
+    raw = first.values.get(column, "").strip()
+    if not raw:
+        mapped.error(first.row, column, "", f"申请人对询问笔录「{question}」的回答 (the applicant's answer)")
+    return raw or None
+
+
+def _esignatures(
+    mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox: Path, materials: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each applicant's signed PDF, named by the profile's esignatures column (relative to the export's folder):
+    checked as the centre will (:func:`sdk.esign.verify_esignature`: a trusted e-signature CA, unaltered, over this
+    loan's signed document, by the applicant named), declared as a material and referred to from the declaration.
+    A failed check is an error naming the file, the row and the column; identity numbers are shown masked."""
+    from sdk.esign import verify_esignature
+
+    spec = profile.declaration
+    column = spec.esignatures or ""
+    data = mapped.data
+    kind = mapped.type or ""
+    personal = [p for p in applicant_pointers(kind, data) if not p.startswith("/mortgagee/")]
+    files = list(mapped.esignature_files)
+    first_row = mapped.rows[0]
+    if len(files) != len(personal):
+        mapped.error(
+            first_row,
+            column,
+            ";".join(name for _, name in files),
+            f"每位申请人一个电子签名文件，按申请人顺序共 {len(personal)} 个 ({', '.join(personal) or '无'})",
+            "declaration.signatures",
+        )
+        return []
+    document = next((m for m in materials if m["code"] == spec.signed_document), None)
+    if personal and document is None:
+        mapped.error(first_row, column, "", f"申请人所签署的文件 ({spec.signed_document}) 须作为本笔贷款的材料一并提供")
+        return []
+    root = _resolved(inbox)
+    signatures = []
+    for k, (pointer, (row, name)) in enumerate(zip(personal, files, strict=True), 1):
+        path = _inside(root, name)
+        if root not in path.parents or not path.is_file():
+            mapped.error(
+                row,
+                column,
+                name,
+                f"电子签名文件 {name}：须为导出文件所在目录 {root} 内的PDF文件",
+                "declaration.signatures",
+            )
+            continue
+        signed = path.read_bytes()
+        assert document is not None
+        field_name, index = pointer.strip("/").split("/")
+        party = (data.get(field_name) or [{}])[int(index)] if isinstance(data.get(field_name), list) else {}
+        check = verify_esignature(
+            signed, document["_path"].read_bytes(), id_number=str(party.get("id_number", "")),
+            trusted_cas=ctx.esign_cas or [],
+        )  # fmt: skip
+        problems = [p for p in check.problems if ctx.esign_cas is not None or p.code != "esignature_untrusted"]
+        for problem in problems:
+            mapped.error(
+                row, column, name, f"电子签名文件 {name}（{pointer}）: {problem.reason}", "declaration.signatures"
+            )
+        if problems:
+            continue
+        mid = f"esign{k}"
+        materials.append(
+            {
+                "id": mid,
+                "code": "esignature",
+                "filename": path.name[-255:],
+                "media_type": "application/pdf",
+                "sha256": hashlib.sha256(signed).hexdigest(),
+                "size": len(signed),
+                "_path": path,
+            }
+        )
+        when = check.signed_at.isoformat() if check.signed_at else mapped.signed_at or datetime.now(UTC).isoformat()
+        signatures.append({"party": pointer, "material_id": mid, "document_id": document["id"], "signed_at": when})
+    return signatures
 
 
 _LISTINGS: dict[Path, tuple[int, list[str]]] = {}
@@ -356,6 +453,8 @@ def _validation_errors(exc: ValidationError, mapped: MappedApplication, profile:
         if path in already:
             continue
         message = str(err["msg"]).removeprefix("Value error, ")
+        if message.startswith("applicants without an electronic signature") and "declaration.signatures" in already:
+            continue  # the signed document's own error (file, row, column) says why
         prov = mapped.provenance.get(path)
         about = _field_named(path, message, mapped, profile) if prov is None and err["type"] != "missing" else None
         if about is not None:  # a rule across fields (一般抵押 needs secured_amount): report it on that field's column
@@ -450,6 +549,8 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
                 "_path": path,
             }
         )
+    if profile.declaration.esignatures:
+        mapped.data["declaration"]["signatures"] = _esignatures(mapped, profile, ctx, inbox, materials)
     mapped.data["materials"] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in materials]
     _court_document_material(mapped, profile, materials)
     app = None

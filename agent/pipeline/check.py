@@ -130,11 +130,14 @@ def check_export(
     default_operator: str | None = "op-check",
     materials_root: Path | None = None,
     state: Path | None = None,
+    esign_cas: list[str] | None = None,
 ) -> CheckResult:
     """Read ``path`` through ``profile`` as ingest would, changing nothing (see the module docstring).
 
     ``materials_root`` is the folder the profile's materials folder is relative to (the inbox; by
-    default the export's own folder); ``state`` an agent's state.db, read-only, for repeats and 补正.
+    default the export's own folder); ``state`` an agent's state.db, read-only, for repeats and 补正;
+    ``esign_cas`` the e-signature CAs (PEM) the agent trusts — ``None`` (no agent config) checks each applicant's
+    signed document (intact, over the loan's document, by the applicant) but not who issued its certificate.
     """
     data = path.read_bytes()
     read: ReadResult = read_export(path, profile.source.reader_options(), data)
@@ -153,7 +156,9 @@ def check_export(
     problems: list[ProfileProblem] = header_problems(profile, header, lines)
     if problems:
         return CheckResult(3, {"profile": profile.name, "profile_errors": [p.as_dict() for p in problems]})
-    ctx = BuildContext(bank_name, bank_uscc, default_operator, checklists, cast(BlobStore, _DryBlobs()))
+    ctx = BuildContext(
+        bank_name, bank_uscc, default_operator, checklists, cast(BlobStore, _DryBlobs()), esign_cas=esign_cas
+    )
     root = materials_root or path.parent
     mapped: list[MappedApplication] = map_records(read.records, profile, path.name)
     built = [(m, build(m, profile, ctx, root)) for m in mapped]

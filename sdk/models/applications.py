@@ -81,9 +81,18 @@ class ApplicationBase(Model):
         if len(set(units)) != len(units):
             raise ValueError("a property unit is listed twice")
         signed = {s.party for s in self.declaration.signatures}
-        missing = [p for p in self.applicant_pointers() if p not in signed]
+        # the applying bank (the mortgagee) signs the request itself (RFC 9421, its enrolled key)
+        missing = [p for p in self.applicant_pointers() if p not in signed and not p.startswith("/mortgagee/")]
         if missing:
             raise ValueError(f"applicants without an electronic signature: {', '.join(missing)}")
+        by_id = {m.id: m for m in self.materials}
+        for i, sig in enumerate(self.declaration.signatures):
+            for name in ("material_id", "document_id"):
+                mid = getattr(sig, name)
+                if mid is not None and mid not in by_id:
+                    raise ValueError(f"declaration.signatures[{i}].{name}: no material {mid} in this application")
+            if sig.material_id is not None and by_id[sig.material_id].media_type != "application/pdf":
+                raise ValueError(f"declaration.signatures[{i}]: the signed document must be a PDF (PAdES)")
         return self
 
     def applicant_pointers(self) -> list[str]:

@@ -7,7 +7,6 @@ Over real HTTP on loopback, with the SDK.
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 
 import pytest
@@ -167,8 +166,7 @@ def test_a_deactivated_operator_and_another_banks_operator_are_refused(sandbox: 
     assert listed["op-leaver"].active is False and listed["op-leaver"].deactivated_at is not None
     assert listed["op-001"].active is True
     for m in draft.application.materials:
-        candidates = (f.material_content(m.code, "LN-OP3"), b"%PDF-1.7 sample")
-        content = next(c for c in candidates if hashlib.sha256(c).hexdigest() == m.sha256)
+        content = f.sample_content(m, "LN-OP3")
         bank.client.applications.upload_material(draft.application_id, m, content)
     with pytest.raises(sdk.OperatorNotAuthorised) as exc:
         bank.client.applications.submit(draft.application_id, idempotency_key="op3:submit")

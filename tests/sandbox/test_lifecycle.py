@@ -8,7 +8,6 @@ crypto suite: ``intl`` (Ed25519, sha-256) and ``gm`` (SM2 with SM3, sm3 digests;
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,8 +37,7 @@ def lodge(bank: Bank, data: dict[str, Any], *, upload: bool = True) -> Applicati
     draft = bank.client.applications.create(app, idempotency_key=f"{ref}:create")
     if upload:
         for m in app.materials:
-            candidates = (f.material_content(m.code, ref), b"%PDF-1.7 sample")
-            content = next(c for c in candidates if hashlib.sha256(c).hexdigest() == m.sha256)
+            content = f.sample_content(m, ref)
             bank.client.applications.upload_material(draft.application_id, m, content)
     return bank.client.applications.submit(draft.application_id, idempotency_key=f"{ref}:submit")
 

@@ -22,6 +22,7 @@ PUBLIC = {
     "ContinuationTokenError",
     "Credential",
     "DigestMismatch",
+    "EsignatureRefused",
     "EventPager",
     "FeeNotDue",
     "IdempotencyConflict",

@@ -1,0 +1,164 @@
+"""The centre checks each applicant's e-signature on receipt (seed 003 细则 (四)): a signed 申请书 that
+pyHanko validates against the sandbox's e-signature CA is accepted; a forged, mis-addressed,
+untrusted or wrong-signer signature is refused at 提交 with ``esignature_refused`` and its reason,
+before 受理 (the application stays a draft, no notice number spent)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from typer.testing import CliRunner
+
+import sdk
+from sandbox.cli import app as sandbox_cli
+from sandbox.esign import EsignAuthority, document_pdf, memory_authority
+from sandbox.store import Store
+from sdk.esign import verify_esignature
+from sdk.models import Application, ApplicationStatus
+from tests import factories as f
+
+from .conftest import Bank, Running
+
+_APP = TypeAdapter(Application)
+
+
+def _lodge(bank: Bank, data: dict[str, Any], contents: dict[str, bytes]) -> sdk.models.ApplicationRecord:
+    app = _APP.validate_python(data)
+    ref = app.client_reference
+    draft = bank.client.applications.create(app, idempotency_key=f"{ref}:create")
+    for m in app.materials:
+        bank.client.applications.upload_material(
+            draft.application_id, m, contents.get(m.id) or f.sample_content(m, ref)
+        )
+    return bank.client.applications.submit(draft.application_id, idempotency_key=f"{ref}:submit")
+
+
+def _replace_signed(data: dict[str, Any], content: bytes, mid: str = "esign1") -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for m in data["materials"]:
+        if m["id"] == mid:
+            m["sha256"], m["size"] = hashlib.sha256(content).hexdigest(), len(content)
+    return data
+
+
+def _refused(bank: Bank, data: dict[str, Any], content: bytes) -> list[str]:
+    with pytest.raises(sdk.ValidationFailed) as caught:
+        _lodge(bank, _replace_signed(data, content), {"esign1": content})
+    assert caught.value.code == "esignature_refused"
+    record = bank.client.applications.find(data["client_reference"])
+    assert record is not None
+    assert record.status == ApplicationStatus.DRAFT and record.decision is None  # refused before 受理
+    return [e.code for e in caught.value.errors]
+
+
+def _owner(data: dict[str, Any]) -> dict[str, Any]:
+    owner: dict[str, Any] = data["mortgagors"][0]
+    return owner
+
+
+def _form(data: dict[str, Any]) -> bytes:
+    return f.material_content("application_form", data["client_reference"])
+
+
+def test_the_centre_accepts_a_signature_pyhanko_validates_against_its_esign_ca(sandbox: Running, bank: Bank) -> None:
+    data = f.application_dict("mortgage_first", "LN-ESIGN-OK", complete=True)
+    record = _lodge(bank, data, {})
+    assert record.status == ApplicationStatus.SUBMITTED
+    signed = next(f.sample_content(m, "LN-ESIGN-OK") for m in _APP.validate_python(data).materials if m.id == "esign1")
+    root = sandbox.centre.esign.ca_cert
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
+    status = validate_pdf_signature(
+        sig, ValidationContext(trust_roots=[asn1_x509.Certificate.load(root.public_bytes(Encoding.DER))])
+    )
+    assert status.intact and status.valid and status.trusted
+    assert sig.signer_cert.subject.native["serial_number"] == _owner(data)["id_number"]
+    # the e-signature CA is not the seal CA, and the bundle names it
+    assert sandbox.centre.esign.ca_pem != sandbox.centre.keys.ca_pem
+    bundle = sandbox.centre.enrolment_bundle(bank.institution_id, sandbox.url, valid_for=timedelta(hours=1))
+    assert sandbox.centre.esign.ca_pem in bundle["bundle"]["trust"]["esign_ca_pems"]
+
+
+def test_a_forged_signature_is_refused(sandbox: Running, bank: Bank) -> None:
+    data = f.application_dict("mortgage_first", "LN-ESIGN-FORGED", n=3, complete=True)
+    signed = bytearray(f.esigned(_form(data), _owner(data)))
+    at = signed.index(b"ApplicantSignature", len(_form(data)))
+    signed[at] = ord("B")  # one byte of the signed revision changed after signing
+    assert _refused(bank, data, bytes(signed)) == ["esignature_altered"]
+
+
+def test_a_signature_over_another_document_is_refused(sandbox: Running, bank: Bank) -> None:
+    data = f.application_dict("mortgage_first", "LN-ESIGN-OTHER", n=4, complete=True)
+    other = f.esigned(f.material_content("application_form", "LN-SOMETHING-ELSE"), _owner(data))
+    assert _refused(bank, data, other) == ["esignature_other_document"]
+
+
+def test_a_signature_by_an_untrusted_ca_is_refused(sandbox: Running, bank: Bank) -> None:
+    data = f.application_dict("mortgage_first", "LN-ESIGN-CA", n=6, complete=True)
+    stranger = EsignAuthority.generate("别处的电子认证服务")
+    signed = f.esigned(_form(data), _owner(data), authority=stranger)
+    assert _refused(bank, data, signed) == ["esignature_untrusted"]
+
+
+def test_a_signature_by_someone_else_is_refused(sandbox: Running, bank: Bank) -> None:
+    data = f.application_dict("mortgage_first", "LN-ESIGN-WHO", n=8, complete=True)
+    signed = f.esigned(_form(data), f.person("李四", seq=777))
+    with pytest.raises(sdk.ValidationFailed) as caught:
+        _lodge(bank, _replace_signed(data, signed), {"esign1": signed})
+    (error,) = caught.value.errors
+    assert error.code == "esignature_wrong_signer" and error.pointer == "/declaration/signatures/0"
+    assert _owner(data)["id_number"] not in str(caught.value)  # compared, never shown in full
+
+
+def test_each_problem_has_its_own_code_in_the_shared_check() -> None:
+    ca = memory_authority()
+    doc = document_pdf("application_form LN-X")
+    signed = ca.sign(doc, name="张三", id_number="34012119620303002X")
+    assert verify_esignature(signed, doc, id_number="34012119620303002x", trusted_cas=[ca.ca_pem]).ok
+    assert [p.code for p in verify_esignature(b"not a pdf", doc, id_number="x", trusted_cas=[]).problems] == [
+        "esignature_unreadable"
+    ]
+    appended = verify_esignature(signed + b"%extra", doc, id_number="34012119620303002X", trusted_cas=[ca.ca_pem])
+    assert [p.code for p in appended.problems] == ["esignature_altered"]
+
+
+def test_the_esign_ca_is_kept_encrypted_and_reopened(tmp_path: Path) -> None:
+    store = Store(tmp_path / "centre.sqlite3")
+    first = EsignAuthority.load_or_create(store, passphrase=b"pass-phrase")
+    again = EsignAuthority.load_or_create(Store(tmp_path / "centre.sqlite3"), passphrase=b"pass-phrase")
+    assert first.ca_pem == again.ca_pem
+    row = store.one("SELECT pem FROM secrets WHERE name = 'esign_ca_key'")
+    assert row is not None and bytes(row["pem"]).startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+def test_the_cli_signs_a_document_the_centre_trusts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGBRIDGE_SANDBOX_SECRET", "a-test-secret-of-enough-length")
+    from sandbox.centre import Centre
+
+    Centre(Store(tmp_path / "centre.sqlite3"), passphrase=b"a-test-secret-of-enough-length")
+    doc = tmp_path / "form.pdf"
+    doc.write_bytes(document_pdf("application_form CLI"))
+    out, ca = tmp_path / "signed.pdf", tmp_path / "esign-ca.pem"
+    result = CliRunner().invoke(
+        sandbox_cli,
+        ["esign", str(doc), "--name", "张三", "--id-number", "34012119620303002X", "--out", str(out),
+         "--ca-pem", str(ca), "--data", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "34012119620303002X" not in result.output
+    check = verify_esignature(
+        out.read_bytes(), doc.read_bytes(), id_number="34012119620303002X", trusted_cas=[ca.read_text()]
+    )
+    assert check.ok, check.problems
