@@ -1,8 +1,8 @@
 """Receipts back to the loan system: one line per application per state change that matters.
 
 A batch of receipt lines is written as one file in the inbox's receipts folder, atomically,
-under a name fixed before writing (``receipts-<batch>.csv``), so a crash mid-write neither loses
-nor repeats a line: the agent rewrites the same batch under the same name on restart.
+under a name fixed before writing (``receipts-<batch>.csv``, batches numbered per inbox), so a
+crash mid-write neither loses nor repeats a line: the agent rewrites the same batch under the same name on restart.
 
 CSV (the profile's encoding, e.g. GB18030 for a loan system on Windows) or JSON Lines. A cell
 that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) is prefixed with
@@ -36,6 +36,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("源文件", "file"),
     ("行号", "rows"),
     ("时间", "at"),
+    ("批次号", "batch"),
 ]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -93,7 +93,7 @@ def _export_receipt(
     # 贷款编号 names the file (no loan): one line per export, told apart from the loans' lines
     payload = {"loan_no": f"(文件){report.file}", "reference": key, "event": "file_read", "status": status}
     payload["reason"] = reason or ""
-    ctx.store.add_receipt(key, "file", inbox.name, {**payload, "file": report.file, "at": now_iso()})
+    ctx.store.add_receipt(key, "file", inbox.name, {**payload, "file": report.file, "rows": "", "at": now_iso()})
 
 
 def retire(path: Path, folder: Path) -> bool:

@@ -88,7 +88,7 @@ def queue_receipt(ctx: StageContext, app: AppRow, kind: str, event: str, **field
         "event": event,
         "application_id": app.application_id,
         "file": source.get("file"),
-        "rows": ",".join(str(r) for r in source.get("rows", [])),
+        "rows": source.get("rows", []),  # written as 第N行 (agent.pipeline.receipts)
         "at": now_iso(),
         **{k: v for k, v in fields.items() if v is not None},
     }
@@ -130,6 +130,7 @@ def quarantine_row(
             "reason": reason,
             "file": label,
             "rows": b.rows,
+            "at": now_iso(),
         },
     )
     ctx.audit.append("row.quarantined", b.reference or label, "quarantined", row=b.rows[0], errors=len(errors))

@@ -33,6 +33,7 @@ from typing import Any
 from agent.config import InboxConfig
 from agent.pipeline.context import StageContext
 from agent.pipeline.writers import writer_state
+from agent.state.store import now_iso
 
 __all__ = ["InboxWatcher", "is_mount_point", "ready_files", "settling_files"]
 
@@ -100,6 +101,12 @@ def _alert_refused(ctx: StageContext, inbox: InboxConfig, refused: dict[str, str
     prefix = f"inbox-file:{inbox.name}:"
     for name, why in refused.items():
         if ctx.store.raise_alert(prefix + name, f"收件夹 {inbox.name} 中的文件 {name} {why}"):
+            # the loan system hears of it too: one receipt line for the export refused as a whole
+            ctx.store.add_receipt(
+                f"file-refused:{name}", "file", inbox.name,
+                {"loan_no": f"(文件){name}", "reference": f"file-refused:{name}", "event": "file_refused",
+                 "status": "整个文件拒收，未读取", "reason": why, "file": name, "rows": "", "at": now_iso()},
+            )  # fmt: skip
             log.warning("a file in the inbox will not be read", extra={"inbox": inbox.name, "file": name})
             ctx.audit.append("inbox.file_refused", f"{inbox.name}/{name}", "alert")
     for alert in ctx.store.alerts():
