@@ -5,7 +5,9 @@ column. The 询问笔录 answers and the 承诺 come from the export's columns."
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,9 @@ column = "询问_权属争议"
 """
 
 
+EXTRA = ["电子签名文件", "承诺", "询问_真实意思", "询问_权属争议"]
+
+
 def _profile() -> Any:
     text, _ = profile_source("corebank_csv")
     head = text[: text.index("[declaration]")]
@@ -63,6 +68,15 @@ def _rows(inbox: Path, loan: str, n: int, signed: list[bytes] | None = None) -> 
         (inbox / name).write_bytes(signed[i] if signed else esigned(form, owner))
         row.update({"电子签名文件": name, "承诺": "是", "询问_真实意思": "是", "询问_权属争议": "否"})
     return rows
+
+
+def _csv(rows: list[dict[str, str]]) -> bytes:
+    """The core banking export with the declaration's four columns (GB18030, as the loan system writes it)."""
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, *EXTRA], lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("gb18030")
 
 
 def _messages(built: BuiltApplication) -> list[str]:
@@ -139,3 +153,38 @@ def test_a_profile_that_does_not_map_the_declaration_has_gaps_in_chinese() -> No
     text, _ = profile_source("legacy_fixed")
     gaps = declaration_problems(parse_profile(text, "legacy.toml"))
     assert any("询问笔录" in g for g in gaps) and any("承诺" in g for g in gaps) and any("电子签名" in g for g in gaps)
+
+
+def test_the_signed_documents_go_through_the_agent_to_the_centre_that_checks_them(centre: Any, tmp_path: Path) -> None:
+    """End to end: an inbox whose profile maps the declaration from the export; the agent trusts the e-signature
+    CA the enrolment bundle named, uploads each signed PDF as a material, and the centre (checking them on receipt)
+    registers the loan; the row with another person's signature never leaves the branch."""
+    from tests.agent.conftest import drop, make_branch
+
+    text, _ = profile_source("corebank_csv")
+    profile = tmp_path / "declared.toml"
+    profile.write_text(
+        text[: text.index("[declaration]")] + DECLARATION + text[text.index("[materials]") :], encoding="utf-8"
+    )
+    inbox_spec = {"name": "declared", "path": "inbox/declared", "profile": str(profile), "completion": "rename"}
+    branch = make_branch(centre, tmp_path / "branch", inboxes=[inbox_spec])
+    config = branch.config.read_text(encoding="utf-8")
+    assert "esign_ca_file" in config  # the bundle carried the centre's e-signature CA
+    inbox = branch.root / "inbox" / "declared"
+    rows = _rows(inbox, "ES-E2E", 7)  # two co-owners, each signed
+    wrong = esigned(material_content("application_form", "ES-BAD"), f.person("李四", seq=779))
+    rows += _rows(inbox, "ES-BAD", 1, [wrong])
+    agent = branch.agent()
+    try:
+        drop(inbox, "export.csv", _csv(rows))
+        assert agent.run_until_idle(timeout=90)
+        apps = {a.reference: a for a in agent.store.applications()}
+        assert apps["ES-E2E-DYSC"].stage == "done"
+        assert "ES-BAD-DYSC" not in apps or apps["ES-BAD-DYSC"].stage == "quarantined"
+        [held] = [q for q in agent.store.quarantined() if q["loan_no"] == "ES-BAD"]
+        assert any("电子签名人不是所列申请人" in str(e) for e in held["errors"])
+        record = centre.centre.find_application(branch.institution_id, "ES-E2E-DYSC")
+        assert {"esign1", "esign2"} <= set(record.materials_received)
+        assert [s.material_id for s in record.application.declaration.signatures] == ["esign1", "esign2"]
+    finally:
+        agent.close()
