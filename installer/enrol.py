@@ -8,6 +8,11 @@ leaves this machine and is kept only encrypted (:mod:`agent.credentials`), in th
 works, else in a file only its owner can read. Enrolling again is safe: a folder already enrolled
 with this institution is left as it is, and an enrolment whose answer was lost is completed with
 the same key (the centre answers the same enrolment again).
+
+When the centre issues institution certificates (its bundle names their CA, ``bank_ca_pem``), the
+enrolment sends a PKCS#10 request signed by the new key (wherever it is kept, a PKCS#11 token
+included) and keeps the X.509 certificate the centre answers beside the key, once checked against
+that CA (:meth:`agent.credentials.custody.KeyCustody.accept_certificate`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from agent.credentials.custody import KeyCustody
 from agent.credentials.pkcs11 import Pkcs11Token, read_pin
 from agent.state.secrets import SecretUnavailable, keyring_backend, load_secret, new_secret, store_secret
 from sdk.certificates import verify_detached
+from sdk.csr import read_certificate
 from sdk.signing import jwk_fingerprint, jwk_from_public_key, public_key_from_jwk
 from sdk.suites import suite_of
 from sdk.support.files import atomic_write
@@ -102,6 +108,9 @@ class Enrolment:
     key_where: str
     secret_where: str | None
     already: bool
+    #: the centre's certificate of the key (serial hex; ISO 8601 end), when one was asked for
+    certificate_serial: str | None = None
+    certificate_not_after: str | None = None
 
 
 def _existing(path: Path, bundle: dict[str, Any], *, new_centre_key_confirmed: bool) -> dict[str, Any] | None:
@@ -143,13 +152,16 @@ def enrol(
     check_clock: bool = True,
     key_dir: Path = Path("keys"),
     secret_file: Path = Path("agent.secret"),
+    certificate: bool | None = None,
 ) -> Enrolment:
     """Enrol with the centre and write ``directory/agent.toml``.
 
     ``secret`` is the agent secret; without one, the one already kept for this folder is used, or
     a new one is made and kept in the OS keyring (keyring custody) or ``agent.secret`` (mode 0600).
     The key's ``algorithm`` is the bundle's crypto suite's (``sm2-sm3`` in gm, ``ed25519`` in intl)
-    unless given; one the suite does not accept is refused (:class:`BundleError`).
+    unless given; one the suite does not accept is refused (:class:`BundleError`). ``certificate``:
+    ask the centre for an X.509 certificate of the key (default: when the bundle names the centre's
+    institution CA); a certificate that does not check is a :class:`BundleError`.
     """
     bundle = verify_bundle(doc, expected_fingerprint=expected_fingerprint)
     suite = suite_of(bundle.get("suite"))
@@ -223,14 +235,34 @@ def enrol(
     if pending is None:  # else an enrolment whose answer was lost: the same key again
         pending = custody.generate(algorithm, "pending")
     public = custody.public_key(pending)
+    bank_ca = bundle["trust"].get("bank_ca_pem")
+    if certificate and not bank_ca:
+        raise BundleError("this centre issues no institution certificates (its bundle names no bank_ca_pem)")
+    request = None
+    if bank_ca and certificate is not False:
+        atomic_write(custody.bank_ca, bank_ca.encode(), mode=0o644)
+        request = custody.certificate_request(
+            pending,
+            {"country_name": "CN", "organization_name": bundle["institution_name"],
+             "organization_identifier": bundle["institution_uscc"], "common_name": label},
+        )  # fmt: skip
     try:
         with sdk.Client(bundle["api_base_url"]) as anon:
-            result = anon.credentials.enroll(bundle["token"], jwk_from_public_key(public), label=label)
+            result = anon.credentials.enroll(
+                bundle["token"], jwk_from_public_key(public), label=label, certificate_request=request
+            )
     except sdk.AuthenticationFailed:
         raise BundleError(
             "the centre refused the bundle's one-time token: it was already used (by another machine) or has"
             " expired; ask the centre for a new bundle"
         ) from None
+    if request is not None:
+        if result.certificate is None:
+            raise BundleError("the centre answered the enrolment without the certificate it was asked for")
+        try:
+            custody.accept_certificate(pending, result.certificate)
+        except ValueError as exc:
+            raise BundleError(f"the centre's certificate for the new key does not check: {exc}") from None
     entries = custody.entries()
     for e in entries:
         if e.fingerprint == pending.fingerprint:
@@ -266,4 +298,9 @@ def enrol(
     data = Path(settings.get("data_dir", "var"))
     (data if data.is_absolute() else directory / data).mkdir(parents=True, exist_ok=True, mode=0o700)
     entry = custody.entry(result.key_id)
-    return Enrolment(path, result.key_id, store, custody.where(entry), secret_where, already=False)
+    serial = not_after = None
+    if entry.certificate:
+        info = read_certificate(entry.certificate)
+        serial, not_after = info.serial_hex, info.not_after.isoformat()
+    return Enrolment(path, result.key_id, store, custody.where(entry), secret_where, already=False,
+                     certificate_serial=serial, certificate_not_after=not_after)  # fmt: skip

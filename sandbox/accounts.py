@@ -237,6 +237,8 @@ class Accounts:
                 "esign_ca_pems": self.esign_cas,
                 "centre_key_id": self.keys.centre_key_id,
                 "centre_key": self.keys.centre_jwk.model_dump(exclude_none=True),
+                # the CA of the institution certificates the centre issues on a PKCS#10 request (sandbox.bankca)
+                "bank_ca_pem": self.credentials.bank_ca.pem,
             },
         }
         return {"bundle": bundle, "signature": self.keys.sign_detached(bundle)}

@@ -3,7 +3,8 @@
 The offices, each a module of its own and given only what it works with::
 
     Centre ─┬─ accounts      (accounts.py)      institutions, operators, channel, filing, bundle
-            ├─ credentials   (credentials.py)   enrolment tokens, keys: enrol, rotate, revoke
+            ├─ credentials   (credentials.py)   enrolment tokens, keys: enrol, rotate, revoke; their
+            │                                   certificates from the institution CA (bankca.py)
             ├─ applications  (applications.py)  create, materials, submit, 补正, withdraw
             ├─ fees          (fees.py)          assess, notice, pay, receipt
             ├─ certificates  (issuance.py)      缮证, 注销, download, 在线核验
@@ -19,6 +20,7 @@ offices. The centre keeps the acts' old names (``centre.submit``, ``centre.pay``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from config import load_checklists, load_fees
@@ -26,7 +28,8 @@ from sdk.identifiers import uscc_check_char
 
 from .accounts import Accounts
 from .applications import Applications
-from .credentials import Credentials
+from .bankca import BANK_CRL_PATH, BankCa
+from .credentials import BANK_CERTIFICATE_VALIDITY, Credentials
 from .esign import EsignAuthority
 from .events import EventFeed
 from .fees import FeeOffice
@@ -65,6 +68,7 @@ class Centre:
             centre serving beyond this machine is not one.
         esign_cas: e-signature CAs (PEM) trusted besides the sandbox's own test e-signature CA
             (:mod:`sandbox.esign`): the signing platforms this centre recognises (seed 003 细则 (四)).
+        certificate_validity: how long the institution certificates it issues are valid.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class Centre:
         suite: Suite | None = None,
         development: bool = True,
         esign_cas: Sequence[str] = (),
+        certificate_validity: timedelta = BANK_CERTIFICATE_VALIDITY,
     ) -> None:
         self.store = store
         self.name = name
@@ -95,10 +100,15 @@ class Centre:
         self.ledger = Ledger(store, self.events)
         self.schedule = Schedule(store, timing or Timing())
         self.idempotency = Idempotency(store)
-        self.credentials = Credentials(store, suite=self.suite)
         #: the sandbox's own test e-signature CA (a separate CA from the seal CA), kept like the other keys
         self.esign = EsignAuthority.load_or_create(store, passphrase=passphrase)
         self.esign_cas = [self.esign.ca_pem, *esign_cas]
+        self.credentials = Credentials(
+            store,
+            suite=self.suite,
+            bank_ca=lambda: BankCa.load_or_create(store, name=name, suite=self.suite, passphrase=passphrase),
+            certificate_validity=certificate_validity,
+        )
         self.accounts = Accounts(
             store,
             keys=self.keys,
@@ -161,6 +171,7 @@ class Centre:
         self.list_credentials = credentials.list_credentials
         self.rotate = credentials.rotate
         self.revoke = credentials.revoke
+        self.revoke_bank_certificate = credentials.revoke_certificate
         self.idempotent = self.idempotency.run
         self.save = self.ledger.save
         self.transition = self.ledger.transition
@@ -201,6 +212,7 @@ class Centre:
             self.keys.publish_crl_at(self.store, url.rstrip("/") + CRL_PATH, name=self.name)
             if self.seals is not None:
                 self.seals.publish_crl_at(self.store, url.rstrip("/") + SM2_CRL_PATH)
+            self.credentials.crl_url = url.rstrip("/") + BANK_CRL_PATH  # named in institution certificates
 
     def revoke_seal(self, reason: str = "key_compromise") -> int:
         """Revoke the seal certificate (onto the CA's CRL) and seal with a new key from now on."""

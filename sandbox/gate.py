@@ -35,7 +35,9 @@ MATERIAL_LIMIT = 50 * 1024 * 1024
 ENROLMENT_LIMIT = 64 * 1024
 
 #: routes anyone may call (no signature): enrolment, downloads, online verification, the API's documents
-_OPEN = re.compile(r"^/(v1/enrolment|v1/downloads/[^/]+|v1/verification|openapi\.json|docs|redoc|pki/ca\.crl)/?$")
+_OPEN = re.compile(
+    r"^/(v1/enrolment|v1/downloads/[^/]+|v1/verification|openapi\.json|docs|redoc|pki/(?:ca|banks)\.crl)/?$"
+)
 _MATERIAL = re.compile(r"^/v1/applications/([^/]+)/materials/([^/]+)$")
 _FILING_DOCUMENT = re.compile(r"^/v1/institution/filing/documents/([^/]+)$")
 

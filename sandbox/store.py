@@ -122,6 +122,11 @@ CREATE TABLE IF NOT EXISTS admin_tokens (
     token_hash TEXT PRIMARY KEY, label TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT
 );
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS bank_certificates (
+    serial TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE REFERENCES keys(key_id),
+    institution_id TEXT NOT NULL, pem TEXT NOT NULL, not_before TEXT NOT NULL, not_after TEXT NOT NULL,
+    revoked_at TEXT, reason TEXT
+);
 CREATE TABLE IF NOT EXISTS revoked_certificates (serial TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, reason TEXT);
 CREATE TABLE IF NOT EXISTS pending (application_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deadline_warnings (application_id TEXT NOT NULL, deadline TEXT NOT NULL);

@@ -203,8 +203,10 @@ class AsyncInstitution(_AsyncGroup):
 
 
 class AsyncCredentials(_AsyncGroup):
-    async def enroll(self, token: str, public_key: PublicJwk, *, label: str = "agent") -> EnrolmentResult:
-        return await self._client.run(ep.enroll(token, public_key, label))
+    async def enroll(
+        self, token: str, public_key: PublicJwk, *, label: str = "agent", certificate_request: str | None = None
+    ) -> EnrolmentResult:
+        return await self._client.run(ep.enroll(token, public_key, label, certificate_request))
 
     async def list(self) -> builtins.list[CredentialRecord]:
         return await self._client.run(ep.list_credentials())
@@ -216,8 +218,11 @@ class AsyncCredentials(_AsyncGroup):
         grace_seconds: int = 86400,
         label: str = "agent",
         idempotency_key: str | None = None,
+        certificate_request: str | None = None,
     ) -> CredentialRecord:
-        rotation = Rotation(public_key=public_key, grace_seconds=grace_seconds, label=label)
+        rotation = Rotation(
+            public_key=public_key, grace_seconds=grace_seconds, label=label, certificate_request=certificate_request
+        )
         return await self._client.run(ep.rotate_credential(rotation, idempotency_key))
 
     async def revoke(

@@ -218,12 +218,14 @@ def list_operators() -> Operation[list[Operator]]:
 # --- enrolment and credentials ------------------------------------------------------------
 
 
-def enroll(token: str, public_key: PublicJwk, label: str) -> Operation[EnrolmentResult]:
+def enroll(
+    token: str, public_key: PublicJwk, label: str, certificate_request: str | None = None
+) -> Operation[EnrolmentResult]:
     return Operation.returning(
         EnrolmentResult,
         "POST",
         f"{API}/enrolment",
-        json=Enrolment(token=token, public_key=public_key, label=label),
+        json=Enrolment(token=token, public_key=public_key, label=label, certificate_request=certificate_request),
         signed=False,
     )
 

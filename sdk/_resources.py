@@ -230,9 +230,13 @@ class Institution(_Group):
 
 
 class Credentials(_Group):
-    def enroll(self, token: str, public_key: PublicJwk, *, label: str = "agent") -> EnrolmentResult:
-        """Register a public key with a one-time enrolment token (no credential needed)."""
-        return self._client.run(ep.enroll(token, public_key, label))
+    def enroll(
+        self, token: str, public_key: PublicJwk, *, label: str = "agent", certificate_request: str | None = None
+    ) -> EnrolmentResult:
+        """Register a public key with a one-time enrolment token (no credential needed); with a PEM
+        PKCS#10 ``certificate_request`` for it (:func:`sdk.csr.build_request`), the answer carries the
+        centre's X.509 certificate of the key."""
+        return self._client.run(ep.enroll(token, public_key, label, certificate_request))
 
     def list(self) -> builtins.list[CredentialRecord]:
         return self._client.run(ep.list_credentials())
@@ -244,9 +248,12 @@ class Credentials(_Group):
         grace_seconds: int = 86400,
         label: str = "agent",
         idempotency_key: str | None = None,
+        certificate_request: str | None = None,
     ) -> CredentialRecord:
         """Register a new key, authorised by the current one; the old key ends after the grace."""
-        rotation = Rotation(public_key=public_key, grace_seconds=grace_seconds, label=label)
+        rotation = Rotation(
+            public_key=public_key, grace_seconds=grace_seconds, label=label, certificate_request=certificate_request
+        )
         return self._client.run(ep.rotate_credential(rotation, idempotency_key))
 
     def revoke(

@@ -31,6 +31,11 @@ def enroll(
     pkcs11_module: str = typer.Option(None, "--pkcs11-module", help="--key-store pkcs11: the token's PKCS#11 library."),
     pkcs11_token: str = typer.Option(None, "--pkcs11-token", help="--key-store pkcs11: the token's label."),
     pkcs11_pin_file: Path = typer.Option(None, "--pkcs11-pin-file", help="--key-store pkcs11: the PIN's file (0600)."),
+    certificate: bool = typer.Option(
+        None,
+        "--certificate/--no-certificate",
+        help="Ask the centre for an X.509 certificate of the key (PKCS#10); default: when the centre issues them.",
+    ),
 ) -> None:
     """Enrol this agent with a centre: a key made here (or inside a PKCS#11 token), registered with the
     bundle's one-time token."""
@@ -55,6 +60,7 @@ def enroll(
             pkcs11={"module": pkcs11_module, "token_label": pkcs11_token, "pin_file": str(pkcs11_pin_file.resolve())}
             if key_store == "pkcs11" and pkcs11_module and pkcs11_pin_file
             else None,
+            certificate=certificate,
         )
     except BundleError as exc:
         typer.secho(f"enrolment failed: {exc}", fg="red", err=True)
@@ -68,6 +74,11 @@ def enroll(
         typer.echo(f"already enrolled (key {done.key_id}); nothing changed. Config: {done.path}")
         return
     typer.echo(f"enrolled: key {done.key_id}, kept in {done.key_where}")
+    if done.certificate_serial:
+        typer.echo(
+            f"the centre certified it: certificate serial {done.certificate_serial},"
+            f" valid to {done.certificate_not_after}"
+        )
     if done.secret_where:
         typer.echo(f"agent secret made and kept in {done.secret_where}")
     typer.echo(f"config written to {done.path}; next: regbridge doctor -c {done.path}")

@@ -68,6 +68,8 @@ class KeyEntry:
     key_id: str | None = None
     retire_at: str | None = None
     rotation_key: str | None = field(default=None, repr=False)
+    #: the X.509 certificate the centre issued for the key (PEM), when enrolment or rotation asked for one
+    certificate: str | None = field(default=None, repr=False)
 
     @property
     def age_days(self) -> float:
@@ -232,8 +234,38 @@ class KeyCustody:
             return f"OS keyring (service {KEYRING_SERVICE}, user {entry.location}), encrypted PKCS#8"
         return f"{self.key_dir / entry.location} (encrypted PKCS#8, mode 0600)"
 
+    @property
+    def bank_ca(self) -> Path:
+        """Where the centre's institution-certificate CA is kept (from the enrolment bundle)."""
+        return self.key_dir / "bank-ca.pem"
+
     def signer(self, key_id: str) -> KeySigner | Pkcs11Signer:
-        entry = self.entry(key_id)
+        return self.signer_of(self.entry(key_id), key_id)
+
+    def certificate_request(self, entry: KeyEntry, subject: dict[str, str]) -> str:
+        """A PEM PKCS#10 request for ``entry``'s key, signed by it where it is kept (:mod:`sdk.csr`)."""
+        from sdk.csr import build_request
+
+        return build_request(self.signer_of(entry, entry.key_id or "pending"), subject)
+
+    def accept_certificate(self, entry: KeyEntry, certificate: str) -> None:
+        """Keep the certificate the centre issued for ``entry``'s key, once checked: signed by the
+        centre's institution CA (:attr:`bank_ca`), for this key, valid now.
+
+        Raises:
+            ValueError: it is not such a certificate (the message says why).
+        """
+        from sdk.csr import check_issued_certificate
+
+        check_issued_certificate(certificate, ca=self.bank_ca.read_bytes(), public_key=self.public_key(entry))
+        entries = self.entries()
+        for e in entries:
+            if e.fingerprint == entry.fingerprint:
+                e.certificate = certificate
+        self.save(entries)
+
+    def signer_of(self, entry: KeyEntry, key_id: str) -> KeySigner | Pkcs11Signer:
+        """A signer over ``entry``'s key under ``key_id`` (a key not yet registered signs its certificate request)."""
         if entry.store == "pkcs11":
             assert self.token is not None
             ref = bytes.fromhex(entry.location)

@@ -7,6 +7,10 @@ interrupted one left. A running agent notices the config's new key id within a s
 with it from then on (:class:`sdk.RotatingSigner`); requests signed with the old key still land
 during the grace period, after which the centre revokes the old key and the agent erases it
 (:func:`agent.credentials.custody.retire_due`).
+
+A key the centre certified is renewed with its certificate: the rotation sends a PKCS#10 request
+for the new key and keeps the certificate answered (checked against the centre's institution CA);
+the old certificate goes on the centre's CRL (``superseded``) when the grace ends.
 """
 
 from __future__ import annotations
@@ -90,6 +94,16 @@ def rotate(
             rotation_key=f"rotate-{uuid.uuid4()}",
         )
     public = custody.public_key(pending)
+    # renew the certificate with the key: a certified key's successor asks for one too
+    certify = current.certificate is not None and custody.bank_ca.exists()
+    request = None
+    if certify:
+        centre = config.centre
+        request = custody.certificate_request(
+            pending,
+            {"country_name": "CN", "organization_name": centre.institution_name,
+             "organization_identifier": centre.institution_uscc, "common_name": "agent"},
+        )  # fmt: skip
     if pending.key_id is None:
         own = client is None
         client = client or centre_client(config, custody.signer(current_id))
@@ -102,11 +116,16 @@ def rotate(
                 grace_seconds=grace_seconds,
                 label="agent",
                 idempotency_key=pending.rotation_key,
+                certificate_request=request,
             )
             old = next((r for r in client.credentials.list() if r.key_id == current_id), None) if known else None
         finally:
             if own:
                 client.close()
+        if certify:
+            if record.certificate is None:
+                raise ValueError("the centre answered the rotation without the certificate it was asked for")
+            custody.accept_certificate(pending, record.certificate)
         ends = old.revoke_at if old is not None and old.revoke_at else _now() + timedelta(seconds=grace_seconds)
         retire_at = ends.isoformat(timespec="seconds")
         entries = custody.entries()

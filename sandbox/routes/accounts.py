@@ -31,6 +31,12 @@ def router(ctx: Context) -> APIRouter:
     async def enroll(enrolment: Enrolment) -> Response:
         return json_response(keys.enroll(enrolment), 201)
 
+    @api.get("/pki/banks.crl", include_in_schema=False)
+    async def banks_crl() -> Response:
+        """The institution CA's CRL (DER, RFC 5280), named as the distribution point of every
+        institution certificate (sandbox.bankca)."""
+        return Response(keys.crl(), media_type="application/pkix-crl", headers={"Cache-Control": "no-store"})
+
     @api.get("/v1/credentials", response_model=list[CredentialRecord], tags=["credentials"])
     async def credentials(request: Request) -> Response:
         who = await ctx.caller(request)

@@ -15,6 +15,7 @@ from sdk.identifiers import USCC
 from sdk.models import (
     ApplicationRecord,
     CertificateMetadata,
+    CertificateRevocation,
     CredentialRecord,
     InstitutionProfile,
     Operator,
@@ -169,6 +170,17 @@ def router(ctx: Context) -> APIRouter:
     )
     async def admin_revoke(key_id: str, body: Revocation) -> Response:
         return json_response(ctx.centre.revoke(None, key_id, body.reason))
+
+    @api.post(
+        "/admin/v1/bank-certificates/{serial}/revoke",
+        response_model=CredentialRecord,
+        tags=["admin"],
+        dependencies=admin_only,
+    )
+    async def admin_revoke_certificate(serial: str, body: CertificateRevocation) -> Response:
+        """Revoke an institution certificate (by its serial, hex): it goes on /pki/banks.crl and its
+        key's requests are refused with ``certificate_revoked``."""
+        return json_response(ctx.centre.revoke_bank_certificate(serial, body.reason))
 
     @api.put(
         "/admin/v1/institutions/{institution_id}/channel",

@@ -11,6 +11,7 @@ from ._base import Model, Resource
 from .materials import Material
 
 __all__ = [
+    "CertificateRevocation",
     "ChannelState",
     "CredentialRecord",
     "Enrolment",
@@ -84,18 +85,29 @@ class WebhookSubscription(Model):
 class Enrolment(Model):
     """Register the bank's public key with a one-time enrolment token."""
 
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"certificate_request"})
+
     token: str = Field(min_length=16, max_length=256)
     public_key: PublicJwk
     label: str = Field(default="agent", max_length=64)
+    certificate_request: str | None = Field(
+        default=None,
+        max_length=8000,
+        description="PEM PKCS#10 request for public_key, signed by it (sdk.csr): the centre answers an X.509 "
+        "certificate from its institution CA (SM2 in gm, P-256 in intl)",
+    )
 
 
 class EnrolmentResult(Resource):
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"certificate"})
     key_id: str
     institution_id: str
     algorithm: Literal["ed25519", "ecdsa-p256-sha256", "sm2-sm3"]
+    certificate: str | None = Field(default=None, description="PEM X.509 certificate of the key, when one was asked")
 
 
 class CredentialRecord(Resource):
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"certificate"})
     key_id: str
     algorithm: Literal["ed25519", "ecdsa-p256-sha256", "sm2-sm3"]
     label: str
@@ -104,16 +116,38 @@ class CredentialRecord(Resource):
     created_at: datetime
     revoke_at: datetime | None = Field(default=None, description="scheduled end of a rotation's grace")
     revoked_at: datetime | None = None
+    certificate: str | None = Field(default=None, description="PEM X.509 certificate the centre issued for the key")
+    certificate_serial: str | None = Field(default=None, description="its serial number, hex")
+    certificate_not_after: datetime | None = None
+    certificate_status: Literal["valid", "expired", "revoked"] | None = Field(
+        default=None, description="revoked once on the CRL (/pki/banks.crl)"
+    )
 
 
 class Rotation(Model):
     """A new key, authorised by a request signed with a current key."""
 
+    multiline_fields: ClassVar[frozenset[str]] = frozenset({"certificate_request"})
+
     public_key: PublicJwk
     label: str = Field(default="agent", max_length=64)
+    certificate_request: str | None = Field(
+        default=None,
+        max_length=8000,
+        description="PEM PKCS#10 request for public_key, signed by it (sdk.csr): the centre answers an X.509 "
+        "certificate from its institution CA (SM2 in gm, P-256 in intl)",
+    )
     grace_seconds: int = Field(default=86400, ge=0, le=30 * 86400, description="until the old key is revoked")
 
 
 class Revocation(Model):
     multiline_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
     reason: str = Field(default="revoked by the institution", max_length=200)
+
+
+class CertificateRevocation(Model):
+    """The centre's admin revokes an institution certificate: RFC 5280 §5.3.1 reason."""
+
+    reason: Literal["key_compromise", "superseded", "cessation_of_operation", "affiliation_changed", "unspecified"] = (
+        "key_compromise"
+    )
