@@ -75,6 +75,8 @@ class TrustAnchors:
         centre_key_id: the id the centre's detached signatures name (``keyid``).
         centre_key: the centre's public key, a JWK (RFC 7517) as a mapping.
         sm2_user_id: the gm suite's SM2 user id (GM/T 0009) the centre signs with (default ``1234567812345678``).
+        bank_ca_pem: the CA of the institution certificates the centre issues to banks' keys (PEM;
+            absent from a centre that issues none): :mod:`sdk.csr`.
     """
 
     seal_ca_pem: str
@@ -87,6 +89,7 @@ class TrustAnchors:
     #: the e-signature CAs (PEM) whose applicant signatures the centre accepts (``trust.esign_ca_pems``,
     #: :func:`sdk.esign.verify_esignature`)
     esign_ca_pems: Sequence[str] = ()
+    bank_ca_pem: str | None = None
 
     def centre_public_key(self) -> PublicKey:
         """The centre's public key (an SM2 key with the user id its signatures are made with).

@@ -125,11 +125,14 @@ def test_a_revoked_certificate_is_refused_and_on_the_crl(centre: LocalCentre, tm
 
 
 def test_an_expired_certificate_is_refused_with_its_own_code(centre: LocalCentre, tmp_path: Path) -> None:
-    centre.centre.credentials.certificate_validity = dt.timedelta(seconds=1)
+    # long enough for the enrolment to see it valid on a loaded machine, then wait for its end
+    centre.centre.credentials.certificate_validity = dt.timedelta(seconds=4)
     iid, bundle = centre.bank()
-    _enrol(bundle, tmp_path / "branch")
-    client, _ = _client(tmp_path / "branch")
-    time.sleep(1.2)
+    done = _enrol(bundle, tmp_path / "branch")
+    client, custody = _client(tmp_path / "branch")
+    assert client.institution.get()  # valid: accepted
+    end = read_certificate(custody.entry(done.key_id).certificate or "").not_after
+    time.sleep(max(0.0, (end - dt.datetime.now(dt.UTC)).total_seconds()) + 1.1)  # the centre's clock: whole seconds
     with client, pytest.raises(sdk.AuthenticationFailed) as refused:
         client.institution.get()
     assert refused.value.code == "certificate_expired"
