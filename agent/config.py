@@ -37,6 +37,37 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: the vendor SM2 codes a PKCS#11 token may be configured with, by xipki's names (its
+#: ``VendorCodeConverter``: each vendor's module maps these to its own numbers); older names beside
+SM2_VENDOR_CODES = {
+    "CKK_VENDOR_SM2": "the SM2 key type (CKA_KEY_TYPE); without it CKK_EC with the SM2 curve OID",
+    "CKM_VENDOR_SM2_KEY_PAIR_GEN": "SM2 key pair generation",
+    "CKM_VENDOR_SM2": "SM2 signature of a digest: RegBridge computes SM3(Z_A ‖ M) and the token signs it",
+    "CKM_VENDOR_SM2_SM3": "SM2 with SM3 over the message: the token computes Z_A (its default user id only)",
+}
+SM2_VENDOR_ALIASES = {"sm2_keygen": "CKM_VENDOR_SM2_KEY_PAIR_GEN", "sm2_sign": "CKM_VENDOR_SM2"}
+
+
+def sm2_vendor_codes(codes: dict[str, int]) -> dict[str, int]:
+    """``codes`` under xipki's names (aliases resolved), each a PKCS#11 CK_ULONG.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones) or a value outside 1 … 2³²-1.
+    """
+    out: dict[str, int] = {}
+    for name, value in codes.items():
+        key = SM2_VENDOR_ALIASES.get(name, name)
+        if key not in SM2_VENDOR_CODES:
+            known = ", ".join([*SM2_VENDOR_CODES, *SM2_VENDOR_ALIASES])
+            raise ValueError(f"centre.pkcs11.mechanisms: {name!r} is not a vendor SM2 code name; known: {known}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**32:
+            raise ValueError(f"centre.pkcs11.mechanisms.{name}: {value!r} is not a PKCS#11 code (1 … 0xFFFFFFFF)")
+        if key in out and out[key] != value:
+            raise ValueError(f"centre.pkcs11.mechanisms: {name} and {key} name different codes")
+        out[key] = value
+    return out
+
+
 class Pkcs11Config(_Section):
     """A PKCS#11 token that keeps the branch's keys, made and used inside it (docs/install.md).
     The PIN is never here: a systemd credential `regbridge-pkcs11-pin`, or `pin_file` (mode 0600)."""
@@ -49,8 +80,15 @@ class Pkcs11Config(_Section):
     )
     mechanisms: dict[str, int] = Field(
         default_factory=dict,
-        description="vendor mechanism codes for SM2: sm2_keygen, sm2_sign (untested: SoftHSM2 has no SM2)",
+        description="vendor SM2 codes by xipki's names: CKK_VENDOR_SM2, CKM_VENDOR_SM2_KEY_PAIR_GEN, CKM_VENDOR_SM2 "
+        "(sign a digest) or CKM_VENDOR_SM2_SM3 (old names sm2_keygen, sm2_sign); hex in TOML is fine (0x80000001). "
+        "Untested: SoftHSM2 has no SM2",
     )
+
+    @model_validator(mode="after")
+    def _vendor_codes(self) -> Pkcs11Config:
+        self.mechanisms = sm2_vendor_codes(self.mechanisms)
+        return self
 
 
 class CentreConfig(_Section):

@@ -8,10 +8,13 @@ A key pair is generated inside the token with ``CKA_TOKEN`` true, ``CKA_SENSITIV
 * ``ecdsa-p256-sha256``: ``CKM_EC_KEY_PAIR_GEN`` / ``CKM_ECDSA`` over the SHA-256 digest
   (hashed here; many tokens, SoftHSM2 among them, have no ``CKM_ECDSA_SHA256``), r‖s as RFC 9421
   wants;
-* ``sm2-sm3``: only with a token whose vendor mechanisms are named in the configuration
-  (``[centre.pkcs11.mechanisms]``: ``sm2_keygen``, ``sm2_sign`` — the codes vary by vendor, as in
-  xipki's mappings); the SM3(Z_A ‖ M) digest is computed here and given to the vendor's
-  sign-a-digest mechanism, whose r‖s answer is DER-encoded. **Not tested** (SoftHSM2 has no SM2).
+* ``sm2-sm3``: only with a token whose vendor codes are named in the configuration
+  (``[centre.pkcs11.mechanisms]``, by xipki's names — each vendor numbers them differently:
+  ``CKK_VENDOR_SM2`` the key type (else ``CKK_EC`` with the SM2 curve OID),
+  ``CKM_VENDOR_SM2_KEY_PAIR_GEN``, and ``CKM_VENDOR_SM2`` — the SM3(Z_A ‖ M) digest computed here,
+  with the suite's user id, and signed by the token — or ``CKM_VENDOR_SM2_SM3``, the token hashing
+  with Z_A itself, which works only with the default user id ``1234567812345678``). The answer,
+  r‖s (64 bytes) or DER, is sent DER. **Not tested** (SoftHSM2 has no SM2; no SM2 token here).
 
 The PIN comes from a systemd credential (``$CREDENTIALS_DIRECTORY/regbridge-pkcs11-pin``) or a
 file readable by its owner only (``pin_file``), never from the configuration itself. PyKCS11 is the
@@ -29,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from sdk.gm.sm2 import Sm2PublicKey
+from agent.config import sm2_vendor_codes
+from sdk.gm.sm2 import DEFAULT_USER_ID, Sm2PublicKey
 from sdk.signing import Algorithm, PublicKey
 
 __all__ = ["PIN_CREDENTIAL", "Pkcs11Signer", "Pkcs11Token", "TokenUnavailable", "read_pin"]
@@ -79,6 +83,9 @@ class Pkcs11Token:
     mechanisms: dict[str, int] = field(default_factory=dict)
     _session: Any = field(default=None, init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.mechanisms = sm2_vendor_codes(self.mechanisms)  # xipki's names; the old ones resolved
 
     def session(self) -> Any:
         """A logged-in session (opened once, reopened after a failure).
@@ -135,9 +142,10 @@ class Pkcs11Token:
             )
         elif algorithm == "ecdsa-p256-sha256":
             kind, params, mechanism = p11.CKK_EC, keys.NamedCurve("secp256r1").dump(), p11.CKM_EC_KEY_PAIR_GEN
-        elif algorithm == "sm2-sm3" and "sm2_keygen" in self.mechanisms:
-            kind, params = p11.CKK_EC, core.ObjectIdentifier("1.2.156.10197.1.301").dump()
-            mechanism = self.mechanisms["sm2_keygen"]
+        elif algorithm == "sm2-sm3" and "CKM_VENDOR_SM2_KEY_PAIR_GEN" in self.mechanisms:
+            kind = self.mechanisms.get("CKK_VENDOR_SM2", p11.CKK_EC)
+            params = core.ObjectIdentifier("1.2.156.10197.1.301").dump()
+            mechanism = self.mechanisms["CKM_VENDOR_SM2_KEY_PAIR_GEN"]
         else:
             raise TokenUnavailable(f"this token is not configured for {algorithm} keys")
         private.append((p11.CKA_KEY_TYPE, kind))
@@ -199,15 +207,42 @@ class Pkcs11Token:
                 if algorithm == "ecdsa-p256-sha256":
                     digest = hashlib.sha256(data).digest()
                     return bytes(self.session().sign(prv, digest, p11.Mechanism(p11.CKM_ECDSA, None)))
-                if algorithm == "sm2-sm3" and "sm2_sign" in self.mechanisms and isinstance(public, Sm2PublicKey):
-                    rs = bytes(
-                        self.session().sign(prv, public.digest(data), p11.Mechanism(self.mechanisms["sm2_sign"], None))
-                    )
-                    return encode_dss_signature(int.from_bytes(rs[:32], "big"), int.from_bytes(rs[32:], "big"))
+                if algorithm == "sm2-sm3" and isinstance(public, Sm2PublicKey):
+                    codes = self.mechanisms
+                    if "CKM_VENDOR_SM2" in codes:  # the token signs e = SM3(Z_A ‖ M), computed here
+                        answer = self.session().sign(prv, public.digest(data), p11.Mechanism(codes["CKM_VENDOR_SM2"]))
+                        return sm2_der(bytes(answer))
+                    if "CKM_VENDOR_SM2_SM3" in codes:
+                        if public.user_id != DEFAULT_USER_ID:
+                            raise TokenUnavailable(
+                                "CKM_VENDOR_SM2_SM3 hashes with the token's default SM2 user id; this centre's is "
+                                f"{public.user_id!r}: configure CKM_VENDOR_SM2 (sign a digest) instead"
+                            )
+                        answer = self.session().sign(prv, data, p11.Mechanism(codes["CKM_VENDOR_SM2_SM3"]))
+                        return sm2_der(bytes(answer))
+            except TokenUnavailable:
+                raise
             except Exception as e:
                 self.reset()
                 raise TokenUnavailable(f"the token did not sign: {e}") from None
         raise TokenUnavailable(f"this token is not configured for {algorithm} signatures")
+
+
+def sm2_der(answer: bytes) -> bytes:
+    """A token's SM2 signature as DER ``SEQUENCE { r, s }``: tokens answer r‖s (64 bytes) or DER already.
+
+    Raises:
+        TokenUnavailable: neither.
+    """
+    if len(answer) == 64:
+        return encode_dss_signature(int.from_bytes(answer[:32], "big"), int.from_bytes(answer[32:], "big"))
+    try:
+        r, s = decode_dss_signature(answer)
+    except ValueError:
+        raise TokenUnavailable(f"the token's SM2 signature is neither r‖s nor DER ({len(answer)} bytes)") from None
+    if encode_dss_signature(r, s) != answer:
+        raise TokenUnavailable("the token's SM2 signature is not canonical DER")
+    return answer
 
 
 def _label(lib: Any, slot: int) -> str | None:

@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from agent.centre.client import centre_client
-from agent.config import load_config
+from agent.config import Pkcs11Config, load_config
 from agent.credentials.custody import custody_for
-from agent.credentials.pkcs11 import Pkcs11Signer, TokenUnavailable
+from agent.credentials.pkcs11 import Pkcs11Signer, Pkcs11Token, TokenUnavailable, read_pin, sm2_der
 from agent.credentials.rotation import rotate
 from agent.daemon import Agent
 from installer.enrol import enrol
 from sandbox.local import LocalCentre
+from sdk.csr import check_issued_certificate
+from sdk.gm.sm2 import Sm2PrivateKey
 
 from ..conftest import INBOXES, SECRET, drop, mortgage_export
 
@@ -52,7 +55,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SOFTHSM2_CONF"] = before
 
 
-TOKENS = ("branch-ed25519", "branch-p256")
+TOKENS = ("branch-ed25519", "branch-p256", "branch-sm2")
 
 
 def _init_token(softhsm: Path, label: str) -> None:
@@ -131,15 +134,21 @@ def test_a_p256_key_made_in_the_token_signs_requests_the_centre_accepts(softhsm:
                      key_store="pkcs11", pkcs11=_token(softhsm, "branch-p256"), algorithm="ecdsa-p256-sha256",
                      check_clock=False)  # fmt: skip
         config = load_config(done.path)
-        signer = custody_for(config, SECRET).signer(config.centre.key_id)
+        custody = custody_for(config, SECRET)
+        signer = custody.signer(config.centre.key_id)
         assert isinstance(signer, Pkcs11Signer) and signer.algorithm == "ecdsa-p256-sha256"
         with centre_client(config, signer) as client:
             assert client.institution.get().institution_id == iid
+            record = client.credentials.list()[0]
+        # the certificate request was signed inside the token: the centre certified the token's key
+        certificate = custody.entry(config.centre.key_id).certificate
+        assert certificate and record.certificate == certificate and record.certificate_status == "valid"
+        info = check_issued_certificate(certificate, ca=bundle["bundle"]["trust"]["bank_ca_pem"],
+                                        public_key=signer.public_key())  # fmt: skip
+        assert info.serial_hex == record.certificate_serial
 
 
 def test_the_pin_is_never_read_from_a_file_others_can_read(softhsm: Path, tmp_path: Path) -> None:
-    from agent.credentials.pkcs11 import read_pin
-
     pin = tmp_path / "pin"
     pin.write_text("1234\n")
     pin.chmod(0o644)
@@ -149,3 +158,46 @@ def test_the_pin_is_never_read_from_a_file_others_can_read(softhsm: Path, tmp_pa
     assert read_pin(pin) == "1234"
     with pytest.raises(TokenUnavailable, match="no PKCS#11 PIN"):
         read_pin(None)
+
+
+# --- SM2 in a token: the vendor codes (as xipki names them); SoftHSM2 has no SM2 -------------------
+
+
+def test_vendor_sm2_codes_are_named_as_xipki_names_them() -> None:
+    config = Pkcs11Config.model_validate(
+        {"module": MODULE, "token_label": "t", "mechanisms": {"sm2_keygen": 0x80000A01, "CKM_VENDOR_SM2": 0x80000A02,
+                                                               "CKK_VENDOR_SM2": 0x80000A00}}
+    )  # fmt: skip
+    assert config.mechanisms == {
+        "CKM_VENDOR_SM2_KEY_PAIR_GEN": 0x80000A01, "CKM_VENDOR_SM2": 0x80000A02, "CKK_VENDOR_SM2": 0x80000A00,
+    }  # fmt: skip
+    for bad, why in (({"CKM_SM2_SIGN": 1}, "not a vendor SM2 code name; known: CKK_VENDOR_SM2"),
+                     ({"CKM_VENDOR_SM2": 2**32}, "not a PKCS#11 code"),
+                     ({"CKM_VENDOR_SM2": -1}, "not a PKCS#11 code"),
+                     ({"sm2_sign": 5, "CKM_VENDOR_SM2": 6}, "name different codes")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            Pkcs11Config.model_validate({"module": MODULE, "token_label": "t", "mechanisms": bad})
+
+
+def test_a_tokens_sm2_answer_is_sent_der_whichever_form_it_comes_in() -> None:
+    key = Sm2PrivateKey.generate()
+    der = key.sign(b"signature base")
+    r, s = decode_dss_signature(der)
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    for answer in (raw, der):
+        key.public.verify(sm2_der(answer), b"signature base")
+    with pytest.raises(TokenUnavailable, match="neither"):
+        sm2_der(b"\x01" * 70)
+
+
+def test_sm2_in_softhsm_is_refused_clearly(softhsm: Path) -> None:
+    """Without vendor codes the custody says the token is not configured for SM2; with codes
+    SoftHSM2 does not have, the token's own refusal comes back (the codes are passed through)."""
+    pin = read_pin(softhsm / "branch-sm2.pin")
+    plain = Pkcs11Token(MODULE, pin, "branch-sm2")
+    with pytest.raises(TokenUnavailable, match="not configured for sm2-sm3 keys"):
+        plain.generate("sm2-sm3", b"\x01" * 8, "sm2")
+    vendor = Pkcs11Token(MODULE, pin, "branch-sm2", mechanisms={"CKM_VENDOR_SM2_KEY_PAIR_GEN": 0x80000A01,
+                                                                  "CKM_VENDOR_SM2": 0x80000A02})  # fmt: skip
+    with pytest.raises(TokenUnavailable, match=r"the token did not make a sm2-sm3 key: .*CKR_MECHANISM_INVALID"):
+        vendor.generate("sm2-sm3", b"\x02" * 8, "sm2")
