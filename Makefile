@@ -41,12 +41,14 @@ proof: system-deps $(STAMP)
 # poppler's pdfsig/pdftotext/pdftoppm and a CJK TrueType font (certificates), HanaMinA (fonts-hanazono) for
 # the CJK extensions WenQuanYi lacks (𠮷, 䶮); systemd's systemd-analyze
 # (the installer's unit is verified with it); SoftHSM2 (the PKCS#11 custody tests); PostgreSQL 15 (the shared
-# state store's tests start their own server from it, as an unprivileged user: tests/postgres.py).
+# state store's tests start their own server from it, as an unprivileged user: tests/postgres.py); chromium (the
+# web console's browser tests drive it with Playwright, launched by path: no browser is downloaded).
 SYSTEM_DEPS := \
 	poppler-utils:/usr/bin/pdfsig \
 	fonts-wqy-microhei:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
 	systemd:/usr/bin/systemd-analyze \
 	softhsm2:/usr/bin/softhsm2-util \
+	chromium:/usr/bin/chromium \
 	fonts-hanazono:/usr/share/fonts/truetype/hanazono/HanaMinA.ttf \
 	postgresql:/usr/lib/postgresql/15/bin/initdb \
 

@@ -2,7 +2,7 @@
 demo, and the sandbox centre (``regbridge sandbox …``).
 
 One module per command group: :mod:`~agent.cli.operate` (run, requeue, ingest, transmittal),
-:mod:`~agent.cli.inspect` (status, show, search, quarantine, logs),
+:mod:`~agent.cli.inspect` (status, show, search, quarantine, logs), :mod:`~agent.cli.console` (console, users),
 :mod:`~agent.cli.setup` (enroll, doctor, install, uninstall: :mod:`installer` does the work),
 :mod:`~agent.cli.keys`, :mod:`~agent.cli.fees`, :mod:`~agent.cli.limits` (late), :mod:`~agent.cli.query`,
 :mod:`~agent.cli.config`, :mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import audit, config, demo, fees, inspect, keys, limits, operate, profile, query, setup
+from agent.cli import audit, config, console, demo, fees, inspect, keys, limits, operate, profile, query, setup
 
 __all__ = ["app", "main"]
 
@@ -53,6 +53,7 @@ operate.register(app)
 limits.register(app)
 inspect.register(app)
 query.register(app)
+console.register(app)
 setup.register(app)
 demo.register(app)
 app.add_typer(audit.audit_app, name="audit")

@@ -178,6 +178,19 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             agent.store.raise_alert("metrics", f"cannot serve metrics on {m.listen}:{m.port}: {exc}")
             log.error("metrics endpoint unavailable", extra={"error": str(exc)})
 
+    console_server = None
+    if agent.config.console.enabled:
+        from agent.console.server import ConsoleServer
+
+        try:
+            console_server = ConsoleServer(agent).start()
+            log.info("web console", extra={"url": console_server.url})
+            if metrics_server is not None:
+                metrics_server.console_url = console_server.url
+        except (ValueError, OSError, RuntimeError) as exc:  # the daemon runs on without its console, and says so
+            agent.store.raise_alert("console", f"cannot serve the web console: {exc}")
+            log.error("web console unavailable", extra={"error": str(exc)})
+
     def scan() -> None:
         watcher.supervise()
         agent.scan()
@@ -279,6 +292,8 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             log.error("jobs still running at stop; their work resumes from the state at the next start")
         if metrics_server is not None:
             metrics_server.stop()
+        if console_server is not None:
+            console_server.stop()
         watcher.stop()
         if receiver is not None:
             receiver.stop()

@@ -39,6 +39,7 @@ ALERT_FIXES: dict[str, str] = {
     "to config/time_limits.toml; until then working days of that year are estimates",
     "query": "a 查询结果 whose centre signature does not verify was not kept: check the trust anchors "
     "(`regbridge doctor`) and query again",
+    "console": "the web console could not start (port taken, or LAN mode without TLS): fix [console], then restart",
     "reload": "the edited config or profile does not load: fix it (`regbridge config show`, `regbridge profile "
     "check`), then reload again; the agent runs on with the config it had",
 }

@@ -35,7 +35,15 @@ def test_the_offline_bundle_installs_without_a_package_index_and_runs(tmp_path: 
     version = subprocess.run([str(prefix / "bin" / "regbridge"), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.strip() == f"regbridge {__version__}"
     commands = subprocess.run([str(prefix / "bin" / "regbridge"), "--help"], capture_output=True, text=True).stdout
-    assert all(c in commands for c in ("enroll", "doctor", "keys", "install", "run"))
+    assert all(c in commands for c in ("enroll", "doctor", "keys", "install", "run", "console", "users"))
+    # the web console's stack came from the bundle too (issue 23): its modules, templates and password hashing
+    console = subprocess.run(
+        [str(prefix / "bin" / "python"), "-c",
+         "import agent.console, argon2, multipart, jinja2, uvicorn; from pathlib import Path; "
+         "print((Path(agent.console.__file__).parent / 'templates' / 'login.html').is_file())"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert console.returncode == 0 and console.stdout.strip() == "True", console.stderr
 
     # a damaged bundle is refused before anything is installed
     wheel = next((folder / "wheels").glob("httpx-*.whl"))
