@@ -210,6 +210,17 @@ class StateConfig(_Section):
         "(several instances on one PostgreSQL); default: the embedded SQLite file `state.db` in `data_dir`. "
         "Keep the password out of it: libpq's `PGPASSFILE` or a client certificate (a password in it is redacted)",
     )
+    blobs_dir: Path | None = Field(
+        default=None,
+        description="a shared state: the folder of the encrypted copies (exports, materials) every instance reads, "
+        "on a mount all hosts share; default `blobs` in `data_dir`",
+    )
+    leader_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a shared state: the time to live of the leader lease (the event feed's reader), renewed every "
+        "third of it; a dead leader's feed is taken over within this many seconds",
+    )
 
 
 class LoggingConfig(_Section):

@@ -15,6 +15,8 @@ import fcntl
 import logging
 import os
 import pathlib
+import secrets
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ from agent.pipeline.watch import is_mount_point, ready_files, settling_files
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
 from agent.state.gm_cipher import Sm4GcmCipher, reencrypt_state
+from agent.state.leases import LEADER
 from agent.state.lookup import person_key, search_keys_of
 from agent.state.secrets import DataCipher, load_secret
 from agent.state.sqlite import SQLiteStore
@@ -50,6 +53,7 @@ from config import load_checklists
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from sdk.certificates import TrustAnchors
 from sdk.support import failpoints
+from sdk.support.files import atomic_write
 
 __all__ = ["Agent", "AgentBusy", "Progress", "make_document_store", "pem_certificates"]
 
@@ -111,6 +115,17 @@ class Agent:
                 config.resolve(config.secret_file) if config.secret_file else None,
                 keyring_user=config.centre.institution_id,
             )
+        if config.state.url:  # a shared state: the salt every instance uses is kept in it
+            from agent.state.sql import SQLStore  # the `postgres` extra
+
+            salt_file = self.data_dir / "cipher.salt"
+            probe = SQLStore(config.state.url)
+            try:
+                salt = probe.shared_salt(salt_file.read_bytes() if salt_file.exists() else os.urandom(16))
+            finally:
+                probe.close()
+            if not salt_file.exists() or salt_file.read_bytes() != salt:
+                atomic_write(salt_file, salt)
         cipher: DataCipher | Sm4GcmCipher = DataCipher.for_directory(secret, self.data_dir)
         if config.centre.suite == "gm":  # SM4-GCM at rest; Fernet-sealed data still read, and re-encrypted below
             cipher = Sm4GcmCipher(secret, (self.data_dir / "cipher.salt").read_bytes(), legacy=cipher)
@@ -121,8 +136,6 @@ class Agent:
         # the embedded SQLite file
         self.store: StateStore
         if config.state.url:
-            from agent.state.sql import SQLStore  # the `postgres` extra
-
             self.store = SQLStore(config.state.url, encrypt=cipher.encrypt, decrypt=cipher.decrypt, indexer=indexer)
         else:
             self.store = SQLiteStore(
@@ -131,7 +144,8 @@ class Agent:
         if self.store.get_meta("search_keys") != "1":  # applications stored before the search keys existed
             self.store.reindex()
             self.store.set_meta("search_keys", "1")
-        self.blobs = BlobStore(self.data_dir / "blobs", cipher.encrypt, cipher.decrypt)
+        blobs_dir = config.resolve(config.state.blobs_dir) if config.state.blobs_dir else self.data_dir / "blobs"
+        self.blobs = BlobStore(blobs_dir, cipher.encrypt, cipher.decrypt)
         if isinstance(cipher, Sm4GcmCipher) and self.store.get_meta("cipher") != "sm4-gcm":
             if isinstance(self.store, SQLiteStore):
                 reencrypt_state(self.data_dir / "state.db", self.data_dir / "blobs", cipher)
@@ -163,6 +177,9 @@ class Agent:
         self.checklists = load_checklists()
         self.watcher: Any = None
         self._instance_lock: IO[str] | None = None
+        self._instance_id: str | None = None
+        self._registered = False
+        self._leader = False
         self._audit_head = ""
         self.supervision = Supervision(config, self.store, self.audit, self.centre, self.follower, self._inboxes())
         self.context = StageContext(
@@ -184,6 +201,7 @@ class Agent:
                 esign_cas=pem_certificates(config.resolve(centre.esign_ca_file)) if centre.esign_ca_file else [],
             ),
             supervisor=self.supervision,
+            instance=self.instance_id if config.state.url else None,
         )
 
     def _inboxes(self) -> dict[str, bool]:
@@ -319,14 +337,14 @@ class Agent:
         if not sup.disk_ok():
             return p
         if sup.holding or (sup.paused and not sup.probe()):
-            p.receipts = write_receipts(ctx)
+            p.receipts = write_receipts(ctx) if self.is_leader else 0
             return p
         p.submitted = submit_due(ctx)
         p.refreshed = refresh_due(ctx) + find_supplement_materials(ctx)
         p.paid = pay_due(ctx)
         if deliver:
             p.delivered = deliver_due(ctx)
-        p.receipts = write_receipts(ctx)
+        p.receipts = write_receipts(ctx) if self.is_leader else 0  # one writer of each inbox's receipt files
         head = "{}:{}".format(*self.audit.head())
         if head != self._audit_head:  # a write (and its fsync) only when something was recorded
             self.store.set_meta("audit_head", head)
@@ -347,6 +365,8 @@ class Agent:
             return 5.0
         if sup.holding:
             return max(0.5, sup.next_contact - time.monotonic())
+        if not self.beat():  # another instance reads the feed; look again soon, to take over if it dies
+            return self.config.state.leader_seconds / 3
         try:
             hint = poll_events(self.context)
         except (sdk.ChannelSuspended, sdk.AuthenticationFailed) as exc:
@@ -413,7 +433,56 @@ class Agent:
             woken.clear()
         return False
 
+    # --- several instances on one state (agent.state.leases; docs/state.md) ---------------------
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state may be shared with other instances (``state.url`` set)."""
+        return bool(self.config.state.url)
+
+    @property
+    def instance_id(self) -> str:
+        """This instance's id: made once per data directory (a restarted instance is the same one)."""
+        if self._instance_id is None:
+            path = self.data_dir / "instance.id"
+            if not path.exists():
+                atomic_write(path, f"{socket.gethostname()}-{secrets.token_hex(4)}".encode())
+            self._instance_id = path.read_text(encoding="utf-8").strip()
+        return self._instance_id
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this instance reads the event feed and runs the once-per-deployment jobs (receipts,
+        deadlines, time limits): always on its own state; on a shared one, while it holds the leader lease."""
+        return not self.shared or self._leader
+
+    def beat(self) -> bool:
+        """Heartbeat, leader lease and reaper (every third of ``state.leader_seconds``); answers
+        :attr:`is_leader`. A leader lost (expired, reaped) is noticed here, and taken by another."""
+        if not self.shared:
+            return True
+        ttl = self.config.state.leader_seconds
+        if not self._registered or not self.store.heartbeat(self.instance_id):
+            self.store.register_instance(self.instance_id, socket.gethostname(), os.getpid())
+            self._registered = True
+        was = self._leader
+        self._leader = self.store.acquire_lease(LEADER, self.instance_id, ttl)
+        if self._leader and not was:
+            log.info("leader of the shared state", extra={"instance": self.instance_id})
+            self.audit.append("instance.leader", self.instance_id, "leader", host=socket.gethostname())
+        if self._leader:  # one reaper is enough: the leader frees what dead instances held
+            for dead in self.store.reap(stale_seconds=3 * ttl):
+                log.warning("instance reaped", extra={"instance": dead})
+                self.audit.append("instance.reaped", dead, "reaped", by=self.instance_id)
+        return self._leader
+
     def close(self) -> None:
+        if self.shared and self._registered:
+            try:  # a clean stop: another instance leads at once
+                self.store.release_lease(LEADER, self.instance_id)
+                self._leader = False
+            except Exception as exc:
+                log.warning("could not give the leader lease up", extra={"error": str(exc)[:200]})
         self.centre.close()
         self.store.close()
         if self._instance_lock is not None:

@@ -130,6 +130,24 @@ class _StateCollector(Collector):
         yield certs
         yield GaugeMetricFamily("regbridge_quarantine_open", "Open quarantine items", value=g["quarantine_open"])
         yield GaugeMetricFamily("regbridge_alerts_open", "Open alerts", value=g["alerts_open"])
+        instances = self.agent.store.instances()  # several instances on one state (docs/state.md)
+        leader = GaugeMetricFamily(
+            "regbridge_instance_leader", "1 for the instance holding the leader lease", labels=["instance", "host"]
+        )
+        claims = GaugeMetricFamily(
+            "regbridge_instance_claims", "Applications claimed by each instance now", labels=["instance", "host"]
+        )
+        beat = GaugeMetricFamily(
+            "regbridge_instance_heartbeat_age_seconds", "Seconds since each instance's heartbeat",
+            labels=["instance", "host"],
+        )  # fmt: skip
+        for i in instances:
+            leader.add_metric([i["id"], i["host"]], 1 if i["leader"] else 0)
+            claims.add_metric([i["id"], i["host"]], i["claims"])
+            beat.add_metric([i["id"], i["host"]], i["heartbeat_age"])
+        yield leader
+        yield claims
+        yield beat
         figure = first_time_acceptance(self.agent.store)
         yield GaugeMetricFamily(
             "regbridge_applications_decided", "Applications the centre decided", value=figure["decided"]

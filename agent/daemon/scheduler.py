@@ -224,15 +224,27 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
     # a rotated key is taken up within a second, however long a work round runs
     scheduler.add_job(guarded("keys", agent.check_key), "interval", seconds=1.0, id="keys", next_run_time=now)
     scheduler.add_job(guarded("events", events), "interval", seconds=2.0, id="events", next_run_time=now)
+    if agent.shared:  # several instances on one state: heartbeat, leader lease, reaper (docs/state.md)
+
+        def beat() -> None:
+            was = agent.is_leader
+            if agent.beat() and not was:  # just took the feed over: read it now, not at the next interval
+                with contextlib.suppress(Exception):
+                    scheduler.modify_job("events", next_run_time=datetime.now(scheduler.timezone))
+
+        scheduler.add_job(
+            guarded("beat", beat), "interval", seconds=agent.config.state.leader_seconds / 3, id="beat",
+            next_run_time=now,
+        )  # fmt: skip
     scheduler.add_job(
-        guarded("deadlines", lambda: check_deadlines(agent.context)),
+        guarded("deadlines", lambda: check_deadlines(agent.context) if agent.is_leader else None),
         "interval",
         minutes=10,
         id="deadlines",
         next_run_time=now + timedelta(seconds=5),
     )
     scheduler.add_job(
-        guarded("limits", lambda: check_time_limits(agent.context)),
+        guarded("limits", lambda: check_time_limits(agent.context) if agent.is_leader else None),
         "interval",
         minutes=10,
         id="limits",

@@ -77,6 +77,8 @@ class StageContext:
     checklists: Mapping[str, MaterialChecklist]
     build: BuildContext
     supervisor: Supervisor
+    #: this instance's id when several share the state (``state.url``): what it claims is claimed in its name
+    instance: str | None = None
 
     def inbox(self, name: str) -> InboxConfig:
         return next(i for i in self.config.inbox if i.name == name)

@@ -66,11 +66,19 @@ def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: 
     sha = hashlib.sha256(data).hexdigest()
     folder = ctx.config.resolve(inbox.path)
     seen = ctx.store.file_seen(sha)
-    if seen is not None and seen["status"] != "reading":
+    if seen is not None and seen["status"] not in ("reading", "claimed"):
         ctx.audit.append("file.duplicate", path.name, "skipped", first_seen=seen["received_at"])
         log.info("export already processed; skipped", extra={"file": path.name, "sha256": sha[:12]})
         retire(path, folder)
         return IngestReport(path.name, sha, skipped=True)
+    if ctx.instance is not None:  # several instances see this inbox: the first to claim the content reads it
+        profile = ctx.profiles[inbox.name].name
+        mine = (seen or {}).get("claimed_by") in (None, ctx.instance) if seen is not None else (
+            ctx.store.claim_file(sha, ctx.instance, path=path.name, inbox=inbox.name, profile=profile)
+        )  # fmt: skip
+        if not mine:  # another instance reads it (and retires it); if it dies, the reaper frees the claim
+            log.info("export claimed by another instance", extra={"file": path.name, "sha256": sha[:12]})
+            return IngestReport(path.name, sha, skipped=True)
     copy = ctx.blobs.put(data)
     ctx.store.record_file(
         sha,

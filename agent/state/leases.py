@@ -104,7 +104,10 @@ class InstanceLeases:
             self._count(
                 "UPDATE applications SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = :id", {"id": instance}
             )
-            self._count("DELETE FROM files WHERE status = 'claimed' AND claimed_by = :id", {"id": instance})
+            # claimed or being read (its applications are committed with its "done", all at once): free again
+            self._count(
+                "DELETE FROM files WHERE status IN ('claimed', 'reading') AND claimed_by = :id", {"id": instance}
+            )
             self._count("DELETE FROM instances WHERE id = :id", {"id": instance})
         return dead
 

@@ -206,6 +206,15 @@ class SQLStore(SqlReceiptQueries, InstanceLeases):
 
     # --- meta ----------------------------------------------------------------------------
 
+    def shared_salt(self, candidate: bytes) -> bytes:
+        """The data cipher's salt of a shared state: the first instance's ``candidate``, kept in ``meta``;
+        every instance derives the same data key from the one agent secret delivered to each host."""
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES ('cipher_salt', :salt) ON CONFLICT DO NOTHING",
+            {"salt": candidate.hex()},
+        )
+        return bytes.fromhex(self.get_meta("cipher_salt") or "")
+
     def get_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = :key", {"key": key})
         return None if row is None else str(row["value"])

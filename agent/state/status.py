@@ -168,6 +168,8 @@ def snapshot(store: StateStore) -> dict[str, Any]:
     return {
         "paused": store.get_meta("paused") or None,  # the daemon keeps its pause there
         "stages": store.counts(),
+        # several instances on one state: each one's id, host, leases, claims, and which one leads
+        "instances": store.instances(),
         "centre_statuses": store.status_counts(),
         "applications": [
             {
