@@ -382,13 +382,15 @@ class _Doctor:
             self.add("state", "ok", f"{path} intact (schema {version})")
 
     def calendar(self) -> None:
-        """The working-day calendar the committed time limits (承诺办结时限) count with.
+        """The working-day calendar the committed time limits (承诺办结时限) count with, from today to a limit's reach.
 
-        Warns when this year's days do not come from chinese-calendar (an outdated or missing library);
-        years ahead that a limit may reach are named in the detail (they are estimates until the State
-        Council publishes them, and the agent warns in its logs and status when a running limit uses them).
+        Warns when chinese-calendar is not installed or a year in reach has neither its data nor a holiday table in
+        ``config/time_limits.toml`` (weekends alone). A year counted from the config table (statutory holidays, 调休
+        unknown until the State Council publishes them) is named in the detail as an estimate; the agent also warns
+        in its logs, ``regbridge status`` and a metric while a running limit counts such days.
         """
         from datetime import UTC, datetime, timedelta
+        from importlib.util import find_spec
 
         from agent.state.time_limits import calendar_warnings
         from config import load_time_limits, working_calendar
@@ -398,13 +400,16 @@ class _Doctor:
         longest = max(load_time_limits().defaults.values(), default=0)
         reach = today + timedelta(days=longest * 2 + 30)  # past the longest limit, holidays included
         hint = "pip install -U chinesecalendar, or add the year's schedule to config/time_limits.toml"
-        now = calendar_warnings(cal, today, today)
-        if now:
-            self.add("calendar", "warn", "；".join(now), hint)
+        if find_spec("chinese_calendar") is None:
+            self.add("calendar", "warn", "chinese-calendar 未安装：工作日只按 config 节假日表和周末计算", hint)
             return
-        ahead = calendar_warnings(cal, today, reach)
-        detail = f"{today.year}: working days from chinese-calendar"
-        self.add("calendar", "ok", detail + ("；" + "；".join(ahead) if ahead else ""), hint if ahead else "")
+        notes = calendar_warnings(cal, today, reach)
+        weekends_only = [y for y in cal.fallback_years(today, reach) if cal.source(y) == "weekends"]
+        if weekends_only:
+            self.add("calendar", "warn", "；".join(notes), hint)
+            return
+        detail = f"working days to {reach.isoformat()}: chinese-calendar"
+        self.add("calendar", "ok", detail + ("；" + "；".join(notes) if notes else ""), hint if notes else "")
 
     def run(self) -> list[Finding]:
         config = self.config()
