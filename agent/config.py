@@ -127,6 +127,14 @@ class CentreConfig(_Section):
     sm2_user_id: str | None = Field(
         default=None, description="gm: the SM2 user id (GM/T 0009) signatures are made with; default 1234567812345678"
     )
+    envelope: Literal["SM4-GCM", "SM4-CBC"] | None = Field(
+        default=None,
+        description="gm, from the enrolment bundle: the centre asks for the parties' names, ID numbers and phones"
+        " SM4-encrypted in this mode, the key wrapped to centre_encryption_key (docs/api.md §5)",
+    )
+    centre_encryption_key: dict[str, Any] | None = Field(
+        default=None, description="gm with envelope: the centre's SM2 encryption key (JWK), from the bundle"
+    )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
     proxy: str | None = Field(default=None, description="an HTTP(S) proxy URL; a password in it is redacted")
     ca_bundle: Path | None = Field(default=None, description="a CA bundle for the centre's TLS (default: system)")
@@ -134,7 +142,15 @@ class CentreConfig(_Section):
     @property
     def crypto_suite(self) -> Suite:
         """The suite (:mod:`sdk.suites`) with its SM2 user id."""
-        return suite_named(self.suite, sm2_user_id=self.sm2_user_id)
+        return suite_named(self.suite, sm2_user_id=self.sm2_user_id, envelope=self.envelope)
+
+    @model_validator(mode="after")
+    def _envelope_key(self) -> CentreConfig:
+        if self.envelope and not self.centre_encryption_key:
+            raise ValueError("centre.envelope needs centre.centre_encryption_key (enrol again with its bundle)")
+        if self.envelope and self.suite != "gm":
+            raise ValueError("centre.envelope is for a gm centre only")
+        return self
 
 
 class InboxConfig(_Section):

@@ -68,6 +68,8 @@ def verify_bundle(doc: dict[str, Any], *, expected_fingerprint: str | None = Non
         )
     if not verify_detached(bundle, signature, trust["centre_key"], sm2_user_id=suite.sm2_user_id):
         raise BundleError("the bundle's signature does not verify: it was altered or signed by someone else")
+    if suite.envelope and not isinstance(trust.get("centre_encryption_key"), dict):
+        raise BundleError("the bundle asks for the personal-field envelope but names no centre encryption key")
     if datetime.fromisoformat(bundle["expires_at"]) < datetime.now(UTC):
         raise BundleError(f"the bundle expired at {bundle['expires_at']}; ask the centre for a new one")
     return dict(bundle)
@@ -289,6 +291,10 @@ def enrol(
             "centre_key": bundle["trust"]["centre_key"],
             "centre_name": bundle["centre"]["name"],
             **({"suite": "gm", "sm2_user_id": suite.sm2_user_id.decode()} if suite.name == "gm" else {}),
+            **(
+                {"envelope": suite.envelope, "centre_encryption_key": bundle["trust"]["centre_encryption_key"]}
+                if suite.envelope else {}
+            ),
         },
         "inbox": inboxes,
     }

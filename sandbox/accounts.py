@@ -11,6 +11,7 @@ from typing import Any
 
 from sdk.identifiers import check_uscc
 from sdk.models import InstitutionFiling, InstitutionProfile, Material, Operator
+from sdk.signing import jwk_from_public_key
 
 from .credentials import Credentials
 from .errors import CentreError
@@ -239,6 +240,12 @@ class Accounts:
                 "centre_key": self.keys.centre_jwk.model_dump(exclude_none=True),
                 # the CA of the institution certificates the centre issues on a PKCS#10 request (sandbox.bankca)
                 "bank_ca_pem": self.credentials.bank_ca.pem,
+                # gm centres asking for the personal-field envelope (suite.envelope): the key to wrap to
+                **(
+                    {"centre_encryption_key": jwk_from_public_key(self.keys.encryption_key(self.store).public)
+                     .model_dump(exclude_none=True)}
+                    if self.keys.suite.envelope else {}
+                ),
             },
         }
         return {"bundle": bundle, "signature": self.keys.sign_detached(bundle)}

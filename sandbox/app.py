@@ -101,7 +101,8 @@ def create_app(
     tally = app.state.requests = RequestTally()
     # innermost of the middlewares: authentication and body limits before any route reads a byte
     app.add_middleware(
-        Gate, auth=auth, store=store, admin_token=centre.check_admin_token, public_url=lambda: centre.public_url
+        Gate, auth=auth, store=store, admin_token=centre.check_admin_token, public_url=lambda: centre.public_url,
+        open_envelope=centre.open_envelope,
     )
     app.add_middleware(FaultsMiddleware, faults=faults)
 

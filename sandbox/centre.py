@@ -19,6 +19,7 @@ offices. The centre keeps the acts' old names (``centre.submit``, ``centre.pay``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from .accounts import Accounts
 from .applications import Applications
 from .bankca import BANK_CRL_PATH, BankCa
 from .credentials import BANK_CERTIFICATE_VALIDITY, Credentials
+from .errors import CentreError
 from .esign import EsignAuthority
 from .events import EventFeed
 from .fees import FeeOffice
@@ -213,6 +215,41 @@ class Centre:
             if self.seals is not None:
                 self.seals.publish_crl_at(self.store, url.rstrip("/") + SM2_CRL_PATH)
             self.credentials.crl_url = url.rstrip("/") + BANK_CRL_PATH  # named in institution certificates
+
+    def open_envelope(self, method: str, body: bytes) -> bytes:
+        """A signed JSON body with its personal-field envelope opened (:mod:`sdk.gm.envelope`), for the
+        routes to read; a body without one as it is. A gm centre whose suite asks for the envelope
+        refuses a POST body that carries personal fields in the clear.
+
+        Raises:
+            CentreError: 422 ``envelope_invalid`` (not for this centre's key, altered, malformed),
+                422 ``encryption_required`` (personal fields in the clear where the envelope is asked for).
+        """
+        if self.suite.name != "gm" or body[:1] != b"{":
+            return body
+        from sdk.gm.envelope import ENVELOPE_MEMBER, open_fields, personal_pointers
+
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return body  # the route refuses it as any malformed body
+        if not isinstance(document, dict):
+            return body
+        if ENVELOPE_MEMBER in document:
+            try:
+                opened = open_fields(document, self.keys.encryption_key(self.store))
+            except (ValueError, KeyError, TypeError) as e:
+                raise CentreError(
+                    422, "envelope_invalid", f"the personal-field envelope does not open: {e}",
+                    errors=[{"code": "envelope_invalid", "detail": str(e), "pointer": f"/{ENVELOPE_MEMBER}"}],
+                ) from None  # fmt: skip
+            return json.dumps(opened, ensure_ascii=False).encode()
+        clear = next(personal_pointers(document), None)
+        if self.suite.envelope and method == "POST" and clear is not None:
+            detail = f"{clear} is personal data in the clear; this centre asks for it {self.suite.envelope}-encrypted"
+            raise CentreError(422, "encryption_required", detail,
+                              errors=[{"code": "encryption_required", "detail": detail, "pointer": clear}])  # fmt: skip
+        return body
 
     def revoke_seal(self, reason: str = "key_compromise") -> int:
         """Revoke the seal certificate (onto the CA's CRL) and seal with a new key from now on."""

@@ -110,6 +110,10 @@ def serve(
     sm2_user_id: Annotated[
         str | None, typer.Option(help="gm: the SM2 user id (GM/T 0009) of signatures; default 1234567812345678")
     ] = None,
+    envelope: Annotated[
+        str | None,
+        typer.Option(help="gm: ask for the parties' personal fields SM4-encrypted (SM4-GCM or SM4-CBC) in bodies"),
+    ] = None,
     development: Annotated[
         bool | None,
         typer.Option(
@@ -133,9 +137,11 @@ def serve(
     from .workflow import Timing
 
     try:
-        chosen = suite_named(suite, sm2_user_id=sm2_user_id) if suite or sm2_user_id else None
+        chosen = (
+            suite_named(suite, sm2_user_id=sm2_user_id, envelope=envelope) if suite or sm2_user_id or envelope else None
+        )
     except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--suite / --sm2-user-id") from None
+        raise typer.BadParameter(str(e), param_hint="--suite / --sm2-user-id / --envelope") from None
     timing = Timing(
         step_seconds=step_seconds,
         correction_days=correction_days,

@@ -15,6 +15,9 @@ A pure ASGI middleware in front of every route (docs/api.md §5, §11):
    and query, never decoded) on the centre's own scheme and authority — the configured public URL,
    or the address the server listens on — never a ``Host`` header the bank did not sign. The
    verified caller is handed to the routes in ``request.state.caller``.
+4. **Then the personal-field envelope** (gm centres, :meth:`sandbox.centre.Centre.open_envelope`): a
+   signed JSON body's SM4-encrypted personal fields are opened with the centre's encryption key, so
+   the routes read them as any body; a centre that asks for the envelope refuses them in the clear.
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ class Gate:
         store: Store,
         admin_token: Callable[[str], str | None],
         public_url: Callable[[], str | None],
+        open_envelope: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         self.app = app
+        #: a signed body's personal-field envelope opened after its signature is checked (gm centres)
+        self.open_envelope = open_envelope
         self.auth = auth
         self.store = store
         self.admin_token = admin_token
@@ -87,6 +93,12 @@ class Gate:
             if signed:
                 url = raw_target(scope, self.public_url())
                 state["caller"] = self.auth.authenticate(method=scope["method"], url=url, headers=headers, body=body)
+                if self.open_envelope is not None and body:
+                    opened = self.open_envelope(scope["method"], body)
+                    if opened is not body:
+                        body = opened
+                        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+                        scope["headers"].append((b"content-length", str(len(body)).encode()))
         except CentreError as exc:
             await _problem(send, exc, state.get("request_id"))
             return

@@ -52,6 +52,22 @@ class CentreKeys:
     suite: Suite = INTL
     #: what the keys are kept under in a file-backed store (a new seal key is stored the same way)
     passphrase: bytes | None = field(default=None, repr=False)
+    _encryption: Sm2PrivateKey | None = field(default=None, repr=False)
+
+    def encryption_key(self, store: Store) -> Sm2PrivateKey:
+        """The centre's SM2 encryption key (gm; separate from its signing key, as GM/T 0015's dual
+        certificates keep them): banks wrap the SM4 key of a body's personal fields to it
+        (:mod:`sdk.gm.envelope`). Made on first use, kept in ``store`` PBES2-encrypted like the others."""
+        if self._encryption is None:
+            row = store.one("SELECT pem FROM secrets WHERE name = 'centre_encryption_key'")
+            if row is not None:
+                self._encryption = load_sm2_pem(bytes(row["pem"]), self.passphrase or None)
+            else:
+                key = Sm2PrivateKey.generate()
+                pem = key.to_pem(self.passphrase or None)
+                store.execute("INSERT OR REPLACE INTO secrets VALUES ('centre_encryption_key', ?)", pem)
+                self._encryption = key
+        return self._encryption
 
     @property
     def centre_jwk(self) -> PublicJwk:

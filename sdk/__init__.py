@@ -17,6 +17,7 @@ from ._client import (
     Client,
     Credential,
     EventPager,
+    FieldEncryption,
 )
 from ._operations import new_idempotency_key
 from ._version import __version__
@@ -66,6 +67,7 @@ __all__ = [
     "EsignatureRefused",
     "EventPager",
     "FeeNotDue",
+    "FieldEncryption",
     "IdempotencyConflict",
     "KeySigner",
     "NotFound",

@@ -13,7 +13,8 @@ import base64
 import hashlib
 import platform
 import time
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import httpx
 import tenacity
@@ -42,10 +43,11 @@ from .errors import (
     TransportError,
     error_from_response,
 )
+from .gm.sm2 import Sm2PublicKey
 from .retries import RetryPolicy, is_testing, parse_retry_after
 from .signing import KeySigner, PrivateKey, RequestSigningAuth, Signer
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "Credential"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "Credential", "FieldEncryption"]
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -74,6 +76,31 @@ def _signer_of(credential: Credential | Signer | None) -> Signer | None:
     return credential
 
 
+@dataclass(frozen=True)
+class FieldEncryption:
+    """The personal-field envelope a gm centre asks for (its bundle's ``suite.envelope``): each party's
+    name, ID number and phone in a JSON body SM4-encrypted under a fresh key wrapped with SM2 to the
+    centre's encryption key (``trust.centre_encryption_key``; :mod:`sdk.gm.envelope`).
+
+    Args:
+        recipient: the centre's SM2 encryption public key.
+        mode: ``SM4-GCM`` (default) or ``SM4-CBC`` where the centre needs it.
+        key_layout: how the wrapped key is sent: GM/T 0009 ASN.1 (default) or raw C1C3C2.
+    """
+
+    recipient: Sm2PublicKey
+    mode: Literal["SM4-GCM", "SM4-CBC"] = "SM4-GCM"
+    key_layout: Literal["asn1", "c1c3c2"] = "asn1"
+
+    def seal(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with its personal fields encrypted (as it is when it has none)."""
+        from .gm.envelope import ENVELOPE_MEMBER, personal_pointers, seal_fields
+
+        if ENVELOPE_MEMBER in body or next(personal_pointers(body), None) is None:
+            return body
+        return seal_fields(body, self.recipient, mode=self.mode, key_layout=self.key_layout)
+
+
 class _BaseClient:
     """What the sync and async clients share: configuration, results, errors, retries."""
 
@@ -83,8 +110,11 @@ class _BaseClient:
         credential: Credential | Signer | None,
         retry: RetryPolicy | None,
         user_agent: str | None,
+        envelope: FieldEncryption | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: the personal fields of JSON bodies are SM4-encrypted to the centre with it (gm centres that ask)
+        self.envelope = envelope
         self.signer = _signer_of(credential)
         self.retry = retry if retry is not None else RetryPolicy()
         self._auth = RequestSigningAuth(self.signer) if self.signer else None
@@ -192,8 +222,9 @@ class Client(_BaseClient):
         transport: httpx.BaseTransport | None = None,
         verify: Any = True,
         user_agent: str | None = None,
+        envelope: FieldEncryption | None = None,
     ) -> None:
-        super().__init__(base_url, credential, retry, user_agent)
+        super().__init__(base_url, credential, retry, user_agent, envelope)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=self._headers(),
@@ -233,7 +264,7 @@ class Client(_BaseClient):
 
     def run(self, op: Operation[T]) -> T:
         """Send one operation, retrying what may succeed later, and return its result."""
-        request = op.build(self._http)
+        request = op.build(self._http, self.envelope.seal if self.envelope else None)
         for attempt in tenacity.Retrying(sleep=self._sleep, **self._tenacity_args()):
             with attempt:
                 return self._result(op, self._send(request, op.signed))
@@ -272,8 +303,9 @@ class AsyncClient(_BaseClient):
         transport: httpx.AsyncBaseTransport | None = None,
         verify: Any = True,
         user_agent: str | None = None,
+        envelope: FieldEncryption | None = None,
     ) -> None:
-        super().__init__(base_url, credential, retry, user_agent)
+        super().__init__(base_url, credential, retry, user_agent, envelope)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=self._headers(),
@@ -312,7 +344,7 @@ class AsyncClient(_BaseClient):
             raise self._transport_error(e) from e
 
     async def run(self, op: Operation[T]) -> T:
-        request = op.build(self._http)
+        request = op.build(self._http, self.envelope.seal if self.envelope else None)
         async for attempt in tenacity.AsyncRetrying(sleep=self._sleep, **self._tenacity_args()):
             with attempt:
                 return self._result(op, await self._send(request, op.signed))

@@ -84,10 +84,22 @@ class Operation(Generic[T]):
             signed=signed,
         )
 
-    def build(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+    def build(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        seal: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> httpx.Request:
+        """The HTTP request; ``seal`` (the personal-field envelope, :mod:`sdk.gm.envelope`) rewrites a
+        JSON body before it is encoded (and so before it is digested and signed)."""
         headers: dict[str, str] = {"Accept": "application/json"}
         body: bytes | None = self.content
-        if self.json is not None:
+        if self.json is not None and seal is not None:
+            data = self.json.model_dump(mode="json", exclude_none=True) if isinstance(self.json, BaseModel) else dict(
+                self.json
+            )
+            body = encode_json(seal(data))
+            headers["Content-Type"] = "application/json"
+        elif self.json is not None:
             body = encode_json(self.json)
             headers["Content-Type"] = "application/json"
         elif self.content_type:

@@ -77,6 +77,8 @@ class TrustAnchors:
         sm2_user_id: the gm suite's SM2 user id (GM/T 0009) the centre signs with (default ``1234567812345678``).
         bank_ca_pem: the CA of the institution certificates the centre issues to banks' keys (PEM;
             absent from a centre that issues none): :mod:`sdk.csr`.
+        centre_encryption_key: the SM2 key a gm centre that asks for the personal-field envelope
+            wants the per-body SM4 keys wrapped to (JWK; :class:`sdk.FieldEncryption`).
     """
 
     seal_ca_pem: str
@@ -90,6 +92,8 @@ class TrustAnchors:
     #: :func:`sdk.esign.verify_esignature`)
     esign_ca_pems: Sequence[str] = ()
     bank_ca_pem: str | None = None
+    #: gm centres asking for the personal-field envelope: their SM2 encryption key, a JWK
+    centre_encryption_key: dict[str, Any] | None = None
 
     def centre_public_key(self) -> PublicKey:
         """The centre's public key (an SM2 key with the user id its signatures are made with).

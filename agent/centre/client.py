@@ -10,6 +10,8 @@ import httpx
 
 import sdk
 from agent.config import AgentConfig
+from sdk.gm.sm2 import Sm2PublicKey
+from sdk.signing import public_key_from_jwk
 
 __all__ = ["centre_client", "centre_clock_skew", "centre_transport"]
 
@@ -28,7 +30,14 @@ def centre_client(
     transport: httpx.BaseTransport = centre_transport(config)
     if wrap is not None:
         transport = wrap(transport)
-    return sdk.Client(config.centre.url, credential, timeout=config.centre.timeout, transport=transport, **kwargs)
+    centre = config.centre
+    if centre.envelope and centre.centre_encryption_key and "envelope" not in kwargs:
+        # the centre asks for the personal fields encrypted (seed 002 §5.1 加密传输): wrap to its key
+        recipient = public_key_from_jwk(centre.centre_encryption_key)
+        if not isinstance(recipient, Sm2PublicKey):
+            raise ValueError("centre.centre_encryption_key is not an SM2 key")
+        kwargs["envelope"] = sdk.FieldEncryption(recipient, centre.envelope)
+    return sdk.Client(centre.url, credential, timeout=centre.timeout, transport=transport, **kwargs)
 
 
 def centre_clock_skew(url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> float:

@@ -24,7 +24,7 @@ from installer.enrol import BundleError, enrol
 from sandbox.local import LocalCentre
 from sdk.suites import GM, suite_named
 
-from .conftest import INBOXES, SECRET, Branch, drop, mortgage_export
+from .conftest import INBOXES, SECRET, Branch, drop, make_branch, mortgage_export
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,24 @@ def test_a_fernet_state_is_reencrypted_under_sm4_gcm_when_the_agent_turns_gm(bra
     assert reencrypt_state(data / "state.db", data / "blobs", cipher) == {"values": 0, "blobs": 0}  # nothing left
     with pytest.raises(Exception, match="cannot be decrypted"):
         Sm4GcmCipher(b"another secret", (data / "cipher.salt").read_bytes()).decrypt(blob.read_bytes())
+
+
+def test_the_agent_encrypts_personal_fields_where_the_centre_asks(tmp_path: Path) -> None:
+    """A gm centre asking for the envelope (SM4-CBC here): the bundle names it, enrolment writes it to
+    the config, and the agent's applications reach the centre with the parties encrypted — a body in
+    the clear would be refused (``encryption_required``, tests/sandbox/test_envelope.py)."""
+    with LocalCentre(suite=suite_named("gm", envelope="SM4-CBC")) as centre:
+        branch = make_branch(centre, tmp_path / "branch")
+        config = load_config(branch.config)
+        assert config.centre.envelope == "SM4-CBC" and config.centre.crypto_suite.envelope == "SM4-CBC"
+        assert config.centre.centre_encryption_key and config.centre.centre_encryption_key["crv"] == "SM2"
+        agent = branch.agent()
+        try:
+            assert agent.client.envelope is not None and agent.client.envelope.mode == "SM4-CBC"
+            drop(branch.inbox(), "a.csv", mortgage_export(branch.inbox(), {"ENV-001": 1, "ENV-002": 2}))
+            assert agent.run_until_idle(timeout=90)
+        finally:
+            agent.close()
+        records = centre.centre.list_applications(branch.institution_id, [], None, 100)
+        assert len(records) == 2 and all(r.status.value == "completed" for r in records)
+        assert all(r.application.model_dump()["mortgagors"][0]["id_number"] for r in records)  # opened by the centre

@@ -25,6 +25,7 @@ PUBLIC = {
     "EsignatureRefused",
     "EventPager",
     "FeeNotDue",
+    "FieldEncryption",
     "IdempotencyConflict",
     "KeySigner",
     "RotatingSigner",
