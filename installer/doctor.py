@@ -18,7 +18,7 @@ import ssl
 import stat
 import tomllib
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -230,7 +230,22 @@ class _Doctor:
             )
         else:
             self.add("channel", "ok", f"channel open for {profile.name}")
+        self.filing(profile)
         self.operators(config, operators)
+
+    def filing(self, profile: sdk.models.InstitutionProfile) -> None:
+        """银行信息备案 (seed 001 §5.2): the centre refuses applications unless the 营业执照 and 金融许可证 it holds
+        are complete and valid; a document ending within 30 days is a warning."""
+        from agent.centre.filing import FILING_COMMAND, describe_filing
+
+        state = profile.filing_state
+        detail = describe_filing(profile).replace("\n", "; ")
+        if state.status != "complete":
+            self.add("filing", "fail", detail, f"file them once: {FILING_COMMAND}")
+        elif state.valid_until is not None and (state.valid_until - date.today()).days < 30:
+            self.add("filing", "warn", detail, f"file the renewed licence before {state.valid_until}: {FILING_COMMAND}")
+        else:
+            self.add("filing", "ok", detail)
 
     def operators(self, config: AgentConfig, operators: list[sdk.models.Operator]) -> None:
         """The 业务办理人员 accounts the centre issued (seed 001 §4.2): the ids the export's 经办人 column may name."""

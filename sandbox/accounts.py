@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sdk.identifiers import check_uscc
-from sdk.models import InstitutionFiling, InstitutionProfile, Material, Operator
+from sdk.models import FILING_KINDS, FilingDocument, FilingState, InstitutionFiling, InstitutionProfile, Operator
 from sdk.signing import jwk_from_public_key
 
 from .credentials import Credentials
@@ -19,7 +19,7 @@ from .events import EventFeed
 from .payload import check_payload
 from .pki import CentreKeys
 from .seals import SealOffice
-from .store import Store, new_id, now_utc, token_hash
+from .store import Store, china_today, new_id, now_utc, token_hash
 from .urls import check_webhook_url
 
 #: how long an admin token is good for unless its maker says otherwise
@@ -263,9 +263,57 @@ class Accounts:
             financial_licence_number=row["licence_no"],
             district=row["district"],
             channel={"status": row["channel_status"], "reason": row["channel_reason"], "since": row["channel_since"]},
-            filing=json.loads(row["filing"]),
+            filing=self._filed(row),
+            filing_state=self.filing_state(institution_id),
             webhook_url=row["webhook_url"],
         )
+
+    @staticmethod
+    def _filed(row: sqlite3.Row) -> list[FilingDocument]:
+        """The filed documents (an older declaration that is no filing document any more counts as not filed)."""
+        found = []
+        for doc in json.loads(row["filing"]):
+            try:
+                found.append(FilingDocument.model_validate(doc))
+            except ValueError:
+                continue
+        return found
+
+    def filing_state(self, institution_id: str) -> FilingState:
+        """Whether the institution's 银行信息备案 is in order today (China date), and if not, why (seed 001 §5.2)."""
+        documents = {d.code: d for d in self._filed(self.institution_row(institution_id))}
+        uploaded = {
+            (r["material_id"], r["sha256"])
+            for r in self.store.all("SELECT material_id, sha256 FROM filing_documents WHERE institution_id = ?",
+                                    institution_id)
+        }  # fmt: skip
+        missing = [name for code, name in FILING_KINDS.items() if code not in documents]
+        if missing:
+            return FilingState(status="missing", reason=f"未办理银行信息备案：缺少{'、'.join(missing)}")
+        waiting = [FILING_KINDS[d.code] for d in documents.values() if (d.id, d.sha256) not in uploaded]
+        if waiting:
+            return FilingState(status="missing", reason=f"银行信息备案的{'、'.join(waiting)}文件尚未上传")
+        today = china_today()
+        ends = [d.valid_until for d in documents.values() if d.valid_until is not None]
+        expired = [d for d in documents.values() if d.valid_until is not None and d.valid_until < today]
+        if expired:
+            what = "、".join(f"{FILING_KINDS[d.code]}（{d.number}）有效期至 {d.valid_until}" for d in expired)
+            return FilingState(
+                status="expired", reason=f"银行信息备案已过期：{what}，请重新备案", valid_until=min(ends)
+            )
+        return FilingState(status="complete", valid_until=min(ends) if ends else None)
+
+    def check_filing(self, institution_id: str) -> None:
+        """Applications come only from an institution whose 银行信息备案 is complete and valid (seed 001 §5.2).
+
+        Raises:
+            CentreError: 403 ``filing_required`` (a document not filed or not uploaded) or ``filing_expired``.
+        """
+        state = self.filing_state(institution_id)
+        if state.status == "complete":
+            return
+        code = "filing_expired" if state.status == "expired" else "filing_required"
+        raise CentreError(403, code, f"{state.reason} (POST /v1/institution/filing)")
 
     def institution_row(self, institution_id: str) -> sqlite3.Row:
         """The institution's stored row.
@@ -297,7 +345,23 @@ class Accounts:
         ]
 
     def file_institution(self, institution_id: str, filing: InstitutionFiling) -> InstitutionProfile:
-        """银行信息备案: declare the institution's documents (uploaded one by one after)."""
+        """银行信息备案: declare the institution's 营业执照 and 金融许可证 (uploaded one by one after); replaces
+        the previous filing.
+
+        Raises:
+            CentreError: 422 ``filing_mismatch`` when the 营业执照's number is not the institution's 统一社会信用代码
+                or the 金融许可证's not the licence number on its account.
+        """
+        row = self.institution_row(institution_id)
+        expected = {"business_licence": row["uscc"], "financial_licence": row["licence_no"]}
+        wrong = [
+            {"code": "filing_mismatch", "pointer": f"/documents/{i}/number",
+             "detail": f"{FILING_KINDS[d.code]}的编号 {d.number} 与登记中心记载的本机构编号 {expected[d.code]} 不一致"}
+            for i, d in enumerate(filing.documents)
+            if d.number.upper() != str(expected[d.code]).upper()
+        ]  # fmt: skip
+        if wrong:
+            raise CentreError(422, "filing_mismatch", "备案材料的证照编号与本机构不一致", errors=wrong)
         docs = [m.model_dump(mode="json") for m in filing.documents]
         self.store.execute(
             "UPDATE institutions SET filing = ? WHERE id = ?", json.dumps(docs, ensure_ascii=False), institution_id
@@ -311,7 +375,7 @@ class Accounts:
         Raises:
             CentreError: 404 for an undeclared document, 422 ``payload_mismatch`` for other content.
         """
-        filing = [Material.model_validate(m) for m in json.loads(self.institution_row(institution_id)["filing"])]
+        filing = self._filed(self.institution_row(institution_id))
         declared = next((m for m in filing if m.id == material_id), None)
         if declared is None:
             raise CentreError(404, "not_found", f"document {material_id} is not declared in the filing")

@@ -58,9 +58,12 @@ class Applications:
         Raises:
             CentreError: 403 ``operator_not_authorised`` when the declaration's operator is not an active account of
                 the institution (seed 001 §4.2); 409 ``duplicate_reference`` when the institution already used the
-                client_reference.
+                client_reference; 403 ``filing_required`` / ``filing_expired`` when the institution's 银行信息备案
+                (营业执照, 金融许可证) is not complete or has expired (seed 001 §5.2) — the documents are filed once,
+                never carried by an application.
         """
         self.accounts.check_operator(institution_id, app.declaration.operator_id)
+        self.accounts.check_filing(institution_id)
         existing = self.store.one(
             "SELECT id FROM applications WHERE institution_id = ? AND client_reference = ?",
             institution_id,
@@ -146,12 +149,14 @@ class Applications:
                 the institution — checked here too, before 受理, so no notice number is spent on it;
                 422 ``esignature_refused`` when an applicant's e-signature fails its check against the e-signature
                 CAs this centre trusts (:func:`sandbox.esign.check_declaration`: untrusted CA, altered, over
-                another document, another signer), also before 受理.
+                another document, another signer), also before 受理; 403 ``filing_required`` /
+                ``filing_expired`` likewise for the institution's 银行信息备案.
         """
         record = self.ledger.load(institution_id, application_id)
         if record.status not in (ApplicationStatus.DRAFT, ApplicationStatus.CORRECTION_REQUIRED):
             raise CentreError(409, "invalid_state", f"cannot submit an application in status {record.status.value}")
         self.accounts.check_operator(institution_id, record.application.declaration.operator_id)
+        self.accounts.check_filing(institution_id)
         missing = [m.id for m in record.application.materials if m.id not in record.materials_received]
         if missing:
             raise CentreError(

@@ -431,6 +431,7 @@ def issue_sample(suite: str = "intl") -> tuple[bytes, Any, Any]:
     iid = centre.create_institution(name=samples.bank().name, uscc=samples.BANK_USCC, licence_no="B0001H234010001",
                                     district="340121")  # fmt: skip
     centre.create_operator(iid, "李经办", "op-001")
+    samples.file_sample(centre, iid)
     data = samples.application_dict("mortgage_first", "LN2026-0001", n=7, complete=True)
     app = TypeAdapter(Application).validate_python(data)
     record = centre.create_application(iid, app)

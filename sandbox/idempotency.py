@@ -19,6 +19,10 @@ __all__ = ["IDEMPOTENCY_TTL", "Idempotency", "IdempotentResult", "request_finger
 #: how long a key's answer is kept
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
+#: refusals about the institution's standing, not the request: nothing ran, so the answer is not kept and the
+#: same key is judged afresh once the standing is put right (the 银行信息备案 filed, seed 001 §5.2)
+NOT_KEPT = frozenset({"filing_required", "filing_expired"})
+
 
 @dataclass
 class IdempotentResult:
@@ -62,7 +66,7 @@ class Idempotency:
             try:
                 status, body = act()
             except CentreError as e:
-                if e.status >= 500:
+                if e.status >= 500 or e.code in NOT_KEPT:
                     raise
                 status, body = e.status, json.dumps(e.problem(None), ensure_ascii=False).encode()
             if status < 500:

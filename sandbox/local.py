@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from sandbox import samples
 from sandbox.app import create_app
 from sandbox.centre import Centre
 from sandbox.faults import Faults
@@ -65,9 +66,16 @@ class LocalCentre:
         self.stop()
 
     def bank(self, *, operators: tuple[str, ...] = ("op-001", "op-002"), valid_for: timedelta = timedelta(days=1),
-             name: str = SAMPLE_BANK_NAME, uscc: str = SAMPLE_BANK_USCC) -> tuple[str, dict[str, Any]]:  # fmt: skip
-        """A bank account with operators, and its enrolment bundle: (institution id, bundle)."""
+             name: str = SAMPLE_BANK_NAME, uscc: str = SAMPLE_BANK_USCC,
+             filed: bool = True) -> tuple[str, dict[str, Any]]:  # fmt: skip
+        """A bank account with operators, and its enrolment bundle: (institution id, bundle).
+
+        With ``filed`` (the default) the bank's 银行信息备案 is already at the centre (the sample 营业执照 and
+        金融许可证, as ``regbridge filing`` files them); without it the bank must file before applying.
+        """
         iid = self.centre.create_institution(name=name, uscc=uscc, licence_no="B0001H234010001", district="340121")
         for i, op in enumerate(operators, 1):
             self.centre.create_operator(iid, f"经办人{i}", operator_id=op)
+        if filed:
+            samples.file_sample(self.centre, iid)
         return iid, self.centre.enrolment_bundle(iid, self.url, valid_for=valid_for)

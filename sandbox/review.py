@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any, Literal
 
 from sdk.checklists import missing_materials
@@ -18,19 +18,23 @@ from sdk.models import ApplicationBase, MaterialChecklist, MortgageDischarge, co
 
 from .recording import Issue, record
 from .register import Register, Unit
+from .store import china_today
 
-__all__ = ["EXCLUDED_PROPERTY_TYPES", "Finding", "Issue", "Scope", "Verdict", "accept", "examine", "record"]
+__all__ = [
+    "EXCLUDED_PROPERTY_TYPES",
+    "Finding",
+    "Issue",
+    "Scope",
+    "Verdict",
+    "accept",
+    "china_today",
+    "examine",
+    "record",
+]
 
 #: seed 001's pilot leaves out 在建工程 and 纯土地 (BDCLX 1 土地, 4 土地和在建建筑物); :class:`Scope` may admit 在建
 EXCLUDED_PROPERTY_TYPES = frozenset({"1", "4"})
 UNDER_CONSTRUCTION = "4"
-#: the register's day is China's (UTC+8): a document effective "today" is effective from 00:00 there
-CHINA = timezone(timedelta(hours=8))
-
-
-def china_today() -> date:
-    """Today's date in China (the day a legal document's effectiveness is judged on)."""
-    return datetime.now(CHINA).date()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from sdk.models import (
     ApplicationBase,
     Declaration,
     ElectronicSignatureRef,
+    FilingDocument,
     InquiryAnswer,
+    InstitutionFiling,
     Material,
     NaturalPerson,
     Organisation,
@@ -77,6 +79,45 @@ def material(
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
     )
+
+
+#: the sample bank's 金融许可证 机构编码 (the licence number its sandbox account is opened with)
+BANK_LICENCE_NO = "B0001H234010001"
+
+
+def filing_content(code: str, number: str) -> bytes:
+    """A stand-in scan of a filed document (营业执照 / 金融许可证)."""
+    return f"%PDF-1.7 sample {code} {number}".encode()
+
+
+def filing(
+    uscc: str = BANK_USCC, licence_no: str = BANK_LICENCE_NO, *, valid_until: date | None = None
+) -> tuple[InstitutionFiling, dict[str, bytes]]:
+    """A 银行信息备案 (seed 001 §5.2) of an institution: its 营业执照 (长期) and 金融许可证 (valid until
+    ``valid_until``, 长期 when none), and each document's content by id."""
+    contents = {
+        "yyzz": filing_content("business_licence", uscc),
+        "jrxkz": filing_content("financial_licence", licence_no),
+    }
+    documents = [
+        FilingDocument(id="yyzz", code="business_licence", number=uscc, filename="营业执照.pdf",
+                       media_type="application/pdf", sha256=hashlib.sha256(contents["yyzz"]).hexdigest(),
+                       size=len(contents["yyzz"])),
+        FilingDocument(id="jrxkz", code="financial_licence", number=licence_no, filename="金融许可证.pdf",
+                       media_type="application/pdf", sha256=hashlib.sha256(contents["jrxkz"]).hexdigest(),
+                       size=len(contents["jrxkz"]), valid_until=valid_until),
+    ]  # fmt: skip
+    return InstitutionFiling(documents=documents), contents
+
+
+def file_sample(centre: Any, institution_id: str, *, valid_until: date | None = None) -> None:
+    """File the institution's sample 营业执照 and 金融许可证 at ``centre`` (a :class:`sandbox.centre.Centre`), as
+    the bank does once with ``regbridge filing`` — for harnesses that open an account and go straight on."""
+    row = centre.institution_row(institution_id)
+    made, contents = filing(row["uscc"], row["licence_no"], valid_until=valid_until)
+    centre.file_institution(institution_id, made)
+    for doc in made.documents:
+        centre.upload_filing_document(institution_id, doc.id, contents[doc.id])
 
 
 def declaration(*pointers: str) -> Declaration:

@@ -14,11 +14,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "new_id", "now_utc"]
+__all__ = ["CHINA", "Store", "china_today", "new_id", "now_utc"]
 
 SCHEMA_VERSION = 3  # 2: operators.deactivated_at, refunds; 3: admin_tokens.expires_at
 
@@ -143,6 +143,15 @@ CREATE TABLE IF NOT EXISTS audit (
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+#: the register's day is China's (UTC+8): a document valid "until" a day is valid through 24:00 there
+CHINA = timezone(timedelta(hours=8))
+
+
+def china_today() -> date:
+    """Today's date in China (the day a document's validity or effectiveness is judged on)."""
+    return datetime.now(CHINA).date()
 
 
 def new_id(prefix: str) -> str:

@@ -10,7 +10,9 @@
     │   │   └── ClockSkew               401      ``created`` outside the centre's window
     │   ├── PermissionDenied            403      the credential may not do this
     │   │   ├── ChannelSuspended        403      the centre closed the institution's channel (关闭端口)
-    │   │   └── OperatorNotAuthorised   403      the operator is unknown, deactivated or another institution's
+    │   │   ├── OperatorNotAuthorised   403      the operator is unknown, deactivated or another institution's
+    │   │   └── FilingRequired          403      no complete 银行信息备案 (营业执照, 金融许可证) at the centre
+    │   │       └── FilingExpired       403      a filed document is past its validity
     │   ├── NotFound                    404
     │   ├── Conflict                    409      the state does not allow it (e.g. submit twice)
     │   │   ├── IdempotencyConflict     409      same Idempotency-Key, different body
@@ -44,6 +46,8 @@ __all__ = [
     "DigestMismatch",
     "EsignatureRefused",
     "FeeNotDue",
+    "FilingExpired",
+    "FilingRequired",
     "IdempotencyConflict",
     "NotFound",
     "OperatorNotAuthorised",
@@ -159,6 +163,15 @@ class EsignatureRefused(ValidationFailed):
     :data:`sdk.esign.ESIGNATURE_CODES`, pointer ``/declaration/signatures/N``); refused before 受理."""
 
 
+class FilingRequired(PermissionDenied):
+    """The centre holds no complete 银行信息备案 for this institution (seed 001 §5.2): its 营业执照 or
+    金融许可证 is not filed or not uploaded. Refused before 受理; file them once (``institution.file``)."""
+
+
+class FilingExpired(FilingRequired):
+    """A document of the institution's 银行信息备案 is past its ``valid_until``: file the renewed one."""
+
+
 class NotFound(APIError):
     pass
 
@@ -195,6 +208,8 @@ _BY_CODE: dict[str, type[APIError]] = {
     "payload_mismatch": PayloadMismatch,
     "operator_not_authorised": OperatorNotAuthorised,
     "esignature_refused": EsignatureRefused,
+    "filing_required": FilingRequired,
+    "filing_expired": FilingExpired,
     "fee_not_due": FeeNotDue,
 }
 # a 409 that clears by itself: the first request with the same key is still being processed

@@ -51,7 +51,9 @@ class ApiCentre:
         return self.client.applications.find(reference)
 
     def channel_open(self) -> bool:
-        return self.client.institution.get().channel.status == "open"
+        """The channel is open and the 银行信息备案 complete: the centre takes the bank's applications."""
+        profile = self.client.institution.get()
+        return profile.channel.status == "open" and profile.filing_state.status == "complete"
 
     def events(self, *, after: str | None, limit: int) -> EventPage:
         return self.client.events.list(after=after, limit=limit)

@@ -73,7 +73,8 @@ class CentrePort(Protocol):
         ...
 
     def channel_open(self) -> bool:
-        """Does the centre take the bank's requests (its channel is open for this institution)?"""
+        """Does the centre take the bank's requests (its channel is open for this institution, and its
+        银行信息备案 — 营业执照, 金融许可证 — is complete and valid)?"""
         ...
 
     # --- events -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ One module per command group: :mod:`~agent.cli.operate` (run, requeue, ingest, t
 :mod:`~agent.cli.inspect` (status, show, search, quarantine, logs), :mod:`~agent.cli.console` (console, users),
 :mod:`~agent.cli.setup` (enroll, doctor, install, uninstall: :mod:`installer` does the work),
 :mod:`~agent.cli.keys`, :mod:`~agent.cli.fees`, :mod:`~agent.cli.limits` (late), :mod:`~agent.cli.query`,
-:mod:`~agent.cli.config`, :mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
+:mod:`~agent.cli.filing` (银行信息备案), :mod:`~agent.cli.config`, :mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
 :mod:`~agent.cli.common` holds what they share. The sandbox's own command group is mounted as
 ``regbridge sandbox`` when the sandbox extra is installed.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import audit, config, console, demo, fees, inspect, keys, limits, operate, profile, query, setup
+from agent.cli import audit, config, console, demo, fees, filing, inspect, keys, limits, operate, profile, query, setup
 
 __all__ = ["app", "main"]
 
@@ -55,6 +55,7 @@ inspect.register(app)
 query.register(app)
 console.register(app)
 setup.register(app)
+filing.register(app)
 demo.register(app)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")

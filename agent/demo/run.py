@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.centre.filing import file_documents, sample_filing
 from agent.config import load_config
 from agent.daemon import Agent
 from agent.demo import samples
@@ -106,6 +107,7 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
     Raises :class:`DemoFolderRefused` (before anything starts) when ``workdir`` holds files the demo did not make.
     """
     from sandbox.local import LocalCentre
+    from sandbox.samples import BANK_LICENCE_NO as SAMPLE_LICENCE_NO
     from sdk.suites import suite_named
 
     started = time.monotonic()
@@ -113,7 +115,7 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
     setup_logging(workdir / "var" / "agent.log", stderr=False)
     with LocalCentre(suite=suite_named(suite)) as centre:
         say(f"① sandbox registration centre on {centre.url} (crypto suite {suite})")
-        iid, bundle = centre.bank()
+        iid, bundle = centre.bank(filed=False)  # the bank files its 营业执照 and 金融许可证 itself, below
         atomic_write(workdir / "enrolment-bundle.json", json.dumps(bundle, ensure_ascii=False).encode(), mode=0o600)
         say(f"② the centre opened account {iid} for {bundle['bundle']['institution_name']}; enrolling the agent")
         config_path = enrol(
@@ -128,6 +130,10 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
         ).path  # fmt: skip
         agent = Agent(load_config(config_path))
         try:
+            mine = bundle["bundle"]
+            filed = file_documents(agent.client, sample_filing(mine["institution_uscc"], SAMPLE_LICENCE_NO))
+            say(f"   银行信息备案: 营业执照 and 金融许可证 filed once ({filed.filing_state.status}); "
+                "no application carries them")  # fmt: skip
             kinds = samples.loans_by_type()
             for name, _, sample, prefix in INBOXES:
                 folder = workdir / "inbox" / name

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 import sdk
+from agent.centre.filing import filing_hint
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import forget_accounts, invalid_operator, operator_message, operator_of
 from agent.pipeline.outbox import queue_receipt
@@ -86,6 +87,8 @@ def submit_one(ctx: StageContext, app: AppRow) -> int:
         forget_accounts(ctx)
         operator = operator_of(app.payload)
         quarantine_refused(ctx, app, exc, message=f"{operator_message(operator)}（登记中心: {exc.args[0]}）")
+    except sdk.FilingRequired as exc:  # the bank's filing, not this application: pause all until it is filed
+        ctx.supervisor.pause(type(exc).__name__, filing_hint(exc.args[0]))
     except PAUSING as exc:
         ctx.supervisor.pause(type(exc).__name__, str(exc))
     except sdk.ValidationFailed as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -11,11 +11,14 @@ from ._base import Model, Resource
 from .materials import Material
 
 __all__ = [
+    "FILING_KINDS",
     "CertificateRevocation",
     "ChannelState",
     "CredentialRecord",
     "Enrolment",
     "EnrolmentResult",
+    "FilingDocument",
+    "FilingState",
     "InstitutionFiling",
     "InstitutionProfile",
     "Operator",
@@ -52,6 +55,39 @@ class ChannelState(Resource):
     since: datetime
 
 
+#: the documents of 银行信息备案 (seed 001 §5.2): material code → name
+FILING_KINDS: dict[str, str] = {"business_licence": "营业执照", "financial_licence": "金融许可证"}
+
+
+class FilingDocument(Material):
+    """One document of the 银行信息备案 (seed 001 §5.2), declared by digest and size like a material and
+    uploaded after (``PUT /v1/institution/filing/documents/{id}``).
+
+    ``code`` says which document: ``business_licence`` (营业执照; ``number`` is the 统一社会信用代码, the
+    institution's own) or ``financial_licence`` (金融许可证; ``number`` is its 机构编码, the one the centre
+    has on the account). ``valid_until`` is the last day it is valid (China date); none means 长期.
+    """
+
+    code: Literal["business_licence", "financial_licence"] = Field(
+        description="business_licence 营业执照, financial_licence 金融许可证"
+    )
+    number: str = Field(min_length=1, max_length=64, description="证照编号: 统一社会信用代码 / 金融许可证机构编码")
+    valid_until: date | None = Field(default=None, description="有效期至 (China date); absent: 长期有效")
+
+
+class FilingState(Resource):
+    """Whether the centre holds this institution's filing in order, and if not, why.
+
+    ``complete``: every document of :data:`FILING_KINDS` filed, uploaded and valid today; ``missing``:
+    one is not filed or not uploaded; ``expired``: one's ``valid_until`` has passed. The centre refuses
+    applications unless ``complete`` (403 ``filing_required`` / ``filing_expired``).
+    """
+
+    status: Literal["complete", "missing", "expired"]
+    reason: str | None = Field(default=None, description="in Chinese, for the bank's staff")
+    valid_until: date | None = Field(default=None, description="the earliest expiry among the documents")
+
+
 class InstitutionProfile(Resource):
     institution_id: str
     name: str
@@ -59,14 +95,29 @@ class InstitutionProfile(Resource):
     financial_licence_number: str = Field(description="金融许可证号")
     district: str = Field(description="辖区 (tenant)")
     channel: ChannelState
-    filing: list[Material] = Field(default_factory=list, description="备案材料 (营业执照, 金融许可证…)")
+    filing: list[FilingDocument] = Field(default_factory=list, description="备案材料 (营业执照, 金融许可证)")
+    filing_state: FilingState = Field(
+        default_factory=lambda: FilingState(status="missing", reason="未办理银行信息备案"),
+        description="whether the filing is in order (applications are refused unless complete)",
+    )
     webhook_url: str | None = None
 
 
 class InstitutionFiling(Model):
-    """银行信息备案: institution documents filed once and not sent with every application."""
+    """银行信息备案 (seed 001 §5.2): the institution's 营业执照 and 金融许可证, filed once — each application
+    then needs neither. A new filing replaces the previous one (a renewed licence is filed again)."""
 
-    documents: list[Material] = Field(min_length=1)
+    documents: list[FilingDocument] = Field(min_length=len(FILING_KINDS), max_length=len(FILING_KINDS))
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> InstitutionFiling:
+        codes = sorted(d.code for d in self.documents)
+        if codes != sorted(FILING_KINDS):
+            names = "、".join(FILING_KINDS.values())
+            raise ValueError(f"a filing has one document of each kind ({names}); got {', '.join(codes)}")
+        if len({d.id for d in self.documents}) != len(self.documents):
+            raise ValueError("document ids must be unique")
+        return self
 
 
 class Operator(Resource):

@@ -45,9 +45,10 @@ INBOXES = [
 
 
 def make_branch(
-    centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None, **settings: Any
+    centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None, *, filed: bool = True,
+    **settings: Any,
 ) -> Branch:
-    iid, bundle = centre.bank()
+    iid, bundle = centre.bank(filed=filed)
     settings = {
         "default_operator": "op-001",
         "fees": {"auto_pay": True, "daily_cap": "100000"},

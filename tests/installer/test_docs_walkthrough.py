@@ -1,7 +1,8 @@
 """The documentation followed by hand, command by command (issue 18, must show).
 
 docs/sandbox.md: ``create-institution``, ``create-operator --operator-id op-001``, ``bundle``;
-docs/install.md, the walkthrough: ``enroll`` (which says auto-pay is off), the shipped all-valid
+docs/install.md, the walkthrough: ``enroll`` (which says auto-pay is off), ``filing`` (银行信息备案 of the
+shipped sample 营业执照 and 金融许可证, once), the shipped all-valid
 sample export (config/samples/valid/) dropped into the inbox, ``run --until-idle``, ``fees`` and
 ``fees pay`` for each fee due, ``run --until-idle`` again. Every row ends registered with its
 certificate stored, and no application is refused or held for its operator.
@@ -47,9 +48,18 @@ def test_the_docs_by_hand_register_every_row_of_the_valid_sample(
                     "--inbox", "corebank=inbox/corebank:corebank_csv", env=env, cwd=tmp_path)  # fmt: skip
     assert "auto-pay is off" in enrolled.stdout and "regbridge fees pay" in enrolled.stdout
     config = str(work / "agent.toml")
+    before = _cli("filing", "-c", config, env=env, cwd=tmp_path, check=False)  # nothing filed yet
+    assert before.returncode == 1 and "未办理银行信息备案" in before.stdout
+    filing = ROOT / "config" / "samples" / "filing"
+    filed = _cli("filing", "-c", config, "--business-licence", str(filing / "business_licence.pdf"),
+                 "--financial-licence", str(filing / "financial_licence.pdf"),
+                 "--financial-licence-number", "B0001H234010001", env=env, cwd=tmp_path)  # fmt: skip
+    assert "营业执照 91340100781081199K" in filed.stdout and "备案齐全有效" in filed.stdout
     doctor = json.loads(_cli("doctor", "--json", "-c", config, env=env, cwd=tmp_path, check=False).stdout)
     operators = next(f for f in doctor if f["check"] == "operators")
     assert operators["status"] == "ok" and "op-001" in operators["detail"]
+    filing_check = next(f for f in doctor if f["check"] == "filing")
+    assert filing_check["status"] == "ok" and "金融许可证 B0001H234010001" in filing_check["detail"]
     inbox = work / "inbox" / "corebank"
     shutil.copytree(ROOT / "config" / "samples" / "valid", inbox, dirs_exist_ok=True)
 

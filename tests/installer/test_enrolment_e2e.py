@@ -141,6 +141,12 @@ def test_from_an_empty_folder_to_an_enrolled_agent_that_rotates_its_key_in_fligh
     again = _cli("enroll", str(tmp_path / "bank.json"), "--dir", str(work), env=env, cwd=tmp_path)
     assert "already enrolled" in again.stdout
     config_path = work / "agent.toml"
+    # 银行信息备案 once (seed 001 §5.2): without it the centre takes no application
+    samples_dir = Path(__file__).resolve().parents[2] / "config" / "samples" / "filing"
+    filed = _cli("filing", "-c", str(config_path), "--business-licence", str(samples_dir / "business_licence.pdf"),
+                 "--financial-licence", str(samples_dir / "financial_licence.pdf"),
+                 "--financial-licence-number", "B0001H234010001", env=env, cwd=tmp_path)  # fmt: skip
+    assert "备案齐全有效" in filed.stdout
     assert (work / "agent.secret").stat().st_mode & 0o777 == 0o600
 
     # settings for this run come from the environment (pydantic-settings), not from editing the file

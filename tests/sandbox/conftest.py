@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 import uvicorn
@@ -89,10 +91,25 @@ def bank(sandbox: Running) -> Iterator[Bank]:
         recipient = sandbox.centre.keys.encryption_key(sandbox.store).public
         envelope = sdk.FieldEncryption(recipient, sandbox.centre.suite.envelope)
     client = sdk.Client(sandbox.url, sdk.Credential(enrolled.key_id, key), envelope=envelope)
+    file_documents(client)
     try:
         yield Bank(iid, enrolled.key_id, key, client)
     finally:
         client.close()
+
+
+def file_documents(
+    client: sdk.Client, uscc: str = f.BANK_USCC, licence_no: str = f.BANK_LICENCE_NO, valid_until: date | None = None
+) -> sdk.models.InstitutionProfile:
+    """The bank's 银行信息备案 through the API, once (seed 001 §5.2): its 营业执照 and 金融许可证 declared,
+    then uploaded (the 金融许可证 valid until ``valid_until``, 长期 when none)."""
+    filing, contents = f.filing(uscc, licence_no, valid_until=valid_until)
+    profile = client.institution.file(
+        filing, idempotency_key=f"filing-{hashlib.sha256(filing.model_dump_json().encode()).hexdigest()[:16]}"
+    )
+    for doc in filing.documents:
+        profile = client.institution.upload_document(doc, contents[doc.id])
+    return profile
 
 
 def settle(client: sdk.Client, application_id: str, *until: str, timeout: float = 30.0) -> sdk.models.ApplicationRecord:

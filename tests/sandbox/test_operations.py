@@ -153,10 +153,11 @@ def test_rotation_keeps_the_old_key_for_its_grace_then_ends_it(sandbox: Running,
 
 
 def test_filing_webhook_and_operators(sandbox: Running, bank: Bank) -> None:
-    licence = b"%PDF-1.7 business licence"
-    doc = f.material(licence, mid="yyzz", code="business_licence")
-    profile = bank.client.institution.file(InstitutionFiling(documents=[doc]), idempotency_key="filing-1")
-    assert [m.id for m in profile.filing] == ["yyzz"]
+    filing, contents = f.filing()  # a filing has both documents, 营业执照 (yyzz) and 金融许可证 (jrxkz)
+    licence = contents["yyzz"]
+    doc = filing.documents[0]
+    profile = bank.client.institution.file(InstitutionFiling(documents=filing.documents), idempotency_key="filing-1")
+    assert [m.id for m in profile.filing] == ["yyzz", "jrxkz"]
     bank.client.institution.upload_document(doc, licence)
     with pytest.raises(ValueError):  # the SDK refuses content that does not match the declaration
         bank.client.institution.upload_document(doc, b"other")

@@ -1,6 +1,7 @@
 """The register's rules as a real centre applies them (issue 18 item 5), over loopback HTTP with the SDK.
 
-注销 by the mortgagor alone stands only on an effective court or arbitration document (seed 004).
+注销 by the mortgagor alone stands only on an effective court or arbitration document (seed 004); the
+bank's 营业执照 and 金融许可证 are filed once (银行信息备案, seed 001 §5.2), never sent per application.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+import sdk
 from sandbox import register
 from sandbox.review import china_today
-from sdk.models import Application, ApplicationStatus
+from sdk.models import FILING_KINDS, Application, ApplicationStatus
+from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
 
-from .conftest import Bank, Running, settle
+from .conftest import Bank, Running, file_documents, settle
 from .test_lifecycle import lodge
 
 S = ApplicationStatus
@@ -89,3 +92,60 @@ def test_the_court_document_is_checked_as_data() -> None:
         adapter.validate_python(
             {**good, "court_document": {**good["court_document"], "issuing_body": "合肥仲裁委员会"}}
         )
+
+
+# --- 银行信息备案 (seed 001 §5.2) ----------------------------------------------------------------
+
+
+def _new_bank(sandbox: Running, uscc: str, licence_no: str) -> sdk.Client:
+    iid = sandbox.centre.create_institution(name="示例银行三", uscc=uscc, licence_no=licence_no, district="340121")
+    sandbox.centre.create_operator(iid, "王经办", operator_id=f"op-{uscc[-4:]}")
+    token = sandbox.centre.issue_enrolment_token(iid)
+    key = generate_private_key(sandbox.centre.suite.default_algorithm)  # type: ignore[arg-type]
+    with sdk.Client(sandbox.url) as anon:
+        enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
+    return sdk.Client(sandbox.url, sdk.Credential(enrolled.key_id, key))
+
+
+def test_applications_need_the_filing_once_and_never_its_documents(sandbox: Running) -> None:
+    uscc = f.uscc()
+    with _new_bank(sandbox, uscc, "B0009H234010009") as client:
+        state = client.institution.get().filing_state
+        assert state.status == "missing" and "营业执照" in (state.reason or "")
+        data = f.application_dict("mortgage_first", "LN-BA-1", n=31, complete=True)
+        data["mortgagee"] = {**data["mortgagee"], "id_number": uscc}
+        data["declaration"]["operator_id"] = f"op-{uscc[-4:]}"
+        app = TypeAdapter(Application).validate_python(data)
+        assert not any(m.code in FILING_KINDS for m in app.materials)  # the application never carries them
+        counters = sandbox.store.all("SELECT * FROM counters")
+        with pytest.raises(sdk.FilingRequired, match="未办理银行信息备案"):
+            client.applications.create(app, idempotency_key="ba-1")
+        # a filing whose 营业执照 is another institution's is refused, naming the number
+        with pytest.raises(sdk.ValidationFailed) as wrong:
+            file_documents(client, f.BANK_USCC, "B0009H234010009")
+        assert wrong.value.code == "filing_mismatch" and wrong.value.errors[0].pointer == "/documents/0/number"
+        # declared but not uploaded: still missing
+        filing, contents = f.filing(uscc, "B0009H234010009")
+        client.institution.file(filing, idempotency_key="ba-filing")
+        with pytest.raises(sdk.FilingRequired, match="尚未上传"):
+            client.applications.create(app, idempotency_key="ba-2")
+        for doc in filing.documents:
+            profile = client.institution.upload_document(doc, contents[doc.id])
+        assert profile.filing_state.status == "complete"
+        assert {d.code for d in profile.filing} == set(FILING_KINDS)
+        draft = client.applications.create(app, idempotency_key="ba-3")
+        assert [tuple(r) for r in sandbox.store.all("SELECT * FROM counters")] == [tuple(r) for r in counters]
+        # the licence expires (a renewal not filed): create and submit are refused with the reason
+        yesterday = china_today() - timedelta(days=1)
+        expired = file_documents(client, uscc, "B0009H234010009", valid_until=yesterday)
+        assert expired.filing_state.status == "expired" and expired.filing_state.valid_until == yesterday
+        for m in app.materials:
+            client.applications.upload_material(draft.application_id, m, f.material_content(m.code, "LN-BA-1"))
+        with pytest.raises(sdk.FilingExpired, match="已过期") as late:
+            client.applications.submit(draft.application_id, idempotency_key="ba-submit")
+        assert "金融许可证" in late.value.args[0] and yesterday.isoformat() in late.value.args[0]
+        # the renewed licence filed: the same draft goes through, with no document of the filing in it
+        renewed = file_documents(client, uscc, "B0009H234010009", valid_until=china_today() + timedelta(days=365))
+        assert renewed.filing_state.status == "complete"
+        done = client.applications.submit(draft.application_id, idempotency_key="ba-submit-2")
+        assert settle(client, done.application_id, "recorded").status is S.RECORDED

@@ -26,6 +26,8 @@ PUBLIC = {
     "EventPager",
     "FeeNotDue",
     "FieldEncryption",
+    "FilingExpired",
+    "FilingRequired",
     "IdempotencyConflict",
     "KeySigner",
     "RotatingSigner",

@@ -7,15 +7,17 @@ carries it as columns (kind, issuing body, number, effective date) and the file 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from agent.centre.filing import FilingFile, file_documents, sample_filing
 from agent.demo import samples
 from agent.mapping.profile import CHINA, profile_source
 from sandbox import register
 from sandbox.local import LocalCentre
+from sandbox.samples import BANK_LICENCE_NO
 
-from ..conftest import Branch, drop, make_branch
+from ..conftest import Branch, drop, make_branch, mortgage_export
 
 COURT_COLUMNS = ["申请方", "文书种类", "作出机关", "文书编号", "生效日期"]
 COURT_FIELDS = """
@@ -112,3 +114,41 @@ def test_a_mortgagors_discharge_without_an_effective_court_document_is_held_befo
         agent.close()
     text = "".join(p.read_bytes().decode("gb18030") for p in (inbox / "receipts").glob("receipts-*.csv"))
     assert "尚未生效" in text and "生效法律文书" in text
+
+
+# --- 银行信息备案 (seed 001 §5.2) ----------------------------------------------------------------
+
+
+def test_without_the_filing_submissions_pause_until_it_is_filed_then_drain(centre: LocalCentre, tmp_path: Path) -> None:
+    branch = make_branch(centre, tmp_path / "branch", filed=False)
+    inbox = branch.inbox()
+    drop(inbox, "first.csv", mortgage_export(inbox, {"LN-BA-1": 51, "LN-BA-2": 52}))
+    agent = branch.agent()
+    try:
+        assert not agent.run_until_idle(timeout=3)
+        assert agent.supervision.paused == "FilingRequired"
+        alert = next(a for a in agent.store.alerts() if a["kind"] == "paused")
+        assert "未办理银行信息备案" in alert["message"] and "regbridge filing" in alert["message"]
+        store = centre.app.state.centre.store
+        assert store.one("SELECT COUNT(*) AS n FROM applications")["n"] == 0  # nothing reached the centre
+        stages = {r: getattr(agent.store.application(r), "stage", None) for r in ("LN-BA-1-DYSC", "LN-BA-2-DYSC")}
+        assert set(stages.values()) == {"queued"}
+        # filed once, with a 金融许可证 already expired: still paused, now for the expiry
+        uscc = agent.config.centre.institution_uscc
+        expired = [*sample_filing(uscc, BANK_LICENCE_NO)]
+        expired[1] = FilingFile("financial_licence", expired[1].path, BANK_LICENCE_NO, date(2020, 12, 31))
+        assert file_documents(agent.client, expired).filing_state.status == "expired"
+        agent.supervision.resume("test: look again")
+        assert not agent.run_until_idle(timeout=3)
+        assert agent.supervision.paused == "FilingExpired"
+        assert "2020-12-31" in next(a for a in agent.store.alerts() if a["kind"] == "paused")["message"]
+        # the renewed licence: the agent's probe sees the filing complete, resumes, and the queue drains
+        profile = file_documents(agent.client, sample_filing(uscc, BANK_LICENCE_NO))
+        assert profile.filing_state.status == "complete"
+        assert agent.run_until_idle(timeout=60)
+        assert agent.supervision.paused is None
+        assert {getattr(agent.store.application(r), "stage", None) for r in stages} == {"done"}
+        sent = store.all("SELECT record FROM applications")
+        assert len(sent) == 2 and all("business_licence" not in r["record"] for r in sent)
+    finally:
+        agent.close()
