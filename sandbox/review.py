@@ -211,6 +211,15 @@ def accept(
                     f"/properties/{i}/title_certificate",
                 )
             )
+    representation = app.representation
+    if representation is not None and representation.agent.institution_uscc != institution_uscc:
+        refusals.append(
+            Finding(
+                "agent_not_institution",
+                f"委托代理人所在机构（{representation.agent.institution_uscc}）不是提交申请的机构",
+                "/representation/agent/institution_uscc",
+            )
+        )
     mortgagee = getattr(app, "mortgagee", None)
     if mortgagee is not None and mortgagee.id_number != institution_uscc:
         refusals.append(Finding("mortgagee_not_institution", "抵押权人不是申请机构", "/mortgagee/id_number"))

@@ -504,6 +504,38 @@ def _court_document_material(mapped: MappedApplication, profile: Profile, materi
     del mapped.data["court_document"]  # reported here once, not again by the model
 
 
+def _representation(
+    mapped: MappedApplication, profile: Profile, ctx: BuildContext, materials: list[dict[str, Any]]
+) -> None:
+    """Complete the bank's 代理 (seed 001: 银行作为代理人) when the profile maps the agent's name and 证件: the
+    bank and its 经办人 from the agent, the 委托书 from the loan's materials, the principals = the applicants."""
+    rep = mapped.data.get("representation")
+    if not isinstance(rep, dict):
+        return
+    agent = rep.setdefault("agent", {})
+    agent.setdefault("institution_name", ctx.bank_name)
+    agent.setdefault("institution_uscc", ctx.bank_uscc)
+    agent.setdefault("operator_id", mapped.data.get("declaration", {}).get("operator_id"))
+    kind = mapped.type or ""
+    rep.setdefault("principals", [p for p in applicant_pointers(kind, mapped.data) if not p.startswith("/mortgagee/")])
+    poa = next((m for m in materials if m["code"] == "power_of_attorney"), None) or next(
+        (m for m in materials if m["code"] == "applicant_identity"), None
+    )
+    if poa is not None:
+        rep["power_of_attorney"] = {"material_id": poa["id"], "sha256": poa["sha256"]}
+        return
+    folder = profile.materials.folder
+    mapped.error(
+        mapped.rows[0],
+        profile.materials.manifest or f"{folder}/",
+        "",
+        f"委托书：银行作为代理人时须随申请提交委托书，即 {folder}/ 中的 {mapped.loan_no}_power_of_attorney.pdf "
+        f"或 {mapped.loan_no}_applicant_identity.pdf（申请人身份证明：委托书及代理人身份证件）",
+        "representation.power_of_attorney",
+    )
+    del mapped.data["representation"]  # reported here once, not again by the model
+
+
 def _standing(app: ApplicationBase, mapped: MappedApplication, profile: Profile) -> None:
     """A mortgagor's unilateral 注销 stands only on an effective court or arbitration document (seed 004): the
     rule the centre applies (``court_document_required`` / ``_not_effective``), checked before sending."""
@@ -553,6 +585,7 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
         mapped.data["declaration"]["signatures"] = _esignatures(mapped, profile, ctx, inbox, materials)
     mapped.data["materials"] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in materials]
     _court_document_material(mapped, profile, materials)
+    _representation(mapped, profile, ctx, materials)
     app = None
     try:
         app = _APPLICATION.validate_python(mapped.data)

@@ -1,5 +1,7 @@
 """The domain model of the registration API: one definition for the SDK, agent and sandbox."""
 
+from .agency import *  # noqa: F403
+from .agency import __all__ as _agency
 from .applications import *  # noqa: F403
 from .applications import __all__ as _applications
 from .certificates import *  # noqa: F403
@@ -31,6 +33,7 @@ from .supplements import __all__ as _supplements
 
 __all__ = sorted(
     {
+        *_agency,
         *_applications,
         *_certificates,
         *_court,

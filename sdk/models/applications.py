@@ -29,6 +29,7 @@ from ..codes import ApplicantSide, DischargeReason, MortgageMethod, NoticeKind, 
 from ..identifiers import CertificateNumber
 from ..money import Yuan
 from ._base import Model
+from .agency import POWER_OF_ATTORNEY_MATERIALS, Representation
 from .court import COURT_DOCUMENT_MATERIAL, CourtDocument
 from .legal import Declaration
 from .materials import Material
@@ -70,6 +71,10 @@ class ApplicationBase(Model):
     materials: list[Material] = Field(default_factory=list, max_length=100)
     declaration: Declaration
     remarks: str | None = Field(default=None, max_length=1000, description="备注")
+    representation: Representation | None = Field(
+        default=None,
+        description="the bank as 代理人 of the applicants: who acts, for whom, under which 委托书 (sdk.models.agency)",
+    )
 
     @model_validator(mode="after")
     def _check_common(self) -> ApplicationBase:
@@ -93,6 +98,32 @@ class ApplicationBase(Model):
                     raise ValueError(f"declaration.signatures[{i}].{name}: no material {mid} in this application")
             if sig.material_id is not None and by_id[sig.material_id].media_type != "application/pdf":
                 raise ValueError(f"declaration.signatures[{i}]: the signed document must be a PDF (PAdES)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_representation(self) -> ApplicationBase:
+        """The 代理 as the application shows it: the 委托书 is one of its materials (same digest), the agent's
+        operator is the declaration's, and each principal is an applicant other than the bank."""
+        rep = self.representation
+        if rep is None:
+            return self
+        poa = rep.power_of_attorney
+        if not any(
+            m.id == poa.material_id and m.code in POWER_OF_ATTORNEY_MATERIALS and m.sha256 == poa.sha256
+            for m in self.materials
+        ):
+            raise ValueError(
+                f"representation.power_of_attorney: no material {poa.material_id!r} of code "
+                f"{' or '.join(sorted(POWER_OF_ATTORNEY_MATERIALS))} with that sha256 (the 委托书 must be sent)"
+            )
+        if rep.agent.operator_id != self.declaration.operator_id:
+            raise ValueError(
+                f"representation.agent.operator_id {rep.agent.operator_id!r} is not the declaration's operator_id"
+            )
+        applicants = [p for p in self.applicant_pointers() if not p.startswith("/mortgagee/")]
+        strangers = [p for p in rep.principals if p not in applicants]
+        if strangers:
+            raise ValueError(f"representation.principals {', '.join(strangers)} are not applicants the bank represents")
         return self
 
     def applicant_pointers(self) -> list[str]:

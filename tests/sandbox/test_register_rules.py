@@ -149,3 +149,46 @@ def test_applications_need_the_filing_once_and_never_its_documents(sandbox: Runn
         assert renewed.filing_state.status == "complete"
         done = client.applications.submit(draft.application_id, idempotency_key="ba-submit-2")
         assert settle(client, done.application_id, "recorded").status is S.RECORDED
+
+
+# --- the bank as 代理人 (seed 001; seed 004 申请人身份证明 = 委托书及代理人身份证件) --------------------------
+
+
+def _represented(ref: str, n: int, agent_uscc: str = f.BANK_USCC) -> dict[str, Any]:
+    data = f.application_dict("mortgage_first", ref, n=n, complete=True)
+    poa = next(m for m in data["materials"] if m["code"] == "applicant_identity")
+    data["representation"] = {
+        "agent": {"institution_name": "中国示例银行股份有限公司合肥分行", "institution_uscc": agent_uscc,
+                  "operator_id": "op-001", "name": "李经办", "id_number": f.resident_id(901, birth="19880808")},
+        "power_of_attorney": {"material_id": poa["id"], "sha256": poa["sha256"]},
+        "principals": [f"/mortgagors/{i}" for i in range(len(data["mortgagors"]))],
+    }  # fmt: skip
+    return data
+
+
+def test_the_bank_as_agent_is_data_the_centre_checks(sandbox: Running, bank: Bank) -> None:
+    done = settle(bank.client, lodge(bank, _represented("LN-DL-1", 61)).application_id, "recorded")
+    assert done.status is S.RECORDED
+    held = done.application.representation
+    assert held is not None and held.agent.operator_id == "op-001" and held.principals == ["/mortgagors/0"]
+    assert "李经办" not in repr(held) and "李*" in repr(held)  # the agent's name and 证件 masked in logs
+    # an agent of another institution than the one submitting: 不予受理
+    stranger = settle(bank.client, lodge(bank, _represented("LN-DL-2", 62, agent_uscc=f.uscc())).application_id)
+    assert stranger.status is S.NOT_ACCEPTED and stranger.decision is not None
+    assert stranger.decision.code == "agent_not_institution" and "不是提交申请的机构" in stranger.decision.reason
+    adapter = TypeAdapter(Application)
+    good = _represented("LN-DL-3", 63)
+    # the 委托书 must be among the materials, with the digest the reference gives
+    with pytest.raises(ValidationError, match="the 委托书 must be sent"):
+        adapter.validate_python(
+            {**good, "materials": [m for m in good["materials"] if m["code"] != "applicant_identity"]}
+        )
+    rep = good["representation"]
+    bad = {**rep, "power_of_attorney": {**rep["power_of_attorney"], "sha256": "0" * 64}}
+    with pytest.raises(ValidationError, match="the 委托书 must be sent"):
+        adapter.validate_python({**good, "representation": bad})
+    other = {**good["representation"], "agent": {**good["representation"]["agent"], "operator_id": "op-002"}}
+    with pytest.raises(ValidationError, match="not the declaration's operator_id"):
+        adapter.validate_python({**good, "representation": other})
+    with pytest.raises(ValidationError, match="not applicants"):
+        adapter.validate_python({**good, "representation": {**good["representation"], "principals": ["/mortgagee/0"]}})

@@ -7,6 +7,8 @@ carries it as columns (kind, issuing body, number, effective date) and the file 
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from agent.demo import samples
 from agent.mapping.profile import CHINA, profile_source
 from sandbox import register
 from sandbox.local import LocalCentre
-from sandbox.samples import BANK_LICENCE_NO
+from sandbox.samples import BANK_LICENCE_NO, resident_id
 
 from ..conftest import Branch, drop, make_branch, mortgage_export
 
@@ -61,12 +63,10 @@ def discharge_profile(folder: Path) -> Path:
     return path
 
 
-def court_csv(rows: list[dict[str, str]]) -> bytes:
-    import csv
-    import io
-
+def court_csv(rows: list[dict[str, str]], columns: list[str] | None = None) -> bytes:
+    """A core-banking CSV (GB18030) with extra columns (the court document's, unless ``columns`` says)."""
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, *COURT_COLUMNS], lineterminator="\r\n")
+    writer = csv.DictWriter(buf, columns or [*samples.COREBANK_COLUMNS, *COURT_COLUMNS], lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode("gb18030")
@@ -150,5 +150,58 @@ def test_without_the_filing_submissions_pause_until_it_is_filed_then_drain(centr
         assert {getattr(agent.store.application(r), "stage", None) for r in stages} == {"done"}
         sent = store.all("SELECT record FROM applications")
         assert len(sent) == 2 and all("business_licence" not in r["record"] for r in sent)
+    finally:
+        agent.close()
+
+
+# --- the bank as 代理人 ------------------------------------------------------------------------
+
+AGENT_FIELDS = """
+[[fields]]
+target = "representation.agent.name"
+column = "经办人姓名"
+kind = "name"
+
+[[fields]]
+target = "representation.agent.id_number"
+column = "经办人证件号"
+kind = "id"
+"""
+
+
+def test_the_bank_as_agent_goes_as_data_with_its_power_of_attorney(centre: LocalCentre, tmp_path: Path) -> None:
+    text, _ = profile_source("corebank_csv")
+    profile = tmp_path / "profiles" / "corebank_agent.toml"
+    profile.parent.mkdir(parents=True)
+    profile.write_text(text.replace("[declaration]", AGENT_FIELDS + "\n[declaration]"), encoding="utf-8")
+    spec = {"name": "agent", "path": "inbox/agent", "profile": str(profile), "completion": "rename"}
+    branch = make_branch(centre, tmp_path / "branch", [spec])
+    inbox = branch.inbox("agent")
+    staff = {"经办人姓名": "李经办", "经办人证件号": resident_id(901, birth="19880808")}
+    broken = staff["经办人证件号"][:-1] + ("0" if staff["经办人证件号"][-1] != "0" else "1")
+    rows: list[dict[str, str]] = []
+    for loan, n, who, skip in (("LN-DL-OK", 71, staff, ()), ("LN-DL-ID", 72, {**staff, "经办人证件号": broken}, ()),
+                               ("LN-DL-POA", 73, staff, ("applicant_identity",))):  # fmt: skip
+        samples.write_materials(inbox / "materials", loan, "mortgage_first", skip=skip)
+        rows += [{**r, **who} for r in samples.mortgage_rows(loan, n, amount="150")]
+    columns = [*samples.COREBANK_COLUMNS, "经办人姓名", "经办人证件号"]
+    drop(inbox, "agents.csv", court_csv(rows, columns))
+    agent = branch.agent()
+    try:
+        assert agent.run_until_idle(timeout=60)
+        ok = agent.store.application("LN-DL-OK-DYSC")
+        assert ok is not None and ok.stage == "done"
+        record = centre.app.state.centre.find_application(branch.institution_id, "LN-DL-OK-DYSC")
+        rep = record.application.representation
+        assert rep is not None and rep.agent.institution_uscc == agent.config.centre.institution_uscc
+        assert rep.agent.operator_id == "op-001" and rep.principals == ["/mortgagors/0"]
+        poa = next(m for m in record.application.materials if m.id == rep.power_of_attorney.material_id)
+        assert poa.code == "applicant_identity" and poa.sha256 == rep.power_of_attorney.sha256
+        held = {q["reference"]: q["errors"] for q in agent.store.quarantined()}
+        bad_id = held["LN-DL-ID-DYSC"]
+        assert [e["field"] for e in bad_id] == ["经办人证件号"] and broken not in bad_id[0]["value"]
+        assert "*" in bad_id[0]["value"]  # masked
+        no_poa = " ".join(e["expected"] for e in held["LN-DL-POA-DYSC"])
+        assert "委托书" in no_poa and "LN-DL-POA_applicant_identity.pdf" in no_poa
     finally:
         agent.close()
