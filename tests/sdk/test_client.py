@@ -177,7 +177,7 @@ def _args(call: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "fees.receipt": (("P-1",), {}),
         "properties.query": ((_query(),), {}),
         "institution.get": ((), {}),
-        "institution.file": ((InstitutionFiling(documents=[material]),), {}),
+        "institution.file": ((InstitutionFiling(documents=f.filing()[0].documents),), {}),
         "institution.upload_document": ((material, b"%PDF-1.7 sample"), {}),
         "institution.set_webhook": (("http://127.0.0.1:9/hook",), {}),
         "institution.operators": ((), {}),
