@@ -140,7 +140,7 @@ def test_applications_need_the_filing_once_and_never_its_documents(sandbox: Runn
         expired = file_documents(client, uscc, "B0009H234010009", valid_until=yesterday)
         assert expired.filing_state.status == "expired" and expired.filing_state.valid_until == yesterday
         for m in app.materials:
-            client.applications.upload_material(draft.application_id, m, f.material_content(m.code, "LN-BA-1"))
+            client.applications.upload_material(draft.application_id, m, f.sample_content(m, "LN-BA-1"))
         with pytest.raises(sdk.FilingExpired, match="已过期") as late:
             client.applications.submit(draft.application_id, idempotency_key="ba-submit")
         assert "金融许可证" in late.value.args[0] and yesterday.isoformat() in late.value.args[0]
