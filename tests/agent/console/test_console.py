@@ -130,3 +130,46 @@ def test_certificates_open_and_the_admin_exports_the_audit(agent: Agent) -> None
         assert export.status_code == 200 and "console:wang.admin" in export.content.decode("utf-8-sig")
         assert "纸质" in c.get("/transmittals").text and "待缴" in c.get("/fees").text
         assert c.get("/").headers["x-frame-options"] == "DENY"
+
+
+def test_the_daemon_serves_the_console_and_its_metrics_index_links_to_it(with_users: Branch) -> None:
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from agent.daemon import run_daemon
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    console_port, metrics_port = free_port(), free_port()
+    text = with_users.config.read_text().replace("[metrics]\nport = 0", f"[metrics]\nport = {metrics_port}")
+    assert f"port = {metrics_port}" in text
+    with_users.config.write_text(text + f"\n[console]\nenabled = true\nport = {console_port}\n")
+    urls = {
+        "web console": f"http://127.0.0.1:{console_port}",
+        "metrics and health endpoint": f"http://127.0.0.1:{metrics_port}",
+    }
+    agent = with_users.agent()
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_daemon, args=(agent,), kwargs={"stop": stop, "install_signals": False})
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(urls["web console"] + "/", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=urls["web console"]) as c:
+            assert "登录" in c.get("/").text and c.get("/api/status").status_code == 401
+        with urllib.request.urlopen(urls["metrics and health endpoint"] + "/", timeout=5) as r:
+            assert urls["web console"] in r.read().decode()
+    finally:
+        stop.set()
+        daemon.join(timeout=60)
+    assert not daemon.is_alive()
