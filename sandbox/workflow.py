@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from sdk.models import (
     TRANSITIONS,
     ApplicationRecord,
     ApplicationStatus,
+    CertificateDispatch,
     Correction,
     CorrectionItem,
     Decision,
@@ -37,7 +39,7 @@ from .ledger import Ledger
 from .register import Register
 from .review import Finding, Issue, Scope, Verdict, accept, examine, record
 from .schedule import Schedule, Timing
-from .store import Store, now_utc
+from .store import CHINA, Store, now_utc
 
 __all__ = ["STAGES", "Timing", "Workflow"]
 
@@ -259,9 +261,32 @@ class Workflow:
                 return self.ledger.transition(institution_id, rec, S.COMPLETED, "办结(注销登记)")
             issue = self.certificates.issue_certificate
             ids = [issue(institution_id, rec, Issue(**_issue_args(i))) for i in pending["issues"]]
-            rec = self.ledger.transition(institution_id, rec, S.CERTIFICATE_ISSUED, "缮证", certificate_ids=ids)
+            dispatch = self._dispatch(rec)
+            rec = self.ledger.transition(
+                institution_id, rec, S.CERTIFICATE_ISSUED, "缮证", certificate_ids=ids, dispatch=dispatch
+            )
         self.schedule.schedule(institution_id, rec.application_id)
         return rec
+
+    #: where certificates are collected at the counter (seed 004: 受理窗口 5号窗口)
+    COLLECTION_OFFICE = "长丰县不动产登记中心 5号窗口（长丰县水湖镇）"
+
+    def _dispatch(self, rec: ApplicationRecord) -> CertificateDispatch:
+        """The applicant's choice of delivery honoured at 缮证: a mailing with its tracking number, or the
+        counter and the days to collect; electronic (also the default) is the download alone."""
+        choice = rec.application.delivery
+        method = choice.method if choice is not None else "electronic"
+        now = now_utc()
+        if method == "post":
+            serial = self.store.next_number("mailing") % 100_000_000
+            return CertificateDispatch(method="post", carrier="EMS", tracking_number=_s10("EA", serial), posted_at=now)
+        if method == "collection":
+            start = (now.astimezone(CHINA) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+            while start.weekday() >= 5:  # the counter opens on working days
+                start += timedelta(days=1)
+            return CertificateDispatch(method="collection", office=self.COLLECTION_OFFICE, collect_from=start,
+                                       collect_until=start + timedelta(days=30))  # fmt: skip
+        return CertificateDispatch(method="electronic")
 
     def _current_rights(self, units: list[str]) -> set[str]:
         return {r.id for u in units for r in self.register.rights(u, current_only=True)}
@@ -362,3 +387,12 @@ def _issue_args(data: dict[str, Any]) -> dict[str, Any]:
         "notes": data["notes"],
         "supersedes": data["supersedes"],
     }
+
+
+def _s10(prefix: str, serial: int) -> str:
+    """A UPU S10 item number (EMS 运单号): two letters, eight digits, the check digit, ``CN``."""
+    digits = f"{serial:08d}"
+    total = sum(int(d) * w for d, w in zip(digits, (8, 6, 4, 2, 3, 5, 9, 7), strict=True))
+    check = 11 - total % 11
+    check = {10: 0, 11: 5}.get(check, check)
+    return f"{prefix}{digits}{check}CN"

@@ -22,7 +22,9 @@ from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.pipeline.verify import CertificateRejected, reconcile, verify_document, verify_metadata
+from agent.state.store import AppRow
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
+from sdk.models import DELIVERY_LABELS
 
 __all__ = ["deliver_due"]
 
@@ -116,6 +118,18 @@ def _deliver_guarded(ctx: StageContext, cert: dict[str, Any], stop: threading.Ev
 _RETRY = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.DigestMismatch)
 
 
+def _delivery_line(ctx: StageContext, app: AppRow) -> str:
+    """The receipt's 领证方式: the applicant's choice as the centre honoured it — for post the carrier and tracking
+    number, for collection where and from when (read from the centre's record of 缮证); electronic: stored here."""
+    choice = (app.payload.get("delivery") or {}).get("method", "electronic")
+    if choice == "electronic" or app.application_id is None:
+        return "电子证照下载：证明已入库"
+    dispatch = ctx.centre.application(app.application_id).dispatch
+    if dispatch is None:
+        return f"{DELIVERY_LABELS.get(choice, choice)}：登记中心尚未记录"
+    return dispatch.describe()
+
+
 def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
     store = ctx.store
     cid = cert["certificate_id"]
@@ -183,6 +197,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
             status="已登簿，证明已入库",
             certificate_number=meta.certificate_number,
             document=location,
+            delivery=_delivery_line(ctx, app),
             application_id=app.application_id,
         )
         ctx.store.clear_alert("document_store")

@@ -8,6 +8,8 @@ from .certificates import *  # noqa: F403
 from .certificates import __all__ as _certificates
 from .court import *  # noqa: F403
 from .court import __all__ as _court
+from .delivery import *  # noqa: F403
+from .delivery import __all__ as _delivery
 from .events import *  # noqa: F403
 from .events import __all__ as _events
 from .fees import *  # noqa: F403
@@ -37,6 +39,7 @@ __all__ = sorted(
         *_applications,
         *_certificates,
         *_court,
+        *_delivery,
         *_events,
         *_fees,
         *_institution,

@@ -31,6 +31,7 @@ from ..money import Yuan
 from ._base import Model
 from .agency import POWER_OF_ATTORNEY_MATERIALS, Representation
 from .court import COURT_DOCUMENT_MATERIAL, CourtDocument
+from .delivery import CertificateDelivery
 from .legal import Declaration
 from .materials import Material
 from .mortgage import MortgageChangeItem, MortgageTerms
@@ -71,6 +72,10 @@ class ApplicationBase(Model):
     materials: list[Material] = Field(default_factory=list, max_length=100)
     declaration: Declaration
     remarks: str | None = Field(default=None, max_length=1000, description="备注")
+    delivery: CertificateDelivery | None = Field(
+        default=None,
+        description="the applicant's choice of certificate delivery (electronic, post, collection); absent: electronic",
+    )
     representation: Representation | None = Field(
         default=None,
         description="the bank as 代理人 of the applicants: who acts, for whom, under which 委托书 (sdk.models.agency)",

@@ -20,6 +20,7 @@ from pydantic import Field
 from ..codes import _Labelled
 from ._base import Resource
 from .applications import Application
+from .delivery import CertificateDispatch
 
 __all__ = [
     "FINAL_STATUSES",
@@ -122,6 +123,9 @@ class ApplicationRecord(Resource):
         default=None, description="unpaid / paid / waived / cancelled / refunded; absent before 登簿 (sdk.models.fees)"
     )
     certificate_ids: list[str] = Field(default_factory=list)
+    dispatch: CertificateDispatch | None = Field(
+        default=None, description="how the certificate goes to the applicant, recorded at 缮证 (post: tracking number)"
+    )
     history: list[StatusChange] = Field(default_factory=list)
     next_poll_seconds: int | None = Field(default=None, description="poll hint; absent once the application is final")
 

@@ -20,7 +20,7 @@ from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
 
 from .conftest import Bank, Running, file_documents, settle
-from .test_lifecycle import lodge
+from .test_lifecycle import lodge, pay_and_finish
 
 S = ApplicationStatus
 
@@ -192,3 +192,53 @@ def test_the_bank_as_agent_is_data_the_centre_checks(sandbox: Running, bank: Ban
         adapter.validate_python({**good, "representation": other})
     with pytest.raises(ValidationError, match="not applicants"):
         adapter.validate_python({**good, "representation": {**good["representation"], "principals": ["/mortgagee/0"]}})
+
+
+# --- the applicant's choice of certificate delivery (seed 001 §3) ---------------------------------
+
+
+def _s10_ok(number: str) -> bool:
+    digits, check = number[2:10], int(number[10])
+    total = sum(int(d) * w for d, w in zip(digits, (8, 6, 4, 2, 3, 5, 9, 7), strict=True))
+    return {10: 0, 11: 5}.get(11 - total % 11, 11 - total % 11) == check and number.endswith("CN")
+
+
+ADDRESS = {"recipient": "张伟", "phone": "13800000000", "address": "合肥市长丰县水湖镇示例路1号", "postcode": "231100"}
+
+
+def test_the_delivery_chosen_is_recorded_and_honoured(sandbox: Running, bank: Bank) -> None:
+    def finish(ref: str, n: int, delivery: dict[str, Any] | None) -> sdk.models.ApplicationRecord:
+        data = f.application_dict("mortgage_first", ref, n=n, complete=True)
+        if delivery is not None:
+            data["delivery"] = delivery
+        return pay_and_finish(bank, lodge(bank, data))
+
+    posted = finish("LN-YJ-1", 81, {"method": "post", "address": ADDRESS})
+    assert posted.status is S.COMPLETED and posted.certificate_ids  # the electronic certificate is issued too
+    assert posted.application.delivery is not None and posted.application.delivery.method == "post"
+    d = posted.dispatch
+    assert d is not None and d.method == "post" and d.carrier == "EMS" and d.posted_at is not None
+    assert d.tracking_number is not None and _s10_ok(d.tracking_number), d.tracking_number
+    assert "运单号 " + d.tracking_number in d.describe()
+    assert "张伟" not in repr(posted.application.delivery)  # the recipient is masked in logs
+    again = finish("LN-YJ-2", 82, {"method": "post", "address": ADDRESS}).dispatch
+    assert again is not None and again.tracking_number != d.tracking_number  # one number per mailing
+
+    counter = finish("LN-ZQ-1", 83, {"method": "collection"}).dispatch
+    assert counter is not None and counter.method == "collection" and "5号窗口" in (counter.office or "")
+    assert counter.collect_from is not None and counter.collect_until is not None
+    assert counter.collect_from.weekday() < 5 and counter.collect_from.hour == 9
+    assert counter.collect_until - counter.collect_from == timedelta(days=30) and "窗口领取" in counter.describe()
+
+    for delivery in (None, {"method": "electronic"}):
+        plain = finish(f"LN-DZ-{'x' if delivery else 'n'}", 84 if delivery else 85, delivery).dispatch
+        assert plain is not None and plain.method == "electronic" and plain.tracking_number is None
+
+    with pytest.raises(ValidationError, match="needs an address"):
+        TypeAdapter(Application).validate_python(
+            {**f.application_dict("mortgage_first"), "delivery": {"method": "post"}}
+        )
+    with pytest.raises(ValidationError, match="goes with delivery by post"):
+        TypeAdapter(Application).validate_python(
+            {**f.application_dict("mortgage_first"), "delivery": {"method": "collection", "address": ADDRESS}}
+        )

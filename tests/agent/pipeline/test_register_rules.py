@@ -205,3 +205,71 @@ def test_the_bank_as_agent_goes_as_data_with_its_power_of_attorney(centre: Local
         assert "委托书" in no_poa and "LN-DL-POA_applicant_identity.pdf" in no_poa
     finally:
         agent.close()
+
+
+# --- the applicant's choice of certificate delivery -------------------------------------------------
+
+DELIVERY_FIELDS = """
+[[fields]]
+target = "delivery.method"
+column = "领证方式"
+map = { "电子" = "electronic", "邮寄" = "post", "自取" = "collection" }
+
+[[fields]]
+target = "delivery.address.recipient"
+column = "收件人"
+kind = "name"
+
+[[fields]]
+target = "delivery.address.phone"
+column = "联系电话"
+
+[[fields]]
+target = "delivery.address.address"
+column = "邮寄地址"
+
+[[fields]]
+target = "delivery.address.postcode"
+column = "邮编"
+"""
+DELIVERY_COLUMNS = ["领证方式", "收件人", "联系电话", "邮寄地址", "邮编"]
+
+
+def test_the_delivery_the_applicant_chose_reaches_the_receipt(centre: LocalCentre, tmp_path: Path) -> None:
+    text, _ = profile_source("corebank_csv")
+    explicit = '[[fields]]\ntarget = "delivery.method"\nvalue = "electronic"\n'
+    assert explicit in text  # the shipped profile says electronic explicitly
+    profile = tmp_path / "profiles" / "corebank_delivery.toml"
+    profile.parent.mkdir(parents=True)
+    profile.write_text(text.replace(explicit, DELIVERY_FIELDS), encoding="utf-8")
+    specs = [{"name": "choice", "path": "inbox/choice", "profile": str(profile), "completion": "rename"}]
+    branch = make_branch(centre, tmp_path / "branch", specs)
+    inbox = branch.inbox("choice")
+    post = {"领证方式": "邮寄", "收件人": "张伟", "联系电话": "13800000000", "邮寄地址": "合肥市长丰县水湖镇示例路1号",
+            "邮编": "231100"}  # fmt: skip
+    blank = dict.fromkeys(DELIVERY_COLUMNS, "")
+    rows: list[dict[str, str]] = []
+    for loan, n, choice in (("LN-YJ", 91, post), ("LN-ZQ", 92, {**blank, "领证方式": "自取"}),
+                            ("LN-DZ", 93, {**blank, "领证方式": "电子"}),
+                            ("LN-NOADDR", 94, {**blank, "领证方式": "邮寄"})):  # fmt: skip
+        samples.write_materials(inbox / "materials", loan, "mortgage_first")
+        rows += [{**r, **choice} for r in samples.mortgage_rows(loan, n, amount="150")]
+    drop(inbox, "choices.csv", court_csv(rows, [*samples.COREBANK_COLUMNS, *DELIVERY_COLUMNS]))
+    agent = branch.agent()
+    try:
+        assert agent.run_until_idle(timeout=90)
+        for ref in ("LN-YJ-DYSC", "LN-ZQ-DYSC", "LN-DZ-DYSC"):
+            assert getattr(agent.store.application(ref), "stage", None) == "done", ref
+        held = {q["reference"]: q["errors"] for q in agent.store.quarantined()}
+        no_address = held["LN-NOADDR-DYSC"]
+        assert no_address[0]["field"] == "领证方式" and "needs an address" in no_address[0]["expected"]
+        mailing = centre.app.state.centre.find_application(branch.institution_id, "LN-YJ-DYSC").dispatch
+        assert mailing is not None and mailing.tracking_number
+    finally:
+        agent.close()
+    lines = [r for path in sorted((inbox / "receipts").glob("receipts-*.csv"))
+             for r in csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030")))]  # fmt: skip
+    registered = {r["贷款编号"]: r["领证方式"] for r in lines if r["事件"] == "registered"}
+    assert registered["LN-YJ"] == f"邮寄：EMS 运单号 {mailing.tracking_number}，{mailing.posted_at:%Y-%m-%d} 寄出"
+    assert registered["LN-ZQ"].startswith("窗口领取：长丰县不动产登记中心 5号窗口") and "起至" in registered["LN-ZQ"]
+    assert registered["LN-DZ"] == "电子证照下载：证明已入库"
