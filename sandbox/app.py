@@ -102,7 +102,7 @@ def create_app(
     # innermost of the middlewares: authentication and body limits before any route reads a byte
     app.add_middleware(
         Gate, auth=auth, store=store, admin_token=centre.check_admin_token, public_url=lambda: centre.public_url,
-        open_envelope=centre.open_envelope,
+        open_envelope=centre.open_envelope, seal_answer=centre.seal_answer,
     )
     app.add_middleware(FaultsMiddleware, faults=faults)
 

@@ -30,7 +30,7 @@ from sdk.identifiers import uscc_check_char
 from .accounts import Accounts
 from .applications import Applications
 from .bankca import BANK_CRL_PATH, BankCa
-from .credentials import BANK_CERTIFICATE_VALIDITY, Credentials
+from .credentials import BANK_CERTIFICATE_VALIDITY, Credentials, seal_for_bank
 from .errors import CentreError
 from .esign import EsignAuthority
 from .events import EventFeed
@@ -250,6 +250,19 @@ class Centre:
             raise CentreError(422, "encryption_required", detail,
                               errors=[{"code": "encryption_required", "detail": detail, "pointer": clear}])  # fmt: skip
         return body
+
+    def seal_answer(self, institution_id: str, body: bytes) -> bytes:
+        """A JSON answer to ``institution_id`` with its personal fields sealed to the bank's encryption
+        key (registered at enrolment) when this centre asks for the envelope; as it is otherwise (or
+        when it carries no personal field, or is no JSON object)."""
+        if not self.suite.envelope or body[:1] != b"{":
+            return body
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return body
+        sealed = seal_for_bank(self.store, self.suite, institution_id, document)
+        return body if sealed is None else json.dumps(sealed, ensure_ascii=False).encode()
 
     def revoke_seal(self, reason: str = "key_compromise") -> int:
         """Revoke the seal certificate (onto the CA's CRL) and seal with a new key from now on."""

@@ -11,6 +11,7 @@ with ``certificate_expired`` or ``certificate_revoked`` (:mod:`sandbox.auth`).
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sdk.csr import spki_der, verify_request
+from sdk.gm.sm2 import Sm2PublicKey
 from sdk.models import CredentialRecord, Enrolment, EnrolmentResult, PublicJwk, Rotation
 from sdk.signing import PublicKey, algorithm_of, jwk_fingerprint, public_key_from_jwk
 from sdk.suites import INTL, Suite
@@ -26,7 +28,7 @@ from .bankca import REASONS, BankCa
 from .errors import CentreError
 from .store import Store, new_id, now_utc, token_hash
 
-__all__ = ["BANK_CERTIFICATE_VALIDITY", "Credentials"]
+__all__ = ["BANK_CERTIFICATE_VALIDITY", "Credentials", "bank_encryption_key", "seal_for_bank"]
 
 #: how long an institution certificate is valid unless the centre is told otherwise
 BANK_CERTIFICATE_VALIDITY = timedelta(days=365)
@@ -218,6 +220,8 @@ class Credentials:
                     (row["institution_id"], jwk_fingerprint(enrolment.public_key)),
                 ).fetchone()
                 if same is not None:
+                    if enrolment.encryption_key is not None:
+                        self._register_encryption_key(row["institution_id"], enrolment.encryption_key)
                     if enrolment.certificate_request and self.certificate_of(same["key_id"]) is None:
                         public = _public_key(enrolment.public_key)
                         self._certify(row["institution_id"], same["key_id"], public, enrolment.certificate_request)
@@ -230,6 +234,8 @@ class Credentials:
             key_id, algorithm = self.register_key(
                 row["institution_id"], enrolment.public_key, enrolment.label, enrolment.certificate_request
             )
+            if enrolment.encryption_key is not None:
+                self._register_encryption_key(row["institution_id"], enrolment.encryption_key)
             db.execute(
                 "UPDATE enrolment_tokens SET used_at = ? WHERE token_hash = ?",
                 (now_utc().isoformat(), token_hash(enrolment.token)),
@@ -238,6 +244,27 @@ class Credentials:
         return EnrolmentResult(
             key_id=key_id, institution_id=row["institution_id"], algorithm=algorithm,
             certificate=self.certificate_of(key_id),
+        )  # fmt: skip
+
+    def _register_encryption_key(self, institution_id: str, jwk: PublicJwk) -> None:
+        """Keep the bank's SM2 encryption key (inside the caller's transaction); a later enrolment replaces it.
+
+        Raises:
+            CentreError: 422 ``invalid_encryption_key`` for a key that is not SM2.
+        """
+        try:
+            key = public_key_from_jwk(jwk)
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, Sm2PublicKey):
+            raise CentreError(
+                422, "validation_failed", "the encryption key is not an SM2 public key",
+                errors=[{"code": "invalid_encryption_key", "detail": "an SM2 JWK is expected",
+                         "pointer": "/encryption_key"}],
+            )  # fmt: skip
+        self.store.execute(
+            "INSERT OR REPLACE INTO encryption_keys VALUES (?, ?, ?)",
+            institution_id, json.dumps(jwk.model_dump(exclude_none=True)), now_utc().isoformat(),
         )  # fmt: skip
 
     def list_credentials(self, institution_id: str) -> list[CredentialRecord]:
@@ -339,3 +366,29 @@ def _public_key(jwk: Any) -> PublicKey:
             "the public key is not a valid Ed25519, P-256 or SM2 key",
             errors=[{"code": "invalid_key", "detail": str(e), "pointer": "/public_key"}],
         ) from None
+
+
+def bank_encryption_key(store: Store, institution_id: str) -> Sm2PublicKey | None:
+    """The SM2 encryption key the institution registered at enrolment, if any."""
+    row = store.one("SELECT jwk FROM encryption_keys WHERE institution_id = ?", institution_id)
+    if row is None:
+        return None
+    key = public_key_from_jwk(json.loads(row["jwk"]))
+    return key if isinstance(key, Sm2PublicKey) else None
+
+
+def seal_for_bank(store: Store, suite: Suite, institution_id: str, document: Any) -> dict[str, Any] | None:
+    """``document`` (a JSON answer or webhook event) with its personal fields sealed to the institution's
+    encryption key (:mod:`sdk.gm.envelope`, in the centre's ``suite.envelope`` mode), or None where
+    nothing is to be sealed: the centre does not ask for the envelope, the bank registered no key, the
+    document is not an object or carries no personal field."""
+    from sdk.gm.envelope import ENVELOPE_MEMBER, personal_pointers, seal_fields
+
+    if not suite.envelope or not isinstance(document, dict) or ENVELOPE_MEMBER in document:
+        return None
+    if next(personal_pointers(document), None) is None:
+        return None
+    key = bank_encryption_key(store, institution_id)
+    if key is None:
+        return None
+    return seal_fields(document, key, mode=suite.envelope)

@@ -18,6 +18,8 @@ A pure ASGI middleware in front of every route (docs/api.md §5, §11):
 4. **Then the personal-field envelope** (gm centres, :meth:`sandbox.centre.Centre.open_envelope`): a
    signed JSON body's SM4-encrypted personal fields are opened with the centre's encryption key, so
    the routes read them as any body; a centre that asks for the envelope refuses them in the clear.
+   On the way back, a JSON answer to a signed caller has its personal fields sealed to the bank's
+   own SM2 encryption key (registered at enrolment; :meth:`sandbox.centre.Centre.seal_answer`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ class Gate:
         admin_token: Callable[[str], str | None],
         public_url: Callable[[], str | None],
         open_envelope: Callable[[str, bytes], bytes] | None = None,
+        seal_answer: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
+        #: a JSON answer's personal fields sealed to the calling bank's encryption key (gm centres)
+        self.seal_answer = seal_answer
         self.app = app
         #: a signed body's personal-field envelope opened after its signature is checked (gm centres)
         self.open_envelope = open_envelope
@@ -112,7 +117,40 @@ class Gate:
             message: dict[str, Any] = await receive()  # a disconnect, when the client goes
             return message
 
+        caller = state.get("caller")
+        if self.seal_answer is not None and caller is not None:
+            send = self._sealing(send, caller.institution_id)
         await self.app(scope, replay, send)
+
+    def _sealing(self, send: Any, institution_id: str) -> Any:
+        """``send`` holding back a 2xx JSON answer until its last chunk, to seal its personal fields."""
+        assert self.seal_answer is not None
+        seal = self.seal_answer
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def sealing(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                types = [v for k, v in message.get("headers", []) if k.lower() == b"content-type"]
+                if 200 <= message["status"] < 300 and types and types[0].startswith(b"application/json"):
+                    start = message
+                    return
+                await send(message)
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = seal(institution_id, b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        return sealing
 
     def _admin(self, headers: list[tuple[str, str]]) -> str:
         values = [v for k, v in headers if k.lower() == "authorization"]

@@ -122,6 +122,11 @@ CREATE TABLE IF NOT EXISTS admin_tokens (
     token_hash TEXT PRIMARY KEY, label TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT
 );
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
+-- gm: each bank's SM2 encryption public key (JWK), registered at enrolment; the centre seals the personal
+-- fields of its answers and webhooks to it when its suite asks for the envelope (sandbox.credentials)
+CREATE TABLE IF NOT EXISTS encryption_keys (
+    institution_id TEXT PRIMARY KEY, jwk TEXT NOT NULL, registered_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bank_certificates (
     serial TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE REFERENCES keys(key_id),
     institution_id TEXT NOT NULL, pem TEXT NOT NULL, not_before TEXT NOT NULL, not_after TEXT NOT NULL,

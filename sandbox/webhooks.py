@@ -1,5 +1,7 @@
 """Webhook deliveries: each queued event POSTed to the institution's URL, signed with the centre's key
-(RFC 9421, as the SDK verifies it: :mod:`sdk.webhooks`), retried with backoff for a day at most."""
+(RFC 9421, as the SDK verifies it: :mod:`sdk.webhooks`), retried with backoff for a day at most. A gm
+centre asking for the personal-field envelope seals an event's personal fields to the bank's SM2
+encryption key (:func:`sandbox.credentials.seal_for_bank`) before signing."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import httpx
 
 from sdk.signing import KeySigner, sign_request
 
+from .credentials import seal_for_bank
 from .errors import CentreError
 from .faults import Faults
 from .pki import CentreKeys
@@ -53,7 +56,9 @@ class Webhooks:
         delivered = 0
         for row in rows:
             event = json.loads(row["event"])
-            body = json.dumps(event, ensure_ascii=False).encode()
+            # a centre asking for the envelope seals any personal field to the bank's encryption key
+            sealed = seal_for_bank(store, self.keys.suite, row["institution_id"], event)
+            body = json.dumps(event if sealed is None else sealed, ensure_ascii=False).encode()
             copies = 2 if faults is not None and faults.duplicate_event() else 1
             ok, error = False, ""
             try:

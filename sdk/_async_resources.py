@@ -204,9 +204,10 @@ class AsyncInstitution(_AsyncGroup):
 
 class AsyncCredentials(_AsyncGroup):
     async def enroll(
-        self, token: str, public_key: PublicJwk, *, label: str = "agent", certificate_request: str | None = None
+        self, token: str, public_key: PublicJwk, *, label: str = "agent", certificate_request: str | None = None,
+        encryption_key: PublicJwk | None = None,
     ) -> EnrolmentResult:
-        return await self._client.run(ep.enroll(token, public_key, label, certificate_request))
+        return await self._client.run(ep.enroll(token, public_key, label, certificate_request, encryption_key))
 
     async def list(self) -> builtins.list[CredentialRecord]:
         return await self._client.run(ep.list_credentials())

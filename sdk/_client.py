@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -39,11 +40,12 @@ from .errors import (
     APIError,
     DigestMismatch,
     RetryBudgetExhausted,
+    SignatureError,
     TimeoutError,
     TransportError,
     error_from_response,
 )
-from .gm.sm2 import Sm2PublicKey
+from .gm.sm2 import Sm2PrivateKey, Sm2PublicKey
 from .retries import RetryPolicy, is_testing, parse_retry_after
 from .signing import KeySigner, PrivateKey, RequestSigningAuth, Signer
 
@@ -86,11 +88,25 @@ class FieldEncryption:
         recipient: the centre's SM2 encryption public key.
         mode: ``SM4-GCM`` (default) or ``SM4-CBC`` where the centre needs it.
         key_layout: how the wrapped key is sent: GM/T 0009 ASN.1 (default) or raw C1C3C2.
+        decryption_key: the bank's own SM2 encryption key (registered at enrolment as
+            ``encryption_key``): the centre seals the personal fields of its JSON answers to it, and
+            the client opens them before parsing; an answer whose envelope does not open raises
+            :class:`~sdk.errors.SignatureError`.
     """
 
     recipient: Sm2PublicKey
     mode: Literal["SM4-GCM", "SM4-CBC"] = "SM4-GCM"
     key_layout: Literal["asn1", "c1c3c2"] = "asn1"
+    decryption_key: Sm2PrivateKey | None = field(default=None, repr=False)
+
+    def open(self, content: bytes) -> bytes:
+        """A JSON answer with its personal-field envelope opened (as it is without one).
+
+        Raises:
+            SignatureError: it carries an envelope and no ``decryption_key`` is set, or it does not open
+                (sealed to another key, altered, malformed).
+        """
+        return open_answer(content, self.decryption_key)
 
     def seal(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` with its personal fields encrypted (as it is when it has none)."""
@@ -99,6 +115,33 @@ class FieldEncryption:
         if ENVELOPE_MEMBER in body or next(personal_pointers(body), None) is None:
             return body
         return seal_fields(body, self.recipient, mode=self.mode, key_layout=self.key_layout)
+
+
+def open_answer(content: bytes, key: Sm2PrivateKey | None) -> bytes:
+    """``content`` (a JSON answer or webhook body) with its personal-field envelope opened with ``key``;
+    the same bytes object when it carries none (:mod:`sdk.gm.envelope`).
+
+    Raises:
+        SignatureError: it carries an envelope and ``key`` is None, or the envelope does not open.
+    """
+    from .gm.envelope import ENVELOPE_MEMBER, open_fields
+
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(document, dict) or not isinstance(document.get(ENVELOPE_MEMBER), dict):
+        return content
+    if key is None:
+        raise SignatureError(
+            "the centre sealed the personal fields to this bank's encryption key, but no decryption key is"
+            " configured (FieldEncryption.decryption_key)"
+        )
+    try:
+        opened = open_fields(document, key)
+    except (ValueError, KeyError, TypeError) as e:
+        raise SignatureError(f"the personal-field envelope from the centre does not open: {e}") from None
+    return json.dumps(opened, ensure_ascii=False).encode()
 
 
 class _BaseClient:
@@ -127,6 +170,12 @@ class _BaseClient:
         if 200 <= response.status_code < 300:
             if self.retry.budget is not None:
                 self.retry.budget.refund()
+            if response.content[:1] == b"{" and b'"encryption"' in response.content:
+                opened = open_answer(response.content, self.envelope.decryption_key if self.envelope else None)
+                if opened is not response.content:
+                    response = httpx.Response(
+                        response.status_code, headers=response.headers, content=opened, request=response.request
+                    )
             return op.parse(response)
         if response.status_code == 404 and op.none_on_404:
             return None  # type: ignore[return-value]

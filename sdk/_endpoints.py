@@ -219,13 +219,17 @@ def list_operators() -> Operation[list[Operator]]:
 
 
 def enroll(
-    token: str, public_key: PublicJwk, label: str, certificate_request: str | None = None
+    token: str, public_key: PublicJwk, label: str, certificate_request: str | None = None,
+    encryption_key: PublicJwk | None = None,
 ) -> Operation[EnrolmentResult]:
     return Operation.returning(
         EnrolmentResult,
         "POST",
         f"{API}/enrolment",
-        json=Enrolment(token=token, public_key=public_key, label=label, certificate_request=certificate_request),
+        json=Enrolment(
+            token=token, public_key=public_key, label=label, certificate_request=certificate_request,
+            encryption_key=encryption_key,
+        ),
         signed=False,
     )
 

@@ -231,12 +231,14 @@ class Institution(_Group):
 
 class Credentials(_Group):
     def enroll(
-        self, token: str, public_key: PublicJwk, *, label: str = "agent", certificate_request: str | None = None
+        self, token: str, public_key: PublicJwk, *, label: str = "agent", certificate_request: str | None = None,
+        encryption_key: PublicJwk | None = None,
     ) -> EnrolmentResult:
         """Register a public key with a one-time enrolment token (no credential needed); with a PEM
         PKCS#10 ``certificate_request`` for it (:func:`sdk.csr.build_request`), the answer carries the
-        centre's X.509 certificate of the key."""
-        return self._client.run(ep.enroll(token, public_key, label, certificate_request))
+        centre's X.509 certificate of the key. ``encryption_key`` (gm): the bank's SM2 encryption public
+        key, to which a centre asking for the personal-field envelope seals its answers and webhooks."""
+        return self._client.run(ep.enroll(token, public_key, label, certificate_request, encryption_key))
 
     def list(self) -> builtins.list[CredentialRecord]:
         return self._client.run(ep.list_credentials())

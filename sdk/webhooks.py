@@ -5,6 +5,10 @@ The centre POSTs one :class:`~sdk.models.Event` per delivery, signed like a requ
 ``content-type``) with the webhook key from the enrolment bundle. A delivery is accepted only
 if the signature verifies with that key, the digest matches the body and it was signed within
 ``max_age`` seconds. Deliveries are at-least-once: dedupe by ``event.event_id``.
+
+A gm centre asking for the personal-field envelope seals the personal fields of a delivery to the
+bank's SM2 encryption key registered at enrolment (:mod:`sdk.gm.envelope`); pass that key as
+``decryption_key`` and the event comes back opened (after the signature, which covers the sealed body).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .errors import SignatureError
+from .gm.sm2 import Sm2PrivateKey
 from .models import Event
 from .signing import PublicKey, verify_request
 
@@ -26,6 +31,7 @@ def verify_webhook(
     body: bytes,
     centre_keys: Mapping[str, PublicKey],
     max_age: int = 300,
+    decryption_key: Sm2PrivateKey | None = None,
 ) -> Event:
     """Return the delivered event, or raise :class:`~sdk.errors.SignatureError`.
 
@@ -34,8 +40,16 @@ def verify_webhook(
             addressed it, i.e. the registered webhook URL).
         centre_keys: the centre's webhook key(s) by key id, from the enrolment bundle.
         max_age: how old a signature may be, in seconds.
+        decryption_key: the bank's SM2 encryption key, to open a sealed delivery's personal fields.
+
+    Raises:
+        SignatureError: the signature does not verify, the body is no event, or it carries a
+            personal-field envelope that does not open with ``decryption_key`` (or none is given).
     """
+    from ._client import open_answer
+
     verify_request(method=method, url=url, headers=headers, body=body, keys=centre_keys, max_skew=max_age)
+    body = open_answer(body, decryption_key)
     try:
         return Event.model_validate_json(body)
     except ValueError as e:

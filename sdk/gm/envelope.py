@@ -2,7 +2,8 @@
 
 A body (an application, a webhook event, certificate metadata) keeps its shape; each personal
 field — the ``name``, ``id_number`` and ``phone`` of every party (any object carrying an
-``id_number``) — is replaced by ``{"sm4": "<base64>"}``, and the body gains one member::
+``id_number``), and each name of a ``right_holders``/``obligors`` list of strings (certificate
+metadata) — is replaced by ``{"sm4": "<base64>"}``, and the body gains one member::
 
     "encryption": {
       "alg": "SM4-GCM" | "SM4-CBC",
@@ -31,11 +32,15 @@ from typing import Any, Literal
 from .sm2 import Sm2PrivateKey, Sm2PublicKey, ciphertext_layout, to_c1c3c2
 from .sm4 import sm4_cbc_decrypt, sm4_cbc_encrypt, sm4_gcm_decrypt, sm4_gcm_encrypt
 
-__all__ = ["ENVELOPE_MEMBER", "PERSONAL_FIELDS", "open_fields", "personal_pointers", "seal_fields"]
+__all__ = [
+    "ENVELOPE_MEMBER", "PERSONAL_FIELDS", "PERSONAL_NAME_LISTS", "open_fields", "personal_pointers", "seal_fields",
+]
 
 ENVELOPE_MEMBER = "encryption"
 #: the members of a party object (one carrying an ``id_number``) that are personal data
 PERSONAL_FIELDS = ("name", "id_number", "phone")
+#: lists of parties' names as plain strings (certificate metadata: 权利人, 义务人): each item is personal data
+PERSONAL_NAME_LISTS = ("right_holders", "obligors")
 Mode = Literal["SM4-GCM", "SM4-CBC"]
 
 
@@ -48,13 +53,18 @@ def _unescape(token: str) -> str:
 
 
 def personal_pointers(document: Any, _path: str = "") -> Iterator[str]:
-    """JSON pointers of every personal field present (not null) in ``document``, in document order."""
+    """JSON pointers of every personal field present (not null) in ``document``, in document order: the
+    :data:`PERSONAL_FIELDS` of a party object, and each name in a :data:`PERSONAL_NAME_LISTS` list of strings."""
     if isinstance(document, dict):
         if "id_number" in document:
             for name in PERSONAL_FIELDS:
                 if document.get(name) is not None:
                     yield f"{_path}/{name}"
         for key, value in document.items():
+            if key in PERSONAL_NAME_LISTS and isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, str):
+                        yield f"{_path}/{_escape(str(key))}/{i}"
             if key != ENVELOPE_MEMBER and isinstance(value, dict | list):
                 yield from personal_pointers(value, f"{_path}/{_escape(str(key))}")
     elif isinstance(document, list):

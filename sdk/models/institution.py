@@ -147,6 +147,11 @@ class Enrolment(Model):
         description="PEM PKCS#10 request for public_key, signed by it (sdk.csr): the centre answers an X.509 "
         "certificate from its institution CA (SM2 in gm, P-256 in intl)",
     )
+    encryption_key: PublicJwk | None = Field(
+        default=None,
+        description="gm: the bank's own SM2 encryption public key (separate from public_key): a centre asking for "
+        "the personal-field envelope seals the personal fields of its answers and webhooks to it (docs/api.md §5)",
+    )
 
 
 class EnrolmentResult(Resource):

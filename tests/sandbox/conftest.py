@@ -16,6 +16,7 @@ from sandbox.app import create_app
 from sandbox.centre import Centre
 from sandbox.store import Store
 from sandbox.workflow import Timing
+from sdk.gm.sm2 import Sm2PrivateKey
 from sdk.signing import PrivateKey, generate_private_key, jwk_from_public_key
 from sdk.suites import INTL, Suite, suite_named
 from tests import factories as f
@@ -84,12 +85,18 @@ def bank(sandbox: Running) -> Iterator[Bank]:
     sandbox.centre.create_operator(iid, "李经办", operator_id="op-001")
     token = sandbox.centre.issue_enrolment_token(iid)
     key = generate_private_key(sandbox.centre.suite.default_algorithm)  # type: ignore[arg-type]
+    # the centre asks for the personal-field envelope: wrap to its key, and register the bank's own
+    # SM2 encryption key, to which it seals the personal fields of its answers (opened by the client)
+    mine = Sm2PrivateKey.generate() if sandbox.centre.suite.envelope else None
     with sdk.Client(sandbox.url) as anon:
-        enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
+        enrolled = anon.credentials.enroll(
+            token, jwk_from_public_key(key.public_key()),
+            encryption_key=jwk_from_public_key(mine.public) if mine else None,
+        )  # fmt: skip
     envelope = None
-    if sandbox.centre.suite.envelope:  # the centre asks for the personal-field envelope: wrap to its key
+    if sandbox.centre.suite.envelope:
         recipient = sandbox.centre.keys.encryption_key(sandbox.store).public
-        envelope = sdk.FieldEncryption(recipient, sandbox.centre.suite.envelope)
+        envelope = sdk.FieldEncryption(recipient, sandbox.centre.suite.envelope, decryption_key=mine)
     client = sdk.Client(sandbox.url, sdk.Credential(enrolled.key_id, key), envelope=envelope)
     file_documents(client)
     try:
