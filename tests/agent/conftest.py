@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def make_branch(
 def branch(centre: LocalCentre, tmp_path: Path) -> Branch:
     """A bank branch enrolled with the sandbox centre, its agent configured with the three sample inboxes."""
     return make_branch(centre, tmp_path / "branch")
+
+
+def run_until(agent: Agent, done: Callable[[], bool], timeout: float = 60) -> None:
+    """Drive the agent until ``done()``: for states that never make it idle (an application held at the
+    centre, a fee left unpaid). Waits on the condition, not on a fixed time, so a loaded machine only
+    makes it slower; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the agent did not get there in time"
+        agent.run_until_idle(timeout=0.5)
 
 
 def drop(folder: Path, name: str, content: bytes) -> Path:

@@ -197,14 +197,19 @@ def outcome(centre: LocalCentre, branch: Branch, loans: list[str], *, code: str 
 
 @contextmanager
 def read_state(branch: Branch) -> Iterator[sqlite3.Connection | None]:
-    """The agent's state, read-only (safe while it runs); None before the agent created it."""
+    """The agent's state, read-only (safe while it runs); None before the agent created it and committed
+    its first schema (a freshly started daemon has the file before it has the tables)."""
     db = branch.root / "var" / "state.db"
     if not db.exists():
         yield None
         return
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        yield con
+        try:
+            ready = con.execute("PRAGMA user_version").fetchone()[0] > 0
+        except sqlite3.Error:  # the file exists but is not a database yet
+            ready = False
+        yield con if ready else None
     finally:
         con.close()
 

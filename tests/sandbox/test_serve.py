@@ -36,11 +36,11 @@ def test_serve_with_a_data_directory_restarts_with_the_same_keys(tmp_path: Path)
             banner = proc.stdout.readline() + proc.stdout.readline()
             assert "admin API token" in banner, banner
             token = banner.split("shown once): ")[1].strip()
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while True:
                 try:
                     r = httpx.get(f"http://127.0.0.1:{port}/admin/v1/institutions",
-                                  headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=60)  # fmt: skip
                     break
                 except httpx.TransportError:
                     assert time.monotonic() < deadline, "serve did not come up"
@@ -50,9 +50,11 @@ def test_serve_with_a_data_directory_restarts_with_the_same_keys(tmp_path: Path)
                 f"http://127.0.0.1:{port}/admin/v1/institutions",
                 headers={"Authorization": f"Bearer {token}"},
                 json={"name": "示例银行", "uscc": "91340100781081199K", "licence_no": "B1"},
+                timeout=60,
             )
             statuses.append(made.status_code)
-            spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
+            # the first /openapi.json builds the schema: seconds on a loaded machine, past httpx's 5 s default
+            spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=60).json()
             assert spec["info"]["title"].startswith("RegBridge sandbox")
         finally:
             proc.terminate()

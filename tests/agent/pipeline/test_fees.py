@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,20 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app as cli
-from agent.daemon import Agent
 from agent.pipeline.fees import refunds
 from sandbox import register
 from sdk.models import Payment
 
-from ..conftest import SECRET, Branch, drop, make_branch, mortgage_export
-
-
-def _run_until(agent: Agent, done: Callable[[], bool], timeout: float = 30) -> None:
-    """Drive the agent until ``done()`` (an application held at the centre never makes it idle)."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "the agent did not get there in time"
-        agent.run_until_idle(timeout=0.5)
+from ..conftest import SECRET, Branch, drop, make_branch, mortgage_export, run_until
 
 
 def _receipts(folder: Path) -> list[dict[str, str]]:
@@ -109,7 +98,7 @@ def test_a_paid_application_voided_at_the_centre_is_refunded_and_reported(branch
     drop(inbox, "one.csv", mortgage_export(inbox, {"LN-VOID": 32}))
     agent = branch.agent()
     try:
-        _run_until(agent, lambda: getattr(agent.store.application("LN-VOID-DYSC"), "fee_status", None) == "paid")
+        run_until(agent, lambda: getattr(agent.store.application("LN-VOID-DYSC"), "fee_status", None) == "paid")
         app = agent.store.application("LN-VOID-DYSC")
         assert app is not None and app.fee_status == "paid" and app.centre_status == "recorded"
         centre.void_application(branch.institution_id, app.application_id, "登簿事项有误，予以撤销")

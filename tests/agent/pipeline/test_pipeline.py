@@ -321,16 +321,17 @@ def test_a_correction_asking_for_a_material_is_answered_by_dropping_it(branch: B
 
 
 def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_path: Path) -> None:
-    from ..conftest import make_branch
+    from ..conftest import make_branch, run_until
 
     branch = make_branch(centre, tmp_path / "b", fees={"auto_pay": True, "daily_cap": "100.00"})
     agent = branch.agent()
     try:
         inbox = branch.inbox()
         drop(inbox, "a.csv", mortgage_export(inbox, {"F-1": 1, "F-2": 2}, amount="10"))
-        agent.run_until_idle(timeout=4)
-        stages = sorted((a.fee_status, a.stage) for a in agent.store.applications())
-        assert stages == [("paid", "done"), ("unpaid", "tracking")]
+        def stages() -> list[tuple[str | None, str]]:
+            return sorted((a.fee_status, a.stage) for a in agent.store.applications())
+
+        run_until(agent, lambda: stages() == [("paid", "done"), ("unpaid", "tracking")])
         assert any(a["kind"] == "fee_cap" for a in agent.store.alerts())
         assert snapshot(agent.store)["fees_unpaid"][0]["amount"] == "80.00"
     finally:
