@@ -248,11 +248,15 @@ def enrol(
             {"country_name": "CN", "organization_name": bundle["institution_name"],
              "organization_identifier": bundle["institution_uscc"], "common_name": label},
         )  # fmt: skip
+    # a centre asking for the personal-field envelope seals its answers and webhooks to the bank's own
+    # SM2 encryption key: made here, kept in the custody encrypted, its public half registered
+    encryption = custody.ensure_encryption_key() if suite.envelope else None
     try:
         with sdk.Client(bundle["api_base_url"]) as anon:
             result = anon.credentials.enroll(
-                bundle["token"], jwk_from_public_key(public), label=label, certificate_request=request
-            )
+                bundle["token"], jwk_from_public_key(public), label=label, certificate_request=request,
+                encryption_key=jwk_from_public_key(encryption.public) if encryption else None,
+            )  # fmt: skip
     except sdk.AuthenticationFailed:
         raise BundleError(
             "the centre refused the bundle's one-time token: it was already used (by another machine) or has"

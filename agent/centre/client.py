@@ -31,12 +31,13 @@ def centre_client(
     if wrap is not None:
         transport = wrap(transport)
     centre = config.centre
+    decryption_key = kwargs.pop("decryption_key", None)  # the bank's own SM2 encryption key (custody)
     if centre.envelope and centre.centre_encryption_key and "envelope" not in kwargs:
         # the centre asks for the personal fields encrypted (seed 002 §5.1 加密传输): wrap to its key
         recipient = public_key_from_jwk(centre.centre_encryption_key)
         if not isinstance(recipient, Sm2PublicKey):
             raise ValueError("centre.centre_encryption_key is not an SM2 key")
-        kwargs["envelope"] = sdk.FieldEncryption(recipient, centre.envelope)
+        kwargs["envelope"] = sdk.FieldEncryption(recipient, centre.envelope, decryption_key=decryption_key)
     return sdk.Client(centre.url, credential, timeout=centre.timeout, transport=transport, **kwargs)
 
 

@@ -48,7 +48,8 @@ from sdk.support.files import atomic_write
 __all__ = ["KEYRING_SERVICE", "KeyCustody", "KeyEntry", "custody_for", "retire_due"]
 
 KEYRING_SERVICE = "regbridge-agent-key"
-KeyState = Literal["pending", "current", "previous", "retired"]
+#: "encryption": the bank's own SM2 encryption key (gm envelope, centre -> bank), never a signing key
+KeyState = Literal["pending", "current", "previous", "retired", "encryption"]
 
 
 def _now() -> datetime:
@@ -210,6 +211,38 @@ class KeyCustody:
         except (ValueError, TypeError):
             raise KeyError("the private key cannot be decrypted: wrong agent secret, or the key was altered") from None
         return key  # type: ignore[return-value]
+
+    def encryption_key(self) -> Sm2PrivateKey | None:
+        """The bank's SM2 encryption key (registered with the centre at enrolment, separate from the
+        signing keys), to open the personal fields a gm centre seals to it; None when there is none.
+
+        Raises:
+            KeyError: it cannot be read or decrypted (wrong agent secret, missing file).
+        """
+        entry = next((e for e in self.entries() if e.state == "encryption"), None)
+        if entry is None:
+            return None
+        key = self.load(entry)
+        if not isinstance(key, Sm2PrivateKey):
+            raise KeyError("the encryption key in the custody is not an SM2 key")
+        return key
+
+    def ensure_encryption_key(self) -> Sm2PrivateKey:
+        """The bank's SM2 encryption key, made (and kept encrypted like the others) if there is none.
+        It is a software key even where signing keys live in a PKCS#11 token: it is kept as an
+        encrypted PKCS#8 file (or keyring entry) under the agent secret."""
+        key = self.encryption_key()
+        if key is not None:
+            return key
+        key = Sm2PrivateKey.generate()
+        store = self.store
+        try:
+            if store == "pkcs11":
+                self.store = "file"
+            self.put(key, "encryption")
+        finally:
+            self.store = store
+        return key
 
     def erase(self, entry: KeyEntry) -> None:
         """Forget a private key (its manifest entry stays, as ``retired``)."""

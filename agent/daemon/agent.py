@@ -157,9 +157,11 @@ class Agent:
         centre = config.centre
         self.custody = custody_for(config, secret)
         self.signer: sdk.RotatingSigner | None = None
+        #: the bank's SM2 encryption key: opens what a gm centre with the envelope seals to it
+        self.decryption_key = self.custody.encryption_key() if centre.envelope else None
         if client is None:
             self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
-            client = centre_client(config, self.signer, wrap=self._wrap_transport)
+            client = centre_client(config, self.signer, wrap=self._wrap_transport, decryption_key=self.decryption_key)
         self.client = client
         self.centre = ApiCentre(client)
         self.follower = (

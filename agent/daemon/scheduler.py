@@ -141,7 +141,9 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         from agent.daemon.webhook import WebhookReceiver
 
         hook = agent.config.webhook
-        receiver = WebhookReceiver(agent.context, hook.listen, hook.port, hook.public_url).start()
+        receiver = WebhookReceiver(agent.context, hook.listen, hook.port, hook.public_url)
+        receiver.decryption_key = agent.decryption_key
+        receiver.start()
         try:
             agent.centre.set_webhook(receiver.url)
             log.info("webhook receiver listening", extra={"url": receiver.url})

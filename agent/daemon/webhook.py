@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import sdk
 from agent.pipeline.context import StageContext
 from agent.pipeline.track import handle_event
+from sdk.gm.sm2 import Sm2PrivateKey
 
 __all__ = ["WebhookReceiver"]
 
@@ -64,12 +65,15 @@ class WebhookReceiver:
         self._thread = threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True)
         self.received = 0
         self.refused = 0
+        #: the bank's SM2 encryption key: a delivery sealed to it is opened, one that does not open refused
+        self.decryption_key: Sm2PrivateKey | None = None
 
     def receive(self, method: str, headers: list[tuple[str, str]], body: bytes) -> int:
         ctx = self.ctx
         keys = {ctx.trust.centre_key_id: ctx.trust.centre_public_key()}
         try:
-            event = sdk.verify_webhook(method=method, url=self.url, headers=headers, body=body, centre_keys=keys)
+            event = sdk.verify_webhook(method=method, url=self.url, headers=headers, body=body, centre_keys=keys,
+                                       decryption_key=self.decryption_key)  # fmt: skip
         except sdk.SignatureError as exc:
             self.refused += 1
             ctx.audit.append("webhook.refused", "", "refused", reason=str(exc)[:200])

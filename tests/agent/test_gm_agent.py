@@ -5,11 +5,13 @@ of a Fernet state)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import sdk
@@ -22,6 +24,7 @@ from agent.state.gm_cipher import MAGIC, Sm4GcmCipher, reencrypt_state
 from agent.state.secrets import DataCipher
 from installer.enrol import BundleError, enrol
 from sandbox.local import LocalCentre
+from sdk.signing import jwk_from_public_key
 from sdk.suites import GM, suite_named
 
 from .conftest import INBOXES, SECRET, Branch, drop, make_branch, mortgage_export
@@ -187,3 +190,40 @@ def test_the_agent_encrypts_personal_fields_where_the_centre_asks(tmp_path: Path
         records = centre.centre.list_applications(branch.institution_id, [], None, 100)
         assert len(records) == 2 and all(r.status.value == "completed" for r in records)
         assert all(r.application.model_dump()["mortgagors"][0]["id_number"] for r in records)  # opened by the centre
+        # the other way: enrolment registered the bank's own SM2 encryption key (kept encrypted in the
+        # custody, never plaintext); the centre seals its answers to it and the agent's client opens them
+        custody = custody_for(config, SECRET)
+        mine = custody.encryption_key()
+        assert mine is not None and agent.decryption_key is not None
+        assert agent.decryption_key.public.to_pem() == mine.public.to_pem()
+        kept = next(e for e in custody.entries() if e.state == "encryption")
+        pem = (config.resolve(config.centre.key_dir) / kept.location).read_bytes()
+        assert b"ENCRYPTED" in pem and mine.to_pem(None) not in pem
+        registered = centre.store.one("SELECT jwk FROM encryption_keys WHERE institution_id = ?", branch.institution_id)
+        assert registered is not None and json.loads(registered["jwk"]) == jwk_from_public_key(mine.public).model_dump(
+            exclude_none=True
+        )
+        answers: list[bytes] = []
+
+        class Recording(httpx.BaseTransport):
+            def __init__(self, inner: httpx.BaseTransport) -> None:
+                self.inner = inner
+
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                response = self.inner.handle_request(request)
+                answers.append(response.read())
+                response.close()
+                return httpx.Response(response.status_code, headers=response.headers, content=answers[-1])
+
+            def close(self) -> None:
+                self.inner.close()
+
+        signer = custody.signer(config.centre.key_id)
+        certificate_id = records[0].certificate_ids[0]
+        with centre_client(config, signer, wrap=Recording, decryption_key=mine) as client:
+            meta = client.certificates.get(certificate_id).metadata
+        names = [n for n in meta.obligors if n]
+        assert names and not any(n.encode() in answers[-1] for n in names)  # sealed on the wire
+        assert b'"encryption"' in answers[-1]
+        with centre_client(config, signer) as client, pytest.raises(sdk.SignatureError, match="no decryption key"):
+            client.certificates.get(certificate_id)  # refused, not used, when it does not open
