@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.demo import samples
-from agent.pipeline import watch
+from agent.pipeline import watch, writers
 from agent.pipeline.watch import settling_files
 from agent.pipeline.writers import writer_state
 from sandbox.local import LocalCentre
@@ -122,19 +123,27 @@ def test_where_no_writer_can_be_ruled_out_the_answer_is_unknown(tmp_path: Path) 
         held.write(b"a,b\r\n")
         held.flush()
         os.chmod(path, 0o644)
-        root = Path(__file__).resolve().parents[3]
-        probe = (
-            "import sys; from pathlib import Path; from agent.pipeline.writers import writer_state; "
-            f"print(writer_state(Path({str(path)!r})).state)"
-        )
-        done = subprocess.run(
-            [*AS_NOBODY, sys.executable, "-c", probe],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(root)},
-            cwd="/",
-            timeout=60,
-        )
+        # the module under test (standard library only), where nobody can read it whatever the checkout's
+        # permissions (a clone in a 0700 folder is not readable by nobody)
+        code = Path(tempfile.mkdtemp(prefix="regbridge-writers-"))
+        try:
+            os.chmod(code, 0o755)
+            shutil.copy(writers.__file__, code / "writers_probe.py")
+            os.chmod(code / "writers_probe.py", 0o644)
+            probe = (
+                "from pathlib import Path; from writers_probe import writer_state; "
+                f"print(writer_state(Path({str(path)!r})).state)"
+            )
+            done = subprocess.run(
+                [*AS_NOBODY, sys.executable, "-c", probe],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(code)},
+                cwd="/",
+                timeout=60,
+            )
+        finally:
+            shutil.rmtree(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "unknown"
     assert writer_state(path).state == "none"  # root can tell, once the writer closed it
