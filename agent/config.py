@@ -237,6 +237,12 @@ class StateConfig(_Section):
         description="a shared state: the time to live of the leader lease (the event feed's reader), renewed every "
         "third of it; a dead leader's feed is taken over within this many seconds",
     )
+    claim_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="a shared state: how long an instance's claim on an application (submit) or a certificate "
+        "(deliver) lasts at most; released when its step ends, freed by the reaper when the instance dies",
+    )
 
 
 class LoggingConfig(_Section):

@@ -135,8 +135,9 @@ class _StateCollector(Collector):
             "regbridge_instance_leader", "1 for the instance holding the leader lease", labels=["instance", "host"]
         )
         claims = GaugeMetricFamily(
-            "regbridge_instance_claims", "Applications claimed by each instance now", labels=["instance", "host"]
-        )
+            "regbridge_instance_claims", "Applications and certificates claimed by each instance now",
+            labels=["instance", "host"],
+        )  # fmt: skip
         beat = GaugeMetricFamily(
             "regbridge_instance_heartbeat_age_seconds", "Seconds since each instance's heartbeat",
             labels=["instance", "host"],

@@ -66,18 +66,49 @@ def _release(ctx: StageContext, certificate_id: str) -> None:
         _held.pop((id(ctx.store), certificate_id), None)
 
 
+#: the stages of a certificate the deliver stage works on
+DELIVERING = ("pending", "storing")
+
+
 def deliver_due(ctx: StageContext) -> int:
     """Deliver every certificate due, ``concurrency`` at a time; a refusing document store stops the round.
 
-    A certificate whose last attempt failed waits out its backoff first (:func:`_hold`)."""
-    due = ctx.store.certificates(stage="pending") + ctx.store.certificates(stage="storing")
+    A certificate whose last attempt failed waits out its backoff first (:func:`_hold`). On a shared state
+    (``ctx.instance``) each certificate is claimed first (``SELECT … FOR UPDATE SKIP LOCKED``,
+    :meth:`~agent.state.leases.InstanceLeases.claim_certificates`), so no two instances deliver it at once."""
+    store, me = ctx.store, ctx.instance
+    due = store.certificates(stage="pending") + store.certificates(stage="storing")
     due = [c for c in due if _ready(ctx, c["certificate_id"])]
+    claimed: list[str] = []
+    if me is not None and due:  # a shared state: claim them first, and read them again under the claim
+        claimed = store.claim_certificates(
+            me, DELIVERING, ttl=ctx.config.state.claim_seconds, limit=4 * ctx.config.concurrency,
+            among=[c["certificate_id"] for c in due],
+        )  # fmt: skip
+        due = [c for c in map(store.certificate, claimed) if c is not None and c["stage"] in DELIVERING]
     stop = threading.Event()
     done = 0
-    if due:
-        with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="deliver") as pool:
-            done = sum(pool.map(lambda cert: _deliver_guarded(ctx, cert, stop), due))
-    for cert in ctx.store.superseding():
+    try:
+        if due:
+            with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="deliver") as pool:
+                done = sum(pool.map(lambda cert: _deliver_guarded(ctx, cert, stop), due))
+    finally:
+        for cid in claimed:
+            store.release_certificate(cid, me or "")
+    superseding = store.superseding()
+    if me is not None and superseding:
+        mine = store.claim_certificates(
+            me, ("stored",), ttl=ctx.config.state.claim_seconds, limit=len(superseding), superseding=True
+        )
+        superseding = [c for c in map(store.certificate, mine) if c is not None and c["supersede_pending"]]
+        try:
+            for cert in superseding:
+                _mark_superseded(ctx, cert)
+        finally:
+            for cid in mine:
+                store.release_certificate(cid, me)
+        return done
+    for cert in superseding:
         _mark_superseded(ctx, cert)
     return done
 

@@ -29,7 +29,7 @@ from agent.state.store import AppRow
 from sdk.models import Application, Material, Supplement
 from sdk.support import failpoints
 
-__all__ = ["RETRYABLE", "submit_due", "submit_one"]
+__all__ = ["RETRYABLE", "SUBMITTING", "submit_due", "submit_one"]
 
 log = logging.getLogger("regbridge.agent.submit")
 _APPLICATION = TypeAdapter(Application)
@@ -37,18 +37,38 @@ RETRYABLE = (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.TimeoutEr
 PAUSING = (sdk.ChannelSuspended, sdk.AuthenticationFailed, sdk.ClockSkew, sdk.SignatureError, sdk.PermissionDenied)
 
 
+#: the stages the submit stage moves an application out of
+SUBMITTING = ("queued", "created", "supplementing")
+
+
 def submit_due(ctx: StageContext) -> int:
-    """Push every due application one step further, ``concurrency`` at a time."""
+    """Push every due application one step further, ``concurrency`` at a time.
+
+    On a shared state (``ctx.instance``) the applications are claimed first (``SELECT … FOR UPDATE SKIP
+    LOCKED``, :meth:`~agent.state.leases.InstanceLeases.claim_applications`) and read again under the claim,
+    so no two instances send the same step of the same application; each claim is released when its step
+    ends (a dead instance's by the reaper, or when ``state.claim_seconds`` pass).
+    """
     if ctx.supervisor.paused:
         return 0
-    due = ctx.store.applications(
-        "queued", "created", "supplementing", due_before=time.time(), limit=10 * ctx.config.concurrency
-    )
-    if not due:
-        return 0
-    with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="submit") as pool:
-        done = list(pool.map(lambda a: submit_one(ctx, a), due))
-    return sum(done)
+    limit = 10 * ctx.config.concurrency
+    claimed: list[str] = []
+    if ctx.instance is None:
+        due = ctx.store.applications(*SUBMITTING, due_before=time.time(), limit=limit)
+    else:
+        claimed = ctx.store.claim_applications(
+            ctx.instance, SUBMITTING, ttl=ctx.config.state.claim_seconds, limit=limit, due_before=time.time()
+        )
+        due = [a for a in map(ctx.store.application, claimed) if a is not None and a.stage in SUBMITTING]
+    try:
+        if not due:
+            return 0
+        with ThreadPoolExecutor(ctx.config.concurrency, thread_name_prefix="submit") as pool:
+            done = list(pool.map(lambda a: submit_one(ctx, a), due))
+        return sum(done)
+    finally:
+        for reference in claimed:
+            ctx.store.release_claim(reference, ctx.instance or "")
 
 
 def _backoff(ctx: StageContext, app: AppRow, exc: Exception) -> None:

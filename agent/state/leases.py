@@ -12,6 +12,7 @@ no queue server: the tables the agent already has are the queue (docs/state.md).
   stages, each claimed by one instance for ``ttl`` seconds; on PostgreSQL with
   ``SELECT … FOR UPDATE SKIP LOCKED`` so instances claiming at once never wait for nor take each
   other's rows; on SQLite the claim runs under ``BEGIN IMMEDIATE`` (one writer at a time).
+- **Claims on certificates** (:meth:`InstanceLeases.claim_certificates`): the same, for the deliver stage.
 - **An export is ingested once** (:meth:`InstanceLeases.claim_file`): the first instance to insert its
   content hash has it.
 - **Events are handled once** (:meth:`InstanceLeases.claim_event`): the event id is inserted in the
@@ -70,7 +71,7 @@ class InstanceLeases:
 
     def instances(self) -> list[dict[str, Any]]:
         """Every registered instance: id, host, pid, started_at, heartbeat_age (seconds), leases (the
-        names it holds), claims (applications it has claimed now), leader (holds :data:`LEADER`)."""
+        names it holds), claims (applications and certificates it has claimed now), leader (holds :data:`LEADER`)."""
         out = self._rows(
             f"SELECT id, host, pid, started_at, {self._clock} - heartbeat_at AS heartbeat_age "
             "FROM instances ORDER BY id",
@@ -82,7 +83,14 @@ class InstanceLeases:
             "AND claimed_by IS NOT NULL GROUP BY claimed_by",
             {},
         )
-        counts = {c["claimed_by"]: int(c["n"]) for c in claims}
+        claims += self._rows(
+            f"SELECT claimed_by, COUNT(*) AS n FROM certificates WHERE claimed_until > {self._clock} "
+            "AND claimed_by IS NOT NULL GROUP BY claimed_by",
+            {},
+        )
+        counts: dict[str, int] = {}
+        for c in claims:
+            counts[c["claimed_by"]] = counts.get(c["claimed_by"], 0) + int(c["n"])
         for row in out:
             row["heartbeat_age"] = round(float(row["heartbeat_age"]), 3)
             row["leases"] = sorted(lease["name"] for lease in leases if lease["holder"] == row["id"])
@@ -92,7 +100,7 @@ class InstanceLeases:
 
     def reap(self, stale_seconds: float) -> list[str]:
         """Remove the instances whose heartbeat is older than ``stale_seconds`` and free what they held:
-        their leases, their claims on applications, the exports they had claimed but not ingested."""
+        their leases, their claims on applications and certificates, the exports they had claimed but not ingested."""
         dead = [
             r["id"]
             for r in self._rows(
@@ -101,9 +109,10 @@ class InstanceLeases:
         ]
         for instance in dead:
             self._count("DELETE FROM leases WHERE holder = :id", {"id": instance})
-            self._count(
-                "UPDATE applications SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = :id", {"id": instance}
-            )
+            for table in ("applications", "certificates"):
+                self._count(
+                    f"UPDATE {table} SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = :id", {"id": instance}
+                )
             # claimed or being read (its applications are committed with its "done", all at once): free again
             self._count(
                 "DELETE FROM files WHERE status IN ('claimed', 'reading') AND claimed_by = :id", {"id": instance}
@@ -144,19 +153,58 @@ class InstanceLeases:
         """Claim up to ``limit`` applications in ``stages`` (due by ``due_before``, epoch seconds) for ``ttl``
         seconds: those unclaimed, whose claim expired, or already this holder's. Returns their references,
         oldest due first; no other instance gets them until the claim expires or is released."""
-        params: dict[str, Any] = {f"s{i}": s for i, s in enumerate(stages)}
         due = " AND next_attempt_at <= :due" if due_before is not None else ""
+        return self._claim(
+            "applications", "reference", "next_attempt_at", holder, stages, due, {"due": due_before}, ttl, limit
+        )
+
+    def claim_certificates(
+        self,
+        holder: str,
+        stages: tuple[str, ...],
+        *,
+        ttl: float,
+        limit: int,
+        among: list[str] | None = None,
+        superseding: bool = False,
+    ) -> list[str]:
+        """Claim up to ``limit`` certificates in ``stages`` for ``ttl`` seconds (as :meth:`claim_applications`):
+        only those in ``among`` (ids) when given; ``superseding``: only stored ones whose sidecar must still say
+        they were superseded. Their ids, oldest first."""
+        extra = " AND supersede_pending = 1" if superseding else ""
+        params: dict[str, Any] = {}
+        if among is not None:
+            if not among:
+                return []
+            params = {f"c{i}": c for i, c in enumerate(among)}
+            extra += f" AND certificate_id IN ({', '.join(':' + k for k in params)})"
+        return self._claim("certificates", "certificate_id", "created_at", holder, stages, extra, params, ttl, limit)
+
+    def _claim(
+        self,
+        table: str,
+        key: str,
+        order: str,
+        holder: str,
+        stages: tuple[str, ...],
+        extra: str,
+        extra_params: dict[str, Any],
+        ttl: float,
+        limit: int,
+    ) -> list[str]:
+        """The one claim statement (docs/state.md): ``UPDATE … WHERE key IN (SELECT … FOR UPDATE SKIP LOCKED)``."""
+        params: dict[str, Any] = {f"s{i}": s for i, s in enumerate(stages)}
         inner = (
-            f"SELECT reference FROM applications WHERE stage IN ({', '.join(':' + k for k in params)}){due} "
+            f"SELECT {key} FROM {table} WHERE stage IN ({', '.join(':' + k for k in params)}){extra} "
             f"AND (claimed_until <= {self._clock} OR claimed_by = :holder) "
-            f"ORDER BY next_attempt_at, reference LIMIT :limit {self._claim_lock}"
+            f"ORDER BY {order}, {key} LIMIT :limit {self._claim_lock}"
         )
         rows = self._rows(
-            f"UPDATE applications SET claimed_by = :holder, claimed_until = {self._clock} + :ttl "
-            f"WHERE reference IN ({inner}) RETURNING reference, next_attempt_at",
-            {**params, "holder": holder, "ttl": ttl, "limit": limit, "due": due_before},
+            f"UPDATE {table} SET claimed_by = :holder, claimed_until = {self._clock} + :ttl "
+            f"WHERE {key} IN ({inner}) RETURNING {key}, {order}",
+            {**params, **extra_params, "holder": holder, "ttl": ttl, "limit": limit},
         )
-        return [r["reference"] for r in sorted(rows, key=lambda r: (r["next_attempt_at"], r["reference"]))]
+        return [r[key] for r in sorted(rows, key=lambda r: (r[order], r[key]))]
 
     def release_claim(self, reference: str, holder: str) -> None:
         """Let the application go before its claim expires (its round is over)."""
@@ -164,6 +212,14 @@ class InstanceLeases:
             "UPDATE applications SET claimed_by = NULL, claimed_until = 0 "
             "WHERE reference = :ref AND claimed_by = :holder",
             {"ref": reference, "holder": holder},
+        )
+
+    def release_certificate(self, certificate_id: str, holder: str) -> None:
+        """Let the certificate go before its claim expires (its delivery attempt is over)."""
+        self._count(
+            "UPDATE certificates SET claimed_by = NULL, claimed_until = 0 "
+            "WHERE certificate_id = :id AND claimed_by = :holder",
+            {"id": certificate_id, "holder": holder},
         )
 
     def claim_file(self, sha256: str, holder: str, *, path: str, inbox: str, profile: str) -> bool:

@@ -127,5 +127,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE applications ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
     ALTER TABLE files ADD COLUMN claimed_by TEXT;
     """,
+    # 7 → 8: several instances deliver: a short claim on each certificate a deliver round works on, so two
+    # instances never download, verify and store the same certificate at once
+    """
+    ALTER TABLE certificates ADD COLUMN claimed_by TEXT;
+    ALTER TABLE certificates ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -158,6 +158,17 @@ class StateStore(Protocol):
         self, holder: str, stages: tuple[str, ...], *, ttl: float, limit: int, due_before: float | None = None
     ) -> list[str]: ...
     def release_claim(self, reference: str, holder: str) -> None: ...
+    def claim_certificates(
+        self,
+        holder: str,
+        stages: tuple[str, ...],
+        *,
+        ttl: float,
+        limit: int,
+        among: list[str] | None = None,
+        superseding: bool = False,
+    ) -> list[str]: ...
+    def release_certificate(self, certificate_id: str, holder: str) -> None: ...
     def claim_file(self, sha256: str, holder: str, *, path: str, inbox: str, profile: str) -> bool: ...
 
     # certificates

@@ -51,6 +51,29 @@ def test_due_applications_are_claimed_by_one_instance_until_released_or_expired(
     assert [t["stage"] for t in store.transitions("R0")] == ["queued"]
 
 
+def test_certificates_are_claimed_by_one_instance_for_delivery(store: StateStore) -> None:
+    store.add_application(application("R1"))
+    for cid in ("C1", "C2", "C3"):
+        assert store.add_certificate(cid, "R1")
+    store.update_certificate("C3", stage="stored", supersede_pending=1)
+    first = store.claim_certificates("a", ("pending", "storing"), ttl=30, limit=1)
+    second = store.claim_certificates("b", ("pending", "storing"), ttl=30, limit=10)
+    assert first == ["C1"] and second == ["C2"]  # oldest first, none shared
+    assert store.claim_certificates("c", ("pending", "storing"), ttl=30, limit=10) == []
+    assert store.claim_certificates("b", ("pending",), ttl=30, limit=10, among=["C1"]) == []  # a's
+    assert store.claim_certificates("a", ("stored",), ttl=30, limit=10) == ["C3"]
+    store.release_certificate("C3", "a")
+    assert store.claim_certificates("b", ("stored",), ttl=30, limit=10, superseding=True) == ["C3"]
+    store.update_certificate("C3", supersede_pending=0)
+    store.release_certificate("C3", "b")
+    assert store.claim_certificates("a", ("stored",), ttl=30, limit=10, superseding=True) == []
+    store.release_certificate("C1", "b")  # not b's claim
+    assert store.claim_certificates("b", ("pending",), ttl=30, limit=10, among=["C1"]) == []
+    store.release_certificate("C1", "a")
+    assert store.claim_certificates("b", ("pending",), ttl=30, limit=10, among=["C1", "C2"]) == ["C1", "C2"]
+    assert {i: store.certificate(i)["stage"] for i in ("C1", "C2")} == {"C1": "pending", "C2": "pending"}  # type: ignore[index]
+
+
 def test_the_reaper_frees_what_a_dead_instance_held(store: StateStore) -> None:
     store.add_application(application("R1"))
     store.register_instance("dead", "host-a", 101)
@@ -58,14 +81,17 @@ def test_the_reaper_frees_what_a_dead_instance_held(store: StateStore) -> None:
     assert store.acquire_lease(LEADER, "dead", ttl=60)
     assert store.claim_applications("dead", ("queued",), ttl=60, limit=10) == ["R1"]
     assert store.claim_file("f" * 64, "dead", path="/in/a.csv", inbox="corebank", profile="p")
+    assert store.add_certificate("C1", "R1")
+    assert store.claim_certificates("dead", ("pending",), ttl=60, limit=10) == ["C1"]
     shown = {i["id"]: i for i in store.instances()}
-    assert shown["dead"]["leader"] and shown["dead"]["claims"] == 1 and shown["dead"]["host"] == "host-a"
+    assert shown["dead"]["leader"] and shown["dead"]["claims"] == 2 and shown["dead"]["host"] == "host-a"
     assert not shown["alive"]["leader"] and shown["alive"]["leases"] == []
     time.sleep(0.5)
     assert store.heartbeat("alive")
     assert store.reap(stale_seconds=0.4) == ["dead"]
     assert store.lease_holder(LEADER) is None
     assert store.claim_applications("alive", ("queued",), ttl=60, limit=10) == ["R1"]
+    assert store.claim_certificates("alive", ("pending",), ttl=60, limit=10) == ["C1"]
     assert store.file_seen("f" * 64) is None  # claimed, never ingested: free for another instance
     assert [i["id"] for i in store.instances()] == ["alive"]
     assert not store.heartbeat("dead")  # the dead one, if it was only slow, learns it must register again
