@@ -9,10 +9,14 @@ from functools import cache
 from importlib import resources
 
 from sdk.checklists import CONDITIONS
+from sdk.dialects.fields import FieldDictionary
 from sdk.models import APPLICATION_TYPES, MaterialChecklist
 from sdk.support.working_days import WorkingCalendar, beijing_date, end_of_day
 
-__all__ = ["TimeLimit", "TimeLimits", "load_checklists", "load_fees", "load_time_limits", "working_calendar"]
+__all__ = [
+    "TimeLimit", "TimeLimits", "load_checklists", "load_dialect", "load_districts", "load_fees", "load_time_limits",
+    "working_calendar",
+]
 
 
 @cache
@@ -41,6 +45,35 @@ def load_checklists() -> dict[str, MaterialChecklist]:
     if missing:
         raise ValueError(f"no checklist for: {', '.join(missing)}")
     return found
+
+
+@cache
+def load_dialect(name: str) -> FieldDictionary:
+    """A centre dialect's field dictionary and code tables (``config/dialects/<name>.toml``, docs/dialects.md).
+
+    Raises:
+        ValueError: no such dialect, or its file is wrong (naming the file and the entry).
+    """
+    entry = resources.files(__name__).joinpath("dialects", f"{name}.toml")
+    if not name.isidentifier() or not entry.is_file():
+        raise ValueError(f"no dialect {name!r} in config/dialects/")
+    return FieldDictionary.from_toml(entry.read_text(encoding="utf-8"), source=f"config/dialects/{name}.toml")
+
+
+@cache
+def load_districts(name: str) -> dict[str, str]:
+    """A dialect's ``[districts]``: 行政区划代码 (6 digits) → the county centre's name behind the platform.
+
+    Raises:
+        ValueError: a code that is not 6 digits.
+    """
+    load_dialect(name)
+    data = tomllib.loads(resources.files(__name__).joinpath("dialects", f"{name}.toml").read_text(encoding="utf-8"))
+    table = dict(data.get("districts", {}))
+    for code, centre in table.items():
+        if not (len(code) == 6 and code.isdigit() and isinstance(centre, str)):
+            raise ValueError(f"config/dialects/{name}.toml: [districts] {code!r} is not a 6-digit 行政区划代码")
+    return table
 
 
 @cache
