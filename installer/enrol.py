@@ -115,6 +115,57 @@ class Enrolment:
     certificate_not_after: str | None = None
 
 
+#: what is each host's own in a config another instance joins (its key, its data folder)
+_PER_HOST = ("key_id", "key_store", "pkcs11", "key_dir", "seal_ca_file", "esign_ca_file")
+
+
+def _joined(path: Path, institution: str) -> dict[str, Any]:
+    """The settings a new instance takes from the config of an instance of the shared state it joins.
+
+    Raises:
+        BundleError: the config does not load, is for another institution, or has no shared state.
+    """
+    try:
+        current = tomllib.loads(path.read_text(encoding="utf-8"))
+        centre = dict(current["centre"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise BundleError(f"--join {path}: not an agent config ({exc})") from None
+    if centre.get("institution_id") != institution:
+        raise BundleError(
+            f"--join {path}: that agent serves institution {centre.get('institution_id')}, the bundle {institution}"
+        )
+    if not (current.get("state") or {}).get("url"):
+        raise BundleError(
+            f"--join {path}: that agent has no shared state (state.url); instances share work only on one"
+            " PostgreSQL state (docs/state.md)"
+        )
+    base = path.resolve().parent
+
+    def absolute(value: str) -> str:
+        p = Path(value)
+        return str(p if p.is_absolute() else base / p)
+
+    settings = {k: v for k, v in current.items() if k not in ("centre", "inbox", "data_dir", "secret_file")}
+    state = dict(settings["state"])
+    if not state.get("blobs_dir"):
+        raise BundleError(
+            f"--join {path}: that agent keeps its encrypted copies in its own data folder; set state.blobs_dir to a"
+            " folder every host mounts first (docs/state.md)"
+        )
+    state["blobs_dir"] = absolute(state["blobs_dir"])
+    settings["state"] = state
+    documents = dict(settings.get("documents") or {})
+    if documents.get("kind", "filesystem") == "filesystem":  # one document store for all instances
+        documents["root"] = absolute(documents.get("root", "documents"))
+        settings["documents"] = documents
+    inbox = [{**i, "path": absolute(i["path"])} for i in current.get("inbox", [])]
+    return {
+        "settings": settings,
+        "inbox": inbox,
+        "centre": {k: v for k, v in centre.items() if k not in _PER_HOST},
+    }
+
+
 def _existing(path: Path, bundle: dict[str, Any], *, new_centre_key_confirmed: bool) -> dict[str, Any] | None:
     """The config's [centre] when this folder is already enrolled with the bundle's institution."""
     if not path.exists():
@@ -155,8 +206,16 @@ def enrol(
     key_dir: Path = Path("keys"),
     secret_file: Path = Path("agent.secret"),
     certificate: bool | None = None,
+    join: Path | None = None,
 ) -> Enrolment:
     """Enrol with the centre and write ``directory/agent.toml``.
+
+    ``join``: the ``agent.toml`` of an instance of a shared state (``state.url``, docs/state.md) this one
+    joins: this host makes and registers its own key for the same institution (a bundle of its own, the
+    centre keeps several active keys per institution; keys are never copied between hosts) and takes the
+    rest of its settings (state, inboxes, documents, fees…) from that config, relative paths made absolute.
+    The agent secret must already be here (the one secret of the shared state, delivered to each host):
+    a new one would not open the shared state, so none is made (:class:`BundleError`).
 
     ``secret`` is the agent secret; without one, the one already kept for this folder is used, or
     a new one is made and kept in the OS keyring (keyring custody) or ``agent.secret`` (mode 0600).
@@ -166,6 +225,11 @@ def enrol(
     institution CA); a certificate that does not check is a :class:`BundleError`.
     """
     bundle = verify_bundle(doc, expected_fingerprint=expected_fingerprint)
+    joined: dict[str, Any] | None = None
+    if join is not None:
+        joined = _joined(join, bundle["institution_id"])
+        settings = {**joined["settings"], **(settings or {})}
+        inboxes = joined["inbox"]
     suite = suite_of(bundle.get("suite"))
     algorithm = algorithm or suite.default_algorithm  # type: ignore[assignment]
     if algorithm not in suite.algorithms:
@@ -215,6 +279,12 @@ def enrol(
         try:
             secret = load_secret(secret_path, keyring_user=institution)
         except SecretUnavailable:
+            if joined is not None:
+                raise BundleError(
+                    "the agent secret of the shared state is not on this host: deliver the one secret every instance"
+                    f" uses first (the systemd credential regbridge-secret, or {secret_path}, mode 0600); a new"
+                    " secret would not open the shared state"
+                ) from None
             secret = new_secret()
             if store == "keyring":
                 secret_where = store_secret(secret, keyring_user=institution)
@@ -281,6 +351,7 @@ def enrol(
     config = {
         **settings,
         "centre": {
+            **(joined["centre"] if joined is not None else {}),
             "url": bundle["api_base_url"],
             "institution_id": institution,
             "institution_name": bundle["institution_name"],

@@ -36,6 +36,12 @@ def enroll(
         "--certificate/--no-certificate",
         help="Ask the centre for an X.509 certificate of the key (PKCS#10); default: when the centre issues them.",
     ),
+    join: Path = typer.Option(
+        None,
+        "--join",
+        help="Another instance's agent.toml (shared state): enrol this host's own key for the same institution and "
+        "take that config's settings; the agent secret must already be here (docs/state.md).",
+    ),
 ) -> None:
     """Enrol this agent with a centre: a key made here (or inside a PKCS#11 token), registered with the
     bundle's one-time token."""
@@ -61,6 +67,7 @@ def enroll(
             if key_store == "pkcs11" and pkcs11_module and pkcs11_pin_file
             else None,
             certificate=certificate,
+            join=join,
         )
     except BundleError as exc:
         typer.secho(f"enrolment failed: {exc}", fg="red", err=True)

@@ -95,3 +95,58 @@ def test_enrolling_again_is_safe_and_a_lost_answer_is_completed_with_the_same_ke
     assert [k.key_id for k in _keys_at_centre(centre, iid)] == [lost.key_id]
     assert [(e.key_id, e.state) for e in custody.entries()] == [(lost.key_id, "current")]
 
+
+
+def test_each_instance_of_a_shared_state_enrols_its_own_key_and_uses_the_one_secret(
+    centre: LocalCentre, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+
+    from agent.config import load_config
+    from agent.daemon import Agent
+    from tests.agent.conftest import drop, mortgage_export
+
+    iid, bundle = centre.bank()
+    shared = tmp_path / "shared"  # the mount every host sees: the state (here SQLite), the encrypted copies
+    shared.mkdir()
+    settings = {"state": {"url": f"sqlite:///{shared / 'state.db'}", "blobs_dir": str(shared / "blobs")}}
+    a = enrol(bundle, tmp_path / "host-a", inboxes=INBOXES, settings=settings, key_store="file")
+    assert a.secret_where  # the first instance made the agent secret
+    second = centre.centre.enrolment_bundle(iid, centre.url, valid_for=timedelta(days=1))  # a bundle per host
+    with pytest.raises(BundleError, match="secret of the shared state is not on this host"):
+        enrol(second, tmp_path / "host-b", inboxes=[], join=a.path, key_store="file")
+    with pytest.raises(BundleError, match="no shared state"):
+        third = centre.centre.enrolment_bundle(iid, centre.url, valid_for=timedelta(days=1))
+        alone = enrol(third, tmp_path / "alone", secret=SECRET, inboxes=INBOXES)  # a branch on its own
+        enrol(second, tmp_path / "host-x", secret=SECRET, inboxes=[], join=alone.path)
+    assert not (tmp_path / "host-b" / "agent.toml").exists()  # refused before anything was written
+    shutil.copy(tmp_path / "host-a" / "agent.secret", tmp_path / "host-b" / "agent.secret")  # delivered, not made
+    os.chmod(tmp_path / "host-b" / "agent.secret", 0o600)
+    b = enrol(second, tmp_path / "host-b", inboxes=[], join=a.path, key_store="file")  # the token was not spent
+    assert b.key_id != a.key_id and not b.secret_where
+    active = {k.key_id for k in _keys_at_centre(centre, iid) if k.status == "active"}
+    assert {a.key_id, b.key_id} <= active  # the centre holds both, for the one institution
+    secret = (tmp_path / "host-a" / "agent.secret").read_bytes()
+    kept = {
+        host: {e.fingerprint for e in KeyCustody(tmp_path / host / "keys", "file", iid, secret).entries()}
+        for host in ("host-a", "host-b")
+    }
+    assert kept["host-a"] and kept["host-b"] and not kept["host-a"] & kept["host-b"]  # never copied
+    config_a, config_b = load_config(a.path), load_config(b.path)
+    assert config_b.centre.key_id == b.key_id and config_b.state.url == config_a.state.url
+    assert [config_b.resolve(i.path) for i in config_b.inbox] == [config_a.resolve(i.path) for i in config_a.inbox]
+    assert config_b.resolve(config_b.documents.root) == config_a.resolve(config_a.documents.root)
+    agent_a, agent_b = Agent(config_a), Agent(config_b)
+    try:
+        inbox = config_a.resolve(config_a.inbox[0].path)
+        drop(inbox, "a.csv", mortgage_export(inbox, {"JN-001": 1}))
+        assert agent_a.scan() == 1
+        (ref,) = [a.reference for a in agent_a.store.applications()]
+        read_b = agent_b.store.application(ref)  # the other host decrypts it with the one secret
+        assert read_b is not None and read_b.payload == agent_a.store.application(ref).payload  # type: ignore[union-attr]
+        assert {r.key_id for r in agent_b.client.credentials.list()} >= {a.key_id, b.key_id}  # signed with b's key
+        assert agent_b.signer is not None and agent_b.signer.key_id == b.key_id
+    finally:
+        agent_a.close()
+        agent_b.close()
