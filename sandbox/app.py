@@ -28,6 +28,7 @@ from .centre import Centre
 from .errors import CentreError
 from .faults import Faults, FaultsMiddleware, RequestTally, TallyMiddleware
 from .gate import Gate, own_base
+from .register import CHANGFENG, County
 from .routes import accounts, admin, applications, certificates, events
 from .routes.common import Context
 from .store import Store, new_id
@@ -59,6 +60,7 @@ def create_app(
     public_url: str | None = None,
     run_worker: bool = True,
     suite: Suite | None = None,
+    county: County = CHANGFENG,
 ) -> FastAPI:
     """The centre's ASGI app over ``store`` (in memory when omitted).
 
@@ -69,10 +71,12 @@ def create_app(
         public_url: the base URL certificates' QR codes and bundles point at (else learnt from requests).
         run_worker: run the workflow and webhook threads while the app is served.
         suite: the crypto suite of a new centre (:mod:`sdk.suites`; default ``intl``).
+        county: the county of a new centre (:class:`sandbox.register.County`; default 长丰县).
     """
     store = store or (centre.store if centre else Store())
     centre = centre or Centre(
-        store, name=centre_name, timing=timing, passphrase=passphrase, public_url=public_url, suite=suite
+        store, name=centre_name, timing=timing, passphrase=passphrase, public_url=public_url, suite=suite,
+        county=county,
     )
     faults = faults or Faults()
     auth = Authenticator(store, clock=lambda: time.time() + faults.config.clock_skew_seconds, suite=centre.suite)

@@ -40,7 +40,7 @@ from .issuance import CertificateOffice
 from .ledger import Ledger
 from .pki import CentreKeys
 from .queries import PropertyQueries
-from .register import Register
+from .register import CHANGFENG, County, Register
 from .schedule import Schedule, Timing
 from .seals import SM2_CRL_PATH, SealOffice
 from .store import Store
@@ -71,6 +71,7 @@ class Centre:
         esign_cas: e-signature CAs (PEM) trusted besides the sandbox's own test e-signature CA
             (:mod:`sandbox.esign`): the signing platforms this centre recognises (seed 003 细则 (四)).
         certificate_validity: how long the institution certificates it issues are valid.
+        county: the county it registers for (its 行政区划代码, the seeded register's units and numbers).
     """
 
     def __init__(
@@ -85,11 +86,13 @@ class Centre:
         development: bool = True,
         esign_cas: Sequence[str] = (),
         certificate_validity: timedelta = BANK_CERTIFICATE_VALIDITY,
+        county: County = CHANGFENG,
     ) -> None:
         self.store = store
+        self.county = county
         self.name = name
         self.code = CENTRE_CODE
-        self.register = Register(store)
+        self.register = Register(store, county)
         self.register.seed()
         self.keys = CentreKeys.load_or_create(store, name=name, passphrase=passphrase, suite=suite)
         self.suite = self.keys.suite
@@ -138,6 +141,7 @@ class Centre:
             code=self.code,
             public_url=public_url,
             seals=self.seals,
+            county=county,
         )
         self.queries = PropertyQueries(store, register=self.register, accounts=self.accounts, keys=self.keys)
         self.workflow = Workflow(

@@ -20,7 +20,7 @@ from .certificates_ofd import render_ofd
 from .errors import CentreError
 from .events import EventFeed
 from .pki import CentreKeys
-from .register import COUNTY, DISTRICT, PROVINCE
+from .register import CHANGFENG, PROVINCE, County
 from .review import Issue
 from .seals import SealOffice
 from .store import Store, new_id, now_utc, token_hash
@@ -49,8 +49,10 @@ class CertificateOffice:
         code: str,
         public_url: str | None,
         seals: SealOffice | None = None,
+        county: County = CHANGFENG,
     ) -> None:
         self.store = store
+        self.county = county
         self.keys = keys
         self.events = events
         self.name = name
@@ -68,8 +70,8 @@ class CertificateOffice:
         now = now_utc()
         cid = new_id("cert")
         seq = self.store.next_number(f"certificate:{now:%Y}", start=100001)
-        number = f"{PROVINCE}({now:%Y}){COUNTY}不动产证明第{seq:07d}号"
-        licence = licence_id(LICENCE_TYPE_PROOF, self.code, f"{DISTRICT}{now:%Y}{seq:07d}", 1)
+        number = f"{PROVINCE}({now:%Y}){self.county.name}不动产证明第{seq:07d}号"
+        licence = licence_id(LICENCE_TYPE_PROOF, self.code, f"{self.county.district}{now:%Y}{seq:07d}", 1)
         units = [p.unit_id for p in record.application.properties]
         meta = certs.build_metadata(
             certificate_id=cid,
@@ -77,7 +79,7 @@ class CertificateOffice:
             authority=self.name,
             authority_code=self.code,
             licence=licence,
-            serial_number=f"{DISTRICT}{now:%Y}{seq:07d}",
+            serial_number=f"{self.county.district}{now:%Y}{seq:07d}",
             certificate_number=number,
             verification_url=self.verification_url(licence),
             right_or_matter=issue.right_or_matter,

@@ -18,7 +18,7 @@ from sandbox import samples
 from sandbox.app import create_app
 from sandbox.centre import Centre
 from sandbox.faults import Faults
-from sandbox.register import SAMPLE_BANK_NAME, SAMPLE_BANK_USCC
+from sandbox.register import CHANGFENG, SAMPLE_BANK_NAME, SAMPLE_BANK_USCC, County
 from sandbox.store import Store
 from sandbox.workflow import Timing
 from sdk.suites import Suite
@@ -28,7 +28,8 @@ __all__ = ["LocalCentre"]
 
 class LocalCentre:
     def __init__(self, *, timing: Timing | None = None, faults: Faults | None = None, store: Store | None = None,
-                 port: int = 0, passphrase: bytes | None = None, suite: Suite | None = None) -> None:  # fmt: skip
+                 port: int = 0, passphrase: bytes | None = None, suite: Suite | None = None,
+                 county: County = CHANGFENG) -> None:  # fmt: skip
         self.store = store or Store()
         self._sock = socket.socket()
         # accepted connections inherit it; without it, Nagle + delayed ACK add ~40 ms to every exchange
@@ -38,7 +39,8 @@ class LocalCentre:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(self.store, timing=timing or Timing(step_seconds=0.0, correction_days=1.0),
-                              faults=faults, public_url=self.url, passphrase=passphrase, suite=suite)  # fmt: skip
+                              faults=faults, public_url=self.url, passphrase=passphrase, suite=suite,
+                              county=county, centre_name=f"{county.name}不动产登记中心")  # fmt: skip
         self.centre: Centre = self.app.state.centre
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, log_level="warning", lifespan="on", date_header=False, access_log=False)
@@ -73,7 +75,8 @@ class LocalCentre:
         With ``filed`` (the default) the bank's 银行信息备案 is already at the centre (the sample 营业执照 and
         金融许可证, as ``regbridge filing`` files them); without it the bank must file before applying.
         """
-        iid = self.centre.create_institution(name=name, uscc=uscc, licence_no="B0001H234010001", district="340121")
+        iid = self.centre.create_institution(name=name, uscc=uscc, licence_no="B0001H234010001",
+                                           district=self.centre.county.district)
         for i, op in enumerate(operators, 1):
             self.centre.create_operator(iid, f"经办人{i}", operator_id=op)
         if filed:

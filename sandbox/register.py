@@ -30,15 +30,19 @@ from sdk.models import NaturalPerson, Organisation
 from .store import Store, new_id, now_utc
 
 __all__ = [
+    "CHANGFENG",
+    "COUNTIES",
     "COUNTY",
     "DEVELOPER",
     "DISTRICT",
+    "FEIXI",
     "OBJECTION_UNIT",
     "OTHER_BANK",
     "PRESALE_UNITS",
     "SAMPLE_BANK_USCC",
     "SEED_UNITS",
     "SEIZED_UNIT",
+    "County",
     "Register",
     "Right",
     "Unit",
@@ -53,6 +57,23 @@ __all__ = [
 DISTRICT = "340121"
 PROVINCE = "皖"
 COUNTY = "长丰县"
+
+
+@dataclass(frozen=True)
+class County:
+    """The county a sandbox centre registers for: its 行政区划代码 (the first 6 digits of every 不动产单元号
+    it holds), its name (in certificate numbers and addresses) and the road its seeded estate is on."""
+
+    district: str
+    name: str
+    road: str = "双凤大道"
+    city: str = "合肥市"
+
+
+#: the sandbox's default centre, and the second county the provincial platform (docs/dialects.md) puts beside it
+CHANGFENG = County(DISTRICT, COUNTY)
+FEIXI = County("340123", "肥西县", road="金寨南路")
+COUNTIES = {c.district: c for c in (CHANGFENG, FEIXI)}
 SEED_UNITS = 300
 HOMES = range(1, 241)
 PRESALE_UNITS = range(241, 281)
@@ -74,26 +95,26 @@ _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"]
 
 
-def unit_id(n: int) -> str:
+def unit_id(n: int, county: County = CHANGFENG) -> str:
     """The 不动产单元号 of seeded unit ``n``: 宗地 00014 in 地籍子区 261006, 幢 and 户 from ``n``."""
     building, room = divmod(n - 1, 20)
-    return f"{DISTRICT}261006GB00014F{building + 1:04d}{room + 1:04d}"
+    return f"{county.district}261006GB00014F{building + 1:04d}{room + 1:04d}"
 
 
-def title_certificate(n: int) -> str | None:
+def title_certificate(n: int, county: County = CHANGFENG) -> str | None:
     if n in PRESALE_UNITS:
         return None
-    return f"{PROVINCE}(2024){COUNTY}不动产权第{n:07d}号"
+    return f"{PROVINCE}(2024){county.name}不动产权第{n:07d}号"
 
 
-def seed_mortgage_certificate(n: int, rank: int = 1) -> str:
+def seed_mortgage_certificate(n: int, rank: int = 1, county: County = CHANGFENG) -> str:
     """The 不动产登记证明号 of a seeded mortgage (exists when ``n`` is a multiple of 5, or 10 for rank 2)."""
-    return f"{PROVINCE}(202{3 + rank}){COUNTY}不动产证明第{n:07d}号"
+    return f"{PROVINCE}(202{3 + rank}){county.name}不动产证明第{n:07d}号"
 
 
-def notice_certificate(n: int) -> str:
+def notice_certificate(n: int, county: County = CHANGFENG) -> str:
     """The 抵押权预告登记 证明号 of delivered unit ``n`` (281–300)."""
-    return f"{PROVINCE}(2023){COUNTY}不动产证明第{n:07d}号"
+    return f"{PROVINCE}(2023){county.name}不动产证明第{n:07d}号"
 
 
 def _person(n: int, second: bool = False) -> NaturalPerson:
@@ -114,10 +135,11 @@ def owners_of(n: int) -> list[NaturalPerson | Organisation]:
     return owners
 
 
-def location(n: int) -> str:
+def location(n: int, county: County = CHANGFENG) -> str:
     """The seeded unit ``n``'s 坐落 (its address), as the register and the sample exports write it."""
     building, room = divmod(n - 1, 20)
-    return f"合肥市长丰县双凤大道{88 + building}号示例花园{building + 1}幢{(room // 4) + 1}{room % 4 + 1:02d}室"
+    room_number = f"{(room // 4) + 1}{room % 4 + 1:02d}"
+    return f"{county.city}{county.name}{county.road}{88 + building}号示例花园{building + 1}幢{room_number}室"
 
 
 @dataclass
@@ -172,8 +194,9 @@ _COLUMNS = (
 class Register:
     """Queries and changes over the register tables of a :class:`Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, county: County = CHANGFENG) -> None:
         self.store = store
+        self.county = county
 
     # --- seeding ------------------------------------------------------------------------
 
@@ -185,15 +208,15 @@ class Register:
         sample_bank = {"name": SAMPLE_BANK_NAME, "id_number": SAMPLE_BANK_USCC}
         with self.store.transaction():
             for n in range(1, SEED_UNITS + 1):
-                uid = unit_id(n)
+                uid = unit_id(n, self.county)
                 owners = [o.model_dump(mode="json", exclude_none=True) for o in owners_of(n)]
                 self.store.execute(
                     "INSERT INTO units VALUES (?, ?, ?, ?, ?, ?)",
                     uid,
                     n,
-                    location(n),
+                    location(n, self.county),
                     "2",
-                    title_certificate(n),
+                    title_certificate(n, self.county),
                     json.dumps(owners, ensure_ascii=False),
                 )
                 holder = owners[0]
@@ -204,7 +227,7 @@ class Register:
                             uid,
                             "ownership",
                             "current",
-                            title_certificate(n),
+                            title_certificate(n, self.county),
                             holder["name"],
                             holder["id_number"],
                             registered_at=at,
@@ -219,7 +242,7 @@ class Register:
                             uid,
                             "mortgage",
                             "current",
-                            seed_mortgage_certificate(n),
+                            seed_mortgage_certificate(n, county=self.county),
                             sample_bank["name"],
                             sample_bank["id_number"],
                             rank=1,
@@ -238,7 +261,7 @@ class Register:
                             uid,
                             "mortgage",
                             "current",
-                            seed_mortgage_certificate(n, rank=2),
+                            seed_mortgage_certificate(n, rank=2, county=self.county),
                             OTHER_BANK.name,
                             OTHER_BANK.id_number,
                             rank=2,
@@ -280,7 +303,7 @@ class Register:
                             uid,
                             "notice",
                             "current",
-                            notice_certificate(n),
+                            notice_certificate(n, self.county),
                             sample_bank["name"],
                             sample_bank["id_number"],
                             method="1",

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from sdk.models import Application
+from sdk.models import Application, ApplicationRecord
 from sdk.money import wan_to_yuan, yuan_to_wan
 
 __all__ = ["DialectField", "FieldDictionary"]
@@ -252,6 +252,29 @@ class FieldDictionary:
         if registration is not None and registration != expected:
             raise ValueError(f"{self.name}: DJLX {registration!r} is not the registration type of {kind} ({expected})")
         return application
+
+
+    def record_to_dialect(self, record: ApplicationRecord) -> dict[str, Any]:
+        """An application record as the platform answers it: renamed, its status as ``YWZT`` (code table)."""
+        document = record.model_dump(mode="json", exclude_none=True)
+        status = document.pop("status")
+        out: dict[str, Any] = self.to_dialect(document)
+        out["YWZT"] = self.to_dialect_code("YWZT", status)
+        return out
+
+    def record_from_dialect(self, document: Mapping[str, Any]) -> ApplicationRecord:
+        """The SDK record of a platform's answer (the inverse of :meth:`record_to_dialect`).
+
+        Raises:
+            ValueError: a status code not in ``YWZT``, or a record the SDK model refuses.
+        """
+        body = dict(document)
+        code = body.pop("YWZT", None)
+        if not isinstance(code, str):
+            raise ValueError(f"{self.name}: YWZT (业务状态) is missing from the record")
+        sdk_doc = self.from_dialect(body)
+        sdk_doc["status"] = self.to_sdk_code("YWZT", code)
+        return ApplicationRecord.model_validate(sdk_doc)
 
 
 def _sdk_member_names() -> set[str]:

@@ -1,0 +1,346 @@
+"""A provincial 总对总 platform in front of county centres, speaking the provincial envelope (docs/dialects.md).
+
+``ProvincePlatform()`` starts one sandbox centre per county (:class:`~sandbox.local.LocalCentre`,
+the same offices and rules as ``regbridge sandbox serve``: no second copy of them) and serves the
+platform on a loopback port. A bank registers once (:meth:`ProvincePlatform.enrol`: its ``appId``,
+its SM2 signing and encryption public keys, its notify URL — exchanged out of band, never read from
+a message) and gets the platform's ``appId`` and keys back. The platform then:
+
+- takes every request at ``POST /api/{service}`` in the envelope of :mod:`sdk.dialects.province`
+  (replay window, timestamp window, the key enrolled for the ``appId``), refusing with its code;
+- routes an application to the county centre of its 行政区划代码 — the first 6 digits of its first
+  不动产单元号 (``config/dialects/province.toml`` ``[districts]``) — and acts there as the bank's
+  institution (an account, operators and a key the platform holds for it at each county);
+- answers in TD/T 1066 names (:class:`sdk.dialects.fields.FieldDictionary`), sealed to the bank;
+- pushes notices (查封, 解封, 异议, 产权变动: :meth:`ProvincePlatform.push_notice`) to the bank's
+  notify URL, sealed and signed the same way.
+
+Services (``data`` in, ``data`` out): ``create`` {application, idempotencyKey} → {YWH, record};
+``upload`` {YWH, material, content (base64)} → {record}; ``submit`` {YWH, idempotencyKey} →
+{record}; ``query`` {YWH} → {record}; ``find`` {YWBH} → {record | null}; ``certificate`` {ZSID} →
+the county centre's signed metadata; ``download`` {ZSID, sha256} → {content}; ``operators``
+{XZQDM} → {operators}; ``channel`` {} → {open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH,
+payment, idempotencyKey} → the receipt (fees in 元, as the centres keep them). ``YWH`` is the
+county centre's application id.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import sdk
+from config import load_dialect, load_districts
+from sdk.dialects.province import (
+    DEFAULT_MAX_SKEW,
+    EnvelopeRefused,
+    NonceWindow,
+    StaticPeers,
+    answer,
+    open_envelope,
+    seal,
+)
+from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey
+from sdk.models import Material, Payment
+from sdk.signing import generate_private_key, jwk_from_public_key
+from sdk.suites import INTL, Suite
+
+from . import samples
+from .local import LocalCentre
+from .register import COUNTIES, County
+
+__all__ = ["PLATFORM_APP_ID", "BankAtPlatform", "Enrolment", "ProvincePlatform"]
+
+PLATFORM_APP_ID = "AHBDC-PLATFORM"
+#: sdk errors → the dialect's answer codes
+_CODES: dict[type[Exception], str] = {
+    sdk.ValidationFailed: "4220",
+    sdk.NotFound: "4040",
+    sdk.Conflict: "4090",
+    sdk.PermissionDenied: "4030",
+    sdk.ChannelSuspended: "5030",
+}
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the platform gives a bank at registration: its own ``appId``, signing key and encryption
+    key (the bank seals requests to it), and each county centre's trust anchors by 行政区划代码 —
+    ``{"jwk": its metadata-signing key, "key_id", "ca_pem": its CA}`` — that the bank checks
+    certificates against."""
+
+    platform_app_id: str
+    platform_signing_key: Sm2PublicKey
+    platform_encryption_key: Sm2PublicKey
+    url: str
+    centre_keys: dict[str, dict[str, Any]]
+
+
+@dataclass
+class BankAtPlatform:
+    """A registered bank: its keys (from enrolment), notify URL, and its client at each county centre."""
+
+    app_id: str
+    signing_key: Sm2PublicKey
+    encryption_key: Sm2PublicKey
+    notify_url: str | None
+    clients: dict[str, sdk.Client] = field(default_factory=dict)
+    institutions: dict[str, str] = field(default_factory=dict)
+
+
+class ProvincePlatform:
+    """The platform and its county centres on loopback ports, in threads of this process.
+
+    Args:
+        counties: the centres behind the platform (default: 长丰县 340121 and 肥西县 340123, as
+            ``[districts]`` of the dialect names them).
+        suite: the county centres' crypto suite (certificates and their signatures).
+        dialect: the field dictionary (``config/dialects/<dialect>.toml``).
+        max_skew: the timestamp window, seconds either way (the replay window is as long).
+    """
+
+    def __init__(
+        self,
+        counties: tuple[County, ...] | None = None,
+        *,
+        suite: Suite = INTL,
+        dialect: str = "province",
+        max_skew: float = DEFAULT_MAX_SKEW,
+        port: int = 0,
+    ) -> None:
+        self.fields = load_dialect(dialect)
+        districts = load_districts(dialect)
+        chosen = counties or tuple(COUNTIES[d] for d in districts if d in COUNTIES)
+        self.centres: dict[str, LocalCentre] = {c.district: LocalCentre(county=c, suite=suite) for c in chosen}
+        self.app_id = PLATFORM_APP_ID
+        self.signing_key = Sm2PrivateKey.generate()
+        self.encryption_key = Sm2PrivateKey.generate()
+        self.max_skew = max_skew
+        self.window = NonceWindow(max_skew)
+        self.banks: dict[str, BankAtPlatform] = {}
+        self._routes: dict[str, str] = {}  # application id → district
+        self._lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/api/{service}", self._endpoint, methods=["POST"])])
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, log_level="warning", lifespan="off", date_header=False, access_log=False)
+        )
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._http = httpx.Client(timeout=10.0)
+
+    # --- life ----------------------------------------------------------------------------------
+
+    def start(self) -> ProvincePlatform:
+        for centre in self.centres.values():
+            centre.start()
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the platform did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        for bank in self.banks.values():
+            for client in bank.clients.values():
+                client.close()
+        for centre in self.centres.values():
+            centre.stop()
+        self._http.close()
+
+    def __enter__(self) -> ProvincePlatform:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- registration (out of band: the keys are exchanged here, never read from a message) ---
+
+    def enrol(
+        self,
+        app_id: str,
+        *,
+        signing_key: Sm2PublicKey,
+        encryption_key: Sm2PublicKey,
+        notify_url: str | None = None,
+        name: str = samples.bank().name,
+        uscc: str = samples.BANK_USCC,
+        operators: tuple[str, ...] = ("op-001", "op-002"),
+    ) -> Enrolment:
+        """Register a bank: its ``appId`` and public keys; at every county centre an account for it
+        (operators, 银行信息备案 filed) with a key the platform holds. Answers the platform's keys."""
+        bank = BankAtPlatform(app_id, signing_key, encryption_key, notify_url)
+        centre_keys: dict[str, dict[str, Any]] = {}
+        for district, local in self.centres.items():
+            centre = local.centre
+            iid = centre.create_institution(name=name, uscc=uscc, licence_no=samples.BANK_LICENCE_NO, district=district)
+            for i, op in enumerate(operators, 1):
+                centre.create_operator(iid, f"经办人{i}", operator_id=op)
+            samples.file_sample(centre, iid)
+            token = centre.issue_enrolment_token(iid)
+            key = generate_private_key(centre.suite.default_algorithm)  # type: ignore[arg-type]
+            with sdk.Client(local.url) as anon:
+                enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
+            bank.clients[district] = sdk.Client(local.url, sdk.Credential(enrolled.key_id, key))
+            bank.institutions[district] = iid
+            centre_keys[district] = {
+                "jwk": dict(centre.keys.centre_jwk),
+                "key_id": centre.keys.centre_key_id,
+                "ca_pem": centre.keys.ca_pem,
+            }
+        with self._lock:
+            self.banks[app_id] = bank
+        return Enrolment(self.app_id, self.signing_key.public, self.encryption_key.public, self.url, centre_keys)
+
+    def peer_key(self, app_id: str) -> Sm2PublicKey | None:
+        bank = self.banks.get(app_id)
+        return bank.signing_key if bank else None
+
+    # --- notices pushed to the mortgagee ---------------------------------------------------------
+
+    def push_notice(self, app_id: str, *, kind: str, unit_id: str, **details: Any) -> httpx.Response:
+        """Push a notice (``kind``: ``seizure``, ``seizure_release``, ``objection``, ``ownership_change``)
+        on ``unit_id`` to the bank's notify URL, sealed to it and signed by the platform.
+
+        Raises:
+            ValueError: the bank has no notify URL, or ``kind`` is not in ``[codes.TZLX]``.
+        """
+        bank = self.banks[app_id]
+        if not bank.notify_url:
+            raise ValueError(f"{app_id} registered no notify URL")
+        data = {"TZLX": self.fields.to_dialect_code("TZLX", kind), "BDCDYH": unit_id, **self.fields.to_dialect(details)}
+        sealed = seal(data, app_id=self.app_id, signer=self.signing_key, recipient=bank.encryption_key)
+        return self._http.post(bank.notify_url, headers=sealed.headers, json=sealed.body)
+
+    # --- the envelope endpoint ------------------------------------------------------------------
+
+    async def _endpoint(self, request: Request) -> JSONResponse:
+        import anyio.to_thread
+
+        service = request.path_params["service"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(answer("4001", "报文不是 JSON"))
+        headers = dict(request.headers)
+        try:
+            opened = open_envelope(
+                headers, body, recipient=self.encryption_key, peers=self, window=self.window, max_skew=self.max_skew
+            )
+        except EnvelopeRefused as refused:
+            return JSONResponse(answer(refused.code, refused.reason))
+        bank = self.banks[opened.app_id]
+        try:
+            data = await anyio.to_thread.run_sync(self._serve, bank, service, opened.data)
+        except EnvelopeRefused as refused:
+            return JSONResponse(answer(refused.code, refused.reason))
+        except sdk.APIError as exc:
+            code = next((c for t, c in _CODES.items() if isinstance(exc, t)), "5000")
+            details = [e.model_dump(mode="json") for e in exc.errors]
+            return JSONResponse(answer(code, exc.args[0], {"errors": details, "code": exc.code} if details else None))
+        except (ValueError, KeyError) as exc:
+            return JSONResponse(answer("4220", f"{type(exc).__name__}: {exc}"))
+        sealed = seal(data, app_id=self.app_id, signer=self.signing_key, recipient=bank.encryption_key)
+        return JSONResponse(answer("0000", data=sealed))
+
+    def _district_of_unit(self, unit_id: str) -> str:
+        district = unit_id[:6]
+        if district not in self.centres:
+            raise EnvelopeRefused("4220", f"不动产单元号 {unit_id[:6]}…: 行政区划代码 {district} 不在本平台")
+        return district
+
+    def _client(self, bank: BankAtPlatform, application_id: str) -> tuple[str, sdk.Client]:
+        district = self._routes.get(application_id)
+        if district is None:
+            for candidate, client in bank.clients.items():
+                try:
+                    client.applications.get(application_id)
+                except sdk.NotFound:
+                    continue
+                self._routes[application_id] = district = candidate
+                break
+            else:
+                raise sdk.NotFound(
+                    f"no application {application_id} at the platform's centres", status=404, code="not_found"
+                )
+        return district, bank.clients[district]
+
+    def _serve(self, bank: BankAtPlatform, service: str, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise EnvelopeRefused("4001", "data is not a JSON object")
+        fields = self.fields
+        if service == "create":
+            application = fields.application_from_dialect(data["application"])
+            district = self._district_of_unit(application.properties[0].unit_id)
+            record = bank.clients[district].applications.create(application, idempotency_key=data["idempotencyKey"])
+            self._routes[record.application_id] = district
+            return {"YWH": record.application_id, "XZQDM": district, "record": fields.record_to_dialect(record)}
+        if service == "upload":
+            _, client = self._client(bank, data["YWH"])
+            material = Material.model_validate(fields.from_dialect(data["material"]))
+            record = client.applications.upload_material(data["YWH"], material, base64.b64decode(data["content"]))
+            return {"record": fields.record_to_dialect(record)}
+        if service == "submit":
+            _, client = self._client(bank, data["YWH"])
+            record = client.applications.submit(data["YWH"], idempotency_key=data["idempotencyKey"])
+            return {"record": fields.record_to_dialect(record)}
+        if service == "query":
+            _, client = self._client(bank, data["YWH"])
+            return {"record": fields.record_to_dialect(client.applications.get(data["YWH"]))}
+        if service == "fee":
+            _, client = self._client(bank, data["YWH"])
+            return client.fees.get(data["YWH"]).model_dump(mode="json", exclude_none=True)
+        if service == "pay":
+            _, client = self._client(bank, data["YWH"])
+            payment = Payment.model_validate(data["payment"])
+            receipt = client.fees.pay(data["YWH"], payment, idempotency_key=data["idempotencyKey"])
+            return receipt.model_dump(mode="json", exclude_none=True)
+        if service == "find":
+            for district, client in bank.clients.items():
+                found = client.applications.find(data["YWBH"])
+                if found is not None:
+                    self._routes[found.application_id] = district
+                    return {"record": fields.record_to_dialect(found)}
+            return {"record": None}
+        if service in ("certificate", "download"):
+            for client in bank.clients.values():
+                try:
+                    if service == "certificate":
+                        return client.certificates.get(data["ZSID"]).model_dump(mode="json", exclude_none=True)
+                    content = client.certificates.download(data["ZSID"], expected_sha256=data["sha256"])
+                    return {"content": base64.b64encode(content).decode("ascii")}
+                except sdk.NotFound:
+                    continue
+            raise sdk.NotFound(f"no certificate {data['ZSID']} at the platform's centres", status=404, code="not_found")
+        if service == "operators":
+            client = bank.clients[self._district_of_unit(str(data["XZQDM"]) + "0" * 22)]
+            return {"operators": [op.model_dump(mode="json") for op in client.institution.operators()]}
+        if service == "channel":
+            profiles = [client.institution.get() for client in bank.clients.values()]
+            return {"open": all(p.channel.status == "open" and p.filing_state.status == "complete" for p in profiles)}
+        raise EnvelopeRefused("4040", f"no service {service!r}")
+
+
+def peers_of(platform: ProvincePlatform) -> StaticPeers:
+    """The platform's enrolled banks as a fixed directory (a snapshot: for tests and tools)."""
+    return StaticPeers({app_id: bank.signing_key for app_id, bank in platform.banks.items()})

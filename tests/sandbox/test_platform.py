@@ -1,0 +1,223 @@
+"""The provincial 总对总 platform facade (issue 21 item 2): one platform, two county centres behind it.
+
+A bank registers once (its appId and keys exchanged out of band), then each application goes in the
+platform's envelope, in TD/T 1066 names, to the county centre of its unit's 行政区划代码 — 长丰县 340121
+or 肥西县 340123 — and through the same rules as the sandbox's own API to a certificate. At the
+platform a replayed nonce, a stale timestamp, another key's signature, tampered encData and a swapped
+encKey are refused; notices it pushes are sealed and signed the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import TypeAdapter
+
+from sandbox.platform import ProvincePlatform
+from sandbox.register import CHANGFENG, FEIXI, County, location, title_certificate, unit_id
+from sdk.dialects.province import (
+    EnvelopeRefused,
+    NonceWindow,
+    PlatformAnswerError,
+    PlatformClient,
+    Sealed,
+    StaticPeers,
+    open_answer,
+    open_envelope,
+    seal,
+)
+from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.models import Application, Payment
+from tests import factories as f
+
+APP_ID = "BANK-AH-0001"
+_APP: TypeAdapter[Application] = TypeAdapter(Application)
+
+
+@dataclass
+class Setup:
+    platform: ProvincePlatform
+    signer: Sm2PrivateKey
+    decryption: Sm2PrivateKey
+    client: PlatformClient
+
+
+@pytest.fixture(scope="module")
+def setup() -> Iterator[Setup]:
+    signer, decryption = Sm2PrivateKey.generate(), Sm2PrivateKey.generate()
+    with ProvincePlatform() as platform:
+        enrolment = platform.enrol(APP_ID, signing_key=signer.public, encryption_key=decryption.public)
+        client = PlatformClient(
+            enrolment.url, app_id=APP_ID, signer=signer, decryption_key=decryption,
+            platform_app_id=enrolment.platform_app_id, platform_key=enrolment.platform_signing_key,
+            platform_encryption_key=enrolment.platform_encryption_key,
+        )  # fmt: skip
+        with client:
+            yield Setup(platform, signer, decryption, client)
+
+
+def _application(kind: str, ref: str, county: County, n: int) -> dict[str, Any]:
+    data = f.application_dict(kind, ref, n, complete=True)
+    data["properties"][0].update(
+        unit_id=unit_id(n, county), location=location(n, county), title_certificate=title_certificate(n, county)
+    )
+    return data
+
+
+def _lodge(s: Setup, data: dict[str, Any]) -> str:
+    app = _APP.validate_python(data)
+    fields = s.platform.fields
+    ref = app.client_reference
+    created = s.client.call("create", {"application": fields.application_to_dialect(app), "idempotencyKey": f"{ref}:c"})
+    ywh = created["YWH"]
+    for m in app.materials:
+        content = base64.b64encode(f.sample_content(m, ref)).decode()
+        s.client.call(
+            "upload", {"YWH": ywh, "material": fields.to_dialect(m.model_dump(mode="json")), "content": content}
+        )
+    submitted = s.client.call("submit", {"YWH": ywh, "idempotencyKey": f"{ref}:s"})
+    assert submitted["record"]["YWZT"] in ("01", "02")
+    return str(ywh)
+
+
+def _finish(s: Setup, ywh: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    paid = False
+    while True:
+        record: dict[str, Any] = s.client.call("query", {"YWH": ywh})["record"]
+        if record["YWZT"] == "06" and record.get("fee_status") == "unpaid" and not paid:
+            notice = s.client.call("fee", {"YWH": ywh})
+            payment = Payment(amount=notice["total"]).model_dump(mode="json")
+            s.client.call("pay", {"YWH": ywh, "payment": payment, "idempotencyKey": f"{ywh}:pay"})
+            paid = True
+        if record["YWZT"] in ("04", "08", "09", "10", "11", "12"):
+            return record
+        assert time.monotonic() < deadline, f"{ywh} stuck in {record['YWZT']}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("county", "n"), [(CHANGFENG, 21), (FEIXI, 22)])
+def test_an_application_goes_to_the_county_of_its_unit_and_comes_back_certified(
+    setup: Setup, county: County, n: int
+) -> None:
+    data = _application("mortgage_first", f"LN-PF-{county.district}", county, n)
+    ywh = _lodge(setup, data)
+    # it is at its own county's centre, and not at the other
+    here = setup.platform.centres[county.district].store.one("SELECT 1 FROM applications WHERE id = ?", ywh)
+    other = next(d for d in setup.platform.centres if d != county.district)
+    assert here is not None
+    assert setup.platform.centres[other].store.one("SELECT 1 FROM applications WHERE id = ?", ywh) is None
+    record = _finish(setup, ywh)
+    assert record["YWZT"] == "08", record  # 办结
+    assert record["application"]["BDCDY"][0]["BDCDYH"].startswith(county.district)
+    assert record["application"]["DYQ"]["BDBZZQSE"] == "150"  # 万元
+    (cid,) = record["certificate_ids"]
+    signed = setup.client.call("certificate", {"ZSID": cid})
+    assert signed["metadata"]["issuing_authority"] == f"{county.name}不动产登记中心"
+    assert f"{county.name}不动产证明第" in signed["metadata"]["certificate_number"]
+    download = setup.client.call("download", {"ZSID": cid, "sha256": signed["metadata"]["sha256"]})
+    content = base64.b64decode(download["content"])
+    assert content.startswith(b"%PDF")
+
+
+def test_a_unit_of_no_county_behind_the_platform_is_refused(setup: Setup) -> None:
+    data = _application("mortgage_first", "LN-PF-NOWHERE", County("340104", "蜀山区"), 23)
+    with pytest.raises(PlatformAnswerError) as caught:
+        _lodge(setup, data)
+    assert caught.value.code == "4220" and "340104" in caught.value.msg
+
+
+def test_the_county_centres_rules_decide_and_bad_data_is_refused_with_its_code(setup: Setup) -> None:
+    data = _application("mortgage_first", "LN-PF-BAD", CHANGFENG, 24)
+    data["properties"][0]["unit_id"] = "340121261006GB00014F99999999"  # no such unit in 长丰县's register
+    record = _finish(setup, _lodge(setup, data))
+    assert record["YWZT"] == "04" and record["decision"]  # 不予受理, by the county centre's own review
+    app = _APP.validate_python(_application("mortgage_first", "LN-PF-BAD2", FEIXI, 25))
+    message = setup.platform.fields.application_to_dialect(app)
+    message["DYQ"]["BDBZZQSE"] = "150.0000001"  # below the fen
+    with pytest.raises(PlatformAnswerError) as caught:
+        setup.client.call("create", {"application": message, "idempotencyKey": "LN-PF-BAD2:c"})
+    assert caught.value.code == "4220" and "BDBZZQSE" in caught.value.msg
+
+
+def _post(s: Setup, sealed: Sealed) -> dict[str, Any]:
+    response = httpx.post(f"{s.platform.url}/api/channel", headers=sealed.headers, json=sealed.body)
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _sealed(s: Setup, **kw: Any) -> Sealed:
+    return seal({}, app_id=APP_ID, signer=kw.pop("signer", s.signer), recipient=s.platform.encryption_key.public, **kw)
+
+
+def test_the_platform_refuses_replays_stale_messages_other_keys_and_tampering(setup: Setup) -> None:
+    sealed = _sealed(setup)
+    ok = _post(setup, sealed)
+    assert ok["head"]["code"] == "0000"
+    peers = StaticPeers({setup.platform.app_id: setup.platform.signing_key.public})
+    assert open_answer(ok, recipient=setup.decryption, peers=peers, window=NonceWindow()) == {"open": True}
+    assert _post(setup, sealed)["head"]["code"] == "4013"  # replayed nonce
+    assert _post(setup, _sealed(setup, now=time.time() - 600))["head"]["code"] == "4012"  # stale
+    assert _post(setup, _sealed(setup, signer=Sm2PrivateKey.generate()))["head"]["code"] == "4011"  # another key
+    fresh = _sealed(setup)
+    raw = bytearray(base64.b64decode(fresh.body["encData"]))
+    raw[0] ^= 1
+    tampered = Sealed(fresh.headers, {**fresh.body, "encData": base64.b64encode(bytes(raw)).decode()})
+    assert _post(setup, tampered)["head"]["code"] == "4011"  # tampered encData
+    other = _sealed(setup)
+    swapped = Sealed(fresh.headers, {**fresh.body, "encKey": other.body["encKey"]})
+    assert _post(setup, swapped)["head"]["code"] == "4014"  # swapped encKey
+    stranger = seal({}, app_id="BANK-NOT-ENROLLED", signer=setup.signer, recipient=setup.platform.encryption_key.public)
+    assert _post(setup, stranger)["head"]["code"] == "4010"
+
+
+def test_a_pushed_notice_is_sealed_to_the_bank_and_signed_by_the_platform(setup: Setup) -> None:
+    received: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    class Receiver(BaseHTTPRequestHandler):  # the bank's notify URL, on loopback
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(({k: v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        setup.platform.banks[APP_ID].notify_url = f"http://127.0.0.1:{server.server_address[1]}/notify"
+        unit = unit_id(15, CHANGFENG)
+        proof = "皖(2024)长丰县不动产证明第0000015号"
+        assert (
+            setup.platform.push_notice(APP_ID, kind="seizure", unit_id=unit, mortgage_certificate=proof).status_code
+            == 200
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    ((headers, body),) = received
+    peers = StaticPeers({setup.platform.app_id: setup.platform.signing_key.public})
+    window = NonceWindow()
+    opened = open_envelope(headers, body, recipient=setup.decryption, peers=peers, window=window)
+    assert opened.data == {"TZLX": "01", "BDCDYH": unit, "BDCDJZMH": proof}  # 查封, TD/T 1066 names
+    # the same push replayed, or signed by anyone but the platform, is refused by the bank's receiver
+    with pytest.raises(EnvelopeRefused) as replay:
+        open_envelope(headers, body, recipient=setup.decryption, peers=peers, window=window)
+    assert replay.value.code == "4013"
+    impostor = StaticPeers({setup.platform.app_id: Sm2PrivateKey.generate().public})
+    with pytest.raises(EnvelopeRefused) as forged:
+        open_envelope(headers, body, recipient=setup.decryption, peers=impostor, window=NonceWindow())
+    assert forged.value.code == "4011"
