@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from connectors.readers import row_label
 from sdk.privacy import mask_text
 
-__all__ = ["accounting_line", "field_line", "zh"]
+__all__ = ["accounting_line", "field_line", "refused_key_advice", "zh"]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -135,3 +136,29 @@ def accounting_line(records: int, rows: dict[str, int], encoding: str | None = N
         f"重复 {rows.get('duplicate', 0)}，隔离 {rows.get('quarantine', 0)}"
     )
     return text + (f"（编码 {encoding}）" if encoding else "")
+
+
+_REFUSED_KEY = re.compile(r"code (certificate_revoked|certificate_expired|key_revoked|unknown_key)\b")
+
+
+def refused_key_advice(refusal: str, config: Path | None) -> str:
+    """What bank IT does when the centre refuses the agent's key for good (its institution certificate revoked
+    or expired, the key revoked or unknown): a new enrolment bundle into the same folder (``regbridge enroll``
+    replaces the key and keeps the state); a rotation cannot help, it is signed by the refused key. ``""`` for
+    any other refusal."""
+    found = _REFUSED_KEY.search(refusal)
+    if found is None:
+        return ""
+    folder = str(config.parent) if config is not None else "."
+    what = {
+        "certificate_revoked": "本行机构证书已被登记中心吊销（列入 CRL）",
+        "certificate_expired": "本行机构证书已过有效期",
+        "key_revoked": "本机签名密钥已被登记中心注销",
+        "unknown_key": "登记中心不认识本机签名密钥",
+    }[found.group(1)]
+    return (
+        f" — {what}：请向登记中心申请新的注册包，运行 `regbridge enroll 新注册包.json --dir {folder}`，"
+        "换用新密钥（本机状态与队列保留，代理自动恢复提交）；`regbridge keys rotate` 无效，它须用原密钥签名"
+        f" (ask the centre for a new enrolment bundle and run `regbridge enroll BUNDLE --dir {folder}`: it replaces"
+        " the key and keeps this agent's state; a rotation cannot, it is signed by the refused key)"
+    )

@@ -6,8 +6,12 @@ given, against the fingerprint the centre published out of band, or the centre k
 already trusts), its expiry, and this machine's clock against the centre's. The private key never
 leaves this machine and is kept only encrypted (:mod:`agent.credentials`), in the OS keyring where one
 works, else in a file only its owner can read. Enrolling again is safe: a folder already enrolled
-with this institution is left as it is, and an enrolment whose answer was lost is completed with
-the same key (the centre answers the same enrolment again).
+with this institution is left as it is while the centre accepts its key, and an enrolment whose
+answer was lost is completed with the same key (the centre answers the same enrolment again). When
+the centre refuses the key in use — its institution certificate revoked or expired, the key revoked
+or unknown — or the key is gone, a new bundle enrols a new key into the same folder: only
+``centre.key_id`` changes in the config (a running agent follows it), the state is kept and the
+refused key is erased. A rotation cannot do this: it is signed by the refused key.
 
 When the centre issues institution certificates (its bundle names their CA, ``bank_ca_pem``), the
 enrolment sends a PKCS#10 request signed by the new key (wherever it is kept, a PKCS#11 token
@@ -113,6 +117,8 @@ class Enrolment:
     #: the centre's certificate of the key (serial hex; ISO 8601 end), when one was asked for
     certificate_serial: str | None = None
     certificate_not_after: str | None = None
+    #: (old key id, why) when this enrolment replaced a key the centre refuses (or that is gone)
+    replaced: tuple[str, str] | None = None
 
 
 #: what is each host's own in a config another instance joins (its key, its data folder)
@@ -190,6 +196,79 @@ def _existing(path: Path, bundle: dict[str, Any], *, new_centre_key_confirmed: b
     return dict(centre)
 
 
+#: the centre's refusals of a key that only a new enrolment gets past (a rotation is signed by that key)
+REFUSED_KEY_CODES = frozenset({"certificate_revoked", "certificate_expired", "key_revoked", "unknown_key"})
+
+
+def _refusal_of_current_key(path: Path, centre: dict[str, Any], secret: bytes | None) -> str | None:
+    """Why the folder's key in use can no longer sign (the centre's refusal code, or ``key_missing``); None
+    when the centre accepts it.
+
+    Raises:
+        BundleError: the centre cannot be asked, or the key cannot be decrypted (the agent secret).
+    """
+    from agent.centre.client import centre_client
+    from agent.config import load_config
+    from agent.credentials.custody import custody_for
+
+    try:
+        config = load_config(path)
+        secret = secret or load_secret(
+            config.resolve(config.secret_file) if config.secret_file else None,
+            keyring_user=config.centre.institution_id,
+        )
+    except (ValueError, SecretUnavailable) as exc:
+        raise BundleError(f"{path} is enrolled but cannot be read: {exc}") from None
+    custody = custody_for(config, secret)
+    try:
+        custody.entry(config.centre.key_id)
+    except KeyError:
+        return "key_missing"
+    try:
+        signer = custody.signer(config.centre.key_id)
+    except KeyError as exc:
+        if "is missing" in str(exc):  # the key file or keyring entry is gone (PKCS#11: the object in the token)
+            return "key_missing"
+        raise BundleError(f"key {centre['key_id']}: {str(exc).strip(chr(39))}") from None
+    try:
+        with centre_client(config, signer) as client:
+            client.institution.get()
+    except sdk.AuthenticationFailed as exc:
+        if exc.code in REFUSED_KEY_CODES:
+            return str(exc.code)
+        raise BundleError(f"the centre refuses key {centre['key_id']}: {exc}") from None
+    except (sdk.RegBridgeError, httpx.HTTPError) as exc:
+        raise BundleError(f"cannot ask the centre whether key {centre['key_id']} is still good: {exc}") from None
+    return None
+
+
+def _replace_key(
+    path: Path, custody: KeyCustody, fingerprint: str, key_id: str, replacing: tuple[str, str]
+) -> Enrolment:
+    """Switch the enrolled folder to the newly enrolled key: the manifest first, then ``centre.key_id`` in the
+    config (the rest of the file kept; a running agent follows it within a second), then erase the refused key."""
+    from agent.credentials.rotation import set_config_key_id
+
+    old_id, _ = replacing
+    entries = custody.entries()
+    refused = []
+    for e in entries:
+        if e.key_id == old_id or (e.state == "current" and e.fingerprint != fingerprint):
+            e.state = "retired"
+            refused.append(e)
+    custody.save(entries)
+    set_config_key_id(path, key_id)
+    for e in refused:
+        custody.erase(e)
+    entry = custody.entry(key_id)
+    serial = not_after = None
+    if entry.certificate:
+        info = read_certificate(entry.certificate)
+        serial, not_after = info.serial_hex, info.not_after.isoformat()
+    return Enrolment(path, key_id, entry.store, custody.where(entry), None, already=False,
+                     certificate_serial=serial, certificate_not_after=not_after, replaced=replacing)  # fmt: skip
+
+
 def enrol(
     doc: dict[str, Any],
     directory: Path,
@@ -241,9 +320,17 @@ def enrol(
     path = directory / "agent.toml"
     institution = bundle["institution_id"]
     existing = _existing(path, bundle, new_centre_key_confirmed=expected_fingerprint is not None)
+    replacing: tuple[str, str] | None = None
     if existing is not None:
         where = existing.get("key_store", "file")
-        return Enrolment(path, existing["key_id"], where, where, None, already=True)
+        refusal = _refusal_of_current_key(path, existing, secret)
+        if refusal is None:
+            return Enrolment(path, existing["key_id"], where, where, None, already=True)
+        # the centre refuses the key in use (its certificate revoked or expired, the key revoked) or the key is
+        # gone: this bundle enrols a new key into the same folder, keeping its settings, state and secret
+        replacing = (str(existing["key_id"]), refusal)
+        key_store, pkcs11 = where, existing.get("pkcs11")
+        key_dir = Path(existing.get("key_dir", key_dir))
 
     issued = datetime.fromisoformat(bundle["issued_at"])
     if check_clock:
@@ -344,6 +431,8 @@ def enrol(
         if e.fingerprint == pending.fingerprint:
             e.state, e.key_id = "current", result.key_id
     custody.save(entries)
+    if replacing is not None:
+        return _replace_key(path, custody, pending.fingerprint, result.key_id, replacing)
     atomic_write(keys / "seal-ca.pem", bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
     esign_cas = [str(pem) for pem in bundle["trust"].get("esign_ca_pems") or []]
     if esign_cas:  # the e-signature CAs whose applicant signatures the centre accepts (seed 003 细则 (四))
@@ -368,7 +457,8 @@ def enrol(
             **({"suite": "gm", "sm2_user_id": suite.sm2_user_id.decode()} if suite.name == "gm" else {}),
             **(
                 {"envelope": suite.envelope, "centre_encryption_key": bundle["trust"]["centre_encryption_key"]}
-                if suite.envelope else {}
+                if suite.envelope
+                else {}
             ),
         },
         "inbox": inboxes,

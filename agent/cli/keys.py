@@ -111,9 +111,15 @@ def keys_rotate(
     try:
         result = rotate(cfg, secret, grace_seconds=grace, algorithm=algorithm)  # type: ignore[arg-type]
     except Exception as exc:
+        from agent.messages import refused_key_advice
         from sdk.privacy import mask_text
 
-        typer.secho(f"rotation failed (run it again to finish it): {mask_text(str(exc))}", fg="red", err=True)
+        refusal = mask_text(str(exc))
+        advice = refused_key_advice(refusal, cfg.source)
+        if advice:
+            typer.secho(f"rotation impossible: {refusal}{advice}", fg="red", err=True)
+        else:
+            typer.secho(f"rotation failed (run it again to finish it): {refusal}", fg="red", err=True)
         raise typer.Exit(1) from None
     AuditLog(cfg.resolve(cfg.data_dir) / "audit.log").append(
         "key.rotated", f"{result.old_key_id}->{result.new_key_id}", "ok", retire_at=result.retire_at

@@ -80,6 +80,19 @@ def enroll(
     if done.already:
         typer.echo(f"already enrolled (key {done.key_id}); nothing changed. Config: {done.path}")
         return
+    if done.replaced:
+        old_key, why = done.replaced
+        typer.echo(
+            f"re-enrolled: the centre refuses key {old_key} ({why}); new key {done.key_id}, kept in {done.key_where}."
+            f" 已重新注册：原密钥 {old_key} 不再被登记中心接受（{why}），已换用新密钥 {done.key_id}"
+        )
+        if done.certificate_serial:
+            typer.echo(f"new certificate serial {done.certificate_serial}, valid to {done.certificate_not_after}")
+        typer.echo(
+            f"{done.path}: only centre.key_id changed; the state, queue and settings are kept. A running agent"
+            " switches to the new key within a second and resumes by itself (运行中的代理自动切换并恢复提交)."
+        )
+        return
     typer.echo(f"enrolled: key {done.key_id}, kept in {done.key_where}")
     if done.certificate_serial:
         typer.echo(

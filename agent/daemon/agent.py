@@ -335,7 +335,8 @@ class Agent:
         p = Progress()
         ctx, sup = self.context, self.supervision
         self.metrics.last_work = time.monotonic()
-        self.check_key()
+        if self.check_key() is not None:
+            sup.probe_soon()  # a new key (rotated, or enrolled after the centre refused the old one): ask at once
         if not sup.disk_ok():
             return p
         if sup.holding or (sup.paused and not sup.probe()):

@@ -33,6 +33,7 @@ from agent.centre.client import centre_clock_skew, centre_transport
 from agent.centre.port import CentrePort
 from agent.config import AgentConfig, InboxConfig
 from agent.credentials.rotation import RotationFollower
+from agent.messages import refused_key_advice
 from agent.pipeline.watch import is_mount_point
 from agent.state.audit import AuditLog
 from agent.state.store import StateStore, now_iso
@@ -109,6 +110,8 @@ class Supervision:
             return
         if kind == "ClockSkew":
             message = self._clock_advice(message)
+        else:
+            message += refused_key_advice(message, self.config.source)
         message = sdk.privacy.mask_text(message)
         if self._paused != kind:
             self._paused = kind
@@ -235,6 +238,10 @@ class Supervision:
             log.error("the centre cannot be reached; holding the queue", extra={"error": detail[:200]})
         self.next_contact = now + self._contact_backoff
         self._contact_backoff = min(30.0, self._contact_backoff * 2)
+
+    def probe_soon(self) -> None:
+        """The next :meth:`probe` asks the centre at once (something that may end the pause changed here)."""
+        self._next_probe = 0.0
 
     def probe(self) -> bool:
         """While paused: does the centre take our requests again?"""

@@ -214,3 +214,37 @@ def _openssl(*args: str) -> subprocess.CompletedProcess[str]:
 def _openssl_text(pem: str) -> str:
     return subprocess.run([OPENSSL or "openssl", "x509", "-noout", "-text"], input=pem, capture_output=True,
                           text=True, timeout=30, check=True).stdout  # fmt: skip
+
+
+def test_a_new_bundle_replaces_a_key_whose_certificate_the_centre_revoked(centre: LocalCentre, tmp_path: Path) -> None:
+    """break19 finding 1: after a revocation, `keys rotate` cannot help (it is signed by the refused key) and
+    `enroll` said "already enrolled"; a new bundle now enrols a new key into the same folder, keeping the rest."""
+    iid, bundle = centre.bank()
+    folder = tmp_path / "branch"
+    done = _enrol(bundle, folder)
+    config_path = folder / "agent.toml"
+    config_path.write_text(config_path.read_text() + "\n# the bank's own note\n[fees]\nauto_pay = true\n")
+    again = _enrol(centre.centre.enrolment_bundle(iid, centre.url, valid_for=dt.timedelta(hours=1)), folder)
+    assert again.already and again.key_id == done.key_id  # the centre accepts the key: nothing changes
+    admin = centre.centre.create_admin_token("test")
+    httpx.post(
+        f"{centre.url}/admin/v1/bank-certificates/{done.certificate_serial}/revoke",
+        json={"reason": "key_compromise"}, headers={"Authorization": f"Bearer {admin}"},
+    ).raise_for_status()  # fmt: skip
+    config = load_config(config_path)
+    with pytest.raises(Exception, match="certificate_revoked"):
+        rotate(config, SECRET, grace_seconds=0)
+    old_file = custody_for(config, SECRET).entry(done.key_id).location
+    replaced = _enrol(centre.centre.enrolment_bundle(iid, centre.url, valid_for=dt.timedelta(hours=1)), folder)
+    assert not replaced.already and replaced.replaced == (done.key_id, "certificate_revoked")
+    assert replaced.key_id != done.key_id and replaced.certificate_serial not in (None, done.certificate_serial)
+    text = config_path.read_text()
+    assert f'key_id = "{replaced.key_id}"' in text and "# the bank's own note" in text and "auto_pay = true" in text
+    client, custody = _client(folder)
+    assert custody.entry(done.key_id).state == "retired" and not (folder / "keys" / old_file).exists()
+    with client:
+        assert client.institution.get().institution_id == iid  # the new key signs and is accepted
+    # a key file lost on this machine is replaced the same way
+    (folder / "keys" / custody.entry(replaced.key_id).location).unlink()
+    third = _enrol(centre.centre.enrolment_bundle(iid, centre.url, valid_for=dt.timedelta(hours=1)), folder)
+    assert third.replaced == (replaced.key_id, "key_missing")

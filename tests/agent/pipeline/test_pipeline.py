@@ -17,7 +17,7 @@ from agent.state.status import snapshot
 from sandbox import register
 from sandbox.pki import CentreKeys
 
-from ..conftest import Branch, drop, mortgage_export
+from ..conftest import Branch, drop, mortgage_export, run_until
 
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
 
@@ -256,6 +256,48 @@ def test_a_suspended_channel_holds_the_queue_and_it_drains_when_reopened(branch:
         agent.close()
 
 
+def test_a_revoked_bank_certificate_pauses_says_to_enrol_again_and_a_new_bundle_resumes(branch: Branch) -> None:
+    """break19 finding 1: the centre revokes the bank's certificate while work waits; the agent keeps the rows,
+    tells bank IT (in Chinese and English) to enrol a new bundle, and resumes by itself once one is enrolled."""
+    from datetime import timedelta
+
+    import httpx
+
+    from agent.config import load_config
+    from agent.credentials.custody import custody_for
+    from installer.enrol import enrol
+    from sdk.csr import read_certificate
+
+    from ..conftest import INBOXES, SECRET
+
+    agent = branch.agent()
+    try:
+        config = load_config(branch.config)
+        pem = custody_for(config, SECRET).entry(config.centre.key_id).certificate
+        assert pem is not None
+        admin = branch.centre.centre.create_admin_token("test")
+        httpx.post(
+            f"{branch.centre.url}/admin/v1/bank-certificates/{read_certificate(pem).serial_hex}/revoke",
+            json={"reason": "key_compromise"}, headers={"Authorization": f"Bearer {admin}"},
+        ).raise_for_status()  # fmt: skip
+        inbox = branch.inbox()
+        drop(inbox, "a.csv", mortgage_export(inbox, {"DEMO-001": 1}))
+        assert not agent.run_until_idle(timeout=2)
+        assert agent.paused == "AuthenticationFailed"
+        assert [a.stage for a in agent.store.applications()] == ["queued"]
+        alert = next(a for a in agent.store.alerts() if a["kind"] == "paused")["message"]
+        assert "certificate_revoked" in alert and "吊销" in alert and "regbridge enroll" in alert
+        assert str(branch.root) in alert and "keys rotate" in alert
+        bundle = branch.centre.centre.enrolment_bundle(branch.institution_id, branch.centre.url,
+                                                       valid_for=timedelta(hours=1))  # fmt: skip
+        done = enrol(bundle, branch.root, secret=SECRET, inboxes=INBOXES)
+        assert done.replaced == (config.centre.key_id, "certificate_revoked")
+        run_until(agent, lambda: agent.store.applications()[0].stage != "queued")  # sent with the new key
+        assert agent.paused is None and not any(a["kind"] == "paused" for a in agent.store.alerts())
+    finally:
+        agent.close()
+
+
 def test_a_certificate_sealed_by_another_ca_is_quarantined_not_stored_and_requeued_after_the_fix(
     branch: Branch,
 ) -> None:
@@ -328,6 +370,7 @@ def test_fees_over_the_daily_cap_are_left_unpaid_and_reported(centre: Any, tmp_p
     try:
         inbox = branch.inbox()
         drop(inbox, "a.csv", mortgage_export(inbox, {"F-1": 1, "F-2": 2}, amount="10"))
+
         def stages() -> list[tuple[str, str]]:  # no fee status yet: "" (before the centre assessed one)
             return sorted((a.fee_status or "", a.stage) for a in agent.store.applications())
 
