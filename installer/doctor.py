@@ -4,7 +4,8 @@ Checks, in order (a check that cannot run because an earlier one failed says so)
 config valid · agent secret available · key present and usable (sign and verify) · the centre
 reachable (TLS verified) and its clock close to ours · our key active at the centre and the
 channel open · folders present with tight permissions · free disk · document store writable ·
-trust anchors not near expiry · the state store intact.
+trust anchors not near expiry · the state store intact · the institution certificate (机构证书): its
+validity (a warning 30 days ahead) and the centre's CRL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -67,6 +68,8 @@ class _Doctor:
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
         self.findings: list[Finding] = []
+        self._certificate: str | None = None  # the key in use's institution certificate (PEM), if certified
+        self._bank_ca: Path | None = None
 
     def add(self, check: str, status: Status, detail: str, hint: str = "") -> None:
         self.findings.append(Finding(check, status, detail, hint))
@@ -119,7 +122,7 @@ class _Doctor:
         try:
             signature = signer.sign(probe)
             public = signer.public_key()
-            if signer.algorithm == "ed25519":
+            if signer.algorithm in ("ed25519", "sm2-sm3"):  # SM2: DER over SM3(Z_A ‖ data), the suite's user id
                 public.verify(signature, probe)  # type: ignore[call-arg]
             else:
                 from cryptography.hazmat.primitives import hashes
@@ -129,8 +132,13 @@ class _Doctor:
                 r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
                 public.verify(encode_dss_signature(r, s), probe, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg]
         except Exception as exc:
-            self.add("key", "fail", f"the key does not sign and verify: {exc}", "enrol again")
+            self.add(
+                "key", "fail", f"the key does not sign and verify: {exc}",
+                "enrol a new bundle into this folder: regbridge enroll BUNDLE --dir DIR (a new key; the state is kept)",
+            )  # fmt: skip
             return None
+        self._certificate = entry.certificate
+        self._bank_ca = custody.bank_ca
         if entry.store == "file":
             path = custody.key_dir / entry.location
             if _mode(path) & 0o077:
@@ -210,7 +218,10 @@ class _Doctor:
                 profile = client.institution.get()
                 operators = client.institution.operators()
         except sdk.RegBridgeError as exc:
-            self.add("credential", "fail", f"the centre refuses our key: {exc}", "enrol again, or ask the centre")
+            from agent.messages import refused_key_advice
+
+            advice = refused_key_advice(str(exc), config.source).removeprefix(" — ")
+            self.add("credential", "fail", f"the centre refuses our key: {exc}", advice or "ask the centre")
             return
         mine = next((r for r in records if r.key_id == signer.key_id), None)
         if mine is None or mine.status != "active":
@@ -232,6 +243,77 @@ class _Doctor:
             self.add("channel", "ok", f"channel open for {profile.name}")
         self.filing(profile)
         self.operators(config, operators)
+
+    def certificate(self, config: AgentConfig, reachable: bool) -> None:
+        """The key in use's institution certificate (机构证书): its validity (a warning 30 days before it ends: a
+        rotation renews it; after, only a new enrolment does) and whether the centre's CRL lists it; a CRL that
+        cannot be fetched, is not the centre's CA's, or is past its nextUpdate is a warning."""
+        from sdk.csr import check_crl, read_certificate
+
+        if self._certificate is None:
+            return
+        fix_refused = f"ask the centre for a new enrolment bundle, then: regbridge enroll BUNDLE --dir {config.base}"
+        info = read_certificate(self._certificate)
+        now = datetime.now(UTC)
+        left = info.not_after - now
+        serial = info.serial_hex
+        if left.total_seconds() < 0:
+            self.add(
+                "certificate", "fail",
+                f"机构证书 {serial} 已于 {info.not_after:%Y-%m-%d} 过期 (the bank certificate expired;"
+                " the centre refuses the key)", fix_refused,
+            )  # fmt: skip
+            return
+        if info.not_before > now:
+            start = f"{info.not_before:%Y-%m-%d %H:%M}"
+            self.add("certificate", "fail", f"机构证书 {serial} 尚未生效 (valid from {start} UTC)",
+                     "check this machine's clock (NTP)")  # fmt: skip
+            return
+        if not reachable:
+            crl_detail, crl_status = "the centre's CRL was not checked (the centre is not reachable)", "warn"
+        else:
+            crl_detail, crl_status = self._crl(config, info.serial, check_crl)
+        if crl_status == "fail":
+            refused = next((f for f in self.findings if f.check == "credential" and f.status == "fail"), None)
+            if refused is not None:  # the centre's refusal is already a finding: it says why
+                refused.detail += f"; {crl_detail}"
+            else:
+                self.add("certificate", "fail", crl_detail, fix_refused)
+            return
+        days = left.days
+        if days <= EXPIRY_WARNING_DAYS:
+            self.add(
+                "certificate", "warn",
+                f"机构证书 {serial} 将于 {info.not_after:%Y-%m-%d} 到期（剩 {days} 天）(the bank certificate ends in"
+                f" {days} days); {crl_detail}",
+                "rotate the key now, which renews the certificate: regbridge keys rotate (after it ends only a new"
+                " enrolment helps)",
+            )  # fmt: skip
+        elif crl_status == "warn":
+            self.add("certificate", "warn", f"机构证书 {serial} valid to {info.not_after:%Y-%m-%d}; {crl_detail}",
+                     "check the network to the centre's /pki/banks.crl; ask the centre if it stays stale")  # fmt: skip
+        else:
+            self.add(
+                "certificate", "ok", f"机构证书 {serial} valid to {info.not_after:%Y-%m-%d} ({days} days); {crl_detail}"
+            )
+
+    def _crl(self, config: AgentConfig, serial: int, check_crl: Any) -> tuple[str, Status]:
+        url = config.centre.url.rstrip("/") + "/pki/banks.crl"
+        try:
+            with httpx.Client(transport=centre_transport(config), timeout=config.centre.timeout) as http:
+                answer = http.get(url)
+            answer.raise_for_status()
+            assert self._bank_ca is not None
+            crl = check_crl(answer.content, ca=self._bank_ca.read_bytes())
+        except (httpx.HTTPError, OSError) as exc:
+            return f"the centre's CRL {url} cannot be fetched: {exc}", "warn"
+        except ValueError as exc:
+            return f"the CRL at {url} does not check: {exc}", "warn"
+        if serial in crl.revoked:
+            return f"机构证书 {format(serial, 'x')} 已被登记中心吊销 (on the centre's CRL: the key is refused)", "fail"
+        if crl.next_update is not None and crl.next_update < datetime.now(UTC):
+            return f"the centre's CRL is stale: its next update was due {crl.next_update:%Y-%m-%d %H:%M} UTC", "warn"
+        return "not on the centre's CRL", "ok"
 
     def filing(self, profile: sdk.models.InstitutionProfile) -> None:
         """银行信息备案 (seed 001 §5.2): the centre refuses applications unless the 营业执照 and 金融许可证 it holds
@@ -434,8 +516,11 @@ class _Doctor:
         signer = self.key(config, secret) if secret is not None else None
         if secret is None:
             self.add("key", "fail", "not checked: no agent secret")
-        if self.centre(config) and signer is not None:
+        reachable = self.centre(config)
+        if reachable and signer is not None:
             self.credential(config, signer)
+        if signer is not None:
+            self.certificate(config, reachable)
         self.folders(config)
         self.inboxes(config)
         self.disk(config)

@@ -29,7 +29,9 @@ from .signing import PublicKey, Signer
 
 __all__ = [
     "CertificateInfo",
+    "CrlInfo",
     "build_request",
+    "check_crl",
     "check_issued_certificate",
     "read_certificate",
     "spki_der",
@@ -179,3 +181,42 @@ def check_issued_certificate(
         )
     return info
 
+
+@dataclass(frozen=True)
+class CrlInfo:
+    """What a bank reads of its CA's CRL, once its signature is checked."""
+
+    #: serial numbers the CRL lists
+    revoked: frozenset[int]
+    this_update: _dt.datetime
+    #: when the CA promises the next CRL (None: it does not say); past it, the CRL is stale
+    next_update: _dt.datetime | None
+
+
+def check_crl(crl_der: bytes, *, ca: str | bytes) -> CrlInfo:
+    """A CRL (DER or PEM) of the centre's institution CA, its signature checked by ``ca`` (SM2-with-SM3 with the
+    GM/T 0009 default user id, or ECDSA P-256/SHA-256), read.
+
+    Raises:
+        ValueError: not a CRL, or not signed by ``ca``.
+    """
+    ca_data = ca.encode() if isinstance(ca, str) else bytes(ca)
+    try:
+        parsed = gm_x509.load_crl(gm_x509.load_der(bytes(crl_der)))
+        if parsed["signature_algorithm"]["algorithm"].dotted == gm_x509.SM2_WITH_SM3:
+            gm_x509.verify_crl(parsed, gm_x509.load_der(ca_data))
+        else:
+            crl = cx509.load_der_x509_crl(parsed.dump())
+            issuer = cx509.load_der_x509_certificate(gm_x509.load_der(ca_data))
+            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                raise InvalidSignature("the CRL is not signed by the centre's institution CA")
+    except InvalidSignature as e:
+        raise ValueError(f"the CRL is not the centre's institution CA's: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"not a CRL: {e}") from None
+    tbs = parsed["tbs_cert_list"]
+    return CrlInfo(
+        revoked=frozenset(gm_x509.revoked_serials(parsed)),
+        this_update=tbs["this_update"].native,
+        next_update=tbs["next_update"].native,
+    )
