@@ -11,12 +11,32 @@ from importlib import resources
 from sdk.checklists import CONDITIONS
 from sdk.dialects.fields import FieldDictionary
 from sdk.models import APPLICATION_TYPES, MaterialChecklist
+from sdk.register_checks import RegisterRule
 from sdk.support.working_days import WorkingCalendar, beijing_date, end_of_day
 
 __all__ = [
-    "TimeLimit", "TimeLimits", "load_checklists", "load_dialect", "load_districts", "load_fees", "load_time_limits",
-    "working_calendar",
+    "TimeLimit", "TimeLimits", "load_checklists", "load_dialect", "load_districts", "load_fees",
+    "load_register_checks", "load_time_limits", "working_calendar",
 ]
+
+
+@cache
+def load_register_checks() -> tuple[RegisterRule, ...]:
+    """The register checks of ``config/register_checks.toml`` (:mod:`sdk.register_checks`), shared by the agent's
+    pre-flight and the sandbox's review.
+
+    Raises:
+        ValueError: a rule names an unknown application type or check, or a code twice.
+    """
+    data = tomllib.loads(resources.files(__name__).joinpath("register_checks.toml").read_text(encoding="utf-8"))
+    rules = tuple(RegisterRule.model_validate(r) for r in data["rule"])
+    for r in rules:
+        unknown = sorted(r.types - set(APPLICATION_TYPES))
+        if unknown:
+            raise ValueError(f"config/register_checks.toml: rule {r.code!r} names unknown types {unknown}")
+    if len({r.code for r in rules}) != len(rules):
+        raise ValueError("config/register_checks.toml: a rule code appears twice")
+    return rules
 
 
 @cache

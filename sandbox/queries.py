@@ -25,6 +25,7 @@ from typing import Any
 
 from sdk.models import PropertyQuery, PropertyQueryResult, PropertyRight
 from sdk.privacy import mask_id, mask_name
+from sdk.register_checks import owner_digest
 
 from .accounts import Accounts
 from .errors import CentreError
@@ -107,6 +108,8 @@ class PropertyQueries:
             seized=any(r.kind == "seizure" for r in rights),
             objection=any(r.kind == "objection" for r in rights),
             mortgaged=any(r.kind == "mortgage" for r in rights),
+            title_certificate=unit.title_certificate,
+            owner_digests=sorted(owner_digest(qid, o) for o in unit.owner_ids()),
             answered_at=now,
             operator_id=query.operator_id,
             authorisation_reference=query.authorisation.reference,

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from config import load_register_checks
 from sdk.checklists import missing_materials
 from sdk.models import ApplicationBase, MaterialChecklist, MortgageDischarge, court_document_problems
+from sdk.register_checks import UnitView, register_findings, rules_by_code
 
 from .recording import Issue, record
 from .register import Register, Unit
@@ -53,19 +55,6 @@ class Scope:
         return EXCLUDED_PROPERTY_TYPES - ({UNDER_CONSTRUCTION} if self.under_construction else set())
 
 
-#: the types that create a new mortgage or notice, which a 查封 blocks
-_CREATING = frozenset(
-    {
-        "mortgage_first",
-        "mortgage_first_with_determination",
-        "mortgage_notice",
-        "purchase_notice",
-        "purchase_and_mortgage_notice",
-        "mortgage_notice_conversion",
-        "mortgage_change",
-        "maximum_determination",
-    }
-)
 _REFERENCE_FIELD = {
     "mortgage_change": "mortgage_certificate",
     "mortgage_discharge": "mortgage_certificate",
@@ -98,6 +87,32 @@ class Verdict:
 
 def _ids(parties: list[Any]) -> set[str]:
     return {p.id_number for p in parties}
+
+
+def unit_view(register: Register, unit: Unit) -> UnitView:
+    """The unit as the shared register checks see it (:mod:`sdk.register_checks`, ``config/register_checks.toml``)."""
+    rights = register.rights(unit.unit_id, current_only=True)
+    owners = unit.owner_ids()
+    return UnitView(
+        unit.unit_id,
+        unit.title_certificate,
+        seized=any(r.kind == "seizure" for r in rights),
+        owners_are=lambda ids: set(ids) == owners,
+        mortgage_ranks={r.rank: r.certificate_number for r in rights if r.kind == "mortgage" and r.rank is not None},
+        current_references={r.certificate_number for r in rights if r.kind in ("mortgage", "notice") and
+                            r.certificate_number},
+    )  # fmt: skip
+
+
+def _shared(
+    app: ApplicationBase, register: Register, units: list[Unit | None], codes: tuple[str, ...]
+) -> list[Finding]:
+    """The findings of the shared register checks named by ``codes`` (the same rows the bank's pre-flight runs)."""
+    rules = rules_by_code(load_register_checks())
+    views = {p.unit_id: unit_view(register, u) if u else None for p, u in zip(app.properties, units, strict=True)}
+    found = register_findings(app, views, [rules[c] for c in codes])
+    # a field the bank corrects is a 补正 item of code "field" (the agent answers it with a corrected row)
+    return [Finding("field" if f.outcome == "correction" else f.code, f.reason, f.pointer) for f in found]
 
 
 _DOTS = str.maketrans({"・": "·", "•": "·", "‧": "·", "･": "·", "．": "·", "∙": "·"})
@@ -194,23 +209,14 @@ def accept(
     corrections: list[Finding] = []
     excluded = (scope or Scope()).excluded
     units: list[Unit | None] = [register.unit(p.unit_id) for p in app.properties]
+    refusals += _shared(app, register, units, ("unit_unknown",))
     for i, (prop, unit) in enumerate(zip(app.properties, units, strict=True)):
         if unit is None:
-            refusals.append(
-                Finding("unit_unknown", f"不动产单元 {prop.unit_id} 不在登记簿中", f"/properties/{i}/unit_id")
-            )
             continue
         if unit.property_type in excluded or prop.property_type.value in excluded:
             what = "纯土地" if UNDER_CONSTRUCTION not in excluded else "在建工程、纯土地"
             refusals.append(Finding("outside_scope", f"{what}不在银行网上办理范围内", f"/properties/{i}/property_type"))
-        if prop.title_certificate and unit.title_certificate and prop.title_certificate != unit.title_certificate:
-            corrections.append(
-                Finding(
-                    "field",
-                    f"不动产权证书号与登记簿记载不一致 ({prop.title_certificate})",
-                    f"/properties/{i}/title_certificate",
-                )
-            )
+    corrections += _shared(app, register, units, ("title_certificate_mismatch",))
     representation = app.representation
     if representation is not None and representation.agent.institution_uscc != institution_uscc:
         refusals.append(
@@ -251,10 +257,6 @@ def accept(
     return Verdict("ok")
 
 
-#: the types that write a new mortgage onto the units (and so take a 顺位)
-_NEW_MORTGAGE = frozenset({"mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion"})
-
-
 def _rank_taken(unit_id: str, rank: int, pointer: str) -> Finding:
     """Two mortgages at one 顺位 cannot both be on the register (民法典 第四百一十四条 orders them by rank)."""
     return Finding("rank_taken", f"不动产单元 {unit_id} 第{rank}顺位已有抵押权，同一顺位不予登记两个抵押权", pointer)
@@ -263,26 +265,18 @@ def _rank_taken(unit_id: str, rank: int, pointer: str) -> Finding:
 def examine(app: ApplicationBase, register: Register, *, institution_uscc: str) -> Verdict:
     """审核: the rights on the register decide; 不予登记 with every reason found."""
     kind = getattr(app, "type", "")
-    found: list[Finding] = []
-    for i, prop in enumerate(app.properties):
-        unit = register.unit(prop.unit_id)
-        if unit is None:  # accepted before the register changed
-            found.append(Finding("unit_unknown", f"不动产单元 {prop.unit_id} 不在登记簿中", f"/properties/{i}/unit_id"))
+    units = [register.unit(p.unit_id) for p in app.properties]  # None: accepted before the register changed
+    # the rules the bank's pre-flight runs too (config/register_checks.toml)
+    found = _shared(app, register, units, ("unit_unknown", "property_seized", "mortgagor_not_owner", "rank_taken"))
+    owner_rule = rules_by_code(load_register_checks())["mortgagor_not_owner"]
+    for i, (prop, unit) in enumerate(zip(app.properties, units, strict=True)):
+        if unit is None:
             continue
         rights = register.rights(unit.unit_id, current_only=True)
-        if kind in _CREATING and any(r.kind == "seizure" for r in rights):
-            found.append(Finding("property_seized", "不动产已被查封，不予登记", f"/properties/{i}/unit_id"))
         owners = unit.owner_ids()
-        if kind in ("mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion"):
-            if _ids(getattr(app, "mortgagors", [])) != owners:
-                found.append(Finding("mortgagor_not_owner", "抵押人与登记簿记载的权利人不一致", "/mortgagors"))
-            else:
-                found += _names_differ(app.mortgagors, unit.owners, "mortgagors", "抵押人")  # type: ignore[attr-defined]
+        if kind in owner_rule.types and _ids(getattr(app, "mortgagors", [])) == owners:
+            found += _names_differ(app.mortgagors, unit.owners, "mortgagors", "抵押人")  # type: ignore[attr-defined]
         mortgages = [r for r in rights if r.kind == "mortgage"]
-        terms = getattr(app, "terms", None)
-        rank = getattr(terms, "rank", None)
-        if kind in _NEW_MORTGAGE and rank is not None and any(r.rank == rank for r in mortgages):
-            found.append(_rank_taken(prop.unit_id, rank, "/terms/rank"))
         changed = getattr(app, "mortgage_certificate", None)
         own = any(r.certificate_number == changed for r in mortgages)  # else mortgage_not_current says why
         for j, change in enumerate(getattr(app, "changes", [])):

@@ -187,6 +187,19 @@ class DeclarationSpec(_Strict):
     )
 
 
+class AuthorisationSpec(_Strict):
+    """The applicant's 查询授权书 on file with the loan (seed 001 §3: the applicant authorises the bank to query the
+    register when applying): with it, the agent's pre-flight checks the application against the centre's register
+    before sending it (agent/pipeline/preflight.py). The person authorising is the first applicant (抵押人)."""
+
+    reference: str = Field(description="column of the 授权书编号")
+    signed_at: str | None = Field(
+        default=None, description="column of the signing date or time; else the declaration's signed_at"
+    )
+    valid_until: str | None = Field(default=None, description="column of 有效期止 (else 90 days from signing)")
+    purpose: str | None = Field(default=None, description="column of the 授权用途 (else 办理不动产抵押登记业务)")
+
+
 class MaterialsSpec(_Strict):
     folder: str = "materials"
     pattern: str = Field(default="{loan_no}_", description="file name prefix (before the material code or name)")
@@ -220,6 +233,7 @@ class Profile(_Strict):
     type: TypeSpec
     fields: list[FieldSpec]
     declaration: DeclarationSpec = DeclarationSpec()
+    authorisation: AuthorisationSpec | None = None
     materials: MaterialsSpec = MaterialsSpec()
     receipts: ReceiptsSpec = ReceiptsSpec()
     limits: LimitsSpec = LimitsSpec()

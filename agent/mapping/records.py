@@ -101,6 +101,9 @@ class MappedApplication:
     #: (row, file name) of each applicant's signed PDF, in applicant order (the profile's esignatures column)
     esignature_files: list[tuple[int | None, str]] = field(default_factory=list)
     records: list[SourceRecord] = field(default_factory=list)
+    #: the 查询授权书 on file (profile ``[authorisation]``): reference, signed_at, valid_until, purpose — no personal
+    #: data (the person authorising is the first applicant of ``data``)
+    authorisation: dict[str, str] | None = None
 
     def error(self, row: int | None, column: str, value: str, expected: str, target: str = "", kind: str = "") -> None:
         line = next((r.line for r in self.records if r.row == row), None) if row is not None else None
@@ -281,6 +284,7 @@ def map_group(group: list[SourceRecord], profile: Profile, file: str) -> MappedA
                 if tail not in parts:
                     _set(data, [*head, n, *tail], value)
     _declaration_inputs(group, profile, app)
+    _authorisation_inputs(group, profile, app)
     app.data = data
     return app
 
@@ -336,6 +340,35 @@ def _declaration_inputs(group: list[SourceRecord], profile: Profile, app: Mapped
                 app.signed_at = parse_datetime(raw, DATE_FORMATS)
             except ValueError as exc:
                 app.error(first.row, spec.signed_at, raw, str(exc))
+
+
+def _authorisation_inputs(group: list[SourceRecord], profile: Profile, app: MappedApplication) -> None:
+    spec = profile.authorisation
+    if spec is None:
+        return
+    first = group[0]
+    reference = normalise_text(first.values.get(spec.reference, ""))
+    if not reference:
+        return  # no authorisation on file for this loan: it is sent without pre-flight
+    found = {"reference": reference}
+    for name, column in (("signed_at", spec.signed_at), ("valid_until", spec.valid_until)):
+        raw = first.values.get(column, "").strip() if column else ""
+        if not raw:
+            continue
+        try:
+            moment = parse_datetime(raw, DATE_FORMATS)
+        except ValueError as exc:
+            app.error(first.row, column or "", raw, str(exc))
+            continue
+        found[name] = moment if name == "signed_at" else moment[:10]
+    if "signed_at" not in found and app.signed_at:
+        found["signed_at"] = app.signed_at
+    if app.signature_ids:
+        found["signature_id"] = app.signature_ids[0]
+    if spec.purpose and first.values.get(spec.purpose, "").strip():
+        purpose = normalise_text(first.values[spec.purpose])
+        found["purpose"] = "mortgage" if purpose in ("办理不动产抵押登记业务", "抵押登记", "mortgage") else purpose
+    app.authorisation = found
 
 
 def map_records(records: list[SourceRecord], profile: Profile, file: str) -> list[MappedApplication]:

@@ -84,6 +84,8 @@ class BuiltApplication:
     materials: list[dict[str, Any]]
     rows: list[int]
     errors: list[FieldError] = field(default_factory=list)
+    #: the 查询授权书 on file (no personal data), kept with the row's source for the pre-flight
+    authorisation: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -558,6 +560,7 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     """Validate one mapped application; its errors (mapping ones included) are all in ``errors``."""
     kind = mapped.type
     built = BuiltApplication(mapped.reference, mapped.loan_no, kind or "", {}, [], mapped.rows)
+    built.authorisation = mapped.authorisation
     if kind is None:
         built.errors = list(mapped.errors)
         return built

@@ -149,6 +149,8 @@ def admit(
     store = ctx.store
     digest = payload_digest(b.payload)
     source = {"file": label, "sha256": sha, "rows": b.rows, "columns": columns}
+    if b.authorisation:
+        source["authorisation"] = b.authorisation
     existing = store.application(b.reference)
     if existing is None:
         store.add_application(

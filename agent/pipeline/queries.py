@@ -104,6 +104,7 @@ def run_query(
     owner_ids: set[str] | None = None,
     label: str = "",
     now: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> QueryOutcome:
     """Check the authorisation, ask the centre, verify and store its answer; never raises for a refusal."""
     now = now or datetime.now(UTC)
@@ -117,7 +118,7 @@ def run_query(
         ctx.audit.append("property.query", target, "refused_here", reasons=";".join(c for c, _ in reasons), **detail)
         return QueryOutcome(label, "refused_here", reasons)
     try:
-        result = ctx.centre.query_property(query, idempotency_key=_key(query))
+        result = ctx.centre.query_property(query, idempotency_key=idempotency_key or _key(query))
     except (sdk.ValidationFailed, sdk.PermissionDenied, sdk.NotFound) as exc:
         reasons = [(e.code or exc.code, mask_text(e.detail or "")) for e in exc.errors] or [
             (exc.code, mask_text(str(exc.args[0])))

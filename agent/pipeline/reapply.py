@@ -199,6 +199,8 @@ def admit_or_reapply(
         rule = ctx.profiles[inbox.name].identity.reapply_after_refusal
         if rule and _refused(newest) and store.payload_sha256(newest.reference) != payload_digest(b.payload):
             source = {"file": label, "sha256": sha, "rows": b.rows, "columns": columns}
+            if b.authorisation:
+                source["authorisation"] = b.authorisation
             new_ref = reapply(
                 ctx, newest, payload=b.payload, materials=b.materials, source=source, why="a corrected row"
             )

@@ -25,6 +25,7 @@ from agent.centre.filing import filing_hint
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import forget_accounts, invalid_operator, operator_message, operator_of
 from agent.pipeline.outbox import queue_receipt
+from agent.pipeline.preflight import PREFLIGHT_STATUS, hold_items, preflight
 from agent.state.store import AppRow
 from sdk.models import Application, Material, Supplement
 from sdk.support import failpoints
@@ -139,6 +140,11 @@ def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
         if operator is not None:
             quarantine_refused(ctx, app, None, message=operator_message(operator))
             return
+        findings = preflight(ctx, app)
+        if findings:  # the register shows it would fail: held with every reason, never sent
+            quarantine_refused(ctx, app, None, items=hold_items(findings), kind="preflight", status=PREFLIGHT_STATUS,
+                               note="held by the register pre-flight")  # fmt: skip
+            return
         application = _APPLICATION.validate_python(app.payload)
         failpoints.reached("create.before_send")
         try:
@@ -238,22 +244,36 @@ def _declared(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def quarantine_refused(
-    ctx: StageContext, app: AppRow, exc: sdk.APIError | None, *, message: str | None = None
+    ctx: StageContext,
+    app: AppRow,
+    exc: sdk.APIError | None,
+    *,
+    message: str | None = None,
+    items: list[dict[str, Any]] | None = None,
+    kind: str = "centre",
+    status: str = "中心校验未通过，未提交",
+    note: str | None = None,
 ) -> None:
     """The centre refused the application (or the agent knows it would): say which rows and columns, and hold it.
 
     ``message`` replaces the centre's detail — for the operator check, which speaks to the branch in Chinese.
+    ``items`` (``{"pointer", "detail", "code"}``, details in Chinese) are the agent's own reasons — the pre-flight's,
+    quarantined as ``kind`` with the receipt line's ``status`` and the application's ``note``.
     """
     columns: dict[str, Any] = {}
     for src in app.source:
         columns.update(src.get("columns", {}))
     src = app.source[-1] if app.source else {}
     errors = []
-    if exc is None or message is not None:
-        items: list[Any] = [{"pointer": "/declaration/operator_id", "detail": message, "code": "operator"}]
+    own = items is not None or message is not None
+    reasons: list[Any]
+    if items is not None:
+        reasons = items
+    elif exc is None or message is not None:
+        reasons = [{"pointer": "/declaration/operator_id", "detail": message, "code": "operator"}]
     else:
-        items = list(getattr(exc, "errors", None) or [{"pointer": None, "detail": str(exc), "code": exc.code}])
-    for item in items:
+        reasons = list(getattr(exc, "errors", None) or [{"pointer": None, "detail": str(exc), "code": exc.code}])
+    for item in reasons:
         pointer = item.get("pointer") if isinstance(item, dict) else getattr(item, "pointer", None)
         detail = item.get("detail") if isinstance(item, dict) else getattr(item, "detail", str(item))
         row, column = columns.get(pointer or "", [src.get("rows", [None])[0], pointer or "(application)"])
@@ -263,13 +283,13 @@ def quarantine_refused(
                 "row": row,
                 "field": column,
                 "value": "",
-                "expected": detail if message is not None else f"the centre: {detail}",
+                "expected": detail if own else f"the centre: {detail}",
                 "target": pointer or "",
             }
         )
     with ctx.store.transaction():
         qid = ctx.store.quarantine(
-            "centre",
+            kind,
             errors,
             file_sha256=src.get("sha256"),
             path=src.get("file"),
@@ -280,17 +300,21 @@ def quarantine_refused(
         ctx.store.update_application(
             app.reference,
             stage="quarantined",
-            last_error=(message or str(exc))[:500],
-            note="operator not an account of this bank" if message else "refused by the centre as invalid",
+            last_error=(message or (str(exc) if exc is not None else "；".join(e["expected"] for e in errors)))[:500],
+            note=note or ("operator not an account of this bank" if message else "refused by the centre as invalid"),
         )
         queue_receipt(
             ctx,
             app,
             f"quarantined:{qid}",
             "quarantined",
-            status="中心校验未通过，未提交",
+            status=status,
             reason="；".join(f"{e['field']}: {e['expected']}" for e in errors),
         )
     operator = operator_of(app.payload)
+    if items is not None:
+        codes = ",".join(str(i.get("code")) for i in items)
+        ctx.audit.append(f"application.held_{kind}", app.reference, "quarantined", code=codes, operator=operator)
+        return
     code = exc.code if exc is not None else "operator_not_authorised"
     ctx.audit.append("application.refused_invalid", app.reference, "quarantined", code=code, operator=operator)

@@ -172,6 +172,13 @@ class PropertyQueryResult(Resource):
     seized: bool = Field(description="是否查封")
     objection: bool = Field(description="是否异议")
     mortgaged: bool
+    title_certificate: str | None = Field(default=None, description="不动产权证书号 the register records for the unit")
+    owner_digests: list[str] = Field(
+        default_factory=list,
+        description="every 权利人 (all co-owners) as SHA-256 of '<query_id>:<证件号码>' "
+        "(:func:`sdk.register_checks.owner_digest`): the bank checks its mortgagors are the owners without the "
+        "centre disclosing co-owners' ID numbers",
+    )
     answered_at: datetime
     operator_id: str | None = Field(default=None, description="who asked (业务办理人员账号)")
     authorisation_reference: str | None = Field(default=None, description="授权书编号")

@@ -1,0 +1,85 @@
+"""Pre-flight (issue 24 item 2): with the applicant's query authorisation on file, every row a register check can
+foresee is held with its reason and never sent (the centre saw no application for it); the rest are sent."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from agent.demo import samples
+from sandbox import register
+from sandbox.local import LocalCentre
+
+from ..conftest import Branch, drop, make_branch
+
+PROFILE = (Path(__file__).parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8") + '''
+[authorisation]
+reference = "查询授权书编号"
+valid_until = "授权有效期止"
+'''
+COLUMNS = [*samples.COREBANK_COLUMNS, "查询授权书编号", "授权有效期止"]
+STRANGER = register.owners_of(150)[0]  # owns unit 150, nothing else
+
+
+def _export(inbox: Path) -> bytes:
+    rows: list[dict[str, str]] = []
+    rows += samples.mortgage_rows("PF-OK", 101, amount="120")
+    rows += samples.mortgage_rows("PF-SEIZED", register.SEIZED_UNIT, amount="70")
+    joint = samples.mortgage_rows("PF-COOWNER", 7, amount="90")  # unit 7: two co-owners; the second is not
+    joint[1].update({"抵押人": STRANGER.name, "证件号码": STRANGER.id_number})
+    rows += joint
+    rows += [
+        {**r, "抵押人": STRANGER.name, "证件号码": STRANGER.id_number}
+        for r in samples.mortgage_rows("PF-NONOWNER", 102, amount="90")
+    ]
+    rows += samples.mortgage_rows("PF-TITLE", 3, amount="80", title=register.title_certificate(33))
+    rows += samples.existing_rows("PF-GONE", "抵押注销", 4, "皖(2024)长丰县不动产证明第0009999号")
+    for loan, kind in (("PF-OK", "mortgage_first"), ("PF-SEIZED", "mortgage_first"), ("PF-COOWNER", "mortgage_first"),
+                       ("PF-NONOWNER", "mortgage_first"), ("PF-TITLE", "mortgage_first"),
+                       ("PF-GONE", "mortgage_discharge")):  # fmt: skip
+        samples.write_materials(inbox / "materials", loan, kind)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "查询授权书编号": f"SQ-{r['贷款编号']}", "授权有效期止": "2099-12-31"})
+    return buf.getvalue().encode("gb18030")
+
+
+def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) -> None:
+    profile = tmp_path / "corebank_preflight.toml"
+    profile.write_text(PROFILE, encoding="utf-8")
+    inboxes = [{"name": "corebank", "path": "inbox/corebank", "profile": str(profile), "completion": "rename"}]
+    with LocalCentre() as centre:
+        branch: Branch = make_branch(centre, tmp_path / "branch", inboxes)
+        drop(branch.inbox(), "export.csv", _export(branch.inbox()))
+        agent = branch.agent()
+        try:
+            agent.run_until_idle(timeout=60)
+            stages = {a.loan_no: a.stage for a in agent.store.applications()}
+            held = {q["loan_no"]: q for q in agent.store.quarantined() if q["kind"] == "preflight"}
+        finally:
+            agent.close()
+        assert stages["PF-OK"] not in ("queued", "quarantined")
+        reasons = {loan: " ".join(e["expected"] for e in q["errors"]) for loan, q in held.items()}
+        assert set(held) == {"PF-SEIZED", "PF-COOWNER", "PF-NONOWNER", "PF-TITLE", "PF-GONE"}, reasons
+        assert "property_seized" in reasons["PF-SEIZED"] and "查封" in reasons["PF-SEIZED"]
+        assert "mortgagor_not_owner" in reasons["PF-COOWNER"] and "mortgagor_not_owner" in reasons["PF-NONOWNER"]
+        assert "title_certificate_mismatch" in reasons["PF-TITLE"]
+        assert "mortgage_not_current" in reasons["PF-GONE"] and "0009999" in reasons["PF-GONE"]
+        assert held["PF-SEIZED"]["errors"][0]["field"] == "不动产单元号"  # the export's column, for the branch
+        # the centre saw no application for a held row, only the pre-flight's queries
+        sent = {r["client_reference"] for r in centre.centre.store.all("SELECT client_reference FROM applications")}
+        assert sent == {"PF-OK-DYSC"}
+        trace = centre.centre.query_trace(institution_id=branch.institution_id)
+        assert {t["authorisation_reference"] for t in trace} >= {"SQ-PF-OK", "SQ-PF-SEIZED", "SQ-PF-GONE"}
+        assert [t["outcome"] for t in trace if t["authorisation_reference"] == "SQ-PF-NONOWNER"] == ["refused"]
+        receipts = (branch.inbox() / "receipts").glob("*.csv")
+        text = "".join(p.read_bytes().decode("gb18030") for p in receipts)
+        assert text.count("登记簿预检未通过，未提交") == 5
+        audit = [json.loads(line) for line in (branch.root / "var" / "audit.log").read_text().splitlines()]
+        assert [a["target"] for a in audit if a["action"] == "application.preflight" and a["outcome"] == "passed"] == [
+            "PF-OK-DYSC"
+        ]
