@@ -124,9 +124,20 @@ def serve(
     under_construction: Annotated[
         bool, typer.Option(help="admit 在建建筑物抵押 (excluded by default, as in seed 001's pilot)")
     ] = False,
+    dialect: Annotated[
+        str | None,
+        typer.Option(
+            help="serve a provincial 总对总 platform in this dialect (province) in front of its county centres "
+            "(config/dialects/<dialect>.toml [districts]; in memory; docs/dialects.md)"
+        ),
+    ] = None,
 ) -> None:
-    """Run the sandbox centre (API on /v1, admin API on /admin/v1)."""
+    """Run the sandbox centre (API on /v1, admin API on /admin/v1), or with --dialect a provincial platform."""
     import uvicorn
+
+    if dialect is not None:
+        _serve_platform(dialect, host, port, suite)
+        return
 
     from sdk.suites import suite_named
 
@@ -181,6 +192,23 @@ def serve(
     )
     typer.echo(f"admin API token for this run (shown once): {token}")
     uvicorn.run(application, host=host, port=port, log_level="warning", date_header=False)
+
+
+def _serve_platform(dialect: str, host: str, port: int, suite: str | None) -> None:
+    from sdk.suites import suite_named
+
+    from .platform import ProvincePlatform
+
+    try:
+        platform = ProvincePlatform(dialect=dialect, host=host, port=port, suite=suite_named(suite or "intl"))
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--dialect / --suite") from None
+    typer.echo(f"provincial platform ({dialect}) on {platform.url}/api/{{service}}, appId {platform.app_id}")
+    for district, centre in platform.centres.items():
+        typer.echo(f"  {district} {centre.centre.name}: {centre.url}")
+    typer.echo(f"registration desk: POST {platform.url}/admin/enrol, token for this run (shown once): "
+               f"{platform.admin_token}")  # fmt: skip
+    platform.serve_forever()
 
 
 @admin_app.command("token")

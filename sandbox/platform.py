@@ -27,6 +27,8 @@ county centre's application id.
 from __future__ import annotations
 
 import base64
+import hmac
+import secrets
 import socket
 import threading
 import time
@@ -51,12 +53,13 @@ from sdk.dialects.province import (
     open_envelope,
     seal,
 )
-from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey
+from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_public_key
 from sdk.models import Material, Payment
 from sdk.signing import generate_private_key, jwk_from_public_key
 from sdk.suites import INTL, Suite
 
 from . import samples
+from .errors import CentreError
 from .local import LocalCentre
 from .register import COUNTIES, County
 
@@ -117,6 +120,7 @@ class ProvincePlatform:
         suite: Suite = INTL,
         dialect: str = "province",
         max_skew: float = DEFAULT_MAX_SKEW,
+        host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.fields = load_dialect(dialect)
@@ -131,13 +135,20 @@ class ProvincePlatform:
         self.banks: dict[str, BankAtPlatform] = {}
         self._routes: dict[str, str] = {}  # application id → district
         self._lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/api/{service}", self._endpoint, methods=["POST"])])
+        #: the bearer token of ``POST /admin/enrol`` (the registration desk; shown once by ``sandbox serve``)
+        self.admin_token = secrets.token_urlsafe(24)
+        self.app = Starlette(
+            routes=[
+                Route("/api/{service}", self._endpoint, methods=["POST"]),
+                Route("/admin/enrol", self._enrol_endpoint, methods=["POST"]),
+            ]
+        )
         self._sock = socket.socket()
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", port))
+        self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, log_level="warning", lifespan="off", date_header=False, access_log=False)
         )
@@ -211,6 +222,63 @@ class ProvincePlatform:
         with self._lock:
             self.banks[app_id] = bank
         return Enrolment(self.app_id, self.signing_key.public, self.encryption_key.public, self.url, centre_keys)
+
+    async def _enrol_endpoint(self, request: Request) -> JSONResponse:
+        """``POST /admin/enrol`` (bearer :attr:`admin_token`): ``{appId, signingKey, encryptionKey (PEM),
+        notifyUrl?, name?, uscc?, operators?}`` → the platform's ``appId``, keys (PEM) and each centre's
+        trust anchors."""
+        if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.admin_token}"):
+            return JSONResponse({"error": "admin token required"}, status_code=401)
+        try:
+            body = await request.json()
+            app_id = str(body["appId"])
+            signing = load_pem_public_key(str(body["signingKey"]).encode())
+            encryption = load_pem_public_key(str(body["encryptionKey"]).encode())
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"appId, signingKey and encryptionKey (SM2 PEM) expected: {exc}"}, 400)
+        if app_id in self.banks:
+            return JSONResponse({"error": f"{app_id} is already registered"}, status_code=409)
+        try:
+            enrolment = await self._enrol_in_thread(body, app_id, signing, encryption)
+        except CentreError as exc:
+            return JSONResponse({"error": exc.detail}, status_code=exc.status)
+        return JSONResponse(
+            {
+                "platformAppId": enrolment.platform_app_id,
+                "signingKey": enrolment.platform_signing_key.to_pem().decode(),
+                "encryptionKey": enrolment.platform_encryption_key.to_pem().decode(),
+                "url": enrolment.url,
+                "centres": enrolment.centre_keys,
+            }
+        )
+
+    async def _enrol_in_thread(
+        self, body: dict[str, Any], app_id: str, signing: Sm2PublicKey, encryption: Sm2PublicKey
+    ) -> Enrolment:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(
+            lambda: self.enrol(
+                app_id,
+                signing_key=signing,
+                encryption_key=encryption,
+                notify_url=body.get("notifyUrl"),
+                name=str(body.get("name", samples.bank().name)),
+                uscc=str(body.get("uscc", samples.BANK_USCC)),
+                operators=tuple(str(o) for o in body.get("operators", ("op-001", "op-002"))),
+            )
+        )
+
+    def serve_forever(self) -> None:
+        """Start, and serve until interrupted (``regbridge sandbox serve --dialect province``)."""
+        self.start()
+        try:
+            while self._thread.is_alive():
+                self._thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def peer_key(self, app_id: str) -> Sm2PublicKey | None:
         bank = self.banks.get(app_id)

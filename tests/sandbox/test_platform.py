@@ -221,3 +221,24 @@ def test_a_pushed_notice_is_sealed_to_the_bank_and_signed_by_the_platform(setup:
     with pytest.raises(EnvelopeRefused) as forged:
         open_envelope(headers, body, recipient=setup.decryption, peers=impostor, window=NonceWindow())
     assert forged.value.code == "4011"
+
+
+def test_the_registration_desk_exchanges_keys_only_with_the_admin_token(setup: Setup) -> None:
+    signer, decryption = Sm2PrivateKey.generate(), Sm2PrivateKey.generate()
+    body = {
+        "appId": "BANK-AH-0002", "signingKey": signer.public.to_pem().decode(),
+        "encryptionKey": decryption.public.to_pem().decode(), "uscc": f.uscc("91340100MA2N00009"), "name": "示例银行二",
+        "operators": ["op-201"],
+    }  # fmt: skip
+    assert httpx.post(f"{setup.platform.url}/admin/enrol", json=body).status_code == 401
+    desk = {"Authorization": f"Bearer {setup.platform.admin_token}"}
+    answer = httpx.post(f"{setup.platform.url}/admin/enrol", json=body, headers=desk).json()
+    assert set(answer["centres"]) == {"340121", "340123"} and answer["centres"]["340123"]["ca_pem"].startswith("-----")
+    from sdk.gm.sm2 import load_pem_public_key
+
+    with PlatformClient(
+        answer["url"], app_id="BANK-AH-0002", signer=signer, decryption_key=decryption,
+        platform_app_id=answer["platformAppId"], platform_key=load_pem_public_key(answer["signingKey"].encode()),
+        platform_encryption_key=load_pem_public_key(answer["encryptionKey"].encode()),
+    ) as client:  # fmt: skip
+        assert client.call("channel", {}) == {"open": True}
