@@ -247,6 +247,18 @@ class Centre:
                     422, "envelope_invalid", f"the personal-field envelope does not open: {e}",
                     errors=[{"code": "envelope_invalid", "detail": str(e), "pointer": f"/{ENVELOPE_MEMBER}"}],
                 ) from None  # fmt: skip
+            if self.suite.envelope:  # what the centre asks for: its own mode, and every personal field inside
+                alg, fields = document[ENVELOPE_MEMBER].get("alg"), document[ENVELOPE_MEMBER].get("fields")
+                if alg != self.suite.envelope:
+                    detail = f"the envelope is {alg}; this centre asks for {self.suite.envelope}"
+                    where = f"/{ENVELOPE_MEMBER}/alg"
+                    problem = {"code": "envelope_invalid", "detail": detail, "pointer": where}
+                    raise CentreError(422, "envelope_invalid", detail, errors=[problem])
+                left = next((p for p in personal_pointers(opened) if p not in fields), None)
+                if left is not None:
+                    detail = f"{left} is personal data outside the envelope; this centre asks for it {alg}-encrypted"
+                    problem = {"code": "encryption_required", "detail": detail, "pointer": left}
+                    raise CentreError(422, "encryption_required", detail, errors=[problem])
             return json.dumps(opened, ensure_ascii=False).encode()
         clear = next(personal_pointers(document), None)
         if self.suite.envelope and method == "POST" and clear is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -216,3 +217,40 @@ def test_webhooks_come_sealed_to_the_banks_key(centre: LocalCentre) -> None:
         sdk.verify_webhook(**args, decryption_key=Sm2PrivateKey.generate())  # type: ignore[arg-type]
     with pytest.raises(sdk.SignatureError, match="no decryption key"):
         sdk.verify_webhook(**args)  # type: ignore[arg-type]
+
+
+def test_an_envelope_that_leaves_fields_out_or_changes_the_mode_is_refused(centre: LocalCentre) -> None:
+    """break19 finding 3: an ``encryption`` member with an empty or partial field list let every other name
+    and ID number through in the clear, and a centre asking for SM4-GCM took SM4-CBC (no integrity of its own)."""
+    from sdk.gm.envelope import personal_pointers, seal_fields
+
+    asked = centre.centre.suite.envelope
+    other = "SM4-CBC" if asked == "SM4-GCM" else "SM4-GCM"
+
+    class Sealing(sdk.FieldEncryption):
+        how: ClassVar[dict[str, Any]] = {}
+
+        def seal(self, body: dict[str, Any]) -> dict[str, Any]:
+            pointers = list(personal_pointers(body))
+            return seal_fields(body, self.recipient, mode=self.how["mode"], pointers=self.how["pick"](pointers))
+
+    client, _ = _client(centre)
+    assert client.envelope is not None
+    sealing = Sealing(client.envelope.recipient, asked)  # type: ignore[arg-type]
+    client.envelope = sealing
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("none", {"mode": asked, "pick": lambda ps: []}, "encryption_required"),
+        ("some", {"mode": asked, "pick": lambda ps: ps[:1]}, "encryption_required"),
+        ("mode", {"mode": other, "pick": lambda ps: ps}, "envelope_invalid"),
+    ]
+    with client:
+        for name, how, code in cases:
+            Sealing.how = how
+            data = f.application_dict("mortgage_first", f"LN-ENV-{name}", complete=True)
+            with pytest.raises(sdk.ValidationFailed) as refused:
+                client.applications.create(_APP.validate_python(data))
+            assert refused.value.code == code, name
+        Sealing.how = {"mode": asked, "pick": lambda ps: ps}  # all of them, in the centre's mode: taken
+        client.applications.create(
+            _APP.validate_python(f.application_dict("mortgage_first", "LN-ENV-all", complete=True))
+        )
