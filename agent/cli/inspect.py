@@ -19,6 +19,7 @@ from typing import IO, Any
 import typer
 
 from agent.cli.common import CONFIG, open_agent
+from sdk.privacy import mask_text
 
 __all__ = ["agent_process", "quarantine_app", "register"]
 
@@ -132,7 +133,10 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         for col in ("loan", "reference", "why", "detail", "since"):
             t.add_column(col)
         for e in snap["needing_person"]:
-            t.add_row(e["loan_no"], e["reference"], e["why"], e["detail"], at(e["since"]))
+            detail = e["detail"]
+            if e["why"] == "补正":
+                detail = f"deadline {at(e.get('deadline'))}: {', '.join(e.get('items') or [])}"
+            t.add_row(e["loan_no"], e["reference"], e["why"], detail, at(e["since"]))
         console.print(t)
     else:
         console.print("no loan needs a person")
@@ -172,13 +176,17 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
 def show(
     loan: str = typer.Argument(..., help="The loan number (贷款编号) or one of its references."),
     config: Path = CONFIG,
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable (the raw codes)."),
+    raw: bool = typer.Option(False, "--raw", help="For bank IT: the raw codes, audit details and stored times."),
 ) -> None:
-    """A loan's whole history: rows, applications, events, notices, fees, certificates, receipts, with times."""
+    """A loan's whole history: rows, applications, events, notices, fees, certificates, receipts, with times.
+
+    Branch staff read it in Chinese with local times (the web console's timeline); ``--raw`` gives bank
+    IT the codes, the audit records' details and the times as stored (UTC).
+    """
     from dataclasses import asdict
 
     from agent.state.lookup import loan_history
-    from agent.state.store import local_time
 
     agent = open_agent(config)
     try:
@@ -187,22 +195,64 @@ def show(
     finally:
         agent.close()
     if not history.applications and not history.quarantine:
-        typer.secho(f"no loan or reference {loan}", fg="red", err=True)
+        typer.secho(f"没有贷款编号或业务编号 {mask_text(loan)} (no loan or reference)", fg="red", err=True)
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(asdict(history), ensure_ascii=False, indent=2))
         return
+    if raw:
+        _show_raw(history)
+        return
+    from agent import labels as zh
+
     typer.secho(f"贷款编号 {history.loan_no}", bold=True)
     for a in history.applications:
-        typer.echo(f"\n{a['reference']}  {a['type']}  inbox {a['inbox']}  stage {a['stage']}"
-                   f"  centre {a['centre_status'] or '-'}  受理号 {a['application_id'] or '-'}")  # fmt: skip
-        typer.echo(f"  from: {'; '.join(a['rows'])}   经办人 {a['operator'] or '-'}   paper {a['paper']}")
+        typer.echo(
+            f"\n{a['reference']}  {zh.business_type(a['type'])}  收件夹 {a['inbox']}  阶段 {zh.stage(a['stage'])}"
+            f"  登记中心 {zh.centre_status(a['centre_status'])}  受理号 {a['application_id'] or '-'}"
+        )
+        typer.echo(
+            f"  来源：{'；'.join(a['rows'])}   经办人 {a['operator'] or '-'}   纸质原件 {zh.paper_status(a['paper'])}"
+        )
         if a["correction"]:
-            typer.echo(f"  补正: deadline {a['correction']['deadline']}  items {', '.join(a['correction']['items'])}")
+            items = "、".join(zh.material(i) for i in a["correction"]["items"])
+            typer.echo(f"  补正：期限 {zh.when(a['correction']['deadline'], tz) or '未定'}  材料 {items}")
+        if a["decision"]:
+            reason = zh.chinese_or(a["decision"]["reason"], "详见登记中心的告知书") if a["decision"]["reason"] else ""
+            typer.echo(f"  决定：{zh.centre_status(a['decision']['status'])} {reason}".rstrip())
+        if a["fee"]:
+            typer.echo(f"  登记费：{a['fee']['amount']} 元（{zh.fee_status(a['fee']['status'])}）")
+        if a["last_error"]:
+            typer.echo(
+                f"  最近错误：{zh.chinese_or(a['last_error'], '处理中出现错误（regbridge show --raw 可看详情）')}"
+            )
+        for c in a["certificates"]:
+            typer.echo(f"  登记证明 {c['number'] or '（尚无证明号）'}：{zh.certificate_stage(c['stage'])}")
+    for q in history.quarantine:
+        typer.echo(f"\n隔离区 #{q['id']}（{zh.quarantine_kind(q['kind'])}，{zh.quarantine_status(q['status'])}）"
+                   f"{Path(str(q['file'] or '')).name} {q['row']}：{'；'.join(q['errors'])}")  # fmt: skip
+    typer.secho("\n时间线", bold=True)
+    for e in zh.narrate(history.timeline, tz):
+        who = f"  [{e['actor']}]" if e["actor"] != "系统" else ""
+        typer.echo(f"  {e['at']}  {e['reference']:<18} {e['category']}  {e['sentence']}{who}")
+
+
+def _show_raw(history: Any) -> None:
+    typer.secho(f"loan {history.loan_no} (raw: codes, audit details, stored times in UTC)", bold=True)
+    for a in history.applications:
+        typer.echo(
+            f"\n{a['reference']}  {a['type']}  inbox {a['inbox']}  stage {a['stage']}"
+            f"  centre {a['centre_status'] or '-'}  application_id {a['application_id'] or '-'}"
+        )
+        typer.echo(f"  from: {'; '.join(a['rows'])}   operator {a['operator'] or '-'}   paper {a['paper']}")
+        if a["correction"]:
+            typer.echo(
+                f"  correction: deadline {a['correction']['deadline']}  items {', '.join(a['correction']['items'])}"
+            )
         if a["decision"]:
             typer.echo(f"  decision: {a['decision']['status'] or ''} {a['decision']['reason'] or ''}")
         if a["fee"]:
-            typer.echo(f"  fee: {a['fee']['amount']} 元 ({a['fee']['status']})")
+            typer.echo(f"  fee: {a['fee']['amount']} ({a['fee']['status']})")
         if a["last_error"]:
             typer.echo(f"  last error: {a['last_error']}")
         for c in a["certificates"]:
@@ -213,8 +263,8 @@ def show(
     typer.secho("\ntimeline", bold=True)
     for e in history.timeline:
         actor = f" [{e['actor']}]" if e.get("actor") else ""
-        note = f" — {e['note']}" if e.get("note") else ""
-        typer.echo(f"  {local_time(str(e['at']), tz)}  {e['reference']:<18} {e['kind']:<11} {e['what']}{actor}{note}")
+        note = f" — {mask_text(str(e['note']))}" if e.get("note") else ""
+        typer.echo(f"  {e['at']}  {e['reference']:<18} {e['kind']:<11} {e['what']}{actor}{note}")
 
 
 def search(
@@ -229,7 +279,6 @@ def search(
     from dataclasses import asdict
 
     from agent.state.lookup import search as do_search
-    from sdk.privacy import mask_text
 
     agent = open_agent(config)
     try:

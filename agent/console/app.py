@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -27,21 +27,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from agent import labels
 from agent.config import AgentConfig
 from agent.console.users import User, UserStore
 from agent.pipeline.context import StageContext
 from agent.state.audit import AuditLog
-from agent.state.store import StateStore, local_time
+from agent.state.store import StateStore
 from connectors.documents import DocumentStore
 from sdk.privacy import mask_text
 
 __all__ = ["ConsoleHost", "create_app"]
 
 HERE = Path(__file__).resolve().parent
-STAGES_ZH = {
-    "queued": "排队", "created": "已创建", "submitted": "已提交", "tracking": "办理中", "done": "已办结",
-    "rejected": "未通过", "quarantined": "已隔离",
-}  # fmt: skip
+STAGES_ZH = labels.STAGES
 
 
 class ConsoleHost(Protocol):
@@ -76,6 +74,9 @@ class _Failures:
         return len(recent) >= 5
 
     def failed(self, name: str) -> None:
+        if len(self._seen) > 10_000:  # names made up by a guesser must not grow this without end
+            now = time.monotonic()
+            self._seen = {n: ts for n, ts in self._seen.items() if ts and now - ts[-1] < 300}
         self._seen.setdefault(name, []).append(time.monotonic())
 
     def clear(self, name: str) -> None:
@@ -89,14 +90,39 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
     failures = _Failures()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     tz = cfg.timezone
-    templates.env.filters["local"] = lambda at: local_time(at, tz) if at else ""
+    templates.env.filters["local"] = lambda at: labels.when(at, tz)
     templates.env.filters["mask"] = lambda text: mask_text(str(text or ""))
-    templates.env.filters["stage"] = lambda stage: STAGES_ZH.get(str(stage), str(stage or ""))
+    templates.env.filters["stage"] = labels.stage
+    templates.env.filters["cstatus"] = labels.centre_status
+    templates.env.filters["btype"] = labels.business_type
+    templates.env.filters["fee"] = labels.fee_status
+    templates.env.filters["paper"] = labels.paper_status
+    templates.env.filters["cert"] = labels.certificate_stage
+    templates.env.filters["qkind"] = labels.quarantine_kind
+    templates.env.filters["qstatus"] = labels.quarantine_status
+    templates.env.filters["material"] = labels.material
+    templates.env.filters["chinese"] = labels.chinese_or
+    templates.env.filters["basename"] = lambda path: PurePath(str(path or "")).name
     templates.env.filters["urlq"] = lambda text: quote(str(text), safe="")
+    templates.env.globals["alert_title"] = labels.alert_title
+    templates.env.globals["alert_fix"] = labels.alert_fix_zh
+
+    # the sessions logged in now, by a random id the signed cookie carries: logging out (or a restart)
+    # ends a session for good, so a copied cookie is worthless afterwards, and a session id planted
+    # before the login is never the one after it (no fixation)
+    live: dict[str, tuple[str, float]] = {}
+    lifetime = cfg.console.session_minutes * 60
 
     def current(request: Request) -> User | None:
-        name = request.session.get("user")
-        return users.get(name) if isinstance(name, str) else None
+        sid = request.session.get("sid")
+        entry = live.get(sid) if isinstance(sid, str) else None
+        now = time.monotonic()
+        if entry is None or entry[1] < now:
+            if entry is not None:
+                live.pop(str(sid), None)
+            return None
+        live[str(sid)] = (entry[0], now + lifetime)  # ends after session_minutes without use
+        return users.get(entry[0])
 
     def csrf(request: Request) -> str:
         token = request.session.get("csrf")
@@ -105,12 +131,24 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         return token
 
     def render(request: Request, name: str, user: User | None, status: int = 200, **ctx: Any) -> Response:
+        message = request.session.pop("flash", None) if user is not None else None
         return templates.TemplateResponse(
             request,
             name,
-            {"user": user, "csrf": csrf(request), "institution": cfg.centre.institution_name, **ctx},
+            {
+                "user": user,
+                "csrf": csrf(request),
+                "institution": cfg.centre.institution_name,
+                "message": message,
+                **ctx,
+            },
             status_code=status,
         )
+
+    def flash(request: Request, message: str, to: str) -> Response:
+        """The result of an action, shown once on the next page (kept in the session, never in the URL)."""
+        request.session["flash"] = message
+        return RedirectResponse(to, 303)
 
     def denied(request: Request, user: User | None) -> Response:
         if request.url.path.startswith("/api/"):
@@ -119,6 +157,10 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         if user is None:
             return RedirectResponse("/", 303)
         return render(request, "denied.html", user, 403, title="无权限")
+
+    def refused_form(request: Request, user: User | None) -> Response:
+        return render(request, "denied.html", user, 403, title="页面已过期",
+                      why="页面已过期或不是从本控制台提交的，请刷新页面后重试。")  # fmt: skip
 
     async def checked_form(request: Request) -> dict[str, str] | None:
         """The POSTed form if its CSRF token is the session's and its Origin (when given) is this site."""
@@ -145,7 +187,11 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         from agent.state.status import snapshot
 
         snap = snapshot(host.store)
-        return render(request, "overview.html", user, title="概览", snap=snap, inboxes=[i.name for i in cfg.inbox])
+        needs = [{**e, **labels.need(e, tz)} for e in snap["needing_person"]]
+        if request.query_params.get("view") == "it" and user.can("admin"):
+            return render(request, "overview_it.html", user, title="技术视图（银行IT）", snap=snap)
+        return render(request, "overview.html", user, title="概览", snap=snap, needs=needs,
+                      inboxes=[i.name for i in cfg.inbox])  # fmt: skip
 
     async def login(request: Request) -> Response:
         form = await checked_form(request)
@@ -161,7 +207,16 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             host.audit.append("console.login", name, "failed", actor=f"console:{name}")
             return RedirectResponse("/?error=bad", 303)
         failures.clear(name)
-        request.session.clear()  # a fresh session (and CSRF token) at login: no fixation
+        old_sid = request.session.get("sid")
+        if isinstance(old_sid, str):
+            live.pop(old_sid, None)
+        request.session.clear()  # a fresh session id (and CSRF token) at login: no fixation
+        sid = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        for gone in [k for k, (_, until) in live.items() if until < now]:
+            live.pop(gone, None)
+        live[sid] = (user.name, now + lifetime)
+        request.session["sid"] = sid
         request.session["user"] = user.name
         csrf(request)
         host.audit.append("console.login", user.name, "ok", actor=actor(user), role=user.role)
@@ -172,18 +227,32 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         form = await checked_form(request)
         if user is not None and form is not None:
             host.audit.append("console.logout", user.name, "ok", actor=actor(user))
+            live.pop(str(request.session.get("sid")), None)
             request.session.clear()
         return RedirectResponse("/", 303)
 
     async def loans(request: Request) -> Response:
+        """GET: the list with filters (no personal data in the URL); POST: a search, whose query — an ID
+        number among them — travels in the body only and comes back unmasked in the search box alone, so
+        the user sees what they typed and can correct it (the rest of the page shows it masked)."""
         user = current(request)
         if user is None:
             return denied(request, user)
-        from agent.state.lookup import search
+        from agent.state.lookup import looks_like_id_number, search
 
-        q = request.query_params.get("q", "").strip()
-        stage = request.query_params.get("stage", "")
-        inbox = request.query_params.get("inbox", "")
+        if request.method == "POST":
+            form = await checked_form(request)
+            if form is None:
+                return refused_form(request, user)
+            params = form
+        else:
+            params = {k: str(v) for k, v in request.query_params.items()}
+        q = params.get("q", "").strip()
+        stage = params.get("stage", "")
+        inbox = params.get("inbox", "")
+        if q and request.method == "GET" and looks_like_id_number(q):
+            request.session["flash"] = "证件号码请在查找框中输入后点“查询”（不经网址传送）"
+            return RedirectResponse("/loans", 303)
         if q:
             matches = search(host.store, q, host.person_key)
             rows = [a for a in (host.store.application(m.reference) for m in matches) if a is not None]
@@ -196,9 +265,18 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             rows = [a for a in rows if a.stage == stage]
         rows = sorted(rows, key=lambda a: a.updated_at, reverse=True)[:200]
         return render(
-            request, "loans.html", user, title="贷款", rows=rows, q=mask_text(q), stage=stage, inbox=inbox,
-            stages=list(STAGES_ZH), inboxes=[i.name for i in cfg.inbox],
-        )  # fmt: skip
+            request,
+            "loans.html",
+            user,
+            title="贷款",
+            rows=rows,
+            q=q if request.method == "POST" else mask_text(q),
+            searched=mask_text(q),
+            stage=stage,
+            inbox=inbox,
+            stages=list(STAGES_ZH),
+            inboxes=[i.name for i in cfg.inbox],
+        )
 
     async def loan(request: Request) -> Response:
         user = current(request)
@@ -209,7 +287,20 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         history = loan_history(host.store, request.path_params["loan"], host.data_dir / "audit.log")
         if not history.applications and not history.quarantine:
             return render(request, "notfound.html", user, 404, title="未找到", what=request.path_params["loan"])
-        return render(request, "loan.html", user, title=f"贷款 {history.loan_no}", h=history)
+        if request.query_params.get("view") == "it":
+            if not user.can("admin"):
+                return denied(request, user)
+            return render(
+                request, "loan_it.html", user, title=f"贷款 {history.loan_no} · 技术视图（银行IT）", h=history
+            )
+        return render(
+            request,
+            "loan.html",
+            user,
+            title=f"贷款 {history.loan_no}",
+            h=history,
+            events=labels.narrate(history.timeline, tz),
+        )
 
     async def quarantine(request: Request) -> Response:
         user = current(request)
@@ -224,7 +315,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             for q in host.store.quarantined(None if show_all else "open")
         ]
         return render(request, "quarantine.html", user, title="隔离区", items=items, show_all=show_all,
-                      message=request.query_params.get("message"))  # fmt: skip
+                      )  # fmt: skip
 
     async def quarantine_action(request: Request) -> Response:
         user = current(request)
@@ -232,7 +323,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             return denied(request, user)
         form = await checked_form(request)
         if form is None:
-            return Response("CSRF check failed", 403)
+            return refused_form(request, user)
         from agent.pipeline.requeue import dismiss, requeue
 
         item = int(request.path_params["item"])
@@ -240,8 +331,8 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             result = requeue(host.context, item, actor=actor(user))
         else:
             result = dismiss(host.context, item, form.get("reason", ""), actor(user))
-        message = f"#{item}: {result.outcome} {result.detail}"
-        return RedirectResponse(f"/quarantine?message={quote(message)}", 303)
+        message = f"隔离区 #{item}：{labels.requeue_outcome(result.outcome, result.detail)}"
+        return flash(request, message, "/quarantine")
 
     async def certificates(request: Request) -> Response:
         user = current(request)
@@ -257,7 +348,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             return denied(request, user)
         cert = host.store.certificate(request.path_params["cid"])
         if cert is None or cert["stage"] != "stored" or not cert.get("store_key"):
-            return Response("no stored, verified certificate", 404)
+            return render(request, "notfound.html", user, 404, title="未找到", what="这份登记证明（或尚未验证存档）")
         data = host.documents.get(cert["store_key"])
         name = (cert["certificate_number"] or cert["certificate_id"]) + Path(cert["store_key"]).suffix
         disposition = "attachment" if request.query_params.get("download") else "inline"
@@ -275,14 +366,14 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
 
         listing = fee_listing(host.store)
         return render(request, "fees.html", user, title="登记费", listing=listing, auto_pay=cfg.fees.auto_pay,
-                      message=request.query_params.get("message"))  # fmt: skip
+                      )  # fmt: skip
 
     async def fee_pay(request: Request) -> Response:
         user = current(request)
         if user is None or not user.can("operator"):
             return denied(request, user)
         if await checked_form(request) is None:
-            return Response("CSRF check failed", 403)
+            return refused_form(request, user)
         from agent.pipeline.fees import FeeNotPayable, pay_now
 
         ref = request.path_params["ref"]
@@ -290,31 +381,31 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             receipt = pay_now(host.context, ref)
         except (FeeNotPayable, KeyError) as exc:
             host.audit.append("console.fee_pay", ref, "refused", actor=actor(user), reason=str(exc))
-            message = f"{ref}: 不能缴费 {exc}"
+            message = f"{ref}：现在不能缴费（{labels.chinese_or(str(exc), '登记中心尚未开具缴费通知或已缴')}）"
         else:
             host.audit.append("console.fee_pay", ref, "ok", actor=actor(user), amount=str(receipt.amount))
-            message = f"{ref}: 已缴 {receipt.amount} 元，票据号 {receipt.receipt_number}"
-        return RedirectResponse(f"/fees?message={quote(message)}", 303)
+            message = f"{ref}：已缴 {receipt.amount} 元，票据号 {receipt.receipt_number}"
+        return flash(request, message, "/fees")
 
     async def transmittals(request: Request) -> Response:
         user = current(request)
         if user is None:
             return denied(request, user)
         return render(request, "transmittals.html", user, title="纸质材料移交", items=host.store.transmittals(),
-                      owed=len(host.store.paper_owed()), message=request.query_params.get("message"))  # fmt: skip
+                      owed=len(host.store.paper_owed()), )  # fmt: skip
 
     async def transmittal_new(request: Request) -> Response:
         user = current(request)
         if user is None or not user.can("operator"):
             return denied(request, user)
         if await checked_form(request) is None:
-            return Response("CSRF check failed", 403)
+            return refused_form(request, user)
         from agent.pipeline.transmittal import make_transmittal
 
         result = make_transmittal(host.context, cfg.resolve(cfg.transmittal_dir))
         host.audit.append("console.transmittal_made", result.id or "-", "ok", actor=actor(user), count=result.count)
-        message = f"{result.id}: {result.count} 件" if result.count else "没有待移交的纸质材料"
-        return RedirectResponse(f"/transmittals?message={quote(message)}", 303)
+        message = f"移交清单 {result.id}：{result.count} 件" if result.count else "没有待移交的纸质材料"
+        return flash(request, message, "/transmittals")
 
     async def transmittal_pdf(request: Request) -> Response:
         user = current(request)
@@ -322,7 +413,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             return denied(request, user)
         found = next((t for t in host.store.transmittals() if t["id"] == request.path_params["tid"]), None)
         if found is None or not found.get("pdf_path") or not Path(found["pdf_path"]).is_file():
-            return Response("no such transmittal", 404)
+            return render(request, "notfound.html", user, 404, title="未找到", what="这份移交清单")
         return Response(Path(found["pdf_path"]).read_bytes(), media_type="application/pdf")
 
     async def transmittal_confirm(request: Request) -> Response:
@@ -330,14 +421,14 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         if user is None or not user.can("operator"):
             return denied(request, user)
         if await checked_form(request) is None:
-            return Response("CSRF check failed", 403)
+            return refused_form(request, user)
         tid = request.path_params["tid"]
         try:
             n = host.store.confirm_transmittal(tid)
         except KeyError:
-            return Response("no such transmittal", 404)
+            return render(request, "notfound.html", user, 404, title="未找到", what="这份移交清单")
         host.audit.append("transmittal.delivered", tid, "ok", actor=actor(user), applications=n)
-        return RedirectResponse(f"/transmittals?message={quote(f'{tid}: {n} 件已确认送达')}", 303)
+        return flash(request, f"移交清单 {tid}：{n} 件已确认送达", "/transmittals")
 
     async def audit_page(request: Request) -> Response:
         user = current(request)
@@ -356,8 +447,9 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         try:
             since = parse_bound(p["from"], tz, end=False) if p.get("from") else None
             until = parse_bound(p["to"], tz, end=True) if p.get("to") else None
-        except ValueError as exc:
-            return Response(str(exc), 400)
+        except ValueError:
+            return render(request, "denied.html", user, 400, title="日期有误",
+                          why="起止日期应为 年-月-日，如 2026-11-30。")  # fmt: skip
         host.audit.append("console.audit_export", f"{p.get('from', '')}..{p.get('to', '')}", "ok", actor=actor(user))
         data, _ = export_audit(host.data_dir / "audit.log", since, until, fmt, tz)
         name = f"audit-{p.get('from') or 'start'}-{p.get('to') or 'now'}.{fmt}"
@@ -377,7 +469,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         Route("/", home),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
-        Route("/loans", loans),
+        Route("/loans", loans, methods=["GET", "POST"]),
         Route("/loans/{loan:path}", loan),
         Route("/quarantine", quarantine),
         Route("/quarantine/{item:int}/{action:str}", quarantine_action, methods=["POST"]),

@@ -22,11 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.state.status import quarantine_reasons
 from agent.state.store import StateStore
 from connectors.readers import rows_label
 from sdk.privacy import mask_text
 
-__all__ = ["Match", "audit_records", "loan_history", "person_digest", "person_key", "search", "search_keys_of"]
+__all__ = [
+    "Match",
+    "audit_records",
+    "loan_history",
+    "looks_like_id_number",
+    "person_digest",
+    "person_key",
+    "search",
+    "search_keys_of",
+]
 
 #: GB/T 37346-2019 不动产单元号 (domain.md: 28 characters, no check digit)
 UNIT_NUMBER = re.compile(r"^[0-9]{12}[GJZ][ABSXCDEFGHWY][0-9]{5}[FLQW][0-9]{8}$")
@@ -77,6 +87,11 @@ def search_keys_of(key: bytes) -> Any:
         return sorted(found)
 
     return keys
+
+
+def looks_like_id_number(query: str) -> bool:
+    """Is ``query`` shaped like an 18-character ID number or USCC (full-width digits and spaces allowed)?"""
+    return bool(_ID_LIKE.match(_normalise_id(query)))
 
 
 @dataclass
@@ -225,7 +240,8 @@ def loan_history(store: StateStore, loan_no: str, audit_log: Path | None = None)
         )
         for t in store.transitions(ref):
             what = t["stage"] + (f" / {t['centre_status']}" if t.get("centre_status") else "")
-            timeline.append({"at": t["at"], "reference": ref, "kind": "stage", "what": what, "note": t.get("note")})
+            timeline.append({"at": t["at"], "reference": ref, "kind": "stage", "what": what, "note": t.get("note"),
+                             "stage": t["stage"], "centre_status": t.get("centre_status")})  # fmt: skip
         for c in certs:
             timeline.append(
                 {"at": c["created_at"], "reference": ref, "kind": "certificate", "what": "issued",
@@ -235,7 +251,8 @@ def loan_history(store: StateStore, loan_no: str, audit_log: Path | None = None)
             p = r["payload"]
             timeline.append(
                 {"at": r["created_at"], "reference": ref, "kind": "receipt", "what": p.get("event") or r["kind"],
-                 "note": f"batch {r['batch']}" if r.get("batch") else "not yet written"}
+                 "note": f"batch {r['batch']}" if r.get("batch") else "not yet written",
+                 "event": p.get("event") or r["kind"], "receipt_status": p.get("status"), "batch": r.get("batch")}
             )  # fmt: skip
     for q in store.quarantined(None):
         if q["loan_no"] == loan_no or (q["reference"] and q["reference"] in refs):
@@ -245,19 +262,21 @@ def loan_history(store: StateStore, loan_no: str, audit_log: Path | None = None)
                 "status": q["status"],
                 "file": q["path"],
                 "row": row_ref(q["row"]),
-                "errors": [mask_text(f"{e.get('field')}: {e.get('expected')}") for e in q["errors"]],
+                "errors": [mask_text(quarantine_reasons({"errors": [e]})) for e in q["errors"]],
                 "created_at": q["created_at"],
                 "resolved_at": q["resolved_at"],
             }
             history.quarantine.append(item)
             timeline.append(
                 {"at": q["created_at"], "reference": q["reference"] or "", "kind": "quarantine",
-                 "what": f"quarantined ({q['kind']}) #{q['id']}", "note": "; ".join(item["errors"])}
+                 "what": f"quarantined ({q['kind']}) #{q['id']}", "note": "; ".join(item["errors"]),
+                 "item": q["id"], "qkind": q["kind"], "reasons": "；".join(item["errors"])}
             )  # fmt: skip
             if q["resolved_at"]:
                 timeline.append(
                     {"at": q["resolved_at"], "reference": q["reference"] or "", "kind": "quarantine",
-                     "what": f"quarantine #{q['id']} {q['status']}", "note": None}
+                     "what": f"quarantine #{q['id']} {q['status']}", "note": None,
+                     "item": q["id"], "status": q["status"], "resolved": True}
                 )  # fmt: skip
     if audit_log is not None and refs:
         for rec in audit_records(audit_log, set(refs)):
@@ -266,7 +285,8 @@ def loan_history(store: StateStore, loan_no: str, audit_log: Path | None = None)
             timeline.append(
                 {"at": rec.get("at"), "reference": rec.get("target"), "kind": "audit",
                  "what": f"{rec.get('action')} ({rec.get('outcome')})", "note": note or None,
-                 "actor": rec.get("actor")}
+                 "actor": rec.get("actor"), "action": rec.get("action"), "outcome": rec.get("outcome"),
+                 "detail": detail}
             )  # fmt: skip
     history.timeline = sorted(timeline, key=lambda e: str(e["at"]))
     return history

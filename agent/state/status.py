@@ -62,8 +62,8 @@ def needing_person(store: StateStore) -> list[dict[str, Any]]:
     quarantined (with the reason), fees due. One entry each, oldest first."""
     out: list[dict[str, Any]] = []
 
-    def need(loan_no: str, reference: str, why: str, detail: str, since: str) -> None:
-        out.append({"loan_no": loan_no, "reference": reference, "why": why, "detail": detail, "since": since})
+    def need(loan_no: str, reference: str, why: str, detail: str, since: str, **more: Any) -> None:
+        out.append({"loan_no": loan_no, "reference": reference, "why": why, "detail": detail, "since": since, **more})
 
     for a in store.applications("rejected", "tracking", "quarantined"):
         decision = a.decision or {}
@@ -72,7 +72,9 @@ def needing_person(store: StateStore) -> list[dict[str, Any]]:
             need(a.loan_no, a.reference, "refused", reason, a.updated_at)
         elif a.centre_status == "correction_required":
             items = ", ".join(i.get("code", "") for i in (a.correction or {}).get("items", []))
-            need(a.loan_no, a.reference, "补正", f"deadline {a.deadline or '?'}: {items}", a.updated_at)
+            codes = [i.get("code", "") for i in (a.correction or {}).get("items", [])]
+            need(a.loan_no, a.reference, "补正", f"deadline {a.deadline or '?'}: {items}", a.updated_at,
+                 deadline=a.deadline, items=codes)  # fmt: skip
         elif a.fee_status == "unpaid":
             need(a.loan_no, a.reference, "fee due", f"{a.fee_total} 元", a.updated_at)
         elif a.stage == "quarantined":

@@ -78,7 +78,9 @@ def test_login_search_timeline_requeue_and_dismiss_in_chromium(
         page.fill("input[name=q]", owner.id_number)
         page.click("button:has-text('查询')")
         page.wait_for_selector("text=DEMO-001-DYSC")
-        assert owner.id_number not in page.content() and owner.name not in page.content()
+        # the number typed stays in the search box (to correct a typo), is nowhere else, never in the URL
+        assert page.input_value("input[name=q]") == owner.id_number and owner.id_number not in page.url
+        assert page.content().count(owner.id_number) == 1 and owner.name not in page.content()
         _shot(page, "loans", tmp_path)
         page.click("a:has-text('DEMO-001')")
         page.wait_for_selector("text=时间线")
@@ -92,10 +94,10 @@ def test_login_search_timeline_requeue_and_dismiss_in_chromium(
         first, second = (rows.nth(i).get_attribute("id") for i in range(2))
         (worked.inbox() / "materials" / "DEMO-002_main_contract.pdf").write_bytes(b"%PDF-1.7 contract")
         page.click(f"tr#{first} >> button:has-text('重新处理')")
-        page.wait_for_selector("text=requeued")
+        page.wait_for_selector("text=已重新处理")
         page.fill(f"tr#{second} >> input[name=reason]", "客户撤回申请")
         page.click(f"tr#{second} >> button:has-text('撤销')")
-        page.wait_for_selector("text=dismissed")
+        page.wait_for_selector("text=客户撤回申请")
         assert page.locator("table.quarantine tr[id]").count() == 0
         page.click("nav >> text=登记证明")
         assert page.locator("text=签章已验证").count() == 1

@@ -73,13 +73,17 @@ def test_the_overview_loans_search_and_timeline_are_in_chinese_and_masked(agent:
         page = login(c, "zhao.viewer")
         assert "各收件夹队列" in page and "需要人工处理的贷款" in page and "DEMO-002" in page
         assert "+08:00" in page  # times in the branch's zone, with the offset
-        found = c.get("/loans", params={"q": owner.id_number}).text
-        assert "DEMO-001-DYSC" in found and owner.id_number not in found and owner.name not in found
+        # an ID number is searched by POST: found; it comes back only in the search box, as typed
+        loans_page = c.get("/loans").text
+        found = c.post("/loans", data={"csrf": _csrf(loans_page), "q": owner.id_number}).text
+        assert "DEMO-001-DYSC" in found and owner.name not in found
+        assert found.count(owner.id_number) == 1 and f'name="q" value="{owner.id_number}"' in found
         assert "DEMO-002" not in c.get("/loans", params={"q": "DEMO-001"}).text
         assert "DEMO-002" not in c.get("/loans", params={"stage": "done"}).text
         timeline = c.get("/loans/DEMO-001").text
-        for expected in ("时间线", "DEMO-001-DYSC", "第2行", "application.submitted", "已验证"):
+        for expected in ("时间线", "DEMO-001-DYSC", "第2行", "已提交登记中心", "已验证"):
             assert expected in timeline, expected
+        assert "application.submitted" not in timeline and c.get("/loans/DEMO-001?view=it").status_code == 403
         assert owner.id_number not in timeline and owner.name not in timeline
         status = c.get("/api/status").json()
         assert status["inboxes"]["corebank"]["done"] == 1
@@ -105,10 +109,10 @@ def test_an_operator_requeues_and_dismisses_and_each_action_is_audited_with_the_
         assert r.status_code == 403  # another site's form
         (worked.inbox() / "materials" / "DEMO-002_main_contract.pdf").write_bytes(b"%PDF-1.7 contract")
         done = c.post(f"/quarantine/{ids[0]}/requeue", data={"csrf": _csrf(page)}, follow_redirects=True)
-        assert "requeued" in done.text
+        assert "已重新处理" in done.text
         gone = c.post(f"/quarantine/{ids[1]}/dismiss", data={"csrf": _csrf(page), "reason": "贷款已撤销"},
                       follow_redirects=True)  # fmt: skip
-        assert "dismissed" in gone.text
+        assert "已撤销" in gone.text and "贷款已撤销" in gone.text
         assert c.get("/audit/export").status_code == 403  # operators do not export the audit
     records = [json.loads(line) for line in (agent.data_dir / "audit.log").read_text().splitlines()]
     acts = {(r["action"], r["actor"]) for r in records}
@@ -129,6 +133,8 @@ def test_certificates_open_and_the_admin_exports_the_audit(agent: Agent) -> None
         export = c.get("/audit/export", params={"from": "2000-01-01", "to": "2999-12-31"})
         assert export.status_code == 200 and "console:wang.admin" in export.content.decode("utf-8-sig")
         assert "纸质" in c.get("/transmittals").text and "待缴" in c.get("/fees").text
+        raw = c.get("/loans/DEMO-001", params={"view": "it"}).text  # bank IT's view keeps the codes
+        assert "application.submitted" in raw and "certificate_number=" in raw
         assert c.get("/").headers["x-frame-options"] == "DENY"
 
 
@@ -173,3 +179,171 @@ def test_the_daemon_serves_the_console_and_its_metrics_index_links_to_it(with_us
         stop.set()
         daemon.join(timeout=60)
     assert not daemon.is_alive()
+
+
+# --- every page in Chinese, local time, no raw codes (issue 23 gap 1) ---------------------------------
+
+ISO_T = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")  # the console writes 2026-12-01 02:11:35 +08:00, never ISO-T
+KEY_VALUE = re.compile(r"\b[a-z_]{2,}=\S")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|var|srv|opt|etc|root|usr)/")
+ENGLISH = re.compile(r"\b[A-Za-z]{3,} [A-Za-z]{2,} [A-Za-z]{2,}\b")
+
+
+def _codes() -> set[str]:
+    """Every code a page could leak: stages, centre statuses, business types, fee/quarantine/receipt words,
+    audit actions, alert kinds."""
+    from agent import labels
+    from sdk.models import APPLICATION_TYPES, ApplicationStatus
+
+    return {
+        *labels.STAGES, *labels.CERTIFICATE_STAGES, *labels.FEE_STATUSES, *labels.QUARANTINE_KINDS,
+        *labels.QUARANTINE_STATUSES, *labels.RECEIPT_EVENTS, *labels.AUDIT_ZH, *labels.ALERT_TITLES,
+        *(s.value for s in ApplicationStatus), *APPLICATION_TYPES,
+    }  # fmt: skip
+
+
+def _visible(html: str) -> str:
+    """The text a person reads: tags dropped, entities kept as written (a text box's value is read too)."""
+    values = " ".join(re.findall(r'<input(?![^>]*type="hidden")[^>]*value="([^"]*)"', html))
+    body = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", body) + " " + values
+
+
+def leaks(text: str, codes: set[str]) -> list[str]:
+    found = [m.group(0) for rx in (ISO_T, KEY_VALUE, ABSOLUTE_PATH, ENGLISH) for m in rx.finditer(text)]
+    found += [c for c in codes if re.search(rf"(?<![\w.@/-]){re.escape(c)}(?![\w/-]|\.[a-z])", text)]
+    return found
+
+
+def test_every_audit_action_the_agent_writes_has_a_chinese_sentence() -> None:
+    import ast
+    from pathlib import Path
+
+    from agent.labels import AUDIT_ZH
+
+    root = Path(__file__).resolve().parents[3]
+    missing = []
+    for path in [*root.joinpath("agent").rglob("*.py"), *root.joinpath("connectors").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                    and len(node.args) >= 2 and "audit" in ast.unparse(node.func.value)):  # fmt: skip
+                continue
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                if first.value not in AUDIT_ZH:
+                    missing.append(f"{path.name}: {first.value}")
+            elif isinstance(first, ast.JoinedStr):  # f"application.{what}": some sentence for that family
+                head = first.values[0].value if isinstance(first.values[0], ast.Constant) else ""
+                if not any(k.startswith(str(head)) for k in AUDIT_ZH):
+                    missing.append(f"{path.name}: {ast.unparse(first)}")
+    assert not missing, missing
+
+
+def test_every_page_speaks_chinese_in_local_time_with_no_raw_codes(agent: Agent, worked: Branch) -> None:
+    """Walks every page an admin reaches by its links (after a requeue, a dismiss, open alerts and a
+    transmittal, so each kind of row shows) and `regbridge show`; fails on an untranslated stage/event
+    code, an ISO time, a key=value list, a file system path or an English sentence. The technical
+    view (?view=it) is bank IT's and is skipped."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    agent.store.raise_alert("deadline:DEMO-009-DYSC", "补正 for DEMO-009 is due 2026-12-03T00:00:00+00:00")
+    agent.store.raise_alert("inbox:corebank", f"inbox folder {worked.inbox()} is missing (share dropped?)")
+    codes = _codes()
+    seen: dict[str, str] = {}
+    with _client(agent) as c:
+        login(c, "wang.admin")
+        page = c.get("/quarantine").text
+        (worked.inbox() / "materials" / "DEMO-002_main_contract.pdf").write_bytes(b"%PDF-1.7 contract")
+        c.post("/quarantine/1/requeue", data={"csrf": _csrf(page)})
+        c.post("/quarantine/2/dismiss", data={"csrf": _csrf(page), "reason": "客户撤回"})
+        c.post("/transmittals/new", data={"csrf": _csrf(page)})
+        todo = ["/", "/quarantine?all=1", "/loans/DEMO-002", "/loans/DEMO-003"]
+        while todo:
+            path = todo.pop()
+            if path in seen:
+                continue
+            r = c.get(path)
+            assert r.status_code == 200, path
+            seen[path] = r.text
+            for link in re.findall(r'href="(/[^"]*)"', r.text):
+                link = link.replace("&amp;", "&")
+                if not link.startswith(("/static", "/audit/export")) and "view=it" not in link and not link.endswith(
+                    ("/file", "/pdf", "download=1")
+                ):
+                    todo.append(link)
+    assert {"/", "/loans", "/quarantine", "/certificates", "/fees", "/transmittals", "/audit"} <= set(seen)
+    assert any(p.startswith("/loans/DEMO-001") for p in seen) and "隔离区 #2 已撤销" in seen["/loans/DEMO-003"]
+    assert "补正期限将至（DEMO-009-DYSC）" in seen["/"] and "收件夹不可用（corebank）" in seen["/"]
+    problems = {p: leaks(_visible(html), codes) for p, html in seen.items()}
+    assert not any(problems.values()), {p: v for p, v in problems.items() if v}
+    runner = CliRunner()
+    for loan in ("DEMO-001", "DEMO-002", "DEMO-003"):
+        out = runner.invoke(app, ["show", loan, "--config", str(worked.config)])
+        assert out.exit_code == 0 and "时间线" in out.output, out.output
+        assert not leaks(out.output, codes), (loan, leaks(out.output, codes))
+    raw = runner.invoke(app, ["show", "DEMO-001", "--raw", "--config", str(worked.config)]).output
+    assert "application.submitted" in raw and "certificate_number=" in raw  # bank IT's form, on request
+
+
+# --- a hostile visitor (issue 23 gap 3) ---------------------------------------------------------------
+
+
+def test_hostile_requests_are_refused(agent: Agent, worked: Branch) -> None:
+    from agent.demo import samples
+
+    from ..conftest import drop
+
+    owner = register.owners_of(1)[0]
+    # an export whose loan number and name carry markup: shown escaped, never as markup
+    rows = samples.mortgage_rows("EVIL-1", 11, amount="90")
+    rows[0]["贷款编号"] = '<script>alert("x")</script>'
+    rows[0]["抵押人"] = "<img src=x onerror=alert(1)>"
+    drop(worked.inbox(), "evil.csv", samples.corebank_csv(rows))
+    assert agent.run_until_idle(timeout=60)
+    with _client(agent) as c:
+        # CSRF: a login without the page's token, or from another site, is refused
+        home = c.get("/").text
+        assert "页面已过期" in c.post("/login", data={"username": "wang.admin", "password": PASSWORDS["wang.admin"]},
+                                      follow_redirects=True).text  # fmt: skip
+        r = c.post("/login", data={"csrf": _csrf(home), "username": "wang.admin", "password": PASSWORDS["wang.admin"]},
+                   headers={"Origin": "http://evil.example"}, follow_redirects=False)  # fmt: skip
+        assert r.headers["location"] == "/?error=csrf"
+        # session fixation: a cookie planted before the login is not the session after it
+        planted = c.cookies.get("regbridge_console")
+        login(c, "li.operator")
+        assert c.cookies.get("regbridge_console") != planted
+        stolen = c.cookies.get("regbridge_console")
+        assert stolen
+        page = c.get("/quarantine").text
+        for evil in ("<script>", "<img src=x"):
+            assert evil not in page and evil not in c.get("/").text, evil
+        assert "&lt;script&gt;" in page or "&lt;img" in page
+        # path traversal in the document and transmittal downloads: nothing outside the store
+        for path in ("/certificates/..%2F..%2F..%2Fetc%2Fpasswd/file", "/certificates/../../etc/passwd/file",
+                     "/transmittals/..%2F..%2Fetc%2Fpasswd/pdf", "/static/..%2F..%2Fapp.py"):  # fmt: skip
+            r = c.get(path)
+            assert r.status_code == 404 and b"root:" not in r.content and b"import" not in r.content, path
+        # a result message travels in the session, not in a URL anyone could craft
+        assert "钓鱼" not in c.get("/quarantine", params={"message": "请拨打钓鱼电话"}).text
+        # an ID number in a URL is refused, not searched nor echoed
+        r = c.get("/loans", params={"q": owner.id_number}, follow_redirects=False)
+        assert r.status_code == 303 and owner.id_number not in r.headers["location"]
+        assert owner.id_number not in c.get("/loans").text
+        c.post("/logout", data={"csrf": _csrf(page)})
+    # the copied cookie is worthless after the logout
+    with _client(agent) as thief:
+        thief.cookies.set("regbridge_console", stolen)
+        assert thief.get("/api/status").status_code == 401
+        assert thief.get("/loans", follow_redirects=False).status_code == 303
+    # wrong passwords: after 5, even the right one waits (and that is audited)
+    with _client(agent) as c:
+        for _ in range(5):
+            c.post("/login", data={"csrf": _csrf(c.get("/").text), "username": "zhao.viewer", "password": "guess-1234"})
+        r = c.post("/login", data={"csrf": _csrf(c.get("/").text), "username": "zhao.viewer",
+                                   "password": PASSWORDS["zhao.viewer"]}, follow_redirects=True)  # fmt: skip
+        assert "失败次数过多" in r.text and c.get("/api/status").status_code == 401
+    audit = [json.loads(line) for line in (agent.data_dir / "audit.log").read_text().splitlines()]
+    assert any(a["action"] == "console.login" and a["outcome"] == "refused" for a in audit)
+    assert not any(owner.id_number in json.dumps(a, ensure_ascii=False) for a in audit)
