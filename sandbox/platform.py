@@ -17,11 +17,11 @@ a message) and gets the platform's ``appId`` and keys back. The platform then:
 
 Services (``data`` in, ``data`` out): ``create`` {application, idempotencyKey} → {YWH, record};
 ``upload`` {YWH, material, content (base64)} → {record}; ``submit`` {YWH, idempotencyKey} →
-{record}; ``query`` {YWH} → {record}; ``find`` {YWBH} → {record | null}; ``certificate`` {ZSID} →
-the county centre's signed metadata; ``download`` {ZSID, sha256} → {content}; ``operators``
-{XZQDM} → {operators}; ``channel`` {} → {open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH,
-payment, idempotencyKey} → the receipt (fees in 元, as the centres keep them). ``YWH`` is the
-county centre's application id.
+{record}; ``supplement`` {YWH, supplement, idempotencyKey} → {record}; ``query`` {YWH} → {record};
+``find`` {YWBH} → {record | null}; ``certificate`` {ZSID} → the county centre's signed metadata;
+``download`` {ZSID, sha256} → {content}; ``operators`` {XZQDM} → {operators}; ``channel`` {} →
+{open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH, payment, idempotencyKey} → the receipt (fees in
+元, as the centres keep them). ``YWH`` is the county centre's application id.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from sdk.dialects.province import (
     seal,
 )
 from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_public_key
-from sdk.models import Material, Payment
+from sdk.models import Material, Payment, Supplement
 from sdk.signing import generate_private_key, jwk_from_public_key
 from sdk.suites import INTL, Suite
 
@@ -372,6 +372,11 @@ class ProvincePlatform:
             _, client = self._client(bank, data["YWH"])
             record = client.applications.submit(data["YWH"], idempotency_key=data["idempotencyKey"])
             return {"record": fields.record_to_dialect(record)}
+        if service == "supplement":
+            _, client = self._client(bank, data["YWH"])
+            supplement = Supplement.model_validate(fields.from_dialect(data["supplement"]))
+            record = client.applications.supplement(data["YWH"], supplement, idempotency_key=data["idempotencyKey"])
+            return {"record": fields.record_to_dialect(record)}
         if service == "query":
             _, client = self._client(bank, data["YWH"])
             return {"record": fields.record_to_dialect(client.applications.get(data["YWH"]))}
@@ -395,7 +400,10 @@ class ProvincePlatform:
                 try:
                     if service == "certificate":
                         return client.certificates.get(data["ZSID"]).model_dump(mode="json", exclude_none=True)
-                    content = client.certificates.download(data["ZSID"], expected_sha256=data["sha256"])
+                    # the platform relays the file the centre signed for; the bank checks it against the
+                    # digest it expects (end to end: the digest is in the county centre's signed metadata)
+                    signed = client.certificates.get(data["ZSID"])
+                    content = client.certificates.download(data["ZSID"], expected_sha256=signed.metadata.sha256)
                     return {"content": base64.b64encode(content).decode("ascii")}
                 except sdk.NotFound:
                     continue

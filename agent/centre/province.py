@@ -1,0 +1,195 @@
+"""The provincial 总对总 platform as a :class:`~agent.centre.port.CentrePort` (docs/dialects.md).
+
+Every operation is one call in the platform's envelope (:class:`sdk.dialects.province.PlatformClient`:
+SM4-CBC body, SM2-wrapped key, SM2 signature, a fresh nonce, the platform's keys from enrolment),
+its data mapped with the dialect's field dictionary (``config/dialects/<name>.toml``) onto
+:mod:`sdk.models`, and its refusals onto :mod:`sdk.errors` as the stages expect them:
+
+======  =====================================  ==============================================
+code    meaning                                raised
+======  =====================================  ==============================================
+4220    business data refused                  ``sdk.ValidationFailed`` (pointers kept)
+4040    no such record                         ``sdk.NotFound``
+4090    already there / already paid           ``sdk.Conflict`` (``sdk.FeeNotDue`` on ``pay``)
+4030    not allowed                            ``sdk.PermissionDenied``
+5030    platform paused                        ``sdk.ChannelSuspended``
+4010    appId unknown / 4011 signature         ``sdk.AuthenticationFailed``
+4012    timestamp outside the window           ``sdk.ClockSkew``
+4013    nonce replayed; 5000 and others        ``sdk.ServerError`` (tried again, new nonce)
+—       an answer that fails a check           ``sdk.SignatureError`` (pauses the pipeline)
+—       the platform unreachable               ``sdk.TransportError``
+======  =====================================  ==============================================
+
+The platform has no event feed: :meth:`ProvinceCentre.events` answers an empty page, so the
+tracker reads each application on its straggler schedule (``straggler_seconds``), and the platform
+pushes notices to the bank's notify URL (opened with :func:`sdk.dialects.province.open_envelope`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import httpx
+
+import sdk
+from sdk.dialects.fields import FieldDictionary
+from sdk.dialects.province import (
+    EnvelopeRefused,
+    PlatformAnswerError,
+    PlatformClient,
+)
+from sdk.models import (
+    Application,
+    ApplicationRecord,
+    EventPage,
+    FeeNotice,
+    Material,
+    Operator,
+    Payment,
+    PaymentReceipt,
+    PropertyQuery,
+    PropertyQueryResult,
+    SignedCertificateMetadata,
+    Supplement,
+)
+from sdk.models.problems import ErrorDetail
+
+__all__ = ["ProvinceCentre"]
+
+_ERRORS: dict[str, tuple[type[sdk.APIError], int]] = {
+    "4220": (sdk.ValidationFailed, 422),
+    "4040": (sdk.NotFound, 404),
+    "4090": (sdk.Conflict, 409),
+    "4030": (sdk.PermissionDenied, 403),
+    "5030": (sdk.ChannelSuspended, 403),
+    "4010": (sdk.AuthenticationFailed, 401),
+    "4011": (sdk.AuthenticationFailed, 401),
+    "4012": (sdk.ClockSkew, 401),
+}
+
+
+def _error(exc: PlatformAnswerError, service: str) -> sdk.APIError:
+    kind, status = _ERRORS.get(exc.code, (sdk.ServerError, 503))
+    if service == "pay" and kind is sdk.Conflict:
+        kind = sdk.FeeNotDue
+    details: list[ErrorDetail] = []
+    if isinstance(exc.data, dict):
+        details = [ErrorDetail.model_validate(e) for e in exc.data.get("errors") or [] if isinstance(e, dict)]
+    return kind(f"{exc.code} {exc.msg}", status=status, code=f"platform_{exc.code}", errors=details)
+
+
+class ProvinceCentre:
+    """:class:`~agent.centre.port.CentrePort` over a provincial platform.
+
+    Args:
+        client: the platform connection (its keys from enrolment).
+        fields: the dialect's field dictionary (``config.load_dialect``).
+        districts: the 行政区划代码 of the centres behind the platform (``config.load_districts``).
+    """
+
+    def __init__(self, client: PlatformClient, fields: FieldDictionary, districts: tuple[str, ...]) -> None:
+        self.client = client
+        self.fields = fields
+        self.districts = districts
+
+    def _call(self, service: str, data: dict[str, Any]) -> Any:
+        try:
+            return self.client.call(service, data)
+        except PlatformAnswerError as exc:
+            raise _error(exc, service) from exc
+        except EnvelopeRefused as exc:
+            raise sdk.SignatureError(f"the platform's answer to {service} was refused: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise sdk.TimeoutError(f"{service}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise sdk.TransportError(f"{service}: {exc}") from exc
+
+    def _record(self, answer: Any) -> ApplicationRecord:
+        return self.fields.record_from_dialect(answer["record"])
+
+    # --- submit ----------------------------------------------------------------------------------
+
+    def create(self, application: Application, *, idempotency_key: str) -> ApplicationRecord:
+        message = self.fields.application_to_dialect(application)
+        return self._record(self._call("create", {"application": message, "idempotencyKey": idempotency_key}))
+
+    def upload_material(self, application_id: str, material: Material, content: bytes) -> ApplicationRecord:
+        data = {
+            "YWH": application_id,
+            "material": self.fields.to_dialect(material.model_dump(mode="json")),
+            "content": base64.b64encode(content).decode("ascii"),
+        }
+        return self._record(self._call("upload", data))
+
+    def submit(self, application_id: str, *, idempotency_key: str) -> ApplicationRecord:
+        return self._record(self._call("submit", {"YWH": application_id, "idempotencyKey": idempotency_key}))
+
+    def supplement(self, application_id: str, supplement: Supplement, *, idempotency_key: str) -> ApplicationRecord:
+        body = self.fields.to_dialect(supplement.model_dump(mode="json", exclude_none=True))
+        data = {"YWH": application_id, "supplement": body, "idempotencyKey": idempotency_key}
+        return self._record(self._call("supplement", data))
+
+    # --- query -----------------------------------------------------------------------------------
+
+    def application(self, application_id: str) -> ApplicationRecord:
+        return self._record(self._call("query", {"YWH": application_id}))
+
+    def find(self, reference: str) -> ApplicationRecord | None:
+        answer = self._call("find", {"YWBH": reference})
+        return self.fields.record_from_dialect(answer["record"]) if answer.get("record") else None
+
+    def channel_open(self) -> bool:
+        return bool(self._call("channel", {}).get("open"))
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def events(self, *, after: str | None, limit: int) -> EventPage:
+        """The platform has no feed: an empty page (the tracker reads applications on its schedule)."""
+        return EventPage(events=[], next_cursor=after or "0", has_more=False, poll_interval_seconds=60)
+
+    def set_webhook(self, url: str) -> None:
+        """The notify URL is registered at enrolment; nothing to ask of the platform here."""
+
+    # --- fees ------------------------------------------------------------------------------------
+
+    def pay(self, application_id: str, payment: Payment, *, idempotency_key: str) -> PaymentReceipt:
+        data = {"YWH": application_id, "payment": payment.model_dump(mode="json"), "idempotencyKey": idempotency_key}
+        return PaymentReceipt.model_validate(self._call("pay", data))
+
+    def fee_notice(self, application_id: str) -> FeeNotice:
+        return FeeNotice.model_validate(self._call("fee", {"YWH": application_id}))
+
+    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
+        """登记资料查询 is not a service of this platform."""
+        raise sdk.PermissionDenied(
+            "登记资料查询 is not offered by the provincial platform", status=403, code="platform_no_query"
+        )
+
+    # --- accounts --------------------------------------------------------------------------------
+
+    def operators(self) -> list[Operator]:
+        """The 业务办理人员 of the bank at every county centre behind the platform (deduplicated by id)."""
+        found: dict[str, Operator] = {}
+        for district in self.districts:
+            for raw in self._call("operators", {"XZQDM": district})["operators"]:
+                op = Operator.model_validate(raw)
+                found.setdefault(op.operator_id, op)
+        return list(found.values())
+
+    # --- certificates ----------------------------------------------------------------------------
+
+    def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
+        return SignedCertificateMetadata.model_validate(self._call("certificate", {"ZSID": certificate_id}))
+
+    def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
+        answer = self._call("download", {"ZSID": certificate_id, "sha256": expected_sha256})
+        content = base64.b64decode(answer["content"])
+        if hashlib.sha256(content).hexdigest() != expected_sha256:
+            raise sdk.DigestMismatch(f"certificate {certificate_id}: the file is not the one the centre signed")
+        return content
+
+    def close(self) -> None:
+        self.client.close()
+
