@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import platform
@@ -206,20 +207,20 @@ class _BaseClient:
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         return self.retry.backoff(state.attempt_number, retry_after)
 
-    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+    def _before_sleep(self, state: tenacity.RetryCallState, *, priority: bool = False) -> None:
         exc = state.outcome.exception() if state.outcome else None
         budget = self.retry.budget
-        if budget is not None and not budget.acquire(timeout=isinstance(exc, TimeoutError)):
+        if budget is not None and not budget.acquire(timeout=isinstance(exc, TimeoutError), priority=priority):
             raise RetryBudgetExhausted(
                 "retry budget exhausted: the centre is failing; not retrying to spare it", last_error=exc
             ) from exc
 
-    def _tenacity_args(self) -> dict[str, Any]:
+    def _tenacity_args(self, *, priority: bool = False) -> dict[str, Any]:
         return {
             "stop": tenacity.stop_after_attempt(self.retry.max_attempts),
             "wait": self._wait,
             "retry": tenacity.retry_if_exception(self._should_retry),
-            "before_sleep": self._before_sleep,
+            "before_sleep": functools.partial(self._before_sleep, priority=priority),
             "reraise": True,
         }
 
@@ -314,7 +315,7 @@ class Client(_BaseClient):
     def run(self, op: Operation[T]) -> T:
         """Send one operation, retrying what may succeed later, and return its result."""
         request = op.build(self._http, self.envelope.seal if self.envelope else None)
-        for attempt in tenacity.Retrying(sleep=self._sleep, **self._tenacity_args()):
+        for attempt in tenacity.Retrying(sleep=self._sleep, **self._tenacity_args(priority=op.priority)):
             with attempt:
                 return self._result(op, self._send(request, op.signed))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -394,7 +395,7 @@ class AsyncClient(_BaseClient):
 
     async def run(self, op: Operation[T]) -> T:
         request = op.build(self._http, self.envelope.seal if self.envelope else None)
-        async for attempt in tenacity.AsyncRetrying(sleep=self._sleep, **self._tenacity_args()):
+        async for attempt in tenacity.AsyncRetrying(sleep=self._sleep, **self._tenacity_args(priority=op.priority)):
             with attempt:
                 return self._result(op, await self._send(request, op.signed))
         raise AssertionError("unreachable")  # pragma: no cover

@@ -134,7 +134,8 @@ def list_events(after: str | None, limit: int) -> Operation[EventPage]:
     params: dict[str, str | int] = {"limit": limit}
     if after:
         params["after"] = after
-    return Operation.returning(EventPage, "GET", f"{API}/events", params=params)
+    # the feed is how every application learns its progress: its retries may use the budget's reserve
+    return Operation.returning(EventPage, "GET", f"{API}/events", params=params, priority=True)
 
 
 # --- certificates -------------------------------------------------------------------------

@@ -54,6 +54,8 @@ class Operation(Generic[T]):
     signed: bool = True
     #: 404 answers ``None`` instead of raising (for look-ups)
     none_on_404: bool = False
+    #: its retries may spend the retry budget's reserve (:class:`~sdk.retries.RetryBudget`): the event feed
+    priority: bool = False
 
     @classmethod
     def returning(
@@ -68,6 +70,7 @@ class Operation(Generic[T]):
         params: Mapping[str, str | int] | None = None,
         idempotency_key: str | None = None,
         signed: bool = True,
+        priority: bool = False,
     ) -> Operation[T]:
         """An operation whose answer is parsed as ``model``; POSTs get an idempotency key."""
         if method == "POST" and idempotency_key is None:
@@ -82,6 +85,7 @@ class Operation(Generic[T]):
             params=dict(params or {}),
             idempotency_key=idempotency_key,
             signed=signed,
+            priority=priority,
         )
 
     def build(

@@ -105,6 +105,14 @@ class RetryBudget:
 
     Each retry costs ``retry_cost`` tokens (a timeout costs ``timeout_cost``), each success
     returns ``success_refund`` up to the capacity. With no tokens left, retries are refused.
+
+    The last ``reserve`` tokens are kept for priority requests — the event feed
+    (:func:`sdk.events.list`), through which every application learns its progress: ordinary
+    retries may not spend the bucket below it, so a flaky network whose failed submissions,
+    payments and downloads spend the budget does not also silence the feed (under a fifth of
+    requests failing, one application waited five minutes for news the centre had long sent).
+    Refunds fill the reserve first, since ordinary retries cannot take from it. No reserve by
+    default; the agent keeps a fifth of its budget for its feed (:mod:`agent.centre.client`).
     """
 
     def __init__(
@@ -114,11 +122,15 @@ class RetryBudget:
         retry_cost: float = 5.0,
         timeout_cost: float = 10.0,
         success_refund: float = 1.0,
+        reserve: float = 0.0,
     ) -> None:
+        if not 0 <= reserve <= capacity:
+            raise ValueError(f"reserve must be between 0 and the capacity {capacity}, not {reserve}")
         self.capacity = capacity
         self.retry_cost = retry_cost
         self.timeout_cost = timeout_cost
         self.success_refund = success_refund
+        self.reserve = reserve
         self._tokens = capacity
         self._lock = threading.Lock()
         self.retries_granted = 0
@@ -128,10 +140,15 @@ class RetryBudget:
     def tokens(self) -> float:
         return self._tokens
 
-    def acquire(self, *, timeout: bool = False) -> bool:
+    def acquire(self, *, timeout: bool = False, priority: bool = False) -> bool:
+        """Take the cost of one retry (``timeout``: of a retry after a timeout); ``False`` when refused.
+
+        ``priority`` (the event feed) may spend the reserve; other retries leave it untouched.
+        """
         cost = self.timeout_cost if timeout else self.retry_cost
+        floor = 0.0 if priority else self.reserve
         with self._lock:
-            if self._tokens < cost:
+            if self._tokens - cost < floor:
                 self.retries_refused += 1
                 return False
             self._tokens -= cost

@@ -170,8 +170,9 @@ def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
             "application.created", app.reference, "ok", application_id=application_id, operator=operator_of(app.payload)
         )
     _upload_pending(ctx, app.reference, application_id, app.payload)
+    before = _status_now(ctx, app)
     record = centre.submit(application_id, idempotency_key=app.idem_submit)
-    _submitted(ctx, app, record, "submitted")
+    _submitted(ctx, app, record, "submitted", before)
 
 
 def _upload_pending(ctx: StageContext, reference: str, application_id: str, payload: dict[str, Any]) -> None:
@@ -184,7 +185,16 @@ def _upload_pending(ctx: StageContext, reference: str, application_id: str, payl
         ctx.store.mark_uploaded(reference, m["material_id"])
 
 
-def _submitted(ctx: StageContext, app: AppRow, record: sdk.models.ApplicationRecord, what: str) -> None:
+def _status_now(ctx: StageContext, app: AppRow) -> str | None:
+    """The centre status the state holds for ``app`` now (the event feed may have moved it since ``app`` was read)."""
+    current = ctx.store.application(app.reference)
+    return (current or app).centre_status
+
+
+def _submitted(
+    ctx: StageContext, app: AppRow, record: sdk.models.ApplicationRecord, what: str, before: str | None
+) -> None:
+    """Record a submission's answer; ``before`` is the centre status the state held when the request left."""
     fields: dict[str, Any] = {
         "stage": "tracking",
         "attempts": 0,
@@ -192,9 +202,15 @@ def _submitted(ctx: StageContext, app: AppRow, record: sdk.models.ApplicationRec
         "next_attempt_at": time.time() + ctx.config.straggler_seconds,
     }
     status = record.status.value
-    if app.centre_status is None or status != "submitted" or app.centre_status in ("draft", "correction_required"):
-        fields["centre_status"] = status
-    ctx.store.update_application(app.reference, note=what, **fields)
+    with ctx.store.transaction():
+        # the event feed runs beside this round: what it recorded while the request was on its way (受理, 登簿…)
+        # is newer than this answer and stays; overwriting it with "submitted" held the fee and the certificate
+        # until the straggler read, minutes later
+        if _status_now(ctx, app) == before and (
+            before is None or status != "submitted" or before in ("draft", "correction_required")
+        ):
+            fields["centre_status"] = status
+        ctx.store.update_application(app.reference, note=what, **fields)
     ctx.audit.append(f"application.{what}", app.reference, "ok", status=status, operator=operator_of(app.payload))
     ctx.supervisor.wake()
 
@@ -232,11 +248,12 @@ def _answer_correction(ctx: StageContext, app: AppRow) -> None:
         ctx.audit.append("correction.supplement_sent", app.reference, "ok", operator=operator_of(app.payload))
     payload = (store.application(app.reference) or app).payload
     _upload_pending(ctx, app.reference, app.application_id, payload)
+    before = _status_now(ctx, app)
     record = centre.submit(app.application_id, idempotency_key=answer["idem_submit"])
     store.update_application(app.reference, supplement=None, correction=None, deadline=None)
     store.flag(app.reference, "deadline_warned", 0)
     store.clear_alert(f"deadline:{app.reference}")
-    _submitted(ctx, app, record, "resubmitted")
+    _submitted(ctx, app, record, "resubmitted", before)
 
 
 def _declared(m: dict[str, Any]) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def handle_event(ctx: StageContext, event: Event) -> None:
         if app.centre_status and S(app.centre_status).is_final:
             return  # final states never change again; a late duplicate must not undo them
         fields: dict[str, Any] = {"centre_status": status.value}
-        if app.stage in ("tracking", "created", "queued") and status is not S.SUBMITTED:
+        if app.stage in ("tracking", "created", "queued") and status not in (S.DRAFT, S.SUBMITTED):
             fields["next_attempt_at"] = later
         if status is S.ACCEPTED:
             queue_receipt(ctx, app, "accepted", "accepted", status="受理", application_id=app.application_id)
@@ -172,7 +172,10 @@ def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> N
     status = record.status
     with store.transaction():
         fields: dict[str, Any] = {"needs_refresh": 0, "next_attempt_at": time.time() + ctx.config.straggler_seconds}
-        if not (app.centre_status and S(app.centre_status).is_final) or status.is_final:
+        # an event handled while the read was on its way is newer news than the read: its status stays
+        current = store.application(app.reference)
+        moved = current is not None and current.centre_status != app.centre_status
+        if (not (app.centre_status and S(app.centre_status).is_final) and not moved) or status.is_final:
             fields["centre_status"] = status.value
         if record.fee_status:
             fields["fee_status"] = record.fee_status

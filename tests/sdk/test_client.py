@@ -399,6 +399,32 @@ def test_successes_refill_the_budget(centre: Centre) -> None:
     assert budget.tokens == 8
 
 
+def test_the_budget_reserve_keeps_the_event_feed_retrying_when_other_traffic_spent_the_rest(centre: Centre) -> None:
+    unavailable = httpx.Response(503, json=problem(503, "unavailable"))
+    empty = {"events": [], "next_cursor": "c0", "has_more": False, "poll_interval_seconds": 5}
+    centre.on("GET", "/v1/institution", unavailable)
+    budget = RetryBudget(capacity=100, retry_cost=5, success_refund=1, reserve=20)
+    policy = RetryPolicy(max_attempts=100, budget=budget, sleep=centre.sleeps.append)
+    with centre.client(retry=policy) as client:
+        with pytest.raises(sdk.RetryBudgetExhausted):
+            client.institution.get()  # other traffic spends the budget down to the reserve, no further
+        assert budget.tokens == 20 and len(centre.requests) == 17
+        with pytest.raises(sdk.RetryBudgetExhausted):
+            client.institution.get()
+        assert len(centre.requests) == 18  # still refused: the reserve is not theirs
+        for _ in range(3):  # the feed, failing once a read, still gets its retry from the reserve
+            centre.on("GET", "/v1/events", unavailable, empty)
+            assert client.events.list().next_cursor == "c0"
+            centre.routes.pop(("GET", "/v1/events"))
+        assert len(centre.requests) == 18 + 6
+        assert budget.tokens == 20 - 3 * (5 - 1)  # each retry cost 5, each read's success gave 1 back
+
+
+def test_a_reserve_outside_the_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="reserve"):
+        RetryBudget(capacity=10, reserve=11)
+
+
 def test_event_pager_follows_cursors_until_the_end(centre: Centre) -> None:
     def page(request: httpx.Request) -> httpx.Response:
         after = request.url.params.get("after", "")
