@@ -199,6 +199,16 @@ class FeesConfig(_Section):
     payer_account: str | None = Field(default=None, description="the account fees are paid from")
 
 
+class CollateralConfig(_Section):
+    """Collateral watch (抵押物监控): each registered mortgage's unit looked at again by a 登记资料查询 the bank
+    authorises as the mortgage's 权利人 (agent/pipeline/collateral.py)."""
+
+    enabled: bool = Field(default=True, description="watch the units of the mortgages the agent registered")
+    interval_hours: float = Field(default=24.0, gt=0, description="look at each mortgage at most this often")
+    max_queries: int = Field(default=50, ge=1, description="the request budget: at most this many queries a run")
+    run_minutes: float = Field(default=10.0, gt=0, description="how often the watch runs")
+
+
 class WebhookConfig(_Section):
     """Event deliveries pushed by the centre (the event feed is read in any case)."""
 
@@ -316,6 +326,7 @@ class AgentConfig(BaseSettings):
     inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
     documents: DocumentsConfig = DocumentsConfig()
     fees: FeesConfig = FeesConfig()
+    collateral: CollateralConfig = CollateralConfig()
     webhook: WebhookConfig = WebhookConfig()
     metrics: MetricsConfig = MetricsConfig()
     state: StateConfig = StateConfig()
@@ -451,7 +462,8 @@ def schema_markdown() -> str:
     def table(model: type[BaseModel], prefix: str) -> list[str]:
         rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            sections = {"centre", "inbox", "documents", "fees", "webhook", "metrics", "logging", "console", "state"}
+            sections = {"centre", "inbox", "documents", "fees", "collateral", "webhook", "metrics", "logging",
+                        "console", "state"}  # fmt: skip
             if name in sections and model is AgentConfig:
                 continue
             default = "required" if field.is_required() else f"`{field.default}`"
@@ -494,6 +506,7 @@ def schema_markdown() -> str:
         ("inbox", InboxConfig, "`[[inbox]]` (one per folder; override the whole list with `REGBRIDGE_INBOX` as JSON)"),
         ("documents", DocumentsConfig, "`[documents]`"),
         ("fees", FeesConfig, "`[fees]`"),
+        ("collateral", CollateralConfig, "`[collateral]`"),
         ("webhook", WebhookConfig, "`[webhook]`"),
         ("metrics", MetricsConfig, "`[metrics]`"),
         ("state", StateConfig, "`[state]`"),

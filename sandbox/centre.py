@@ -206,6 +206,31 @@ class Centre:
         if public_url:
             self.public_url = public_url  # names the CRL in the seal certificate
 
+    def restrict_unit(self, unit_id: str, kind: str, *, authority: str, document: str) -> str:
+        """Record a 查封 (``seizure``) or an 异议 (``objection``) on a unit (scripted by the admin); the right's id.
+
+        Raises:
+            CentreError: 404 for a unit not in the register.
+        """
+        if self.register.unit(unit_id) is None:
+            raise CentreError(404, "not_found", f"no unit {unit_id} in the register")
+        what = "查封" if kind == "seizure" else "异议登记"
+        with self.store.transaction():
+            right = self.register.restrict(unit_id, kind, authority=authority, note=f"{document} {what}")
+            self.store.audit("admin", f"unit.{kind}", unit_id, "ok")
+        return right.id
+
+    def lift_restriction(self, right_id: str) -> None:
+        """解封 / 异议注销 of a restriction recorded on a unit (404 when there is no such current restriction)."""
+        row = self.store.one(
+            "SELECT id FROM rights WHERE id = ? AND kind IN ('seizure', 'objection') AND status = 'current'", right_id
+        )
+        if row is None:
+            raise CentreError(404, "not_found", f"no current seizure or objection {right_id}")
+        with self.store.transaction():
+            self.register.cancel(right_id, "解除")
+            self.store.audit("admin", "unit.restriction_lifted", right_id, "ok")
+
     @property
     def public_url(self) -> str | None:
         """The base URL the certificates' QR codes and the bundles point at."""

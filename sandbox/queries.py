@@ -73,7 +73,11 @@ class PropertyQueries:
         if unit is None:
             self._trace(institution_id, query, now, None, None, None, [("not_found", "no such unit")])
             raise CentreError(404, "not_found", "no such unit, title certificate or location in the register")
-        owners = query.authorisation.problems(now=now, owner_ids=unit.owner_ids())
+        # 权利人: the owners, and the holders of a current mortgage or notice on the unit (a mortgagee may query its
+        # own right without the owner's authorisation: the agent's collateral watch does)
+        holders = {r.holder_code for r in self.register.rights(unit.unit_id, current_only=True)
+                   if r.kind in ("mortgage", "notice") and r.holder_code}  # fmt: skip
+        owners = query.authorisation.problems(now=now, owner_ids=unit.owner_ids() | holders)
         if owners:
             self._trace(institution_id, query, now, unit.unit_id, None, None, [(p.code, p.reason) for p in owners])
             raise CentreError(

@@ -354,6 +354,13 @@ class Register:
         )  # fmt: skip
         return right
 
+    def restrict(self, uid: str, kind: str, *, authority: str, note: str) -> Right:
+        """Record a 查封 (``seizure``) or an 异议 (``objection``) on a unit, as a court or a claimant has it
+        recorded (the sandbox's admin scripts it: ``POST /admin/v1/units/{unit_id}/restrictions``)."""
+        if kind not in ("seizure", "objection"):
+            raise ValueError(f"a restriction is a seizure or an objection, not {kind!r}")
+        return self.add(Right(new_id("rt"), uid, kind, "current", holder_name=authority, note=note))
+
     def cancel(self, right_id: str, note: str) -> None:
         self.store.execute("UPDATE rights SET status = 'cancelled', note = ? WHERE id = ?", note, right_id)
 

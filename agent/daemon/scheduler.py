@@ -12,6 +12,7 @@ Jobs (each one at a time, missed runs coalesced):
 - ``events``: the event feed, rescheduled after each read to the interval the centre hints, and
   read half a second after a round that submitted or paid (centres often answer those at once);
 - ``deadlines``: every ten minutes — 补正 deadlines coming up;
+- ``collateral``: every ``collateral.run_minutes`` — the collateral watch within its request budget;
 - ``watchdog``: under systemd with ``WatchdogSec=``, a ping while the work loop runs.
 
 It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.daemon.metrics`) and tells systemd
@@ -39,6 +40,7 @@ from typing import Any
 
 from agent.daemon.agent import Agent
 from agent.daemon.systemd import notify, watchdog_seconds
+from agent.pipeline.collateral import watch_collateral
 from agent.pipeline.limits import check_time_limits
 from agent.pipeline.track import check_deadlines
 from agent.pipeline.watch import InboxWatcher
@@ -251,6 +253,14 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         minutes=10,
         id="limits",
         next_run_time=now + timedelta(seconds=7),
+    )
+
+    scheduler.add_job(
+        guarded("collateral", lambda: watch_collateral(agent.context) if agent.is_leader else None),
+        "interval",
+        minutes=agent.config.collateral.run_minutes,
+        id="collateral",
+        next_run_time=now + timedelta(seconds=11),
     )
 
     def on_signal(signum: int, frame: object) -> None:

@@ -40,6 +40,14 @@ class InstitutionCreate(BaseModel):
     district: str = Field(default="340121", pattern=r"^\d{6}$")
 
 
+class Restriction(BaseModel):
+    kind: Literal["seizure", "objection"] = Field(description="查封 or 异议")
+    authority: str = Field(default="长丰县人民法院", min_length=1, max_length=100, description="who has it recorded")
+    document: str = Field(
+        default="(2026)皖0121执0001号", min_length=1, max_length=100, description="the ruling or application number"
+    )
+
+
 class VoidRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=300, description="why the recorded entry is annulled (撤销)")
 
@@ -265,6 +273,19 @@ def router(ctx: Context) -> APIRouter:
         if row is None:
             raise CentreError(404, "not_found", f"no certificate {certificate_id}")
         return Response(row["metadata"], media_type="application/json")
+
+    @api.post("/admin/v1/units/{unit_id}/restrictions", tags=["admin"], dependencies=admin_only, status_code=201)
+    async def admin_restrict(unit_id: str, body: Restriction) -> Response:
+        """Script a 查封 or an 异议 on a unit (a court's or a claimant's act, not a bank's): the register records it,
+        and the banks holding a current mortgage on the unit see it in their 登记资料查询 (collateral watch)."""
+        right = ctx.centre.restrict_unit(unit_id, body.kind, authority=body.authority, document=body.document)
+        return Response(json.dumps({"right_id": right}), status_code=201, media_type="application/json")
+
+    @api.delete("/admin/v1/restrictions/{right_id}", tags=["admin"], dependencies=admin_only, status_code=204)
+    async def admin_lift(right_id: str) -> Response:
+        """解封 / 异议注销: the restriction is no longer current."""
+        ctx.centre.lift_restriction(right_id)
+        return Response(status_code=204)
 
     @api.get("/admin/v1/property-queries", tags=["admin"], dependencies=admin_only)
     async def admin_property_queries(
