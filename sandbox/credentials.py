@@ -277,6 +277,8 @@ class Credentials:
             key_id, _ = self.register_key(
                 institution_id, rotation.public_key, rotation.label, rotation.certificate_request
             )
+            if rotation.encryption_key is not None:  # the envelope is sealed to the bank's new key from now on
+                self._register_encryption_key(institution_id, rotation.encryption_key)
             self.store.execute(
                 "UPDATE keys SET revoke_at = ? WHERE key_id = ? AND revoke_at IS NULL",  # never postponed
                 (now_utc() + timedelta(seconds=rotation.grace_seconds)).isoformat(),

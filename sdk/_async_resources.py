@@ -220,10 +220,12 @@ class AsyncCredentials(_AsyncGroup):
         label: str = "agent",
         idempotency_key: str | None = None,
         certificate_request: str | None = None,
+        encryption_key: PublicJwk | None = None,
     ) -> CredentialRecord:
         rotation = Rotation(
-            public_key=public_key, grace_seconds=grace_seconds, label=label, certificate_request=certificate_request
-        )
+            public_key=public_key, grace_seconds=grace_seconds, label=label, certificate_request=certificate_request,
+            encryption_key=encryption_key,
+        )  # fmt: skip
         return await self._client.run(ep.rotate_credential(rotation, idempotency_key))
 
     async def revoke(

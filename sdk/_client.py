@@ -15,6 +15,7 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -98,7 +99,7 @@ class FieldEncryption:
     recipient: Sm2PublicKey
     mode: Literal["SM4-GCM", "SM4-CBC"] = "SM4-GCM"
     key_layout: Literal["asn1", "c1c3c2"] = "asn1"
-    decryption_key: Sm2PrivateKey | None = field(default=None, repr=False)
+    decryption_key: Sm2PrivateKey | Sequence[Sm2PrivateKey] | None = field(default=None, repr=False)
 
     def open(self, content: bytes) -> bytes:
         """A JSON answer with its personal-field envelope opened (as it is without one).
@@ -118,7 +119,7 @@ class FieldEncryption:
         return seal_fields(body, self.recipient, mode=self.mode, key_layout=self.key_layout)
 
 
-def open_answer(content: bytes, key: Sm2PrivateKey | None) -> bytes:
+def open_answer(content: bytes, key: Sm2PrivateKey | Sequence[Sm2PrivateKey] | None) -> bytes:
     """``content`` (a JSON answer or webhook body) with its personal-field envelope opened with ``key``;
     the same bytes object when it carries none (:mod:`sdk.gm.envelope`).
 
@@ -133,16 +134,21 @@ def open_answer(content: bytes, key: Sm2PrivateKey | None) -> bytes:
         return content
     if not isinstance(document, dict) or not isinstance(document.get(ENVELOPE_MEMBER), dict):
         return content
-    if key is None:
+    keys = [key] if isinstance(key, Sm2PrivateKey) else list(key or ())
+    if not keys:
         raise SignatureError(
             "the centre sealed the personal fields to this bank's encryption key, but no decryption key is"
             " configured (FieldEncryption.decryption_key)"
         )
-    try:
-        opened = open_fields(document, key)
-    except (ValueError, KeyError, TypeError) as e:
-        raise SignatureError(f"the personal-field envelope from the centre does not open: {e}") from None
-    return json.dumps(opened, ensure_ascii=False).encode()
+    refusal: Exception | None = None
+    for one in keys:  # the current key first; a rotated-out one while answers sealed before the switch arrive
+        try:
+            opened = open_fields(document, one)
+        except (ValueError, KeyError, TypeError) as e:
+            refusal = refusal or e
+            continue
+        return json.dumps(opened, ensure_ascii=False).encode()
+    raise SignatureError(f"the personal-field envelope from the centre does not open: {refusal}")
 
 
 class _BaseClient:

@@ -251,11 +251,14 @@ class Credentials(_Group):
         label: str = "agent",
         idempotency_key: str | None = None,
         certificate_request: str | None = None,
+        encryption_key: PublicJwk | None = None,
     ) -> CredentialRecord:
-        """Register a new key, authorised by the current one; the old key ends after the grace."""
+        """Register a new key, authorised by the current one; the old key ends after the grace. ``encryption_key``
+        (gm): the bank's new SM2 encryption public key, replacing the one the centre seals to."""
         rotation = Rotation(
-            public_key=public_key, grace_seconds=grace_seconds, label=label, certificate_request=certificate_request
-        )
+            public_key=public_key, grace_seconds=grace_seconds, label=label, certificate_request=certificate_request,
+            encryption_key=encryption_key,
+        )  # fmt: skip
         return self._client.run(ep.rotate_credential(rotation, idempotency_key))
 
     def revoke(

@@ -13,7 +13,7 @@ bank's SM2 encryption key registered at enrolment (:mod:`sdk.gm.envelope`); pass
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from .errors import SignatureError
 from .gm.sm2 import Sm2PrivateKey
@@ -31,7 +31,7 @@ def verify_webhook(
     body: bytes,
     centre_keys: Mapping[str, PublicKey],
     max_age: int = 300,
-    decryption_key: Sm2PrivateKey | None = None,
+    decryption_key: Sm2PrivateKey | Sequence[Sm2PrivateKey] | None = None,
 ) -> Event:
     """Return the delivered event, or raise :class:`~sdk.errors.SignatureError`.
 
@@ -40,7 +40,8 @@ def verify_webhook(
             addressed it, i.e. the registered webhook URL).
         centre_keys: the centre's webhook key(s) by key id, from the enrolment bundle.
         max_age: how old a signature may be, in seconds.
-        decryption_key: the bank's SM2 encryption key, to open a sealed delivery's personal fields.
+        decryption_key: the bank's SM2 encryption key (or keys, tried in turn), to open a sealed delivery's
+            personal fields.
 
     Raises:
         SignatureError: the signature does not verify, the body is no event, or it carries a

@@ -21,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from cryptography.hazmat.primitives import serialization
 
@@ -45,11 +47,13 @@ from sdk.signing import (
 from sdk.suites import INTL, Suite
 from sdk.support.files import atomic_write
 
-__all__ = ["KEYRING_SERVICE", "KeyCustody", "KeyEntry", "custody_for", "retire_due"]
+__all__ = ["KEYRING_SERVICE", "DecryptionKeys", "KeyCustody", "KeyEntry", "custody_for", "retire_due"]
 
 KEYRING_SERVICE = "regbridge-agent-key"
 #: "encryption": the bank's own SM2 encryption key (gm envelope, centre -> bank), never a signing key
-KeyState = Literal["pending", "current", "previous", "retired", "encryption"]
+#: "encryption-next": made by a rotation, not yet registered; "encryption-previous": replaced by a rotation,
+#: kept to open what the centre sealed before it switched, erased when the signing key's grace ends
+KeyState = Literal["pending", "current", "previous", "retired", "encryption", "encryption-next", "encryption-previous"]
 
 
 def _now() -> datetime:
@@ -227,6 +231,27 @@ class KeyCustody:
             raise KeyError("the encryption key in the custody is not an SM2 key")
         return key
 
+    def decryption_keys(self) -> list[Sm2PrivateKey]:
+        """The bank's SM2 encryption key, then during a rotation the one it replaced and the one being registered
+        (the centre may seal to it before this machine switches): what sealed answers and webhooks are opened with."""
+        ranked = {"encryption": 0, "encryption-previous": 1, "encryption-next": 2}
+        found = []
+        for entry in sorted((e for e in self.entries() if e.state in ranked), key=lambda e: ranked[e.state]):
+            key = self.load(entry)
+            if isinstance(key, Sm2PrivateKey):
+                found.append(key)
+        return found
+
+    def put_software(self, key: PrivateKey, state: KeyState, **extra: Any) -> KeyEntry:
+        """Keep ``key`` as an encrypted software key (file or keyring) even beside a PKCS#11 token."""
+        store = self.store
+        try:
+            if store == "pkcs11":
+                self.store = "file"
+            return self.put(key, state, **extra)
+        finally:
+            self.store = store
+
     def ensure_encryption_key(self) -> Sm2PrivateKey:
         """The bank's SM2 encryption key, made (and kept encrypted like the others) if there is none.
         It is a software key even where signing keys live in a PKCS#11 token: it is kept as an
@@ -235,13 +260,7 @@ class KeyCustody:
         if key is not None:
             return key
         key = Sm2PrivateKey.generate()
-        store = self.store
-        try:
-            if store == "pkcs11":
-                self.store = "file"
-            self.put(key, "encryption")
-        finally:
-            self.store = store
+        self.put_software(key, "encryption")
         return key
 
     def erase(self, entry: KeyEntry) -> None:
@@ -306,6 +325,37 @@ class KeyCustody:
         return KeySigner(key_id, self.load(entry))
 
 
+class DecryptionKeys(Sequence[Sm2PrivateKey]):
+    """:meth:`KeyCustody.decryption_keys`, read again whenever the manifest changes (a rotation in another
+    process): hand it to :class:`sdk.FieldEncryption` and the webhook receiver of a running agent."""
+
+    def __init__(self, custody: KeyCustody) -> None:
+        self.custody = custody
+        self._seen: int | None = None
+        self._keys: list[Sm2PrivateKey] = []
+        self._lock = threading.Lock()
+
+    def _fresh(self) -> list[Sm2PrivateKey]:
+        with self._lock:
+            try:
+                mtime = self.custody.manifest.stat().st_mtime_ns
+            except OSError:
+                return self._keys
+            if mtime != self._seen:
+                self._keys, self._seen = self.custody.decryption_keys(), mtime
+            return self._keys
+
+    @overload
+    def __getitem__(self, index: int) -> Sm2PrivateKey: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Sm2PrivateKey]: ...
+    def __getitem__(self, index: int | slice) -> Sm2PrivateKey | Sequence[Sm2PrivateKey]:
+        return self._fresh()[index]
+
+    def __len__(self) -> int:
+        return len(self._fresh())
+
+
 def custody_for(config: AgentConfig, secret: bytes) -> KeyCustody:
     centre = config.centre
     token = None
@@ -330,7 +380,8 @@ def retire_due(custody: KeyCustody, *, keep: str) -> list[str]:
     entries = custody.entries()
     retired = []
     for e in entries:
-        if e.state == "previous" and e.key_id != keep and e.retire_at and datetime.fromisoformat(e.retire_at) <= _now():
+        due = e.retire_at is not None and datetime.fromisoformat(e.retire_at) <= _now()
+        if due and ((e.state == "previous" and e.key_id != keep) or e.state == "encryption-previous"):
             custody.erase(e)
             e.state = "retired"
             retired.append(e.key_id or e.fingerprint)

@@ -8,6 +8,10 @@ with it from then on (:class:`sdk.RotatingSigner`); requests signed with the old
 during the grace period, after which the centre revokes the old key and the agent erases it
 (:func:`agent.credentials.custody.retire_due`).
 
+In a gm centre that asks for the personal-field envelope, the bank's SM2 encryption key is renewed with
+the signing key: registered with the rotation, the old one kept (``encryption-previous``) to open what
+was sealed before the switch and erased when the grace ends.
+
 A key the centre certified is renewed with its certificate: the rotation sends a PKCS#10 request
 for the new key and keeps the certificate answered (checked against the centre's institution CA);
 the old certificate goes on the centre's CRL (``superseded``) when the grace ends.
@@ -30,6 +34,7 @@ from agent.config import AgentConfig, load_config
 from agent.credentials.custody import KeyCustody, custody_for, retire_due
 from agent.state.audit import AuditLog
 from agent.state.store import StateStore
+from sdk.gm.sm2 import Sm2PrivateKey
 from sdk.signing import jwk_from_public_key
 from sdk.support.files import atomic_write
 
@@ -104,6 +109,16 @@ def rotate(
             {"country_name": "CN", "organization_name": centre.institution_name,
              "organization_identifier": centre.institution_uscc, "common_name": "agent"},
         )  # fmt: skip
+    # the envelope's encryption key (gm, centre -> bank) is renewed with the signing key: a new one is kept
+    # (state encryption-next) before the centre hears of it, registered with the rotation, switched to below
+    renew = None
+    if config.centre.envelope and any(e.state == "encryption" for e in entries):
+        upcoming = next((e for e in custody.entries() if e.state == "encryption-next"), None)
+        if upcoming is None:
+            upcoming = custody.put_software(Sm2PrivateKey.generate(), "encryption-next")
+        fresh = custody.load(upcoming)
+        assert isinstance(fresh, Sm2PrivateKey)
+        renew = jwk_from_public_key(fresh.public)
     if pending.key_id is None:
         own = client is None
         client = client or centre_client(config, custody.signer(current_id))
@@ -117,6 +132,7 @@ def rotate(
                 label="agent",
                 idempotency_key=pending.rotation_key,
                 certificate_request=request,
+                encryption_key=renew,
             )
             old = next((r for r in client.credentials.list() if r.key_id == current_id), None) if known else None
         finally:
@@ -146,6 +162,12 @@ def rotate(
         elif e.state == "current":
             e.state = "previous"
             retire_at = e.retire_at or ""
+    if any(e.state == "encryption-next" for e in entries):  # registered with this rotation: it seals from now on
+        for e in entries:
+            if e.state == "encryption":
+                e.state, e.retire_at = "encryption-previous", retire_at or _now().isoformat(timespec="seconds")
+            elif e.state == "encryption-next":
+                e.state = "encryption"
     custody.save(entries)
     set_config_key_id(config.source, pending.key_id)
     return RotationResult(current_id, pending.key_id, retire_at, resumed)

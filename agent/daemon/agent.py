@@ -28,7 +28,7 @@ import sdk
 from agent.centre.api import ApiCentre
 from agent.centre.client import centre_client
 from agent.config import AgentConfig
-from agent.credentials.custody import custody_for
+from agent.credentials.custody import DecryptionKeys, custody_for
 from agent.credentials.rotation import RotationFollower
 from agent.daemon.metrics import Metrics, TimedTransport
 from agent.daemon.supervision import Supervision
@@ -52,6 +52,7 @@ from agent.state.store import FINAL_STAGES, StateStore
 from config import load_checklists
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from sdk.certificates import TrustAnchors
+from sdk.gm.sm2 import Sm2PrivateKey
 from sdk.support import failpoints
 from sdk.support.files import atomic_write
 
@@ -158,10 +159,10 @@ class Agent:
         self.custody = custody_for(config, secret)
         self.signer: sdk.RotatingSigner | None = None
         #: the bank's SM2 encryption key: opens what a gm centre with the envelope seals to it
-        self.decryption_key = self.custody.encryption_key() if centre.envelope else None
+        self.decryption_keys = DecryptionKeys(self.custody) if centre.envelope else None  # a rotation's keys too
         if client is None:
             self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
-            client = centre_client(config, self.signer, wrap=self._wrap_transport, decryption_key=self.decryption_key)
+            client = centre_client(config, self.signer, wrap=self._wrap_transport, decryption_key=self.decryption_keys)
         self.client = client
         self.centre = ApiCentre(client)
         self.follower = (
@@ -294,6 +295,11 @@ class Agent:
         self.audit.append("agent.reloaded", str(source), "ok", restart_needed=", ".join(restart) or "none")
         log.info("config and profiles reloaded", extra={"restart_needed": ", ".join(restart) or "none"})
         return restart
+
+    @property
+    def decryption_key(self) -> Sm2PrivateKey | None:
+        """The bank's current SM2 encryption key (gm envelope), or None."""
+        return self.decryption_keys[0] if self.decryption_keys else None
 
     @property
     def paused(self) -> str | None:

@@ -144,7 +144,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
 
         hook = agent.config.webhook
         receiver = WebhookReceiver(agent.context, hook.listen, hook.port, hook.public_url)
-        receiver.decryption_key = agent.decryption_key
+        receiver.decryption_key = agent.decryption_keys
         receiver.start()
         try:
             agent.centre.set_webhook(receiver.url)

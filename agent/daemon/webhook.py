@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sdk
@@ -66,7 +67,7 @@ class WebhookReceiver:
         self.received = 0
         self.refused = 0
         #: the bank's SM2 encryption key: a delivery sealed to it is opened, one that does not open refused
-        self.decryption_key: Sm2PrivateKey | None = None
+        self.decryption_key: Sm2PrivateKey | Sequence[Sm2PrivateKey] | None = None
 
     def receive(self, method: str, headers: list[tuple[str, str]], body: bytes) -> int:
         ctx = self.ctx

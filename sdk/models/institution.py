@@ -194,6 +194,11 @@ class Rotation(Model):
         "certificate from its institution CA (SM2 in gm, P-256 in intl)",
     )
     grace_seconds: int = Field(default=86400, ge=0, le=30 * 86400, description="until the old key is revoked")
+    encryption_key: PublicJwk | None = Field(
+        default=None,
+        description="gm: the bank's new SM2 encryption public key; a centre asking for the personal-field envelope "
+        "seals its answers and webhooks to it from then on (the bank keeps the old one through the grace)",
+    )
 
 
 class Revocation(Model):

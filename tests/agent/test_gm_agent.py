@@ -227,3 +227,52 @@ def test_the_agent_encrypts_personal_fields_where_the_centre_asks(tmp_path: Path
         assert b'"encryption"' in answers[-1]
         with centre_client(config, signer) as client, pytest.raises(sdk.SignatureError, match="no decryption key"):
             client.certificates.get(certificate_id)  # refused, not used, when it does not open
+
+
+def test_rotation_renews_the_envelope_encryption_key_and_opens_with_both_through_the_grace(tmp_path: Path) -> None:
+    """break19 finding 5: `keys rotate` renewed the signing key (and its certificate) but the bank's SM2
+    encryption key stayed for ever. It is renewed with the rotation: the centre seals to the new one at once, the
+    running agent's keys (DecryptionKeys) open answers sealed to either until the grace ends, then the old is erased."""
+    from agent.credentials.custody import DecryptionKeys, retire_due
+    from sdk._client import open_answer
+    from sdk.gm.envelope import seal_fields
+    from sdk.gm.sm2 import Sm2PublicKey
+    from sdk.signing import public_key_from_jwk
+
+    def registered(centre: LocalCentre, iid: str) -> Sm2PublicKey:
+        row = centre.store.one("SELECT jwk FROM encryption_keys WHERE institution_id = ?", iid)
+        assert row is not None
+        key = public_key_from_jwk(json.loads(row["jwk"]))
+        assert isinstance(key, Sm2PublicKey)
+        return key
+
+    with LocalCentre(suite=suite_named("gm", envelope="SM4-GCM")) as centre:
+        branch = make_branch(centre, tmp_path / "branch")
+        config = load_config(branch.config)
+        custody = custody_for(config, SECRET)
+        keys = DecryptionKeys(custody)  # what a running agent holds
+        old = custody.encryption_key()
+        assert old is not None and [k.public for k in keys] == [old.public] == [
+            registered(centre, branch.institution_id)
+        ]
+        sealed_before = json.dumps(seal_fields({"party": {"name": "张三", "id_number": "x"}}, old.public)).encode()
+
+        rotate(config, SECRET, grace_seconds=3600)
+        new = custody.encryption_key()
+        assert new is not None and new.public != old.public
+        assert registered(centre, branch.institution_id) == new.public  # the centre seals to the new key now
+        assert [k.public for k in keys] == [new.public, old.public]  # the running agent follows the manifest
+        sealed_after = json.dumps(seal_fields({"party": {"name": "李四", "id_number": "y"}}, new.public)).encode()
+        assert "张三" in open_answer(sealed_before, keys).decode()  # sealed before the switch: still opens
+        assert "李四" in open_answer(sealed_after, keys).decode()
+        with pytest.raises(sdk.SignatureError):
+            open_answer(sealed_after, old)
+
+        previous = next(e for e in custody.entries() if e.state == "encryption-previous")
+        previous.retire_at = "2000-01-01T00:00:00+00:00"
+        custody.save([previous if e.fingerprint == previous.fingerprint else e for e in custody.entries()])
+        assert retire_due(custody, keep=load_config(branch.config).centre.key_id) == [previous.fingerprint]
+        assert not (config.resolve(config.centre.key_dir) / previous.location).exists()
+        assert [k.public for k in keys] == [new.public]
+        with pytest.raises(sdk.SignatureError):
+            open_answer(sealed_before, keys)
