@@ -29,19 +29,49 @@ def keys_show(
 
     cfg, secret = config_and_secret(config)
     custody = custody_for(cfg, secret)
+    from agent.messages import refused_key_advice
+    from sdk.csr import read_certificate
+    from sdk.privacy import mask_text
+
     at_centre: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
     if not offline:
         try:
             with centre_client(cfg, custody.signer(cfg.centre.key_id)) as client:
                 at_centre = {r.key_id: r for r in client.credentials.list()}
         except Exception as exc:
-            typer.secho(f"the centre could not be asked: {exc}", fg="yellow", err=True)
-    rows, warnings = [], []
+            refusal = mask_text(str(exc))
+            warnings.append(f"the centre could not be asked: {refusal}{refused_key_advice(refusal, cfg.source)}")
+    now = datetime.now(UTC)
     for e in custody.entries():
         record = at_centre.get(e.key_id or "")
+        certificate = None
+        if e.certificate and e.state != "retired":
+            info = read_certificate(e.certificate)
+            status = record.certificate_status if record is not None else None
+            certificate = {"serial": info.serial_hex, "not_after": info.not_after.isoformat(), "at_centre": status}
+            if e.key_id == cfg.centre.key_id:
+                left = (info.not_after - now).days
+                if status == "revoked":
+                    warnings.append(
+                        f"机构证书 {info.serial_hex} 已被登记中心吊销 (the centre revoked the bank certificate)"
+                        f"{refused_key_advice('code certificate_revoked', cfg.source)}"
+                    )
+                elif info.not_after < now:
+                    ended = f"{info.not_after:%Y-%m-%d}"
+                    advice = refused_key_advice("code certificate_expired", cfg.source)
+                    warnings.append(f"机构证书 {info.serial_hex} 已过期 (the bank certificate ended {ended}){advice}")
+                elif left <= 30:
+                    ends = f"{info.not_after:%Y-%m-%d}"
+                    warnings.append(
+                        f"机构证书 {info.serial_hex} 剩 {left} 天 (the bank certificate ends {ends}): rotate now, which"
+                        " renews it: regbridge keys rotate"
+                    )
         rows.append(
             {
                 "key_id": e.key_id,
+                "certificate": certificate,
                 "state": "in use" if e.key_id == cfg.centre.key_id else e.state,
                 "algorithm": e.algorithm,
                 "fingerprint": e.fingerprint,
@@ -86,10 +116,18 @@ def keys_show(
         return
     typer.echo(f"keys of {cfg.centre.institution_id} ({cfg.centre.institution_name})")
     for r in rows:
-        typer.echo(
-            f"\n{r['key_id'] or '(pending)'}  {r['state']}  {r['algorithm']}  {r['age_days']} days old"
-            f"  at the centre: {r['at_centre'] or '?'}"
-        )
+        if str(r["state"]).startswith("encryption"):  # the envelope's SM2 key: registered, never signs
+            typer.echo(f"\n(envelope encryption key)  {r['state']}  sm2  {r['age_days']} days old")
+        else:
+            typer.echo(
+                f"\n{r['key_id'] or '(pending)'}  {r['state']}  {r['algorithm']}  {r['age_days']} days old"
+                f"  at the centre: {r['at_centre'] or '?'}"
+            )
+        if r.get("certificate"):
+            c = r["certificate"]
+            typer.echo(
+                f"  certificate {c['serial']}, valid to {c['not_after']}, at the centre: {c['at_centre'] or '?'}"
+            )
         typer.echo(f"  fingerprint {r['fingerprint']}\n  kept in {r['kept']}")
         if r["retire_at"] and r["state"] == "previous":
             typer.echo(f"  erased here after {r['retire_at']}")

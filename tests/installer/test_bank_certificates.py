@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import shutil
 import subprocess
 import time
@@ -22,8 +23,10 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from pyhanko_certvalidator import CertificateValidator
 from pyhanko_certvalidator.errors import RevokedError
+from typer.testing import CliRunner
 
 import sdk
+from agent.cli import app
 from agent.config import load_config
 from agent.credentials.custody import KeyCustody, custody_for
 from agent.credentials.rotation import rotate
@@ -216,7 +219,9 @@ def _openssl_text(pem: str) -> str:
                           text=True, timeout=30, check=True).stdout  # fmt: skip
 
 
-def test_a_new_bundle_replaces_a_key_whose_certificate_the_centre_revoked(centre: LocalCentre, tmp_path: Path) -> None:
+def test_a_new_bundle_replaces_a_key_whose_certificate_the_centre_revoked(
+    centre: LocalCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """break19 finding 1: after a revocation, `keys rotate` cannot help (it is signed by the refused key) and
     `enroll` said "already enrolled"; a new bundle now enrols a new key into the same folder, keeping the rest."""
     iid, bundle = centre.bank()
@@ -234,6 +239,13 @@ def test_a_new_bundle_replaces_a_key_whose_certificate_the_centre_revoked(centre
     config = load_config(config_path)
     with pytest.raises(Exception, match="certificate_revoked"):
         rotate(config, SECRET, grace_seconds=0)
+    # keys show names the certificate and what to do (finding 6: it showed neither)
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    shown = CliRunner().invoke(app, ["keys", "show", "--json", "--config", str(config_path)])
+    report = json.loads(shown.stdout)
+    current = next(r for r in report["keys"] if r["key_id"] == done.key_id)
+    assert current["certificate"]["serial"] == done.certificate_serial
+    assert any("certificate_revoked" in w and "regbridge enroll" in w for w in report["warnings"])
     old_file = custody_for(config, SECRET).entry(done.key_id).location
     replaced = _enrol(centre.centre.enrolment_bundle(iid, centre.url, valid_for=dt.timedelta(hours=1)), folder)
     assert not replaced.already and replaced.replaced == (done.key_id, "certificate_revoked")
