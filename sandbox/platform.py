@@ -296,7 +296,13 @@ class ProvincePlatform:
         bank = self.banks[app_id]
         if not bank.notify_url:
             raise ValueError(f"{app_id} registered no notify URL")
-        data = {"TZLX": self.fields.to_dialect_code("TZLX", kind), "BDCDYH": unit_id, **self.fields.to_dialect(details)}
+        number = f"TZ{unit_id[:6]}{secrets.token_hex(6).upper()}"  # 通知编号: a retried push keeps it
+        data = {
+            "TZBH": number,
+            "TZLX": self.fields.to_dialect_code("TZLX", kind),
+            "BDCDYH": unit_id,
+            **self.fields.to_dialect(details),
+        }
         sealed = seal(data, app_id=self.app_id, signer=self.signing_key, recipient=bank.encryption_key)
         return self._http.post(bank.notify_url, headers=sealed.headers, json=sealed.body)
 

@@ -27,15 +27,16 @@ What a receiver checks (:func:`open_envelope`), in this order, each refusal an
 3. ``timestamp`` is within ``max_skew`` seconds of the receiver's clock (``4012``);
 4. the signature verifies with the enrolled key (``4011``: signed by another key, or ``encData``,
    ``timestamp`` or ``nonce`` altered);
-5. the nonce was not seen from this ``appId`` within the window (:class:`NonceWindow`, ``4013``):
-   it is remembered only once the signature verified, so forged messages cannot burn nonces;
-6. ``encKey`` unwraps with the receiver's key and ``encData`` decrypts and parses (``4014``: a
+5. ``encKey`` unwraps with the receiver's key and ``encData`` decrypts and parses (``4014``: a
    swapped ``encKey`` gives garbage that fails here);
-7. the plaintext is bound to its headers (``4015``). The vendor format signs neither ``iv`` nor
+6. the plaintext is bound to its headers (``4015``). The vendor format signs neither ``iv`` nor
    ``encKey``, and a changed ``iv`` changes the first block of a CBC plaintext at will; so
    RegBridge's plaintext is ``{"nonce": …, "timestamp": …, "appId": …, "data": <message>}`` and a
    receiver requires the three to equal the headers — an altered ``iv`` or a swapped ``encKey``
-   cannot keep them.
+   cannot keep them;
+7. the nonce was not seen from this ``appId`` within the window (:class:`NonceWindow`, ``4013``).
+   It is remembered only once everything else held, so neither a forgery nor a copy of a genuine
+   message with a swapped ``encKey`` or ``iv`` (which the signature does not cover) can burn it.
 """
 
 from __future__ import annotations
@@ -298,8 +299,6 @@ def open_envelope(
         sender.verify(blobs["signature"], signed_text(enc_data_text, timestamp, nonce))
     except InvalidSignature:
         raise EnvelopeRefused("4011", f"the signature does not verify with the key enrolled for {app_id}") from None
-    if not window.admit(app_id, nonce, now=now):
-        raise EnvelopeRefused("4013", f"nonce already seen from {app_id}")
     if len(blobs["iv"]) != 16:
         raise EnvelopeRefused("4001", "iv is not 16 bytes")
     try:
@@ -318,6 +317,10 @@ def open_envelope(
         and "data" in inner
     ):
         raise EnvelopeRefused("4015", "the decrypted message does not name its own appId, timestamp and nonce")
+    # remembered last, once everything else holds: a copy with a swapped encKey or iv (which the signature
+    # does not cover) must not burn the genuine message's nonce
+    if not window.admit(app_id, nonce, now=now):
+        raise EnvelopeRefused("4013", f"nonce already seen from {app_id}")
     return Opened(app_id, int(timestamp), nonce, inner["data"])
 
 

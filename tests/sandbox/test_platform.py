@@ -212,6 +212,7 @@ def test_a_pushed_notice_is_sealed_to_the_bank_and_signed_by_the_platform(setup:
     peers = StaticPeers({setup.platform.app_id: setup.platform.signing_key.public})
     window = NonceWindow()
     opened = open_envelope(headers, body, recipient=setup.decryption, peers=peers, window=window)
+    assert opened.data.pop("TZBH").startswith("TZ340121")  # its notice number
     assert opened.data == {"TZLX": "01", "BDCDYH": unit, "BDCDJZMH": proof}  # 查封, TD/T 1066 names
     # the same push replayed, or signed by anyone but the platform, is refused by the bank's receiver
     with pytest.raises(EnvelopeRefused) as replay:

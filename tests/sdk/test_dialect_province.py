@@ -90,6 +90,8 @@ def test_a_forged_message_does_not_burn_the_nonce() -> None:
     sealed = _sealed()
     forged = Sealed(sealed.headers, {**sealed.body, "signature": _sealed().body["signature"]})
     _refused("4011", forged, window)
+    # nor does a copy with a swapped encKey or altered iv (neither is signed: it passes the signature check)
+    _refused("4014", Sealed(sealed.headers, {**sealed.body, "encKey": _sealed().body["encKey"]}), window)
     _open(sealed, window)  # the genuine message with that nonce still passes
 
 

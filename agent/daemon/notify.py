@@ -1,0 +1,143 @@
+"""The notify receiver of a provincial platform: notices it pushes to the mortgagee bank (docs/dialects.md).
+
+The platform pushes 查封, 解封, 异议 and 产权变动 on a unit to the bank's notify URL, in its envelope
+(:mod:`sdk.dialects.province`). A push is applied only when it opens: the platform's signing key
+from enrolment (never one sent with the message), the timestamp within the window, a nonce not seen
+before, ``encKey`` sealed to the bank's key and ``encData`` intact. Anything else is answered with
+its refusal code (HTTP 401) and leaves an audit line only.
+
+An applied notice, for every application of the bank on that 不动产单元号 (any stage): one receipt
+line for the loan system (``事件`` ``notice.<kind>``, ``状态`` 查封通知 …, the unit and the platform's
+notice number in ``原因``), once per notice number; one open alert for the unit and kind; one audit
+record. A notice on a unit the bank holds no application for is audited and acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from agent.pipeline.context import StageContext
+from agent.pipeline.outbox import queue_receipt
+from sdk.dialects.fields import FieldDictionary
+from sdk.dialects.province import EnvelopeRefused, NonceWindow, Opened, PeerDirectory, answer, open_envelope
+from sdk.gm.sm2 import Sm2PrivateKey
+
+__all__ = ["NOTICE_TITLES", "PlatformNoticeReceiver", "apply_notice"]
+
+log = logging.getLogger("regbridge.agent.notify")
+MAX_BODY = 256 * 1024
+#: the notice kinds of docs/api.md §9a the platform pushes, and how branch staff read them
+NOTICE_TITLES = {"seizure": "查封", "seizure_release": "解封", "objection": "异议", "ownership_change": "产权变动"}
+
+
+def apply_notice(ctx: StageContext, fields: FieldDictionary, opened: Opened) -> int:
+    """Apply one opened notice: receipt lines, an alert, an audit record; answers how many loans it touches.
+
+    Raises:
+        ValueError: the notice has no unit, or its ``TZLX`` is not in the dialect's code table.
+    """
+    data = opened.data if isinstance(opened.data, dict) else {}
+    unit = data.get("BDCDYH")
+    if not isinstance(unit, str) or not unit:
+        raise ValueError("the notice names no 不动产单元号 (BDCDYH)")
+    kind = fields.to_sdk_code("TZLX", str(data.get("TZLX", "")))
+    title = NOTICE_TITLES.get(kind, kind)
+    number = str(data.get("TZBH") or opened.nonce)
+    touched = 0
+    with ctx.store.transaction():
+        for app in ctx.store.applications():
+            units = {p.get("unit_id") for p in app.payload.get("properties", []) if isinstance(p, dict)}
+            if unit not in units:
+                continue
+            reason = f"平台通知{number}：不动产单元{unit}已{title}"
+            queue_receipt(ctx, app, f"notice.{kind}.{number}", f"notice.{kind}", status=f"{title}通知", reason=reason)
+            touched += 1
+        if touched:
+            ctx.store.raise_alert(f"notice.{kind}.{unit}", f"平台通知：不动产单元{unit}已{title}，涉及{touched}笔业务")
+        ctx.audit.append("platform.notice", unit, kind, number=number, applications=touched)
+    ctx.supervisor.wake()
+    return touched
+
+
+class PlatformNoticeReceiver:
+    """An HTTP receiver (a thread) for a platform's pushed notices.
+
+    Args:
+        ctx: the stages' context (state store, audit, supervisor).
+        fields: the dialect's field dictionary (its ``TZLX`` code table).
+        recipient: the bank's SM2 encryption key (the platform seals notices to its public half).
+        peers: the platform's signing key by ``appId``, from enrolment.
+        window: the replay window (one per receiver; a fresh one when omitted).
+    """
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        fields: FieldDictionary,
+        *,
+        recipient: Sm2PrivateKey,
+        peers: PeerDirectory,
+        window: NonceWindow | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.ctx, self.fields, self.recipient, self.peers = ctx, fields, recipient, peers
+        self.window = window or NonceWindow()
+        self.received = 0
+        self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = self.headers.get("Content-Length", "0")
+                if not length.isdigit() or int(length) > MAX_BODY:
+                    self.close_connection = True
+                    self.send_error(413 if length.isdigit() else 400)
+                    return
+                status, document = receiver.receive(dict(self.headers.items()), self.rfile.read(int(length)))
+                payload = json.dumps(document, ensure_ascii=False).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}/notify"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="platform-notify", daemon=True)
+
+    def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Check and apply one push; answers the HTTP status and the dialect's answer document."""
+        try:
+            document = json.loads(body)
+            opened = open_envelope(headers, document, recipient=self.recipient, peers=self.peers, window=self.window)
+        except (ValueError, EnvelopeRefused) as exc:
+            refused = exc if isinstance(exc, EnvelopeRefused) else EnvelopeRefused("4001", "the body is not JSON")
+            self.refused += 1
+            self.ctx.audit.append("platform.notice.refused", "", "refused", code=refused.code, reason=refused.reason)
+            log.warning("platform notice refused", extra={"code": refused.code, "reason": refused.reason[:200]})
+            return 401, answer(refused.code, refused.reason)
+        try:
+            apply_notice(self.ctx, self.fields, opened)
+        except ValueError as exc:
+            self.ctx.audit.append("platform.notice.refused", "", "refused", code="4220", reason=str(exc)[:200])
+            return 422, answer("4220", str(exc))
+        self.received += 1
+        return 200, answer("0000")
+
+    def start(self) -> PlatformNoticeReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
