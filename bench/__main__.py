@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cold_start, e2e, footprint, gm, ingest, ofd, sdk_overhead
+from bench import cold_start, e2e, first_time, footprint, gm, ingest, ofd, sdk_overhead
 from bench.common import Result, machine, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,9 @@ PROFILE = ROOT / "bench" / "profile.md"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not figures)")
-    parser.add_argument("--only", default="", help="comma-separated: sdk, cold, e2e, ingest, footprint, gm, ofd")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: sdk, cold, e2e, ingest, footprint, gm, ofd, first_time"
+    )
     parser.add_argument("--apps", type=int, default=None, help="applications end to end (default 5000)")
     parser.add_argument("--gm-apps", type=int, default=None, help="applications per suite in gm (default 1000)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         if want("ofd"):
             step("certificate verification: OFD vs PDF")
             results.append(ofd.run(5 if quick else 30))
+        if want("first_time"):
+            step("first-time acceptance with and without the register pre-flight")
+            (work / "first_time").mkdir()
+            results.append(first_time.run(2 if quick else 40, work / "first_time", each=1 if quick else 2,
+                                          unforeseeable=1 if quick else 2))  # fmt: skip
         if want("footprint"):
             step(f"footprint {sizes['tracked']} tracked")
             (work / "footprint").mkdir()

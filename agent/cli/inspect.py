@@ -170,6 +170,8 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
             f"first-time acceptance (登簿 without 补正 or refusal): {figure['first_time']} of {figure['decided']} "
             f"decided = {figure['share']:.0%} ({figure['registered']} registered)"
         )
+    if snap.get("held_by_preflight"):
+        console.print(f"refusals avoided by the register pre-flight (held before sending): {snap['held_by_preflight']}")
     console.print(f"paper originals owed to the centre: {snap['paper_owed']}")
 
 

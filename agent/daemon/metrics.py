@@ -6,7 +6,8 @@
   ``regbridge_alerts_open``, ``regbridge_receipt_batches_pending``, ``regbridge_paused``,
   ``regbridge_applications_overdue`` (past their 承诺办结时限), ``regbridge_working_calendar_fallback``,
   ``regbridge_applications_decided``, ``regbridge_applications_registered_first_time`` and
-  ``regbridge_first_time_acceptance_ratio`` (registered without 补正 or refusal) — read from
+  ``regbridge_first_time_acceptance_ratio`` (registered without 补正 or refusal),
+  ``regbridge_applications_held_by_preflight`` (refusals avoided by the register pre-flight) — read from
   the state store at each scrape, so they are right after a restart;
 * ``regbridge_requests_total{method,route,code}`` and ``regbridge_request_seconds{method,route}`` —
   every request to the centre (ids in paths folded into ``{id}``);
@@ -39,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agent.state.status import first_time_acceptance
+from agent.state.status import first_time_acceptance, held_by_preflight
 from agent.state.store import StateStore
 
 __all__ = ["Metrics", "MetricsServer", "Observed", "TimedTransport"]
@@ -157,6 +158,11 @@ class _StateCollector(Collector):
             "regbridge_applications_registered_first_time",
             "Decided applications registered without any 补正 or refusal on the way",
             value=figure["first_time"],
+        )
+        yield GaugeMetricFamily(
+            "regbridge_applications_held_by_preflight",
+            "Applications the register pre-flight held before sending (a refusal or 补正 avoided)",
+            value=held_by_preflight(self.agent.store),
         )
         if figure["share"] is not None:
             yield GaugeMetricFamily(

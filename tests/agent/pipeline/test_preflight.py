@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from agent.demo import samples
+from agent.state.status import snapshot
 from sandbox import register
 from sandbox.local import LocalCentre
 
@@ -60,6 +61,9 @@ def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) 
             agent.run_until_idle(timeout=60)
             stages = {a.loan_no: a.stage for a in agent.store.applications()}
             held = {q["loan_no"]: q for q in agent.store.quarantined() if q["kind"] == "preflight"}
+            assert snapshot(agent.store)["held_by_preflight"] == 5  # the refusals avoided, in status and metrics
+            agent.metrics.watch(agent)
+            assert "\nregbridge_applications_held_by_preflight 5.0\n" in agent.metrics.exposition().decode()
         finally:
             agent.close()
         assert stages["PF-OK"] not in ("queued", "quarantined")
