@@ -194,6 +194,8 @@ def actor(who: Any) -> str:
         return "系统"
     if text.startswith("console:"):
         return f"控制台用户 {text.split(':', 1)[1]}"
+    if text.startswith("shell:"):
+        return f"命令行用户 {text.split(':', 1)[1]}"
     return text
 
 

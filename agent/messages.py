@@ -118,13 +118,28 @@ def zh(reason: str) -> str:
     m = re.search(r"\(([^()]*[\u4e00-\u9fff][^()]*)\)\s*$", text)
     if m and len(_CJK.findall(m.group(1))) >= 4:
         return m.group(1)
+    # or first, with the English in brackets after it: "长 60 字节… (is 60 bytes long; …)" → the Chinese part
+    m = re.match(r"^([^()]*[\u4e00-\u9fff][^()]*?)\s*\([\x00-\x7f]*\)\s*$", text)
+    if m and len(_CJK.findall(m.group(1))) >= 4:
+        return m.group(1)
     return text
+
+
+_EXCERPT = re.compile(r"^(.*)… \((\d+) characters; the rest is not shown, it may hold personal data\)$", re.S)
+
+
+def _shown_value(value: str) -> str:
+    """A value as a report shows it: masked; a broken record's excerpt (``record_excerpt``) said in Chinese."""
+    m = _EXCERPT.match(value)
+    if m:
+        return f"{mask_text(m[1])}…（共 {m[2]} 个字符，其余不显示：可能含个人信息）"
+    return repr(mask_text(value))
 
 
 def field_line(row: int | None, line: int | None, column: str, value: str, reason: str) -> str:
     """One error as every report, receipt and status line writes it. Values should come masked; an ID
     number in a column where none was expected would not be, so every ID number in it is masked here."""
-    shown = repr(mask_text(value)) if value else "（空）"
+    shown = _shown_value(value) if value else "（空）"
     return f"{row_label(row, line)} 字段 {column}：{shown}，应为 {zh(reason)}"
 
 

@@ -97,9 +97,11 @@ def users_remove(name: str = typer.Argument(...), config: Path = CONFIG) -> None
 @users_app.command("list")
 def users_list(config: Path = CONFIG) -> None:
     """The users and their roles (never their hashes)."""
-    store, _ = _users(config)
+    from agent.state.store import local_time
+
+    store, cfg = _users(config)
     for u in store.list():
-        typer.echo(f"{u['name']}\t{u['role']}\t{u['created_at']}")
+        typer.echo(f"{u['name']}\t{u['role']}\t{local_time(u['created_at'], cfg.timezone)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -221,7 +221,7 @@ def show(
             typer.echo(f"  补正：期限 {zh.when(a['correction']['deadline'], tz) or '未定'}  材料 {items}")
         if a["decision"]:
             reason = zh.chinese_or(a["decision"]["reason"], "详见登记中心的告知书") if a["decision"]["reason"] else ""
-            typer.echo(f"  决定：{zh.centre_status(a['decision']['status'])} {reason}".rstrip())
+            typer.echo(f"  决定：{zh.centre_status(a['decision']['status'] or a['centre_status'])} {reason}".rstrip())
         if a["fee"]:
             typer.echo(f"  登记费：{a['fee']['amount']} 元（{zh.fee_status(a['fee']['status'])}）")
         if a["last_error"]:
@@ -384,8 +384,10 @@ def logs(
     lines: int = typer.Option(40, "--lines", "-n", help="How many of the last lines."),
     raw: bool = typer.Option(False, "--raw", help="The JSON lines as written."),
 ) -> None:
-    """The agent's log (personal data already masked), newest last; -f follows it across rotations."""
+    """The agent's log (personal data already masked), newest last, times in the agent's zone (--raw: as
+    written, UTC); -f follows it across rotations."""
     from agent.config import load_config
+    from agent.state.store import local_time
 
     try:
         cfg = load_config(config)
@@ -404,7 +406,8 @@ def logs(
             return line.rstrip("\n")
         extra = {k: v for k, v in rec.items() if k not in ("at", "level", "logger", "msg")}
         tail = " ".join(f"{k}={v}" for k, v in extra.items())
-        return f"{rec.get('at', '')} {str(rec.get('level', '')).upper():<7} {rec.get('msg', '')} {tail}".rstrip()
+        at = local_time(str(rec.get("at") or ""), cfg.timezone, timespec="milliseconds")
+        return f"{at} {str(rec.get('level', '')).upper():<7} {rec.get('msg', '')} {tail}".rstrip()
 
     if not path.exists() and not follow:
         typer.secho(f"no log yet at {path}", fg="yellow", err=True)

@@ -178,6 +178,8 @@ def test_logs_prints_the_last_lines_readably(ran: Branch) -> None:
     )
     code, out = cli(ran, "logs", "-n", "5")
     assert code == 0 and "WARNING hello file=a.csv" in out
+    assert "2026-11-30T15:00:00.000+08:00 WARNING" in out  # in the agent's zone; --raw as written
+    assert "2026-11-30T07:00:00+00:00" in cli(ran, "logs", "--raw")[1]
 
 
 def test_sighup_reloads_the_profile_and_the_daemon_keeps_running(

@@ -1,0 +1,50 @@
+"""What branch staff read, in Chinese (agent/labels.py, agent/messages.py): no code, no UTC, no path leaks
+even from an entry nobody wrote a sentence for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import labels
+from agent.messages import field_line, zh
+from agent.pipeline.outbox import record_excerpt
+
+
+def test_times_are_local_and_a_need_for_a_correction_names_its_materials_and_local_deadline() -> None:
+    assert labels.when("2026-11-30T18:11:35.800062+00:00", "Asia/Shanghai") == "2026-12-01 02:11:35 +08:00"
+    assert labels.when("2026-11-30T18:11:35+00:00", "Europe/Berlin") == "2026-11-30 19:11:35 +01:00"
+    entry = {"why": "补正", "detail": "deadline 2026-12-03T00:00:00+00:00: main_contract", "since": None,
+             "deadline": "2026-12-03T00:00:00+00:00", "items": ["main_contract", "field"]}  # fmt: skip
+    shown = labels.need(entry, "Asia/Shanghai")
+    assert shown == {"why": "需补正", "detail": "期限 2026-12-03 08:00:00 +08:00：主债权合同、数据项更正", "since": ""}
+
+
+def test_an_unknown_code_or_note_is_never_shown_raw() -> None:
+    timeline: list[dict[str, Any]] = [
+        {"at": "2026-11-30T18:00:00+00:00", "reference": "R-1", "kind": "audit", "action": "brand.new_action",
+         "outcome": "ok", "detail": {"location": "/srv/docs/x.pdf", "id_number": "110101199003077777"}},
+        {"at": "2026-11-30T18:00:01+00:00", "reference": "R-1", "kind": "stage", "stage": "tracking",
+         "centre_status": "accepted", "note": "some new english note at /var/lib/x"},
+        {"at": "2026-11-30T18:00:02+00:00", "reference": "R-1", "kind": "audit", "action": "certificate.stored",
+         "outcome": "ok", "actor": "console:li", "detail": {"certificate_number": "皖(2026)长丰县不动产证明第0100001号",
+                                                          "location": "/srv/documents/a.pdf"}},
+    ]  # fmt: skip
+    a, b, c = labels.narrate(timeline, "Asia/Shanghai")
+    assert a["sentence"] == "系统记录了一项操作（详情见技术视图）" and a["actor"] == "系统"
+    assert b["sentence"] == "阶段：办理中（登记中心：受理）" and b["at"] == "2026-12-01 02:00:01 +08:00"
+    assert c["sentence"] == "登记证明 皖(2026)长丰县不动产证明第0100001号 签章验证通过，已存档"
+    assert c["actor"] == "控制台用户 li"
+    assert labels.alert_title("certificate:/srv/documents/a.pdf") == "登记证明验证失败"
+    assert labels.alert_title("inbox:corebank") == "收件夹不可用（corebank）"
+    assert labels.stage("brand_new") == "其他阶段" and labels.centre_status("brand_new") == "其他状态"
+
+
+def test_a_broken_record_and_a_bilingual_reason_read_in_chinese() -> None:
+    reason = "长 60 字节，一条记录应为 208 字节 (is 60 bytes long; a record is 208 bytes)"
+    line = field_line(4, None, "(record)", record_excerpt("LEG-004 " + "x" * 52), reason)
+    assert line == (
+        "第4行 字段 (record)：LEG-004…（共 60 个字符，其余不显示：可能含个人信息），"
+        "应为 长 60 字节，一条记录应为 208 字节"
+    )
+    assert zh(reason) == "长 60 字节，一条记录应为 208 字节"
+    assert zh("the loan number (贷款编号)") == "贷款编号（不能为空）"  # the rules still come first
