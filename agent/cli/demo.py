@@ -16,6 +16,10 @@ def demo(
         help="Where the demo works: a new or empty folder, or a previous demo folder (emptied first).",
     ),
     suite: str = typer.Option("intl", "--suite", help="The centre's crypto suite: intl, or gm (SM2/SM3/SM4)."),
+    envelope: str = typer.Option(
+        None, "--envelope", help="gm: the centre asks for the parties' names and ID numbers SM4-encrypted both ways:"
+        " SM4-GCM or SM4-CBC.",
+    ),
 ) -> None:
     """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
     from rich.console import Console
@@ -27,8 +31,11 @@ def demo(
     if suite not in ("intl", "gm"):
         typer.secho("--suite is intl or gm", fg="red")
         raise typer.Exit(2)
+    if envelope is not None and (suite != "gm" or envelope not in ("SM4-GCM", "SM4-CBC")):
+        typer.secho("--envelope is SM4-GCM or SM4-CBC, with --suite gm", fg="red")
+        raise typer.Exit(2)
     try:
-        summary = run_demo(workdir.resolve(), say=lambda text: console.print(text), suite=suite)
+        summary = run_demo(workdir.resolve(), say=lambda text: console.print(text), suite=suite, envelope=envelope)
     except DemoFolderRefused as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None

@@ -100,9 +100,12 @@ def _last_receipt_lines(folder: Path) -> dict[str, dict[str, str]]:
     return last
 
 
-def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: str = "intl") -> dict[str, Any]:
+def run_demo(
+    workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: str = "intl", envelope: str | None = None
+) -> dict[str, Any]:
     """Run the whole demo in ``workdir`` (emptied first) against a centre of crypto ``suite`` (intl or gm);
-    returns what the summary shows.
+    returns what the summary shows. ``envelope`` (gm): the centre asks for the parties' personal fields
+    SM4-encrypted both ways (``SM4-GCM`` or ``SM4-CBC``).
 
     Raises :class:`DemoFolderRefused` (before anything starts) when ``workdir`` holds files the demo did not make.
     """
@@ -113,8 +116,9 @@ def run_demo(workdir: Path, *, say: Any = print, timeout: float = 100.0, suite: 
     started = time.monotonic()
     prepare_demo_folder(workdir)
     setup_logging(workdir / "var" / "agent.log", stderr=False)
-    with LocalCentre(suite=suite_named(suite)) as centre:
-        say(f"① sandbox registration centre on {centre.url} (crypto suite {suite})")
+    with LocalCentre(suite=suite_named(suite, envelope=envelope)) as centre:
+        with_envelope = f", personal fields {envelope}-encrypted both ways" if envelope else ""
+        say(f"① sandbox registration centre on {centre.url} (crypto suite {suite}{with_envelope})")
         iid, bundle = centre.bank(filed=False)  # the bank files its 营业执照 and 金融许可证 itself, below
         atomic_write(workdir / "enrolment-bundle.json", json.dumps(bundle, ensure_ascii=False).encode(), mode=0o600)
         say(f"② the centre opened account {iid} for {bundle['bundle']['institution_name']}; enrolling the agent")

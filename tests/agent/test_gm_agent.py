@@ -33,7 +33,8 @@ from .conftest import INBOXES, SECRET, Branch, drop, make_branch, mortgage_expor
 @pytest.fixture(scope="module")
 def gm_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     workdir = tmp_path_factory.mktemp("gm-demo") / "run"
-    return workdir, run_demo(workdir, say=lambda text: None, suite="gm")
+    # with the envelope both ways (break19 finding 7: the demo could not turn it on)
+    return workdir, run_demo(workdir, say=lambda text: None, suite="gm", envelope="SM4-GCM")
 
 
 def test_the_demo_runs_end_to_end_in_the_gm_suite(gm_demo: tuple[Path, dict[str, Any]]) -> None:
@@ -44,6 +45,7 @@ def test_the_demo_runs_end_to_end_in_the_gm_suite(gm_demo: tuple[Path, dict[str,
     assert len(stored) == 13 and all(c["number"] for c in stored)  # as many as the intl demo
     config = load_config(workdir / "agent.toml")
     assert config.centre.suite == "gm" and config.centre.centre_key["crv"] == "SM2"
+    assert config.centre.envelope == "SM4-GCM" and config.centre.centre_encryption_key
     entries = custody_for(config, _demo_secret(workdir)).entries()
     assert {e.algorithm for e in entries} == {"sm2-sm3"}
     # the key is kept only encrypted: no plaintext private key in any file the demo wrote
