@@ -333,7 +333,29 @@ def bundle(
 def credentials(institution_id: str, data: DataOpt = DEFAULT_DATA, secret_file: SecretOpt = None) -> None:
     """The institution's keys."""
     for c in _centre(data, secret_file).list_credentials(institution_id):
-        typer.echo(f"{c.key_id}  {c.algorithm:18} {c.status:8} {c.fingerprint[:16]}  {c.label}")
+        certified = (
+            f"  certificate {c.certificate_serial} {c.certificate_status} to {c.certificate_not_after:%Y-%m-%d}"
+            if c.certificate_serial and c.certificate_not_after
+            else ""
+        )
+        typer.echo(f"{c.key_id}  {c.algorithm:18} {c.status:8} {c.fingerprint[:16]}  {c.label}{certified}")
+
+
+@admin_app.command("revoke-certificate")
+def revoke_certificate(
+    serial: Annotated[str, typer.Argument(help="the certificate's serial (hex), as `credentials` lists it")],
+    reason: Annotated[str, typer.Option(help="RFC 5280 reason: key_compromise, superseded, …")] = "key_compromise",
+    data: DataOpt = DEFAULT_DATA,
+    secret_file: SecretOpt = None,
+) -> None:
+    """Revoke a bank's institution certificate (机构证书): it goes on /pki/banks.crl, its key is refused."""
+    from .errors import CentreError
+
+    try:
+        record = _centre(data, secret_file).credentials.revoke_certificate(serial, reason)
+    except CentreError as e:
+        raise typer.BadParameter(e.detail) from None
+    typer.echo(f"certificate {record.certificate_serial} of {record.key_id}: {record.certificate_status}")
 
 
 @admin_app.command("revoke")

@@ -402,3 +402,31 @@ def test_admin_scripts_over_http(sandbox: Running, bank: Bank) -> None:
         assert a.delete("/admin/v1/scripts/LN-S1/examination").status_code == 204
         audit = a.get("/admin/v1/audit", params={"limit": 1000}).json()
         assert any(r["actor"] == "admin:test" and r["action"].startswith("POST /admin/v1/applications") for r in audit)
+
+
+def test_admin_cli_lists_and_revokes_an_institution_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """break19 finding 9: the admin could revoke a bank certificate only over HTTP, and `credentials` named no
+    certificate."""
+    from sdk.csr import build_request, read_certificate
+    from sdk.models import Enrolment
+
+    monkeypatch.setenv("REGBRIDGE_SANDBOX_SECRET", "cli secret")
+    data = tmp_path / "centre"
+    centre = Centre(Store(data / "centre.sqlite3"), passphrase=b"cli secret")
+    iid = centre.create_institution(name="示例银行", uscc=f.BANK_USCC, licence_no="B1", district="340121")
+    bundle = centre.enrolment_bundle(iid, "http://127.0.0.1:8600", valid_for=dt.timedelta(hours=1))
+    key = generate_private_key("ed25519")
+    enrolment = Enrolment(token=bundle["bundle"]["token"], public_key=jwk_from_public_key(key.public_key()),
+                          certificate_request=build_request(KeySigner("k", key), {"common_name": "agent"}))  # fmt: skip
+    serial = read_certificate(centre.credentials.enroll(enrolment).certificate or "").serial_hex
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["sandbox", "admin", "credentials", iid, "--data", str(data)])
+    assert listed.exit_code == 0 and f"certificate {serial} valid" in listed.output
+    bad = runner.invoke(cli, ["sandbox", "admin", "revoke-certificate", "abc123", "--data", str(data)])
+    assert bad.exit_code != 0 and "no institution certificate" in bad.output
+    done = runner.invoke(cli, ["sandbox", "admin", "revoke-certificate", str(serial), "--data", str(data)])
+    assert done.exit_code == 0 and done.output.strip().endswith("revoked"), done.output
+    listed = runner.invoke(cli, ["sandbox", "admin", "credentials", iid, "--data", str(data)])
+    assert f"certificate {serial} revoked" in listed.output
