@@ -105,7 +105,10 @@ def verify_request(request: str | bytes, *, sm2_user_id: bytes = DEFAULT_USER_ID
             public.verify(signature, info.dump())
             return public
     except InvalidSignature:
-        raise ValueError("the certificate request's signature does not verify with its own key") from None
+        why = "the certificate request's signature does not verify with its own key"
+        if oid == gm_x509.SM2_WITH_SM3:  # the usual cause: another user id than the centre's in Z_A
+            why += f" (SM2 with SM3, Z_A with the user id {sm2_user_id.decode(errors='replace')!r})"
+        raise ValueError(why) from None
     except (TypeError, ValueError, AssertionError) as e:
         raise ValueError(f"the certificate request cannot be checked: {e}") from None
     raise ValueError(f"the certificate request is signed with {oid}: Ed25519, P-256/SHA-256 or SM2/SM3 expected")

@@ -384,3 +384,15 @@ def test_openssl_made_request_and_certificate_verify_here(tmp_path: Path) -> Non
     cert = (tmp_path / "c.pem").read_bytes()
     verify_certificate(cert, cert)
     assert certificate_public_key(cert).raw == load_pem_private_key(key.read_bytes()).public.raw
+
+
+def test_a_request_signed_with_another_user_id_is_refused_naming_the_expected_one() -> None:
+    """break19: a bank whose SM2 user id is not the centre's got only "does not verify with its own key"."""
+    from sdk import csr
+    from sdk.signing import KeySigner
+
+    key = Sm2PrivateKey.generate(b"ALICE123@YAHOO.COM")
+    request = csr.build_request(KeySigner("k", key), {"common_name": "agent"})
+    assert csr.verify_request(request, sm2_user_id=b"ALICE123@YAHOO.COM")
+    with pytest.raises(ValueError, match="user id '1234567812345678'"):
+        csr.verify_request(request)
