@@ -269,6 +269,10 @@ def _show_raw(history: Any) -> None:
         typer.echo(f"  {e['at']}  {e['reference']:<18} {e['kind']:<11} {e['what']}{actor}{note}")
 
 
+_BY_ZH = {"loan_no": "贷款编号", "reference": "业务编号", "application_id": "受理号",
+          "certificate_number": "不动产登记证明号", "unit": "不动产单元号", "person": "证件号码"}  # fmt: skip
+
+
 def search(
     query: str = typer.Argument(..., help="A loan number, reference, 受理号, 证明号, 不动产单元号 or ID number."),
     by: str = typer.Option(
@@ -292,10 +296,15 @@ def search(
         typer.echo(json.dumps({"query": shown, "matches": [asdict(m) for m in matches]}, ensure_ascii=False))
         return
     if not matches:
-        typer.secho(f"nothing found for {shown}", fg="yellow", err=True)
+        typer.secho(f"没有找到 {shown} (nothing found)", fg="yellow", err=True)
         raise typer.Exit(1)
+    from agent import labels as zh
+
     for m in matches:
-        typer.echo(f"{m.loan_no}\t{m.reference}\t{m.stage}\t{m.centre_status or '-'}\t(by {m.by})")
+        typer.echo(
+            f"{m.loan_no}\t{m.reference}\t{zh.stage(m.stage)}\t{zh.centre_status(m.centre_status)}\t"
+            f"(by {m.by}) 按{_BY_ZH.get(m.by, m.by)}找到"
+        )
 
 
 @quarantine_app.command("list")
