@@ -31,6 +31,10 @@ def enroll(
     pkcs11_module: str = typer.Option(None, "--pkcs11-module", help="--key-store pkcs11: the token's PKCS#11 library."),
     pkcs11_token: str = typer.Option(None, "--pkcs11-token", help="--key-store pkcs11: the token's label."),
     pkcs11_pin_file: Path = typer.Option(None, "--pkcs11-pin-file", help="--key-store pkcs11: the PIN's file (0600)."),
+    pkcs11_mechanism: list[str] = typer.Option(
+        [], "--pkcs11-mechanism", help="--key-store pkcs11, gm: a vendor SM2 code, NAME=CODE (xipki's names, e.g."
+        " CKM_VENDOR_SM2_KEY_PAIR_GEN=0x80000xxx), repeatable.",
+    ),
     certificate: bool = typer.Option(
         None,
         "--certificate/--no-certificate",
@@ -54,6 +58,14 @@ def enroll(
         )
         raise typer.Exit(2)
     inboxes = _parse_inboxes(inbox)
+    mechanisms: dict[str, int] = {}
+    for spec in pkcs11_mechanism:
+        name, _, code = spec.partition("=")
+        try:
+            mechanisms[name.strip()] = int(code.strip(), 0)
+        except ValueError:
+            typer.secho(f"--pkcs11-mechanism {spec!r}: NAME=CODE expected (CODE decimal or 0x…)", fg="red")
+            raise typer.Exit(2) from None
     doc = read_bundle(bundle, "enrolment")
     try:
         done = enrol(
@@ -63,7 +75,8 @@ def enroll(
             key_store=key_store,  # type: ignore[arg-type]
             algorithm=algorithm,  # type: ignore[arg-type]
             expected_fingerprint=fingerprint,
-            pkcs11={"module": pkcs11_module, "token_label": pkcs11_token, "pin_file": str(pkcs11_pin_file.resolve())}
+            pkcs11={"module": pkcs11_module, "token_label": pkcs11_token, "pin_file": str(pkcs11_pin_file.resolve()),
+                    **({"mechanisms": mechanisms} if mechanisms else {})}
             if key_store == "pkcs11" and pkcs11_module and pkcs11_pin_file
             else None,
             certificate=certificate,

@@ -147,7 +147,7 @@ class Pkcs11Token:
             params = core.ObjectIdentifier("1.2.156.10197.1.301").dump()
             mechanism = self.mechanisms["CKM_VENDOR_SM2_KEY_PAIR_GEN"]
         else:
-            raise TokenUnavailable(f"this token is not configured for {algorithm} keys")
+            raise TokenUnavailable(f"this token is not configured for {algorithm} keys{_sm2_advice(algorithm)}")
         private.append((p11.CKA_KEY_TYPE, kind))
         public += [(p11.CKA_KEY_TYPE, kind), (p11.CKA_EC_PARAMS, params)]
         try:
@@ -225,7 +225,19 @@ class Pkcs11Token:
             except Exception as e:
                 self.reset()
                 raise TokenUnavailable(f"the token did not sign: {e}") from None
-        raise TokenUnavailable(f"this token is not configured for {algorithm} signatures")
+        raise TokenUnavailable(f"this token is not configured for {algorithm} signatures{_sm2_advice(algorithm)}")
+
+
+def _sm2_advice(algorithm: str) -> str:
+    """What to do when a gm centre's SM2 key meets a token without SM2 mechanisms configured."""
+    if algorithm != "sm2-sm3":
+        return ""
+    return (
+        ": SM2 keys (the centre's gm suite) need the token vendor's SM2 codes, CKM_VENDOR_SM2_KEY_PAIR_GEN and"
+        " CKM_VENDOR_SM2 (or CKM_VENDOR_SM2_SM3), in [centre.pkcs11.mechanisms] (enroll: --pkcs11-mechanism"
+        " NAME=0x…; docs/install.md); SoftHSM2 has none. Or keep the SM2 key encrypted in software: --key-store file"
+        "（本令牌未配置 SM2 厂商机制码；或改用 --key-store file）"
+    )
 
 
 def sm2_der(answer: bytes) -> bytes:

@@ -8,6 +8,7 @@ P-256; SM2 in a token needs vendor mechanisms SoftHSM2 does not have (not tested
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -201,3 +202,30 @@ def test_sm2_in_softhsm_is_refused_clearly(softhsm: Path) -> None:
                                                                   "CKM_VENDOR_SM2": 0x80000A02})  # fmt: skip
     with pytest.raises(TokenUnavailable, match=r"the token did not make a sm2-sm3 key: .*CKR_MECHANISM_INVALID"):
         vendor.generate("sm2-sm3", b"\x02" * 8, "sm2")
+
+
+def test_enroll_with_a_gm_bundle_and_a_token_says_what_sm2_needs(softhsm: Path, tmp_path: Path) -> None:
+    """break19: `enroll --key-store pkcs11` with a gm bundle said only "this token is not configured for sm2-sm3
+    keys", and the vendor codes could not be given on the command line at all."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from sdk.suites import GM
+
+    with LocalCentre(suite=GM) as centre:
+        _, bundle = centre.bank()
+        path = tmp_path / "bundle.json"
+        path.write_text(json.dumps(bundle, ensure_ascii=False))
+        token = ["--key-store", "pkcs11", "--pkcs11-module", MODULE, "--pkcs11-token", "branch-sm2",
+                 "--pkcs11-pin-file", str(softhsm / "branch-sm2.pin")]  # fmt: skip
+        runner = CliRunner()
+        plain = runner.invoke(app, ["enroll", str(path), "--dir", str(tmp_path / "a"), *token])
+        assert plain.exit_code == 1 and "CKM_VENDOR_SM2_KEY_PAIR_GEN" in plain.output
+        assert "--key-store file" in plain.output and "--pkcs11-mechanism" in plain.output
+        codes = ["--pkcs11-mechanism", "CKM_VENDOR_SM2_KEY_PAIR_GEN=0x80000A01", "--pkcs11-mechanism",
+                 "CKM_VENDOR_SM2=0x80000A02"]  # fmt: skip
+        vendor = runner.invoke(app, ["enroll", str(path), "--dir", str(tmp_path / "b"), *token, *codes])
+        assert vendor.exit_code == 1 and "CKR_MECHANISM_INVALID" in vendor.output  # the codes reached the token
+        bad = runner.invoke(app, ["enroll", str(path), "--dir", str(tmp_path / "c"), *token,
+                                  "--pkcs11-mechanism", "CKM_VENDOR_SM2"])  # fmt: skip
+        assert bad.exit_code == 2 and "NAME=CODE" in bad.output
