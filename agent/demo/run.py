@@ -4,10 +4,13 @@
 2. the agent enrols (its key made here, stored encrypted) and writes its config;
 3. the sample exports of config/samples/ and their materials are dropped into three inboxes;
 4. the agent runs until nothing moves without the bank: most rows registered, certificates
-   verified and stored; a 补正, a 不予受理, a 不予登记; bad rows quarantined;
-5. the loan system's next export answers the 补正 and changes and discharges two mortgages
+   verified and stored; the rows a register check foresees (a seized unit, the discharge of a mortgage that
+   does not exist, a mortgagor who is not the owner) held by the pre-flight and never sent; a 补正 and a
+   不予登记 no register check foresees (the reviewer's, scripted at the centre); bad rows quarantined;
+5. a clearer scan answers the 补正; the loan system's next export changes and discharges two mortgages
    registered in step 4 (their 证明号 read back from the receipts) — superseding those certificates;
-6. the paper-originals transmittal list is made and the audit chain verified; a summary is printed.
+6. the paper-originals transmittal list is made and the audit chain verified; the first-time acceptance
+   figure and a summary are printed.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from agent.daemon import Agent
 from agent.demo import samples
 from agent.logs import setup_logging
 from agent.state.audit import verify_audit
+from agent.state.status import first_time_acceptance, held_by_preflight
 from installer.enrol import enrol
 from sdk.support.files import atomic_write
 
-__all__ = ["EXPECTED", "MARKER", "DemoFolderRefused", "prepare_demo_folder", "run_demo"]
+__all__ = ["EXPECTED", "HELD_BY_PREFLIGHT", "MARKER", "DemoFolderRefused", "prepare_demo_folder", "run_demo"]
 
 #: the file the demo writes into its folder: only a folder holding it (or an empty one) is emptied for a new run
 MARKER = ".regbridge-demo"
@@ -67,12 +71,16 @@ INBOXES = [
 #: what the demo must end with: reference → final stage
 EXPECTED = {
     "DEMO-001-DYSC": "done", "DEMO-002-DYSC": "done", "DEMO-003-DYSC": "done", "DEMO-004-DYSC": "done",
-    "DEMO-005-DYZX": "rejected", "DEMO-008-DYSC": "done", "DEMO-009-DYSC": "done", "DEMO-010-DYBG": "done",
-    "DEMO-011-DYSC": "rejected", "DEMO-008-DYBG": "done", "DEMO-009-DYZX": "done",
+    "DEMO-005-DYZX": "quarantined", "DEMO-008-DYSC": "done", "DEMO-009-DYSC": "done", "DEMO-010-DYBG": "done",
+    "DEMO-011-DYSC": "quarantined", "DEMO-012-DYSC": "quarantined", "DEMO-013-DYSC": "rejected",
+    "DEMO-008-DYBG": "done", "DEMO-009-DYZX": "done",
     "PRE-001-YGDY": "done", "PRE-002-YGZB": "done", "PRE-003-YG": "done",
     "LEG-001-DYZX": "done", "LEG-002-DYZX": "done", "LEG-003-ZGQD": "done",
 }  # fmt: skip
-EXPECTED_QUARANTINED = 4  # DEMO-006 (ID check digit), DEMO-007 (date, amount), PRE-004 (unit id), a short LEG record
+EXPECTED_QUARANTINED = 7  # DEMO-006 (ID check digit), DEMO-007 (date, amount), PRE-004 (unit id), a short LEG record;
+# held by the register pre-flight: DEMO-005 (no such mortgage), DEMO-011 (查封), DEMO-012 (not the owner)
+#: the rows the register pre-flight holds: the centre never sees an application for them
+HELD_BY_PREFLIGHT = ("DEMO-005-DYZX", "DEMO-011-DYSC", "DEMO-012-DYSC")
 
 
 def drop(folder: Path, name: str, content: bytes) -> None:
@@ -111,6 +119,7 @@ def run_demo(
     """
     from sandbox.local import LocalCentre
     from sandbox.samples import BANK_LICENCE_NO as SAMPLE_LICENCE_NO
+    from sandbox.samples import material_content
     from sdk.suites import suite_named
 
     started = time.monotonic()
@@ -138,6 +147,8 @@ def run_demo(
             filed = file_documents(agent.client, sample_filing(mine["institution_uscc"], SAMPLE_LICENCE_NO))
             say(f"   银行信息备案: 营业执照 and 金融许可证 filed once ({filed.filing_state.status}); "
                 "no application carries them")  # fmt: skip
+            for reference, (stage, script) in samples.REVIEWER.items():  # what only the reviewer decides
+                centre.centre.workflow.set_script(reference, stage, script)
             kinds = samples.loans_by_type()
             for name, _, sample, prefix in INBOXES:
                 folder = workdir / "inbox" / name
@@ -151,17 +162,27 @@ def run_demo(
             say(f"④ first pass done; {len(waiting)} application(s) wait for the bank's 补正: {', '.join(waiting)}")
             certs = _certificates_from_receipts(workdir / "inbox" / "corebank" / "receipts")
             materials = workdir / "inbox" / "corebank" / "materials"
+            rescan = material_content("main_contract", "DEMO-004") + b"\n% rescanned, legible\n"
+            (materials / "DEMO-004_main_contract-2.pdf").write_bytes(rescan)  # answers the reviewer's 补正
             samples.write_materials(materials, "DEMO-008", "mortgage_change")
             samples.write_materials(materials, "DEMO-009", "mortgage_discharge")
             follow = samples.corebank_csv(samples.followup_rows(certs))
             drop(workdir / "inbox" / "corebank", "corebank_followup.csv", follow)
-            say("⑤ the loan system's next export: the corrected row, a change and a discharge")
+            say("⑤ a clearer scan answers the 补正; the loan system's next export: a change and a discharge")
             idle = agent.run_until_idle(timeout=max(10.0, timeout - (time.monotonic() - started)))
             from agent.pipeline.transmittal import make_transmittal
 
             transmittal = make_transmittal(agent.context, workdir / "transmittals")
             audit = verify_audit(agent.audit.path, agent.audit.head())
             summary = summarise(agent, workdir)
+            sent = centre.centre.store.all("SELECT client_reference FROM applications")
+            summary["centre_saw"] = sorted(str(r["client_reference"]) for r in sent)
+            figure = first_time_acceptance(agent.store)
+            summary["first_time_acceptance"] = {**figure, "held_by_preflight": held_by_preflight(agent.store)}
+            say(f"⑥ first-time acceptance (登簿 without 补正 or refusal): {figure['first_time']} of "
+                f"{figure['decided']} decided = {figure['share'] or 0:.0%}; "
+                f"{summary['first_time_acceptance']['held_by_preflight']} refusals avoided by the register "
+                f"pre-flight ({', '.join(HELD_BY_PREFLIGHT)}: held, never sent)")  # fmt: skip
             summary.update(
                 idle=idle,
                 seconds=round(time.monotonic() - started, 1),
@@ -220,10 +241,15 @@ def check(summary: dict[str, Any]) -> list[str]:
         got = stages.get(ref, {}).get("stage")
         if got != stage:
             problems.append(f"{ref}: expected {stage}, got {got}")
-    # the seized unit: 受理, then 不予登记 — no fee is ever assessed, so the loan system's last line is the refusal
-    if summary.get("last_receipt", {}).get("DEMO-011") != "rejected 不予登记":
+    # the seized unit: held by the pre-flight — the loan system's last line says so, the centre never saw it
+    if summary.get("last_receipt", {}).get("DEMO-011") != "quarantined 登记簿预检未通过，未提交":
         problems.append(f"DEMO-011's last receipt line is {summary.get('last_receipt', {}).get('DEMO-011')!r}, "
-                        "expected the refusal (rejected 不予登记)")  # fmt: skip
+                        "expected the pre-flight's hold (quarantined 登记簿预检未通过，未提交)")  # fmt: skip
+    seen = set(summary.get("centre_saw", []))
+    problems += [f"{ref}: the centre saw it, the pre-flight should have held it" for ref in HELD_BY_PREFLIGHT
+                 if ref in seen]  # fmt: skip
+    if "refused" not in stages.get("DEMO-013-DYSC", {}).get("history", []):
+        problems.append("DEMO-013 was not refused by the reviewer")
     if "correction_required" not in stages.get("DEMO-004-DYSC", {}).get("history", []):
         problems.append("DEMO-004 never went through a 补正")
     superseded = [c for a in summary["applications"] for c in a["certificates"] if c["superseded"]]

@@ -20,7 +20,15 @@ from config import load_checklists
 from sandbox import register
 from sandbox.samples import buyer, material_content
 
-__all__ = ["COREBANK_COLUMNS", "corebank_rows", "followup_rows", "write_materials", "write_samples"]
+__all__ = [
+    "AUTHORISED_UNTIL",
+    "COREBANK_COLUMNS",
+    "REVIEWER",
+    "corebank_rows",
+    "followup_rows",
+    "write_materials",
+    "write_samples",
+]
 
 COREBANK_COLUMNS = [
     "贷款编号",
@@ -42,8 +50,13 @@ COREBANK_COLUMNS = [
     "经办人",
     "电子签名",
     "签署日期",
+    "查询授权书编号",
+    "授权有效期止",
 ]
 OPERATOR = "op-001"
+#: the end of the applicants' 查询授权书 in the sample exports (seed 001 §3: signed with the application, valid
+#: while the loan is registered); with it on file the agent's pre-flight checks each row against the register
+AUTHORISED_UNTIL = "2030-12-31"
 SCOPE = "主债权及利息、违约金、损害赔偿金和实现债权的费用"
 
 
@@ -62,6 +75,7 @@ def mortgage_rows(
     method: str = "一般",
     start_date: str | None = None,
     id_override: str | None = None,
+    authorised: bool = False,
 ) -> list[dict[str, str]]:
     rows = []
     for i, owner in enumerate(register.owners_of(n)):
@@ -86,13 +100,20 @@ def mortgage_rows(
                 "经办人": OPERATOR,
                 "电子签名": f"ESIG-{loan}-{i + 1}",
                 "签署日期": "2026-03-05",
+                **_authorisation(loan, authorised),
             }
         )
     return rows
 
 
+def _authorisation(loan: str, authorised: bool) -> dict[str, str]:
+    if not authorised:
+        return {"查询授权书编号": "", "授权有效期止": ""}
+    return {"查询授权书编号": f"SQ-{loan}", "授权有效期止": AUTHORISED_UNTIL}
+
+
 def existing_rows(
-    loan: str, kind: str, n: int, certificate: str, *, amount: str = "", reason: str = ""
+    loan: str, kind: str, n: int, certificate: str, *, amount: str = "", reason: str = "", authorised: bool = False
 ) -> list[dict[str, str]]:
     owner = register.owners_of(n)
     signatures = "" if kind == "抵押注销" else ";".join(f"ESIG-{loan}-{i + 1}" for i in range(len(owner)))
@@ -119,43 +140,79 @@ def existing_rows(
                 "经办人": OPERATOR,
                 "电子签名": signatures if i == 0 else "",
                 "签署日期": "2026-06-01",
+                **_authorisation(loan, authorised),
             }
         )
     return rows
 
 
+#: a mortgagor who owns none of the units the sample exports name (the owner of unit 160)
+STRANGER = 160
+
+
 def corebank_rows() -> list[dict[str, str]]:
-    """The first export of the core banking system: most rows good, some wrong on purpose."""
+    """The first export of the core banking system: most rows good, some wrong on purpose.
+
+    Every row carries the applicants' 查询授权书 (授权书编号, 有效期止), so the agent's pre-flight checks it against
+    the register before sending: the rows a register check foresees (a seized unit, the discharge of a mortgage that
+    does not exist, a mortgagor who is not the owner) are held and never sent. The 补正 (DEMO-004: the reviewer
+    finds the 主债权合同 scan illegible) and the refusal (DEMO-013: the reviewer finds the contracts disagree) are
+    what no register check foresees: the demo scripts them at the centre (:data:`REVIEWER`).
+    """
     rows: list[dict[str, str]] = []
-    rows += mortgage_rows("DEMO-001", 1, amount="150")
-    rows += mortgage_rows("DEMO-002", 7, amount="98.50", dates=("2026-03-05", "2036-03-04"))  # two co-owners
-    rows += mortgage_rows("DEMO-003", 2, maximum="300", method="最高额", dates=("2026年3月5日", "2031年3月4日"))
-    # a title number that is another unit's: the centre asks for a 补正, a corrected row answers it
-    rows += mortgage_rows("DEMO-004", 3, amount="80", title=register.title_certificate(33))
-    # a discharge of a mortgage the register does not hold: 不予受理
-    rows += existing_rows("DEMO-005", "抵押注销", 4, "皖(2024)长丰县不动产证明第0009999号")
+    rows += mortgage_rows("DEMO-001", 1, amount="150", authorised=True)
+    # two co-owners
+    rows += mortgage_rows("DEMO-002", 7, amount="98.50", dates=("2026-03-05", "2036-03-04"), authorised=True)
+    rows += mortgage_rows(
+        "DEMO-003", 2, maximum="300", method="最高额", dates=("2026年3月5日", "2031年3月4日"), authorised=True
+    )
+    # the reviewer asks for a clearer 主债权合同 (a 补正 no register check foresees); a new scan answers it
+    rows += mortgage_rows("DEMO-004", 3, amount="80", authorised=True)
+    # a discharge of a mortgage the register does not hold: held by the pre-flight
+    rows += existing_rows("DEMO-005", "抵押注销", 4, "皖(2024)长丰县不动产证明第0009999号", authorised=True)
     # a broken ID number (wrong check digit): quarantined before sending
     bad_id = register.owners_of(9)[0].id_number
     bad_id = bad_id[:-1] + ("0" if bad_id[-1] != "0" else "1")
-    rows += mortgage_rows("DEMO-006", 9, amount="60", id_override=bad_id)
+    rows += mortgage_rows("DEMO-006", 9, amount="60", id_override=bad_id, authorised=True)
     # an impossible date and an amount in words: quarantined, both errors reported at once
-    seven = mortgage_rows("DEMO-007", 11, amount="一百万", start_date="2026-13-45")
+    seven = mortgage_rows("DEMO-007", 11, amount="一百万", start_date="2026-13-45", authorised=True)
     rows += seven
-    rows += mortgage_rows("DEMO-008", 6, amount="120")  # changed by the follow-up export
-    rows += mortgage_rows("DEMO-009", 8, amount="45.5")  # discharged by the follow-up export
+    rows += mortgage_rows("DEMO-008", 6, amount="120", authorised=True)  # changed by the follow-up export
+    rows += mortgage_rows("DEMO-009", 8, amount="45.5", authorised=True)  # discharged by the follow-up export
     rows += existing_rows(
-        "DEMO-010", "抵押变更", 5, register.seed_mortgage_certificate(5), amount="100", reason="借款人部分还款"
+        "DEMO-010", "抵押变更", 5, register.seed_mortgage_certificate(5), amount="100", reason="借款人部分还款",
+        authorised=True,
     )
-    rows += mortgage_rows("DEMO-011", register.SEIZED_UNIT, amount="70")  # seized: 不予登记
+    # seized: held by the pre-flight
+    rows += mortgage_rows("DEMO-011", register.SEIZED_UNIT, amount="70", authorised=True)
+    # the mortgagor is not the unit's owner: held by the pre-flight (the centre refuses the authorisation's query)
+    stranger = register.owners_of(STRANGER)[0]
+    rows += [
+        {**r, "抵押人": stranger.name, "证件号码": stranger.id_number}
+        for r in mortgage_rows("DEMO-012", 16, amount="65", authorised=True)
+    ]
+    rows += mortgage_rows("DEMO-013", 17, amount="75", authorised=True)  # the reviewer refuses it (不予登记)
     return rows
 
 
+#: what the centre's reviewer decides of rows no register check can judge (scripted at the sandbox by the demo):
+#: client reference → (stage, script)
+REVIEWER: dict[str, tuple[str, dict[str, Any]]] = {
+    "DEMO-004-DYSC": ("acceptance", {"outcome": "correction", "items": [
+        {"reason": "主债权合同扫描件模糊无法辨认，请重新扫描上传", "pointer": "/materials",
+         "material": "main_contract"}]}),
+    "DEMO-013-DYSC": ("examination", {"outcome": "refused", "items": [
+        {"code": "contracts_disagree", "reason": "抵押合同所载债务人与主债权合同不一致（审查人员认定）"}]}),
+}  # fmt: skip
+
+
 def followup_rows(certificates: dict[str, str]) -> list[dict[str, str]]:
-    """The loan system's next export: the corrected DEMO-004, and a change and a discharge of mortgages
-    registered by the first export (their 证明号 read back from the receipts)."""
-    rows = mortgage_rows("DEMO-004", 3, amount="80")
-    rows += existing_rows("DEMO-008", "抵押变更", 6, certificates["DEMO-008"], amount="100", reason="借款人部分还款")
-    rows += existing_rows("DEMO-009", "抵押注销", 8, certificates["DEMO-009"])
+    """The loan system's next export: a change and a discharge of mortgages registered by the first export
+    (their 证明号 read back from the receipts)."""
+    rows = existing_rows(
+        "DEMO-008", "抵押变更", 6, certificates["DEMO-008"], amount="100", reason="借款人部分还款", authorised=True
+    )
+    rows += existing_rows("DEMO-009", "抵押注销", 8, certificates["DEMO-009"], authorised=True)
     return rows
 
 

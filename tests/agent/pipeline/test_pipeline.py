@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from agent.demo import run_demo, samples
+from agent.demo.run import HELD_BY_PREFLIGHT
 from agent.pipeline.requeue import requeue
 from agent.state.status import snapshot
 from sandbox import register
@@ -43,6 +44,17 @@ def test_demo_reaches_every_expected_end(demo: tuple[Path, dict[str, Any]]) -> N
     assert summary["transmittal"]["count"] >= 10
 
 
+def test_the_rows_a_register_check_foresees_never_reach_the_centre(demo: tuple[Path, dict[str, Any]]) -> None:
+    _, summary = demo
+    assert summary["centre_saw"] and not set(HELD_BY_PREFLIGHT) & set(summary["centre_saw"])
+    stages = {a["reference"]: (a["stage"], a["centre_status"]) for a in summary["applications"]}
+    assert all(stages[ref] == ("quarantined", None) for ref in HELD_BY_PREFLIGHT)
+    figure = summary["first_time_acceptance"]
+    assert figure["held_by_preflight"] == len(HELD_BY_PREFLIGHT)
+    # DEMO-004 (a 补正) and DEMO-013 (a refusal) are the two decided applications not registered first time
+    assert figure["decided"] - figure["first_time"] == 2 and figure["share"] < 1
+
+
 def test_certificates_are_stored_once_with_sidecars_and_superseded_ones_say_so(
     demo: tuple[Path, dict[str, Any]],
 ) -> None:
@@ -72,9 +84,12 @@ def test_receipts_tell_the_loan_system_each_change_once(demo: tuple[Path, dict[s
     keys = [(r["业务编号"], r["事件"], r["不动产登记证明号"], r["补正期限"]) for r in rows]
     assert len(keys) == len(set(keys)), "a receipt line appears twice"
     by = {(r["业务编号"], r["事件"]): r for r in rows}
-    correction = by[("DEMO-004-DYSC", "correction")]
-    assert "不动产权证书号" in correction["补正事项"] and correction["补正期限"]
-    assert "mortgage_not_found" in by[("DEMO-005-DYZX", "rejected")]["原因"]
+    correction = by[("DEMO-004-DYSC", "correction")]  # the reviewer's 补正: no register check foresees it
+    assert "主债权合同" in correction["补正事项"] and correction["补正期限"]
+    # the discharge of a mortgage the register does not hold: held by the pre-flight, never sent (issue 24)
+    held = by[("DEMO-005-DYZX", "quarantined")]
+    assert held["状态"] == "登记簿预检未通过，未提交" and "mortgage_not_current" in held["原因"]
+    assert "contracts_disagree" in by[("DEMO-013-DYSC", "rejected")]["原因"]  # the reviewer's refusal
     registered = by[("DEMO-001-DYSC", "registered")]
     assert registered["不动产登记证明号"].startswith("皖(2026)长丰县不动产证明第")
     assert Path(registered["证书存放位置"]).is_file()
