@@ -202,10 +202,8 @@ REFUSED_KEY_CODES = frozenset({"certificate_revoked", "certificate_expired", "ke
 
 def _refusal_of_current_key(path: Path, centre: dict[str, Any], secret: bytes | None) -> str | None:
     """Why the folder's key in use can no longer sign (the centre's refusal code, or ``key_missing``); None
-    when the centre accepts it.
-
-    Raises:
-        BundleError: the centre cannot be asked, or the key cannot be decrypted (the agent secret).
+    when the centre accepts it or it cannot be told here (the centre unreachable, another refusal, the agent
+    secret or config unreadable): then the folder is left as it is, as enrolling again always did.
     """
     from agent.centre.client import centre_client
     from agent.config import load_config
@@ -217,8 +215,8 @@ def _refusal_of_current_key(path: Path, centre: dict[str, Any], secret: bytes | 
             config.resolve(config.secret_file) if config.secret_file else None,
             keyring_user=config.centre.institution_id,
         )
-    except (ValueError, SecretUnavailable) as exc:
-        raise BundleError(f"{path} is enrolled but cannot be read: {exc}") from None
+    except (ValueError, SecretUnavailable):
+        return None  # cannot tell here: left as it is (doctor names what is wrong)
     custody = custody_for(config, secret)
     try:
         custody.entry(config.centre.key_id)
@@ -227,18 +225,16 @@ def _refusal_of_current_key(path: Path, centre: dict[str, Any], secret: bytes | 
     try:
         signer = custody.signer(config.centre.key_id)
     except KeyError as exc:
-        if "is missing" in str(exc):  # the key file or keyring entry is gone (PKCS#11: the object in the token)
-            return "key_missing"
-        raise BundleError(f"key {centre['key_id']}: {str(exc).strip(chr(39))}") from None
+        # the key file or keyring entry is gone; another failure (the agent secret) is left for doctor to name
+        return "key_missing" if "is missing" in str(exc) else None
     try:
         with centre_client(config, signer) as client:
             client.institution.get()
     except sdk.AuthenticationFailed as exc:
         if exc.code in REFUSED_KEY_CODES:
             return str(exc.code)
-        raise BundleError(f"the centre refuses key {centre['key_id']}: {exc}") from None
-    except (sdk.RegBridgeError, httpx.HTTPError) as exc:
-        raise BundleError(f"cannot ask the centre whether key {centre['key_id']} is still good: {exc}") from None
+    except (sdk.RegBridgeError, httpx.HTTPError):
+        pass  # the centre cannot say now (down, clock): the folder stays as it is, as before
     return None
 
 
