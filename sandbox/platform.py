@@ -80,7 +80,7 @@ _CODES: dict[type[Exception], str] = {
 class Enrolment:
     """What the platform gives a bank at registration: its own ``appId``, signing key and encryption
     key (the bank seals requests to it), and each county centre's trust anchors by 行政区划代码 —
-    ``{"jwk": its metadata-signing key, "key_id", "ca_pem": its CA}`` — that the bank checks
+    ``{"jwk": its metadata-signing key, "key_id", "ca_pem": its seal CAs, "name"}`` — that the bank checks
     certificates against."""
 
     platform_app_id: str
@@ -217,7 +217,9 @@ class ProvincePlatform:
             centre_keys[district] = {
                 "jwk": dict(centre.keys.centre_jwk),
                 "key_id": centre.keys.centre_key_id,
-                "ca_pem": centre.keys.ca_pem,
+                # as in an enrolment bundle: the seal CA (and the gm seal system's CA)
+                "ca_pem": centre.keys.ca_pem + (centre.seals.ca_pem if centre.seals is not None else ""),
+                "name": centre.name,
             }
         with self._lock:
             self.banks[app_id] = bank

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,6 +21,12 @@ def demo(
         None, "--envelope", help="gm: the centre asks for the parties' names and ID numbers SM4-encrypted both ways:"
         " SM4-GCM or SM4-CBC.",
     ),
+    dialect: str | None = typer.Option(
+        None,
+        "--dialect",
+        help="province: one head-office agent, two branches, two county centres behind a provincial platform "
+        "(docs/dialects.md), as `regbridge sandbox serve --dialect province` serves it.",
+    ),
 ) -> None:
     """Sandbox centre + agent + sample exports, end to end; a summary at the end."""
     from rich.console import Console
@@ -28,6 +35,9 @@ def demo(
     from agent.demo import DemoFolderRefused, run_demo
 
     console = Console()
+    if dialect is not None:
+        _province_demo(console, workdir, dialect)
+        return
     if suite not in ("intl", "gm"):
         typer.secho("--suite is intl or gm", fg="red")
         raise typer.Exit(2)
@@ -79,3 +89,34 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     app.command()(demo)
+
+
+def _province_demo(console: Any, workdir: Path, dialect: str) -> None:
+    from rich.table import Table
+
+    from agent.demo import DemoFolderRefused
+    from agent.demo.province import run_province_demo
+
+    if dialect != "province":
+        typer.secho("--dialect is province (config/dialects/province.toml)", fg="red")
+        raise typer.Exit(2)
+    try:
+        summary = run_province_demo(workdir.resolve(), say=lambda text: console.print(text))
+    except DemoFolderRefused as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title="RegBridge demo (总对总): two branches, two county centres, one platform")
+    for col in ("支行", "贷款编号", "登记中心 (行政区划)", "结果", "不动产登记证明号", "证书位置"):
+        table.add_column(col, overflow="fold")
+    for b in summary["branches"]:
+        for a in b["applications"]:
+            state = "[green]已办结[/]" if a["stage"] == "done" else f"[red]{a['stage']}[/]"
+            table.add_row(b["branch"], a["loan_no"], a["district"] or "", state, "\n".join(a["certificates"]),
+                          "\n".join(a["documents"]))  # fmt: skip
+    console.print(table)
+    for b in summary["branches"]:
+        console.print(f"{b['branch']}: receipts in inbox/{b['inbox']}/receipts name {', '.join(b['receipt_loans'])}")
+    if summary["problems"]:
+        for p in summary["problems"]:
+            console.print(f"[red]problem:[/] {p}")
+        raise typer.Exit(1)

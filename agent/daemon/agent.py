@@ -19,6 +19,7 @@ import secrets
 import socket
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -27,6 +28,7 @@ import httpx
 import sdk
 from agent.centre.api import ApiCentre
 from agent.centre.client import centre_client
+from agent.centre.port import CentrePort
 from agent.config import AgentConfig
 from agent.credentials.custody import DecryptionKeys, custody_for
 from agent.credentials.rotation import RotationFollower
@@ -107,7 +109,15 @@ class Agent:
         client: an ``sdk.Client`` to use instead of one built from the config (tests).
     """
 
-    def __init__(self, config: AgentConfig, *, secret: bytes | None = None, client: sdk.Client | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        secret: bytes | None = None,
+        client: sdk.Client | None = None,
+        centre_port: CentrePort | None = None,
+        trust_by_district: Mapping[str, TrustAnchors] | None = None,
+    ) -> None:
         self.config = config
         self.data_dir = config.resolve(config.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -164,7 +174,9 @@ class Agent:
             self.signer = sdk.RotatingSigner(self.custody.signer(centre.key_id))
             client = centre_client(config, self.signer, wrap=self._wrap_transport, decryption_key=self.decryption_keys)
         self.client = client
-        self.centre = ApiCentre(client)
+        # another dialect's adapter (a provincial platform, docs/dialects.md) instead of RegBridge's API;
+        # the client stays for what the API alone offers (银行信息备案, key rotation)
+        self.centre: CentrePort = centre_port or ApiCentre(client)
         self.follower = (
             RotationFollower(config, self.custody, self.signer, self.store, self.audit) if self.signer else None
         )
@@ -205,6 +217,7 @@ class Agent:
             ),
             supervisor=self.supervision,
             instance=self.instance_id if config.state.url else None,
+            trust_by_district=dict(trust_by_district or {}),
         )
 
     def _inboxes(self) -> dict[str, bool]:

@@ -76,6 +76,7 @@ def mortgage_rows(
     start_date: str | None = None,
     id_override: str | None = None,
     authorised: bool = False,
+    county: register.County = register.CHANGFENG,
 ) -> list[dict[str, str]]:
     rows = []
     for i, owner in enumerate(register.owners_of(n)):
@@ -83,9 +84,9 @@ def mortgage_rows(
             {
                 "贷款编号": loan,
                 "业务类型": "抵押首次",
-                "不动产单元号": register.unit_id(n),
-                "坐落": _loc(n),
-                "不动产权证书号": title or register.title_certificate(n) or "",
+                "不动产单元号": register.unit_id(n, county),
+                "坐落": register.location(n, county),
+                "不动产权证书号": title or register.title_certificate(n, county) or "",
                 "抵押人": owner.name,
                 "证件号码": id_override or owner.id_number,
                 "抵押方式": method,

@@ -10,8 +10,8 @@ under the daemon, in the demo's loop, and in a test with a store of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -79,6 +79,15 @@ class StageContext:
     supervisor: Supervisor
     #: this instance's id when several share the state (``state.url``): what it claims is claimed in its name
     instance: str | None = None
+    #: behind a provincial platform (docs/dialects.md): each county centre's trust anchors by its 行政区划代码
+    #: (the first 6 digits of a 不动产单元号); an application on a unit of another district uses ``trust``
+    trust_by_district: Mapping[str, TrustAnchors] = field(default_factory=dict)
+
+    def trust_for(self, unit_ids: Sequence[str]) -> TrustAnchors:
+        """The trust anchors of the centre that registers ``unit_ids`` (the first unit's district decides)."""
+        if unit_ids and unit_ids[0][:6] in self.trust_by_district:
+            return self.trust_by_district[unit_ids[0][:6]]
+        return self.trust
 
     def inbox(self, name: str) -> InboxConfig:
         return next(i for i in self.config.inbox if i.name == name)

@@ -168,11 +168,13 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
     if app is None:
         return 0
     signed = ctx.centre.certificate(cid)
+    # the anchors of the centre the application went to (behind a platform: the district of its unit)
+    trust = ctx.trust_for([str(p.get("unit_id", "")) for p in app.payload.get("properties", [])])
     try:
-        meta = verify_metadata(signed, ctx.trust)
+        meta = verify_metadata(signed, trust)
         pdf = ctx.centre.download_certificate(cid, expected_sha256=meta.sha256)
         # the CRLs the seal certificates name are consulted (hard-fail); one out of reach: retried later
-        sealed = verify_document(pdf, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+        sealed = verify_document(pdf, meta, trust, timeout=ctx.config.centre.timeout)
         reconcile(
             meta,
             app.payload,
@@ -205,7 +207,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         "loan_no": app.loan_no,
         "type": app.type,
         "verified": {
-            "metadata_signature": ctx.trust.centre_key_id,
+            "metadata_signature": trust.centre_key_id,
             "seal": sealed,
             "reconciled": True,
             "at": datetime.now(UTC).isoformat(),

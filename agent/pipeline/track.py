@@ -170,8 +170,19 @@ def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> N
     """What a full read of the application tells: 补正 items, decisions, certificates, fees."""
     store = ctx.store
     status = record.status
+    # a fee the read says is unpaid, whose amount no fee.assessed event brought (a missed event, or a centre
+    # with no feed — a provincial platform): its notice is read now, before the transaction, so it can be paid
+    fee_total: str | None = None
+    if record.fee_status == "unpaid" and app.fee_total is None:
+        try:
+            fee_total = str(ctx.centre.fee_notice(record.application_id).total)
+        except sdk.RegBridgeError as exc:
+            why = {"reference": app.reference, "error": type(exc).__name__}
+            log.warning("could not read the fee notice", extra=why)
     with store.transaction():
         fields: dict[str, Any] = {"needs_refresh": 0, "next_attempt_at": time.time() + ctx.config.straggler_seconds}
+        if fee_total is not None:
+            fields["fee_total"] = fee_total
         # an event handled while the read was on its way is newer news than the read: its status stays
         current = store.application(app.reference)
         moved = current is not None and current.centre_status != app.centre_status
