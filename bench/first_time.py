@@ -44,7 +44,7 @@ def _export(inbox: Path, prefix: str, units: dict[str, list[int]], authorised: b
             rows += made
             samples.write_materials(inbox / "materials", loan, "mortgage_first")
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, "查询授权书编号", "授权有效期止"], lineterminator="\r\n")
+    writer = csv.DictWriter(buf, samples.COREBANK_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for r in rows:
         auth = {"查询授权书编号": f"SQ-{r['贷款编号']}", "授权有效期止": "2099-12-31"} if authorised else {}
@@ -90,10 +90,9 @@ def run(good: int, work: Path, *, each: int = 1, unforeseeable: int = 1, timeout
     from sandbox import register
     from sandbox.local import LocalCentre
 
-    profile = work / "corebank_preflight.toml"
-    base = (Path(__file__).resolve().parents[1] / "config" / "mappings" / "corebank_csv.toml").read_text("utf-8")
-    extra = '\n[authorisation]\nreference = "查询授权书编号"\nvalid_until = "授权有效期止"\n'
-    profile.write_text(base + extra, "utf-8")
+    profile = work / "corebank.toml"  # the shipped core-banking profile: it maps the 查询授权书 columns
+    profile.write_text((Path(__file__).resolve().parents[1] / "config" / "mappings" / "corebank_csv.toml").read_text(
+        "utf-8"), "utf-8")  # fmt: skip
     figures = {}
     with LocalCentre() as centre:
         spare = (register.SEIZED_UNIT, register.OBJECTION_UNIT)

@@ -198,6 +198,11 @@ class AuthorisationSpec(_Strict):
     )
     valid_until: str | None = Field(default=None, description="column of 有效期止 (else 90 days from signing)")
     purpose: str | None = Field(default=None, description="column of the 授权用途 (else 办理不动产抵押登记业务)")
+    query_types: list[str] = Field(
+        default_factory=list,
+        description="values of the [type] column that ask for a 登记资料查询 instead of an application (e.g. "
+        "登记资料查询): such a row is queried with its authorisation and answered on a receipt line",
+    )
 
 
 class MaterialsSpec(_Strict):

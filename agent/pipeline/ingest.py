@@ -22,9 +22,11 @@ from agent.messages import accounting_line, field_line, zh
 from agent.pipeline.build import BuiltApplication, build
 from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import IngestReport, broken_loans, columns_of, quarantine_row, record_excerpt
+from agent.pipeline.queries import export_queries, run_query
 from agent.pipeline.reapply import admit_or_reapply
 from agent.state.store import now_iso
 from connectors.readers import read_export, row_label
+from sdk.identifiers import normalise_text
 
 __all__ = ["ExportRefused", "IngestReport", "ingest_file", "process_export", "read_export_bytes"]
 
@@ -144,7 +146,9 @@ def process_export(
         ctx.audit.append("file.quarantined", label, "quarantined", reason=read.file_error)
         log.warning("export quarantined", extra={"file": label, "reason": read.file_error})
         return report
-    mapped = map_records(read.records, profile, label)
+    # rows asking for a 登记资料查询 (the profile's [authorisation] query_types) are queries, not applications
+    records, asked = export_queries(read.records, profile, default_operator=ctx.config.default_operator)
+    mapped = map_records(records, profile, label)
     built: list[tuple[BuiltApplication, dict[str, list[Any]]]] = []
     for i, m in enumerate(mapped):
         b = build(m, profile, ctx.build, inbox_path)
@@ -163,6 +167,7 @@ def process_export(
             qid = ctx.store.quarantine("row", [err.as_dict()], file_sha256=sha, path=label, row=err.row)
             report.quarantined.append({"id": qid, "row": err.row, "loan_no": None, "errors": [err.as_dict()]})
             report.rows["quarantine"] += 1
+        report.rows["queue"] += len(asked)  # each sent on as a query, answered on its own receipt line
         broken = broken_loans(read.errors, [b.loan_no for b, _ in built])
         for b, columns in built:
             if b.errors or hold_all or b.loan_no in broken:
@@ -235,8 +240,61 @@ def process_export(
             "supplements": len(report.supplements),
         },
     )
+    answer_export_queries(ctx, inbox, profile, read.records, asked, label, sha)
     ctx.supervisor.wake()
     return report
+
+
+_QUERY_STATUS = {
+    "answered": "已查询",
+    "refused_here": "本机拒绝查询",
+    "refused_by_centre": "中心拒绝查询",
+    "unverified": "查询结果无法验证",
+    "invalid": "查询行有误，未查询",
+    "failed": "查询未完成，请重新导出",
+}
+
+
+def answer_export_queries(
+    ctx: StageContext,
+    inbox: InboxConfig,
+    profile: Profile,
+    records: list[Any],
+    asked: list[Any],
+    label: str,
+    sha: str,
+) -> None:
+    """Run the 登记资料查询 an export's rows asked for and answer each on a receipt line (issue 24 item 1: the same
+    from a loan-system export column): 状态 已查询 with what the register shows (查封, 异议, mortgages and their
+    顺位, the 查询编号 of the signed result kept by the agent), or why it was refused or not run."""
+    rows = {r.row: r for r in records}
+    loan_column = profile.identity.loan_no
+    for row, query, _, errors in asked:
+        outcome = "invalid"
+        reason = "；".join(text for _, text in errors)
+        if query is not None:
+            try:
+                done = run_query(ctx, query, label=f"{label}:{row}")
+            except Exception as exc:  # the centre away: the row is answered as not done, never dropped
+                log.warning("export query failed", extra={"file": label, "row": row, "error": type(exc).__name__})
+                done = None
+                outcome, reason = "failed", f"{type(exc).__name__}"
+            if done is not None:
+                outcome = done.outcome
+                reason = "；".join(f"{c}: {r}" for c, r in done.reasons)
+                if done.result is not None:
+                    r = done.result
+                    ranks = ", ".join(str(x.rank) for x in r.rights if x.kind == "mortgage" and x.rank)
+                    mortgaged = f"是（顺位 {ranks}）" if r.mortgaged else "否"
+                    reason = (f"查询编号 {r.query_id}；查封：{'是' if r.seized else '否'}；异议："
+                              f"{'是' if r.objection else '否'}；抵押：{mortgaged}")
+        record = rows.get(row)
+        loan = normalise_text(record.values.get(loan_column, "")) if record is not None else ""
+        key = f"query-{sha[:12]}-{row}"
+        payload = {"loan_no": loan or f"(查询){label}", "reference": key, "type": "property_query",
+                   "type_name": "登记资料查询", "event": "property_query", "status": _QUERY_STATUS[outcome],
+                   "reason": reason, "file": label, "rows": [row], "at": now_iso()}  # fmt: skip
+        ctx.store.add_receipt(key, "property_query", inbox.name, payload)
 
 
 def write_report(ctx: StageContext, inbox: InboxConfig, report: IngestReport) -> Path:

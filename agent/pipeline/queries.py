@@ -32,12 +32,26 @@ from typing import Any
 from pydantic import ValidationError
 
 import sdk
+from agent.mapping import Profile
+from agent.mapping.profile import DATE_FORMATS
+from agent.mapping.values import parse_datetime
 from agent.pipeline.context import StageContext
+from connectors.readers.records import SourceRecord
 from sdk.certificates import verify_query_result
+from sdk.identifiers import normalise_text
 from sdk.models import PropertyQuery, PropertyQueryResult
 from sdk.privacy import mask_id, mask_text
 
-__all__ = ["BATCH_COLUMNS", "BatchRow", "QueryOutcome", "read_batch", "result_summary", "run_query", "stored_result"]
+__all__ = [
+    "BATCH_COLUMNS",
+    "BatchRow",
+    "QueryOutcome",
+    "export_queries",
+    "read_batch",
+    "result_summary",
+    "run_query",
+    "stored_result",
+]
 
 log = logging.getLogger("regbridge.agent.query")
 
@@ -241,3 +255,78 @@ def result_summary(result: PropertyQueryResult) -> dict[str, Any]:
         ],
         "answered_at": result.answered_at.isoformat(),
     }
+
+
+def _column(profile: Profile, target: str) -> str | None:
+    return next((f.column for f in profile.fields if f.target == target and f.column), None)
+
+
+def export_queries(
+    records: list[SourceRecord], profile: Profile, *, default_operator: str | None = None
+) -> tuple[list[SourceRecord], list[BatchRow]]:
+    """Split an export's rows: the ones asking for a 登记资料查询 (the profile's ``[authorisation] query_types`` in
+    its ``[type]`` column) become queries — the unit from the column of ``properties[0].unit_id`` (else
+    ``…title_certificate``, ``…location``), the person authorising from those of ``mortgagors[].name`` and
+    ``…id_number``, the authorisation from ``[authorisation]`` (signing time from its ``signed_at`` or the
+    declaration's column), the operator from the declaration's; the rest are the export's applications.
+
+    Answers ``(application rows, [(row, query or None, None, errors)])``; no row is dropped.
+    """
+    spec = profile.authorisation
+    column = profile.type.column
+    if spec is None or not spec.query_types or column is None:
+        return records, []
+    wanted = {normalise_text(v) for v in spec.query_types}
+    rest: list[SourceRecord] = []
+    found: list[BatchRow] = []
+    for record in records:
+        if normalise_text(record.values.get(column, "")) not in wanted:
+            rest.append(record)
+            continue
+        values = {k: normalise_text(v) for k, v in record.values.items()}
+
+        def cell(name: str | None, values: dict[str, str] = values) -> str:
+            return values.get(name, "") if name else ""
+
+        flat = {
+            "unit_id": cell(_column(profile, "properties[0].unit_id")),
+            "title_certificate": "",
+            "location": "",
+            "authorisation.reference": cell(spec.reference),
+            "authorisation.applicant.name": cell(_column(profile, "mortgagors[].name")),
+            "authorisation.applicant.id_number": cell(_column(profile, "mortgagors[].id_number")),
+            "authorisation.signed_at": cell(spec.signed_at or profile.declaration.signed_at),
+            "authorisation.valid_until": cell(spec.valid_until),
+            "authorisation.purpose": cell(spec.purpose),
+            "authorisation.signature_id": cell(profile.declaration.signatures) or cell(spec.reference),
+            "operator_id": cell(profile.declaration.operator) or (default_operator or ""),
+        }
+        if not flat["unit_id"]:
+            flat["title_certificate"] = cell(_column(profile, "properties[0].title_certificate"))
+            if not flat["title_certificate"]:
+                flat["location"] = cell(_column(profile, "properties[0].location"))
+        errors: list[tuple[str, str]] = []
+        for name in ("authorisation.signed_at", "authorisation.valid_until"):
+            if flat[name]:
+                try:
+                    moment = parse_datetime(flat[name], DATE_FORMATS)
+                except ValueError as exc:
+                    errors.append((name, f"第 {record.row} 行: {exc}"))
+                    continue
+                flat[name] = moment if name.endswith("signed_at") else moment[:10]
+        if flat["authorisation.purpose"] in ("办理不动产抵押登记业务", "抵押登记"):
+            flat["authorisation.purpose"] = "mortgage"
+        data = _nest(flat)
+        applicant = data.setdefault("authorisation", {}).setdefault("applicant", {})
+        number = applicant.get("id_number", "")
+        applicant["kind"] = "organisation" if len(number) == 18 and not number[:17].isdigit() else "person"
+        query = None
+        if not errors:
+            try:
+                query = PropertyQuery.model_validate(data)
+            except ValidationError as exc:
+                errors = [(".".join(str(p) for p in e["loc"]) or "(row)", f"第 {record.row} 行: {e['msg']}")
+                          for e in exc.errors()]  # fmt: skip
+        found.append((record.row, query, None, [(c, mask_text(t)) for c, t in errors]))
+    return rest, found
+

@@ -15,12 +15,11 @@ from sandbox.local import LocalCentre
 
 from ..conftest import Branch, drop, make_branch
 
-PROFILE = (Path(__file__).parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8") + '''
-[authorisation]
-reference = "查询授权书编号"
-valid_until = "授权有效期止"
-'''
-COLUMNS = [*samples.COREBANK_COLUMNS, "查询授权书编号", "授权有效期止"]
+# the shipped core-banking profile maps the 查询授权书; rows of 业务类型 登记资料查询 ask for a query
+PROFILE = (Path(__file__).parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8").replace(
+    'valid_until = "授权有效期止"\n', 'valid_until = "授权有效期止"\nquery_types = ["登记资料查询"]\n'
+)
+COLUMNS = samples.COREBANK_COLUMNS
 STRANGER = register.owners_of(150)[0]  # owns unit 150, nothing else
 
 
@@ -46,10 +45,15 @@ def _export(inbox: Path) -> bytes:
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "查询授权书编号": f"SQ-{r['贷款编号']}", "授权有效期止": "2099-12-31"})
+    # two rows asking for a 登记资料查询 from the export's 业务类型 column: one answered, one authorisation expired
+    for loan, until in (("PF-Q1", "2099-12-31"), ("PF-Q2", "2020-01-01")):
+        row = samples.mortgage_rows(loan, 10)[0]
+        writer.writerow({**row, "业务类型": "登记资料查询", "查询授权书编号": f"SQ-{loan}", "授权有效期止": until})
     return buf.getvalue().encode("gb18030")
 
 
 def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) -> None:
+    assert "query_types" in PROFILE
     profile = tmp_path / "corebank_preflight.toml"
     profile.write_text(PROFILE, encoding="utf-8")
     inboxes = [{"name": "corebank", "path": "inbox/corebank", "profile": str(profile), "completion": "rename"}]
@@ -83,6 +87,11 @@ def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) 
         receipts = (branch.inbox() / "receipts").glob("*.csv")
         text = "".join(p.read_bytes().decode("gb18030") for p in receipts)
         assert text.count("登记簿预检未通过，未提交") == 5
+        queried = {r["贷款编号"]: r for r in csv.DictReader(io.StringIO(text)) if r.get("事件") == "property_query"}
+        assert queried["PF-Q1"]["状态"] == "已查询" and "抵押：是（顺位 1, 2）" in queried["PF-Q1"]["原因"]
+        assert queried["PF-Q2"]["状态"] == "本机拒绝查询" and "authorisation_expired" in queried["PF-Q2"]["原因"]
+        assert [t["outcome"] for t in trace if t["authorisation_reference"] == "SQ-PF-Q1"] == ["answered"]
+        assert not [t for t in trace if t["authorisation_reference"] == "SQ-PF-Q2"]  # refused here, never sent
         audit = [json.loads(line) for line in (branch.root / "var" / "audit.log").read_text().splitlines()]
         assert [a["target"] for a in audit if a["action"] == "application.preflight" and a["outcome"] == "passed"] == [
             "PF-OK-DYSC"
