@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import httpx
@@ -35,6 +36,7 @@ from agent.credentials.rotation import RotationFollower
 from agent.daemon.metrics import Metrics, TimedTransport
 from agent.daemon.supervision import Supervision
 from agent.mapping import Profile, load_profile
+from agent.messages import refused_key_advice
 from agent.pipeline.build import BuildContext
 from agent.pipeline.context import StageContext
 from agent.pipeline.deliver import deliver_due
@@ -322,6 +324,37 @@ class Agent:
     def check_key(self) -> str | None:
         """Sign with the config's key when ``regbridge keys rotate`` switched it (see :class:`RotationFollower`)."""
         return self.follower.check() if self.follower is not None else None
+
+    def check_bank_certificate(self) -> str | None:
+        """An alert (``bank_certificate``) while the signing key's institution certificate (机构证书) ends within
+        30 days or has ended — a rotation renews it before, only a new enrolment after; cleared otherwise.
+        Answers the alert's message, or None."""
+        from sdk.csr import read_certificate
+
+        key_id = self.signer.key_id if self.signer is not None else self.config.centre.key_id
+        try:
+            pem = self.custody.entry(key_id).certificate
+        except KeyError:
+            return None
+        if not pem:
+            self.store.clear_alert("bank_certificate")
+            return None
+        info = read_certificate(pem)
+        left = info.not_after - datetime.now(UTC)
+        end = f"{info.not_after:%Y-%m-%d}"
+        if left.total_seconds() <= 0:
+            advice = refused_key_advice("code certificate_expired", self.config.source)
+            message = (f"机构证书 {info.serial_hex} 已于 {end} 过期，登记中心拒绝本机签名 (the bank certificate ended"
+                       f" {end}; the centre refuses the key){advice}")  # fmt: skip
+        elif left.days <= 30:
+            message = (f"机构证书 {info.serial_hex} 将于 {end} 到期（剩 {left.days} 天）：请运行"
+                       f" `regbridge keys rotate` 换钥续证 (the bank certificate ends {end}: rotate the key now, which"
+                       " renews it)")  # fmt: skip
+        else:
+            self.store.clear_alert("bank_certificate")
+            return None
+        self.store.raise_alert("bank_certificate", message)
+        return message
 
     # --- rounds ------------------------------------------------------------------------------
 

@@ -256,6 +256,13 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
     )
 
     scheduler.add_job(
+        guarded("bank_certificate", agent.check_bank_certificate),
+        "interval",
+        hours=1,
+        id="bank_certificate",
+        next_run_time=now + timedelta(seconds=3),
+    )
+    scheduler.add_job(
         guarded("collateral", lambda: watch_collateral(agent.context) if agent.is_leader else None),
         "interval",
         minutes=agent.config.collateral.run_minutes,

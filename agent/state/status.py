@@ -39,6 +39,9 @@ ALERT_FIXES: dict[str, str] = {
     "deadline": "answer the 补正: drop the listed materials into the inbox's materials folder (`regbridge show "
     "LOAN` lists them) before the deadline",
     "document_store": "check the document store (free space, permissions, S3 credentials); delivery resumes by itself",
+    "bank_certificate": "the bank's institution certificate (机构证书) ends soon or has ended: before it ends, "
+    "`regbridge keys rotate` renews it; after, ask the centre for a new enrolment bundle and `regbridge enroll` it "
+    "into the agent's folder (the state is kept); `regbridge doctor` checks it against the centre's CRL",
     "certificate": "a certificate failed verification: check the trust anchors (`regbridge doctor`), then "
     "`regbridge quarantine list` and `regbridge requeue ID`",
     "fee_cap": "raise [fees] daily_cap (then `systemctl reload regbridge`) or pay by hand with `regbridge fees pay`",

@@ -426,3 +426,31 @@ def test_a_refusal_by_the_centre_names_the_row_and_column_it_concerns(branch: Br
         assert stored is not None and stored.stage == "quarantined"
     finally:
         agent.close()
+
+
+def test_the_agent_alerts_before_its_bank_certificate_ends_and_a_rotation_clears_it(branch: Branch) -> None:
+    """break19: only `doctor` (when someone runs it) knew the 机构证书 ends; the running agent now raises an alert
+    30 days ahead, shown by `regbridge status` with what to do, and clears it once a rotation renewed it."""
+    from datetime import timedelta
+
+    from agent.config import load_config
+    from agent.credentials.rotation import rotate
+
+    from ..conftest import SECRET
+
+    branch.centre.centre.credentials.certificate_validity = timedelta(days=20)
+    config = load_config(branch.config)
+    rotate(config, SECRET, grace_seconds=60)  # a key certified for 20 days only
+    agent = branch.agent()
+    try:
+        message = agent.check_bank_certificate()
+        assert message is not None and "剩 19 天" in message and "keys rotate" in message
+        alert = next(a for a in snapshot(agent.store)["alerts"] if a["kind"] == "bank_certificate")
+        assert "机构证书" in alert["message"] and "keys rotate" in alert["fix"]
+        branch.centre.centre.credentials.certificate_validity = timedelta(days=365)
+        rotate(load_config(branch.config), SECRET, grace_seconds=60)
+        agent.check_key()
+        assert agent.check_bank_certificate() is None
+        assert not any(a["kind"] == "bank_certificate" for a in agent.store.alerts())
+    finally:
+        agent.close()
