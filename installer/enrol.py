@@ -200,10 +200,11 @@ def _existing(path: Path, bundle: dict[str, Any], *, new_centre_key_confirmed: b
 REFUSED_KEY_CODES = frozenset({"certificate_revoked", "certificate_expired", "key_revoked", "unknown_key"})
 
 
-def _refusal_of_current_key(path: Path, centre: dict[str, Any], secret: bytes | None) -> str | None:
-    """Why the folder's key in use can no longer sign (the centre's refusal code, or ``key_missing``); None
-    when the centre accepts it or it cannot be told here (the centre unreachable, another refusal, the agent
-    secret or config unreadable): then the folder is left as it is, as enrolling again always did.
+def _refusal_of_current_key(path: Path, secret: bytes | None) -> tuple[str, bytes] | None:
+    """Why the folder's key in use can no longer sign (the centre's refusal code, or ``key_missing``) and the
+    folder's agent secret (the new key is kept under it: the state is encrypted with it); None when the centre
+    accepts the key or it cannot be told here (the centre unreachable, another refusal, the agent secret or
+    config unreadable): then the folder is left as it is, as enrolling again always did.
     """
     from agent.centre.client import centre_client
     from agent.config import load_config
@@ -221,18 +222,18 @@ def _refusal_of_current_key(path: Path, centre: dict[str, Any], secret: bytes | 
     try:
         custody.entry(config.centre.key_id)
     except KeyError:
-        return "key_missing"
+        return "key_missing", secret
     try:
         signer = custody.signer(config.centre.key_id)
     except KeyError as exc:
         # the key file or keyring entry is gone; another failure (the agent secret) is left for doctor to name
-        return "key_missing" if "is missing" in str(exc) else None
+        return ("key_missing", secret) if "is missing" in str(exc) else None
     try:
         with centre_client(config, signer) as client:
             client.institution.get()
     except sdk.AuthenticationFailed as exc:
         if exc.code in REFUSED_KEY_CODES:
-            return str(exc.code)
+            return str(exc.code), secret
     except (sdk.RegBridgeError, httpx.HTTPError):
         pass  # the centre cannot say now (down, clock): the folder stays as it is, as before
     return None
@@ -319,12 +320,12 @@ def enrol(
     replacing: tuple[str, str] | None = None
     if existing is not None:
         where = existing.get("key_store", "file")
-        refusal = _refusal_of_current_key(path, existing, secret)
-        if refusal is None:
+        refused = _refusal_of_current_key(path, secret)
+        if refused is None:
             return Enrolment(path, existing["key_id"], where, where, None, already=True)
         # the centre refuses the key in use (its certificate revoked or expired, the key revoked) or the key is
         # gone: this bundle enrols a new key into the same folder, keeping its settings, state and secret
-        replacing = (str(existing["key_id"]), refusal)
+        replacing, secret = (str(existing["key_id"]), refused[0]), refused[1]
         key_store, pkcs11 = where, existing.get("pkcs11")
         key_dir = Path(existing.get("key_dir", key_dir))
 

@@ -256,7 +256,19 @@ def test_a_new_bundle_replaces_a_key_whose_certificate_the_centre_revoked(
     assert custody.entry(done.key_id).state == "retired" and not (folder / "keys" / old_file).exists()
     with client:
         assert client.institution.get().institution_id == iid  # the new key signs and is accepted
-    # a key file lost on this machine is replaced the same way
+    # a key file lost on this machine is replaced the same way, the new key kept under the folder's own agent
+    # secret (here in a file the config names, not the default agent.secret): the state stays readable
+    import tomlkit
+
+    (folder / "conf").mkdir()
+    (folder / "conf" / "the.secret").write_bytes(SECRET)
+    (folder / "conf" / "the.secret").chmod(0o600)
+    doc = tomlkit.parse(config_path.read_text())
+    doc["secret_file"] = "conf/the.secret"
+    config_path.write_text(tomlkit.dumps(doc))
     (folder / "keys" / custody.entry(replaced.key_id).location).unlink()
-    third = _enrol(centre.centre.enrolment_bundle(iid, centre.url, valid_for=dt.timedelta(hours=1)), folder)
-    assert third.replaced == (replaced.key_id, "key_missing")
+    monkeypatch.delenv("REGBRIDGE_AGENT_SECRET")
+    bundle = centre.centre.enrolment_bundle(iid, centre.url, valid_for=dt.timedelta(hours=1))
+    third = enrol(bundle, folder, inboxes=INBOXES, check_clock=False)  # no secret given: the folder's
+    assert third.replaced == (replaced.key_id, "key_missing") and not (folder / "agent.secret").exists()
+    assert custody_for(load_config(config_path), SECRET).signer(third.key_id).key_id == third.key_id
