@@ -30,6 +30,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("不动产登记证明号", "certificate_number"),
     ("证书存放位置", "document"),
     ("领证方式", "delivery"),
+    ("文书编号", "notice_number"),
     ("补正事项", "items"),
     ("补正期限", "deadline"),
     ("原因", "reason"),

@@ -38,6 +38,7 @@ from .fees import FeeOffice
 from .idempotency import Idempotency, IdempotentResult, request_fingerprint
 from .issuance import CertificateOffice
 from .ledger import Ledger
+from .notices import NoticeOffice
 from .pki import CentreKeys
 from .queries import PropertyQueries
 from .register import CHANGFENG, County, Register
@@ -143,6 +144,9 @@ class Centre:
             seals=self.seals,
             county=county,
         )
+        self.notices = NoticeOffice(
+            store, keys=self.keys, events=self.events, name=name, code=self.code, seals=self.seals
+        )
         self.queries = PropertyQueries(store, register=self.register, accounts=self.accounts, keys=self.keys)
         self.workflow = Workflow(
             store,
@@ -154,6 +158,7 @@ class Centre:
             checklists=self.checklists,
             fees=self.fees,
             certificates=self.certificates,
+            notices=self.notices,
         )
         # the acts under the names the admin CLI, the tests and the harnesses call them by
         accounts, credentials, applications = self.accounts, self.credentials, self.applications

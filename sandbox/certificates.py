@@ -30,7 +30,7 @@ from sdk.support.fonts import FONT_CANDIDATES, cjk_font, draw_text, text_width
 
 from .pki import CentreKeys
 
-__all__ = ["FONT_CANDIDATES", "cjk_font", "render_pdf", "seal_pdf"]
+__all__ = ["FONT_CANDIDATES", "cjk_font", "render_notice_pdf", "render_pdf", "seal_pdf"]
 
 
 def _wrap(text: str, size: float, width: float) -> list[str]:
@@ -154,6 +154,62 @@ def render_pdf(meta: CertificateMetadata, *, authority: str) -> bytes:
     draw_text(c, cx, cy - 28 * mm, f"登记机构: {authority}", 11, align="centre")
     draw_text(c, cx, cy - 34 * mm, f"颁发时间: {meta.issued_at:%Y年%m月%d日}", 11, align="centre")
     draw_text(c, left, 12 * mm, "本证明由登记机构加盖电子印章，与纸质不动产登记证明具有同等法律效力。", 7)
+    c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def render_notice_pdf(
+    *,
+    title: str,
+    number: str,
+    authority: str,
+    addressee: str,
+    fields: list[tuple[str, str]],
+    body: str,
+    issued_at: datetime,
+) -> bytes:
+    """A notice's page (受理凭证, 不予受理通知书…): title, 文书编号, addressee, a table of fields, the text,
+    the authority and date, the seal's mark; sealed afterwards with :func:`seal_pdf`."""
+    cjk_font()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4, invariant=True)
+    c.setTitle(f"{title} {number}")
+    c.setAuthor(authority)
+    width, height = A4
+    left, right = 20 * mm, width - 20 * mm
+    c.setFillColor(colors.HexColor("#7a1f1f"))
+    draw_text(c, width / 2, height - 30 * mm, title, 20, align="centre")
+    c.setFillColor(colors.black)
+    draw_text(c, width / 2, height - 38 * mm, number, 10, align="centre")
+    draw_text(c, left, height - 50 * mm, f"{addressee}：", 11)
+    y, label_w, size, leading = height - 56 * mm, 35 * mm, 10.5, 15
+    c.setLineWidth(0.8)
+    for label, value in fields:
+        lines = _wrap(value or "", size, right - left - label_w - 6 * mm)
+        h = max(12 * mm, len(lines) * leading + 8)
+        c.rect(left, y - h, right - left, h)
+        c.line(left + label_w, y, left + label_w, y - h)
+        draw_text(c, left + label_w / 2, y - h / 2 - 4, label, size, align="centre")
+        ty = y - 6 - size
+        for line in lines:
+            draw_text(c, left + label_w + 3 * mm, ty, line, size)
+            ty -= leading
+        y -= h
+    y -= 10 * mm
+    for line in _wrap(body, 11, right - left - 8 * mm):
+        draw_text(c, left + 8 * mm, y, line, 11)
+        y -= 18
+    cx, cy = right - 35 * mm, y - 26 * mm
+    c.setStrokeColor(colors.red)
+    c.setFillColor(colors.red)
+    c.setLineWidth(2)
+    c.circle(cx, cy, 21 * mm, stroke=1, fill=0)
+    draw_text(c, cx, cy + 8 * mm, authority, 9, align="centre")
+    draw_text(c, cx, cy - 3 * mm, "★", 20, align="centre")
+    c.setFillColor(colors.black)
+    draw_text(c, cx, cy - 28 * mm, authority, 11, align="centre")
+    draw_text(c, cx, cy - 34 * mm, f"{issued_at:%Y年%m月%d日}", 11, align="centre")
     c.showPage()
     c.save()
     return buf.getvalue()

@@ -174,7 +174,21 @@ class CertificateOffice:
         return token
 
     def download(self, token: str) -> tuple[CertificateMetadata, bytes]:
-        """The certificate a download token points at, and its sealed PDF.
+        """The certificate a download token points at, and its sealed file (PDF, or OFD in the gm suite).
+
+        Raises:
+            CentreError: 404 for an unknown or expired token, or one that is a notice's (:meth:`download_target`).
+        """
+        cert = self.store.one("SELECT institution_id, metadata, content FROM certificates WHERE id = ?",
+                              self.download_target(token))  # fmt: skip
+        if cert is None:  # a token outlives nothing it points at: certificates are never deleted
+            raise CentreError(404, "not_found", "this download link is unknown or has expired")
+        row = {"certificate_id": CertificateMetadata.model_validate_json(cert["metadata"]).certificate_id}
+        self.store.audit(cert["institution_id"], "certificate.download", row["certificate_id"], "ok")
+        return CertificateMetadata.model_validate_json(cert["metadata"]), bytes(cert["content"])
+
+    def download_target(self, token: str) -> str:
+        """The id (a certificate's or a notice's) a live download token points at.
 
         Raises:
             CentreError: 404 for an unknown or expired token.
@@ -182,12 +196,7 @@ class CertificateOffice:
         row = self.store.one("SELECT certificate_id, expires_at FROM downloads WHERE token_hash = ?", token_hash(token))
         if row is None or row["expires_at"] < time.time():
             raise CentreError(404, "not_found", "this download link is unknown or has expired")
-        cert = self.store.one("SELECT institution_id, metadata, content FROM certificates WHERE id = ?",
-                              row["certificate_id"])  # fmt: skip
-        if cert is None:  # a token outlives nothing it points at: certificates are never deleted
-            raise CentreError(404, "not_found", "this download link is unknown or has expired")
-        self.store.audit(cert["institution_id"], "certificate.download", row["certificate_id"], "ok")
-        return CertificateMetadata.model_validate_json(cert["metadata"]), bytes(cert["content"])
+        return str(row["certificate_id"])
 
     def verify(self, licence: str | None, sha256: str | None) -> VerificationResult:
         """在线核验 by 证照标识 or by the file's SHA-256.

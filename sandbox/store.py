@@ -98,6 +98,10 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 CREATE INDEX IF NOT EXISTS certificates_by_sha ON certificates (sha256);
 CREATE INDEX IF NOT EXISTS certificates_by_number ON certificates (certificate_number);
+CREATE TABLE IF NOT EXISTS notices (
+    id TEXT PRIMARY KEY, institution_id TEXT NOT NULL, application_id TEXT, kind TEXT NOT NULL,
+    notice_number TEXT NOT NULL, metadata TEXT NOT NULL, signature TEXT NOT NULL, content BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS downloads (
     token_hash TEXT PRIMARY KEY, certificate_id TEXT NOT NULL, expires_at REAL NOT NULL
 );

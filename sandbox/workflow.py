@@ -36,6 +36,7 @@ from .events import EventFeed
 from .fees import FeeOffice
 from .issuance import CertificateOffice
 from .ledger import Ledger
+from .notices import NoticeOffice
 from .register import Register
 from .review import Finding, Issue, Scope, Verdict, accept, examine, record
 from .schedule import Schedule, Timing
@@ -66,6 +67,7 @@ class Workflow:
         checklists: dict[str, MaterialChecklist],
         fees: FeeOffice,
         certificates: CertificateOffice,
+        notices: NoticeOffice | None = None,
     ) -> None:
         self.store = store
         self.schedule = schedule
@@ -76,6 +78,8 @@ class Workflow:
         self.checklists = checklists
         self.fees = fees
         self.certificates = certificates
+        #: issues the sealed notices of 受理, 不予受理, 补正 and 不予登记 (seed 003 (四))
+        self.notices = notices
         #: what banks may apply for online (在建建筑物: excluded unless the centre opens it)
         self.scope = Scope()
 
@@ -153,16 +157,36 @@ class Workflow:
         if script and script["outcome"] == "hold":
             script = None
         if rec.status is S.SUBMITTED:
-            rec = self._acceptance(institution_id, rec, self._scripted(script) if script else None)
+            with self.store.transaction():  # the decision and its sealed notice together
+                forced = self._scripted(script) if script else None
+                rec = self._notify(institution_id, self._acceptance(institution_id, rec, forced))
         elif rec.status is S.ACCEPTED:
             rec = self.ledger.transition(institution_id, rec, S.UNDER_REVIEW)
             self.schedule.schedule(institution_id, rec.application_id)
         elif rec.status is S.UNDER_REVIEW:
-            rec = self._examination(institution_id, rec, self._scripted(script) if script else None)
+            with self.store.transaction():
+                forced = self._scripted(script) if script else None
+                rec = self._notify(institution_id, self._examination(institution_id, rec, forced))
         elif rec.status is S.RECORDED:
             rec = self._issue(institution_id, rec)
         elif rec.status is S.CERTIFICATE_ISSUED:
             rec = self.ledger.transition(institution_id, rec, S.COMPLETED, "办结")
+        return rec
+
+    def _notify(self, institution_id: str, rec: ApplicationRecord) -> ApplicationRecord:
+        """The sealed notice a decision calls for: 受理凭证, 不予受理通知书, 不予登记通知书 or 补正通知书."""
+        if self.notices is None:
+            return rec
+        if rec.status is S.ACCEPTED:
+            self.notices.issue(institution_id, rec, "acceptance_receipt")
+        elif rec.status in (S.NOT_ACCEPTED, S.REFUSED) and rec.decision is not None:
+            kind = "not_accepted" if rec.status is S.NOT_ACCEPTED else "refusal"
+            self.notices.issue(institution_id, rec, kind, number=rec.decision.notice_number,
+                               reason_code=rec.decision.code, reason=rec.decision.reason)  # fmt: skip
+        elif rec.status is S.CORRECTION_REQUIRED and rec.correction is not None:
+            items = "；".join(i.reason for i in rec.correction.items)
+            self.notices.issue(institution_id, rec, "correction", reason_code="correction", reason=items,
+                               deadline=rec.correction.deadline)  # fmt: skip
         return rec
 
     def _decision(self, verdict: Verdict, kind: str) -> Decision:

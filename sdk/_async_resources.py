@@ -29,6 +29,7 @@ from .models import (
     Revocation,
     Rotation,
     SignedCertificateMetadata,
+    SignedNoticeMetadata,
     Supplement,
     VerificationResult,
     WebhookSubscription,
@@ -167,6 +168,12 @@ class AsyncCertificates(_AsyncGroup):
 
     async def verify(self, *, licence_id: str | None = None, sha256: str | None = None) -> VerificationResult:
         return await self._client.run(ep.verify_certificate(licence_id, sha256))
+
+    async def notice(self, notice_id: str) -> SignedNoticeMetadata:
+        return await self._client.run(ep.get_notice(notice_id))
+
+    async def download_notice(self, notice_id: str, *, expected_sha256: str | None = None) -> bytes:
+        return await self._client.download(ep.notice_content_path(notice_id), expected_sha256)
 
 
 class AsyncFees(_AsyncGroup):

@@ -31,6 +31,7 @@ from .models import (
     Revocation,
     Rotation,
     SignedCertificateMetadata,
+    SignedNoticeMetadata,
     Supplement,
     VerificationResult,
     WebhookSubscription,
@@ -147,6 +148,14 @@ def get_certificate(certificate_id: str) -> Operation[SignedCertificateMetadata]
 
 def certificate_content_path(certificate_id: str) -> str:
     return f"{API}/certificates/{_seg(certificate_id)}/content"
+
+
+def get_notice(notice_id: str) -> Operation[SignedNoticeMetadata]:
+    return Operation.returning(SignedNoticeMetadata, "GET", f"{API}/notices/{_seg(notice_id)}")
+
+
+def notice_content_path(notice_id: str) -> str:
+    return f"{API}/notices/{_seg(notice_id)}/content"
 
 
 def verify_certificate(licence_id: str | None, sha256: str | None) -> Operation[VerificationResult]:

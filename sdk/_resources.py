@@ -28,6 +28,7 @@ from .models import (
     Revocation,
     Rotation,
     SignedCertificateMetadata,
+    SignedNoticeMetadata,
     Supplement,
     VerificationResult,
     WebhookSubscription,
@@ -192,6 +193,14 @@ class Certificates(_Group):
     def verify(self, *, licence_id: str | None = None, sha256: str | None = None) -> VerificationResult:
         """在线核验 by 证照标识 or by the file's SHA-256."""
         return self._client.run(ep.verify_certificate(licence_id, sha256))
+
+    def notice(self, notice_id: str) -> SignedNoticeMetadata:
+        """A sealed notice's metadata (受理凭证, 补正通知书…), signed by the centre (docs/api.md §9a)."""
+        return self._client.run(ep.get_notice(notice_id))
+
+    def download_notice(self, notice_id: str, *, expected_sha256: str | None = None) -> bytes:
+        """The sealed notice file, after following the redirect and checking its digests."""
+        return self._client.download(ep.notice_content_path(notice_id), expected_sha256)
 
 
 class Fees(_Group):

@@ -36,7 +36,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from .errors import SignatureError
 from .gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
-from .models import CertificateMetadata, PropertyQueryResult, PublicJwk, SignedCertificateMetadata
+from .models import (
+    CertificateMetadata,
+    NoticeMetadata,
+    PropertyQueryResult,
+    PublicJwk,
+    SignedCertificateMetadata,
+    SignedNoticeMetadata,
+)
 from .privacy import mask_name
 from .signing import PrivateKey, PublicKey, algorithm_of, public_key_from_jwk
 
@@ -47,12 +54,15 @@ __all__ = [
     "certificate_expectations",
     "fetch_crls",
     "fetch_seal_crls",
+    "notice_expectations",
     "pdf_text",
     "reconcile_text",
     "seal_crl_urls",
     "sign_detached",
     "verify_detached",
     "verify_metadata",
+    "verify_notice_metadata",
+    "verify_pades",
     "verify_query_result",
     "verify_seal",
 ]
@@ -188,6 +198,27 @@ def verify_metadata(signed: SignedCertificateMetadata, trust: TrustAnchors) -> C
     return signed.metadata
 
 
+def verify_notice_metadata(signed: SignedNoticeMetadata, trust: TrustAnchors) -> NoticeMetadata:
+    """A sealed notice's metadata, once the centre's detached signature over it verifies (as :func:`verify_metadata`).
+
+    Raises:
+        CertificateRejected: signed by another key than the centre's, or the signature does not verify.
+    """
+    sig = signed.signature
+    if sig.keyid != trust.centre_key_id:
+        wrong = f"notice metadata signed by key {sig.keyid}, not the centre's {trust.centre_key_id}"
+        raise CertificateRejected([wrong])
+    doc = signed.metadata.model_dump(mode="json")
+    if not verify_detached(doc, sig.model_dump(), trust.centre_key, sm2_user_id=trust.sm2_user_id):
+        raise CertificateRejected(["the notice metadata's signature does not verify with the centre key"])
+    return signed.metadata
+
+
+def notice_expectations(meta: NoticeMetadata) -> list[tuple[str, str]]:
+    """What a notice's visible text must show from its signed metadata: its title, 文书编号 and 不动产单元号."""
+    return [("文书名称", meta.title), ("文书编号", meta.notice_number)] + [("不动产单元号", u) for u in meta.unit_ids]
+
+
 def verify_seal(
     pdf: bytes, meta: CertificateMetadata, trust: TrustAnchors, *, crls: Sequence[bytes] | None = None
 ) -> None:
@@ -202,6 +233,25 @@ def verify_seal(
         CertificateRejected: with every failed check.
         ImportError: pyHanko is not installed (``pip install 'regbridge[certificates]'``).
     """
+    verify_pades(pdf, trust, expected_sha256=meta.sha256, expected_text=certificate_expectations(meta), crls=crls)
+
+
+def verify_pades(
+    pdf: bytes,
+    trust: TrustAnchors,
+    *,
+    expected_sha256: str,
+    expected_text: Iterable[tuple[str, str]],
+    crls: Sequence[bytes] | None = None,
+) -> None:
+    """:func:`verify_seal` for any sealed PDF the centre sends (certificates, notices): its SHA-256, the
+    PAdES seal (integrity, chain, CRL, coverage, the centre's) and the (what, value) pairs its visible
+    text must show.
+
+    Raises:
+        CertificateRejected: with every failed check.
+        ImportError: pyHanko or pypdf is not installed.
+    """
     try:
         from asn1crypto import crl as asn1_crl
         from asn1crypto import pem as asn1_pem
@@ -215,7 +265,7 @@ def verify_seal(
         raise ImportError(hint) from exc
 
     reasons = []
-    if hashlib.sha256(pdf).hexdigest() != meta.sha256:
+    if hashlib.sha256(pdf).hexdigest() != expected_sha256:
         reasons.append("the file's SHA-256 differs from the one in the signed metadata")
     try:
         _, _, der = asn1_pem.unarmor(trust.seal_ca_pem.encode())
@@ -254,7 +304,7 @@ def verify_seal(
     if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         reasons.append("the seal does not cover the whole file (content was appended after sealing)")
     try:  # the visible text against the signed metadata (names, 单元号, 证明号, amounts)
-        reasons.extend(reconcile_text(pdf_text(pdf), certificate_expectations(meta)))
+        reasons.extend(reconcile_text(pdf_text(pdf), expected_text))
     except ImportError:
         raise
     except Exception as exc:  # a PDF pyHanko validated but pypdf cannot read: its text is unknown

@@ -15,6 +15,7 @@ from sdk.models import (
     PropertyQuery,
     PropertyQueryResult,
     SignedCertificateMetadata,
+    SignedNoticeMetadata,
     Supplement,
 )
 
@@ -78,6 +79,12 @@ class ApiCentre:
 
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
         return self.client.certificates.download(certificate_id, expected_sha256=expected_sha256)
+
+    def notice(self, notice_id: str) -> SignedNoticeMetadata:
+        return self.client.certificates.notice(notice_id)
+
+    def download_notice(self, notice_id: str, *, expected_sha256: str) -> bytes:
+        return self.client.certificates.download_notice(notice_id, expected_sha256=expected_sha256)
 
     def close(self) -> None:
         self.client.close()

@@ -35,6 +35,7 @@ from sdk.models import (
     PropertyQuery,
     PropertyQueryResult,
     SignedCertificateMetadata,
+    SignedNoticeMetadata,
     Supplement,
 )
 
@@ -124,6 +125,14 @@ class CentrePort(Protocol):
 
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
         """The sealed certificate file, checked against the digest the centre signed."""
+        ...
+
+    def notice(self, notice_id: str) -> SignedNoticeMetadata:
+        """A sealed notice's metadata, signed by the centre."""
+        ...
+
+    def download_notice(self, notice_id: str, *, expected_sha256: str) -> bytes:
+        """The sealed notice file, checked against the digest the centre signed."""
         ...
 
     def close(self) -> None: ...

@@ -41,6 +41,8 @@ from agent.pipeline.build import BuildContext
 from agent.pipeline.context import StageContext
 from agent.pipeline.deliver import deliver_due
 from agent.pipeline.ingest import ExportRefused, ingest_file
+from agent.pipeline.notices import deliver_notices
+from agent.pipeline.outbox import pending_notices
 from agent.pipeline.receipts import write_receipts
 from agent.pipeline.submit import submit_due
 from agent.pipeline.track import find_supplement_materials, pay_due, poll_events, refresh_due
@@ -399,6 +401,8 @@ class Agent:
         p.paid = pay_due(ctx)
         if deliver:
             p.delivered = deliver_due(ctx)
+            if not (p.submitted or p.refreshed or p.paid or p.delivered):  # notices never hold up the flow
+                p.delivered += deliver_notices(ctx)
         p.receipts = write_receipts(ctx) if self.is_leader else 0  # one writer of each inbox's receipt files
         head = "{}:{}".format(*self.audit.head())
         if head != self._audit_head:  # a write (and its fsync) only when something was recorded
@@ -411,7 +415,7 @@ class Agent:
         sup = self.supervision
         if not sup.disk_ok() or sup.holding or sup.paused:
             return 0
-        return deliver_due(self.context)
+        return deliver_due(self.context) + deliver_notices(self.context)
 
     def poll(self) -> float:
         """Read the event feed; answers when to read it again (seconds)."""
@@ -439,7 +443,9 @@ class Agent:
         open_apps = sum(n for stage, n in counts.items() if stage not in FINAL_STAGES) - waiting
         certs = len(self.store.certificates(stage="pending")) + len(self.store.certificates(stage="storing"))
         pending_superseded = len(self.store.superseding())
-        return open_apps + certs + pending_superseded + len(self.store.pending_receipt_batches()) + self.settling()
+        notices = len(pending_notices(self.context, due_only=True))
+        batches = len(self.store.pending_receipt_batches())
+        return open_apps + certs + pending_superseded + notices + batches + self.settling()
 
     def settling(self) -> int:
         """Exports in the inboxes not yet taken (still settling, still being written, waiting for a marker)."""

@@ -99,13 +99,26 @@ def _certificates_from_receipts(folder: Path) -> dict[str, str]:
     return found
 
 
-def _last_receipt_lines(folder: Path) -> dict[str, dict[str, str]]:
-    """Per loan, the last receipt line the loan system read."""
-    last: dict[str, dict[str, str]] = {}
+def _receipt_rows(folder: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
     for path in sorted(folder.glob("receipts-*.csv"), key=lambda p: int(p.stem.split("-")[-1])):
-        for row in csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030"))):
-            last[row["贷款编号"]] = row
-    return last
+        rows += csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030")))
+    return rows
+
+
+def _last_receipt_lines(folder: Path) -> dict[str, dict[str, str]]:
+    """Per loan, the last status line the loan system read (a stored notice's line is a document, not a status)."""
+    return {row["贷款编号"]: row for row in _receipt_rows(folder) if not row["事件"].startswith("notice_")}
+
+
+def _notices_from_receipts(folder: Path) -> list[dict[str, str]]:
+    """The sealed notices stored (受理凭证, 补正/不予受理/不予登记通知书), as the receipts name them."""
+    return [
+        {"loan_no": r["贷款编号"], "kind": r["事件"].removeprefix("notice_"), "number": r["文书编号"],
+         "document": r["证书存放位置"]}
+        for r in _receipt_rows(folder)
+        if r["事件"].startswith("notice_")
+    ]  # fmt: skip
 
 
 def run_demo(
@@ -192,6 +205,7 @@ def run_demo(
             )  # fmt: skip
             last = _last_receipt_lines(workdir / "inbox" / "corebank" / "receipts")
             summary["last_receipt"] = {loan: f"{row['事件']} {row['状态']}" for loan, row in last.items()}
+            summary["notices"] = _notices_from_receipts(workdir / "inbox" / "corebank" / "receipts")
             summary["problems"] = check(summary)
             return summary
         finally:

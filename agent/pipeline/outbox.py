@@ -284,3 +284,38 @@ def record_excerpt(raw: str) -> str:
     head = re.match(r"[A-Za-z0-9_.:-]{0,32}", raw.strip())
     key = mask_text(head.group(0)) if head else ""  # a record can start with an ID number: masked
     return f"{key}… ({len(raw)} characters; the rest is not shown, it may hold personal data)"
+
+
+#: the state's meta key holding the sealed notices announced and not yet stored: {notice_id: reference}
+NOTICES_PENDING = "notices_pending"
+
+
+#: centre statuses of an application still moving: its notices wait until it settles (they never hold it up)
+_MOVING = frozenset({"submitted", "accepted", "under_review", "recorded", "certificate_issued"})
+
+
+def pending_notices(ctx: StageContext, *, due_only: bool = False) -> dict[str, str]:
+    """The notices announced and not yet stored or quarantined (agent.pipeline.notices delivers them); with
+    ``due_only``, those whose application is not moving through the centre any more (settled, refused, or
+    waiting on a 补正): a 受理凭证 is fetched once its application is done."""
+    raw = ctx.store.get_meta(NOTICES_PENDING)
+    pending = dict(json.loads(raw)) if raw else {}
+    if not due_only:
+        return pending
+    due = {}
+    for notice_id, reference in pending.items():
+        app = ctx.store.application(reference)
+        moving = app is not None and app.stage not in ("done", "rejected", "quarantined") and (
+            app.centre_status in _MOVING or app.centre_status is None
+        )
+        if not moving:
+            due[notice_id] = reference
+    return due
+
+
+def notice_announced(ctx: StageContext, notice_id: str, reference: str) -> None:
+    """Record a notice to fetch (called inside the event's transaction: never lost, never doubled)."""
+    pending = pending_notices(ctx)
+    if notice_id and notice_id not in pending and ctx.store.get_meta(f"notice:{notice_id}") is None:
+        pending[notice_id] = reference
+        ctx.store.set_meta(NOTICES_PENDING, json.dumps(pending, sort_keys=True))

@@ -25,7 +25,7 @@ from agent.pipeline.build import MEDIA_BY_SUFFIX
 from agent.pipeline.context import StageContext
 from agent.pipeline.fees import not_due, pay_due, record_refund
 from agent.pipeline.operators import operator_of
-from agent.pipeline.outbox import finish_if_done, queue_receipt
+from agent.pipeline.outbox import finish_if_done, notice_announced, queue_receipt
 from agent.state.store import AppRow, now_iso
 from sdk.models import UNSUCCESSFUL_STATUSES, ApplicationRecord, ApplicationStatus, Event, EventType
 
@@ -164,6 +164,8 @@ def handle_event(ctx: StageContext, event: Event) -> None:
         store.update_application(app.reference, fee_status="cancelled", note="fee notice cancelled by the centre")
     elif kind is EventType.CERTIFICATE_ISSUED:
         store.add_certificate(str(event.data.get("certificate_id")), app.reference)
+    elif kind is EventType.NOTICE_ISSUED:  # a sealed 受理凭证 or 通知书: agent.pipeline.notices fetches it
+        notice_announced(ctx, str(event.data.get("notice_id") or ""), app.reference)
 
 
 def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> None:

@@ -26,11 +26,14 @@ from sdk.certificates import (
     certificate_expectations,
     fetch_crls,
     fetch_seal_crls,
+    notice_expectations,
     verify_metadata,
+    verify_notice_metadata,
+    verify_pades,
     verify_seal,
 )
 from sdk.identifiers import parse_certificate_number
-from sdk.models import CertificateMetadata
+from sdk.models import CertificateMetadata, NoticeMetadata
 
 __all__ = [
     "CertificateRejected",
@@ -38,6 +41,7 @@ __all__ = [
     "reconcile",
     "verify_document",
     "verify_metadata",
+    "verify_notice_metadata",
     "verify_seal",
 ]
 
@@ -82,7 +86,9 @@ def reconcile(meta: CertificateMetadata, payload: dict[str, Any], *, bank_uscc: 
         raise CertificateRejected(reasons)
 
 
-def verify_document(content: bytes, meta: CertificateMetadata, trust: TrustAnchors, *, timeout: float) -> str:
+def verify_document(
+    content: bytes, meta: CertificateMetadata | NoticeMetadata, trust: TrustAnchors, *, timeout: float
+) -> str:
     """Check a sealed certificate or notice file per its media type (PDF/PAdES or OFD/GB/T 38540), the
     CRLs its seal certificates name fetched first (hard-fail); answers what was checked, for the sidecar.
 
@@ -92,19 +98,19 @@ def verify_document(content: bytes, meta: CertificateMetadata, trust: TrustAncho
     """
     import sdk
 
+    expected = certificate_expectations(meta) if isinstance(meta, CertificateMetadata) else notice_expectations(meta)
     try:
         if meta.media_type == "application/ofd":
             from sdk.ofd.verify import ofd_crl_urls, verify_ofd
 
             urls = ofd_crl_urls(content)
             crls = fetch_crls(urls, timeout=timeout) if urls else None
-            verify_ofd(content, trust, expected_sha256=meta.sha256, expected_text=certificate_expectations(meta),
-                       crls=crls)  # fmt: skip
+            verify_ofd(content, trust, expected_sha256=meta.sha256, expected_text=expected, crls=crls)
             return "OFD sealed per GB/T 38540 (SM2/SM3), chains to the enrolment bundle's SM2 seal CA"
         crls = fetch_seal_crls(content, timeout=timeout)
     except CertificateRejected as exc:
         if any("cannot be fetched" in r for r in exc.reasons):  # the CRL is out of reach: retried later
             raise sdk.TransportError("; ".join(exc.reasons)) from None
         raise
-    verify_seal(content, meta, trust, crls=crls)
+    verify_pades(content, trust, expected_sha256=meta.sha256, expected_text=expected, crls=crls)
     return "PAdES, chains to the enrolment bundle's seal CA"

@@ -16,7 +16,16 @@ from ..codes import LicenceHolderCodeType, LicenceStatus
 from ..money import Yuan
 from ._base import Resource
 
-__all__ = ["CertificateMetadata", "DetachedSignature", "SignedCertificateMetadata", "VerificationResult"]
+__all__ = [
+    "NOTICE_KINDS",
+    "CertificateMetadata",
+    "DetachedSignature",
+    "NoticeKind",
+    "NoticeMetadata",
+    "SignedCertificateMetadata",
+    "SignedNoticeMetadata",
+    "VerificationResult",
+]
 
 
 class CertificateMetadata(Resource):
@@ -82,3 +91,54 @@ class VerificationResult(Resource):
     status: LicenceStatus | None = None
     superseded_by: str | None = None
     checked_at: datetime
+
+
+#: every kind of sealed notice (电子文书) a centre or platform sends a bank, and its title: the four of an
+#: application (seed 003 (四)) and those about collateral the platform and register deliver (docs/api.md §9a)
+NoticeKind = Literal[
+    "acceptance_receipt",
+    "not_accepted",
+    "refusal",
+    "correction",
+    "seizure",
+    "seizure_release",
+    "objection",
+    "ownership_change",
+]
+NOTICE_KINDS: dict[str, str] = {
+    "acceptance_receipt": "受理凭证",
+    "not_accepted": "不予受理通知书",
+    "refusal": "不予登记通知书",
+    "correction": "补正通知书",
+    "seizure": "查封登记通知书",
+    "seizure_release": "解封登记通知书",
+    "objection": "异议登记通知书",
+    "ownership_change": "产权变动通知书",
+}
+
+
+class NoticeMetadata(Resource):
+    """A sealed notice (电子文书) with the same force as paper (seed 003 (四)): what it is, about what, and its file."""
+
+    notice_id: str
+    kind: NoticeKind
+    title: str = Field(description="the document's title, e.g. 受理凭证 (NOTICE_KINDS)")
+    notice_number: str = Field(description="文书编号")
+    application_id: str | None = Field(default=None, description="the application it answers; none for collateral")
+    unit_ids: list[str] = Field(default_factory=list, description="不动产单元号 it concerns")
+    issuing_authority: str
+    issuing_authority_code: str
+    issued_at: datetime
+    reason_code: str | None = Field(default=None, description="the decision's or 补正's code")
+    reason: str | None = Field(default=None, description="the reason in words (no personal data)")
+    deadline: datetime | None = Field(default=None, description="补正期限")
+    media_type: Literal["application/pdf", "application/ofd"]
+    sha256: str
+    size: int
+
+
+class SignedNoticeMetadata(Resource):
+    """The notice's metadata and the centre's detached signature over its canonical JSON."""
+
+    metadata: NoticeMetadata
+    signature: DetachedSignature

@@ -24,6 +24,7 @@ class EventType(StrEnum):
     FEE_CANCELLED = "fee.cancelled"
     CERTIFICATE_ISSUED = "certificate.issued"
     CERTIFICATE_SUPERSEDED = "certificate.superseded"
+    NOTICE_ISSUED = "notice.issued"
     CHANNEL_SUSPENDED = "channel.suspended"
     CHANNEL_RESUMED = "channel.resumed"
 

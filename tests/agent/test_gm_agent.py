@@ -278,3 +278,26 @@ def test_rotation_renews_the_envelope_encryption_key_and_opens_with_both_through
         assert [k.public for k in keys] == [new.public]
         with pytest.raises(sdk.SignatureError):
             open_answer(sealed_before, keys)
+
+
+def test_the_gm_demo_stores_ofd_certificates_and_sealed_notices(gm_demo: tuple[Path, dict[str, Any]]) -> None:
+    """Issue 20: in gm the certificates are OFD (GB/T 38540 seals, verified fully before storing), and the
+    centre's sealed notices (受理凭证, 不予受理/不予登记/补正通知书) are stored beside them, named in receipts."""
+    from sdk.ofd.reader import read_ofd
+
+    workdir, summary = gm_demo
+    stored = [c for a in summary["applications"] for c in a["certificates"]]
+    assert stored and all(c["document"].endswith(".ofd") for c in stored)
+    for cert in stored:
+        assert read_ofd((workdir / cert["document"]).read_bytes()).signatures
+    sidecar = json.loads((workdir / stored[0]["document"]).with_suffix(".json").read_text(encoding="utf-8"))
+    assert "GB/T 38540" in sidecar["verified"]["seal"]
+    kinds = {n["kind"] for n in summary["notices"]}
+    assert {"acceptance_receipt", "not_accepted", "refusal", "correction"} <= kinds, kinds
+    for notice in summary["notices"]:
+        path = Path(notice["document"])
+        assert path.suffix == ".ofd" and path.is_file() and notice["number"] in path.name
+        doc = read_ofd(path.read_bytes())
+        assert notice["number"] in doc.text and doc.signatures
+    # each notice once, even though events come at least once
+    assert len({n["number"] for n in summary["notices"]}) == len(summary["notices"])

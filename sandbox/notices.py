@@ -1,0 +1,193 @@
+"""Sealed notices (电子文书, seed 003 (四)): 受理凭证, 不予受理通知书, 不予登记通知书 and 补正通知书, issued as
+documents with the same force as paper, sealed like the centre's certificates (OFD with the SM2
+seal in the ``gm`` suite, PDF/PAdES in ``intl``), announced by ``notice.issued`` and served like
+certificates: signed metadata (``GET /v1/notices/{id}``) and a short-lived download link
+(``GET /v1/notices/{id}/content``). docs/api.md §9a defines every kind, collateral ones included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from datetime import datetime
+
+from sdk.models import NOTICE_KINDS, ApplicationRecord, NoticeMetadata, SignedNoticeMetadata
+
+from . import certificates as certs
+from .certificates_ofd import render_notice_ofd
+from .errors import CentreError
+from .events import EventFeed
+from .pki import CentreKeys
+from .seals import SealOffice
+from .store import Store, new_id, now_utc, token_hash
+
+__all__ = ["NoticeOffice"]
+
+#: how long a notice's download link lives, in seconds (as a certificate's)
+DOWNLOAD_SECONDS = 300
+
+
+class NoticeOffice:
+    """Issues, keeps and serves the centre's sealed notices."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        keys: CentreKeys,
+        events: EventFeed,
+        name: str,
+        code: str,
+        seals: SealOffice | None = None,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.events = events
+        self.name = name
+        self.code = code
+        self.seals = seals
+
+    def issue(
+        self,
+        institution_id: str,
+        record: ApplicationRecord,
+        kind: str,
+        *,
+        number: str | None = None,
+        reason_code: str | None = None,
+        reason: str | None = None,
+        deadline: datetime | None = None,
+    ) -> str:
+        """Decide one notice about ``record`` (number, fields, text), keep it and emit ``notice.issued``; answer
+        its id. It is drawn and sealed when first read (the same document every time after)."""
+        now = now_utc()
+        nid = new_id("ntc")
+        title = NOTICE_KINDS[kind]
+        if number is None:
+            seq = self.store.next_number(f"notice:{kind}")
+            number = f"长不动产{title}〔{now:%Y}〕{seq}号"
+        units = [p.unit_id for p in record.application.properties]
+        fields = [
+            ("文书编号", number),
+            ("申请编号", record.application_id),
+            ("业务类型", record.type),
+            ("不动产单元号", "\n".join(units)),
+        ]
+        if reason:
+            fields.append(("原因" if kind != "correction" else "补正内容", reason))
+        if deadline is not None:
+            fields.append(("补正期限", f"{deadline:%Y年%m月%d日}"))
+        body = {
+            "acceptance_receipt": "你单位提交的不动产登记申请材料齐全、符合法定形式，本机构予以受理。",
+            "not_accepted": "你单位提交的不动产登记申请不符合受理条件，本机构决定不予受理。",
+            "refusal": "经审核，你单位申请的不动产登记不符合登记条件，本机构决定不予登记。",
+            "correction": "你单位提交的申请材料需要补正，请在补正期限内补正；逾期未补正的，申请作废。",
+        }.get(kind, title)
+        meta = NoticeMetadata(
+            notice_id=nid,
+            kind=kind,
+            title=title,
+            notice_number=number,
+            application_id=record.application_id,
+            unit_ids=units,
+            issuing_authority=self.name,
+            issuing_authority_code=self.code,
+            issued_at=now,
+            reason_code=reason_code,
+            reason=reason,
+            deadline=deadline,
+            media_type="application/ofd" if self.seals is not None else "application/pdf",
+            sha256="0" * 64,
+            size=1,
+        )
+        addressee = self.store.one("SELECT name FROM institutions WHERE id = ?", institution_id)
+        # the document is decided now and drawn and sealed when first asked for (:meth:`_render`): the
+        # centre's workflow step is not held up by sealing, and what it will show is fixed here
+        draft = {"meta": meta.model_dump(mode="json"), "to": addressee["name"] if addressee else institution_id,
+                 "fields": fields, "body": body}  # fmt: skip
+        with self.store.transaction():
+            self.store.execute(
+                "INSERT INTO notices VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                nid,
+                institution_id,
+                record.application_id,
+                kind,
+                number,
+                json.dumps(draft, ensure_ascii=False),
+                "",
+                b"",
+            )
+            self.events.emit(institution_id, "notice.issued", record,
+                             {"notice_id": nid, "kind": kind, "notice_number": number})  # fmt: skip
+            self.store.audit("centre", f"notice.{kind}", nid, "ok")
+        return nid
+
+    def notice(self, institution_id: str, notice_id: str) -> SignedNoticeMetadata:
+        """The notice's metadata with the centre's detached signature.
+
+        Raises:
+            CentreError: 404 for an unknown notice or another institution's.
+        """
+        row = self.store.one("SELECT institution_id, metadata, signature FROM notices WHERE id = ?", notice_id)
+        if row is None or row["institution_id"] != institution_id:
+            raise CentreError(404, "not_found", f"no notice {notice_id}")
+        if not row["signature"]:
+            self._render(notice_id)
+            row = self.store.one("SELECT institution_id, metadata, signature FROM notices WHERE id = ?", notice_id)
+            assert row is not None
+        self.store.audit(institution_id, "notice.read", notice_id, "ok")
+        return SignedNoticeMetadata.model_validate(
+            {"metadata": json.loads(row["metadata"]), "signature": json.loads(row["signature"])}
+        )
+
+    def _render(self, notice_id: str) -> None:
+        """Draw and seal a notice decided by :meth:`issue`, fixing its digest and signing its metadata (once)."""
+        row = self.store.one("SELECT metadata, signature FROM notices WHERE id = ?", notice_id)
+        if row is None or row["signature"]:
+            return
+        draft = json.loads(row["metadata"])
+        meta = NoticeMetadata.model_validate(draft["meta"])
+        fields = [(str(a), str(b)) for a, b in draft["fields"]]
+        if self.seals is not None:
+            content = render_notice_ofd(
+                title=meta.title,
+                number=meta.notice_number,
+                authority=self.name,
+                addressee=draft["to"],
+                fields=fields,
+                body=draft["body"],
+                issued_at_text=f"{meta.issued_at:%Y年%m月%d日}",
+                seals=self.seals,
+                custom_data={"文书类型": meta.kind, "文书编号": meta.notice_number,
+                             "申请编号": meta.application_id or ""},
+            )  # fmt: skip
+        else:
+            pdf = certs.render_notice_pdf(title=meta.title, number=meta.notice_number, authority=self.name,
+                                          addressee=draft["to"], fields=fields, body=draft["body"],
+                                          issued_at=meta.issued_at)  # fmt: skip
+            content = certs.seal_pdf(pdf, self.keys, authority=self.name)
+        meta = meta.model_copy(update={"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)})
+        doc = meta.model_dump(mode="json")
+        self.store.execute(
+            "UPDATE notices SET metadata = ?, signature = ?, content = ? WHERE id = ? AND signature = ''",
+            json.dumps(doc, ensure_ascii=False), json.dumps(self.keys.sign_detached(doc)), content, notice_id,
+        )  # fmt: skip
+
+    def download_token(self, institution_id: str, notice_id: str) -> str:
+        """A one-time download token valid for :data:`DOWNLOAD_SECONDS` (the certificates' download route serves it)."""
+        self.notice(institution_id, notice_id)
+        token = secrets.token_urlsafe(24)
+        self.store.execute(
+            "INSERT INTO downloads VALUES (?, ?, ?)", token_hash(token), notice_id, time.time() + DOWNLOAD_SECONDS
+        )
+        return token
+
+    def content(self, notice_id: str) -> tuple[NoticeMetadata, bytes] | None:
+        self._render(notice_id)
+        row = self.store.one("SELECT institution_id, metadata, content FROM notices WHERE id = ?", notice_id)
+        if row is None:
+            return None
+        self.store.audit(row["institution_id"], "notice.download", notice_id, "ok")
+        return NoticeMetadata.model_validate_json(row["metadata"]), bytes(row["content"])
