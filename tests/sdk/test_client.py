@@ -95,6 +95,23 @@ SIGNED_METADATA = {
     },
     "signature": {"alg": "ed25519", "keyid": "centre-meta-1", "value": "AA=="},
 }
+SIGNED_NOTICE = {
+    "metadata": {
+        "notice_id": "N-1",
+        "kind": "acceptance_receipt",
+        "title": "受理凭证",
+        "notice_number": "长不动产受理凭证〔2026〕1号",
+        "application_id": "A-1",
+        "unit_ids": [f.unit().unit_id],
+        "issuing_authority": "长丰县不动产登记中心",
+        "issuing_authority_code": "11340121MB0000000X",
+        "issued_at": NOW,
+        "media_type": "application/ofd",
+        "sha256": "b" * 64,
+        "size": 10,
+    },
+    "signature": {"alg": "ed25519", "keyid": "centre-meta-1", "value": "AA=="},
+}
 
 
 def _query() -> PropertyQuery:
@@ -149,6 +166,7 @@ CALLS: list[tuple[str, str, str, Any, Any]] = [
     ("POST", "/v1/credentials/bank-key-2/revoke", "credentials.revoke", {**CREDENTIAL, "status": "revoked"}, None),
     ("GET", "/v1/verification", "certificates.verify", VERIFICATION, None),
     ("GET", "/v1/certificates/C-1", "certificates.get", SIGNED_METADATA, None),
+    ("GET", "/v1/notices/N-1", "certificates.notice", SIGNED_NOTICE, None),
     (
         "POST",
         "/v1/enrolment",
@@ -186,6 +204,7 @@ def _args(call: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "credentials.revoke": (("bank-key-2",), {}),
         "certificates.verify": ((), {"licence_id": "1.2.156.3005.2.X"}),
         "certificates.get": (("C-1",), {}),
+        "certificates.notice": (("N-1",), {}),
         "credentials.enroll": (("t" * 32, jwk), {}),
     }
     return calls[call]

@@ -9,7 +9,11 @@ from .test_client import CALLS
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "api.md"
 # reached by the download helper rather than a resource method
-FOLLOWED = {("GET", "/v1/certificates/C-1/content"), ("GET", "/v1/downloads/tok-1")}
+FOLLOWED = {
+    ("GET", "/v1/certificates/C-1/content"),
+    ("GET", "/v1/notices/N-1/content"),
+    ("GET", "/v1/downloads/tok-1"),
+}
 
 
 def _documented() -> list[tuple[str, str]]:

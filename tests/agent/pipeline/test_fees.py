@@ -58,7 +58,13 @@ def test_the_seized_unit_refused_after_acceptance_is_never_paid(branch: Branch) 
         assert agent.store.application("LN-SEIZED-DYSC").fee_status != "unpaid"  # type: ignore[union-attr]
     finally:
         agent.close()
-    lines = [r for r in _receipts(inbox / "receipts") if r["业务编号"] == "LN-SEIZED-DYSC"]
+    every = [r for r in _receipts(inbox / "receipts") if r["业务编号"] == "LN-SEIZED-DYSC"]
+    # the sealed 受理凭证 and 不予登记通知书 are documents named in their own lines (issue 20), not statuses
+    assert sorted(r["事件"] for r in every if r["事件"].startswith("notice_")) == [
+        "notice_acceptance_receipt",
+        "notice_refusal",
+    ]
+    lines = [r for r in every if not r["事件"].startswith("notice_")]
     assert [r["事件"] for r in lines] == ["accepted", "rejected"]
     assert lines[-1]["状态"] == "不予登记" and "property_seized" in lines[-1]["原因"]
     assert not any(r["状态"] == "已缴费" for r in lines)
