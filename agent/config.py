@@ -310,6 +310,12 @@ class AgentConfig(BaseSettings):
         "up to this)",
     )
     correction_warning_hours: float = Field(default=48.0, description="warn this long before a 补正 deadline")
+    recheck_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="re-check every stored certificate and sealed notice this often (在线核验 and locally: seal, "
+        "today's CRL, digest; `regbridge certificates check` on demand); 0 = never",
+    )
     transmittal_dir: Path = Field(default=Path("transmittals"), description="where transmittals are written")
     min_free_mb: int = Field(default=512, ge=0, description="`doctor` fails below this much free disk")
     pause_free_mb: int = Field(

@@ -17,6 +17,7 @@ from sdk.models import (
     SignedCertificateMetadata,
     SignedNoticeMetadata,
     Supplement,
+    VerificationResult,
 )
 
 __all__ = ["ApiCentre"]
@@ -79,6 +80,9 @@ class ApiCentre:
 
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
         return self.client.certificates.download(certificate_id, expected_sha256=expected_sha256)
+
+    def verify_certificate(self, licence_id: str) -> VerificationResult:
+        return self.client.certificates.verify(licence_id=licence_id)
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:
         return self.client.certificates.notice(notice_id)

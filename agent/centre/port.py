@@ -37,6 +37,7 @@ from sdk.models import (
     SignedCertificateMetadata,
     SignedNoticeMetadata,
     Supplement,
+    VerificationResult,
 )
 
 __all__ = ["CentrePort"]
@@ -125,6 +126,11 @@ class CentrePort(Protocol):
 
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
         """The sealed certificate file, checked against the digest the centre signed."""
+        ...
+
+    def verify_certificate(self, licence_id: str) -> VerificationResult:
+        """在线核验 (seed 003 (四): checked online before use): is the certificate with this 电子证照标识 the
+        centre's, and still current? ``valid``, ``superseded`` (with its successor) or ``unknown``."""
         ...
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:

@@ -14,7 +14,22 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import audit, config, console, demo, fees, filing, inspect, keys, limits, operate, profile, query, setup
+from agent.cli import (
+    audit,
+    certificates,
+    config,
+    console,
+    demo,
+    fees,
+    filing,
+    inspect,
+    keys,
+    limits,
+    operate,
+    profile,
+    query,
+    setup,
+)
 
 __all__ = ["app", "main"]
 
@@ -59,6 +74,7 @@ filing.register(app)
 demo.register(app)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(certificates.certificates_app, name="certificates")
 app.add_typer(fees.fees_app, name="fees")
 app.add_typer(config.config_app, name="config")
 app.add_typer(profile.profile_app, name="profile")

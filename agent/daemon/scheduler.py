@@ -13,6 +13,8 @@ Jobs (each one at a time, missed runs coalesced):
   read half a second after a round that submitted or paid (centres often answer those at once);
 - ``deadlines``: every ten minutes — 补正 deadlines coming up;
 - ``collateral``: every ``collateral.run_minutes`` — the collateral watch within its request budget;
+- ``recheck``: every ``recheck_hours`` (24 by default, 0 = never) — every stored certificate and sealed
+  notice re-checked online and locally (:mod:`agent.pipeline.recheck`); a failing one is marked and alerted;
 - ``watchdog``: under systemd with ``WatchdogSec=``, a ping while the work loop runs.
 
 It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.daemon.metrics`) and tells systemd
@@ -42,6 +44,7 @@ from agent.daemon.agent import Agent
 from agent.daemon.systemd import notify, watchdog_seconds
 from agent.pipeline.collateral import watch_collateral
 from agent.pipeline.limits import check_time_limits
+from agent.pipeline.recheck import recheck_certificates
 from agent.pipeline.track import check_deadlines
 from agent.pipeline.watch import InboxWatcher
 from agent.state.store import now_iso
@@ -269,6 +272,14 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         id="collateral",
         next_run_time=now + timedelta(seconds=11),
     )
+    if agent.config.recheck_hours > 0:  # stored certificates and notices checked again before use (seed 003)
+        scheduler.add_job(
+            guarded("recheck", lambda: recheck_certificates(agent.context) if agent.is_leader else None),
+            "interval",
+            hours=agent.config.recheck_hours,
+            id="recheck",
+            next_run_time=now + timedelta(hours=agent.config.recheck_hours),
+        )
 
     def on_signal(signum: int, frame: object) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})

@@ -1,7 +1,8 @@
 """Deliver: download each certificate, verify it, reconcile it, store it — exactly once.
 
-pending → (metadata signature, download with the declared SHA-256, PAdES seal to the bundle's
-CA, fields against the application) → the target key is recorded (``storing``) → the document
+pending → (metadata signature, download with the declared SHA-256, PAdES or OFD seal to the bundle's
+CA with the CRLs fetched now, fields against the application, then the hand-over re-check: the centre's
+在线核验 now, :func:`_handover_check`) → the target key is recorded (``storing``) → the document
 store writes it, never overwriting (the same content again is a no-op) → ``stored`` with a
 receipt line. A certificate that fails a check is quarantined and alerted, never stored. When a
 change or a discharge supersedes a stored certificate, its sidecar in the store says so.
@@ -24,9 +25,9 @@ from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.pipeline.verify import CertificateRejected, reconcile, verify_document, verify_metadata
 from agent.state.store import AppRow
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
-from sdk.models import DELIVERY_LABELS
+from sdk.models import DELIVERY_LABELS, CertificateMetadata, VerificationResult
 
-__all__ = ["deliver_due"]
+__all__ = ["deliver_due", "mark_superseded_due"]
 
 log = logging.getLogger("regbridge.agent.deliver")
 
@@ -95,6 +96,14 @@ def deliver_due(ctx: StageContext) -> int:
     finally:
         for cid in claimed:
             store.release_certificate(cid, me or "")
+    mark_superseded_due(ctx)
+    return done
+
+
+def mark_superseded_due(ctx: StageContext) -> None:
+    """Mark every stored certificate the centre superseded: its sidecar in the store, a ``superseded`` receipt
+    line (on a shared state, each claimed first: one instance marks it)."""
+    store, me = ctx.store, ctx.instance
     superseding = store.superseding()
     if me is not None and superseding:
         mine = store.claim_certificates(
@@ -107,10 +116,9 @@ def deliver_due(ctx: StageContext) -> int:
         finally:
             for cid in mine:
                 store.release_certificate(cid, me)
-        return done
+        return
     for cert in superseding:
         _mark_superseded(ctx, cert)
-    return done
 
 
 def _deliver_guarded(ctx: StageContext, cert: dict[str, Any], stop: threading.Event) -> int:
@@ -181,6 +189,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
             bank_uscc=ctx.config.centre.institution_uscc,
             bank_name=ctx.config.centre.institution_name,
         )
+        online = _handover_check(ctx, meta)
     except CertificateRejected as exc:
         _quarantine(ctx, app, cid, exc.reasons, signed.metadata.certificate_number)
         return 0
@@ -210,6 +219,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
             "metadata_signature": trust.centre_key_id,
             "seal": sealed,
             "reconciled": True,
+            "online": online.result,  # 在线核验 at hand-over
             "at": datetime.now(UTC).isoformat(),
         },
     }
@@ -220,8 +230,8 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         return 0
     with store.transaction():
         store.update_certificate(cid, stage="stored", location=location, error=None)
-        if meta.status.value == "2" and cert["superseded_at"] is None:
-            store.update_certificate(cid, supersede_pending=1, superseded_by=meta.superseded_by)
+        if (meta.status.value == "2" or online.result == "superseded") and cert["superseded_at"] is None:
+            store.update_certificate(cid, supersede_pending=1, superseded_by=meta.superseded_by or online.superseded_by)
         queue_receipt(
             ctx,
             app,
@@ -246,6 +256,30 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
     log.info("certificate stored", extra={"reference": app.reference, "certificate_number": meta.certificate_number})
     finish_if_done(ctx, app.reference)
     return 1
+
+
+def _handover_check(ctx: StageContext, meta: CertificateMetadata) -> VerificationResult:
+    """The re-check at hand-over (seed 003 (四): an electronic certificate is checked online before use), run
+    after the local checks and just before the file goes to the document store and the receipts: the
+    centre's 在线核验 of its 电子证照标识 now. The local checks that precede it already ran now too (the seal's
+    validity window and the chain at this moment, the CRLs fetched this moment, hard-fail), and a delivery
+    retried later (``storing``) runs them all again; so what is handed over was valid when it was handed.
+
+    Raises:
+        CertificateRejected: the centre does not know the certificate (quarantined, alerted, never stored).
+        sdk.TransportError, sdk.ServerError, …: the centre is out of reach now (retried later, not stored).
+    """
+    result = ctx.centre.verify_certificate(meta.licence_id)
+    if result.result == "unknown":
+        raise CertificateRejected(
+            [f"the centre's online verification (在线核验) does not know licence {meta.licence_id} at hand-over"]
+        )
+    if result.certificate_number not in (None, meta.certificate_number):
+        raise CertificateRejected(
+            [f"the centre's online verification names certificate {result.certificate_number}, "
+             f"not {meta.certificate_number}"]
+        )  # fmt: skip
+    return result
 
 
 def _quarantine(ctx: StageContext, app: Any, cid: str, reasons: list[str], number: str | None) -> None:

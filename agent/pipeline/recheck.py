@@ -1,0 +1,189 @@
+"""Re-check stored documents before use (seed 003 (四): an electronic certificate is checked online before
+it is used, so that what it says is current): ``regbridge certificates check [LOAN]`` and the daemon's
+``recheck`` job (``certificates.recheck_hours``).
+
+For each stored 不动产登记证明 (the state's ``stored`` certificates) and each stored sealed notice (受理凭证,
+不予受理/不予登记/补正通知书: the document store's files whose sidecar names a ``notice_id``), of one loan or all:
+
+1. **online** — a certificate: the centre's 在线核验 (``GET /v1/verification?licence_id=…``, ``valid``,
+   ``superseded`` or ``unknown``); a notice: the centre's signed metadata fetched again and its signature
+   checked (``valid``; ``unknown`` when the centre no longer knows it);
+2. **locally** — the stored file read back from the document store, its SHA-256 the one the centre signed
+   (and, for a certificate, the one verified when it was stored: a file changed at rest is found), and
+   verified afresh as on delivery (:func:`agent.pipeline.verify.verify_document`: the seal and its
+   validity window now, the chain with the CRLs fetched now, the visible text against the metadata).
+
+A superseded certificate is marked in the store (``supersede_pending``: the deliver stage then marks its
+sidecar and writes the ``superseded`` receipt line); a revoked or otherwise failing document keeps its
+reasons (the certificate's ``error`` in the state), raises an alert and gets a ``recheck_failed`` receipt
+line naming it; one the centre does not know raises an alert. Every check leaves an audit record.
+
+Each result is ``{kind, title, loan_no, reference, document_id, number, location, online, local, verdict,
+reasons}``: ``online`` in valid/superseded/unknown/unreachable, ``local`` in valid/invalid/unknown,
+``verdict`` one of :data:`VERDICTS` (Chinese, for branch staff), ``reasons`` with personal data masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import sdk
+from agent.pipeline.context import StageContext
+from agent.pipeline.operators import operator_of
+from agent.pipeline.outbox import queue_receipt
+from agent.pipeline.verify import CertificateRejected, verify_document, verify_metadata, verify_notice_metadata
+from sdk.privacy import mask_text
+
+__all__ = ["VERDICTS", "recheck_certificates", "verdict"]
+
+log = logging.getLogger("regbridge.agent.recheck")
+
+#: the verdict of one re-check, as branch staff read it
+VERDICTS = {
+    "valid": "有效",
+    "superseded": "已被替代（原证明已注销）",
+    "revoked": "印章证书已吊销，不得使用",
+    "invalid": "核验未通过，不得使用",
+    "unknown": "登记中心查无此文书",
+    "unchecked": "暂时无法核验（登记中心或证书吊销列表不可达），请稍后再查",
+}
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """The key of :data:`VERDICTS` for one result: the worst of what was found."""
+    if row["local"] == "invalid":
+        return "revoked" if any("revoked" in r for r in row["reasons"]) else "invalid"
+    if row["online"] in ("superseded", "unknown"):
+        return str(row["online"])
+    if row["online"] == "valid" and row["local"] == "valid":
+        return "valid"
+    return "unchecked"
+
+
+def recheck_certificates(ctx: StageContext, *, loan_no: str | None = None) -> list[dict[str, Any]]:
+    """Re-check every stored certificate and sealed notice (of ``loan_no``); answers one result each (see the
+    module's docstring), certificates first. Raises nothing for one document: an error is its result."""
+    results = []
+    for cert in ctx.store.certificates(stage="stored"):
+        app = ctx.store.application(cert["reference"])
+        if app is None or (loan_no is not None and app.loan_no != loan_no):
+            continue
+        results.append(_recheck_certificate(ctx, app, cert))
+    stored = ctx.documents.keys()  # a DocumentStore's names, not a mapping
+    for key in stored:
+        try:
+            sidecar = ctx.documents.metadata(key)
+        except (OSError, ValueError, KeyError):
+            continue
+        if not sidecar.get("notice_id") or (loan_no is not None and sidecar.get("loan_no") != loan_no):
+            continue
+        app = ctx.store.application(str(sidecar.get("reference")))
+        if app is not None:
+            results.append(_recheck_notice(ctx, app, key, sidecar))
+    return results
+
+
+def _row(kind: str, title: str, app: Any, document_id: str, number: str | None, location: str | None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "title": title,
+        "loan_no": app.loan_no,
+        "reference": app.reference,
+        "document_id": document_id,
+        "number": number,
+        "location": location,
+        "online": "unreachable",
+        "local": "unknown",
+        "verdict": "unchecked",
+        "reasons": [],
+    }
+
+
+def _recheck_certificate(ctx: StageContext, app: Any, cert: dict[str, Any]) -> dict[str, Any]:
+    cid = cert["certificate_id"]
+    row = _row("certificate", "不动产登记证明", app, cid, cert["certificate_number"], cert["location"])
+    superseded_by: str | None = None
+    try:
+        online = ctx.centre.verify_certificate(cert["licence_id"])
+        row["online"] = online.result
+        superseded_by = online.superseded_by
+    except sdk.RegBridgeError as exc:
+        row["reasons"].append(f"the centre's online verification did not answer ({type(exc).__name__})")
+    try:
+        meta = verify_metadata(ctx.centre.certificate(cid), ctx.trust)
+        content = ctx.documents.get(cert["store_key"])
+        digest = hashlib.sha256(content).hexdigest()
+        if digest != cert["sha256"] or digest != meta.sha256:
+            raise CertificateRejected(["the stored file is not the one verified when it was stored (changed at rest)"])
+        verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+        row["local"] = "valid"
+        if meta.status.value == "2":
+            superseded_by = superseded_by or meta.superseded_by
+            row["online"] = "superseded" if row["online"] == "valid" else row["online"]
+    except CertificateRejected as exc:
+        row["local"] = "invalid"
+        row["reasons"] += exc.reasons
+    except (sdk.RegBridgeError, OSError, KeyError) as exc:
+        row["reasons"].append(f"the local check could not run ({type(exc).__name__}: {exc})")
+    _finish(ctx, app, row)
+    with ctx.store.transaction():
+        if row["online"] == "superseded" and cert["superseded_at"] is None and not cert["supersede_pending"]:
+            ctx.store.update_certificate(cid, supersede_pending=1, superseded_by=superseded_by)
+        if row["local"] == "invalid":
+            ctx.store.update_certificate(cid, error=f"re-check: {'; '.join(row['reasons'])}"[:500])
+    return row
+
+
+def _recheck_notice(ctx: StageContext, app: Any, key: str, sidecar: dict[str, Any]) -> dict[str, Any]:
+    notice_id = str(sidecar["notice_id"])
+    row = _row("notice", str(sidecar.get("title") or "通知书"), app, notice_id, sidecar.get("notice_number"), None)
+    try:
+        meta = verify_notice_metadata(ctx.centre.notice(notice_id), ctx.trust)
+        row["online"] = "valid"
+    except sdk.NotFound:
+        row["online"] = "unknown"
+        meta = None
+    except CertificateRejected as exc:  # the centre's signature on its metadata does not verify
+        row["online"], row["local"] = "valid", "invalid"
+        row["reasons"] += exc.reasons
+        meta = None
+    except sdk.RegBridgeError as exc:
+        row["reasons"].append(f"the centre did not answer for the notice ({type(exc).__name__})")
+        meta = None
+    if meta is not None:
+        try:
+            content = ctx.documents.get(key)
+            if hashlib.sha256(content).hexdigest() != meta.sha256:
+                raise CertificateRejected(["the stored file is not the one the centre sealed (changed at rest)"])
+            verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+            row["local"] = "valid"
+        except CertificateRejected as exc:
+            row["local"] = "invalid"
+            row["reasons"] += exc.reasons
+        except (sdk.RegBridgeError, OSError) as exc:
+            row["reasons"].append(f"the local check could not run ({type(exc).__name__}: {exc})")
+    _finish(ctx, app, row)
+    return row
+
+
+def _finish(ctx: StageContext, app: Any, row: dict[str, Any]) -> None:
+    """Mask the reasons, set the verdict; alert, receipt line and audit record for what failed."""
+    row["reasons"] = [mask_text(r) for r in row["reasons"]]
+    row["verdict"] = verdict(row)
+    doc, number, what = row["document_id"], row["number"], row["title"]
+    reasons = "; ".join(row["reasons"])
+    with ctx.store.transaction():
+        if row["verdict"] in ("revoked", "invalid"):
+            ctx.store.raise_alert(f"{row['kind']}:{doc}", f"stored {row['kind']} {number} of {app.loan_no} failed its "
+                                  f"re-check: {reasons}")  # fmt: skip
+            numbers = {"certificate_number": number} if row["kind"] == "certificate" else {"notice_number": number}
+            status = f"{what}复核未通过：{VERDICTS[row['verdict']]}"
+            queue_receipt(ctx, app, f"recheck_failed:{doc}", "recheck_failed", status=status,
+                          document=row["location"], reason="；".join(row["reasons"]), **numbers)  # fmt: skip
+        elif row["verdict"] == "unknown":
+            ctx.store.raise_alert(f"{row['kind']}:{doc}", f"the centre does not know stored {row['kind']} {number}")
+    ctx.audit.append(f"{row['kind']}.rechecked", app.reference, row["verdict"], operator=operator_of(app.payload),
+                     document_id=doc, online=row["online"], local=row["local"], reasons=reasons)  # fmt: skip
+    log.info("document re-checked", extra={"document_id": doc, "online": row["online"], "local": row["local"]})
