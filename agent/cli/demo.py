@@ -69,6 +69,17 @@ def demo(
         reasons = "\n".join(r if len(r) < 90 else r[:87] + "…" for r in q["reasons"])
         table.add_row(q["loan_no"] or "?", f"{q['file']}{row}", "[yellow]已隔离[/]", reasons, "")
     console.print(table)
+    if summary.get("notices"):
+        from sdk.models import NOTICE_KINDS
+
+        notices = Table(title=f"sealed notices stored: {len(summary['notices'])} (受理凭证, 通知书)")
+        for col in ("贷款编号", "文书", "文书编号", "位置"):
+            notices.add_column(col, overflow="fold")
+        for n in summary["notices"]:
+            where = Path(n["document"])
+            notices.add_row(n["loan_no"], NOTICE_KINDS.get(n["kind"], n["kind"]), n["number"],
+                            f"{where.parent.name}/{where.name}")  # fmt: skip
+        console.print(notices)
     console.print(
         f"paper originals: transmittal {summary['transmittal']['id']} lists {summary['transmittal']['count']}"
         f" application(s) ({summary['transmittal']['pdf']})"

@@ -205,7 +205,9 @@ def run_demo(
             )  # fmt: skip
             last = _last_receipt_lines(workdir / "inbox" / "corebank" / "receipts")
             summary["last_receipt"] = {loan: f"{row['事件']} {row['状态']}" for loan, row in last.items()}
-            summary["notices"] = _notices_from_receipts(workdir / "inbox" / "corebank" / "receipts")
+            summary["notices"] = [
+                n for name, *_ in INBOXES for n in _notices_from_receipts(workdir / "inbox" / name / "receipts")
+            ]
             summary["problems"] = check(summary)
             return summary
         finally:
@@ -247,6 +249,10 @@ def summarise(agent: Agent, workdir: Path) -> dict[str, Any]:
     }
 
 
+#: the sealed notices the demo's exports call for: 受理凭证, 不予受理通知书, 不予登记通知书, 补正通知书
+EXPECTED_NOTICES = ("acceptance_receipt", "not_accepted", "refusal", "correction")
+
+
 def check(summary: dict[str, Any]) -> list[str]:
     """What the demo promises, checked: the summary says so when it did not happen."""
     problems = []
@@ -273,6 +279,11 @@ def check(summary: dict[str, Any]) -> list[str]:
         )
     if len(summary["quarantined"]) != EXPECTED_QUARANTINED:
         problems.append(f"expected {EXPECTED_QUARANTINED} quarantined rows, got {len(summary['quarantined'])}")
+    # the centre's sealed notices (issue 20): a 受理凭证 for each accepted application, the refusals and the 补正
+    kinds = {n["kind"] for n in summary.get("notices", [])}
+    missing = sorted(set(EXPECTED_NOTICES) - kinds)
+    if missing:
+        problems.append(f"no sealed notice stored of kind {', '.join(missing)}")
     if not summary["audit"]["ok"]:
         problems.append("the audit chain does not verify: " + "; ".join(summary["audit"]["problems"]))
     return problems
