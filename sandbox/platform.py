@@ -19,7 +19,9 @@ Services (``data`` in, ``data`` out): ``create`` {application, idempotencyKey} �
 ``upload`` {YWH, material, content (base64)} → {record}; ``submit`` {YWH, idempotencyKey} →
 {record}; ``supplement`` {YWH, supplement, idempotencyKey} → {record}; ``query`` {YWH} → {record};
 ``find`` {YWBH} → {record | null}; ``certificate`` {ZSID} → the county centre's signed metadata;
-``download`` {ZSID, sha256} → {content}; ``operators`` {XZQDM} → {operators}; ``channel`` {} →
+``download`` {ZSID, sha256} → {content}; ``verify`` {ZZBS} → the 在线核验 answer of the centre that
+knows the licence; ``notice`` {WSID} → a sealed notice's signed metadata; ``notice_download`` {WSID,
+sha256} → {content}; ``operators`` {XZQDM} → {operators}; ``channel`` {} →
 {open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH, payment, idempotencyKey} → the receipt (fees in
 元, as the centres keep them). ``YWH`` is the county centre's application id.
 """
@@ -416,6 +418,21 @@ class ProvincePlatform:
                 except sdk.NotFound:
                     continue
             raise sdk.NotFound(f"no certificate {data['ZSID']} at the platform's centres", status=404, code="not_found")
+        if service == "verify":  # 在线核验: the county centre that knows the licence answers
+            answers = [client.certificates.verify(licence_id=str(data["ZZBS"])) for client in bank.clients.values()]
+            known = [a for a in answers if a.result != "unknown"] or answers
+            return known[0].model_dump(mode="json", exclude_none=True)
+        if service in ("notice", "notice_download"):  # a sealed notice (docs/api.md §9a), relayed as a certificate
+            for client in bank.clients.values():
+                try:
+                    notice = client.certificates.notice(data["WSID"])
+                    if service == "notice":
+                        return notice.model_dump(mode="json", exclude_none=True)
+                    content = client.certificates.download_notice(data["WSID"], expected_sha256=notice.metadata.sha256)
+                    return {"content": base64.b64encode(content).decode("ascii")}
+                except sdk.NotFound:
+                    continue
+            raise sdk.NotFound(f"no notice {data['WSID']} at the platform's centres", status=404, code="not_found")
         if service == "operators":
             client = bank.clients[self._district_of_unit(str(data["XZQDM"]) + "0" * 22)]
             return {"operators": [op.model_dump(mode="json") for op in client.institution.operators()]}

@@ -52,7 +52,9 @@ from sdk.models import (
     PropertyQuery,
     PropertyQueryResult,
     SignedCertificateMetadata,
+    SignedNoticeMetadata,
     Supplement,
+    VerificationResult,
 )
 from sdk.models.problems import ErrorDetail
 
@@ -188,6 +190,21 @@ class ProvinceCentre:
         content = base64.b64decode(answer["content"])
         if hashlib.sha256(content).hexdigest() != expected_sha256:
             raise sdk.DigestMismatch(f"certificate {certificate_id}: the file is not the one the centre signed")
+        return content
+
+    def verify_certificate(self, licence_id: str) -> VerificationResult:
+        """在线核验, relayed by the platform to its county centres (the first that knows the licence answers)."""
+        return VerificationResult.model_validate(self._call("verify", {"ZZBS": licence_id}))
+
+    def notice(self, notice_id: str) -> SignedNoticeMetadata:
+        """A sealed notice's metadata, signed by the county centre that issued it (relayed by the platform)."""
+        return SignedNoticeMetadata.model_validate(self._call("notice", {"WSID": notice_id}))
+
+    def download_notice(self, notice_id: str, *, expected_sha256: str) -> bytes:
+        answer = self._call("notice_download", {"WSID": notice_id, "sha256": expected_sha256})
+        content = base64.b64decode(answer["content"])
+        if hashlib.sha256(content).hexdigest() != expected_sha256:
+            raise sdk.DigestMismatch(f"notice {notice_id}: the file is not the one the centre signed")
         return content
 
     def close(self) -> None:

@@ -128,6 +128,10 @@ def test_an_application_to_its_verified_certificate(side: Side) -> None:
     assert content.startswith(b"%PDF")
     with pytest.raises(sdk.DigestMismatch):
         side.port.download_certificate(cid, expected_sha256="0" * 64)
+    # 在线核验 (issue 20: checked online before use), relayed by the platform to the county centre that issued it
+    online = side.port.verify_certificate(signed.metadata.licence_id)
+    assert online.result == "valid" and online.certificate_number == signed.metadata.certificate_number
+    assert side.port.verify_certificate("1.2.156.3005.2.nobody").result == "unknown"
 
 
 def test_the_same_key_answers_the_same_record_and_find_knows_it(side: Side) -> None:
