@@ -349,6 +349,11 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         cert = host.store.certificate(request.path_params["cid"])
         if cert is None or cert["stage"] != "stored" or not cert.get("store_key"):
             return render(request, "notfound.html", user, 404, title="未找到", what="这份登记证明（或尚未验证存档）")
+        if str(cert.get("error") or "").startswith("re-check:"):  # failed its last re-check: not handed out
+            host.audit.append("console.certificate_refused", cert["reference"], "refused", actor=actor(user),
+                              certificate=cert["certificate_id"])  # fmt: skip
+            return Response(f"该证明复核未通过，不得使用（regbridge certificates check）：{cert['error']}", 409,
+                            media_type="text/plain; charset=utf-8")  # fmt: skip
         data = host.documents.get(cert["store_key"])
         name = (cert["certificate_number"] or cert["certificate_id"]) + Path(cert["store_key"]).suffix
         disposition = "attachment" if request.query_params.get("download") else "inline"

@@ -133,6 +133,8 @@ def _recheck_certificate(ctx: StageContext, app: Any, cert: dict[str, Any]) -> d
             ctx.store.update_certificate(cid, supersede_pending=1, superseded_by=superseded_by)
         if row["local"] == "invalid":
             ctx.store.update_certificate(cid, error=f"re-check: {'; '.join(row['reasons'])}"[:500])
+        elif row["verdict"] == "valid" and str(cert["error"] or "").startswith("re-check:"):
+            ctx.store.update_certificate(cid, error=None)  # valid again (a file restored at rest)
     return row
 
 

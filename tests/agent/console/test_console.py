@@ -130,6 +130,11 @@ def test_certificates_open_and_the_admin_exports_the_audit(agent: Agent) -> None
         pdf = c.get(link.group(1))
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
         assert c.get(link.group(1), params={"download": "1"}).headers["content-disposition"].startswith("attachment")
+        # one that failed its re-check (regbridge certificates check: a revoked seal) is not handed out
+        cid = link.group(1).split("/")[2]
+        agent.store.update_certificate(cid, error="re-check: the seal certificate is revoked")
+        refused = c.get(link.group(1))
+        assert refused.status_code == 409 and "复核未通过" in refused.text and not refused.content.startswith(b"%PDF")
         export = c.get("/audit/export", params={"from": "2000-01-01", "to": "2999-12-31"})
         assert export.status_code == 200 and "console:wang.admin" in export.content.decode("utf-8-sig")
         assert "纸质" in c.get("/transmittals").text and "待缴" in c.get("/fees").text
