@@ -223,18 +223,35 @@ class Centre:
         with self.store.transaction():
             right = self.register.restrict(unit_id, kind, authority=authority, note=f"{document} {what}")
             self.store.audit("admin", f"unit.{kind}", unit_id, "ok")
+            self._notify_mortgagees(unit_id, kind, f"{authority} {document} {what}：不动产单元 {unit_id}")
         return right.id
+
+    def _notify_mortgagees(self, unit_id: str, kind: str, reason: str) -> None:
+        """Push a sealed collateral notice (docs/api.md §9a: 查封/解封/异议 登记通知书, ``notice.issued``) to each bank
+        holding a current mortgage on the unit it registered here, about that mortgage's application."""
+        for r in self.register.rights(unit_id, current_only=True):
+            if r.kind != "mortgage" or not r.application_id:
+                continue
+            owner = self.store.one("SELECT institution_id FROM applications WHERE id = ?", r.application_id)
+            if owner is None:
+                continue
+            record = self.ledger.load(owner["institution_id"], r.application_id)
+            self.notices.issue(owner["institution_id"], record, kind, reason_code=kind, reason=reason)
 
     def lift_restriction(self, right_id: str) -> None:
         """解封 / 异议注销 of a restriction recorded on a unit (404 when there is no such current restriction)."""
-        row = self.store.one(
-            "SELECT id FROM rights WHERE id = ? AND kind IN ('seizure', 'objection') AND status = 'current'", right_id
+        lifted = self.store.one(
+            "SELECT unit_id, kind FROM rights WHERE id = ? AND kind IN ('seizure', 'objection') AND status = 'current'",
+            right_id,
         )
-        if row is None:
+        if lifted is None:
             raise CentreError(404, "not_found", f"no current seizure or objection {right_id}")
         with self.store.transaction():
             self.register.cancel(right_id, "解除")
             self.store.audit("admin", "unit.restriction_lifted", right_id, "ok")
+            if lifted["kind"] == "seizure":
+                unit = lifted["unit_id"]
+                self._notify_mortgagees(unit, "seizure_release", f"解除查封：不动产单元 {unit}")
 
     @property
     def public_url(self) -> str | None:

@@ -1,5 +1,6 @@
 """Collateral watch (issue 24 item 4): a unit seized at the sandbox after registration reaches the loan system as a
-receipt line at the next run of the watch (one poll interval), within the request budget; each change once."""
+receipt line at once where the centre pushes its sealed notice, and at the next run of the watch (one poll interval)
+by query, within the request budget; each change once."""
 
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ def test_a_unit_seized_after_registration_reaches_the_loan_system(tmp_path: Path
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert seized.status_code == 201, seized.text
+            # pushed: the centre's sealed 查封登记通知书 (notice.issued) reaches the loan system at once, before any
+            # scheduled query
+            run_until(agent, lambda: any(r["事件"] == "notice_seizure" for r in _lines(branch.inbox() / "receipts")))
             time.sleep(0.5)
             assert _two_runs(ctx) == 1  # the budget is one query a run: the two mortgages take two runs
             time.sleep(0.5)
@@ -58,6 +62,8 @@ def test_a_unit_seized_after_registration_reaches_the_loan_system(tmp_path: Path
             alerts = [a["kind"] for a in ctx.store.alerts()]
         finally:
             agent.close()
+        pushed = [r for r in _lines(branch.inbox() / "receipts") if r["事件"] == "notice_seizure"]
+        assert [r["贷款编号"] for r in pushed] == ["CW-001"] and pushed[0]["文书编号"]
         lines = [r for r in _lines(branch.inbox() / "receipts") if r["事件"] == "collateral"]
         assert [(r["贷款编号"], r["状态"]) for r in lines] == [("CW-001", "查封")]
         assert register.unit_id(111) in lines[0]["原因"]
