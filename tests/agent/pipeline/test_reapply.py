@@ -112,3 +112,7 @@ def test_with_the_profile_rule_a_corrected_row_of_a_refused_loan_is_the_reapplic
         assert again.source[0]["reapplies"] == "LN-T-DYSC"
     finally:
         agent.close()
+    # the centre's sealed 不予受理通知书 (issue 20) is stored beside the loan's documents and named in the receipts
+    [line] = [r for r in _receipts(inbox / "receipts") if r["事件"] == "notice_not_accepted"]
+    assert line["业务编号"] == "LN-T-DYSC" and line["状态"] == "不予受理通知书已入库" and line["文书编号"]
+    assert Path(line["证书存放位置"]).is_file()
