@@ -71,8 +71,37 @@ def _skipped(path: Path, root: Path, exclude: frozenset[str]) -> bool:
 PLANTED = "planted-leaks"
 
 
+@cache
+def _runs() -> tuple[re.Pattern[str], list[int], re.Pattern[str], list[int]]:
+    """Patterns of the runs of characters a name (an ID number) is made of, and the lengths they come in.
+
+    A name occurs in a text only inside a maximal run of the characters names are written with, so the
+    text is searched once for such runs and only the runs are looked into — the same findings as looking
+    for each of the hundreds of people in every text, at a fraction of the cost (it ran last in every run).
+    """
+    names, ids = people()
+
+    def run_of(words: frozenset[str]) -> tuple[re.Pattern[str], list[int]]:
+        chars = "".join(sorted(set("".join(words))))
+        lengths = sorted({len(w) for w in words})
+        return re.compile(f"[{re.escape(chars)}]{{{lengths[0]},}}"), lengths
+
+    return (*run_of(names), *run_of(ids))
+
+
+def _occurring(pattern: re.Pattern[str], lengths: list[int], wanted: frozenset[str], text: str) -> set[str]:
+    """The members of ``wanted`` that occur in ``text`` (``pattern``: runs of their characters)."""
+    found: set[str] = set()
+    for match in pattern.finditer(text):
+        run = match.group(0)
+        for size in lengths:
+            found.update(run[i : i + size] for i in range(len(run) - size + 1) if run[i : i + size] in wanted)
+    return found
+
+
 def scan(root: Path, *, extra: list[Path] | None = None, exclude: frozenset[str] = frozenset()) -> list[Finding]:
     names, ids = people()
+    name_runs, name_lengths, id_runs, id_lengths = _runs()
     findings: list[Finding] = []
     files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and not _skipped(p, root, exclude)]
     for path in files + list(extra or []):
@@ -89,10 +118,8 @@ def scan(root: Path, *, extra: list[Path] | None = None, exclude: frozenset[str]
                 except ValueError:
                     continue
                 findings.append(Finding(path, "resident ID", value))
-            for value in ids:
-                if value in text:
-                    findings.append(Finding(path, "resident ID", value))
-            for name in names:
-                if name in text:
-                    findings.append(Finding(path, "name", name))
+            for value in _occurring(id_runs, id_lengths, ids, text):
+                findings.append(Finding(path, "resident ID", value))
+            for name in _occurring(name_runs, name_lengths, names, text):
+                findings.append(Finding(path, "name", name))
     return sorted(set(findings), key=lambda f: (str(f.path), f.what, f.value))
