@@ -22,8 +22,11 @@ imports: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict sdk config connectors agent installer sandbox bench tests
 
-test: system-deps lint imports typecheck bundle
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
+# the checks run side by side (mypy is CPU, the bundle mostly waits on the package index), then the suite:
+# files whole on one worker each, the longest first (tests/scheduling.py; xdist's own reorder is off)
+test: system-deps $(STAMP)
+	$(MAKE) --no-print-directory -j4 lint imports typecheck bundle
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 demo: $(STAMP)
 	$(BIN)/regbridge demo

@@ -3,6 +3,8 @@
 - The proof table (tests/proof.py) after the reliability and security suites.
 - A real PostgreSQL server per process (tests/postgres.py), started only when a test asks for
   ``postgres`` or ``pg_url`` (a fresh database per test), stopped at the end of the session.
+- The order files run in, the longest first (tests/scheduling.py), so the two workers of ``make test`` end
+  together; the controller keeps each file's cost of a whole run for the next one.
 - The privacy scan (tests/privacy_scan.py) over everything the whole run wrote: every test's
   temporary folders, and the agent's log records of the run (written as the agent writes its
   log, to ``session-agent.log``). A finding fails the run, naming the file.
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from agent.logs import JsonFormatter
-from tests import proof
+from tests import proof, scheduling
 from tests.postgres import PostgresServer
 from tests.privacy_scan import PLANTED, scan
 
@@ -58,7 +60,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         logger.setLevel(logging.INFO)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    scheduling.order_by_cost(config, items)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    scheduling.record_cost(report)
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    """Was this run the whole suite (no paths, no -k, no -m)? Only such a run's costs order the next one."""
+    return (
+        config.args_source is pytest.Config.ArgsSource.TESTPATHS
+        and not config.option.keyword
+        and not config.option.markexpr
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _is_worker(session.config) and _whole_suite(session.config):
+        scheduling.save_costs(session.config)
     if _HANDLER is not None:
         logging.getLogger("regbridge").removeHandler(_HANDLER)
         _HANDLER.close()
