@@ -66,7 +66,13 @@ CERTIFICATE_STAGES = {
 }
 FEE_STATUSES = {"unpaid": "待缴", "paid": "已缴", "refunded": "已退费", "cancelled": "已取消"}
 PAPER_STATUSES = {"owed": "待移交", "listed": "已列入移交清单", "delivered": "已送达", "none": "无需移交"}
-QUARANTINE_KINDS = {"row": "数据行", "file": "整个文件", "certificate": "登记证明", "centre": "登记中心退回"}
+QUARANTINE_KINDS = {
+    "row": "数据行",
+    "file": "整个文件",
+    "certificate": "登记证明",
+    "centre": "登记中心退回",
+    "preflight": "登记簿预检未通过",
+}
 QUARANTINE_STATUSES = {"open": "未处理", "dismissed": "已撤销", "requeued": "已重新处理", "resolved": "已解决"}
 RECEIPT_EVENTS = {
     "accepted": "已受理",
@@ -79,6 +85,8 @@ RECEIPT_EVENTS = {
     "quarantined": "已隔离",
     "registered": "已办结",
     "superseded": "登记证明已被取代",
+    "collateral": "抵押物状态变化",
+    "property_query": "登记资料查询",
 }
 ALERT_TITLES = {
     "paused": "提交已暂停",
@@ -98,6 +106,7 @@ ALERT_TITLES = {
     "query": "查询结果签名无法验证",
     "console": "控制台无法启动",
     "reload": "重新加载配置失败",
+    "collateral": "抵押物状态变化",
 }
 ALERT_FIXES = {
     "paused": "登记中心拒绝了本行凭证或暂停了通道：请银行IT运行 regbridge doctor 并联系登记中心；中心恢复后自动继续。",
@@ -117,6 +126,7 @@ ALERT_FIXES = {
     "query": "请银行IT检查信任锚后重新查询。",
     "console": "请银行IT检查控制台配置（端口、TLS），然后重启。",
     "reload": "修改后的配置或模板无法加载：请银行IT改正后再次重新加载；代理程序继续按原配置运行。",
+    "collateral": "请通知客户经理核实抵押物情况（回执已写明查封、异议或新设抵押及不动产单元）；核实后撤销告警。",
 }
 WHY = {"refused": "登记中心不予登记", "补正": "需补正", "fee due": "待缴登记费", "quarantined": "登记证明验证失败"}
 
@@ -340,6 +350,23 @@ AUDIT_ZH: dict[str, _D] = {
     "key.erased": lambda d, o, tz: "旧密钥已销毁",
     "key.rotated": lambda d, o, tz: "密钥已轮换",
     "key.switched": lambda d, o, tz: "已切换到新密钥",
+    "application.preflight": lambda d, o, tz: (
+        "登记簿预检通过"
+        if o == "passed"
+        else (f"登记簿预检未执行（{mask_text(str(d.get('reason') or ''))}），申请照常提交")
+    ),
+    "application.held_preflight": lambda d, o, tz: "登记簿预检未通过：申请未提交，已放入隔离区",
+    "collateral.seized": lambda d, o, tz: f"抵押物已被查封（不动产登记证明 {_num(d, 'certificate')}），已回执贷款系统",
+    "collateral.objection": lambda d, o, tz: f"抵押物上有异议登记（不动产登记证明 {_num(d, 'certificate')}）",
+    "collateral.later_mortgage": lambda d, o, tz: f"抵押物上新设抵押权（不动产登记证明 {_num(d, 'certificate')}）",
+    "collateral.not_current": lambda d, o, tz: (
+        f"本抵押权在登记簿中已不是现势（不动产登记证明 {_num(d, 'certificate')}）"
+    ),
+    "platform.notice": lambda d, o, tz: "收到省级平台推送的通知，已回执贷款系统",
+    "platform.notice.refused": lambda d, o, tz: "拒收省级平台推送的通知（验证未通过）",
+    "notice.stored": lambda d, o, tz: "登记机构的电子文书已验证并保存",
+    "notice.quarantined": lambda d, o, tz: "登记机构的电子文书验证未通过，已放入隔离区",
+    "console.certificate_refused": lambda d, o, tz: "控制台未提供复核未通过的登记证明",
     "property.query": lambda d, o, tz: "不动产登记信息查询" + ("已返回结果" if o == "answered" else "未成功"),
     "quarantine.dismissed": lambda d, o, tz: (
         f"隔离区 #{_num(d, 'item')} 已撤销，原因：{mask_text(str(d.get('reason') or ''))}"
