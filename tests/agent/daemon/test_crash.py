@@ -1,8 +1,10 @@
 """SIGKILL the agent at random moments while applications flow (60; 200 under ``make proof``); restart it; again
 and again.
 
-Afterwards the centre holds exactly one application per loan operation, every certificate it
-issued is in the document store exactly once (and intact), and every receipt line appears once.
+Afterwards the centre holds exactly one application per loan operation, every certificate and every
+sealed notice (受理凭证, issue 20) it issued is in the document store exactly once (and intact) — told
+apart by what each is (its sidecar names a 证明号 or a 文书编号), not by the file's extension — and every
+receipt line appears once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import random
 import signal
@@ -40,6 +43,7 @@ def _stages(db: Path) -> Counter[str]:
         pending = con.execute("SELECT COUNT(*) FROM receipt_batches WHERE written = 0").fetchone()[0]
         pending += con.execute("SELECT COUNT(*) FROM receipts WHERE batch IS NULL").fetchone()[0]  # not batched yet
         unstored = con.execute("SELECT COUNT(*) FROM certificates WHERE stage != 'stored'").fetchone()[0]
+        notices = con.execute("SELECT value FROM meta WHERE key = 'notices_pending'").fetchone()
     except sqlite3.Error:
         return Counter()
     finally:
@@ -47,7 +51,26 @@ def _stages(db: Path) -> Counter[str]:
     counts = Counter(r[0] for r in rows)
     counts["_pending_receipts"] = pending
     counts["_unstored_certificates"] = unstored
+    counts["_pending_notices"] = len(json.loads(notices[0])) if notices else 0
     return counts
+
+
+def _stored_documents(docs: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """(certificates, notices) in the document store, each as (证明号 or 文书编号, file), told apart by the
+    sidecar the agent wrote beside each (a certificate's names its certificate_number, a notice's its
+    notice_id and notice_number) — whatever the file's extension (.pdf in intl, .ofd in gm)."""
+    certificates, notices = [], []
+    for document in sorted(docs.rglob("*")):
+        if document.name.startswith(".") or not document.is_file() or document.suffix == ".json":
+            continue
+        sidecar = document.with_suffix(".json")
+        assert sidecar.exists(), f"{document}: its sidecar"
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        if "notice_id" in meta:
+            notices.append((meta["notice_number"], document))
+        else:
+            certificates.append((meta["certificate_number"], document))
+    return certificates, notices
 
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCentre, tmp_path: Path) -> None:
@@ -90,6 +113,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
                 s["done"] + s["rejected"] == len(UNITS)
                 and not s["_pending_receipts"]
                 and not s["_unstored_certificates"]
+                and not s["_pending_notices"]
             ):
                 break
             assert proc.poll() is None, f"the agent died (seed {seed}); see {tmp_path / 'agent.stderr'}"
@@ -113,9 +137,18 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(centre: LocalCen
         for r in centre.store.all("SELECT certificate_number, content FROM certificates")
     }
     docs = branch.root / "documents"
-    stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".")]
-    assert Counter(p.stem for p in stored) == Counter(issued.keys()), f"seed {seed}"
-    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == issued[p.stem] for p in stored)
+    stored, notices = _stored_documents(docs)
+    assert Counter(number for number, _ in stored) == Counter(issued.keys()), f"seed {seed}"
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == issued[number] for number, p in stored)
+
+    # ... and every sealed notice it issued (a 受理凭证 per accepted application), exactly once, byte for byte
+    issued_notices = {
+        r["notice_number"]: hashlib.sha256(bytes(r["content"])).hexdigest()
+        for r in centre.store.all("SELECT notice_number, content FROM notices")
+    }
+    assert len(issued_notices) >= len(UNITS), f"seed {seed}: a 受理凭证 per application"
+    assert Counter(number for number, _ in notices) == Counter(issued_notices.keys()), f"seed {seed}"
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == issued_notices[number] for number, p in notices)
 
     # receipts: each line once, one registration per loan operation
     lines = []
