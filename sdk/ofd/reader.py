@@ -17,7 +17,9 @@ root when they begin with ``/``; this module answers every path absolute without
 (``Doc_0/Document.xml``). Lengths are millimetres, the page origin top-left, y downwards (§5.2).
 
 The package is read defensively: at most :data:`MAX_ENTRIES` entries and :data:`MAX_TOTAL_BYTES`
-uncompressed, no encrypted entries, no duplicate or escaping names (``..``, absolute, backslashes),
+uncompressed, at most :data:`MAX_PAGES` pages (each page file parsed once however often it is listed) and
+:data:`MAX_DELTAS` glyph advances per ``TextCode`` (the ``g n v`` repeat of §11.3 expanded), no encrypted
+entries, no duplicate or escaping names (``..``, absolute, backslashes),
 XML without DTDs, entities or network access. Anything else raises :class:`OfdError` naming the part.
 Needs lxml (the ``regbridge[certificates]`` extra).
 """
@@ -29,11 +31,13 @@ import binascii
 import io
 import posixpath
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "MAX_DELTAS",
     "MAX_ENTRIES",
+    "MAX_PAGES",
     "MAX_TOTAL_BYTES",
     "OFD_NS",
     "OfdDocument",
@@ -52,6 +56,11 @@ _NS = {"ofd": OFD_NS}
 #: the most entries and uncompressed bytes a package may hold (a certificate has ~15 and ~100 KB)
 MAX_ENTRIES = 2000
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
+#: the most pages a document may list (a certificate or notice has one or two): ten thousand pages naming one
+#: small page file took minutes and 900 MB to read
+MAX_PAGES = 200
+#: the most glyph advances one ``TextCode``'s DeltaX may expand to: ``g 50000000 1`` took 18 s and 800 MB
+MAX_DELTAS = 10_000
 
 
 class OfdError(ValueError):
@@ -266,7 +275,10 @@ def _floats(value: str | None) -> tuple[float, ...]:
     i = 0
     while i < len(tokens):  # §11.3: "g n v" repeats v n times
         if tokens[i] == "g" and i + 2 < len(tokens):
-            out.extend([float(tokens[i + 2])] * int(tokens[i + 1]))
+            repeat = int(tokens[i + 1])
+            if not 0 <= repeat <= MAX_DELTAS - len(out):
+                raise OfdError(f"a DeltaX repeats a value {repeat} times (at most {MAX_DELTAS} advances per TextCode)")
+            out.extend([float(tokens[i + 2])] * repeat)
             i += 3
         else:
             out.append(float(tokens[i]))
@@ -313,6 +325,8 @@ def _page(files: dict[str, bytes], page_id: str, path: str) -> OfdPage:
                         x, y = float(code.get("X", "0")), float(code.get("Y", "0"))
                         size = float(unit.get("Size", "0"))
                         delta = _floats(code.get("DeltaX"))
+                    except OfdError as e:
+                        raise OfdError(f"{where}: {e}") from None
                     except ValueError:
                         raise OfdError(f"{where}: TextCode position is not numeric") from None
                     texts.append(TextRun(bx + x, by + y, size, unit.get("Font", ""), code.text or "", fill, delta))
@@ -408,11 +422,18 @@ def read_ofd(data: bytes) -> OfdDocument:
     for tag in ("PublicRes", "DocumentRes"):
         for node in common.iterfind(f"ofd:{tag}", _NS):
             structure |= _resources(files, resolve(doc_root, node.text or ""), fonts, media)
+    listed = document.findall("ofd:Pages/ofd:Page", _NS)
+    if len(listed) > MAX_PAGES:
+        raise OfdError(f"{doc_root} lists {len(listed)} pages, more than {MAX_PAGES}")
     pages = []
-    for node in document.iterfind("ofd:Pages/ofd:Page", _NS):
+    parsed: dict[str, OfdPage] = {}  # each page file read once, however many pages name it
+    for node in listed:
         path = resolve(doc_root, node.get("BaseLoc", ""))
         structure.add(path)
-        pages.append(_page(files, node.get("ID", ""), path))
+        if path not in parsed:
+            parsed[path] = _page(files, node.get("ID", ""), path)
+        page = parsed[path]
+        pages.append(page if page.id == node.get("ID", "") else replace(page, id=node.get("ID", "")))
     if not pages:
         raise OfdError(f"{doc_root} lists no pages")
     signatures: list[OfdSignature] = []

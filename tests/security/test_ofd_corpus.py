@@ -3,7 +3,7 @@ refused with its own reason; a valid GM/T 0031 (v1) seal is accepted; and OpenSS
 checks one sandbox signature independently (SM3 of Signature.xml is the signed hash; the SM2
 signature verifies with the certificate inside).
 
-Sizes: ``make test`` issues 2 certificates and runs 17 hostile variants; ``make proof``
+Sizes: ``make test`` issues 2 certificates and runs 21 hostile variants; ``make proof``
 (``REGBRIDGE_PROOF=full``) issues 12 certificates and the same variants.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 import subprocess
 import zipfile
 from collections.abc import Callable
@@ -251,6 +252,36 @@ def _sm3_replaced(it: Issued) -> bytes:
     return _rezip(files)
 
 
+def _ten_thousand_pages(it: Issued) -> bytes:
+    files = it.files()
+    doc = files["Doc_0/Document.xml"].decode()
+    page = re.search(r"<ofd:Page [^>]*/>", doc)
+    assert page is not None
+    pages = "".join(page.group(0).replace('ID="', f'ID="9{i}', 1) for i in range(10_000))
+    files["Doc_0/Document.xml"] = doc.replace(page.group(0), page.group(0) + pages).encode()
+    return _rezip(files)
+
+
+def _delta_repeat_bomb(it: Issued) -> bytes:
+    files = it.files()
+    page = "Doc_0/Pages/Page_0/Content.xml"
+    files[page] = re.sub(rb'DeltaX="[^"]*"', b'DeltaX="g 5000000000 1"', files[page], count=1)
+    return _rezip(files)
+
+
+def _entity_expansion(it: Issued) -> bytes:
+    files = it.files()
+    page = "Doc_0/Pages/Page_0/Content.xml"
+    entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
+    body = re.sub(rb"(<ofd:TextCode[^>]*>)", rb"\1&a9;", files[page].split(b"?>", 1)[1], count=1)
+    files[page] = f'<?xml version="1.0"?><!DOCTYPE x [{entities}]>'.encode() + body
+    return _rezip(files)
+
+
+def _truncated(it: Issued) -> bytes:
+    return it.ofd[: len(it.ofd) // 2]
+
+
 #: name → (how the variant is made, the reason it must be refused with)
 VARIANTS: dict[str, tuple[Callable[[Issued], bytes], str]] = {
     "a page changed": (_page_changed, "Doc_0/Pages/Page_0/Content.xml was changed after sealing"),
@@ -270,6 +301,11 @@ VARIANTS: dict[str, tuple[Callable[[Issued], bytes], str]] = {
     "a ZIP entry escaping the package": (_path_escape, "is not a plain relative path"),
     "no seal at all": (_no_seal, "the OFD carries no seal"),
     "References digested with another algorithm": (_sm3_replaced, "the References are not checked with SM3"),
+    # the reader's limits (break20): each refused at once, not after minutes and gigabytes
+    "ten thousand pages": (_ten_thousand_pages, "lists 10001 pages, more than 200"),
+    "a DeltaX repeat of five billion": (_delta_repeat_bomb, "at most 10000 advances per TextCode"),
+    "a nested entity expansion": (_entity_expansion, "Content.xml is not well-formed XML"),
+    "a file cut short": (_truncated, "not a ZIP package"),
 }
 
 
