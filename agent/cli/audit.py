@@ -20,12 +20,22 @@ def audit_verify(config: Path = CONFIG) -> None:
     from agent.config import load_config
     from agent.state.audit import verify_audit
     from agent.state.sqlite import SQLiteStore
+    from agent.state.store import StateStore
 
     cfg = load_config(config)
     data = cfg.resolve(cfg.data_dir)
-    store = SQLiteStore(data / "state.db")
+    store: StateStore
+    key = "audit_head"
+    if cfg.state.url:  # a shared state: each instance's head under its own id (its data_dir's instance.id)
+        from agent.state.sql import SQLStore
+
+        store = SQLStore(cfg.state.url)
+        instance = data / "instance.id"
+        key = f"audit_head:{instance.read_text(encoding='utf-8').strip()}" if instance.exists() else ""
+    else:
+        store = SQLiteStore(data / "state.db")
     try:
-        head = store.get_meta("audit_head")
+        head = store.get_meta(key) if key else None
     finally:
         store.close()
     expected = (int(head.split(":")[0]), head.split(":")[1]) if head else None

@@ -406,7 +406,7 @@ class Agent:
         p.receipts = write_receipts(ctx) if self.is_leader else 0  # one writer of each inbox's receipt files
         head = "{}:{}".format(*self.audit.head())
         if head != self._audit_head:  # a write (and its fsync) only when something was recorded
-            self.store.set_meta("audit_head", head)
+            self.store.set_meta(self.audit_head_key, head)
             self._audit_head = head
         return p
 
@@ -510,6 +510,11 @@ class Agent:
                 atomic_write(path, f"{socket.gethostname()}-{secrets.token_hex(4)}".encode())
             self._instance_id = path.read_text(encoding="utf-8").strip()
         return self._instance_id
+
+    @property
+    def audit_head_key(self) -> str:
+        """Where the state keeps this instance's audit head (each instance has its own audit log)."""
+        return f"audit_head:{self.instance_id}" if self.shared else "audit_head"
 
     @property
     def is_leader(self) -> bool:

@@ -246,19 +246,25 @@ def _supplement_from_row(ctx: StageContext, existing: Any, b: BuiltApplication, 
 
 
 def finish_if_done(ctx: StageContext, reference: str) -> None:
-    """An application is done when the centre finished it and every certificate is stored."""
-    app = ctx.store.application(reference)
-    if app is None or app.stage in ("done", "rejected", "quarantined") or app.centre_status != S.COMPLETED.value:
-        return
-    certs = ctx.store.certificates(reference=reference)
-    if any(c["stage"] != "stored" for c in certs):
-        return
-    if not certs and app.type != "mortgage_discharge":
-        ctx.store.flag(reference, "needs_refresh", 1)  # a certificate id we have not heard of yet
-        return
-    ctx.store.update_application(reference, stage="done", note="办结")
-    if app.type == "mortgage_discharge":
-        queue_receipt(ctx, app, "completed", "registered", status="注销登记已办结")
+    """An application is done when the centre finished it and every certificate is stored.
+
+    Asked from two sides (the event that says completed, the delivery that stored the last certificate),
+    maybe by two instances at once: the application's row is locked first (an UPDATE), so one of them waits
+    for the other's commit and sees both facts (at ``READ COMMITTED`` neither would see the other's)."""
+    with ctx.store.transaction():
+        ctx.store.flag(reference, "updated_at", now_iso())  # the row lock
+        app = ctx.store.application(reference)
+        if app is None or app.stage in ("done", "rejected", "quarantined") or app.centre_status != S.COMPLETED.value:
+            return
+        certs = ctx.store.certificates(reference=reference)
+        if any(c["stage"] != "stored" for c in certs):
+            return
+        if not certs and app.type != "mortgage_discharge":
+            ctx.store.flag(reference, "needs_refresh", 1)  # a certificate id we have not heard of yet
+            return
+        ctx.store.update_application(reference, stage="done", note="办结")
+        if app.type == "mortgage_discharge":
+            queue_receipt(ctx, app, "completed", "registered", status="注销登记已办结")
     ctx.audit.append("application.done", reference, "ok", certificates=len(certs), operator=operator_of(app.payload))
 
 

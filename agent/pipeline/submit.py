@@ -203,14 +203,19 @@ def _submitted(
     }
     status = record.status.value
     with ctx.store.transaction():
-        # the event feed runs beside this round: what it recorded while the request was on its way (受理, 登簿…)
-        # is newer than this answer and stays; overwriting it with "submitted" held the fee and the certificate
-        # until the straggler read, minutes later
-        if _status_now(ctx, app) == before and (
+        # the event feed runs beside this round (on the leader, maybe another instance): what it recorded while
+        # the request was on its way (受理, 登簿…, even the certificate stored: done) is newer than this answer
+        # and stays; overwriting it held the fee and the certificate until the straggler read, minutes later
+        current = ctx.store.application(app.reference) or app
+        if current.stage not in SUBMITTING:  # moved on meanwhile: a late answer does not set it back
+            ctx.store.update_application(app.reference, attempts=0, last_error=None)
+            fields = {}
+        elif current.centre_status == before and (
             before is None or status != "submitted" or before in ("draft", "correction_required")
         ):
             fields["centre_status"] = status
-        ctx.store.update_application(app.reference, note=what, **fields)
+        if fields:
+            ctx.store.update_application(app.reference, note=what, **fields)
     ctx.audit.append(f"application.{what}", app.reference, "ok", status=status, operator=operator_of(app.payload))
     ctx.supervisor.wake()
 

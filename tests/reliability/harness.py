@@ -22,11 +22,13 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from agent.demo import samples
 from agent.state.audit import verify_audit
+from installer.enrol import enrol
 from sandbox import register
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, Branch, drop, make_branch
@@ -35,12 +37,16 @@ __all__ = [
     "Outcome",
     "agent_process",
     "export_loans",
+    "host_process",
     "make_branch_for",
     "open_alerts",
     "outcome",
     "read_state",
     "run_agent",
     "running_agent",
+    "shared_hosts",
+    "shared_progress",
+    "shared_query",
     "stop_agent",
     "units",
     "wait_done",
@@ -114,8 +120,19 @@ def _receipt_lines(folder: Path) -> list[dict[str, str]]:
     return lines
 
 
-def outcome(centre: LocalCentre, branch: Branch, loans: list[str], *, code: str = "DYSC") -> Outcome:
-    """Count what was lost and what was duplicated for ``loans`` (all expected to register)."""
+def outcome(
+    centre: LocalCentre,
+    branch: Branch,
+    loans: list[str],
+    *,
+    code: str = "DYSC",
+    stages: dict[str, str] | None = None,
+    audits: list[Path] | None = None,
+) -> Outcome:
+    """Count what was lost and what was duplicated for ``loans`` (all expected to register).
+
+    ``stages`` (reference → the agent's stage) and ``audits`` (audit logs) for a shared state of several
+    instances; default: the branch's own SQLite state and audit log."""
     details: list[str] = []
     wanted = {f"{loan}-{code}" for loan in loans}
     # UNIQUE (institution_id, client_reference) at the centre: a duplicate would be a second
@@ -149,7 +166,7 @@ def outcome(centre: LocalCentre, branch: Branch, loans: list[str], *, code: str 
     leftovers += [p.name for p in (branch.inbox() / "receipts").glob(".*.tmp")]
     line_count = Counter((r["业务编号"], r["事件"], r["不动产登记证明号"]) for r in receipts)
     registered = Counter(r["业务编号"] for r in receipts if r["事件"] == "registered")
-    state = _local_stages(branch)
+    state = _local_stages(branch) if stages is None else stages
 
     lost = 0
     for ref in sorted(wanted):
@@ -189,9 +206,10 @@ def outcome(centre: LocalCentre, branch: Branch, loans: list[str], *, code: str 
     if leftovers:
         details.append(f"half-written files left behind: {leftovers[:3]}")
         lost += len(leftovers)
-    if not verify_audit(branch.root / "var" / "audit.log").ok:
-        details.append("the audit chain does not verify")
-        lost += 1
+    for audit in audits or [branch.root / "var" / "audit.log"]:
+        if not verify_audit(audit).ok:
+            details.append(f"the audit chain {audit} does not verify")
+            lost += 1
     return Outcome(applications=len(wanted), lost=lost, duplicated=duplicated, details=details)
 
 
@@ -312,3 +330,52 @@ def run_daemon_until_done(
         wait_done(branch, expected, proc, log=log, timeout=timeout, during=during)
         assert stop_agent(proc) == 0, f"no clean stop: {log.read_text()[-3000:]}"
     return time.monotonic() - started
+
+
+# --- several instances on one PostgreSQL state (the kill test, bench/instances.py) -------------------------
+
+
+def shared_hosts(
+    centre: LocalCentre, root: Path, pg_url: str, count: int, *, leader_seconds: float = 10.0, **settings: Any
+) -> tuple[Branch, list[Path]]:
+    """``count`` hosts of one institution on one PostgreSQL state: the first enrolled as usual, each other with
+    a bundle and a signing key of its own (``--join``), the one agent secret; one inbox, one document store,
+    one shared blobs folder. Answers the first host's branch and every host's config."""
+    shared = {"url": pg_url, "blobs_dir": str(root / "shared" / "blobs"), "leader_seconds": leader_seconds,
+              "claim_seconds": 60.0}  # fmt: skip
+    first = make_branch_for(centre, root / "host-0", state=shared, **settings)
+    configs = [first.config]
+    for n in range(1, count):
+        bundle = centre.centre.enrolment_bundle(first.institution_id, centre.url, valid_for=timedelta(days=1))
+        configs.append(enrol(bundle, root / f"host-{n}", secret=SECRET, inboxes=[], join=first.config).path)
+    return first, configs
+
+
+def host_process(first: Branch, config: Path, *, log: Path) -> subprocess.Popen[bytes]:
+    """``regbridge run`` of one host of :func:`shared_hosts`."""
+    return agent_process(Branch(config.parent, config, first.institution_id, first.centre), log=log)
+
+
+def shared_query(engine: Any, sql: str) -> list[Any]:
+    """Rows of a query on the shared state (an SQLAlchemy engine)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as db:
+        return list(db.execute(sa.text(sql)).all())
+
+
+def shared_progress(engine: Any) -> dict[str, int]:
+    """The shared state's applications by stage, and ``_unstored`` certificates, ``_unwritten`` receipts,
+    ``_files`` exports read; empty before the first instance made the schema."""
+    import sqlalchemy as sa
+
+    try:
+        stages: dict[str, int] = {r[0]: int(r[1]) for r in shared_query(
+            engine, "SELECT stage, COUNT(*) FROM applications GROUP BY stage")}  # fmt: skip
+        unstored = shared_query(engine, "SELECT COUNT(*) FROM certificates WHERE stage != 'stored'")[0][0]
+        unwritten = shared_query(engine, "SELECT COUNT(*) FROM receipt_batches WHERE written = 0")[0][0]
+        unwritten += shared_query(engine, "SELECT COUNT(*) FROM receipts WHERE batch IS NULL")[0][0]
+        files = shared_query(engine, "SELECT COUNT(*) FROM files WHERE status = 'done'")[0][0]
+    except sa.exc.ProgrammingError:
+        return {}
+    return {**stages, "_unstored": unstored, "_unwritten": unwritten, "_files": files}
