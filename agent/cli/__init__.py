@@ -16,6 +16,7 @@ import typer
 
 from agent.cli import (
     audit,
+    backup,
     certificates,
     config,
     console,
@@ -70,6 +71,7 @@ inspect.register(app)
 query.register(app)
 console.register(app)
 setup.register(app)
+backup.register(app)
 filing.register(app)
 demo.register(app)
 app.add_typer(audit.audit_app, name="audit")

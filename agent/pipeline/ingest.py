@@ -24,6 +24,7 @@ from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import IngestReport, broken_loans, columns_of, quarantine_row, record_excerpt
 from agent.pipeline.queries import export_queries, run_query
 from agent.pipeline.reapply import admit_or_reapply
+from agent.state.backup import RecoveryJournal, recovery_dir
 from agent.state.store import now_iso
 from connectors.readers import read_export, row_label
 from sdk.identifiers import normalise_text
@@ -71,6 +72,7 @@ def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: 
     if seen is not None and seen["status"] not in ("reading", "claimed"):
         ctx.audit.append("file.duplicate", path.name, "skipped", first_seen=seen["received_at"])
         log.info("export already processed; skipped", extra={"file": path.name, "sha256": sha[:12]})
+        _keep_for_recovery(ctx, inbox, path, seen)
         retire(path, folder)
         return IngestReport(path.name, sha, skipped=True)
     if ctx.instance is not None:  # several instances see this inbox: the first to claim the content reads it
@@ -91,8 +93,20 @@ def ingest_file(ctx: StageContext, inbox: InboxConfig, path: Path, *, progress: 
         stored_copy=copy,
     )
     report = process_export(ctx, inbox, data, path.name, sha, progress=progress)
+    _keep_for_recovery(ctx, inbox, path, {"sha256": sha, "stored_copy": copy})
     retire(path, folder)
     return report
+
+
+def _keep_for_recovery(ctx: StageContext, inbox: InboxConfig, path: Path, seen: dict[str, Any]) -> None:
+    """Before an export leaves the inbox: its encrypted copy in the recovery journal until a backup covers it
+    (re-ingested after a restore to an earlier backup; :mod:`agent.state.backup`)."""
+    if path.parent.resolve() != ctx.config.resolve(inbox.path).resolve() or not seen.get("stored_copy"):
+        return  # `regbridge ingest FILE`: the user's file stays where it is
+    name = str(seen["stored_copy"])
+    RecoveryJournal(recovery_dir(ctx.config)).keep_export(
+        str(seen["sha256"]), inbox.name, path.name, ctx.blobs.root / name[:2] / name
+    )
 
 
 def _export_receipt(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.pipeline.context import StageContext
+from agent.state.backup import RecoveryJournal, recovery_dir
 from agent.state.store import local_time
 from connectors.readers import rows_label
 from connectors.receipts import receipt_path, render_receipts
@@ -85,13 +86,17 @@ def write_receipts(ctx: StageContext) -> int:
             continue  # the share is away: the batch waits, it is not written into an empty local folder
         spec = ctx.profiles[batch["inbox"]].receipts
         number = batch_number(batch["path"])
-        lines = [local_line(r["payload"], ctx.config.timezone, number) for r in ctx.store.batch_receipts(batch["id"])]
+        rows = ctx.store.batch_receipts(batch["id"])
+        lines = [local_line(r["payload"], ctx.config.timezone, number) for r in rows]
         atomic_write(
             Path(batch["path"]),
             render_receipts(lines, spec.format, spec.encoding),
             mode=0o644,
             failpoint="receipt.during_write",
         )
+        # journalled before the batch counts as written (a crash between: written and journalled again), so a
+        # restore to an earlier backup knows the loan system has these lines (agent.state.backup)
+        RecoveryJournal(recovery_dir(ctx.config)).note_receipts(rows, batch["path"])
         ctx.store.mark_batch_written(batch["id"])
         ctx.audit.append("receipts.written", Path(batch["path"]).name, "ok", lines=len(lines))
         written += len(lines)

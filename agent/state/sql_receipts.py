@@ -57,6 +57,31 @@ class SqlReceiptQueries:
         )
         return result.rowcount > 0
 
+    def receipt_delivered(self, reference: str, kind: str, inbox: str, payload: dict[str, Any], path: str) -> bool:
+        """Record a receipt line the loan system already has (written to ``path`` after the backup a restored
+        state was taken at): it is not queued again. False when the state knows it already."""
+        with self.transaction():
+            self.add_receipt(reference, kind, inbox, payload)
+            known = self._one(
+                "SELECT b.written FROM receipts r LEFT JOIN receipt_batches b ON b.id = r.batch "
+                "WHERE r.reference = :ref AND r.kind = :kind",
+                {"ref": reference, "kind": kind},
+            )
+            if known is not None and known["written"]:  # written already, as the state knows
+                return False
+            batch = int(
+                self._scalar(
+                    "INSERT INTO receipt_batches (inbox, path, written, created_at) "
+                    "VALUES (:inbox, :path, 1, :at) RETURNING id",
+                    {"inbox": inbox, "path": path, "at": now_iso()},
+                )
+            )
+            self._exec(
+                "UPDATE receipts SET batch = :batch WHERE reference = :ref AND kind = :kind",
+                {"batch": batch, "ref": reference, "kind": kind},
+            )
+            return True
+
     @staticmethod
     def _loaded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in rows:

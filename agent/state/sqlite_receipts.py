@@ -38,6 +38,28 @@ class ReceiptQueries:
             )
             return cur.rowcount > 0
 
+    def receipt_delivered(self, reference: str, kind: str, inbox: str, payload: dict[str, Any], path: str) -> bool:
+        """Record a receipt line the loan system already has (written to ``path`` after the backup a restored
+        state was taken at): it is not queued again. False when the state knows it already."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO receipts (reference, kind, inbox, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                (reference, kind, inbox, json.dumps(payload, ensure_ascii=False), now_iso()),
+            )
+            known = db.execute(
+                "SELECT b.written FROM receipts r LEFT JOIN receipt_batches b ON b.id = r.batch "
+                "WHERE r.reference = ? AND r.kind = ?",
+                (reference, kind),
+            ).fetchone()
+            if known is not None and known[0]:  # written already, as the state knows
+                return False
+            batch = db.execute(
+                "INSERT INTO receipt_batches (inbox, path, written, created_at) VALUES (?, ?, 1, ?)",
+                (inbox, path, now_iso()),
+            ).lastrowid
+            db.execute("UPDATE receipts SET batch = ? WHERE reference = ? AND kind = ?", (batch, reference, kind))
+            return True
+
     def receipts(self, reference: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM receipts", tuple[str, ...]()
         if reference:
