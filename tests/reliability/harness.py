@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -159,7 +160,9 @@ def outcome(
         )
     }
     docs = branch.root / "documents"
-    stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".")]
+    # certificates only: the sealed notices the centre issues (受理凭证…) are stored beside them (a sidecar with
+    # a notice_id), one each, and are not certificates
+    stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".") and not _is_notice(p)]
     stored_count = Counter(p.stem for p in stored)
     leftovers = [p.name for p in docs.rglob(".*.tmp")]
     receipts = _receipt_lines(branch.inbox() / "receipts")
@@ -211,6 +214,11 @@ def outcome(
             details.append(f"the audit chain {audit} does not verify")
             lost += 1
     return Outcome(applications=len(wanted), lost=lost, duplicated=duplicated, details=details)
+
+
+def _is_notice(path: Path) -> bool:
+    sidecar = path.with_suffix(".json")
+    return sidecar.exists() and "notice_id" in json.loads(sidecar.read_text(encoding="utf-8"))
 
 
 @contextmanager

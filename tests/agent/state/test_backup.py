@@ -79,7 +79,8 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(centre: Loc
     finally:
         agent.close()
     result = outcome(centre, branch, a + c + b)
-    assert result.lost == 0 and result.duplicated == 0, result.explain()
+    stored = sorted(str(p.relative_to(branch.root)) for p in (branch.root / "documents").rglob("*") if p.is_file())
+    assert result.lost == 0 and result.duplicated == 0, f"{result.explain()}; {stored}"
     assert len(centre.store.all(
         "SELECT id FROM applications WHERE institution_id = ?", branch.institution_id)) == 5  # fmt: skip
 
