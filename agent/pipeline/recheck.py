@@ -105,6 +105,10 @@ def _recheck_certificate(ctx: StageContext, app: Any, cert: dict[str, Any]) -> d
     cid = cert["certificate_id"]
     row = _row("certificate", "不动产登记证明", app, cid, cert["certificate_number"], cert["location"])
     superseded_by: str | None = None
+    at_rest = _at_rest(ctx, cert)  # needs no centre: a file changed, replaced or gone is found even offline
+    if at_rest:
+        row["local"] = "invalid"
+        row["reasons"].append(at_rest)
     try:
         online = ctx.centre.verify_certificate(cert["licence_id"])
         row["online"] = online.result
@@ -112,11 +116,13 @@ def _recheck_certificate(ctx: StageContext, app: Any, cert: dict[str, Any]) -> d
     except sdk.RegBridgeError as exc:
         row["reasons"].append(f"the centre's online verification did not answer ({type(exc).__name__})")
     try:
+        if at_rest:
+            raise CertificateRejected([])
         meta = verify_metadata(ctx.centre.certificate(cid), ctx.trust)
         content = ctx.documents.get(cert["store_key"])
         digest = hashlib.sha256(content).hexdigest()
         if digest != cert["sha256"] or digest != meta.sha256:
-            raise CertificateRejected(["the stored file is not the one verified when it was stored (changed at rest)"])
+            raise CertificateRejected([CHANGED_AT_REST])
         verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
         row["local"] = "valid"
         if meta.status.value == "2":
@@ -136,6 +142,27 @@ def _recheck_certificate(ctx: StageContext, app: Any, cert: dict[str, Any]) -> d
         elif row["verdict"] == "valid" and str(cert["error"] or "").startswith("re-check:"):
             ctx.store.update_certificate(cid, error=None)  # valid again (a file restored at rest)
     return row
+
+
+#: the stored file is not the one verified when it was stored; "changed at rest" kept for scripts
+CHANGED_AT_REST = (
+    "文件入库后被改动或替换，与入库时核验的文件不一致 "
+    "(the stored file is not the one verified when it was stored: changed at rest)"
+)
+MISSING = "文件已不在文档库中 (the stored file is missing from the document store)"
+
+
+def _at_rest(ctx: StageContext, cert: dict[str, Any]) -> str | None:
+    """Why the stored file is no longer the one verified when it was stored (gone, or other bytes), or None."""
+    try:
+        content = ctx.documents.get(cert["store_key"])
+    except FileNotFoundError:
+        return MISSING
+    except Exception:  # the store cannot be read now: the checks below say so
+        return None
+    if cert["sha256"] and hashlib.sha256(content).hexdigest() != cert["sha256"]:
+        return CHANGED_AT_REST
+    return None
 
 
 def _recheck_notice(ctx: StageContext, app: Any, key: str, sidecar: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +185,7 @@ def _recheck_notice(ctx: StageContext, app: Any, key: str, sidecar: dict[str, An
         try:
             content = ctx.documents.get(key)
             if hashlib.sha256(content).hexdigest() != meta.sha256:
-                raise CertificateRejected(["the stored file is not the one the centre sealed (changed at rest)"])
+                raise CertificateRejected([CHANGED_AT_REST])
             verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
             row["local"] = "valid"
         except CertificateRejected as exc:

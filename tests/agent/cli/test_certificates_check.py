@@ -72,6 +72,18 @@ def test_certificates_check_marks_superseded_and_revoked_ones(branch: Branch, mo
         assert superseded is not None and superseded["superseded_at"] is not None  # its sidecar marked
         sidecar = json.loads(Path(superseded["location"]).with_suffix(".json").read_text(encoding="utf-8"))
         assert sidecar["status"] == "superseded"
+
+        # another loan's certificate copied over RC-2's, then the file gone (break20): each found by the local
+        # check itself, with its own reason in Chinese — never "cannot be checked now, try later"
+        path = Path(second["location"])
+        path.write_bytes(Path(superseded["location"]).read_bytes())
+        row = next(r for r in recheck_certificates(agent.context, loan_no="RC-2") if r["kind"] == "certificate")
+        assert row["verdict"] == "invalid" and any("入库后被改动或替换" in x for x in row["reasons"]), row
+        path.unlink()
+        row = next(r for r in recheck_certificates(agent.context, loan_no="RC-2") if r["kind"] == "certificate")
+        assert row["verdict"] == "invalid" and any("文件已不在文档库中" in x for x in row["reasons"]), row
+        gone = agent.store.certificate(cid)
+        assert gone is not None and "文件已不在文档库中" in gone["error"]  # the console will not hand it out
     finally:
         agent.close()
     receipts = "".join(p.read_bytes().decode("gb18030") for p in (branch.inbox() / "receipts").glob("*.csv"))
