@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cold_start, e2e, first_time, footprint, gm, ingest, ofd, sdk_overhead
+from bench import cold_start, e2e, first_time, footprint, gm, ingest, instances, ofd, sdk_overhead
 from bench.common import Result, machine, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not figures)")
     parser.add_argument(
-        "--only", default="", help="comma-separated: sdk, cold, e2e, ingest, footprint, gm, ofd, first_time"
+        "--only", default="", help="comma-separated: sdk, cold, e2e, ingest, footprint, gm, ofd, first_time, instances"
     )
     parser.add_argument("--apps", type=int, default=None, help="applications end to end (default 5000)")
     parser.add_argument("--gm-apps", type=int, default=None, help="applications per suite in gm (default 1000)")
+    parser.add_argument("--instances-apps", type=int, default=None, help="applications a round, instances (300)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracked": 2000 if quick else 100_000,
         "requests": 300 if quick else 5000,
         "gm_apps": args.gm_apps or (10 if quick else 1000),
+        "instances_apps": args.instances_apps or (8 if quick else 300),
     }
     results: list[Result] = []
     started = time.monotonic()
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             (work / "first_time").mkdir()
             results.append(first_time.run(2 if quick else 40, work / "first_time", each=1 if quick else 2,
                                           unforeseeable=1 if quick else 2))  # fmt: skip
+        if want("instances"):
+            step(f"several instances on PostgreSQL: {sizes['instances_apps']} applications by one, then two; failover")
+            results += instances.run(sizes["instances_apps"], work / "instances")
         if want("footprint"):
             step(f"footprint {sizes['tracked']} tracked")
             (work / "footprint").mkdir()
