@@ -354,7 +354,19 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
                               certificate=cert["certificate_id"])  # fmt: skip
             return Response(f"该证明复核未通过，不得使用（regbridge certificates check）：{cert['error']}", 409,
                             media_type="text/plain; charset=utf-8")  # fmt: skip
-        data = host.documents.get(cert["store_key"])
+        try:  # the file as stored, checked against what was verified now, not only at the last re-check
+            data: bytes | None = host.documents.get(cert["store_key"])
+        except FileNotFoundError:
+            data = None
+        if data is None or (cert["sha256"] and hashlib.sha256(data).hexdigest() != cert["sha256"]):
+            why = ("文件已不在文档库中 (the stored file is missing from the document store)" if data is None else
+                   "文件入库后被改动或替换，与入库时核验的文件不一致 (the stored file is not the one verified when "
+                   "it was stored: changed at rest)")  # fmt: skip
+            host.store.update_certificate(cert["certificate_id"], error=f"re-check: {why}")  # a re-check clears it
+            host.audit.append("console.certificate_refused", cert["reference"], "refused", actor=actor(user),
+                              certificate=cert["certificate_id"], reason=why)  # fmt: skip
+            return Response(f"该证明复核未通过，不得使用（regbridge certificates check）：re-check: {why}", 409,
+                            media_type="text/plain; charset=utf-8")  # fmt: skip
         name = (cert["certificate_number"] or cert["certificate_id"]) + Path(cert["store_key"]).suffix
         disposition = "attachment" if request.query_params.get("download") else "inline"
         host.audit.append("console.certificate_opened", cert["reference"], "ok", actor=actor(user),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -132,6 +133,18 @@ def test_certificates_open_and_the_admin_exports_the_audit(agent: Agent) -> None
         assert c.get(link.group(1), params={"download": "1"}).headers["content-disposition"].startswith("attachment")
         # one that failed its re-check (regbridge certificates check: a revoked seal) is not handed out
         cid = link.group(1).split("/")[2]
+        # ... nor one changed or replaced since its last re-check (break20): checked as it is handed out
+        stored = agent.store.certificate(cid)
+        assert stored is not None
+        path = Path(stored["location"])
+        original = path.read_bytes()
+        path.write_bytes(original + b"%%EOF\n")
+        changed = c.get(link.group(1))
+        assert changed.status_code == 409 and "入库后被改动或替换" in changed.text, changed.text
+        path.write_bytes(original)  # put back: still refused until a re-check clears the mark
+        assert c.get(link.group(1)).status_code == 409
+        agent.store.update_certificate(cid, error=None)
+        assert c.get(link.group(1)).status_code == 200
         agent.store.update_certificate(cid, error="re-check: the seal certificate is revoked")
         refused = c.get(link.group(1))
         assert refused.status_code == 409 and "复核未通过" in refused.text and not refused.content.startswith(b"%PDF")
