@@ -72,6 +72,7 @@ QUARANTINE_KINDS = {
     "certificate": "登记证明",
     "centre": "登记中心退回",
     "preflight": "登记簿预检未通过",
+    "notice": "登记中心通知书",
 }
 QUARANTINE_STATUSES = {"open": "未处理", "dismissed": "已撤销", "requeued": "已重新处理", "resolved": "已解决"}
 RECEIPT_EVENTS = {
@@ -107,6 +108,8 @@ ALERT_TITLES = {
     "console": "控制台无法启动",
     "reload": "重新加载配置失败",
     "collateral": "抵押物状态变化",
+    "bank_certificate": "本行机构证书即将到期或已失效",
+    "notice": "登记中心通知书验证失败",
 }
 ALERT_FIXES = {
     "paused": "登记中心拒绝了本行凭证或暂停了通道：请银行IT运行 regbridge doctor 并联系登记中心；中心恢复后自动继续。",
@@ -127,6 +130,8 @@ ALERT_FIXES = {
     "console": "请银行IT检查控制台配置（端口、TLS），然后重启。",
     "reload": "修改后的配置或模板无法加载：请银行IT改正后再次重新加载；代理程序继续按原配置运行。",
     "collateral": "请通知客户经理核实抵押物情况（回执已写明查封、异议或新设抵押及不动产单元）；核实后撤销告警。",
+    "bank_certificate": "请银行IT向登记中心申请新的机构证书并重新注册（regbridge enroll）。",
+    "notice": "请银行IT检查信任锚（regbridge doctor），然后在隔离区重新处理。",
 }
 WHY = {"refused": "登记中心不予登记", "补正": "需补正", "fee due": "待缴登记费", "quarantined": "登记证明验证失败"}
 
@@ -297,6 +302,7 @@ AUDIT_ZH: dict[str, _D] = {
     ),
     "application.submitted": lambda d, o, tz: f"已提交登记中心（{centre_status(d.get('status'))}）",
     "application.resubmitted": lambda d, o, tz: f"补正后已重新提交登记中心（{centre_status(d.get('status'))}）",
+    "application.held_centre": lambda d, o, tz: "登记中心拒收，申请已放入隔离区",
     "application.reapplied": lambda d, o, tz: f"重新申请，替代前一申请 {_num(d, 'reapplies')}",
     "application.refused_invalid": lambda d, o, tz: "登记中心认为申请数据无效而拒收，已放入隔离区",
     "centre.decision": lambda d, o, tz: (
@@ -309,6 +315,8 @@ AUDIT_ZH: dict[str, _D] = {
     "centre.unreachable": lambda d, o, tz: "连不上登记中心，申请暂留本地",
     "certificate.quarantined": lambda d, o, tz: "登记证明签章验证未通过，已放入隔离区",
     "certificate.stored": lambda d, o, tz: f"登记证明 {_num(d, 'certificate_number')} 签章验证通过，已存档",
+    "certificate.rechecked": lambda d, o, tz: f"登记证明复核：{chinese_or(o, '已复核')}",
+    "notice.rechecked": lambda d, o, tz: f"通知书复核：{chinese_or(o, '已复核')}",
     "certificate.superseded": lambda d, o, tz: "登记证明已被新的登记证明取代",
     "console.audit_export": lambda d, o, tz: "导出了审计记录",
     "console.certificate_opened": lambda d, o, tz: (
