@@ -290,6 +290,11 @@ def _num(d: Detail, key: str, suffix: str = "") -> str:
 AUDIT_ZH: dict[str, _D] = {
     "agent.paused": lambda d, o, tz: "代理程序暂停提交",
     "agent.reloaded": lambda d, o, tz: "代理程序重新加载了配置",
+    "agent.restored": lambda d, o, tz: "从备份恢复后，代理程序与登记中心核对完毕",
+    "file.reingested": lambda d, o, tz: "从备份恢复后，重新读取了保存的导出文件",
+    "application.readopted": lambda d, o, tz: (
+        f"从备份恢复后，按登记中心记录接续申请，受理号 {_num(d, 'application_id')}"
+    ),
     "agent.resumed": lambda d, o, tz: "代理程序恢复提交",
     "agent.started": lambda d, o, tz: "代理程序启动",
     "agent.stopped": lambda d, o, tz: "代理程序停止",
