@@ -5,7 +5,7 @@ and the workers take files in collection order. pytest-xdist's own reordering (b
 default) put the one-test files last — the random-SIGKILL run, the offline bundle, the enrolment walk-through —
 so one worker ran a five-minute test alone at the end while the other had finished. Here files are ordered by
 what they cost in the last run on this checkout (``.pytest_cache``: regbridge/file-seconds, written by the
-controller at the end of each run), else by :data:`KNOWN` (measured 2026-11-30, two workers); a file neither
+controller at the end of each run), else by :data:`KNOWN`; a file neither
 knows keeps its place after them. The order of the tests inside a file is kept.
 """
 
@@ -21,20 +21,26 @@ __all__ = ["KNOWN", "order_by_cost", "record_cost", "save_costs"]
 CACHE_KEY = "regbridge/file-seconds"
 
 #: seconds per file (all phases) in a whole run with two workers, for a checkout without a cache
-KNOWN: dict[str, float] = {
-    "tests/reliability/test_network_faults.py": 200.0,
+KNOWN: dict[str, float] = {  # a whole run on 2026-11-30 with the machine loaded ~4x, divided by 3
+    "tests/reliability/test_network_faults.py": 245.0,
     "tests/reliability/test_crash_matrix.py": 190.0,
-    "tests/agent/daemon/test_crash.py": 110.0,
-    "tests/reliability/test_filesystem_faults.py": 110.0,
-    "tests/installer/test_bundle.py": 80.0,
-    "tests/security/test_privacy.py": 60.0,
-    "tests/installer/test_enrolment_e2e.py": 50.0,
-    "tests/bench/test_bench_runs.py": 45.0,
-    "tests/installer/test_docs_walkthrough.py": 40.0,
-    "tests/agent/pipeline/test_pipeline.py": 40.0,
-    "tests/connectors/test_readers.py": 30.0,
-    "tests/installer/test_install.py": 28.0,
-    "tests/sandbox/test_openapi.py": 25.0,
+    "tests/reliability/test_filesystem_faults.py": 120.0,
+    "tests/installer/test_docs_walkthrough.py": 88.0,
+    "tests/installer/test_bundle.py": 83.0,
+    "tests/installer/test_enrolment_e2e.py": 82.0,
+    "tests/security/test_privacy.py": 66.0,
+    "tests/agent/daemon/test_crash.py": 63.0,
+    "tests/installer/test_install.py": 62.0,
+    "tests/bench/test_bench_runs.py": 51.0,
+    "tests/agent/pipeline/test_pipeline.py": 35.0,
+    "tests/agent/pipeline/test_pipeline_postgres.py": 30.0,
+    "tests/sandbox/test_openapi.py": 29.0,
+    "tests/security/test_no_server_error.py": 26.0,
+    "tests/docs/test_readme_quickstart.py": 25.0,
+    "tests/connectors/test_readers.py": 24.0,
+    "tests/agent/pipeline/test_accounting.py": 22.0,
+    "tests/sandbox/test_gm_centre.py": 21.0,
+    "tests/security/test_agent_attacks.py": 19.0,
 }
 
 _measured: dict[str, float] = defaultdict(float)
