@@ -3,7 +3,8 @@ it is used, so that what it says is current): ``regbridge certificates check [LO
 ``recheck`` job (``certificates.recheck_hours``).
 
 For each stored 不动产登记证明 (the state's ``stored`` certificates) and each stored sealed notice (受理凭证,
-不予受理/不予登记/补正通知书: the document store's files whose sidecar names a ``notice_id``), of one loan or all:
+不予受理/不予登记/补正通知书: the document store's files whose sidecar names a ``notice_id``, and those a
+``notice:<id>`` receipt line says were stored whose file is gone: invalid, missing), of one loan or all:
 
 1. **online** — a certificate: the centre's 在线核验 (``GET /v1/verification?licence_id=…``, ``valid``,
    ``superseded`` or ``unknown``); a notice: the centre's signed metadata fetched again and its signature
@@ -72,6 +73,7 @@ def recheck_certificates(ctx: StageContext, *, loan_no: str | None = None) -> li
             continue
         results.append(_recheck_certificate(ctx, app, cert))
     stored = ctx.documents.keys()  # a DocumentStore's names, not a mapping
+    seen: set[str] = set()
     for key in stored:
         try:
             sidecar = ctx.documents.metadata(key)
@@ -81,7 +83,25 @@ def recheck_certificates(ctx: StageContext, *, loan_no: str | None = None) -> li
             continue
         app = ctx.store.application(str(sidecar.get("reference")))
         if app is not None:
+            seen.add(str(sidecar["notice_id"]))
             results.append(_recheck_notice(ctx, app, key, sidecar))
+    for receipt in ctx.store.receipts():  # a notice stored (its receipt line says so) whose file is gone
+        notice_id = str(receipt["kind"]).removeprefix("notice:")
+        payload = receipt["payload"]
+        if not str(receipt["kind"]).startswith("notice:") or notice_id in seen:
+            continue
+        if loan_no is not None and payload.get("loan_no") != loan_no:
+            continue
+        app = ctx.store.application(str(receipt["reference"]))
+        if app is None:
+            continue
+        seen.add(notice_id)
+        title = str(payload.get("status") or "").removesuffix("已入库") or "通知书"
+        row = _row("notice", title, app, notice_id, payload.get("notice_number"), payload.get("document"))
+        row["local"] = "invalid"
+        row["reasons"].append(MISSING)
+        _finish(ctx, app, row)
+        results.append(row)
     return results
 
 

@@ -84,6 +84,14 @@ def test_certificates_check_marks_superseded_and_revoked_ones(branch: Branch, mo
         assert row["verdict"] == "invalid" and any("文件已不在文档库中" in x for x in row["reasons"]), row
         gone = agent.store.certificate(cid)
         assert gone is not None and "文件已不在文档库中" in gone["error"]  # the console will not hand it out
+        # RC-2's 受理凭证 deleted too: still re-checked (its receipt line says it was stored), reported missing
+        notice_id = rows["notice"]["document_id"]
+        names = agent.documents.keys()  # a DocumentStore's names, not a mapping
+        key = next(k for k in names if agent.documents.metadata(k).get("notice_id") == notice_id)
+        notice_path = agent.config.resolve(agent.config.documents.root) / key
+        notice_path.unlink()
+        row = next(r for r in recheck_certificates(agent.context, loan_no="RC-2") if r["kind"] == "notice")
+        assert row["verdict"] == "invalid" and any("文件已不在文档库中" in x for x in row["reasons"]), row
     finally:
         agent.close()
     receipts = "".join(p.read_bytes().decode("gb18030") for p in (branch.inbox() / "receipts").glob("*.csv"))
