@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from sdk.models import (
     TRANSITIONS,
     Application,
@@ -27,8 +29,17 @@ from .store import Store, new_id, now_utc
 
 __all__ = ["REQUIRE_ESIGN_DOCUMENTS", "Applications"]
 
-#: whether a signature entry without its signed document (``signature_id`` only) is refused
-REQUIRE_ESIGN_DOCUMENTS = False
+
+def _dumped(value: Any) -> Any:
+    """``value`` as JSON data (models and lists of models dumped)."""
+    if isinstance(value, list):
+        return [_dumped(v) for v in value]
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+#: whether a signature entry without its signed document (``signature_id`` only) is refused — as the rules have it
+#: (seed 003 细则 (四): the applicant's e-signature is checked; an id alone proves nothing): 422 ``esignature_refused``
+REQUIRE_ESIGN_DOCUMENTS = True
 
 
 class Applications:
@@ -219,7 +230,21 @@ class Applications:
         for mid in list(received):
             if mid not in materials:
                 received.discard(mid)
-        app = app.model_copy(update={"materials": list(materials.values())})
+        update: dict[str, Any] = {"materials": list(materials.values())}
+        rep = app.representation
+        if rep is not None and rep.power_of_attorney.material_id in {m.id for m in supplement.materials}:
+            # a clearer scan of the 委托书 replaces it: the reference follows the material the bank replaced
+            new = materials[rep.power_of_attorney.material_id]
+            poa = rep.power_of_attorney.model_copy(update={"sha256": new.sha256})
+            update["representation"] = rep.model_copy(update={"power_of_attorney": poa})
+        try:  # what the supplement leaves must still be an application (never store one that cannot be read back)
+            dumped = {k: _dumped(v) for k, v in update.items()}
+            app = type(app).model_validate({**app.model_dump(mode="json"), **dumped})
+        except ValidationError as exc:
+            errors = [{"code": "invalid", "detail": str(e["msg"]), "pointer": "/" + "/".join(map(str, e["loc"]))}
+                      for e in exc.errors(include_url=False, include_input=False)]  # fmt: skip
+            raise CentreError(422, "validation_failed", "the supplement leaves an invalid application",
+                              errors=errors) from None  # fmt: skip
         record = record.model_copy(
             update={"application": app, "materials_received": sorted(received), "updated_at": now_utc()}
         )

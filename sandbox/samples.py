@@ -235,9 +235,9 @@ def application_dict(
 ) -> dict[str, Any]:
     """A valid application of type ``kind`` as wire JSON, about seeded unit ``n`` and its owners.
 
-    With ``complete`` it carries every material its checklist requires (content from
-    :func:`material_content`), so the sandbox accepts it without a 补正, and each applicant's
-    e-signature over its 申请书 (signed by this process's in-memory e-signature CA, :func:`esign_materials`).
+    It carries its 申请书 (``m1``) and each applicant's e-signature over it (signed by this process's in-memory
+    e-signature CA, :func:`esign_materials`); with ``complete`` every material its checklist requires (content from
+    :func:`material_content`), so the sandbox accepts it without a 补正.
     """
     n = DEFAULT_UNIT[kind] if n is None else n
     prop = unit(n).model_dump(mode="json", exclude_none=True)
@@ -245,7 +245,7 @@ def application_dict(
         "type": kind,
         "client_reference": ref,
         "properties": [prop],
-        "materials": [material().model_dump(mode="json")],
+        "materials": [material(material_content("application_form", ref)).model_dump(mode="json")],
     }
     owners = [o.model_dump(mode="json", exclude_none=True) for o in register.owners_of(n)]
     lender = bank().model_dump(mode="json", exclude_none=True)
@@ -308,9 +308,9 @@ def application_dict(
     base["declaration"] = declaration(*pointers).model_dump(mode="json")
     if complete:
         base["materials"] = complete_materials(kind, base)
-        form = next((m["id"] for m in base["materials"] if m["code"] in SIGNED_DOCUMENTS), None)
-        if form is not None:
-            esign_materials(base, document_id=form)
+    form = next((m["id"] for m in base["materials"] if m["code"] in SIGNED_DOCUMENTS), None)
+    if form is not None:  # the applicants' e-signatures over the 申请书, as the centre requires (seed 003 细则 (四))
+        esign_materials(base, document_id=form)
     return base
 
 
@@ -331,8 +331,10 @@ def complete_materials(kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _pointers(cls: type[ApplicationBase], data: dict[str, Any]) -> list[str]:
-    if data["type"] == "mortgage_discharge":
-        return ["/mortgagee/0"]
+    if data["type"] == "mortgage_discharge":  # who applies (seed 004): the mortgagee, the mortgagors, or both
+        side = data.get("applicant_side", "mortgagee")
+        owners = [f"/mortgagors/{i}" for i in range(len(data["mortgagors"]))]
+        return ["/mortgagee/0"] if side == "mortgagee" else owners + (["/mortgagee/0"] if side == "joint" else [])
     pointers: list[str] = []
     for name in cls.applicant_fields:
         pointers += [f"/{name}/{i}" for i in range(len(data[name]))]

@@ -1,7 +1,8 @@
 """``regbridge profile check``: read an export through a profile as ingest would, changing nothing.
 
 Exit status: 0 the file could be read (whatever its records' outcomes), 1 the file was refused as a whole,
-2 bad arguments (no such export or profile), 3 the profile is invalid (each problem with its line).
+2 bad arguments (no such export or profile), 3 the profile is invalid or leaves the applicants' declaration
+(询问笔录, 承诺, e-signatures) or their choice of certificate delivery (领证方式) unmapped (each problem with its line).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def check(
 ) -> None:
     """Every record's outcome (would queue / which errors), the encoding and the accounting; no state is written
     and no file is moved."""
-    from agent.mapping import ProfileInvalid, parse_profile, profile_source
+    from agent.mapping import ProfileInvalid, parse_profile, profile_gaps, profile_source
     from agent.messages import accounting_line, field_line
     from agent.pipeline.check import check_export
     from config import load_checklists
@@ -49,6 +50,9 @@ def check(
         return
     try:
         prof = parse_profile(text, where)
+        gaps = profile_gaps(prof, text)
+        if gaps:  # valid, but leaves the applicants' declaration or delivery choice to defaults
+            raise ProfileInvalid(where, gaps)
     except ProfileInvalid as exc:
         if as_json:
             typer.echo(json.dumps({"profile": profile, "profile_errors": [p.as_dict() for p in exc.problems]},

@@ -62,6 +62,7 @@ def prepare_demo_folder(workdir: Path) -> None:
     workdir.mkdir(parents=True)
     (workdir / MARKER).write_text("made by `regbridge demo`; the demo empties this folder on its next run\n")
 
+
 INBOXES = [
     ("corebank", "corebank_csv", "corebank_gb18030.csv", "DEMO"),
     ("presale", "presale_xlsx", "presale_loans.xlsx", "PRE"),
@@ -163,13 +164,18 @@ def run_demo(
             for reference, (stage, script) in samples.REVIEWER.items():  # what only the reviewer decides
                 centre.centre.workflow.set_script(reference, stage, script)
             kinds = samples.loans_by_type()
+            authority, signed = centre.centre.esign, 0  # the signing platform: the sandbox's test e-signature CA
             for name, _, sample, prefix in INBOXES:
                 folder = workdir / "inbox" / name
                 for loan, kind in kinds.items():
                     if loan.startswith(prefix):
                         samples.write_materials(folder / "materials", loan, kind)
+                signed += samples.write_esignatures(folder, samples.SAMPLE_SIGNERS[sample](), authority=authority)
                 drop(folder, sample, samples.SAMPLES[sample][1]())
-            say("③ dropped the sample exports: a GB18030 CSV, an XLSX workbook, a fixed-width batch")
+            say(
+                "③ dropped the sample exports: a GB18030 CSV, an XLSX workbook, a fixed-width batch, with their "
+                f"materials and {signed} applicants' e-signed 申请书 (PAdES, the sandbox's e-signature CA)"
+            )
             agent.run_until_idle(timeout=timeout / 2)
             waiting = agent.awaiting_bank()
             say(f"④ first pass done; {len(waiting)} application(s) wait for the bank's 补正: {', '.join(waiting)}")
@@ -183,7 +189,10 @@ def run_demo(
             (materials / "DEMO-004_main_contract-2.pdf").write_bytes(rescan)  # answers the reviewer's 补正
             samples.write_materials(materials, "DEMO-008", "mortgage_change")
             samples.write_materials(materials, "DEMO-009", "mortgage_discharge")
-            follow = samples.corebank_csv(samples.followup_rows(certs))
+            follow_rows = samples.followup_rows(certs)
+            corebank = workdir / "inbox" / "corebank"
+            samples.write_esignatures(corebank, samples.corebank_signers(follow_rows), authority=authority)
+            follow = samples.corebank_csv(follow_rows)
             drop(workdir / "inbox" / "corebank", "corebank_followup.csv", follow)
             say("⑤ a clearer scan answers the 补正; the loan system's next export: a change and a discharge")
             idle = agent.run_until_idle(timeout=max(10.0, timeout - (time.monotonic() - started)))
@@ -225,8 +234,12 @@ def summarise(agent: Agent, workdir: Path) -> dict[str, Any]:
         reason = (app.decision or {}).get("reason")
         if reason and (app.decision or {}).get("code"):
             reason = f"{reason} ({app.decision['code']})"  # type: ignore[index]
+        signatures = ((app.payload or {}).get("declaration") or {}).get("signatures") or []
         rows.append({
             "loan_no": app.loan_no, "reference": app.reference, "type": app.type, "stage": app.stage,
+            "signed_documents": [s["material_id"] for s in signatures if s.get("material_id")],
+            "bare_signature_ids": [s["signature_id"] for s in signatures if s.get("signature_id")],
+            "represented": ((app.payload or {}).get("representation") or {}).get("principals") or [],
             "centre_status": app.centre_status, "reason": reason,
             "certificates": [{"number": c["certificate_number"], "stage": c["stage"],
                               "document": os.path.relpath(c["location"], workdir) if c["location"] and
@@ -277,6 +290,15 @@ def check(summary: dict[str, Any]) -> list[str]:
         problems.append("DEMO-013 was not refused by the reviewer")
     if "correction_required" not in stages.get("DEMO-004-DYSC", {}).get("history", []):
         problems.append("DEMO-004 never went through a 补正")
+    # the applicants' own declaration: each sent application carries its applicants' e-signed 申请书 (materials the
+    # centre checked on receipt), never a bare signature id; the discharges the bank applies for alone have none
+    for a in summary["applications"]:
+        if a["stage"] == "quarantined":
+            continue
+        if a["bare_signature_ids"]:
+            problems.append(f"{a['reference']} carries bare signature ids {a['bare_signature_ids']}")
+        if not a["signed_documents"] and a["type"] != "mortgage_discharge":
+            problems.append(f"{a['reference']} carries no e-signed document")
     superseded = [c for a in summary["applications"] for c in a["certificates"] if c["superseded"]]
     if len(superseded) < 2:
         problems.append(

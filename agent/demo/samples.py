@@ -18,7 +18,7 @@ from typing import Any
 
 from config import load_checklists
 from sandbox import register
-from sandbox.samples import buyer, material_content
+from sandbox.samples import buyer, esigned, material_content, resident_id
 
 __all__ = [
     "AUTHORISED_UNTIL",
@@ -52,12 +52,62 @@ COREBANK_COLUMNS = [
     "签署日期",
     "查询授权书编号",
     "授权有效期止",
+    "电子签名文件",
+    "承诺",
+    "询问_真实意思",
+    "询问_权属争议",
+    "经办人姓名",
+    "经办人证件号",
 ]
 OPERATOR = "op-001"
 #: the end of the applicants' 查询授权书 in the sample exports (seed 001 §3: signed with the application, valid
 #: while the loan is registered); with it on file the agent's pre-flight checks each row against the register
 AUTHORISED_UNTIL = "2030-12-31"
+#: the bank's staff member acting as 代理人 for the applicants (seed 001 银行作为代理人): name and 居民身份证号码
+STAFF = ("李经办", resident_id(901, birth="19880808"))
+#: each applicant's answers to the 询问笔录 and their 承诺, as the loan system records them (seed 003 细则 (五))
+DECLARED = {"承诺": "是", "询问_真实意思": "是", "询问_权属争议": "否"}
 SCOPE = "主债权及利息、违约金、损害赔偿金和实现债权的费用"
+
+
+def esign_path(loan: str, k: int | str) -> str:
+    """Where the signing platform leaves applicant ``k``'s signed 申请书 of ``loan``, relative to the export's
+    folder (the profiles' e-signature file column)."""
+    return f"esign/{loan}_{k}.pdf"
+
+
+def write_esignatures(
+    folder: Path, signers: list[tuple[str, str, str, str]], *, authority: Any = None, keep: bool = False
+) -> int:
+    """Each applicant's signed 申请书 (PAdES, :func:`sandbox.samples.esigned`; the sandbox's in-memory e-signature CA
+    unless ``authority``) where the export says: ``signers`` are (path relative to ``folder``, loan, name, 证件号码),
+    the document signed is that loan's 申请书 (``materials/<loan>_application_form.pdf``); with ``keep`` a file
+    already there is left as it is. Returns how many were written."""
+    count = 0
+    for path, loan, name, number in signers:
+        if not path or (keep and (folder / path).exists()):
+            continue
+        signed = esigned(material_content("application_form", loan), {"name": name, "id_number": number},
+                         authority=authority)  # fmt: skip
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(signed)
+        count += 1
+    return count
+
+
+def corebank_signers(rows: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
+    """The signers of a core banking export's rows: (file, loan, 抵押人, 证件号码) per row naming a file."""
+    return [(r["电子签名文件"], r["贷款编号"], r["抵押人"], r["证件号码"]) for r in rows if r.get("电子签名文件")]
+
+
+def write_corebank_esignatures(folder: Path, content: bytes, *, authority: Any = None) -> int:
+    """The signed 申请书 a core banking export (GB18030 CSV, as :func:`corebank_csv` writes it) names, written
+    beside it in ``folder`` where none is yet: what the signing platform leaves for the loan system to export."""
+    text = content.decode("gb18030")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "电子签名文件" not in rows[0]:
+        return 0
+    return write_esignatures(folder, corebank_signers(rows), authority=authority, keep=True)
 
 
 def _loc(n: int) -> str:
@@ -102,6 +152,10 @@ def mortgage_rows(
                 "电子签名": f"ESIG-{loan}-{i + 1}",
                 "签署日期": "2026-03-05",
                 **_authorisation(loan, authorised),
+                "电子签名文件": esign_path(loan, i + 1),
+                **DECLARED,
+                "经办人姓名": STAFF[0],
+                "经办人证件号": STAFF[1],
             }
         )
     return rows
@@ -142,6 +196,10 @@ def existing_rows(
                 "电子签名": signatures if i == 0 else "",
                 "签署日期": "2026-06-01",
                 **_authorisation(loan, authorised),
+                "电子签名文件": "" if kind == "抵押注销" else esign_path(loan, i + 1),
+                **DECLARED,
+                "经办人姓名": STAFF[0],
+                "经办人证件号": STAFF[1],
             }
         )
     return rows
@@ -249,7 +307,13 @@ PRESALE_COLUMNS = [
     "客户经理",
     "签名编号",
     "签约日期",
+    "签名文件",
+    "承诺",
+    "询问_真实意思",
+    "询问_权属争议",
 ]
+#: the declaration's cells of a presale row after its signature files: 承诺, then the two 询问笔录 answers
+PRESALE_DECLARED = ["是", "是", "否"]
 
 
 def _fullwidth(text: str) -> str:
@@ -281,9 +345,12 @@ def presale_rows() -> list[list[Any]]:
             "op-002",
             signature,
             "2026年3月5日",
+            ";".join(esign_path(loan, s.rsplit("-", 1)[1]) for s in signature.split(";")),
+            *PRESALE_DECLARED,
         ]
 
-    # 预告 + 抵押预告 as two rows of one loan: applied for together, two certificates
+    # 预告 + 抵押预告 as two rows of one loan: applied for together, two certificates; the buyer signs on the
+    # first row, the developer (a seller) on the second, in the order of the applicants (mortgagors, sellers)
     rows.append(notice("PRE-001", "预告登记", 243, "ESIG-PRE-001-B", buyer(243)))
     rows.append(notice("PRE-001", "抵押权预告登记", 243, "ESIG-PRE-001-D", buyer(243)))
     # a purchase notice alone (the buyer and the developer sign)
@@ -311,6 +378,8 @@ def presale_rows() -> list[list[Any]]:
             "op-002",
             "ESIG-PRE-002-1",
             "2026年3月5日",
+            esign_path("PRE-002", 1),
+            *PRESALE_DECLARED,
         ]
     )
     # a unit number one character short: quarantined
@@ -318,6 +387,21 @@ def presale_rows() -> list[list[Any]]:
     bad[2] = register.unit_id(247)[:-1]
     rows.append(bad)
     return rows
+
+
+def presale_signers(rows: list[list[Any]]) -> list[tuple[str, str, str, str]]:
+    """The signers of the presale workbook's rows: (file, loan, name, 证件号码); a file ending ``_D`` is the
+    developer's (开发商), any other the borrower's (借款人: the buyer, or the owner converting)."""
+    at = {name: i for i, name in enumerate(PRESALE_COLUMNS)}
+    found = []
+    for row in rows:
+        for path in str(row[at["签名文件"]] or "").split(";"):
+            if not path:
+                continue
+            who = ("开发商", "开发商信用代码") if path.endswith("_D.pdf") else ("借款人", "借款人证件号")
+            number = str(row[at[who[1]]]).translate({c + 0xFEE0: c for c in range(0x21, 0x7F)})  # full-width digits
+            found.append((path, str(row[at["借据号"]]), str(row[at[who[0]]]), number))
+    return found
 
 
 def presale_xlsx(rows: list[list[Any]]) -> bytes:
@@ -350,7 +434,13 @@ LEGACY_WIDTHS = [
     ("JBR", 8),
     ("RQ", 8),
     ("QM", 24),
+    ("QMWJ", 24),
+    ("CN", 2),
+    ("XW1", 2),
+    ("XW2", 2),
 ]
+#: the declaration's fields of a legacy record: 承诺 (CN) and the two 询问笔录 answers (XW1, XW2)
+LEGACY_DECLARED = {"CN": "是", "XW1": "是", "XW2": "否"}
 
 
 def _fixed(values: dict[str, str]) -> bytes:
@@ -378,6 +468,7 @@ def legacy_records() -> list[bytes]:
                     "ZJHM": owner.id_number,
                     "JBR": OPERATOR,
                     "RQ": "20260601",
+                    **LEGACY_DECLARED,
                 }
             )
         )
@@ -396,11 +487,19 @@ def legacy_records() -> list[bytes]:
                 "JBR": OPERATOR,
                 "RQ": "20260601",
                 "QM": "ESIG-LEG-003-1",
+                "QMWJ": esign_path("LEG-003", 1),
+                **LEGACY_DECLARED,
             }
         )
     )
     lines.append(_fixed({"DKBH": "LEG-004", "YWLX": "ZX"})[:60])  # a record cut short
     return lines
+
+
+def legacy_signers() -> list[tuple[str, str, str, str]]:
+    """The signers of the legacy batch: LEG-003's owner (the discharges are the bank's alone)."""
+    owner = register.owners_of(100)[0]
+    return [(esign_path("LEG-003", 1), "LEG-003", owner.name, owner.id_number)]
 
 
 def legacy_dat(lines: list[bytes]) -> bytes:
@@ -411,6 +510,13 @@ SAMPLES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "corebank_gb18030.csv": ("corebank_csv", lambda: corebank_csv(corebank_rows())),
     "presale_loans.xlsx": ("presale_xlsx", lambda: presale_xlsx(presale_rows())),
     "legacy_batch.dat": ("legacy_fixed", lambda: legacy_dat(legacy_records())),
+}
+
+#: each sample's signers (file, loan, name, 证件号码): the signed 申请书 its rows name (:func:`write_esignatures`)
+SAMPLE_SIGNERS: dict[str, Callable[[], list[tuple[str, str, str, str]]]] = {
+    "corebank_gb18030.csv": lambda: corebank_signers(corebank_rows()),
+    "presale_loans.xlsx": lambda: presale_signers(presale_rows()),
+    "legacy_batch.dat": legacy_signers,
 }
 
 

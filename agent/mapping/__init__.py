@@ -11,7 +11,15 @@ Mapping never raises on bad data: every problem becomes a :class:`FieldError` na
 the source column, the value (masked when it is personal data) and what was expected.
 """
 
-from agent.mapping.profile import FieldSpec, Profile, ProfileInvalid, load_profile, parse_profile, profile_source
+from agent.mapping.profile import (
+    FieldSpec,
+    Profile,
+    ProfileInvalid,
+    load_profile,
+    parse_profile,
+    profile_gaps,
+    profile_source,
+)
 from agent.mapping.records import TYPE_CODES, MappedApplication, Provenance, map_records
 from agent.mapping.values import FieldError, convert, normalise_name, parse_amount, parse_date
 
@@ -30,5 +38,6 @@ __all__ = [
     "parse_amount",
     "parse_date",
     "parse_profile",
+    "profile_gaps",
     "profile_source",
 ]

@@ -34,8 +34,10 @@ __all__ = [
     "Profile",
     "ProfileInvalid",
     "declaration_problems",
+    "delivery_problems",
     "load_profile",
     "parse_profile",
+    "profile_gaps",
     "profile_source",
 ]
 
@@ -313,14 +315,46 @@ def parse_profile(text: str, where: str) -> Profile:
 
 
 def load_profile(name_or_path: str | Path, *, base: Path | None = None) -> Profile:
-    """A profile by path, or by name from ``config/mappings/`` (``corebank_csv`` → corebank_csv.toml).
+    """A profile by path, or by name from ``config/mappings/`` (``corebank_csv`` → corebank_csv.toml), valid and
+    complete: it takes the applicants' declaration and their choice of certificate delivery from the loan system
+    (:func:`profile_gaps`) — what the daemon and ``doctor`` load.
 
     Raises:
         FileNotFoundError: no such profile.
-        ProfileInvalid: the profile is not valid; each problem names its line (a ValueError).
+        ProfileInvalid: the profile is not valid or leaves a required part unmapped; each problem names its line
+            (a ValueError).
     """
     text, where = profile_source(name_or_path, base=base)
-    return parse_profile(text, where)
+    profile = parse_profile(text, where)
+    gaps = profile_gaps(profile, text)
+    if gaps:
+        raise ProfileInvalid(where, gaps)
+    return profile
+
+
+def profile_gaps(profile: Profile, text: str = "") -> list[ProfileProblem]:
+    """What a schema-valid profile leaves unmapped that an application needs from the loan system, each with the
+    line of ``text`` (the profile's TOML) it is about: :func:`declaration_problems` (询问笔录, 承诺, e-signatures;
+    seeds 002 §1.6.2, 003 细则 (四)(五)) and :func:`delivery_problems` (领证方式, seed 001 §3). ``[]`` when none.
+    `profile check` exits 3 and ``doctor`` fails on them; the daemon does not start an inbox with them."""
+    lines = key_lines(text) if text else {}
+    found = [ProfileProblem(locate(lines, ("declaration",)), m) for m in declaration_problems(profile)]
+    found += [ProfileProblem(locate(lines, ("fields", 0)), m) for m in delivery_problems(profile)]
+    return found
+
+
+def delivery_problems(profile: Profile) -> list[str]:
+    """Whether the profile says how each applicant chose to receive the certificate (领证方式, seed 001 §3: 电子证照
+    下载, 邮寄 or 窗口领取): a ``[[fields]]`` whose target is ``delivery.method`` — a column, or a constant when the
+    loan system offers one way only. One Chinese sentence when it is missing, else ``[]``."""
+    targets = {f.target for f in profile.fields} | {t for f in profile.fields for t in f.routes.values()}
+    if "delivery.method" in targets:
+        return []
+    return [
+        f"配置 {profile.name} 未给出申请人选择的证书领取方式 (领证方式)：须有一个 [[fields]]，target = "
+        '"delivery.method"，从导出列映射（如 map = { "电子" = "electronic", "邮寄" = "post", "自取" = "collection" }'
+        '），或在贷款系统只提供一种方式时写常量 value = "electronic"（邮寄须再映射 delivery.address）'
+    ]
 
 
 def declaration_problems(profile: Profile) -> list[str]:

@@ -14,6 +14,7 @@ import bisect
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,8 +216,6 @@ def _esignatures(
     checked as the centre will (:func:`sdk.esign.verify_esignature`: a trusted e-signature CA, unaltered, over this
     loan's signed document, by the applicant named), declared as a material and referred to from the declaration.
     A failed check is an error naming the file, the row and the column; identity numbers are shown masked."""
-    from sdk.esign import verify_esignature
-
     spec = profile.declaration
     column = spec.esignatures or ""
     data = mapped.data
@@ -254,10 +253,7 @@ def _esignatures(
         assert document is not None
         field_name, index = pointer.strip("/").split("/")
         party = (data.get(field_name) or [{}])[int(index)] if isinstance(data.get(field_name), list) else {}
-        check = verify_esignature(
-            signed, document["_path"].read_bytes(), id_number=str(party.get("id_number", "")),
-            trusted_cas=ctx.esign_cas or [],
-        )  # fmt: skip
+        check = _verified(signed, document["_path"].read_bytes(), str(party.get("id_number", "")), ctx.esign_cas or [])
         problems = [p for p in check.problems if ctx.esign_cas is not None or p.code != "esignature_untrusted"]
         for problem in problems:
             mapped.error(
@@ -280,6 +276,32 @@ def _esignatures(
         when = check.signed_at.isoformat() if check.signed_at else mapped.signed_at or datetime.now(UTC).isoformat()
         signatures.append({"party": pointer, "material_id": mid, "document_id": document["id"], "signed_at": when})
     return signatures
+
+
+#: checks of signed documents already made: (signed, document, 证件号码, trusted CAs) digest → (when, result)
+_CHECKED: dict[str, tuple[float, Any]] = {}
+CHECK_SECONDS = 600.0  # a check is reused this long: a certificate's validity is judged again after it
+
+
+def _verified(signed: bytes, document: bytes, id_number: str, cas: list[str]) -> Any:
+    """:func:`sdk.esign.verify_esignature` of ``signed`` over ``document`` by ``id_number`` against ``cas``, reused for
+    :data:`CHECK_SECONDS` when the same bytes come again (an export dropped again, a 补正's rebuild, one signed file
+    several rows name): a PAdES validation costs ~0.1 s."""
+    from sdk.esign import verify_esignature
+
+    key = hashlib.sha256(
+        b"\0".join([hashlib.sha256(signed).digest(), hashlib.sha256(document).digest(), id_number.encode(),
+                     *(c.encode() for c in cas)])  # fmt: skip
+    ).hexdigest()
+    now = time.monotonic()
+    hit = _CHECKED.get(key)
+    if hit is not None and now - hit[0] < CHECK_SECONDS:
+        return hit[1]
+    check = verify_esignature(signed, document, id_number=id_number, trusted_cas=cas)
+    if len(_CHECKED) >= 4096:
+        _CHECKED.clear()
+    _CHECKED[key] = (now, check)
+    return check
 
 
 _LISTINGS: dict[Path, tuple[int, list[str]]] = {}

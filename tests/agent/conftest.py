@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +48,11 @@ INBOXES = [
 
 
 def make_branch(
-    centre: LocalCentre, root: Path, inboxes: list[dict[str, Any]] | None = None, *, filed: bool = True,
+    centre: LocalCentre,
+    root: Path,
+    inboxes: list[dict[str, Any]] | None = None,
+    *,
+    filed: bool = True,
     **settings: Any,
 ) -> Branch:
     iid, bundle = centre.bank(filed=filed)
@@ -77,7 +83,13 @@ def run_until(agent: Agent, done: Callable[[], bool], timeout: float = 60) -> No
 
 
 def drop(folder: Path, name: str, content: bytes) -> Path:
+    """Drop an export as a loan system does (temporary name, then rename); a core banking CSV's applicants'
+    signed 申请书 (the files its 电子签名文件 column names) are written beside it first, as the signing platform
+    leaves them (signed by this process's in-memory e-signature CA, the one in-memory centres trust)."""
     folder.mkdir(parents=True, exist_ok=True)
+    if name.lower().endswith(".csv"):
+        with contextlib.suppress(UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError):
+            samples.write_corebank_esignatures(folder, content)  # not a core banking export: nothing to sign
     tmp = folder / f".{name}.part"
     tmp.write_bytes(content)
     os.replace(tmp, folder / name)
@@ -85,9 +97,11 @@ def drop(folder: Path, name: str, content: bytes) -> Path:
 
 
 def mortgage_export(inbox: Path, loans: dict[str, int], amount: str = "150") -> bytes:
-    """A core-banking export of first mortgages on seeded units, their materials written beside it."""
+    """A core-banking export of first mortgages on seeded units, their materials and the applicants' signed 申请书
+    written beside it."""
     rows: list[dict[str, str]] = []
     for loan, n in loans.items():
         samples.write_materials(inbox / "materials", loan, "mortgage_first")
         rows += samples.mortgage_rows(loan, n, amount=amount)
+    samples.write_esignatures(inbox, samples.corebank_signers(rows), keep=True)
     return samples.corebank_csv(rows)

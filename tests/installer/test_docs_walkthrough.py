@@ -3,7 +3,8 @@
 docs/sandbox.md: ``create-institution``, ``create-operator --operator-id op-001``, ``bundle``;
 docs/install.md, the walkthrough: ``enroll`` (which says auto-pay is off), ``filing`` (银行信息备案 of the
 shipped sample 营业执照 and 金融许可证, once), the shipped all-valid
-sample export (config/samples/valid/) dropped into the inbox, ``run --until-idle``, ``fees`` and
+sample export (config/samples/valid/) dropped into the inbox, each applicant's 申请书 signed (``sandbox esign``,
+the signing platform's stand-in), ``run --until-idle``, ``fees`` and
 ``fees pay`` for each fee due, ``run --until-idle`` again. Every row ends registered with its
 certificate stored, and no application is refused or held for its operator.
 """
@@ -62,6 +63,11 @@ def test_the_docs_by_hand_register_every_row_of_the_valid_sample(
     assert filing_check["status"] == "ok" and "金融许可证 B0001H234010001" in filing_check["detail"]
     inbox = work / "inbox" / "corebank"
     shutil.copytree(ROOT / "config" / "samples" / "valid", inbox, dirs_exist_ok=True)
+    # each applicant signs the 申请书 on the signing platform (here the sandbox's e-signature CA, docs/sandbox.md):
+    # the signed PDF goes where the export's 电子签名文件 column says
+    for signed, loan, name, number in samples.corebank_signers(samples.valid_rows()):
+        _cli("sandbox", "esign", str(inbox / "materials" / f"{loan}_application_form.pdf"), "--name", name,
+             "--id-number", number, "--out", str(inbox / signed), env=centre_env, cwd=tmp_path)  # fmt: skip
 
     _cli("run", "--until-idle", "--timeout", "90", "-c", config, env=env, cwd=tmp_path)
     listing = json.loads(_cli("fees", "--json", "-c", config, env=env, cwd=tmp_path).stdout)

@@ -34,6 +34,8 @@ def _unilateral(ref: str, document: dict[str, Any] | None) -> dict[str, Any]:
         for i in range(len(data["mortgagors"]))
     ]
     data["materials"] = f.complete_materials("mortgage_discharge", data)
+    form = next(m["id"] for m in data["materials"] if m["code"] == "application_form")
+    f.esign_materials(data, document_id=form)  # the mortgagors apply: each signs the 申请书
     if document is not None:
         court = next(m for m in data["materials"] if m["code"] == "court_document")
         data["court_document"] = {**document, "material_id": court["id"]}
@@ -77,6 +79,8 @@ def test_the_joint_and_the_mortgagees_discharge_need_no_court_document(sandbox: 
         {"party": "/mortgagee/0", "signature_id": "seal", "signed_at": "2026-11-22T09:00:00+08:00"},
     ]  # fmt: skip
     joint["materials"] = f.complete_materials("mortgage_discharge", joint)
+    form = next(m["id"] for m in joint["materials"] if m["code"] == "application_form")
+    f.esign_materials(joint, document_id=form)  # the mortgagors sign the 申请书; the bank signs its request
     assert settle(bank.client, lodge(bank, joint).application_id).status is S.COMPLETED
 
 

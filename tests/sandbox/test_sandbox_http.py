@@ -14,8 +14,6 @@ from tests import factories as f
 
 from .conftest import Bank, Running, settle
 
-PDF = b"%PDF-1.7 sample"
-
 
 def test_enrol_create_upload_submit_and_follow_the_feed(sandbox: Running, bank: Bank) -> None:
     profile = bank.client.institution.get()
@@ -26,7 +24,8 @@ def test_enrol_create_upload_submit_and_follow_the_feed(sandbox: Running, bank: 
     with pytest.raises(sdk.ValidationFailed) as exc:
         bank.client.applications.submit(draft.application_id, idempotency_key="LN2026-0001:submit-early")
     assert exc.value.errors[0].pointer == "/materials/0"
-    bank.client.applications.upload_material(draft.application_id, app.materials[0], PDF)
+    for m in app.materials:  # the 申请书 and each applicant's signed copy of it (checked at submit)
+        bank.client.applications.upload_material(draft.application_id, m, f.sample_content(m, app.client_reference))
     submitted = bank.client.applications.submit(draft.application_id, idempotency_key="LN2026-0001:submit")
     assert submitted.status is ApplicationStatus.SUBMITTED
     assert bank.client.applications.find("LN2026-0001").application_id == draft.application_id  # type: ignore[union-attr]

@@ -67,6 +67,7 @@ def test_a_good_export_would_queue_and_a_repeat_is_a_duplicate(branch: Branch, t
     inbox = branch.inbox()
     samples.write_materials(inbox / "materials", "CHK-1", "mortgage_first")
     rows = samples.mortgage_rows("CHK-1", 1, amount="150")
+    samples.write_esignatures(inbox, samples.corebank_signers(rows))  # the applicant's signed 申请书
     export = tmp_path / "check.csv"  # outside the inbox: the daemon's scan must not take it
     export.write_bytes(samples.corebank_csv(rows))
     args = ["profile", "check", str(export), "-p", "corebank_csv", "-c", str(branch.config), "--inbox", "corebank"]
@@ -129,3 +130,50 @@ def test_a_column_the_export_lacks_is_a_profile_error_naming_its_line(tmp_path: 
     [problem] = json.loads(result.output)["profile_errors"]
     profile_lines = (ROOT / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8").splitlines()
     assert "经办人" in profile_lines[problem["line"] - 1] and "经办人" in problem["message"]
+
+
+def _defaulted_profile(folder: Path) -> Path:
+    """The core banking profile as it was before issue 18: the declaration's 询问笔录 answers and 承诺 left to the
+    defaults, signature ids instead of signed files, and no 领证方式."""
+    text = (ROOT / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8")
+    text = (
+        text[: text.index("# The applicants' own declaration")]
+        + '[declaration]\noperator = "经办人"\nsignatures = "电子签名"\n\n'
+        + text[text.index("[materials]") :]
+    )
+    explicit = '[[fields]]\ntarget = "delivery.method"\nvalue = "electronic"\n'
+    assert explicit in text
+    path = folder / "defaulted.toml"
+    path.write_text(text.replace(explicit, ""), encoding="utf-8")
+    return path
+
+
+def test_a_profile_leaving_the_declaration_or_the_delivery_unmapped_fails_check_and_doctor(branch: Branch) -> None:
+    """Issue 18 item 2: the 询问笔录 answers, the 承诺, the e-signatures and the 领证方式 come from the loan system;
+    `profile check` (exit 3) and `doctor` (✗ profile) name the profile, each unmapped part and what is expected, in
+    Chinese; the daemon does not load such a profile; every shipped profile maps them all."""
+    from agent.mapping import ProfileInvalid, load_profile
+    from installer.doctor import diagnose
+
+    for name in ("corebank_csv", "presale_xlsx", "legacy_fixed"):
+        load_profile(name)  # complete: it would raise otherwise
+    profile = _defaulted_profile(branch.root)
+    export = branch.root / "a.csv"
+    shutil.copy(ROOT / "config" / "samples" / "corebank_gb18030.csv", export)
+    result = CLI.invoke(app, ["profile", "check", str(export), "--profile", str(profile)])
+    assert result.exit_code == 3, result.output
+    out = result.output.replace("\n", "")
+    line = profile.read_text(encoding="utf-8").splitlines().index("[declaration]") + 1
+    assert f"defaulted.toml:{line}: [declaration] 未从导出文件映射询问笔录的回答" in out
+    for expected in ("column", "承诺", "commitment 须为列名", "电子签名文件", "esignatures 须为列名", "领证方式",
+                     'target = "delivery.method"'):  # fmt: skip
+        assert expected in out, expected
+    as_json = json.loads(CLI.invoke(app, ["profile", "check", str(export), "--profile", str(profile), "--json"]).output)
+    assert len(as_json["profile_errors"]) == 4
+    with pytest.raises(ProfileInvalid, match="询问笔录"):
+        load_profile(profile)
+    config = branch.config.read_text(encoding="utf-8")
+    branch.config.write_text(config.replace('profile = "corebank_csv"', f'profile = "{profile}"'), encoding="utf-8")
+    findings = [f for f in diagnose(branch.config) if f.check == "profile" and f.status == "fail"]
+    assert len(findings) == 4 and all("inbox corebank: " in f.detail and "defaulted.toml" in f.detail for f in findings)
+    assert any("询问笔录" in f.detail for f in findings) and any("领证方式" in f.detail for f in findings)

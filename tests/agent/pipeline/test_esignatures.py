@@ -43,7 +43,7 @@ EXTRA = ["电子签名文件", "承诺", "询问_真实意思", "询问_权属�
 
 def _profile() -> Any:
     text, _ = profile_source("corebank_csv")
-    head = text[: text.index("[declaration]")]
+    head = text[: text.index("# The applicants' own declaration")]
     tail = text[text.index("[materials]") :]
     return parse_profile(head + DECLARATION + tail, "test.toml")
 
@@ -73,7 +73,7 @@ def _rows(inbox: Path, loan: str, n: int, signed: list[bytes] | None = None) -> 
 def _csv(rows: list[dict[str, str]]) -> bytes:
     """The core banking export with the declaration's four columns (GB18030, as the loan system writes it)."""
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, *EXTRA], lineterminator="\r\n")
+    writer = csv.DictWriter(buf, list(dict.fromkeys([*samples.COREBANK_COLUMNS, *EXTRA])), lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode("gb18030")
@@ -151,6 +151,8 @@ def test_a_missing_answer_or_file_is_named_by_its_column(tmp_path: Path) -> None
 def test_a_profile_that_does_not_map_the_declaration_has_gaps_in_chinese() -> None:
     assert declaration_problems(_profile()) == []
     text, _ = profile_source("legacy_fixed")
+    assert declaration_problems(parse_profile(text, "legacy.toml")) == []  # every shipped profile maps it
+    text = text[: text.index("# The applicants' own declaration")] + text[text.index("[materials]") :]
     gaps = declaration_problems(parse_profile(text, "legacy.toml"))
     assert any("询问笔录" in g for g in gaps) and any("承诺" in g for g in gaps) and any("电子签名" in g for g in gaps)
 
@@ -164,7 +166,8 @@ def test_the_signed_documents_go_through_the_agent_to_the_centre_that_checks_the
     text, _ = profile_source("corebank_csv")
     profile = tmp_path / "declared.toml"
     profile.write_text(
-        text[: text.index("[declaration]")] + DECLARATION + text[text.index("[materials]") :], encoding="utf-8"
+        text[: text.index("# The applicants' own declaration")] + DECLARATION + text[text.index("[materials]") :],
+        encoding="utf-8",
     )
     inbox_spec = {"name": "declared", "path": "inbox/declared", "profile": str(profile), "completion": "rename"}
     branch = make_branch(centre, tmp_path / "branch", inboxes=[inbox_spec])

@@ -196,9 +196,21 @@ formats = ["%Y.%m.%d"]
 [[fields]]
 target = "main_contract_number"
 column = "loan.contract"
+[[fields]]
+target = "delivery.method"
+value = "electronic"
 [declaration]
 operator = "officer"
-signatures = "esign"
+esignatures = "esign"
+commitment = "declared.commitment"
+[[declaration.inquiry]]
+code = "true_intent"
+question = "申请登记事项是否为申请人的真实意思表示"
+column = "declared.intent"
+[[declaration.inquiry]]
+code = "property_disputed"
+question = "申请登记的不动产是否存在争议"
+column = "declared.disputed"
 [materials]
 folder = "docs"
 [receipts]
@@ -234,12 +246,15 @@ format = "json"
                         },
                         "borrowers": [{"name": o.name, "id": o.id_number} for o in owners],
                         "officer": "op-002",
-                        "esign": ";".join(f"E-{loan}-{i}" for i in range(len(owners))),
+                        "esign": ";".join(samples.esign_path(loan, i + 1) for i in range(len(owners))),
+                        "declared": {"commitment": "是", "intent": "是", "disputed": "否"},
                     },
                     ensure_ascii=False,
                 )
             )
             samples.write_materials(branch.inbox("fourth") / "docs", loan, "mortgage_first")
+            signers = [(samples.esign_path(loan, i + 1), loan, o.name, o.id_number) for i, o in enumerate(owners)]
+            samples.write_esignatures(branch.inbox("fourth"), signers)
         drop(branch.inbox("fourth"), "export.jsonl", ("\n".join(lines) + "\n").encode())
         assert agent.run_until_idle(timeout=60)
         apps = {a.reference: a for a in agent.store.applications()}
@@ -454,3 +469,31 @@ def test_the_agent_alerts_before_its_bank_certificate_ends_and_a_rotation_clears
         assert not any(a["kind"] == "bank_certificate" for a in agent.store.alerts())
     finally:
         agent.close()
+
+
+def test_the_demo_carries_e_signed_documents_pyhanko_validates_against_the_sandbox_ca(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    """Issue 18: every application the demo sends carries its applicants' signed 申请书 as materials, never a bare
+    signature id; each signed PDF the demo's signing platform left validates with pyHanko (intact, PAdES) against
+    the e-signature CA the enrolment bundle named, and the bank acts as 代理人 for the applicants."""
+    from asn1crypto import pem, x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    workdir, summary = demo
+    sent = {a["reference"]: a for a in summary["applications"] if a["stage"] != "quarantined"}
+    assert sent["DEMO-002-DYSC"]["signed_documents"] == ["esign1", "esign2"]  # two co-owners, two signed files
+    assert sent["PRE-001-YGDY"]["signed_documents"] == ["esign1", "esign2"]  # the buyer and the developer
+    assert not [r for r, a in sent.items() if a["bare_signature_ids"]]
+    assert sent["DEMO-001-DYSC"]["represented"] == ["/mortgagors/0"]
+    _, _, der = pem.unarmor((workdir / "keys" / "esign-ca.pem").read_bytes())
+    context = ValidationContext(trust_roots=[x509.Certificate.load(der)], allow_fetching=False)
+    signed = sorted((workdir / "inbox").glob("*/esign/*.pdf"))
+    assert len(signed) >= 15
+    for path in signed[:: max(1, len(signed) // 4)]:  # a spread of them: each validation costs time
+        with path.open("rb") as fh:
+            (embedded,) = PdfFileReader(fh).embedded_signatures
+            status = validate_pdf_signature(embedded, context)
+        assert status.intact and status.valid and status.trusted, (path.name, status.summary())

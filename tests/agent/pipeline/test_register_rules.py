@@ -77,6 +77,8 @@ def _unilateral(inbox: Path, loan: str, n: int, court: dict[str, str]) -> list[d
     rows = samples.existing_rows(loan, "抵押注销", n, register.seed_mortgage_certificate(n))
     owners = register.owners_of(n)
     rows[0]["电子签名"] = ";".join(f"ESIG-{loan}-{i + 1}" for i in range(len(owners)))
+    for i, row in enumerate(rows):  # the mortgagors apply: each signs the 申请书 (drop() writes the signed files)
+        row["电子签名文件"] = samples.esign_path(loan, i + 1)
     blank = dict.fromkeys(COURT_COLUMNS, "")
     return [{**blank, **r, "申请方": "抵押人", **court} for r in rows]
 
@@ -171,10 +173,8 @@ kind = "id"
 
 def test_the_bank_as_agent_goes_as_data_with_its_power_of_attorney(centre: LocalCentre, tmp_path: Path) -> None:
     text, _ = profile_source("corebank_csv")
-    profile = tmp_path / "profiles" / "corebank_agent.toml"
-    profile.parent.mkdir(parents=True)
-    profile.write_text(text.replace("[declaration]", AGENT_FIELDS + "\n[declaration]"), encoding="utf-8")
-    spec = {"name": "agent", "path": "inbox/agent", "profile": str(profile), "completion": "rename"}
+    assert AGENT_FIELDS.strip().split("\n[[fields]]")[0] in text  # the shipped profile maps the staff member
+    spec = {"name": "agent", "path": "inbox/agent", "profile": "corebank_csv", "completion": "rename"}
     branch = make_branch(centre, tmp_path / "branch", [spec])
     inbox = branch.inbox("agent")
     staff = {"经办人姓名": "李经办", "经办人证件号": resident_id(901, birth="19880808")}
