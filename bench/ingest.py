@@ -25,7 +25,9 @@ from agent.pipeline.ingest import ingest_file
 from bench.common import Result
 from config import load_checklists
 from sandbox import register
+from sandbox.esign import document_pdf
 from sandbox.local import LocalCentre
+from sandbox.samples import esigned
 from sdk.models import Application
 from tests.agent.conftest import make_branch
 
@@ -46,17 +48,26 @@ def _profile(folder: Path) -> Path:
 
 
 def _export(rows: int, materials: Path) -> tuple[bytes, list[dict[str, str]]]:
+    # eight units, so eight owners sign the shared 申请书 once each (a PAdES signature costs ~0.3 s)
     units = [n for n in register.HOMES if len(register.owners_of(n)) == 1
-             and n not in (register.SEIZED_UNIT, register.OBJECTION_UNIT)]  # fmt: skip
+             and n not in (register.SEIZED_UNIT, register.OBJECTION_UNIT)][:8]  # fmt: skip
     codes = [item.code for item in load_checklists()["mortgage_first"].items]
     materials.mkdir(parents=True, exist_ok=True)
     for code in codes:
         (materials / f"shared_{code}.pdf").write_bytes(b"%PDF-1.4 scanned form " + code.encode() + b"\n%%EOF\n")
+    # the shared 申请书 is a real PDF each owner signed once (esign/unit-<n>.pdf), as the declaration requires
+    form = document_pdf("application_form", ["shared form"])
+    (materials / "shared_application_form.pdf").write_bytes(form)
     manifest = ";".join(f"{code}:shared_{code}.pdf" for code in codes)
     records = []
     for i in range(rows):
-        [row] = samples.mortgage_rows(f"IN-{i:06d}", units[i % len(units)], amount="100")
-        records.append({**row, MANIFEST: manifest})
+        n = units[i % len(units)]
+        [row] = samples.mortgage_rows(f"IN-{i:06d}", n, amount="100")
+        signed = materials.parent / "esign" / f"unit-{n}.pdf"
+        if not signed.exists():
+            signed.parent.mkdir(parents=True, exist_ok=True)
+            signed.write_bytes(esigned(form, register.owners_of(n)[0]))
+        records.append({**row, MANIFEST: manifest, "电子签名文件": f"esign/{signed.name}"})
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, [*samples.COREBANK_COLUMNS, MANIFEST], lineterminator="\r\n")
     writer.writeheader()

@@ -289,10 +289,8 @@ def _verified(signed: bytes, document: bytes, id_number: str, cas: list[str]) ->
     several rows name): a PAdES validation costs ~0.1 s."""
     from sdk.esign import verify_esignature
 
-    key = hashlib.sha256(
-        b"\0".join([hashlib.sha256(signed).digest(), hashlib.sha256(document).digest(), id_number.encode(),
-                     *(c.encode() for c in cas)])  # fmt: skip
-    ).hexdigest()
+    parts = [hashlib.sha256(signed).digest(), hashlib.sha256(document).digest(), id_number.encode()]
+    key = hashlib.sha256(b"\0".join([*parts, *(c.encode() for c in cas)])).hexdigest()
     now = time.monotonic()
     hit = _CHECKED.get(key)
     if hit is not None and now - hit[0] < CHECK_SECONDS:

@@ -136,8 +136,12 @@ def _rows(loan: str, owners: int, k: int) -> list[dict[str, str]]:
     if owners == 3:  # a third co-owner (made-up, with a valid check character)
         third = dict(rows[-1])
         third.update(
-            {"抵押人": "测试叁", "证件号码": resident_id(900 + k % 4, "19850505"), "电子签名": f"ESIG-{loan}-3",
-             "电子签名文件": samples.esign_path(loan, 3)}  # fmt: skip
+            {
+                "抵押人": "测试叁",
+                "证件号码": resident_id(900 + k % 4, "19850505"),
+                "电子签名": f"ESIG-{loan}-3",
+                "电子签名文件": samples.esign_path(loan, 3),
+            }
         )
         rows.append(third)
     return [{ALIAS[k2]: v for k2, v in r.items()} for r in rows]
