@@ -253,8 +253,11 @@ def _esignatures(
         assert document is not None
         field_name, index = pointer.strip("/").split("/")
         party = (data.get(field_name) or [{}])[int(index)] if isinstance(data.get(field_name), list) else {}
-        check = _verified(signed, document["_path"].read_bytes(), str(party.get("id_number", "")), ctx.esign_cas or [])
+        number = str(party.get("id_number") or "")
+        check = _verified(signed, document["_path"].read_bytes(), number, ctx.esign_cas or [])
         problems = [p for p in check.problems if ctx.esign_cas is not None or p.code != "esignature_untrusted"]
+        if not _readable_id(number):  # the 证件号码's own error says it: a signer cannot be compared with it
+            problems = [p for p in problems if p.code != "esignature_wrong_signer"]
         for problem in problems:
             mapped.error(
                 row, column, name, f"电子签名文件 {name}（{pointer}）: {problem.reason}", "declaration.signatures"
@@ -276,6 +279,17 @@ def _esignatures(
         when = check.signed_at.isoformat() if check.signed_at else mapped.signed_at or datetime.now(UTC).isoformat()
         signatures.append({"party": pointer, "material_id": mid, "document_id": document["id"], "signed_at": when})
     return signatures
+
+
+def _readable_id(number: str) -> bool:
+    """Whether ``number`` is a valid 居民身份证号码 or 统一社会信用代码 (what a signer's certificate names)."""
+    for check in (check_resident_id, check_uscc):
+        try:
+            check(number)
+        except ValueError:
+            continue
+        return True
+    return False
 
 
 #: checks of signed documents already made: (signed, document, 证件号码, trusted CAs) digest → (when, result)

@@ -3,11 +3,14 @@ real ingest of an enrolled agent: each gives the outcome a user expects (tests/d
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 
 from agent.demo import samples
 from sandbox import register
@@ -30,6 +33,7 @@ def _ingest(branch: Branch, name: str) -> tuple[list[Any], list[dict[str, Any]],
     inbox = INBOX_OF[source.suffix]
     for loan, kind in LOANS[inbox]:
         samples.write_materials(branch.inbox(inbox) / "materials", loan, kind)
+    samples.write_esignatures(branch.inbox(inbox), _signers(source))
     agent = branch.agent()
     try:
         drop(branch.inbox(inbox), name, source.read_bytes())
@@ -41,6 +45,28 @@ def _ingest(branch: Branch, name: str) -> tuple[list[Any], list[dict[str, Any]],
         return apps, quarantined, file
     finally:
         agent.close()
+
+
+def _signers(source: Path) -> list[tuple[str, str, str, str]]:
+    """The applicants' signed 申请书 a case names (the case files carry the declaration's columns since issue 18):
+    what the signing platform left beside the export."""
+    if source.suffix == ".csv":
+        try:
+            text = source.read_bytes().decode("gb18030").lstrip("\ufeff")
+        except UnicodeDecodeError:
+            return []
+        found = list(csv.DictReader(io.StringIO(text)))
+        return samples.corebank_signers(found) if found and "电子签名文件" in found[0] else []
+    if source.suffix == ".xlsx":
+        book = load_workbook(source)  # not read-only: that trusts a declared dimension (A1)
+        try:
+            sheet = book.active
+            assert sheet is not None
+            rows: list[list[Any]] = [list(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
+        finally:
+            book.close()
+        return samples.presale_signers(rows)
+    return []  # the legacy batch here is the bank's own discharge: no applicant signs
 
 
 def _errors(quarantined: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -184,8 +184,7 @@ def test_the_bank_as_agent_goes_as_data_with_its_power_of_attorney(centre: Local
                                ("LN-DL-POA", 73, staff, ("applicant_identity",))):  # fmt: skip
         samples.write_materials(inbox / "materials", loan, "mortgage_first", skip=skip)
         rows += [{**r, **who} for r in samples.mortgage_rows(loan, n, amount="150")]
-    columns = [*samples.COREBANK_COLUMNS, "经办人姓名", "经办人证件号"]
-    drop(inbox, "agents.csv", court_csv(rows, columns))
+    drop(inbox, "agents.csv", court_csv(rows, samples.COREBANK_COLUMNS))  # 经办人姓名, 经办人证件号 among them
     agent = branch.agent()
     try:
         assert agent.run_until_idle(timeout=60)
