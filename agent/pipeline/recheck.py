@@ -217,9 +217,43 @@ def _recheck_notice(ctx: StageContext, app: Any, key: str, sidecar: dict[str, An
     return row
 
 
+#: (words of the verifier's English sentence, what branch staff read first): the sentence is kept after it
+_IN_CHINESE = (
+    ("revoked", "印章证书已吊销"),
+    ("revocation status", "无法确认印章证书是否吊销"),
+    ("was changed after sealing", "签章后文件内容被改动"),
+    ("was added after sealing", "签章后被加入了文件"),
+    ("missing from the package", "签章所保护的文件缺失"),
+    ("was changed after signing", "签名信息被改动"),
+    ("does not verify", "签名验证不通过"),
+    ("does not chain", "印章证书不是登记中心印章CA签发的"),
+    ("not valid when used", "用印时印章不在有效期内"),
+    ("has expired", "证书已过期或尚未生效"),
+    ("picture was swapped", "印章图片被替换"),
+    ("not the centre's", "印章不属于登记中心"),
+    ("cannot be read", "文件无法读取（损坏或格式不符）"),
+    ("visible text", "文件显示的内容与登记中心签名的信息不一致"),
+    ("SHA-256 differs", "文件摘要与登记中心签名的不一致"),
+    ("carries no seal", "文件没有电子印章"),
+    ("did not answer", "登记中心未应答"),
+    ("could not run", "本地核验未能进行"),
+)
+
+
+def in_chinese(reason: str) -> str:
+    """A verifier's reason as branch staff read it: a Chinese summary first, the sentence kept after it."""
+    if any("\u4e00" <= ch <= "\u9fff" for ch in reason[:4]):
+        return reason  # already Chinese first
+    for words, chinese in _IN_CHINESE:
+        if words in reason:
+            return f"{chinese}：{reason}"
+    return reason
+
+
 def _finish(ctx: StageContext, app: Any, row: dict[str, Any]) -> None:
-    """Mask the reasons, set the verdict; alert, receipt line and audit record for what failed."""
-    row["reasons"] = [mask_text(r) for r in row["reasons"]]
+    """Mask the reasons (a Chinese summary first), set the verdict; alert, receipt line and audit record for what
+    failed."""
+    row["reasons"] = [mask_text(in_chinese(r)) for r in row["reasons"]]
     row["verdict"] = verdict(row)
     doc, number, what = row["document_id"], row["number"], row["title"]
     reasons = "; ".join(row["reasons"])

@@ -60,6 +60,7 @@ def test_certificates_check_marks_superseded_and_revoked_ones(branch: Branch, mo
     assert result.exit_code == 1, result.output
     rows = {r["kind"]: r for r in json.loads(result.output)}
     assert rows["certificate"]["verdict"] == "revoked" and any("revoked" in x for x in rows["certificate"]["reasons"])
+    assert any(x.startswith("印章证书已吊销：") for x in rows["certificate"]["reasons"])  # Chinese first (break20)
     assert rows["notice"]["verdict"] == "revoked"  # the notices were sealed with the same seal
     agent = branch.agent()
     try:
