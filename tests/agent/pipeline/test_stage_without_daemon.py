@@ -37,6 +37,7 @@ from agent.state.secrets import DataCipher
 from agent.state.sqlite import SQLiteStore
 from config import load_checklists
 from connectors.documents import FilesystemStore
+import sdk
 from sdk.certificates import TrustAnchors
 from sdk.models import ApplicationRecord, ApplicationStatus, Operator
 
@@ -76,6 +77,12 @@ class FakeCentre:
     def operators(self):
         self.calls.append(("operators",))
         return [Operator(operator_id=o, display_name=o, active=True) for o in sorted(self.operator_ids)]
+
+    def query_property(self, query, *, idempotency_key):
+        """The register pre-flight's 登记资料查询: this centre does not offer it to the bank (403), so the
+        pre-flight is skipped with its reason and the application is sent as before."""
+        self.calls.append(("query", query.unit_id, idempotency_key))
+        raise sdk.PermissionDenied("查询服务未向本机构开放", status=403, code="query_not_offered")
 
     def __getattr__(self, name):  # any other act of the port: not expected of ingest and submit
         raise AssertionError(f"the stages asked the centre for {name}")
@@ -166,5 +173,8 @@ def test_ingest_and_submit_run_on_a_hand_built_context_without_the_daemon(branch
     assert len({c[2] for c in creates}) == len(creates)
     assert len([c for c in out["calls"] if c[0] == "submit"]) == len(out["queued"])
     assert [c for c in out["calls"] if c[0] == "upload"]
+    # the register pre-flight asked its 登记资料查询 before the create, and its refusal held nothing back
+    queries = [c for c in out["calls"] if c[0] == "query"]
+    assert queries and out["calls"].index(queries[0]) < out["calls"].index(creates[0])
     assert all(out["stages"][ref] == "tracking" for ref in out["queued"]), out["stages"]
     assert out["woken"] >= len(out["queued"])
