@@ -341,24 +341,45 @@ def fetch_seal_crls(pdf: bytes, *, timeout: float = 10.0) -> list[bytes] | None:
     return fetch_crls(urls, timeout=timeout) if urls else None
 
 
-def fetch_crls(urls: Sequence[str], *, timeout: float = 10.0) -> list[bytes]:
-    """The CRLs at ``urls``, fetched (DER), for :func:`verify_seal` and :func:`sdk.ofd.verify.verify_ofd`.
+#: the largest CRL fetched (a seal CA's CRL is a few KB) and the most CRL points one document may name
+MAX_CRL_BYTES = 16 * 1024 * 1024
+MAX_CRL_URLS = 8
+
+
+def fetch_crls(urls: Sequence[str], *, timeout: float = 10.0, max_bytes: int = MAX_CRL_BYTES) -> list[bytes]:
+    """The CRLs at ``urls``, fetched (DER), for :func:`verify_seal` and :func:`sdk.ofd.verify.verify_ofd`: at
+    most :data:`MAX_CRL_URLS` of them, each read to at most ``max_bytes`` and within ``timeout`` seconds in all
+    (a slow or endless answer is not waited on for ever).
 
     Raises:
-        CertificateRejected: a CRL cannot be fetched (the revocation status is unknown).
+        CertificateRejected: a CRL cannot be fetched (the revocation status is unknown), or more CRL points
+            are named than a seal certificate has.
     """
+    import time
+
     import httpx
 
+    if len(urls) > MAX_CRL_URLS:
+        raise CertificateRejected([f"the seal names {len(urls)} CRL points, more than {MAX_CRL_URLS}"])
     crls = []
     for url in urls:
+        deadline = time.monotonic() + timeout
         try:
-            response = httpx.get(url, timeout=timeout, follow_redirects=False)
-            response.raise_for_status()
+            with httpx.stream("GET", url, timeout=timeout, follow_redirects=False) as response:
+                response.raise_for_status()
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes or time.monotonic() > deadline:
+                        why = f"larger than {max_bytes} bytes" if len(body) > max_bytes else f"over {timeout:g} s"
+                        raise CertificateRejected(
+                            [f"the seal's revocation status is unknown: its CRL ({url}) cannot be fetched ({why})"]
+                        )
         except httpx.HTTPError as exc:
             raise CertificateRejected(
                 [f"the seal's revocation status is unknown: its CRL ({url}) cannot be fetched ({type(exc).__name__})"]
             ) from None
-        crls.append(response.content)
+        crls.append(bytes(body))
     return crls
 
 

@@ -105,3 +105,35 @@ def _metadata() -> dict[str, object]:
         "sha256": "0" * 64,
         "size": 1,
     }
+
+
+def test_crls_are_fetched_bounded_in_size_and_number() -> None:
+    """A CRL point named by a document's seal certificate (break20): an answer larger than the bound, or more
+    points than a seal certificate has, is refused rather than read into memory without end."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sdk.certificates import MAX_CRL_URLS, fetch_crls
+
+    class Big(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(b"\x30" * 5000)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ca.crl"
+    try:
+        assert fetch_crls([url], timeout=5) == [b"\x30" * 5000]
+        with pytest.raises(CertificateRejected, match="cannot be fetched \\(larger than 1000 bytes\\)"):
+            fetch_crls([url], timeout=5, max_bytes=1000)
+        with pytest.raises(CertificateRejected, match=f"more than {MAX_CRL_URLS}"):
+            fetch_crls([url] * (MAX_CRL_URLS + 1), timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
