@@ -298,7 +298,8 @@ def answer_export_queries(
                 reason = "；".join(f"{c}: {r}" for c, r in done.reasons)
                 if done.result is not None:
                     r = done.result
-                    ranks = ", ".join(str(x.rank) for x in r.rights if x.kind == "mortgage" and x.rank)
+                    held = sorted(x.rank for x in r.rights if x.kind == "mortgage" and x.rank)
+                    ranks = ", ".join(str(k) for k in held)
                     mortgaged = f"是（顺位 {ranks}）" if r.mortgaged else "否"
                     reason = (f"查询编号 {r.query_id}；查封：{'是' if r.seized else '否'}；异议："
                               f"{'是' if r.objection else '否'}；抵押：{mortgaged}")
