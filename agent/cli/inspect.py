@@ -284,6 +284,7 @@ def search(
     """Find loans by any of their keys; an ID number is matched through a keyed hash and never printed."""
     from dataclasses import asdict
 
+    from agent.state.lookup import masked_query
     from agent.state.lookup import search as do_search
 
     agent = open_agent(config)
@@ -291,7 +292,7 @@ def search(
         matches = do_search(agent.store, query, agent.person_key, by=by)
     finally:
         agent.close()
-    shown = mask_text(query)
+    shown = masked_query(query)
     if as_json:
         typer.echo(json.dumps({"query": shown, "matches": [asdict(m) for m in matches]}, ensure_ascii=False))
         return

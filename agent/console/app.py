@@ -238,7 +238,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         user = current(request)
         if user is None:
             return denied(request, user)
-        from agent.state.lookup import looks_like_id_number, search
+        from agent.state.lookup import looks_like_id_number, masked_query, search
 
         if request.method == "POST":
             form = await checked_form(request)
@@ -256,7 +256,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         if q:
             matches = search(host.store, q, host.person_key)
             rows = [a for a in (host.store.application(m.reference) for m in matches) if a is not None]
-            host.audit.append("console.search", mask_text(q), "ok", actor=actor(user), found=len(rows))
+            host.audit.append("console.search", masked_query(q), "ok", actor=actor(user), found=len(rows))
         else:
             rows = host.store.applications(*((stage,) if stage else ()))
         if inbox:
@@ -270,8 +270,8 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
             user,
             title="贷款",
             rows=rows,
-            q=q if request.method == "POST" else mask_text(q),
-            searched=mask_text(q),
+            q=q if request.method == "POST" else masked_query(q),
+            searched=masked_query(q),
             stage=stage,
             inbox=inbox,
             stages=list(STAGES_ZH),

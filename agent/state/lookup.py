@@ -32,6 +32,7 @@ __all__ = [
     "audit_records",
     "loan_history",
     "looks_like_id_number",
+    "masked_query",
     "person_digest",
     "person_key",
     "search",
@@ -50,9 +51,15 @@ def person_key(secret: bytes) -> bytes:
 
 
 def _normalise_id(number: str) -> str:
-    # full-width digits and letters (real exports carry them), spaces, a lower-case x
+    # full-width digits and letters (real exports carry them), spaces or dashes between groups, a lower-case x
     text = "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else c for c in number)
-    return re.sub(r"\s+", "", text).upper()
+    return re.sub(r"[\s\-\u2010-\u2015]+", "", text).upper()
+
+
+def masked_query(query: str) -> str:
+    """What was searched, fit for a screen or the audit log: an ID number (however typed: spaces, dashes,
+    full-width digits) masked as everywhere, anything else through :func:`mask_text`."""
+    return mask_text(_normalise_id(query) if looks_like_id_number(query) else query)
 
 
 def person_digest(key: bytes, id_number: str) -> str:
