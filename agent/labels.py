@@ -38,6 +38,7 @@ __all__ = [
     "certificate_stage",
     "chinese_or",
     "fee_status",
+    "for_staff",
     "material",
     "narrate",
     "need",
@@ -133,7 +134,20 @@ ALERT_FIXES = {
     "bank_certificate": "请银行IT向登记中心申请新的机构证书并重新注册（regbridge enroll）。",
     "notice": "请银行IT检查信任锚（regbridge doctor），然后在隔离区重新处理。",
 }
-WHY = {"refused": "登记中心不予登记", "补正": "需补正", "fee due": "待缴登记费", "quarantined": "登记证明验证失败"}
+WHY = {"refused": "登记中心不予登记", "补正": "需补正", "fee due": "待缴登记费", "quarantined": "已放入隔离区"}
+
+#: the pseudo-columns and JSON pointers an error may name when no export column is behind it
+STAFF_FIELDS = {"(record)": "整条记录", "(application)": "整笔申请", "/mortgagors": "抵押人", "/obligors": "债务人"}
+_PREFLIGHT_CODE = re.compile(r"(（登记簿预检：[^（），]*)，[a-z_]+）")
+_STAFF_FIELD = re.compile(r"字段 (\(record\)|\(application\)|/[A-Za-z_/0-9]+)：")
+
+
+def for_staff(text: Any) -> str:
+    """A stored reason as branch staff read it (receipts keep the codes, for the loan system): the
+    pre-flight's code dropped (``（登记簿预检：提交后将不予登记，property_seized）`` → ``…将不予登记）``), a
+    pseudo-column or JSON pointer named in Chinese (``字段 (record)`` → ``整条记录``), personal data masked."""
+    t = _PREFLIGHT_CODE.sub(r"\1）", mask_text(str(text or "")))
+    return _STAFF_FIELD.sub(lambda m: f"{STAFF_FIELDS.get(m[1], '申请数据')}：", t)
 
 
 def when(at: Any, tz: str = "Asia/Shanghai") -> str:
@@ -217,15 +231,15 @@ def actor(who: Any) -> str:
 def need(entry: dict[str, Any], tz: str) -> dict[str, str]:
     """One loan needing a person (``needing_person``): ``{why, detail, since}`` in Chinese, local time."""
     why = str(entry.get("why") or "")
-    detail = mask_text(str(entry.get("detail") or ""))
+    detail = for_staff(entry.get("detail"))
     why_zh = f"隔离区 #{why.split('#', 1)[1]}" if why.startswith("quarantine #") else WHY.get(why, "需要人工处理")
     if why == "补正":
         items = "、".join(material(i) for i in entry.get("items") or [])
         detail = f"期限 {when(entry.get('deadline'), tz) or '未定'}" + (f"：{items}" if items else "")
     elif why == "refused":
         detail = chinese_or(detail, "详见登记中心的不予登记告知书")
-    elif why == "quarantined":
-        detail = "登记证明签章验证未通过，请银行IT处理（隔离区）"
+    elif why == "quarantined":  # held by the pre-flight or the operator check (their reason), or a certificate
+        detail = chinese_or(detail, "登记证明签章验证未通过，请银行IT处理（隔离区）")
     return {"why": why_zh, "detail": detail, "since": when(entry.get("since"), tz)}
 
 
@@ -234,7 +248,7 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 def chinese_or(text: Any, otherwise: str) -> str:
     """``text`` if it is Chinese (centre reasons are), else ``otherwise``: no English sentence reaches staff."""
-    t = mask_text(str(text or ""))
+    t = for_staff(text)
     return t if t and _CJK.search(t) and not re.search(r"[A-Za-z]{3,} [A-Za-z]{2,} [A-Za-z]{2,}", t) else otherwise
 
 

@@ -232,7 +232,7 @@ def show(
             typer.echo(f"  登记证明 {c['number'] or '（尚无证明号）'}：{zh.certificate_stage(c['stage'])}")
     for q in history.quarantine:
         typer.echo(f"\n隔离区 #{q['id']}（{zh.quarantine_kind(q['kind'])}，{zh.quarantine_status(q['status'])}）"
-                   f"{Path(str(q['file'] or '')).name} {q['row']}：{'；'.join(q['errors'])}")  # fmt: skip
+                   f"{Path(str(q['file'] or '')).name} {q['row']}：{zh.for_staff('；'.join(q['errors']))}")  # fmt: skip
     typer.secho("\n时间线", bold=True)
     for e in zh.narrate(history.timeline, tz):
         who = f"  [{e['actor']}]" if e["actor"] != "系统" else ""

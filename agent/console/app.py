@@ -34,7 +34,6 @@ from agent.pipeline.context import StageContext
 from agent.state.audit import AuditLog
 from agent.state.store import StateStore
 from connectors.documents import DocumentStore
-from sdk.privacy import mask_text
 
 __all__ = ["ConsoleHost", "create_app"]
 
@@ -91,7 +90,7 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     tz = cfg.timezone
     templates.env.filters["local"] = lambda at: labels.when(at, tz)
-    templates.env.filters["mask"] = lambda text: mask_text(str(text or ""))
+    templates.env.filters["mask"] = labels.for_staff  # masked, and no pre-flight code nor pointer
     templates.env.filters["stage"] = labels.stage
     templates.env.filters["cstatus"] = labels.centre_status
     templates.env.filters["btype"] = labels.business_type

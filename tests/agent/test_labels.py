@@ -8,6 +8,7 @@ from typing import Any
 from agent import labels
 from agent.messages import field_line, zh
 from agent.pipeline.outbox import record_excerpt
+from sdk.privacy import mask_text
 
 
 def test_times_are_local_and_a_need_for_a_correction_names_its_materials_and_local_deadline() -> None:
@@ -48,3 +49,25 @@ def test_a_broken_record_and_a_bilingual_reason_read_in_chinese() -> None:
     )
     assert zh(reason) == "长 60 字节，一条记录应为 208 字节"
     assert zh("the loan number (贷款编号)") == "贷款编号（不能为空）"  # the rules still come first
+
+
+def test_staff_read_a_pre_flight_hold_without_its_code_nor_a_pointer_and_not_as_a_certificate_failure() -> None:
+    """break23: the console's overview said 登记证明验证失败 for loans the pre-flight held (never sent, no
+    certificate), and showed `property_seized`, `/mortgagors` and `(record)` to branch staff."""
+    held = "抵押人与登记簿记载的权利人不一致（登记簿预检：提交后将不予登记，mortgagor_not_owner）"
+    line = field_line(14, None, "/mortgagors", "", held)
+    assert (
+        labels.for_staff(line)
+        == "第14行 抵押人：（空），应为 抵押人与登记簿记载的权利人不一致（登记簿预检：提交后将不予登记）"
+    )
+    broken = field_line(4, None, "(record)", record_excerpt("LEG-004 " + "x" * 52), "长 60 字节")
+    assert labels.for_staff(broken).startswith("第4行 整条记录：LEG-004…")
+    assert "字段 /x：" not in labels.for_staff("第1行 字段 /declaration/x：（空），应为 不能为空")
+    need = labels.need({"why": "quarantined", "detail": held, "since": None}, "Asia/Shanghai")
+    assert (
+        need["why"] == "已放入隔离区"
+        and need["detail"] == "抵押人与登记簿记载的权利人不一致（登记簿预检：提交后将不予登记）"
+    )
+    cert = labels.need({"why": "quarantined", "detail": "a certificate failed verification"}, "Asia/Shanghai")
+    assert cert["detail"] == "登记证明签章验证未通过，请银行IT处理（隔离区）"
+    assert labels.for_staff("张三 340121196203030027") == mask_text("张三 340121196203030027")
