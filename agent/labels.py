@@ -483,7 +483,7 @@ def narrate(timeline: list[dict[str, Any]], tz: str) -> list[dict[str, str]]:
                 "at": when(e.get("at"), tz),
                 "reference": str(e.get("reference") or ""),
                 "category": category,
-                "sentence": mask_text(sentence),
+                "sentence": for_staff(sentence),
                 "actor": actor(e.get("actor")),
             }
         )

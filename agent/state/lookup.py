@@ -25,7 +25,7 @@ from typing import Any
 from agent.state.status import quarantine_reasons
 from agent.state.store import StateStore
 from connectors.readers import rows_label
-from sdk.privacy import mask_text
+from sdk.privacy import mask_name, mask_text
 
 __all__ = [
     "Match",
@@ -58,7 +58,10 @@ def _normalise_id(number: str) -> str:
 
 def masked_query(query: str) -> str:
     """What was searched, fit for a screen or the audit log: an ID number (however typed: spaces, dashes,
-    full-width digits) masked as everywhere, anything else through :func:`mask_text`."""
+    full-width digits) or a person's name (no key is Chinese characters alone: staff try a borrower's name)
+    masked as everywhere, anything else through :func:`mask_text`."""
+    if re.fullmatch(r"[\u4e00-\u9fff·•]{2,}", query.strip()):
+        return mask_name(query)
     return mask_text(_normalise_id(query) if looks_like_id_number(query) else query)
 
 

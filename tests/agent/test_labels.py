@@ -71,3 +71,7 @@ def test_staff_read_a_pre_flight_hold_without_its_code_nor_a_pointer_and_not_as_
     cert = labels.need({"why": "quarantined", "detail": "a certificate failed verification"}, "Asia/Shanghai")
     assert cert["detail"] == "登记证明签章验证未通过，请银行IT处理（隔离区）"
     assert labels.for_staff("张三 340121196203030027") == mask_text("张三 340121196203030027")
+    [event] = labels.narrate(
+        [{"kind": "quarantine", "item": 6, "qkind": "preflight", "reasons": held}], "Asia/Shanghai"
+    )
+    assert "mortgagor_not_owner" not in event["sentence"] and "将不予登记）" in event["sentence"]

@@ -34,3 +34,7 @@ def test_an_id_number_typed_any_way_is_recognised_masked_and_matched(typed: str)
 def test_other_keys_are_not_taken_for_an_id_number() -> None:
     for q in ("DEMO-001", "HT-DEMO-001", "340121261006GB00014F00010001", "app_5f2a"):
         assert not looks_like_id_number(q) and masked_query(q) == q
+
+
+def test_a_name_typed_into_the_search_is_masked_where_the_search_is_shown_or_audited() -> None:
+    assert masked_query("张伟") == "张*" and masked_query(" 欧阳娜娜 ") == "欧***"
