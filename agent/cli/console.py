@@ -23,8 +23,8 @@ users_app = typer.Typer(help="The web console's local users (argon2id hashes; ro
 
 def console(
     config: Path = CONFIG,
-    port: int = typer.Option(None, "--port", help="The port (default: [console] port)."),
-    listen: str = typer.Option(None, "--listen", help="The address (default: [console] listen, loopback)."),
+    port: int = typer.Option(None, "--port", help="The port (default: \\[console] port)."),
+    listen: str = typer.Option(None, "--listen", help="The address (default: \\[console] listen, loopback)."),
 ) -> None:
     """Serve the local web console (loopback by default; LAN mode over TLS or behind a proxy: docs/console.md)."""
     from agent.console.server import ConsoleServer, ConsoleUnsafe

@@ -125,3 +125,9 @@ def test_ingest_reads_a_file_with_a_progress_bar(
     assert result.exit_code == 0 and "queued 1" in result.output
     assert export.exists()  # outside the inbox: the user's file, never removed (issue 16)
     export.unlink()  # the test's own input (the privacy scan allows inputs only in an inbox)
+
+
+def test_the_console_help_names_the_config_keys_it_defaults_to() -> None:
+    """break23: rich took ``[console]`` for markup and printed ``(default:  port)``."""
+    out = runner.invoke(app, ["console", "--help"], env={"COLUMNS": "200"}).output
+    assert "[console] port" in out and "[console] listen" in out, out
