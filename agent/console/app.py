@@ -320,6 +320,8 @@ def create_app(host: ConsoleHost, *, secure_cookies: bool = False) -> Starlette:
         user = current(request)
         if user is None or not user.can("operator"):
             return denied(request, user)
+        if request.path_params["action"] not in ("requeue", "dismiss"):  # not "anything else dismisses"
+            return render(request, "notfound.html", user, 404, title="未找到", what=request.url.path)
         form = await checked_form(request)
         if form is None:
             return refused_form(request, user)
