@@ -77,6 +77,8 @@ def needing_person(store: StateStore) -> list[dict[str, Any]]:
     def need(loan_no: str, reference: str, why: str, detail: str, since: str, **more: Any) -> None:
         out.append({"loan_no": loan_no, "reference": reference, "why": why, "detail": detail, "since": since, **more})
 
+    open_items = store.quarantined()
+    itemised = {q["reference"] for q in open_items if q["reference"]}  # an application held with an item: listed once
     for a in store.applications("rejected", "tracking", "quarantined"):
         decision = a.decision or {}
         if a.stage == "rejected":
@@ -89,10 +91,10 @@ def needing_person(store: StateStore) -> list[dict[str, Any]]:
                  deadline=a.deadline, items=codes)  # fmt: skip
         elif a.fee_status == "unpaid":
             need(a.loan_no, a.reference, "fee due", f"{a.fee_total} 元", a.updated_at)
-        elif a.stage == "quarantined":
+        elif a.stage == "quarantined" and a.reference not in itemised:
             why = a.last_error or "a certificate failed verification"
             need(a.loan_no, a.reference, "quarantined", why, a.updated_at)
-    for q in store.quarantined():
+    for q in open_items:
         reasons = quarantine_reasons(q)
         need(q["loan_no"] or "", q["reference"] or "", f"quarantine #{q['id']}", reasons, q["created_at"])
     return sorted(out, key=lambda e: str(e["since"]))
