@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agent.demo import samples
 from sandbox import register
+from tests.stored import stored_certificates
 
 from .test_enrolment_e2e import _clean_env, _cli, centre_process  # noqa: F401 - the fixture
 
@@ -89,7 +90,7 @@ def test_the_docs_by_hand_register_every_row_of_the_valid_sample(
         con.close()
     assert stages == {ref: "done" for ref in references}
     assert quarantined == 0  # no row held, for its operator or anything else
-    pdfs = sorted(p.parent.name for p in (work / "documents").rglob("*.pdf"))
+    pdfs = sorted(p.parent.name for p in stored_certificates(work / "documents"))
     assert pdfs == sorted(samples.VALID_LOANS)
     lines = []
     for path in sorted((inbox / "receipts").glob("receipts-*.csv")):

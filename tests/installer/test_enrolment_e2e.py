@@ -35,6 +35,7 @@ from agent.mapping import TYPE_CODES
 from agent.state.secrets import load_secret
 from sandbox import register
 from tests.agent.conftest import drop, mortgage_export
+from tests.stored import stored_certificates
 
 from .keyscan import key_forms, scan_for_keys
 
@@ -254,7 +255,7 @@ def test_from_an_empty_folder_to_an_enrolled_agent_that_rotates_its_key_in_fligh
     assert statuses == {"completed": len(loans)}
     assert datetime.fromisoformat(old_key[1]) <= datetime.now(UTC)  # revoked by the centre after the grace
     assert new_key == ("active", None)
-    pdfs = sorted(p.parent.name for p in (work / "documents").rglob("*.pdf"))
+    pdfs = sorted(p.parent.name for p in stored_certificates(work / "documents"))
     assert pdfs == sorted(loans)
     lines = []
     for path in sorted((inbox / "receipts").glob("receipts-*.csv")):

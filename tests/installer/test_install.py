@@ -18,6 +18,7 @@ import pytest
 
 from sandbox.local import LocalCentre
 from tests.agent.conftest import drop, mortgage_export
+from tests.stored import stored_certificates
 
 from .keyscan import key_forms, scan_for_keys
 
@@ -116,7 +117,7 @@ def test_install_enrols_a_hardened_service_that_runs_and_uninstall_keeps_data(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert done_count == 2, (tmp_path / "agent.stderr").read_text()[-2000:]
-    assert sorted(p.parent.name for p in (state / "documents").rglob("*.pdf")) == ["I-1", "I-2"]
+    assert sorted(p.parent.name for p in stored_certificates(state / "documents")) == ["I-1", "I-2"]
     os.rename(tmp_path / "agent.secret.away", etc / "agent.secret")
 
     # nothing the installer or the agent wrote holds the private key in plaintext

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 import signal
 import sqlite3
@@ -33,6 +32,7 @@ from installer.enrol import enrol
 from sandbox import register
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, Branch, drop, make_branch
+from tests.stored import stored_certificates
 
 __all__ = [
     "Outcome",
@@ -162,7 +162,7 @@ def outcome(
     docs = branch.root / "documents"
     # certificates only: the sealed notices the centre issues (受理凭证…) are stored beside them (a sidecar with
     # a notice_id), one each, and are not certificates
-    stored = [p for p in docs.rglob("*.pdf") if not p.name.startswith(".") and not _is_notice(p)]
+    stored = stored_certificates(docs)
     stored_count = Counter(p.stem for p in stored)
     leftovers = [p.name for p in docs.rglob(".*.tmp")]
     receipts = _receipt_lines(branch.inbox() / "receipts")
@@ -214,11 +214,6 @@ def outcome(
             details.append(f"the audit chain {audit} does not verify")
             lost += 1
     return Outcome(applications=len(wanted), lost=lost, duplicated=duplicated, details=details)
-
-
-def _is_notice(path: Path) -> bool:
-    sidecar = path.with_suffix(".json")
-    return sidecar.exists() and "notice_id" in json.loads(sidecar.read_text(encoding="utf-8"))
 
 
 @contextmanager

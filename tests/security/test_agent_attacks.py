@@ -36,6 +36,7 @@ from sdk.models import CertificateMetadata
 from sdk.signing import KeySigner, sign_request
 from tests import proof
 from tests.agent.conftest import SECRET, Branch, drop
+from tests.stored import stored_certificates
 
 VARIANTS = {
     "one byte changed inside the sealed range": "seal",
@@ -133,14 +134,8 @@ def _agent_with(branch: Branch, mitm: list[ManInTheMiddle]) -> Agent:
 
 
 def _stored_pdfs(branch: Branch) -> list[Path]:
-    """The stored certificates (not the sealed notices, 受理凭证…, kept beside them with a notice_id sidecar)."""
-    found = []
-    for p in (branch.root / "documents").rglob("*.pdf"):
-        sidecar = p.with_suffix(".json")
-        notice = sidecar.is_file() and "notice_id" in json.loads(sidecar.read_text(encoding="utf-8"))
-        if not p.name.startswith(".") and not notice:
-            found.append(p)
-    return found
+    """The stored certificates (not the sealed notices kept beside them)."""
+    return stored_certificates(branch.root / "documents")
 
 
 def test_hostile_certificates_are_refused_with_an_alert_and_never_stored(branch: Branch) -> None:
