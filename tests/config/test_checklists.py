@@ -16,9 +16,17 @@ APP = TypeAdapter(Application)
 
 
 def _app(kind: str, codes: list[str], **changes: Any) -> Any:
+    """An application of ``kind`` carrying the materials ``codes`` and, where one of them is the 申请书, each
+    applicant's e-signature over it (the centre requires signed documents, seed 003 细则 (四))."""
     data = f.application_dict(kind)
-    data["materials"] = [f.material(mid=f"m{i}", code=c).model_dump(mode="json") for i, c in enumerate(codes)]
+    ref = data["client_reference"]
+    data["materials"] = [
+        f.material(f.material_content(c, ref), mid=f"m{i}", code=c).model_dump(mode="json") for i, c in enumerate(codes)
+    ]
     data.update(changes)
+    form = next((m["id"] for m in data["materials"] if m["code"] in f.SIGNED_DOCUMENTS), None)
+    if form is not None:
+        f.esign_materials(data, document_id=form)
     return APP.validate_python(data)
 
 
@@ -77,4 +85,4 @@ def test_discharge_materials_depend_on_who_applies() -> None:
 
 def test_checklist_must_match_the_type() -> None:
     with pytest.raises(ValueError, match="not for"):
-        missing_materials(_app("mortgage_first", []), load_checklists()["mortgage_discharge"])
+        missing_materials(_app("mortgage_first", ["application_form"]), load_checklists()["mortgage_discharge"])
