@@ -55,6 +55,8 @@ ALIAS = {
     "经办人": "OP",
     "电子签名": "SIG",
     "签署日期": "SIGNED",
+    "查询授权书编号": "AUTH",
+    "授权有效期止": "AUTHTO",
     "电子签名文件": "ESFILE",
     "承诺": "PROMISE",
     "询问_真实意思": "Q1",
@@ -82,6 +84,8 @@ WIDTH = {
     "OP": 8,
     "SIG": 24,
     "SIGNED": 10,
+    "AUTH": 24,
+    "AUTHTO": 10,
     "ESFILE": 40,
     "PROMISE": 4,
     "Q1": 4,
@@ -90,6 +94,9 @@ WIDTH = {
     "AGID": 18,
 }
 COLUMNS = list(WIDTH)
+#: the 查询授权书 columns (issue 24) are optional: an export may leave them out (never the fixed-width one: its
+#: layout is the profile's), and ingest must account for its rows all the same
+AUTHORISATION = ("AUTH", "AUTHTO")
 # few units (so few signers: each signs the one generated 申请书 once, and PAdES costs ~0.3 s a signature)
 UNITS_ONE = [n for n in register.HOMES if len(register.owners_of(n)) == 1][:12]
 UNITS_TWO = [n for n in register.HOMES if len(register.owners_of(n)) == 2][:6]
@@ -132,7 +139,7 @@ class Loan:
 
 def _rows(loan: str, owners: int, k: int) -> list[dict[str, str]]:
     unit = (UNITS_TWO if owners > 1 else UNITS_ONE)[k % (len(UNITS_TWO) if owners > 1 else len(UNITS_ONE))]
-    rows = samples.mortgage_rows(loan, unit, amount="150")
+    rows = samples.mortgage_rows(loan, unit, amount="150", authorised=k % 2 == 0)
     if owners == 3:  # a third co-owner (made-up, with a valid check character)
         third = dict(rows[-1])
         third.update(
@@ -195,20 +202,28 @@ def _invalid(number: str) -> bool:
     return True
 
 
-def _write(fmt: str, records: list[dict[str, str] | str], nul_padding: bool) -> bytes:
+def _write(fmt: str, records: list[dict[str, str] | str], nul_padding: bool, authorisation: bool = True) -> bytes:
+    if not authorisation and fmt != "fixed":
+        columns = [c for c in COLUMNS if c not in AUTHORISATION]
+        records = [r if isinstance(r, str) else {c: r[c] for c in columns} for r in records]
+        return _write_columns(fmt, records, nul_padding, columns)
+    return _write_columns(fmt, records, nul_padding, COLUMNS)
+
+
+def _write_columns(fmt: str, records: list[dict[str, str] | str], nul_padding: bool, columns: list[str]) -> bytes:
     if fmt == "csv":
-        lines = [",".join(COLUMNS)]
+        lines = [",".join(columns)]
         for r in records:  # a broken record: its loan number and too few fields
-            lines.append(f"{r.split(':', 1)[1]},short" if isinstance(r, str) else ",".join(r[c] for c in COLUMNS))
+            lines.append(f"{r.split(':', 1)[1]},short" if isinstance(r, str) else ",".join(r[c] for c in columns))
         return ("\r\n".join(lines) + "\r\n").encode("gb18030")
     if fmt == "xlsx":
         wb = Workbook()
         ws = wb.active
         assert ws is not None
-        ws.append(COLUMNS)
+        ws.append(columns)
         for r in records:
             assert isinstance(r, dict)
-            ws.append([r[c] if c != "NAME" else r[c].replace("\x00", "\u202e") for c in COLUMNS])
+            ws.append([r[c] if c != "NAME" else r[c].replace("\x00", "\u202e") for c in columns])
         buf = io.BytesIO()
         wb.save(buf)
         return buf.getvalue()
@@ -221,7 +236,7 @@ def _write(fmt: str, records: list[dict[str, str] | str], nul_padding: bool) -> 
         ).encode()
     if fmt == "xml":
         body = "".join(
-            "<R>" + "".join(f"<{c}>{xml.sax.saxutils.escape(_xml_text(r[c]))}</{c}>" for c in COLUMNS) + "</R>"
+            "<R>" + "".join(f"<{c}>{xml.sax.saxutils.escape(_xml_text(r[c]))}</{c}>" for c in columns) + "</R>"
             for r in records
             if isinstance(r, dict)
         )
@@ -233,7 +248,7 @@ def _write(fmt: str, records: list[dict[str, str] | str], nul_padding: bool) -> 
             out.append(r.split(":", 1)[1].encode().ljust(30, b" "))
             continue
         line = b""
-        for c in COLUMNS:
+        for c in columns:
             value = r[c].encode("gb18030")
             assert len(value) <= WIDTH[c], (c, r[c])
             line += value + pad * (WIDTH[c] - len(value))
@@ -249,19 +264,20 @@ def _record_count(fmt: str, records: list[dict[str, str] | str]) -> int:
     return sum(1 for r in records if isinstance(r, dict) or fmt in ("csv", "jsonl", "fixed"))
 
 
-Plan = tuple[str, list[tuple[int, int, list[str], bool]], bool]
+Plan = tuple[str, list[tuple[int, int, list[str], bool]], bool, bool]
 
 
 @st.composite
 def exports(draw: Any) -> Plan:
-    """A format, the loans of one export (owners, unit pick, each row's damage, materials present), a repeat."""
+    """A format, the loans of one export (owners, unit pick, each row's damage, materials present), a repeat,
+    whether the export carries the 查询授权书 columns."""
     fmt = draw(st.sampled_from(FORMATS))
     loans = []
     for _ in range(draw(st.integers(1, 5))):
         owners = draw(st.sampled_from([1, 1, 2, 3]))
         damage = [draw(st.sampled_from(DAMAGE)) for _ in range(owners)]
         loans.append((owners, draw(st.integers(0, 999)), damage, draw(st.booleans()) or draw(st.booleans())))
-    return fmt, loans, draw(st.booleans()) and draw(st.booleans())
+    return fmt, loans, draw(st.booleans()) and draw(st.booleans()), draw(st.booleans())
 
 
 def test_every_record_of_every_generated_export_is_accounted_for(centre: LocalCentre, tmp_path: Path) -> None:
@@ -287,7 +303,7 @@ def test_every_record_of_every_generated_export_is_accounted_for(centre: LocalCe
     )
     @given(exports())
     def check(case: Plan) -> None:
-        fmt, plan, repeat = case
+        fmt, plan, repeat, authorisation = case
         n = next(counter)
         inbox = gen.root / "inbox" / fmt
         records: list[dict[str, str] | str] = []
@@ -312,7 +328,7 @@ def test_every_record_of_every_generated_export_is_accounted_for(centre: LocalCe
                 expected["queue"] += rows
             else:
                 expected["quarantine"] += rows
-        data = _write(fmt, records, nul_padding=n % 2 == 0)
+        data = _write(fmt, records, nul_padding=n % 2 == 0, authorisation=authorisation)
         path = inbox / f"export-{n}.{fmt}"
         path.write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
