@@ -303,15 +303,19 @@ def load_pem_private_key(data: bytes, password: bytes | None = None, user_id: by
     try:
         info = keys.PrivateKeyInfo.load(der)
         algorithm = info["private_key_algorithm"]
-        if algorithm["algorithm"].native != "ec" or algorithm["parameters"].chosen.dotted != SM2_CURVE_OID:
-            raise ValueError("not an SM2 key")
-        ec_key = info["private_key"].parsed
-        d = int(ec_key["private_key"].native)
-        public = ec_key["public_key"].native
-    except ValueError:
-        raise
-    except Exception as e:
+        is_sm2 = algorithm["algorithm"].native == "ec" and algorithm["parameters"].chosen.dotted == SM2_CURVE_OID
+        if is_sm2:
+            ec_key = info["private_key"].parsed
+            d = int(ec_key["private_key"].native)
+            public = ec_key["public_key"].native
+    except Exception as e:  # asn1crypto raises ValueError (and others) on DER it cannot parse
+        if name == "ENCRYPTED PRIVATE KEY":
+            # a wrong password leaves a valid PKCS#7 padding about once in 256 tries: the garbage then
+            # fails here, as DER, and is the same wrong password
+            raise ValueError(f"the encrypted SM2 key cannot be opened (wrong password, or altered): {e}") from None
         raise ValueError(f"not an SM2 PKCS#8 key: {e}") from None
+    if not is_sm2:
+        raise ValueError("not an SM2 key")
     key = Sm2PrivateKey.from_secret(d, user_id)
     if public and _check_point(bytes(public)) != key.public.raw:
         raise ValueError("the SM2 key's public part does not belong to its private part")
