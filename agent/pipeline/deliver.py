@@ -39,13 +39,14 @@ _held: dict[tuple[int, str], tuple[int, float]] = {}
 _held_lock = threading.Lock()
 
 
-def _ready(ctx: StageContext, certificate_id: str) -> bool:
+def ready(ctx: StageContext, certificate_id: str) -> bool:
+    """Whether a certificate (or ``notice:<id>``) may be tried now: no failure held, or its back-off over."""
     with _held_lock:
         held = _held.get((id(ctx.store), certificate_id))
     return held is None or held[1] <= time.monotonic()
 
 
-def _hold(ctx: StageContext, certificate_id: str, exc: BaseException) -> float:
+def hold(ctx: StageContext, certificate_id: str, exc: BaseException) -> float:
     """Back off a certificate whose delivery failed: 2, 4, 8 … s (jittered, at least a ``Retry-After``), so
     a failing download is not retried on every round (issue 17 item 9: 131 attempts in 40 s in batch
     mode). At most :data:`HOLD_MAX_SECONDS`, so a centre back from an outage is drained promptly.
@@ -62,7 +63,8 @@ def _hold(ctx: StageContext, certificate_id: str, exc: BaseException) -> float:
     return delay
 
 
-def _release(ctx: StageContext, certificate_id: str) -> None:
+def release(ctx: StageContext, certificate_id: str) -> None:
+    """Forget a certificate's (or ``notice:<id>``'s) failures once it was delivered."""
     with _held_lock:
         _held.pop((id(ctx.store), certificate_id), None)
 
@@ -74,12 +76,12 @@ DELIVERING = ("pending", "storing")
 def deliver_due(ctx: StageContext) -> int:
     """Deliver every certificate due, ``concurrency`` at a time; a refusing document store stops the round.
 
-    A certificate whose last attempt failed waits out its backoff first (:func:`_hold`). On a shared state
+    A certificate whose last attempt failed waits out its backoff first (:func:`hold`). On a shared state
     (``ctx.instance``) each certificate is claimed first (``SELECT … FOR UPDATE SKIP LOCKED``,
     :meth:`~agent.state.leases.InstanceLeases.claim_certificates`), so no two instances deliver it at once."""
     store, me = ctx.store, ctx.instance
     due = store.certificates(stage="pending") + store.certificates(stage="storing")
-    due = [c for c in due if _ready(ctx, c["certificate_id"])]
+    due = [c for c in due if ready(ctx, c["certificate_id"])]
     claimed: list[str] = []
     if me is not None and due:  # a shared state: claim them first, and read them again under the claim
         claimed = store.claim_certificates(
@@ -126,11 +128,11 @@ def _deliver_guarded(ctx: StageContext, cert: dict[str, Any], stop: threading.Ev
         return 0
     try:
         done = _deliver(ctx, cert)
-        _release(ctx, cert["certificate_id"])
+        release(ctx, cert["certificate_id"])
         return done
     except (DocumentStoreUnavailable, *_RETRY) as exc:
         if not isinstance(exc, DocumentStoreUnavailable):  # a refusing store stops the round and alerts instead
-            _hold(ctx, cert["certificate_id"], exc)
+            hold(ctx, cert["certificate_id"], exc)
         ctx.store.update_certificate(cert["certificate_id"], error=sdk.privacy.mask_text(str(exc))[:300])
         if isinstance(exc, DocumentStoreUnavailable):
             ctx.store.raise_alert("document_store", f"the document store refused a write: {exc}")

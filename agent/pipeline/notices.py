@@ -9,7 +9,9 @@ certificates: :func:`agent.pipeline.verify.verify_document`, the notice's title,
 不动产单元号 in its visible text) → the document store (``<loan no>/<文书编号>.ofd|.pdf``, never
 overwriting) → a receipt line (``event = notice_<kind>``) naming the notice and where it is. A notice that
 fails a check is quarantined with its reasons, alerted and named in a receipt (``notice_quarantined``);
-one the centre cannot serve now stays pending and is tried again on the next round. Notices wait while
+one the centre cannot serve now stays pending and is tried again once its back-off is over (2, 4, 8 … s
+up to 30 s, as a certificate: :func:`agent.pipeline.deliver.hold`), and after its loan's certificates
+are stored (while a certificate download fails, the notice's would too: one back-off, not two). Notices wait while
 their application is still moving through the centre (fetched once it settles, is refused, or waits on
 a 补正), so they never hold up the applications themselves.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import sdk
 from agent.pipeline.context import StageContext
+from agent.pipeline.deliver import DELIVERING, hold, ready, release
 from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import NOTICES_PENDING, pending_notices, queue_receipt
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
@@ -46,13 +49,25 @@ def deliver_notices(ctx: StageContext) -> int:
     for notice_id, reference in sorted(pending_notices(ctx, due_only=True).items()):
         if ctx.supervisor.holding or ctx.supervisor.paused:
             break
+        if not ready(ctx, f"notice:{notice_id}"):  # its last download failed: wait out the back-off
+            continue
         app = ctx.store.application(reference)
         if app is None:
             _done(ctx, notice_id, "orphan")
             continue
+        if any(c["stage"] in DELIVERING for c in ctx.store.certificates(reference=reference)):
+            continue  # its certificate goes first: while that download fails, the notice's would too
         try:
             stored += _deliver(ctx, app, notice_id)
-        except (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.DigestMismatch):
+            release(ctx, f"notice:{notice_id}")
+        except (
+            sdk.TransportError,
+            sdk.ServerError,
+            sdk.RateLimited,
+            sdk.RetryBudgetExhausted,
+            sdk.DigestMismatch,
+        ) as exc:
+            hold(ctx, f"notice:{notice_id}", exc)
             log.warning("notice delivery will be retried", extra={"notice_id": notice_id})
         except DocumentStoreUnavailable as exc:
             ctx.store.raise_alert("document_store", f"the document store refused a write: {exc}")
