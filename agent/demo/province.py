@@ -5,7 +5,8 @@
    never read from a message) and gets the platform's keys and each county centre's trust anchors;
 3. the agent is enrolled with one inbox per branch (长丰支行, 肥西支行), each with its own receipts
    folder; it talks to the platform through :class:`agent.centre.province.ProvinceCentre`;
-4. each branch's loan system drops its export (GB18030 CSV, units in its county) with materials;
+4. each branch's loan system drops its export (GB18030 CSV, units in its county) with materials and
+   each applicant's e-signed 申请书 (signed by the e-signature CA its county centre trusts);
 5. the agent runs until idle: each application goes to its county's centre by its 不动产单元号,
    each certificate is verified against *its* centre's anchors and stored, each branch's receipts
    go to its own folder.
@@ -102,8 +103,12 @@ def run_province_demo(
                 for loan, n in loans.items():
                     samples.write_materials(folder / "materials", loan, "mortgage_first")
                     rows += samples.mortgage_rows(loan, n, amount="150", county=COUNTIES[district])
+                # each applicant's signed 申请书, by the signing platform its county centre trusts (issue 18)
+                authority = platform.centres[district].centre.esign
+                samples.write_esignatures(folder, samples.corebank_signers(rows), authority=authority)
                 drop(folder, f"{name}_loans.csv", samples.corebank_csv(rows))
-            say("④ each branch's loan system dropped its export (GB18030 CSV, units in its own county)")
+            say("④ each branch's loan system dropped its export (GB18030 CSV, units in its own county), with "
+                "materials and the applicants' e-signed 申请书")
             idle = agent.run_until_idle(timeout=timeout)
             summary = summarise(agent, workdir, branches)
             summary.update(idle=idle, seconds=round(time.monotonic() - started, 1))
