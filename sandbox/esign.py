@@ -55,15 +55,21 @@ class EsignAuthority:
 
     @classmethod
     def generate(cls, name: str = "RegBridge 沙箱电子认证服务") -> EsignAuthority:
-        """A new e-signature CA (P-256, ten years), in memory."""
+        """A new e-signature CA (P-256, ten years), in memory.
+
+        Its subject carries its key's identifier (``serialNumber``): every sandbox, test process and demo makes
+        its own CA, and two CAs sharing one name would let a checker pick the wrong one by name (a document
+        signed under one reported as "not verified" under the other)."""
         now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
         key = ec.generate_private_key(ec.SECP256R1())
+        key_id = x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest.hex()[:16].upper()
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
                 x509.NameAttribute(NameOID.COMMON_NAME, f"{name}电子签名根证书"),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "RegBridge sandbox e-signature"),
+                x509.NameAttribute(NameOID.SERIAL_NUMBER, key_id),
             ]
         )
         cert = (

@@ -143,7 +143,10 @@ def _verify(signed: bytes, document: bytes, id_number: str, trusted_cas: Sequenc
         problems.append(problem("esignature_other_document", "签名文件不是在所引用文件之上签署的"))
     if status.intact and status.valid and not status.trusted:  # a broken signature's chain is not judged
         issuer = sig.signer_cert.issuer.native.get("common_name", "?")
-        problems.append(problem("esignature_untrusted", f"签发者 {issuer}"))
+        # a trusted CA of the same name that did not verify it is another CA (another key) under that name
+        namesake = any(root.subject == sig.signer_cert.issuer for root in roots)
+        clash = "；受信任的同名 CA 不是签发它的那个（名称相同、密钥不同）" if namesake else ""
+        problems.append(problem("esignature_untrusted", f"签发者 {issuer}{clash}"))
     signer = _norm(str(serial)) if serial else ""
     if not signer or signer != _norm(id_number):
         shown = mask_id(signer) if signer else "证书未载明证件号码"

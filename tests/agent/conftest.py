@@ -15,6 +15,7 @@ from agent.config import load_config
 from agent.daemon import Agent
 from agent.demo import samples
 from installer.enrol import enrol
+from sandbox.esign import EsignAuthority
 from sandbox.local import LocalCentre
 
 SECRET = b"test-agent-secret"
@@ -82,26 +83,30 @@ def run_until(agent: Agent, done: Callable[[], bool], timeout: float = 60) -> No
         agent.run_until_idle(timeout=0.5)
 
 
-def drop(folder: Path, name: str, content: bytes) -> Path:
+def drop(folder: Path, name: str, content: bytes, *, authority: EsignAuthority | None = None) -> Path:
     """Drop an export as a loan system does (temporary name, then rename); a core banking CSV's applicants'
     signed 申请书 (the files its 电子签名文件 column names) are written beside it first, as the signing platform
-    leaves them (signed by this process's in-memory e-signature CA, the one in-memory centres trust)."""
+    leaves them (signed by ``authority``, by default this process's in-memory e-signature CA, the one in-memory
+    centres trust; a centre in another process has its own: pass it)."""
     folder.mkdir(parents=True, exist_ok=True)
     if name.lower().endswith(".csv"):
         with contextlib.suppress(UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError):
-            samples.write_corebank_esignatures(folder, content)  # not a core banking export: nothing to sign
+            # not a core banking export: nothing to sign
+            samples.write_corebank_esignatures(folder, content, authority=authority)
     tmp = folder / f".{name}.part"
     tmp.write_bytes(content)
     os.replace(tmp, folder / name)
     return folder / name
 
 
-def mortgage_export(inbox: Path, loans: dict[str, int], amount: str = "150") -> bytes:
+def mortgage_export(
+    inbox: Path, loans: dict[str, int], amount: str = "150", *, authority: EsignAuthority | None = None
+) -> bytes:
     """A core-banking export of first mortgages on seeded units, their materials and the applicants' signed 申请书
-    written beside it."""
+    written beside it (signed by ``authority``, as :func:`drop`)."""
     rows: list[dict[str, str]] = []
     for loan, n in loans.items():
         samples.write_materials(inbox / "materials", loan, "mortgage_first")
         rows += samples.mortgage_rows(loan, n, amount=amount)
-    samples.write_esignatures(inbox, samples.corebank_signers(rows), keep=True)
+    samples.write_esignatures(inbox, samples.corebank_signers(rows), authority=authority, keep=True)
     return samples.corebank_csv(rows)

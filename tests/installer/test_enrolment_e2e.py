@@ -34,6 +34,8 @@ from agent.credentials.custody import custody_for
 from agent.mapping import TYPE_CODES
 from agent.state.secrets import load_secret
 from sandbox import register
+from sandbox.esign import EsignAuthority
+from sandbox.store import Store
 from tests.agent.conftest import drop, mortgage_export
 from tests.stored import stored_certificates
 
@@ -133,6 +135,14 @@ def test_from_an_empty_folder_to_an_enrolled_agent_that_rotates_its_key_in_fligh
          env=centre_env, cwd=tmp_path)  # fmt: skip
     _cli("sandbox", "admin", "bundle", iid, "--url", url, "--out", str(tmp_path / "bank.json"),
          env=centre_env, cwd=tmp_path)  # fmt: skip
+    # the applicants sign on the signing platform this centre trusts (its e-signature CA, the one the bundle
+    # names), not on this test process's own in-memory one
+    store = Store(centre_data / "centre.sqlite3")
+    try:
+        platform = EsignAuthority.load_or_create(store, passphrase=centre_env["REGBRIDGE_SANDBOX_SECRET"].encode())
+    finally:
+        store.close()
+    assert json.loads((tmp_path / "bank.json").read_text())["bundle"]["trust"]["esign_ca_pems"] == [platform.ca_pem]
 
     # enrol: a key made here, a secret made here; running it twice is safe
     env = _clean_env()
@@ -199,7 +209,12 @@ def test_from_an_empty_folder_to_an_enrolled_agent_that_rotates_its_key_in_fligh
     inbox = work / "inbox" / "corebank"
     db = work / "var" / "state.db"
     try:
-        drop(inbox, "first.csv", mortgage_export(inbox, {f"E-{n:03d}": n for n in FIRST}))
+        drop(
+            inbox,
+            "first.csv",
+            mortgage_export(inbox, {f"E-{n:03d}": n for n in FIRST}, authority=platform),
+            authority=platform,
+        )
 
         def in_flight() -> bool:
             s = _stages(db)
@@ -216,7 +231,12 @@ def test_from_an_empty_folder_to_an_enrolled_agent_that_rotates_its_key_in_fligh
 
         _wait("the first export done", lambda: _stages(db)["done"] == len(FIRST), 180, proc, log)
         time.sleep(GRACE + 1)  # the old key's grace has ended: the centre refuses it from now on
-        drop(inbox, "second.csv", mortgage_export(inbox, {f"F-{n:03d}": n for n in SECOND}))
+        drop(
+            inbox,
+            "second.csv",
+            mortgage_export(inbox, {f"F-{n:03d}": n for n in SECOND}, authority=platform),
+            authority=platform,
+        )
         total = len(FIRST) + len(SECOND)
         _wait("the second export done", lambda: _stages(db)["done"] == total, 120, proc, log)
         _wait("the old key erased", lambda: not (work / "keys" / custody.entry(old_key_id).location).exists(),

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from pydantic import TypeAdapter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
@@ -162,3 +164,33 @@ def test_the_cli_signs_a_document_the_centre_trusts(tmp_path: Path, monkeypatch:
         out.read_bytes(), doc.read_bytes(), id_number="34012119620303002X", trusted_cas=[ca.read_text()]
     )
     assert check.ok, check.problems
+
+
+def test_two_sandbox_esign_cas_never_share_a_name_and_a_namesake_is_named_as_such() -> None:
+    """Each sandbox, test process and demo makes its own e-signature CA: with one shared name a document
+    signed under one was checked against the other and refused as "could not be verified" (the enrolment
+    e2e test in a fresh clone). Distinct names; and a CA forged under a trusted CA's name is refused as that."""
+    one, other = EsignAuthority.generate(), EsignAuthority.generate()
+    assert one.ca_cert.subject != other.ca_cert.subject
+    doc = document_pdf("application_form LN-NAMESAKE")
+    namesake = EsignAuthority(other.ca_key, other.ca_cert)
+    namesake.ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(one.ca_cert.subject)
+        .issuer_name(one.ca_cert.subject)
+        .public_key(other.ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(other.ca_cert.not_valid_before_utc)
+        .not_valid_after(other.ca_cert.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(other.ca_key, hashes.SHA256())
+    )
+    signed = namesake.sign(doc, name="张三", id_number="34012119620303002X")
+    check = verify_esignature(signed, doc, id_number="34012119620303002X", trusted_cas=[one.ca_pem])
+    assert [p.code for p in check.problems] == ["esignature_untrusted"]
+    assert "名称相同、密钥不同" in check.problems[0].reason
+    assert verify_esignature(
+        one.sign(doc, name="张三", id_number="34012119620303002X"), doc, id_number="34012119620303002X",
+        trusted_cas=[one.ca_pem],
+    ).ok  # fmt: skip
