@@ -10,7 +10,7 @@ certificates: :func:`agent.pipeline.verify.verify_document`, the notice's title,
 overwriting) → a receipt line (``event = notice_<kind>``) naming the notice and where it is. A notice that
 fails a check is quarantined with its reasons, alerted and named in a receipt (``notice_quarantined``);
 one the centre cannot serve now stays pending and is tried again once its back-off is over (2, 4, 8 … s
-up to 30 s, as a certificate: :func:`agent.pipeline.deliver.hold`), and after its loan's certificates
+up to 30 s, as a certificate: :func:`agent.pipeline.backoff.hold`), and after its loan's certificates
 are stored (while a certificate download fails, the notice's would too: one back-off, not two). Notices wait while
 their application is still moving through the centre (fetched once it settles, is refused, or waits on
 a 补正), so they never hold up the applications themselves.
@@ -23,8 +23,8 @@ import logging
 from typing import Any
 
 import sdk
+from agent.pipeline.backoff import DELIVERING, hold, ready, release
 from agent.pipeline.context import StageContext
-from agent.pipeline.deliver import DELIVERING, hold, ready, release
 from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import NOTICES_PENDING, pending_notices, queue_receipt
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
