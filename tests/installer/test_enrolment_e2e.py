@@ -78,6 +78,18 @@ def _stages(db: Path) -> Counter[str]:
         con.close()
 
 
+def _unbatched_receipts(db: Path) -> int:
+    """Receipt lines queued and not yet written in a batch (the last delivery's line is batched by the next
+    work round, after its application is done); -1 while the state cannot be read."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM receipts WHERE batch IS NULL").fetchone()[0])
+    except sqlite3.Error:
+        return -1
+    finally:
+        con.close()
+
+
 def _wait(what: str, predicate: object, timeout: float, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,6 +251,7 @@ def test_from_an_empty_folder_to_an_enrolled_agent_that_rotates_its_key_in_fligh
         )
         total = len(FIRST) + len(SECOND)
         _wait("the second export done", lambda: _stages(db)["done"] == total, 120, proc, log)
+        _wait("every receipt line written", lambda: _unbatched_receipts(db) == 0, 60, proc, log)
         _wait("the old key erased", lambda: not (work / "keys" / custody.entry(old_key_id).location).exists(),
               20, proc, log)  # fmt: skip
 

@@ -177,7 +177,10 @@ def test_a_document_store_refusing_writes_holds_certificates_until_it_accepts(
                 _wait("the document_store alert", lambda: "document_store" in open_alerts(branch), timeout=120)
                 phase.update(step="refusing", at=time.monotonic())
             elif phase["step"] == "refusing" and time.monotonic() - phase["at"] > 3:
-                assert local_counts(branch)["_unstored"] > 0
+                # the store refuses from the first sealed notice (受理凭证, issued on acceptance) on, before the
+                # second batch has certificates: it is made writable again only once certificates are held
+                if local_counts(branch)["_unstored"] == 0:
+                    return
                 _mount("-o", "remount,rw", str(docs))
                 phase["step"] = "accepting"
 
