@@ -177,3 +177,4 @@ def test_a_profile_leaving_the_declaration_or_the_delivery_unmapped_fails_check_
     findings = [f for f in diagnose(branch.config) if f.check == "profile" and f.status == "fail"]
     assert len(findings) == 4 and all("inbox corebank: " in f.detail and "defaulted.toml" in f.detail for f in findings)
     assert any("询问笔录" in f.detail for f in findings) and any("领证方式" in f.detail for f in findings)
+    export.unlink()  # the loan system's own export (names in the clear), not something the agent wrote
