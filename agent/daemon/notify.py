@@ -10,6 +10,10 @@ An applied notice, for every application of the bank on that 不动产单元号 
 line for the loan system (``事件`` ``notice.<kind>``, ``状态`` 查封通知 …, the unit and the platform's
 notice number in ``原因``), once per notice number; one open alert for the unit and kind; one audit
 record. A notice on a unit the bank holds no application for is audited and acknowledged.
+
+The replay window is kept in the state store (:class:`StoredNonceWindow`): a push replayed after the
+agent restarted (or to another instance on a shared state) is still refused (``4013``) while its
+timestamp is inside the window; older entries are forgotten as new pushes come in.
 """
 
 from __future__ import annotations
@@ -17,21 +21,50 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import queue_receipt
+from agent.state.store import StateStore
 from sdk.dialects.fields import FieldDictionary
-from sdk.dialects.province import EnvelopeRefused, NonceWindow, Opened, PeerDirectory, answer, open_envelope
+from sdk.dialects.province import (
+    DEFAULT_MAX_SKEW,
+    EnvelopeRefused,
+    NonceWindow,
+    Opened,
+    PeerDirectory,
+    answer,
+    open_envelope,
+)
 from sdk.gm.sm2 import Sm2PrivateKey
 
-__all__ = ["NOTICE_TITLES", "PlatformNoticeReceiver", "apply_notice"]
+__all__ = ["NOTICE_TITLES", "PlatformNoticeReceiver", "StoredNonceWindow", "apply_notice"]
 
 log = logging.getLogger("regbridge.agent.notify")
 MAX_BODY = 256 * 1024
 #: the notice kinds of docs/api.md §9a the platform pushes, and how branch staff read them
 NOTICE_TITLES = {"seizure": "查封", "seizure_release": "解封", "objection": "异议", "ownership_change": "产权变动"}
+
+
+class StoredNonceWindow(NonceWindow):
+    """The replay window of :class:`~sdk.dialects.province.NonceWindow`, kept in the state store
+    (:meth:`~agent.state.store.StateStore.claim_nonce`) instead of memory: it survives a restart.
+
+    A nonce is remembered for ``2 × seconds`` (a timestamp may be ``seconds`` early or late), then
+    forgotten: by then its message is refused by its timestamp.
+    """
+
+    def __init__(self, store: StateStore, seconds: float = DEFAULT_MAX_SKEW) -> None:
+        super().__init__(seconds)
+        self.store = store
+
+    def admit(self, app_id: str, nonce: str, *, now: float | None = None) -> bool:
+        """``True`` the first time ``nonce`` is seen from ``app_id`` in the window (before or after a restart)."""
+        at = time.time() if now is None else now
+        with self._lock:
+            return self.store.claim_nonce(app_id, nonce, at=at, keep_seconds=2 * self.seconds)
 
 
 def apply_notice(ctx: StageContext, fields: FieldDictionary, opened: Opened) -> int:
@@ -71,7 +104,9 @@ class PlatformNoticeReceiver:
         fields: the dialect's field dictionary (its ``TZLX`` code table).
         recipient: the bank's SM2 encryption key (the platform seals notices to its public half).
         peers: the platform's signing key by ``appId``, from enrolment.
-        window: the replay window (one per receiver; a fresh one when omitted).
+        window: the replay window (default: kept in the state store, :class:`StoredNonceWindow`, as long
+            as ``max_skew``).
+        max_skew: the timestamp window, seconds either way.
     """
 
     def __init__(
@@ -82,11 +117,13 @@ class PlatformNoticeReceiver:
         recipient: Sm2PrivateKey,
         peers: PeerDirectory,
         window: NonceWindow | None = None,
+        max_skew: float = DEFAULT_MAX_SKEW,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.ctx, self.fields, self.recipient, self.peers = ctx, fields, recipient, peers
-        self.window = window or NonceWindow()
+        self.max_skew = max_skew
+        self.window = window or StoredNonceWindow(ctx.store, max_skew)
         self.received = 0
         self.refused = 0
         receiver = self
@@ -119,7 +156,14 @@ class PlatformNoticeReceiver:
         """Check and apply one push; answers the HTTP status and the dialect's answer document."""
         try:
             document = json.loads(body)
-            opened = open_envelope(headers, document, recipient=self.recipient, peers=self.peers, window=self.window)
+            opened = open_envelope(
+                headers,
+                document,
+                recipient=self.recipient,
+                peers=self.peers,
+                window=self.window,
+                max_skew=self.max_skew,
+            )
         except (ValueError, EnvelopeRefused) as exc:
             refused = exc if isinstance(exc, EnvelopeRefused) else EnvelopeRefused("4001", "the body is not JSON")
             self.refused += 1

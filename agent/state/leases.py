@@ -17,6 +17,9 @@ no queue server: the tables the agent already has are the queue (docs/state.md).
   content hash has it.
 - **Events are handled once** (:meth:`InstanceLeases.claim_event`): the event id is inserted in the
   transaction of its effects; a second delivery (feed or webhook, any instance) inserts nothing.
+- **A platform's nonce is taken once** (:meth:`InstanceLeases.claim_nonce`): the replay window of the
+  notify receiver (:mod:`agent.daemon.notify`) kept beside the events, so it survives a restart and is
+  shared by every instance; entries older than the window are deleted as new ones come.
 
 Times are the database's clock (seconds since the epoch), never a host's, so instances on hosts
 whose clocks disagree still agree on who holds what.
@@ -240,6 +243,24 @@ class InstanceLeases:
             self._count(
                 "INSERT INTO events_seen (event_id, sequence, at) VALUES (:id, :seq, :at) ON CONFLICT DO NOTHING",
                 {"id": event_id, "seq": sequence, "at": now_iso()},
+            )
+            > 0
+        )
+
+    def claim_nonce(self, app_id: str, nonce: str, *, at: float, keep_seconds: float) -> bool:
+        """Take a sender's nonce (a provincial platform's ``appId`` and ``nonce``, :mod:`sdk.dialects.province`):
+        False when it was taken within the last ``keep_seconds`` (a replay). ``at`` is the receiver's
+        clock (seconds since the epoch). Nonces taken before ``at - keep_seconds`` are forgotten here:
+        a message that old is refused by its timestamp, so the table stays bounded by the window's traffic.
+        Kept as ``nonce:<appId>:<nonce>`` rows of ``events_seen`` (``sequence``: when, in milliseconds)."""
+        self._count(
+            "DELETE FROM events_seen WHERE event_id LIKE 'nonce:%' AND sequence < :horizon",
+            {"horizon": int((at - keep_seconds) * 1000)},
+        )
+        return (
+            self._count(
+                "INSERT INTO events_seen (event_id, sequence, at) VALUES (:id, :seq, :at) ON CONFLICT DO NOTHING",
+                {"id": f"nonce:{app_id}:{nonce}", "seq": int(at * 1000), "at": now_iso()},
             )
             > 0
         )

@@ -24,6 +24,11 @@ from sdk.gm.sm2 import Sm2PrivateKey
 from tests.agent.conftest import Branch, drop, mortgage_export, run_until
 
 
+def post_to(url: str, s: Sealed) -> str:
+    code: str = httpx.post(url, headers=s.headers, json=s.body).json()["head"]["code"]
+    return code
+
+
 def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_do_not(branch: Branch) -> None:
     agent = branch.agent()
     inbox = branch.inbox()
@@ -48,8 +53,7 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
                 return seal(data, app_id=platform.app_id, signer=signer, recipient=bank_key.public, **kw)  # type: ignore[arg-type]
 
             def post(s: Sealed) -> str:
-                code: str = httpx.post(receiver.url, headers=s.headers, json=s.body).json()["head"]["code"]
-                return code
+                return post_to(receiver.url, s)
 
             def b64(data: bytes | bytearray) -> str:
                 return base64.b64encode(bytes(data)).decode()
@@ -72,6 +76,18 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
             assert receiver.refused == 5 and receiver.received == 3
         finally:
             receiver.stop()
+        # the agent restarts: the replay window was kept in its state, so the same push is still refused
+        agent.close()
+        agent = branch.agent()
+        again = PlatformNoticeReceiver(
+            agent.context, load_dialect("province"), recipient=bank_key,
+            peers=StaticPeers({platform.app_id: platform.signing_key.public}),
+        ).start()  # fmt: skip
+        try:
+            assert post_to(again.url, genuine) == "4013" and again.refused == 1 and again.received == 0
+            assert post_to(again.url, sealed()) == "0000"  # a fresh push is taken
+        finally:
+            again.stop()
     lines = [r for r in agent.store.receipts() if r["kind"].startswith("notice.seizure.")]
     assert {line["payload"]["loan_no"] for line in lines} == {"LN-SEIZE-1"}
     # the platform's push, and the genuine (platform-signed) TZ-FORGED one; nothing of the refused ones

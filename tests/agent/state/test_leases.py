@@ -109,6 +109,13 @@ def test_an_export_and_an_event_are_each_taken_once(store: StateStore) -> None:
         assert store.claim_event("ev-2", 2)
         raise RuntimeError("the effects failed")
     assert store.claim_event("ev-2", 2)  # rolled back with its effects: handled again later
+    # a platform's nonce: once per sender within the window, forgotten once older than the window
+    assert store.claim_nonce("PLATFORM", "n1", at=1000.0, keep_seconds=600)
+    assert not store.claim_nonce("PLATFORM", "n1", at=1500.0, keep_seconds=600)
+    assert store.claim_nonce("OTHER", "n1", at=1500.0, keep_seconds=600)  # another sender's nonce space
+    assert store.claim_nonce("PLATFORM", "n2", at=1700.0, keep_seconds=600)  # n1 (taken at 1000) is forgotten now
+    assert store.claim_nonce("PLATFORM", "n1", at=1700.0, keep_seconds=600)
+    assert store.event_seen("ev-1") and store.event_seen("ev-2")  # the feed's events are never pruned with them
 
 
 def test_instances_claiming_at_once_never_share_an_application(
