@@ -59,11 +59,14 @@ def demo(
         label = APPLICATION_TYPES[a["type"]].business_name
         if a["stage"] == "done":
             state = "[green]已办结[/]" + (" (经补正)" if "correction_required" in a["history"] else "")
+        elif a["stage"] == "quarantined":  # held before sending (pre-flight, operator, e-signature): its row below
+            state = "[yellow]已隔离（未提交）[/]"
         else:
             state = f"[red]{outcome.get(a['centre_status'], a['stage'])}[/]"
         numbers = "\n".join(c["number"] + (" [dim](已注销)[/]" if c["superseded"] else "") for c in a["certificates"])
         folders = sorted({str(Path(c["document"]).parent) + "/" for c in a["certificates"] if c["document"]})
-        table.add_row(a["loan_no"], label, state, numbers or (a["reason"] or ""), "\n".join(folders))
+        reason = a["reason"] or ("原因见下方隔离记录" if a["stage"] == "quarantined" else "")
+        table.add_row(a["loan_no"], label, state, numbers or reason, "\n".join(folders))
     for q in summary["quarantined"]:
         row = f" 第{q['row']}行" if q["row"] else ""
         reasons = "\n".join(r if len(r) < 90 else r[:87] + "…" for r in q["reasons"])

@@ -29,6 +29,7 @@ from agent.config import load_config
 from agent.daemon import Agent
 from agent.demo import samples
 from agent.logs import setup_logging
+from agent.messages import zh
 from agent.state.audit import verify_audit
 from agent.state.status import first_time_acceptance, held_by_preflight
 from installer.enrol import enrol
@@ -249,7 +250,7 @@ def summarise(agent: Agent, workdir: Path) -> dict[str, Any]:
         })  # fmt: skip
     quarantined = [
         {"id": q["id"], "loan_no": q["loan_no"], "file": q["path"], "row": q["row"],
-         "reasons": [f"{e['field']}: {e['expected']}" for e in q["errors"]]}
+         "reasons": [f"{e['field']}：{zh(e['expected'])}" for e in q["errors"]]}
         for q in agent.store.quarantined()
     ]  # fmt: skip
     return {
