@@ -147,11 +147,51 @@ def _libpq_url(url: str) -> str:
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _pg_tool(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
-    if found is None:
-        raise BackupError(f"{name} is not installed (Debian: postgresql-client)")
-    return found
+def _server_major(url: str) -> int:
+    """The PostgreSQL server's major version (``server_version_num`` // 10000: 150004 → 15)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as db:
+            return int(db.execute(sa.text("SHOW server_version_num")).scalar_one()) // 10000
+    except sa.exc.SQLAlchemyError as exc:
+        raise BackupError(f"cannot reach the PostgreSQL state: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+
+
+def _tool_major(path: str) -> int | None:
+    done = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    digits = done.stdout.strip().rsplit(" ", 1)[-1].split(".")[0] if done.returncode == 0 else ""
+    return int(digits) if digits.isdigit() else None
+
+
+def _pg_tool(name: str, url: str) -> str:
+    """``pg_dump`` or ``pg_restore`` of the server's major version (Debian keeps each version's binaries in
+    ``/usr/lib/postgresql/<major>/bin``, not on PATH); else the lowest newer one (both read older servers'
+    dumps and catalogs); else the one on PATH, if it is not older than the server.
+
+    Raises:
+        BackupError: none installed, or only older than the server (pg_dump refuses a newer server).
+    """
+    major = _server_major(url)
+    versions = sorted(
+        (int(Path(p).parent.parent.name), p)
+        for p in glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+        if Path(p).parent.parent.name.isdigit()
+    )
+    for version, path in versions:
+        if version >= major:
+            return path
+    on_path = shutil.which(name)
+    if on_path is not None and (_tool_major(on_path) or 0) >= major:
+        return on_path
+    found = ", ".join(str(v) for v, _ in versions) or "none"
+    raise BackupError(
+        f"{name} of PostgreSQL {major} or newer is needed (the state's server is {major}; installed: {found});"
+        f" Debian: apt-get install postgresql-client-{major}"
+    )
 
 
 def _sqlite_path(config: AgentConfig) -> Path | None:
@@ -212,8 +252,9 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
         kind = "sqlite"
     else:
         assert config.state.url is not None
+        pg_dump = _pg_tool("pg_dump", config.state.url)
         done = subprocess.run(
-            [_pg_tool("pg_dump"), "-Fc", "--no-owner", "-f", str(out / "state.pgdump"), _libpq_url(config.state.url)],
+            [pg_dump, "-Fc", "--no-owner", "-f", str(out / "state.pgdump"), _libpq_url(config.state.url)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
@@ -305,8 +346,9 @@ def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
     else:
         if db is not None or not config.state.url:
             raise BackupError("this backup holds a PostgreSQL state; set state.url to the database to restore into")
+        pg_restore = _pg_tool("pg_restore", config.state.url)
         run = subprocess.run(
-            [_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
+            [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction",
              "-d", _libpq_url(config.state.url), str(source / "state.pgdump")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
