@@ -384,6 +384,7 @@ AUDIT_ZH: dict[str, _D] = {
     ),
     "application.held_preflight": lambda d, o, tz: "登记簿预检未通过：申请未提交，已放入隔离区",
     "collateral.seized": lambda d, o, tz: f"抵押物已被查封（不动产登记证明 {_num(d, 'certificate')}），已回执贷款系统",
+    "collateral.released": lambda d, o, tz: f"抵押物已解封（不动产登记证明 {_num(d, 'certificate')}），已回执贷款系统",
     "collateral.objection": lambda d, o, tz: f"抵押物上有异议登记（不动产登记证明 {_num(d, 'certificate')}）",
     "collateral.later_mortgage": lambda d, o, tz: f"抵押物上新设抵押权（不动产登记证明 {_num(d, 'certificate')}）",
     "collateral.not_current": lambda d, o, tz: (

@@ -223,10 +223,10 @@ class Centre:
         with self.store.transaction():
             right = self.register.restrict(unit_id, kind, authority=authority, note=f"{document} {what}")
             self.store.audit("admin", f"unit.{kind}", unit_id, "ok")
-            self._notify_mortgagees(unit_id, kind, f"{authority} {document} {what}：不动产单元 {unit_id}")
+            self._notify_mortgagees(unit_id, kind, f"{authority} {document} {what}：不动产单元 {unit_id}", right.id)
         return right.id
 
-    def _notify_mortgagees(self, unit_id: str, kind: str, reason: str) -> None:
+    def _notify_mortgagees(self, unit_id: str, kind: str, reason: str, restriction_id: str) -> None:
         """Push a sealed collateral notice (docs/api.md §9a: 查封/解封/异议 登记通知书, ``notice.issued``) to each bank
         holding a current mortgage on the unit it registered here, about that mortgage's application."""
         for r in self.register.rights(unit_id, current_only=True):
@@ -236,7 +236,8 @@ class Centre:
             if owner is None:
                 continue
             record = self.ledger.load(owner["institution_id"], r.application_id)
-            self.notices.issue(owner["institution_id"], record, kind, reason_code=kind, reason=reason)
+            self.notices.issue(owner["institution_id"], record, kind, reason_code=kind, reason=reason, units=[unit_id],
+                               restriction_id=restriction_id)  # fmt: skip
 
     def lift_restriction(self, right_id: str) -> None:
         """解封 / 异议注销 of a restriction recorded on a unit (404 when there is no such current restriction)."""
@@ -251,7 +252,7 @@ class Centre:
             self.store.audit("admin", "unit.restriction_lifted", right_id, "ok")
             if lifted["kind"] == "seizure":
                 unit = lifted["unit_id"]
-                self._notify_mortgagees(unit, "seizure_release", f"解除查封：不动产单元 {unit}")
+                self._notify_mortgagees(unit, "seizure_release", f"解除查封：不动产单元 {unit}", right_id)
 
     @property
     def public_url(self) -> str | None:

@@ -59,16 +59,19 @@ class NoticeOffice:
         reason_code: str | None = None,
         reason: str | None = None,
         deadline: datetime | None = None,
+        units: list[str] | None = None,
+        restriction_id: str | None = None,
     ) -> str:
         """Decide one notice about ``record`` (number, fields, text), keep it and emit ``notice.issued``; answer
-        its id. It is drawn and sealed when first read (the same document every time after)."""
+        its id. It is drawn and sealed when first read (the same document every time after). A collateral notice
+        names the unit it concerns (``units``; else the application's) and the restriction (``restriction_id``)."""
         now = now_utc()
         nid = new_id("ntc")
         title = NOTICE_KINDS[kind]
         if number is None:
             seq = self.store.next_number(f"notice:{kind}")
             number = f"长不动产{title}〔{now:%Y}〕{seq}号"
-        units = [p.unit_id for p in record.application.properties]
+        units = units or [p.unit_id for p in record.application.properties]
         fields = [
             ("文书编号", number),
             ("申请编号", record.application_id),
@@ -92,6 +95,7 @@ class NoticeOffice:
             notice_number=number,
             application_id=record.application_id,
             unit_ids=units,
+            restriction_id=restriction_id,
             issuing_authority=self.name,
             issuing_authority_code=self.code,
             issued_at=now,

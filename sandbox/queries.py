@@ -94,6 +94,7 @@ class PropertyQueries:
             rights.append(
                 PropertyRight(
                     kind=r.kind,
+                    right_id=r.id,
                     certificate_number=r.certificate_number,
                     holder=r.holder_name if named or r.kind != "ownership" else mask_name(r.holder_name or ""),
                     rank=r.rank,

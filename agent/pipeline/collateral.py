@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.pipeline.context import StageContext
-from agent.pipeline.outbox import queue_receipt
+from agent.pipeline.outbox import report_collateral
 from agent.pipeline.queries import run_query
 from agent.state.store import AppRow
 from sdk.models import PropertyQuery, PropertyQueryResult
@@ -39,12 +39,6 @@ WATCHED_TYPES = frozenset(
     {"mortgage_first", "mortgage_first_with_determination", "mortgage_notice_conversion", "mortgage_change",
      "maximum_determination"}
 )  # fmt: skip
-_STATUS = {
-    "seized": "查封",
-    "objection": "异议",
-    "later_mortgage": "后顺位抵押",
-    "not_current": "抵押权已注销或变更",
-}
 
 
 def watched_mortgages(ctx: StageContext) -> list[tuple[AppRow, str, list[str]]]:
@@ -102,24 +96,46 @@ def _seen(result: PropertyQueryResult, number: str) -> dict[str, Any]:
             r.certificate_number for r in result.rights
             if r.kind == "mortgage" and r.certificate_number and r.certificate_number != number
         ),
+        # each restriction by its id on the register (a centre that names none: by its note)
+        "seizures": sorted(f"{result.unit_id}:{r.right_id or r.note or '-'}" for r in result.rights
+                           if r.kind == "seizure"),
+        "objections": sorted(f"{result.unit_id}:{r.right_id or r.note or '-'}" for r in result.rights
+                             if r.kind == "objection"),
     }  # fmt: skip
 
 
-def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, str]]:
-    """What is new since the last view (the first view: a seizure or a mortgage no longer current only, since the
-    register held neither when the mortgage was recorded; objections and other mortgages then are the baseline)."""
+def _changes(before: dict[str, Any], now: dict[str, Any], number: str) -> list[tuple[str, str, str]]:
+    """What is new since the last view, as ``(unit, subject, what)`` events (the first view: a seizure or a mortgage
+    no longer current only, since the register held neither when the mortgage was recorded; objections and other
+    mortgages then are the baseline). A view kept before restrictions had ids counts its seizures as known."""
     first = "current" not in before
     found = []
-    if now["seized"] and (first or not before.get("seized")):
-        found.append(("seized", "抵押物已被查封"))
-    if now["objection"] and not first and not before.get("objection"):
-        found.append(("objection", "抵押物上已有异议登记"))
+    known = set(before.get("seizures", now["seizures"] if before.get("seized") else []))
+    for item in now["seizures"]:
+        if item not in known:
+            found.append((*item.split(":", 1), "seized"))
+    for item in sorted(known - set(now["seizures"])):
+        found.append((*item.split(":", 1), "released"))
+    known = set(before.get("objections", now["objections"] if before.get("objection") else []))
+    if not first:
+        for item in now["objections"]:
+            if item not in known:
+                found.append((*item.split(":", 1), "objection"))
+    units = now.get("units") or ["-"]
     new = sorted(set(now["others"]) - set(before.get("others", [])))
     if new and not first:
-        found.append(("later_mortgage", f"抵押物上新设抵押权 {', '.join(new)}"))
+        found += [(units[0], other, "later_mortgage") for other in new]
     if not now["current"] and (first or before.get("current")):
-        found.append(("not_current", "登记簿中本抵押权已不是现势（已注销或已变更），本行未办理该业务"))
-    return found
+        found.append((units[0], number, "not_current"))
+    return [(u, s, w) for u, s, w in found]
+
+
+_REASONS = {
+    "seized": "抵押物已被查封",
+    "released": "抵押物已解除查封",
+    "objection": "抵押物上已有异议登记",
+    "not_current": "登记簿中本抵押权已不是现势（已注销或已变更），本行未办理该业务",
+}
 
 
 def watch_collateral(ctx: StageContext, *, now: datetime | None = None) -> int:
@@ -139,7 +155,8 @@ def watch_collateral(ctx: StageContext, *, now: datetime | None = None) -> int:
     for _, _, app, number, units, before in due:
         if budget < len(units):
             break
-        merged: dict[str, Any] = {"seized": False, "objection": False, "current": False, "others": []}
+        merged: dict[str, Any] = {"seized": False, "objection": False, "current": False, "others": [],
+                                  "seizures": [], "objections": [], "units": units}  # fmt: skip
         for unit_id in units:
             budget -= 1
             outcome = run_query(ctx, _query(app, number, unit_id, now), label=f"collateral {number}", now=now)
@@ -153,21 +170,17 @@ def watch_collateral(ctx: StageContext, *, now: datetime | None = None) -> int:
                 "objection": merged["objection"] or seen["objection"],
                 "current": merged["current"] or seen["current"],
                 "others": sorted({*merged["others"], *seen["others"]}),
+                "seizures": sorted({*merged["seizures"], *seen["seizures"]}),
+                "objections": sorted({*merged["objections"], *seen["objections"]}),
+                "units": units,
             }
         if not merged:
             continue
-        changes = _changes(before, merged)
-        stamp = now.strftime("%Y%m%dT%H%M%S")
         with ctx.store.transaction():
-            for what, reason in changes:
-                text = f"{reason}（不动产单元 {', '.join(units)}，不动产登记证明 {number}）"
-                queue_receipt(ctx, app, f"collateral:{what}:{number}:{stamp}", "collateral", status=_STATUS[what],
-                              reason=text, application_id=app.application_id)  # fmt: skip
-                ctx.store.raise_alert(f"collateral:{number}:{what}", f"{app.loan_no} ({app.reference}) {text}")
-                ctx.audit.append(f"collateral.{what}", app.reference, "reported", certificate=number)
-                log.warning("collateral changed", extra={"reference": app.reference, "what": what})
-                reported += 1
-            if before.get("seized") and not merged["seized"]:
-                ctx.store.clear_alert(f"collateral:{number}:seized")  # 解封
+            for unit_id, subject, what in _changes(before, merged, number):
+                reason = f"抵押物上新设抵押权 {subject}" if what == "later_mortgage" else _REASONS[what]
+                where = unit_id if unit_id != "-" else ", ".join(units)
+                text = f"{reason}（不动产单元 {where}，不动产登记证明 {number}）"
+                reported += report_collateral(ctx, app, number, unit_id, subject, what, text)
             ctx.store.set_meta(f"collateral:{number}", json.dumps({**merged, "checked_at": time.time()}))
     return reported

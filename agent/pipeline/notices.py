@@ -26,7 +26,7 @@ import sdk
 from agent.pipeline.backoff import DELIVERING, hold, ready, release
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
-from agent.pipeline.outbox import NOTICES_PENDING, pending_notices, queue_receipt
+from agent.pipeline.outbox import NOTICE_EVENTS, NOTICES_PENDING, pending_notices, queue_receipt, report_collateral
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
 from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
 
@@ -113,17 +113,27 @@ def _deliver(ctx: StageContext, app: Any, notice_id: str) -> int:
         _quarantine(ctx, app, notice_id, number, [str(exc)])
         return 0
     with ctx.store.transaction():
-        queue_receipt(
-            ctx,
-            app,
-            f"notice:{notice_id}",
-            f"notice_{meta.kind}",
-            status=f"{meta.title}已入库",
-            notice_number=number,
-            document=location,
-            deadline=meta.deadline.isoformat() if meta.deadline else None,
-            application_id=app.application_id,
-        )
+        event = NOTICE_EVENTS.get(meta.kind)
+        if event and meta.restriction_id and meta.unit_ids:
+            # a 查封/解封/异议 is one event whether pushed or found by the watch's query: reported once per loan
+            certificate = next((str(c["certificate_number"]) for c in ctx.store.certificates(reference=app.reference)
+                                if c["certificate_number"]), app.application_id or "")  # fmt: skip
+            reason = f"{meta.reason or meta.title}（不动产登记证明 {certificate}）"
+            report_collateral(ctx, app, certificate, meta.unit_ids[0], meta.restriction_id, event, reason,
+                              event=f"notice_{meta.kind}", status=f"{meta.title}已入库", notice_number=number,
+                              document=location)  # fmt: skip
+        else:
+            queue_receipt(
+                ctx,
+                app,
+                f"notice:{notice_id}",
+                f"notice_{meta.kind}",
+                status=f"{meta.title}已入库",
+                notice_number=number,
+                document=location,
+                deadline=meta.deadline.isoformat() if meta.deadline else None,
+                application_id=app.application_id,
+            )
         _done(ctx, notice_id, "stored")
     ctx.audit.append("notice.stored", app.reference, "ok", operator=operator_of(app.payload), notice_id=notice_id,
                      kind=meta.kind, notice_number=number, location=location)  # fmt: skip

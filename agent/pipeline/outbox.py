@@ -34,14 +34,18 @@ from sdk.privacy import mask_text
 S = ApplicationStatus
 
 __all__ = [
+    "COLLATERAL_STATUS",
+    "NOTICE_EVENTS",
     "IngestReport",
     "admit",
     "broken_loans",
     "columns_of",
+    "event_kind",
     "finish_if_done",
     "quarantine_row",
     "queue_receipt",
     "record_excerpt",
+    "report_collateral",
 ]
 
 
@@ -77,8 +81,9 @@ def columns_of(built: BuiltApplication, provenance: dict[str, Any]) -> dict[str,
     return out
 
 
-def queue_receipt(ctx: StageContext, app: AppRow, kind: str, event: str, **fields: Any) -> None:
-    """Queue one receipt line for the loan system (once per application and kind)."""
+def queue_receipt(ctx: StageContext, app: AppRow, kind: str, event: str, **fields: Any) -> bool:
+    """Queue one receipt line for the loan system (once per application and kind); False when that application
+    had a line of that kind already (nothing is queued)."""
     source = app.source[-1] if app.source else {}
     payload = {
         "loan_no": app.loan_no,
@@ -92,7 +97,58 @@ def queue_receipt(ctx: StageContext, app: AppRow, kind: str, event: str, **field
         "at": now_iso(),
         **{k: v for k, v in fields.items() if v is not None},
     }
-    ctx.store.add_receipt(app.reference, kind, app.inbox, payload)
+    return ctx.store.add_receipt(app.reference, kind, app.inbox, payload)
+
+
+#: a collateral event → the receipt line's 状态
+COLLATERAL_STATUS = {
+    "seized": "查封",
+    "released": "解封",
+    "objection": "异议",
+    "later_mortgage": "后顺位抵押",
+    "not_current": "抵押权已注销或变更",
+}
+
+
+def event_kind(unit_id: str, subject: str, event: str) -> str:
+    """The identity of one collateral event, and the kind of its receipt line: ``collateral:<unit>:<subject>:<event>``
+    — ``subject`` the restriction's id (a 查封's, an 异议's: PropertyRight.right_id, NoticeMetadata.restriction_id)
+    or the mortgage's 证明号. Whoever sees the event first (the centre's pushed notice, the scheduled query) reports
+    it; the other finds the line there and reports nothing (one event, one line, per loan)."""
+    return f"collateral:{unit_id}:{subject}:{event}"
+
+
+#: a collateral notice's kind (docs/api.md §9a) → the event it reports
+NOTICE_EVENTS = {"seizure": "seized", "seizure_release": "released", "objection": "objection"}
+
+
+def report_collateral(
+    ctx: StageContext,
+    app: AppRow,
+    number: str,
+    unit_id: str,
+    subject: str,
+    what: str,
+    reason: str,
+    *,
+    event: str = "collateral",
+    **fields: Any,
+) -> bool:
+    """Report one collateral event to the loan system once (receipt line, alert, audit); answers whether it was new.
+
+    ``what`` is ``seized``, ``released``, ``objection``, ``later_mortgage`` or ``not_current``; ``event`` the receipt
+    line's 事件 (``collateral`` from the watch, ``notice_<kind>`` from a pushed notice). Call inside a transaction.
+    """
+    status = fields.pop("status", None) or COLLATERAL_STATUS[what]
+    if not queue_receipt(ctx, app, event_kind(unit_id, subject, what), event, status=status, reason=reason,
+                         application_id=app.application_id, **fields):  # fmt: skip
+        return False
+    if what == "released":
+        ctx.store.clear_alert(f"collateral:{number}:seized")
+    else:
+        ctx.store.raise_alert(f"collateral:{number}:{what}", f"{app.loan_no} ({app.reference}) {reason}")
+    ctx.audit.append(f"collateral.{what}", app.reference, "reported", certificate=number, unit=unit_id)
+    return True
 
 
 def quarantine_row(

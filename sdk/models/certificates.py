@@ -126,6 +126,11 @@ class NoticeMetadata(Resource):
     notice_number: str = Field(description="文书编号")
     application_id: str | None = Field(default=None, description="the application it answers; none for collateral")
     unit_ids: list[str] = Field(default_factory=list, description="不动产单元号 it concerns")
+    restriction_id: str | None = Field(
+        default=None,
+        description="a collateral notice's 查封 or 异议 (PropertyRight.right_id in a 查询结果): one restriction is "
+        "one event, whether pushed or found by query",
+    )
     issuing_authority: str
     issuing_authority_code: str
     issued_at: datetime

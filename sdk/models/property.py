@@ -149,6 +149,11 @@ class PropertyRight(Resource):
     """A right or restriction on the register: ownership, mortgage, 查封, 异议, 预告."""
 
     kind: Literal["ownership", "mortgage", "seizure", "objection", "notice"]
+    right_id: str | None = Field(
+        default=None,
+        description="the register's id of this right or restriction (a 查封's, an 异议's): names one restriction the "
+        "same way in a 查询结果 and in the sealed notice about it (NoticeMetadata.restriction_id)",
+    )
     certificate_number: str | None = None
     holder: str | None = Field(default=None, description="权利人 (masked unless the applicant)")
     rank: int | None = Field(default=None, description="抵押顺位")
