@@ -1,4 +1,5 @@
-"""``regbridge backup | restore``: the agent's state, blobs, audit log and encrypted keys (docs/state.md)."""
+"""``regbridge backup | restore``: the agent's state, blobs, audit log and encrypted keys; ``regbridge state
+migrate``: a SQLite state moved to PostgreSQL (docs/state.md)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,58 @@ def restore(
     )
 
 
+state_app = typer.Typer(help="The agent's state store (docs/state.md).", no_args_is_help=True)
+
+
+@state_app.command("migrate")
+def migrate(
+    to: str = typer.Option(
+        ..., "--to", help="The empty PostgreSQL database (postgresql+psycopg://agent@db/regbridge)."
+    ),
+    config: Path = CONFIG,
+    write_config: bool = typer.Option(True, help="Set state.url in the config file once the copy is verified."),
+) -> None:
+    """Move this agent's SQLite state to an empty PostgreSQL (the agent stopped): the schema from the same
+    Alembic revisions, every table copied and its row count checked, then state.url set in the config and
+    the SQLite file set aside. Start the agent again afterwards."""
+    import sqlalchemy as sa
+    import tomlkit
+
+    from agent.config import load_config
+    from agent.state.sql import redact_url
+    from agent.state.transfer import MigrationError, move_to
+    from sdk.support.files import atomic_write
+
+    cfg = load_config(config)
+    try:
+        moved = move_to(cfg, to)
+    except (MigrationError, ValueError, OSError) as exc:
+        typer.secho(f"state migrate refused: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    tables = ", ".join(f"{name} {rows}" for name, rows in moved.tables.items() if rows)
+    typer.echo(
+        f"moved {moved.rows} row(s) to {redact_url(to)} (schema {moved.schema_version}), each table's count"
+        f" checked: {tables}; the SQLite file set aside as {', '.join(moved.set_aside)}"
+    )
+    url = sa.make_url(to)
+    if write_config:
+        doc = tomlkit.parse(config.read_text(encoding="utf-8"))
+        section = doc.get("state")
+        if section is None:
+            doc["state"] = section = tomlkit.table()
+        section["url"] = url.set(password=None).render_as_string(hide_password=False)
+        atomic_write(config, tomlkit.dumps(doc).encode("utf-8"), mode=config.stat().st_mode & 0o777)
+        typer.echo(f"state.url set in {config}. Start the agent again.")
+    else:
+        typer.echo(f'set state.url = "{redact_url(to)}" in the config, then start the agent again.')
+    if url.password:
+        typer.secho(
+            "the password is not written to the config: give it in libpq's PGPASSFILE (~/.pgpass) for the"
+            " agent's user", fg="yellow", err=True,
+        )  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.command()(backup)
     app.command()(restore)
+    app.add_typer(state_app, name="state")

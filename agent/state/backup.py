@@ -38,7 +38,7 @@ from typing import Any
 from agent.config import AgentConfig
 from sdk.support.files import atomic_write
 
-__all__ = ["BackupError", "RecoveryJournal", "RestoredFiles", "backup", "recovery_dir", "restore_files"]
+__all__ = ["BackupError", "RecoveryJournal", "RestoredFiles", "backup", "recovery_dir", "restore_files", "sqlite_path"]
 
 #: the backup folder's format
 FORMAT = 1
@@ -194,7 +194,7 @@ def _pg_tool(name: str, url: str) -> str:
     )
 
 
-def _sqlite_path(config: AgentConfig) -> Path | None:
+def sqlite_path(config: AgentConfig) -> Path | None:
     """The state's SQLite file (embedded, or a ``sqlite:///`` state.url); None for PostgreSQL."""
     if not config.state.url:
         return config.resolve(config.data_dir) / "state.db"
@@ -238,7 +238,7 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
     data = config.resolve(config.data_dir)
     journal = RecoveryJournal(recovery_dir(config))
     covered, upto = journal.mark()  # before the snapshot: what was journalled is in it
-    db = _sqlite_path(config)
+    db = sqlite_path(config)
     if db is not None:
         if not db.exists():
             raise BackupError(f"no state at {db}: nothing to back up")
@@ -332,7 +332,7 @@ def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
             os.replace(data / "cipher.salt", data / f"cipher.salt.before-restore-{stamp}")
             done.set_aside.append(f"cipher.salt.before-restore-{stamp}")
         shutil.copy2(salt, data / "cipher.salt")
-    db = _sqlite_path(config)
+    db = sqlite_path(config)
     if manifest["state"] == "sqlite":
         if db is None:
             raise BackupError("this backup holds a SQLite state; this agent's state.url is PostgreSQL")
