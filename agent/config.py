@@ -153,6 +153,73 @@ class CentreConfig(_Section):
         return self
 
 
+class PlatformCentreConfig(_Section):
+    """One county centre behind the platform: the trust anchors its certificates and sealed notices are
+    checked against (from the platform's enrolment answer, ``regbridge platform enroll``)."""
+
+    name: str = Field(description="the centre's name: a certificate's seal must be this centre's")
+    centre_key_id: str = Field(description="the key id of the centre's metadata-signing key")
+    centre_key: dict[str, Any] = Field(description="the centre's public signing key (JWK)")
+    seal_ca_file: Path = Field(description="the CAs that sign this centre's certificate seals (PEM)")
+
+
+class PlatformNotifyConfig(_Section):
+    """The notify URL the platform pushes notices to (查封, 解封, 异议, 产权变动; agent/daemon/notify.py)."""
+
+    enabled: bool = Field(default=True, description="listen for the platform's pushed notices")
+    listen: str = Field(default="127.0.0.1", description="the address to listen on")
+    port: int = Field(default=0, ge=0, le=65535, description="the port (0: any free one)")
+    public_url: str | None = Field(
+        default=None,
+        description="the URL the platform posts to, as registered with it; default http://listen:port/notify",
+    )
+
+
+class PlatformConfig(_Section):
+    """A provincial 总对总 platform (docs/dialects.md): the agent sends every application whose unit is in a
+    district of ``centres`` through it, in its envelope (SM4-CBC, SM2-wrapped key, SM2 signature), and
+    listens for the notices it pushes. Written by ``regbridge platform enroll`` from the platform's
+    registration: the platform's keys come from there, never from a message. The agent's own SM2 keys
+    are in the key store like the centre key (an encrypted PKCS#8 file or the OS keyring): ``key_id``
+    signs, the bank's SM2 encryption key (``regbridge keys show``) opens what the platform seals to it."""
+
+    url: str = Field(description="the platform's base URL (services at {url}/api/{service})")
+    dialect: str = Field(default="province", description="the platform's dialect: config/dialects/<dialect>.toml")
+    app_id: str = Field(description="this bank's appId at the platform (its registration)")
+    platform_app_id: str = Field(description="the platform's own appId (it signs answers and notices as this)")
+    platform_signing_key: str = Field(
+        description="the platform's SM2 signing public key (PEM), from its registration desk"
+    )
+    platform_encryption_key: str = Field(
+        description="the platform's SM2 encryption public key (PEM): requests are sealed to it"
+    )
+    key_id: str = Field(description="the key (in the key store) this bank signs its requests to the platform with")
+    max_skew: float = Field(
+        default=300.0, gt=0, description="seconds a notice's timestamp may differ from this clock (the replay window)"
+    )
+    timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+    notify: PlatformNotifyConfig = PlatformNotifyConfig()
+    centres: dict[str, PlatformCentreConfig] = Field(
+        min_length=1,
+        description="the routing table: 行政区划代码 (6 digits, the start of a 不动产单元号) → the county centre "
+        "behind the platform and its trust anchors; one [platform.centres.<code>] table each",
+    )
+
+    @model_validator(mode="after")
+    def _keys_and_districts(self) -> PlatformConfig:
+        from sdk.gm.sm2 import load_pem_public_key
+
+        for name in ("platform_signing_key", "platform_encryption_key"):
+            try:
+                load_pem_public_key(getattr(self, name).encode("ascii"))
+            except (ValueError, UnicodeEncodeError) as exc:
+                raise ValueError(f"platform.{name} is not an SM2 public key (PEM): {exc}") from None
+        for code in self.centres:
+            if not (len(code) == 6 and code.isdigit()):
+                raise ValueError(f"platform.centres: {code!r} is not a 6-digit 行政区划代码")
+        return self
+
+
 class InboxConfig(_Section):
     """A folder the loan system exports into."""
 
@@ -165,6 +232,12 @@ class InboxConfig(_Section):
     stable_seconds: float = Field(default=2.0, ge=0, description="size and mtime unchanged this long (stable)")
     polling: bool = Field(default=False, description="a polling observer (network shares)")
     receipts: Path | None = Field(default=None, description="default: the profile's receipts folder in the inbox")
+    branch: str | None = Field(
+        default=None,
+        description="the branch (支行, an institution of the bank) whose loan system exports here: a head office's"
+        " agent acting for its branches gives each inbox its branch; its applications carry it, their receipts come"
+        " back to this folder, their certificates are stored under the branch's folder of the document store",
+    )
 
 
 class DocumentsConfig(_Section):
@@ -329,6 +402,9 @@ class AgentConfig(BaseSettings):
         description="the time zone of receipts and screens (IANA name); times carry their offset, e.g. +08:00",
     )
     centre: CentreConfig
+    platform: PlatformConfig | None = Field(
+        default=None, description="a provincial 总对总 platform the applications go through (`[platform]`)"
+    )
     inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
     documents: DocumentsConfig = DocumentsConfig()
     fees: FeesConfig = FeesConfig()
@@ -468,9 +544,11 @@ def schema_markdown() -> str:
     def table(model: type[BaseModel], prefix: str) -> list[str]:
         rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            sections = {"centre", "inbox", "documents", "fees", "collateral", "webhook", "metrics", "logging",
-                        "console", "state"}  # fmt: skip
-            if name in sections and model is AgentConfig:
+            sections = {"centre", "platform", "inbox", "documents", "fees", "collateral", "webhook", "metrics",
+                        "logging", "console", "state"}  # fmt: skip
+            if (name in sections and model is AgentConfig) or (
+                model is PlatformConfig and name in ("notify", "centres")
+            ):
                 continue
             default = "required" if field.is_required() else f"`{field.default}`"
             if isinstance(field.default, BaseModel):
@@ -509,6 +587,9 @@ def schema_markdown() -> str:
     sections: list[tuple[str, type[BaseModel], str]] = [
         ("centre", CentreConfig, "`[centre]`"),
         ("centre.pkcs11", Pkcs11Config, '`[centre.pkcs11]` (when `centre.key_store = "pkcs11"`)'),
+        ("platform", PlatformConfig, "`[platform]` (a provincial 总对总 platform; docs/dialects.md)"),
+        ("platform.notify", PlatformNotifyConfig, "`[platform.notify]`"),
+        ("platform.centres.<code>", PlatformCentreConfig, "`[platform.centres.<行政区划代码>]` (the routing table)"),
         ("inbox", InboxConfig, "`[[inbox]]` (one per folder; override the whole list with `REGBRIDGE_INBOX` as JSON)"),
         ("documents", DocumentsConfig, "`[documents]`"),
         ("fees", FeesConfig, "`[fees]`"),

@@ -200,16 +200,23 @@ class ProvincePlatform:
         uscc: str = samples.BANK_USCC,
         operators: tuple[str, ...] = ("op-001", "op-002"),
     ) -> Enrolment:
-        """Register a bank: its ``appId`` and public keys; at every county centre an account for it
-        (operators, 银行信息备案 filed) with a key the platform holds. Answers the platform's keys."""
+        """Register a bank: its ``appId`` and public keys; at every county centre its account (the one it has
+        there under ``uscc``, else one opened with 银行信息备案 filed) with ``operators`` and a key the platform
+        holds. Answers the platform's keys."""
         bank = BankAtPlatform(app_id, signing_key, encryption_key, notify_url)
         centre_keys: dict[str, dict[str, Any]] = {}
         for district, local in self.centres.items():
             centre = local.centre
-            iid = centre.create_institution(name=name, uscc=uscc, licence_no=samples.BANK_LICENCE_NO, district=district)
+            # the bank's account at the county when it has one (its USCC), else one opened for it now
+            known = next((p.institution_id for p in centre.list_institutions() if p.uscc == uscc), None)
+            iid = known or centre.create_institution(
+                name=name, uscc=uscc, licence_no=samples.BANK_LICENCE_NO, district=district
+            )
             for i, op in enumerate(operators, 1):
-                centre.create_operator(iid, f"经办人{i}", operator_id=op)
-            samples.file_sample(centre, iid)
+                if op not in centre.operator_ids(iid):
+                    centre.create_operator(iid, f"经办人{i}", operator_id=op)
+            if known is None:
+                samples.file_sample(centre, iid)
             token = centre.issue_enrolment_token(iid)
             key = generate_private_key(centre.suite.default_algorithm)  # type: ignore[arg-type]
             with sdk.Client(local.url) as anon:

@@ -34,12 +34,16 @@ from typing import Any
 import httpx
 
 import sdk
+from agent.config import AgentConfig
+from config import load_dialect
+from sdk.certificates import TrustAnchors
 from sdk.dialects.fields import FieldDictionary
 from sdk.dialects.province import (
     EnvelopeRefused,
     PlatformAnswerError,
     PlatformClient,
 )
+from sdk.gm.sm2 import Sm2PrivateKey, load_pem_public_key
 from sdk.models import (
     Application,
     ApplicationRecord,
@@ -58,7 +62,7 @@ from sdk.models import (
 )
 from sdk.models.problems import ErrorDetail
 
-__all__ = ["ProvinceCentre"]
+__all__ = ["ProvinceCentre", "platform_centre", "platform_trust"]
 
 _ERRORS: dict[str, tuple[type[sdk.APIError], int]] = {
     "4220": (sdk.ValidationFailed, 422),
@@ -210,3 +214,47 @@ class ProvinceCentre:
     def close(self) -> None:
         self.client.close()
 
+
+def platform_centre(config: AgentConfig, *, signer: Sm2PrivateKey, decryption_key: Sm2PrivateKey) -> ProvinceCentre:
+    """The port over the platform ``[platform]`` configures, signing with ``signer`` (the key ``key_id``
+    names) and opening answers with ``decryption_key`` (the bank's SM2 encryption key).
+
+    Raises:
+        ValueError: no ``[platform]`` section, or its dialect does not load.
+    """
+    platform = config.platform
+    if platform is None:
+        raise ValueError("no [platform] in the configuration")
+    client = PlatformClient(
+        platform.url,
+        app_id=platform.app_id,
+        signer=signer,
+        decryption_key=decryption_key,
+        platform_app_id=platform.platform_app_id,
+        platform_key=load_pem_public_key(platform.platform_signing_key.encode("ascii")),
+        platform_encryption_key=load_pem_public_key(platform.platform_encryption_key.encode("ascii")),
+        timeout=platform.timeout,
+    )
+    return ProvinceCentre(client, load_dialect(platform.dialect), tuple(platform.centres))
+
+
+def platform_trust(config: AgentConfig) -> dict[str, TrustAnchors]:
+    """Each county centre's trust anchors by 行政区划代码 (``[platform.centres.<code>]``): a certificate of
+    a unit in that district is checked against its own centre's seal CAs and signing key.
+
+    Raises:
+        OSError: a ``seal_ca_file`` cannot be read.
+    """
+    if config.platform is None:
+        return {}
+    user_id = config.centre.crypto_suite.sm2_user_id
+    return {
+        district: TrustAnchors(
+            seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
+            centre_key_id=centre.centre_key_id,
+            centre_key=centre.centre_key,
+            centre_name=centre.name,
+            sm2_user_id=user_id,
+        )
+        for district, centre in config.platform.centres.items()
+    }

@@ -5,7 +5,8 @@ One module per command group: :mod:`~agent.cli.operate` (run, requeue, ingest, t
 :mod:`~agent.cli.inspect` (status, show, search, quarantine, logs), :mod:`~agent.cli.console` (console, users),
 :mod:`~agent.cli.setup` (enroll, doctor, install, uninstall: :mod:`installer` does the work),
 :mod:`~agent.cli.keys`, :mod:`~agent.cli.fees`, :mod:`~agent.cli.limits` (late), :mod:`~agent.cli.query`,
-:mod:`~agent.cli.filing` (银行信息备案), :mod:`~agent.cli.config`, :mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
+:mod:`~agent.cli.filing` (银行信息备案), :mod:`~agent.cli.platform` (a 总对总 platform), :mod:`~agent.cli.config`,
+:mod:`~agent.cli.audit`, :mod:`~agent.cli.demo`;
 :mod:`~agent.cli.common` holds what they share. The sandbox's own command group is mounted as
 ``regbridge sandbox`` when the sandbox extra is installed.
 """
@@ -27,6 +28,7 @@ from agent.cli import (
     keys,
     limits,
     operate,
+    platform,
     profile,
     query,
     setup,
@@ -78,6 +80,7 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(certificates.certificates_app, name="certificates")
 app.add_typer(fees.fees_app, name="fees")
+app.add_typer(platform.platform_app, name="platform")
 app.add_typer(config.config_app, name="config")
 app.add_typer(profile.profile_app, name="profile")
 _add_sandbox()

@@ -53,7 +53,10 @@ KEYRING_SERVICE = "regbridge-agent-key"
 #: "encryption": the bank's own SM2 encryption key (gm envelope, centre -> bank), never a signing key
 #: "encryption-next": made by a rotation, not yet registered; "encryption-previous": replaced by a rotation,
 #: kept to open what the centre sealed before it switched, erased when the signing key's grace ends
-KeyState = Literal["pending", "current", "previous", "retired", "encryption", "encryption-next", "encryption-previous"]
+#: "platform": the bank's SM2 signing key registered at a provincial platform (``[platform] key_id``)
+KeyState = Literal[
+    "pending", "current", "previous", "retired", "encryption", "encryption-next", "encryption-previous", "platform"
+]
 
 
 def _now() -> datetime:

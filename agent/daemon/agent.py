@@ -30,10 +30,12 @@ import sdk
 from agent.centre.api import ApiCentre
 from agent.centre.client import centre_client
 from agent.centre.port import CentrePort
+from agent.centre.province import platform_centre, platform_trust
 from agent.config import AgentConfig
 from agent.credentials.custody import DecryptionKeys, custody_for
 from agent.credentials.rotation import RotationFollower
 from agent.daemon.metrics import Metrics, TimedTransport
+from agent.daemon.notify import PlatformNoticeReceiver
 from agent.daemon.supervision import Supervision
 from agent.mapping import Profile, load_profile
 from agent.messages import refused_key_advice
@@ -55,10 +57,11 @@ from agent.state.lookup import person_key, search_keys_of
 from agent.state.secrets import DataCipher, load_secret
 from agent.state.sqlite import SQLiteStore
 from agent.state.store import FINAL_STAGES, StateStore
-from config import load_checklists
+from config import load_checklists, load_dialect
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from sdk.certificates import TrustAnchors
-from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.dialects.province import StaticPeers
+from sdk.gm.sm2 import Sm2PrivateKey, load_pem_public_key
 from sdk.support import failpoints
 from sdk.support.files import atomic_write
 
@@ -180,6 +183,11 @@ class Agent:
         self.client = client
         # another dialect's adapter (a provincial platform, docs/dialects.md) instead of RegBridge's API;
         # the client stays for what the API alone offers (银行信息备案, key rotation)
+        if centre_port is None and config.platform is not None:
+            centre_port = platform_centre(
+                config, signer=self.platform_key(config.platform.key_id), decryption_key=self.platform_decryption_key()
+            )
+            trust_by_district = {**platform_trust(config), **(trust_by_district or {})}
         self.centre: CentrePort = centre_port or ApiCentre(client)
         self.follower = (
             RotationFollower(config, self.custody, self.signer, self.store, self.audit) if self.signer else None
@@ -223,6 +231,48 @@ class Agent:
             instance=self.instance_id if config.state.url else None,
             trust_by_district=dict(trust_by_district or {}),
         )
+
+    def platform_key(self, key_id: str) -> Sm2PrivateKey:
+        """The bank's SM2 signing key at the platform (``[platform] key_id``), from the key store.
+
+        Raises:
+            KeyError: it is not in the key store, cannot be decrypted, or is not an SM2 key.
+        """
+        key = self.custody.load(self.custody.entry(key_id))
+        if not isinstance(key, Sm2PrivateKey):
+            raise KeyError(f"key {key_id} is not an SM2 key: the platform needs SM2 (regbridge platform enroll)")
+        return key
+
+    def platform_decryption_key(self) -> Sm2PrivateKey:
+        """The bank's SM2 encryption key (what the platform seals answers and notices to).
+
+        Raises:
+            KeyError: there is none (``regbridge platform enroll`` makes it) or it cannot be decrypted.
+        """
+        key = self.custody.encryption_key()
+        if key is None:
+            raise KeyError("no SM2 encryption key in the key store: run `regbridge platform enroll`")
+        return key
+
+    def notice_receiver(self) -> PlatformNoticeReceiver | None:
+        """The receiver of the platform's pushed notices (``[platform.notify]``), not yet started; None
+        without a platform or with ``notify.enabled = false``."""
+        platform = self.config.platform
+        if platform is None or not platform.notify.enabled:
+            return None
+        peers = StaticPeers({platform.platform_app_id: load_pem_public_key(platform.platform_signing_key.encode())})
+        receiver = PlatformNoticeReceiver(
+            self.context,
+            load_dialect(platform.dialect),
+            recipient=self.platform_decryption_key(),
+            peers=peers,
+            max_skew=platform.max_skew,
+            host=platform.notify.listen,
+            port=platform.notify.port,
+        )
+        if platform.notify.public_url:
+            receiver.url = platform.notify.public_url
+        return receiver
 
     def _inboxes(self) -> dict[str, bool]:
         """Make the inbox folders seen for the first time; answer which were mount points then."""

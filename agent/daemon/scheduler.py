@@ -15,6 +15,8 @@ Jobs (each one at a time, missed runs coalesced):
 - ``collateral``: every ``collateral.run_minutes`` — the collateral watch within its request budget;
 - ``recheck``: every ``recheck_hours`` (24 by default, 0 = never) — every stored certificate and sealed
   notice re-checked online and locally (:mod:`agent.pipeline.recheck`); a failing one is marked and alerted;
+- the platform's notify receiver (``[platform.notify]``, :mod:`agent.daemon.notify`): a thread that takes
+  the notices a provincial platform pushes, from the start to the stop;
 - ``watchdog``: under systemd with ``WatchdogSec=``, a ping while the work loop runs.
 
 It serves ``/metrics`` and ``/healthz`` on loopback (:mod:`agent.daemon.metrics`) and tells systemd
@@ -154,6 +156,19 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             log.info("webhook receiver listening", extra={"url": receiver.url})
         except Exception as exc:
             log.warning("could not register the webhook; the event feed still works", extra={"error": str(exc)})
+    notices = None
+    try:  # the notices a provincial platform pushes (查封, 解封, 异议, 产权变动); the daemon runs on without it
+        notices = agent.notice_receiver()
+        if notices is not None:
+            notices.start()
+            agent.store.clear_alert("platform_notify")
+            log.info("platform notify receiver listening", extra={"url": notices.url})
+    except (OSError, KeyError, ValueError) as exc:
+        notices = None
+        agent.store.raise_alert(
+            "platform_notify", f"平台通知接收未启动 (the platform's notices cannot be received): {exc}"
+        )
+        log.error("platform notify receiver not started", extra={"error": str(exc)[:200]})
 
     running = _Running()
 
@@ -294,9 +309,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGHUP, on_hangup)
-    agent.store.set_meta(
-        "daemon", json.dumps({"pid": os.getpid(), "version": __version__, "started_at": now_iso()})
-    )
+    agent.store.set_meta("daemon", json.dumps({"pid": os.getpid(), "version": __version__, "started_at": now_iso()}))
     agent.audit.append("agent.started", agent.config.centre.institution_id, "ok")
     log.info("agent running", extra={"inboxes": len(agent.config.inbox), "centre": agent.config.centre.url})
     watchdog = watchdog_seconds()
@@ -339,6 +352,8 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         watcher.stop()
         if receiver is not None:
             receiver.stop()
+        if notices is not None:
+            notices.stop()
         agent.audit.append("agent.stopped", agent.config.centre.institution_id, "ok")
         log.info("agent stopped")
         agent.close()

@@ -1,37 +1,39 @@
 """``regbridge demo --dialect province``: one head-office agent, two branches, two county centres behind one platform.
 
 1. the sandbox's provincial platform starts before 长丰县 (340121) and 肥西县 (340123) centres;
-2. the head office registers its appId and SM2 keys at the platform's desk (keys exchanged there,
-   never read from a message) and gets the platform's keys and each county centre's trust anchors;
-3. the agent is enrolled with one inbox per branch (长丰支行, 肥西支行), each with its own receipts
-   folder; it talks to the platform through :class:`agent.centre.province.ProvinceCentre`;
+2. the head office's agent is enrolled (``regbridge enroll``: its secret, key store, ``agent.toml``) with
+   one inbox per branch (长丰支行, 肥西支行; ``[[inbox]] branch``), each with its own receipts folder;
+   then registered at the platform's desk as ``regbridge platform enroll --desk`` does it: SM2 keys made
+   in its key store, exchanged there (never read from a message), the platform's keys and each county
+   centre's trust anchors written as ``[platform]``; the agent is built from ``agent.toml`` alone and
+   talks to the platform through :class:`agent.centre.province.ProvinceCentre`, its notify receiver
+   listening at the URL it registered;
 4. each branch's loan system drops its export (GB18030 CSV, units in its county) with materials and
    each applicant's e-signed 申请书 (signed by the e-signature CA its county centre trusts);
 5. the agent runs until idle: each application goes to its county's centre by its 不动产单元号,
-   each certificate is verified against *its* centre's anchors and stored, each branch's receipts
-   go to its own folder.
+   each certificate is verified against *its* centre's anchors and stored under its branch's folder,
+   each branch's receipts go to its own folder;
+6. the platform pushes a 查封 on one mortgaged unit of each branch: it reaches that branch's loan
+   system as a receipt line (``notice.seizure``, 查封通知).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import socket
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.centre.province import ProvinceCentre
 from agent.config import load_config
 from agent.daemon import Agent
 from agent.demo import samples
 from agent.demo.run import drop, prepare_demo_folder
 from agent.logs import setup_logging
-from config import load_dialect, load_districts
 from installer.enrol import enrol
-from sdk.certificates import TrustAnchors
-from sdk.dialects.province import PlatformClient
-from sdk.gm.sm2 import Sm2PrivateKey
+from installer.platform import enrol_at_desk
 
 __all__ = ["BRANCHES", "run_province_demo"]
 
@@ -51,6 +53,7 @@ def run_province_demo(
 
     Raises :class:`agent.demo.run.DemoFolderRefused` when ``workdir`` holds files the demo did not make.
     """
+    from sandbox import samples as sandbox_samples
     from sandbox.platform import ProvincePlatform
     from sandbox.register import COUNTIES
 
@@ -58,42 +61,43 @@ def run_province_demo(
     branches = [(n, b, d, dict(list(loans.items())[:per_branch])) for n, b, d, loans in BRANCHES]
     prepare_demo_folder(workdir)
     setup_logging(workdir / "var" / "agent.log", stderr=False)
-    signer, decryption = Sm2PrivateKey.generate(), Sm2PrivateKey.generate()
     with ProvincePlatform() as platform:
         say(f"① provincial platform {platform.app_id} on {platform.url}, before "
             + ", ".join(f"{c.centre.name} ({d})" for d, c in platform.centres.items()))  # fmt: skip
-        enrolment = platform.enrol(APP_ID, signing_key=signer.public, encryption_key=decryption.public)
-        say(f"② head office registered as {APP_ID}: SM2 keys exchanged at the desk; trust anchors of "
-            f"{len(enrolment.centre_keys)} county centres received")  # fmt: skip
-        # the agent's own enrolment (its key store, its state) at the first county; the platform is its centre
+        # the head office's own account at its home county (`regbridge enroll`: key store, secret, agent.toml)
         first = next(iter(platform.centres))
-        local = platform.centres[first]
-        iid = platform.banks[APP_ID].institutions[first]
-        bundle = local.centre.enrolment_bundle(iid, local.url, valid_for=timedelta(days=1))
+        local = platform.centres[first].centre
+        iid = local.create_institution(
+            name=sandbox_samples.bank().name, uscc=sandbox_samples.BANK_USCC,
+            licence_no=sandbox_samples.BANK_LICENCE_NO, district=first,
+        )  # fmt: skip
+        local.create_operator(iid, "经办人1", operator_id="op-001")
+        sandbox_samples.file_sample(local, iid)
+        bundle = local.enrolment_bundle(iid, platform.centres[first].url, valid_for=timedelta(days=1))
         config_path = enrol(
             bundle,
             workdir,
-            inboxes=[{"name": name, "path": f"inbox/{name}", "profile": "corebank_csv", "completion": "rename"}
-                     for name, _, _, _ in BRANCHES],
+            inboxes=[{"name": name, "path": f"inbox/{name}", "profile": "corebank_csv", "completion": "rename",
+                      "branch": branch} for name, branch, _, _ in BRANCHES],
             # the platform has no event feed: the tracker reads each application on this schedule instead
             settings={"data_dir": "var", "default_operator": "op-001", "metrics": {"port": 0},
                       "fees": {"auto_pay": True, "daily_cap": "5000.00"}, "straggler_seconds": 0.3},
         ).path  # fmt: skip
-        client = PlatformClient(
-            enrolment.url, app_id=APP_ID, signer=signer, decryption_key=decryption,
-            platform_app_id=enrolment.platform_app_id, platform_key=enrolment.platform_signing_key,
-            platform_encryption_key=enrolment.platform_encryption_key,
+        # `regbridge platform enroll --desk`: SM2 keys made in the key store, registered at the platform's desk
+        # with the notify URL; its answer (its keys, each county centre's anchors) written as [platform]
+        notify_port = free_port()
+        enrol_at_desk(
+            config_path, APP_ID, desk_url=platform.url, desk_token=platform.admin_token,
+            notify={"listen": "127.0.0.1", "port": notify_port, "public_url": f"http://127.0.0.1:{notify_port}/notify"},
         )  # fmt: skip
-        port = ProvinceCentre(client, load_dialect("province"), tuple(load_districts("province")))
         config = load_config(config_path)
-        trust = {
-            district: TrustAnchors(
-                seal_ca_pem=anchors["ca_pem"], centre_key_id=anchors["key_id"], centre_key=anchors["jwk"],
-                centre_name=anchors["name"], sm2_user_id=config.centre.crypto_suite.sm2_user_id,
-            )
-            for district, anchors in enrolment.centre_keys.items()
-        }  # fmt: skip
-        agent = Agent(config, centre_port=port, trust_by_district=trust)
+        assert config.platform is not None
+        say(f"② head office registered as {APP_ID}: SM2 keys exchanged at the desk; trust anchors of "
+            f"{len(config.platform.centres)} county centres written to [platform.centres]")  # fmt: skip
+        agent = Agent(config)  # the platform's port, its anchors and its notify receiver, all from agent.toml
+        receiver = agent.notice_receiver()
+        assert receiver is not None
+        receiver.start()
         try:
             say("③ the agent acts for two branches, one inbox and receipts folder each: "
                 + ", ".join(f"{branch} → inbox/{name}" for name, branch, _, _ in BRANCHES))  # fmt: skip
@@ -110,15 +114,30 @@ def run_province_demo(
             say("④ each branch's loan system dropped its export (GB18030 CSV, units in its own county), with "
                 "materials and the applicants' e-signed 申请书")
             idle = agent.run_until_idle(timeout=timeout)
+            # the platform pushes a 查封 on the first mortgaged unit of each branch: a receipt line to that branch
+            for _, _, _, loans in branches:
+                app = next(a for a in agent.store.applications() if a.loan_no == next(iter(loans)))
+                platform.push_notice(APP_ID, kind="seizure", unit_id=app.payload["properties"][0]["unit_id"])
+            idle = agent.run_until_idle(timeout=timeout) and idle
             summary = summarise(agent, workdir, branches)
             summary.update(idle=idle, seconds=round(time.monotonic() - started, 1))
             summary["problems"] = check(summary)
             say(f"⑤ done in {summary['seconds']} s: "
-                + "; ".join(f"{b['branch']}: {b['stored']}/{b['loans']} certificates verified and stored"
-                            for b in summary["branches"]))  # fmt: skip
+                + "; ".join(f"{b['branch']}: {b['stored']}/{b['loans']} certificates verified and stored under"
+                            f" documents/{b['branch']}/, 查封 pushed by the platform on {', '.join(b['seizures'])}"
+                            " written to its receipts" for b in summary["branches"]))  # fmt: skip
             return summary
         finally:
+            receiver.stop()
             agent.close()
+
+
+def free_port() -> int:
+    """A loopback port free now (the notify URL is registered before its receiver listens)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _receipts(folder: Path) -> list[dict[str, str]]:
@@ -150,6 +169,7 @@ def summarise(
             "inbox": name, "branch": branch, "district": district, "loans": len(loans), "applications": rows,
             "stored": sum(1 for r in rows if r["certificates"]),
             "receipt_loans": sorted({r["贷款编号"] for r in receipts if not r["贷款编号"].startswith("(文件)")}),
+            "seizures": sorted(r["贷款编号"] for r in receipts if r.get("事件") == "notice.seizure"),
         })  # fmt: skip
     return {"branches": branches}
 
@@ -163,6 +183,10 @@ def check(summary: dict[str, Any]) -> list[str]:
                 problems.append(f"{b['branch']} {row['loan_no']}: {row['stage']}, no certificate stored")
             if row["district"] != b["district"]:
                 problems.append(f"{b['branch']} {row['loan_no']}: went to {row['district']}, not {b['district']}")
+            if any(not d.startswith(f"documents/{b['branch']}/") for d in row["documents"]):
+                problems.append(f"{b['branch']} {row['loan_no']}: stored outside its branch: {row['documents']}")
         if b["receipt_loans"] != sorted(r["loan_no"] for r in b["applications"]):
             problems.append(f"{b['branch']}: receipts name {b['receipt_loans']}")
+        if b["seizures"] != [b["applications"][0]["loan_no"]]:
+            problems.append(f"{b['branch']}: the platform's 查封 reached the receipts as {b['seizures']}")
     return problems

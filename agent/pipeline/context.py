@@ -21,8 +21,8 @@ from agent.mapping import Profile
 from agent.pipeline.build import BuildContext
 from agent.state.audit import AuditLog
 from agent.state.blobs import BlobStore
-from agent.state.store import StateStore
-from connectors.documents import DocumentStore
+from agent.state.store import AppRow, StateStore
+from connectors.documents import DocumentStore, safe_key, safe_name
 from sdk.certificates import TrustAnchors
 from sdk.models import MaterialChecklist
 
@@ -89,8 +89,26 @@ class StageContext:
             return self.trust_by_district[unit_ids[0][:6]]
         return self.trust
 
+    def trust_of(self, app: AppRow) -> TrustAnchors:
+        """The trust anchors of the centre that registers ``app``'s units (:meth:`trust_for`)."""
+        return self.trust_for(
+            [str(p.get("unit_id", "")) for p in app.payload.get("properties", []) if isinstance(p, dict)]
+        )
+
     def inbox(self, name: str) -> InboxConfig:
         return next(i for i in self.config.inbox if i.name == name)
+
+    def branch_of(self, app: AppRow) -> str | None:
+        """The branch an application belongs to: its export folder's (``[[inbox]] branch``), or None."""
+        inbox = next((i for i in self.config.inbox if i.name == app.inbox), None)
+        return inbox.branch if inbox is not None else None
+
+    def document_key(self, app: AppRow, name: str, suffix: str) -> str:
+        """Where a certificate or sealed notice of ``app`` is stored: ``<loan>/<name><suffix>``, under its
+        branch's folder (``<branch>/<loan>/…``) when its inbox names a branch — certificates kept per branch."""
+        key = safe_key(app.loan_no, name, suffix)
+        branch = self.branch_of(app)
+        return f"{safe_name(branch)}/{key}" if branch else key
 
     def inbox_folder(self, inbox: InboxConfig) -> Path:
         return self.config.resolve(inbox.path)

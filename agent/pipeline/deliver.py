@@ -23,7 +23,7 @@ from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import finish_if_done, queue_receipt
 from agent.pipeline.verify import CertificateRejected, reconcile, verify_document, verify_metadata
 from agent.state.store import AppRow
-from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
+from connectors.documents import DocumentConflict, DocumentStoreUnavailable
 from sdk.models import DELIVERY_LABELS, CertificateMetadata, VerificationResult
 
 __all__ = ["deliver_due", "mark_superseded_due"]
@@ -139,7 +139,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         return 0
     signed = ctx.centre.certificate(cid)
     # the anchors of the centre the application went to (behind a platform: the district of its unit)
-    trust = ctx.trust_for([str(p.get("unit_id", "")) for p in app.payload.get("properties", [])])
+    trust = ctx.trust_of(app)
     try:
         meta = verify_metadata(signed, trust)
         pdf = ctx.centre.download_certificate(cid, expected_sha256=meta.sha256)
@@ -156,7 +156,7 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         _quarantine(ctx, app, cid, exc.reasons, signed.metadata.certificate_number)
         return 0
     suffix = ".ofd" if meta.media_type == "application/ofd" else ".pdf"
-    key = cert["store_key"] or safe_key(app.loan_no, meta.certificate_number, suffix)
+    key = cert["store_key"] or ctx.document_key(app, meta.certificate_number, suffix)
     store.update_certificate(
         cid,
         certificate_number=meta.certificate_number,

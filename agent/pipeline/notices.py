@@ -28,7 +28,7 @@ from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
 from agent.pipeline.outbox import NOTICE_EVENTS, NOTICES_PENDING, pending_notices, queue_receipt, report_collateral
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
-from connectors.documents import DocumentConflict, DocumentStoreUnavailable, safe_key
+from connectors.documents import DocumentConflict, DocumentStoreUnavailable
 
 __all__ = ["deliver_notices"]
 
@@ -84,16 +84,17 @@ def _deliver(ctx: StageContext, app: Any, notice_id: str) -> int:
     signed = ctx.centre.notice(notice_id)
     number = signed.metadata.notice_number
     try:
-        meta = verify_notice_metadata(signed, ctx.trust)
+        trust = ctx.trust_of(app)  # behind a platform: the anchors of the county centre that issued it
+        meta = verify_notice_metadata(signed, trust)
         content = ctx.centre.download_notice(notice_id, expected_sha256=meta.sha256)
-        sealed = verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+        sealed = verify_document(content, meta, trust, timeout=ctx.config.centre.timeout)
         if meta.application_id not in (None, app.application_id):
             raise CertificateRejected([f"the notice answers application {meta.application_id}, not this loan's"])
     except CertificateRejected as exc:
         _quarantine(ctx, app, notice_id, number, exc.reasons)
         return 0
     suffix = ".ofd" if meta.media_type == "application/ofd" else ".pdf"
-    key = safe_key(app.loan_no, f"{meta.title}-{number}", suffix)
+    key = ctx.document_key(app, f"{meta.title}-{number}", suffix)
     sidecar = {
         "notice_id": notice_id,
         "kind": meta.kind,
@@ -105,7 +106,7 @@ def _deliver(ctx: StageContext, app: Any, notice_id: str) -> int:
         "application_id": app.application_id,
         "reference": app.reference,
         "loan_no": app.loan_no,
-        "verified": {"metadata_signature": ctx.trust.centre_key_id, "seal": sealed},
+        "verified": {"metadata_signature": ctx.trust_of(app).centre_key_id, "seal": sealed},
     }
     try:
         location = ctx.documents.put(key, content, sidecar)

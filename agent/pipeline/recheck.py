@@ -138,12 +138,12 @@ def _recheck_certificate(ctx: StageContext, app: Any, cert: dict[str, Any]) -> d
     try:
         if at_rest:
             raise CertificateRejected([])
-        meta = verify_metadata(ctx.centre.certificate(cid), ctx.trust)
+        meta = verify_metadata(ctx.centre.certificate(cid), ctx.trust_of(app))
         content = ctx.documents.get(cert["store_key"])
         digest = hashlib.sha256(content).hexdigest()
         if digest != cert["sha256"] or digest != meta.sha256:
             raise CertificateRejected([CHANGED_AT_REST])
-        verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+        verify_document(content, meta, ctx.trust_of(app), timeout=ctx.config.centre.timeout)
         row["local"] = "valid"
         if meta.status.value == "2":
             superseded_by = superseded_by or meta.superseded_by
@@ -189,7 +189,7 @@ def _recheck_notice(ctx: StageContext, app: Any, key: str, sidecar: dict[str, An
     notice_id = str(sidecar["notice_id"])
     row = _row("notice", str(sidecar.get("title") or "通知书"), app, notice_id, sidecar.get("notice_number"), None)
     try:
-        meta = verify_notice_metadata(ctx.centre.notice(notice_id), ctx.trust)
+        meta = verify_notice_metadata(ctx.centre.notice(notice_id), ctx.trust_of(app))
         row["online"] = "valid"
     except sdk.NotFound:
         row["online"] = "unknown"
@@ -206,7 +206,7 @@ def _recheck_notice(ctx: StageContext, app: Any, key: str, sidecar: dict[str, An
             content = ctx.documents.get(key)
             if hashlib.sha256(content).hexdigest() != meta.sha256:
                 raise CertificateRejected([CHANGED_AT_REST])
-            verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+            verify_document(content, meta, ctx.trust_of(app), timeout=ctx.config.centre.timeout)
             row["local"] = "valid"
         except CertificateRejected as exc:
             row["local"] = "invalid"

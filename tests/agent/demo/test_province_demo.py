@@ -1,10 +1,13 @@
 """`regbridge demo --dialect province` (issue 21, "Must show"): two branches' exports to two county centres
-behind one platform, end to end — one loan per branch in ``make test``, two under ``REGBRIDGE_PROOF=full``."""
+behind one platform, end to end — one loan per branch in ``make test``, two under ``REGBRIDGE_PROOF=full``.
+The agent is built from its ``agent.toml`` alone (``[platform]`` written by the platform enrolment), so the
+demo is the install path; a 查封 the platform pushes reaches each branch's loan system as a receipt line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from agent.config import load_config
 from agent.demo.province import run_province_demo
 from tests.proof import size
 
@@ -25,6 +28,13 @@ def test_two_branches_reach_two_county_centres_behind_one_platform(tmp_path: Pat
             assert f"{county}不动产证明第" in number  # issued by that county's centre, verified with its anchors
             (document,) = [d for d in app["documents"] if d.endswith(".pdf")]
             assert (tmp_path / "demo" / document).read_bytes().startswith(b"%PDF")
+            assert document.startswith(f"documents/{branch}/{app['loan_no']}/")  # certificates stored per branch
         # each branch's receipts in its own folder, naming its loans only
         assert by_branch[branch]["receipt_loans"] == sorted(a["loan_no"] for a in apps)
+        # the platform's 查封 on the branch's first mortgaged unit: a receipt line in that branch's folder only
+        assert by_branch[branch]["seizures"] == [apps[0]["loan_no"]]
+    config = load_config(tmp_path / "demo" / "agent.toml")
+    assert config.platform is not None and set(config.platform.centres) == {"340121", "340123"}
+    assert config.platform.notify.public_url and {i.branch for i in config.inbox} == {"长丰支行", "肥西支行"}
+    assert "PRIVATE" not in (tmp_path / "demo" / "agent.toml").read_text(encoding="utf-8")
     assert any("SM2 keys exchanged" in line for line in said)

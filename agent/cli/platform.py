@@ -1,0 +1,55 @@
+"""``regbridge platform enroll``: register the head office's agent at a provincial 总对总 platform
+(:mod:`installer.platform` does the work; docs/dialects.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agent.cli.common import CONFIG
+
+__all__ = ["platform_app"]
+
+platform_app = typer.Typer(help="A provincial 总对总 platform (docs/dialects.md).", no_args_is_help=True)
+
+
+@platform_app.command("enroll")
+def enroll(
+    app_id: str = typer.Option(..., "--app-id", help="This bank's appId at the platform (as the desk registers it)."),
+    config: Path = CONFIG,
+    request: bool = typer.Option(
+        False, "--request", help="Make the keys and print the registration form (JSON) for the platform's desk."
+    ),
+    answer: Path = typer.Option(None, "--answer", help="The desk's answer (JSON): write [platform] from it."),
+    desk: str = typer.Option(None, "--desk", help="A desk that registers over HTTP (the sandbox's /admin/enrol)."),
+    desk_token_file: Path = typer.Option(None, "--desk-token-file", help="--desk: a file holding its bearer token."),
+    notify_listen: str = typer.Option("127.0.0.1", "--notify-listen", help="Where the notify receiver listens."),
+    notify_port: int = typer.Option(0, "--notify-port", help="Its port (0: any free one)."),
+    notify_url: str = typer.Option(None, "--notify-url", help="The notify URL the platform posts to."),
+) -> None:
+    """Register at a platform: --request prints the form (keys made here, kept encrypted), then --answer
+    writes the desk's answer into agent.toml; or --desk does both with a desk that takes the form over HTTP."""
+    from installer.platform import PlatformAnswerInvalid, enrol_at_desk, registration_request, write_platform
+
+    notify: dict[str, Any] = {"listen": notify_listen, "port": notify_port}
+    if notify_url:
+        notify["public_url"] = notify_url
+    try:
+        if request:
+            typer.echo(json.dumps(registration_request(config, app_id, notify_url=notify_url), ensure_ascii=False))
+            return
+        if answer is not None:
+            done = write_platform(config, app_id, json.loads(answer.read_text(encoding="utf-8")), notify=notify)
+        elif desk and desk_token_file:
+            token = desk_token_file.read_text(encoding="utf-8").strip()
+            done = enrol_at_desk(config, app_id, desk_url=desk, desk_token=token, notify=notify)
+        else:
+            typer.secho("give --request, --answer FILE, or --desk URL with --desk-token-file", fg="red", err=True)
+            raise typer.Exit(2)
+    except (PlatformAnswerInvalid, ValueError, KeyError, OSError) as exc:
+        typer.secho(f"platform enrolment failed: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"[platform] written to {done} ({app_id}); next: regbridge doctor -c {done}")

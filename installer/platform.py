@@ -1,0 +1,213 @@
+"""``regbridge platform enroll``: a head office's agent registered at a provincial 总对总 platform (docs/dialects.md).
+
+How a bank IT gets there (the agent is already enrolled with ``regbridge enroll``: its secret, key
+store and ``agent.toml`` exist):
+
+1. :func:`registration_request` makes the bank's SM2 signing key for the platform and its SM2
+   encryption key in the key store (encrypted PKCS#8 under the agent secret, or the OS keyring —
+   never plaintext) and answers the registration form the platform's desk takes: ``appId``, both
+   public keys (PEM) and the notify URL (``regbridge platform enroll --request``, printed as JSON);
+2. the desk registers them and answers its own ``appId``, its signing and encryption public keys,
+   its URL and each county centre's trust anchors (``platformAppId``, ``signingKey``,
+   ``encryptionKey``, ``url``, ``centres`` — the shape of the sandbox's ``POST /admin/enrol``);
+   the sandbox's desk can be called directly (``--desk URL --desk-token-file F``);
+3. :func:`write_platform` checks that answer and writes ``[platform]`` into ``agent.toml``: the
+   platform's keys as registered there (never read from a message later), the routing table
+   ``[platform.centres.<行政区划代码>]`` and each centre's seal CAs as ``trust/<code>.pem``.
+
+``regbridge doctor`` then checks the keys and a signed call to the platform.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from agent.config import AgentConfig, load_config
+from agent.credentials.custody import KeyCustody, custody_for
+from installer.enrol import _plain
+from sdk.gm.sm2 import Sm2PrivateKey, load_pem_public_key
+from sdk.support.files import atomic_write
+
+__all__ = ["PlatformAnswerInvalid", "enrol_at_desk", "registration_request", "write_platform"]
+
+
+class PlatformAnswerInvalid(ValueError):
+    """The platform desk's answer is not what registration gives (the message names the member)."""
+
+
+def _key_id(app_id: str) -> str:
+    return f"platform-{app_id}"
+
+
+def platform_keys(custody: KeyCustody, app_id: str) -> tuple[Sm2PrivateKey, Sm2PrivateKey]:
+    """The bank's SM2 signing key for ``app_id`` and its SM2 encryption key, each made once and kept in the key
+    store (software keys even beside a PKCS#11 token: the platform's envelope needs SM2 in this process)."""
+    key_id = _key_id(app_id)
+    entry = next((e for e in custody.entries() if e.key_id == key_id and e.state == "platform"), None)
+    if entry is None:
+        signer = Sm2PrivateKey.generate()
+        custody.put_software(signer, "platform", key_id=key_id)
+    else:
+        loaded = custody.load(entry)
+        if not isinstance(loaded, Sm2PrivateKey):
+            raise KeyError(f"key {key_id} is not an SM2 key")
+        signer = loaded
+    return signer, custody.ensure_encryption_key()
+
+
+def _open(config_path: Path, secret: bytes | None) -> tuple[AgentConfig, KeyCustody]:
+    from agent.state.secrets import load_secret
+
+    config = load_config(config_path)
+    if secret is None:
+        secret = load_secret(
+            config.resolve(config.secret_file) if config.secret_file else None,
+            keyring_user=config.centre.institution_id,
+        )
+    return config, custody_for(config, secret)
+
+
+def registration_request(
+    config_path: Path, app_id: str, *, notify_url: str | None = None, secret: bytes | None = None
+) -> dict[str, Any]:
+    """The registration form for the platform's desk: ``{appId, signingKey, encryptionKey, notifyUrl?}``
+    (public keys, PEM); the private halves are made here and kept in the key store.
+
+    Raises:
+        ValueError: the config does not load, or ``app_id`` is not 1-64 letters, digits, ``_.-``.
+        agent.state.secrets.SecretUnavailable: no agent secret.
+    """
+    import re
+
+    if not re.fullmatch(r"[0-9A-Za-z_.\-]{1,64}", app_id):
+        raise ValueError(f"appId {app_id!r} is not 1-64 letters, digits, '_', '.', '-'")
+    _, custody = _open(config_path, secret)
+    signer, decryption = platform_keys(custody, app_id)
+    form: dict[str, Any] = {
+        "appId": app_id,
+        "signingKey": signer.public.to_pem().decode("ascii"),
+        "encryptionKey": decryption.public.to_pem().decode("ascii"),
+    }
+    if notify_url:
+        form["notifyUrl"] = notify_url
+    return form
+
+
+def _text(answer: dict[str, Any], name: str) -> str:
+    value = answer.get(name)
+    if not isinstance(value, str) or not value:
+        raise PlatformAnswerInvalid(f"the platform's answer has no {name}")
+    return value
+
+
+def write_platform(
+    config_path: Path,
+    app_id: str,
+    answer: dict[str, Any],
+    *,
+    dialect: str = "province",
+    notify: dict[str, Any] | None = None,
+    secret: bytes | None = None,
+) -> Path:
+    """Check the desk's ``answer`` and write ``[platform]`` (and ``trust/<code>.pem``) beside ``config_path``.
+
+    Raises:
+        PlatformAnswerInvalid: a member is missing or wrong (not an SM2 key, a district not of 6 digits).
+        ValueError: the config does not load, or does not load with the new section.
+    """
+    import tomlkit
+
+    config, custody = _open(config_path, secret)
+    if not any(e.key_id == _key_id(app_id) and e.state == "platform" for e in custody.entries()):
+        raise PlatformAnswerInvalid(
+            f"no key of this agent is registered as {app_id}: make the registration request first (--request)"
+        )
+    keys = {}
+    for name in ("signingKey", "encryptionKey"):
+        try:
+            keys[name] = load_pem_public_key(_text(answer, name).encode("ascii")).to_pem().decode("ascii")
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise PlatformAnswerInvalid(f"the platform's {name} is not an SM2 public key (PEM): {exc}") from None
+    centres = answer.get("centres")
+    if not isinstance(centres, dict) or not centres:
+        raise PlatformAnswerInvalid("the platform's answer names no county centres (centres)")
+    trust_dir = config.base / "trust"
+    trust_dir.mkdir(parents=True, exist_ok=True)
+    table: dict[str, Any] = {}
+    for code, anchors in centres.items():
+        if not (isinstance(code, str) and len(code) == 6 and code.isdigit()) or not isinstance(anchors, dict):
+            raise PlatformAnswerInvalid(f"centres: {code!r} is not a 6-digit 行政区划代码 with its anchors")
+        ca = _text(anchors, "ca_pem")
+        if "BEGIN CERTIFICATE" not in ca or not isinstance(anchors.get("jwk"), dict):
+            raise PlatformAnswerInvalid(
+                f"centres.{code}: ca_pem (PEM certificates) and jwk (the centre's key) expected"
+            )
+        atomic_write(trust_dir / f"{code}.pem", ca.encode("ascii"))
+        table[code] = {
+            "name": _text(anchors, "name"),
+            "centre_key_id": _text(anchors, "key_id"),
+            "centre_key": anchors["jwk"],
+            "seal_ca_file": f"trust/{code}.pem",
+        }
+    section: dict[str, Any] = {
+        "url": _text(answer, "url"),
+        "dialect": dialect,
+        "app_id": app_id,
+        "platform_app_id": _text(answer, "platformAppId"),
+        "platform_signing_key": keys["signingKey"],
+        "platform_encryption_key": keys["encryptionKey"],
+        "key_id": _key_id(app_id),
+        "notify": dict(notify or {}),
+        "centres": table,
+    }
+    text = config_path.read_text(encoding="utf-8")
+    doc = tomlkit.parse(text)
+    doc["platform"] = _plain(section)
+    new = tomlkit.dumps(doc)
+    tomllib.loads(new)
+    atomic_write(config_path, new.encode("utf-8"), mode=config_path.stat().st_mode & 0o777)
+    try:
+        load_config(config_path)
+    except ValueError:
+        atomic_write(config_path, text.encode("utf-8"), mode=config_path.stat().st_mode & 0o777)
+        raise
+    return config_path
+
+
+def enrol_at_desk(
+    config_path: Path,
+    app_id: str,
+    *,
+    desk_url: str,
+    desk_token: str,
+    notify: dict[str, Any] | None = None,
+    dialect: str = "province",
+    secret: bytes | None = None,
+) -> Path:
+    """Register at a platform desk that takes the form over HTTP (the sandbox's ``POST {desk_url}/admin/enrol``,
+    bearer ``desk_token``) and write ``[platform]`` from its answer.
+
+    Raises:
+        PlatformAnswerInvalid: the desk refused or answered something else.
+        httpx.HTTPError: the desk could not be reached.
+    """
+    import httpx
+
+    notify_url = (notify or {}).get("public_url")
+    form = registration_request(config_path, app_id, notify_url=notify_url, secret=secret)
+    response = httpx.post(
+        f"{desk_url.rstrip('/')}/admin/enrol", json=form, headers={"Authorization": f"Bearer {desk_token}"},
+        timeout=60.0,
+    )  # fmt: skip
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.status_code != 200 or not isinstance(answer, dict):
+        detail = answer.get("error") if isinstance(answer, dict) else response.text[:200]
+        raise PlatformAnswerInvalid(
+            f"the platform desk refused the registration (HTTP {response.status_code}): {detail}"
+        )
+    return write_platform(config_path, app_id, answer, dialect=dialect, notify=notify, secret=secret)
