@@ -124,9 +124,12 @@ class EsignAuthority:
             )
         return authority
 
-    def issue(self, name: str, id_number: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        """A new signer key and its certificate: CN = ``name``, serialNumber = ``id_number``, one year."""
-        now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
+    def issue(
+        self, name: str, id_number: str, *, valid_from: _dt.datetime | None = None, valid_days: int = SIGNER_VALID_DAYS
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        """A new signer key and its certificate: CN = ``name``, serialNumber = ``id_number``, valid ``valid_days``
+        (a year) from ``valid_from`` (five minutes ago; an earlier start makes the expired certificate of a test)."""
+        now = valid_from or _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
@@ -143,7 +146,7 @@ class EsignAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
-            .not_valid_after(now + _dt.timedelta(days=SIGNER_VALID_DAYS))
+            .not_valid_after(now + _dt.timedelta(days=valid_days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
@@ -152,9 +155,19 @@ class EsignAuthority:
         )
         return key, cert
 
-    def sign(self, document: bytes, *, name: str, id_number: str, reason: str = "申请人电子签名") -> bytes:
+    def sign(
+        self,
+        document: bytes,
+        *,
+        name: str,
+        id_number: str,
+        reason: str = "申请人电子签名",
+        valid_from: _dt.datetime | None = None,
+        valid_days: int = SIGNER_VALID_DAYS,
+    ) -> bytes:
         """``document`` (a PDF) signed by ``name`` (``id_number``): the document's bytes unchanged, then a
-        PAdES signature in an incremental update (what :func:`sdk.esign.verify_esignature` checks).
+        PAdES signature in an incremental update (what :func:`sdk.esign.verify_esignature` checks). The signer's
+        certificate is valid ``valid_days`` from ``valid_from`` (:meth:`issue`).
 
         Raises:
             ValueError: ``document`` is not a PDF pyHanko can read.
@@ -166,7 +179,7 @@ class EsignAuthority:
         from pyhanko.sign import fields, signers
         from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-        key, cert = self.issue(name, id_number)
+        key, cert = self.issue(name, id_number, valid_from=valid_from, valid_days=valid_days)
         der = serialization.Encoding.DER
         ca = asn1_x509.Certificate.load(self.ca_cert.public_bytes(der))
         signer = signers.SimpleSigner(

@@ -24,10 +24,13 @@ Each check has its own code:
 ``esignature_altered``        the bytes were changed after signing (the signed digest no longer matches)
 ``esignature_other_document`` the signature is not over the document referenced (another document signed)
 ``esignature_untrusted``      the signer's certificate does not chain to a trusted e-signature CA
+``esignature_expired``        the signer's certificate is outside its validity (expired, or not yet valid) now
 ``esignature_wrong_signer``   the certificate is someone else's than the applicant named
 
 Needs pyHanko (``pip install 'regbridge[certificates]'``), imported only when called.
-Identity numbers are compared, never shown in full (:func:`sdk.privacy.mask_id`).
+Identity numbers are compared, never shown in full (:func:`sdk.privacy.mask_id`); pyHanko's own log
+records of a failed validation (which print the signer's certificate subject: the applicant's name and
+identity number in full) are dropped while a check runs — the check's result says what failed.
 """
 
 from __future__ import annotations
@@ -36,10 +39,13 @@ import asyncio
 import concurrent.futures
 import hashlib
 import io
+import logging
+import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .privacy import mask_id
 
@@ -51,6 +57,7 @@ ESIGNATURE_CODES = {
     "esignature_altered": "电子签名文件在签名后被改动",
     "esignature_other_document": "电子签名不是对所引用文件的签名",
     "esignature_untrusted": "电子签名证书不是受信任的电子认证机构签发",
+    "esignature_expired": "电子签名证书不在有效期内",
     "esignature_wrong_signer": "电子签名人不是所列申请人",
 }
 
@@ -77,6 +84,33 @@ class EsignatureCheck:
         return not self.problems
 
 
+_QUIET = threading.local()
+
+
+class _DuringCheck(logging.Filter):
+    """Drops pyHanko's records on the thread of a running check: its validation failures name the signer's
+    certificate subject (the applicant's name and 证件号码, in full) and would reach stderr, the journal or a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_QUIET, "on", False)
+
+
+_FILTER = _DuringCheck()
+
+
+@contextmanager
+def _quiet_pyhanko() -> Iterator[None]:
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        # pyhanko_certvalidator's loggers too
+        if name.startswith("pyhanko") and isinstance(logger, logging.Logger) and _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = False
+
+
 def _norm(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().upper()
 
@@ -99,10 +133,17 @@ def verify_esignature(signed: bytes, document: bytes, *, id_number: str, trusted
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _verify(signed, document, id_number, trusted_cas)
+        return _quiet_verify(signed, document, id_number, trusted_cas)
     # pyHanko's validation runs its own event loop: from inside one (an async server), run it on a thread
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_verify, signed, document, id_number, trusted_cas).result()
+        return pool.submit(_quiet_verify, signed, document, id_number, trusted_cas).result()
+
+
+def _quiet_verify(signed: bytes, document: bytes, id_number: str, trusted_cas: Sequence[str]) -> EsignatureCheck:
+    with suppress(ImportError):  # pyHanko's loggers exist once it is imported (else _verify says what to install)
+        import pyhanko.sign.validation  # noqa: F401
+    with _quiet_pyhanko():
+        return _verify(signed, document, id_number, trusted_cas)
 
 
 def _verify(signed: bytes, document: bytes, id_number: str, trusted_cas: Sequence[str]) -> EsignatureCheck:
@@ -142,11 +183,26 @@ def _verify(signed: bytes, document: bytes, id_number: str, trusted_cas: Sequenc
     if not document or hashlib.sha256(head).digest() != hashlib.sha256(document).digest():
         problems.append(problem("esignature_other_document", "签名文件不是在所引用文件之上签署的"))
     if status.intact and status.valid and not status.trusted:  # a broken signature's chain is not judged
-        issuer = sig.signer_cert.issuer.native.get("common_name", "?")
-        # a trusted CA of the same name that did not verify it is another CA (another key) under that name
-        namesake = any(root.subject == sig.signer_cert.issuer for root in roots)
-        clash = "；受信任的同名 CA 不是签发它的那个（名称相同、密钥不同）" if namesake else ""
-        problems.append(problem("esignature_untrusted", f"签发者 {issuer}{clash}"))
+        validity = sig.signer_cert["tbs_certificate"]["validity"]
+        start, end = validity["not_before"].native, validity["not_after"].native
+        now = datetime.now(UTC)
+        trusted = False
+        if not start <= now <= end:
+            when = f"已于 {end:%Y-%m-%d} 过期" if now > end else f"自 {start:%Y-%m-%d} 起才生效"
+            problems.append(problem("esignature_expired", f"签名证书{when}，有效期 {start:%Y-%m-%d} 至 {end:%Y-%m-%d}"))
+            # apart from its dates, does it chain to a trusted CA? judged at a moment inside its validity
+            moment = end - timedelta(seconds=1) if now > end else start + timedelta(seconds=1)
+            context = ValidationContext(trust_roots=roots, allow_fetching=False, moment=moment)
+            try:
+                trusted = validate_pdf_signature(sig, context).trusted
+            except Exception:  # judged as untrusted below
+                trusted = False
+        if not trusted:
+            issuer = sig.signer_cert.issuer.native.get("common_name", "?")
+            # a trusted CA of the same name that did not verify it is another CA (another key) under that name
+            namesake = any(root.subject == sig.signer_cert.issuer for root in roots)
+            clash = "；受信任的同名 CA 不是签发它的那个（名称相同、密钥不同）" if namesake else ""
+            problems.append(problem("esignature_untrusted", f"签发者 {issuer}{clash}"))
     signer = _norm(str(serial)) if serial else ""
     if not signer or signer != _norm(id_number):
         shown = mask_id(signer) if signer else "证书未载明证件号码"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,37 @@ def test_two_sandbox_esign_cas_never_share_a_name_and_a_namesake_is_named_as_suc
         one.sign(doc, name="张三", id_number="34012119620303002X"), doc, id_number="34012119620303002X",
         trusted_cas=[one.ca_pem],
     ).ok  # fmt: skip
+
+
+def _expired(doc: bytes, name: str, id_number: str, authority: EsignAuthority | None = None) -> bytes:
+    """``doc`` signed under a certificate that ended a month ago (valid 30 days from 60 days ago)."""
+    start = datetime.now(UTC) - timedelta(days=60)
+    return (authority or memory_authority()).sign(doc, name=name, id_number=id_number, valid_from=start, valid_days=30)
+
+
+def test_an_expired_signer_certificate_is_said_as_such_and_nothing_personal_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An expired signer certificate is refused as expired (esignature_expired, with its dates) — it was refused as
+    'not issued by a trusted CA … 名称相同、密钥不同', sending staff after the wrong problem; and pyHanko's own log
+    lines of the failed validation, which name the certificate's subject (the applicant's name and 证件号码 in
+    full), reached stderr and the journal of the agent and the centre."""
+    ca, doc = memory_authority(), document_pdf("application_form LN-EXPIRED")
+    caplog.set_level(logging.DEBUG)
+    check = verify_esignature(_expired(doc, "张三", "34012119620303002X"), doc, id_number="34012119620303002X",
+                              trusted_cas=[ca.ca_pem])  # fmt: skip
+    assert [p.code for p in check.problems] == ["esignature_expired"]
+    assert "过期" in check.problems[0].reason and "名称相同" not in check.problems[0].reason
+    # expired and by a stranger CA: both said
+    stranger = EsignAuthority.generate("别处的电子认证服务")
+    both = verify_esignature(_expired(doc, "张三", "34012119620303002X", stranger), doc,
+                             id_number="34012119620303002X", trusted_cas=[ca.ca_pem])  # fmt: skip
+    assert [p.code for p in both.problems] == ["esignature_expired", "esignature_untrusted"]
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "34012119620303002X" not in logged and "张三" not in logged
+
+
+def test_the_centre_refuses_an_expired_signer_certificate(sandbox: Running, bank: Bank) -> None:
+    data = f.application_dict("mortgage_first", "LN-ESIGN-EXP", n=9, complete=True)
+    owner = _owner(data)
+    assert _refused(bank, data, _expired(_form(data), owner["name"], owner["id_number"])) == ["esignature_expired"]

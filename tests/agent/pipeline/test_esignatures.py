@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,15 @@ def test_a_signature_by_an_untrusted_ca_holds_the_row(tmp_path: Path) -> None:
     stranger = EsignAuthority.generate("别处的电子认证服务")
     signed = esigned(material_content("application_form", "ES-U"), owner, authority=stranger)
     assert "电子签名证书不是受信任的电子认证机构签发" in _refused(tmp_path, "ES-U", 1, signed)
+
+
+def test_a_signature_under_an_expired_certificate_holds_the_row_as_expired(tmp_path: Path) -> None:
+    owner = register.owners_of(1)[0]
+    start = datetime.now(UTC) - timedelta(days=60)
+    signed = memory_authority().sign(material_content("application_form", "ES-X"), name=owner.name,
+                                     id_number=owner.id_number, valid_from=start, valid_days=30)  # fmt: skip
+    message = _refused(tmp_path, "ES-X", 1, signed)
+    assert "电子签名证书不在有效期内" in message and "过期" in message and "名称相同" not in message
 
 
 def test_a_signature_by_someone_else_holds_the_row_and_shows_ids_masked(tmp_path: Path) -> None:
