@@ -6,10 +6,13 @@ from enrolment (never one sent with the message), the timestamp within the windo
 before, ``encKey`` sealed to the bank's key and ``encData`` intact. Anything else is answered with
 its refusal code (HTTP 401) and leaves an audit line only.
 
-An applied notice, for every application of the bank on that 不动产单元号 (any stage): one receipt
-line for the loan system (``事件`` ``notice.<kind>``, ``状态`` 查封通知 …, the unit and the platform's
-notice number in ``原因``), once per notice number; one open alert for the unit and kind; one audit
-record. A notice on a unit the bank holds no application for is audited and acknowledged.
+An applied notice is the notice event docs/api.md §9a defines (:func:`apply_notice`), for every
+application of the bank on that 不动产单元号 (any stage): one receipt line for the loan system
+(``事件`` ``notice_seizure`` …, ``状态`` 查封通知 …, the unit, the platform's notice number and the
+mortgage's 证明号 in ``原因``) — the same line a sealed 查封登记通知书 or the collateral watch writes,
+so one 查封 is one line whichever path saw it first; one open ``collateral`` alert (``regbridge
+status`` shows it with what to do); one audit record. A notice on a unit the bank holds no
+application for is audited and acknowledged.
 
 The replay window is kept in the state store (:class:`StoredNonceWindow`): a push replayed after the
 agent restarted (or to another instance on a shared state) is still refused (``4013``) while its
@@ -26,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent.pipeline.context import StageContext
-from agent.pipeline.outbox import queue_receipt
+from agent.pipeline.outbox import NOTICE_EVENTS, notice_announced, queue_receipt, report_collateral
 from agent.state.store import StateStore
 from sdk.dialects.fields import FieldDictionary
 from sdk.dialects.province import (
@@ -68,7 +71,19 @@ class StoredNonceWindow(NonceWindow):
 
 
 def apply_notice(ctx: StageContext, fields: FieldDictionary, opened: Opened) -> int:
-    """Apply one opened notice: receipt lines, an alert, an audit record; answers how many loans it touches.
+    """Apply one opened notice as the notice events of docs/api.md §9a; answers how many loans it touches.
+
+    For every application of the bank on the notice's 不动产单元号 (``BDCDYH``):
+
+    - a 查封, 解封 or 异议 is the collateral event a sealed notice (``notice.issued``) or the collateral watch
+      reports (:func:`agent.pipeline.outbox.report_collateral`): one receipt line (事件 ``notice_<kind>``,
+      keyed by unit, restriction and event, so the same 查封 seen again by any path writes nothing more), one
+      alert ``collateral:<证明号>:<event>`` (a 解封 clears the 查封's), one audit record;
+    - a 产权变动 is one receipt line (事件 ``notice_ownership_change``) per notice number and an alert;
+    - when the push names the county centre's sealed notice (``notice_id``), that notice is announced as a
+      ``notice.issued`` is: fetched through the platform, verified against its centre's anchors and stored.
+
+    The restriction is the one the push names (``restriction_id``), else its 通知编号 (``TZBH``).
 
     Raises:
         ValueError: the notice has no unit, or its ``TZLX`` is not in the dialect's code table.
@@ -80,17 +95,28 @@ def apply_notice(ctx: StageContext, fields: FieldDictionary, opened: Opened) -> 
     kind = fields.to_sdk_code("TZLX", str(data.get("TZLX", "")))
     title = NOTICE_TITLES.get(kind, kind)
     number = str(data.get("TZBH") or opened.nonce)
+    details = fields.from_dialect({k: v for k, v in data.items() if k not in ("BDCDYH", "TZLX", "TZBH")})
+    subject = str(details.get("restriction_id") or number)
+    sealed = str(details.get("notice_id") or "")
+    what = NOTICE_EVENTS.get(kind)
     touched = 0
     with ctx.store.transaction():
         for app in ctx.store.applications():
             units = {p.get("unit_id") for p in app.payload.get("properties", []) if isinstance(p, dict)}
             if unit not in units:
                 continue
-            reason = f"平台通知{number}：不动产单元{unit}已{title}"
-            queue_receipt(ctx, app, f"notice.{kind}.{number}", f"notice.{kind}", status=f"{title}通知", reason=reason)
+            certificate = next((str(c["certificate_number"]) for c in ctx.store.certificates(reference=app.reference)
+                                if c["certificate_number"]), app.application_id or app.reference)  # fmt: skip
+            reason = f"平台通知{number}：不动产单元{unit}已{title}（不动产登记证明 {certificate}）"
+            if what is not None:
+                report_collateral(ctx, app, certificate, unit, subject, what, reason, event=f"notice_{kind}",
+                                  status=f"{title}通知", notice_number=number)  # fmt: skip
+            elif queue_receipt(ctx, app, f"notice:{number}", f"notice_{kind}", status=f"{title}通知", reason=reason,
+                               notice_number=number, application_id=app.application_id):  # fmt: skip
+                ctx.store.raise_alert(f"collateral:{certificate}:{kind}", f"{app.loan_no} ({app.reference}) {reason}")
+            if sealed:
+                notice_announced(ctx, sealed, app.reference)
             touched += 1
-        if touched:
-            ctx.store.raise_alert(f"notice.{kind}.{unit}", f"平台通知：不动产单元{unit}已{title}，涉及{touched}笔业务")
         ctx.audit.append("platform.notice", unit, kind, number=number, applications=touched)
     ctx.supervisor.wake()
     return touched

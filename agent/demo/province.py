@@ -14,7 +14,7 @@
    each certificate is verified against *its* centre's anchors and stored under its branch's folder,
    each branch's receipts go to its own folder;
 6. the platform pushes a 查封 on one mortgaged unit of each branch: it reaches that branch's loan
-   system as a receipt line (``notice.seizure``, 查封通知).
+   system as a receipt line (``notice_seizure``, 查封通知).
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def summarise(
             "inbox": name, "branch": branch, "district": district, "loans": len(loans), "applications": rows,
             "stored": sum(1 for r in rows if r["certificates"]),
             "receipt_loans": sorted({r["贷款编号"] for r in receipts if not r["贷款编号"].startswith("(文件)")}),
-            "seizures": sorted(r["贷款编号"] for r in receipts if r.get("事件") == "notice.seizure"),
+            "seizures": sorted(r["贷款编号"] for r in receipts if r.get("事件") == "notice_seizure"),
         })  # fmt: skip
     return {"branches": branches}
 

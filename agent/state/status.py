@@ -52,6 +52,9 @@ ALERT_FIXES: dict[str, str] = {
     "query": "a 查询结果 whose centre signature does not verify was not kept: check the trust anchors "
     "(`regbridge doctor`) and query again",
     "console": "the web console could not start (port taken, or LAN mode without TLS): fix [console], then restart",
+    "platform_notify": "the notify receiver of [platform] could not start (port taken, no SM2 encryption key): fix "
+    "[platform.notify] or run `regbridge platform enroll`, then restart; the platform's 查封/解封/异议/产权变动 "
+    "notices are not received until then",
     "reload": "the edited config or profile does not load: fix it (`regbridge config show`, `regbridge profile "
     "check`), then reload again; the agent runs on with the config it had",
 }

@@ -88,20 +88,23 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
             assert post_to(again.url, sealed()) == "0000"  # a fresh push is taken
         finally:
             again.stop()
-    lines = [r for r in agent.store.receipts() if r["kind"].startswith("notice.seizure.")]
+    # the notice event of docs/api.md §9a, as a sealed 查封登记通知书 writes it (事件 notice_seizure)
+    lines = [r for r in agent.store.receipts() if r["payload"]["event"] == "notice_seizure"]
     assert {line["payload"]["loan_no"] for line in lines} == {"LN-SEIZE-1"}
     # the platform's push, and the genuine (platform-signed) TZ-FORGED one; nothing of the refused ones
-    numbers = {line["kind"].split(".", 2)[2] for line in lines}
+    numbers = {line["payload"]["notice_number"] for line in lines}
     assert len(lines) == 2 and "TZ-FORGED" in numbers and any(n.startswith("TZ340121") for n in numbers)
     assert {line["payload"]["status"] for line in lines} == {"查封通知"}
     assert any(unit_id(41) in line["payload"]["reason"] for line in lines)
-    assert any(a["kind"] == f"notice.seizure.{unit_id(41)}" for a in agent.store.alerts())
+    assert all(line["kind"].startswith(f"collateral:{unit_id(41)}:") for line in lines)  # one event, one line
+    certificate = agent.store.certificates(reference=lines[0]["reference"])[0]["certificate_number"]
+    assert any(a["kind"] == f"collateral:{certificate}:seized" for a in agent.store.alerts())
     agent.run_until_idle(timeout=5)  # the receipts go to the loan system's folder
     folder = branch.root / "inbox" / "corebank"
     rows = [
         r for p in (folder / "receipts").glob("*.csv")  # the corebank profile writes GB18030
-        for r in csv.DictReader(io.StringIO(p.read_text(encoding="gb18030"))) if r.get("事件") == "notice.seizure"
+        for r in csv.DictReader(io.StringIO(p.read_text(encoding="gb18030"))) if r.get("事件") == "notice_seizure"
     ]  # fmt: skip
     assert len(rows) == 2 and {r["贷款编号"] for r in rows} == {"LN-SEIZE-1"} and rows[0]["状态"] == "查封通知"
-    assert unit_id(41) in rows[0]["原因"]
+    assert unit_id(41) in rows[0]["原因"] and certificate in rows[0]["原因"]
     agent.close()
