@@ -147,7 +147,9 @@ class Centre:
         self.notices = NoticeOffice(
             store, keys=self.keys, events=self.events, name=name, code=self.code, seals=self.seals
         )
-        self.queries = PropertyQueries(store, register=self.register, accounts=self.accounts, keys=self.keys)
+        self.queries = PropertyQueries(
+            store, register=self.register, accounts=self.accounts, keys=self.keys, notices=self.notices
+        )
         self.workflow = Workflow(
             store,
             schedule=self.schedule,

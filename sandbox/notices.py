@@ -12,8 +12,9 @@ import json
 import secrets
 import time
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from sdk.models import NOTICE_KINDS, ApplicationRecord, NoticeMetadata, SignedNoticeMetadata
+from sdk.models import NOTICE_KINDS, ApplicationRecord, NoticeMetadata, PropertyQueryResult, SignedNoticeMetadata
 
 from . import certificates as certs
 from .certificates_ofd import render_notice_ofd
@@ -24,6 +25,8 @@ from .seals import SealOffice
 from .store import Store, new_id, now_utc, token_hash
 
 __all__ = ["NoticeOffice"]
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 #: how long a notice's download link lives, in seconds (as a certificate's)
 DOWNLOAD_SECONDS = 300
@@ -106,26 +109,75 @@ class NoticeOffice:
             sha256="0" * 64,
             size=1,
         )
-        addressee = self.store.one("SELECT name FROM institutions WHERE id = ?", institution_id)
-        # the document is decided now and drawn and sealed when first asked for (:meth:`_render`): the
-        # centre's workflow step is not held up by sealing, and what it will show is fixed here
-        draft = {"meta": meta.model_dump(mode="json"), "to": addressee["name"] if addressee else institution_id,
-                 "fields": fields, "body": body}  # fmt: skip
         with self.store.transaction():
-            self.store.execute(
-                "INSERT INTO notices VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                nid,
-                institution_id,
-                record.application_id,
-                kind,
-                number,
-                json.dumps(draft, ensure_ascii=False),
-                "",
-                b"",
-            )
+            self._decide(institution_id, meta, fields, body)
             self.events.emit(institution_id, "notice.issued", record,
                              {"notice_id": nid, "kind": kind, "notice_number": number})  # fmt: skip
-            self.store.audit("centre", f"notice.{kind}", nid, "ok")
+        return nid
+
+    def _decide(self, institution_id: str, meta: NoticeMetadata, fields: list[tuple[str, str]], body: str) -> None:
+        """Keep a document decided now (number, fields, text), drawn and sealed when first asked for
+        (:meth:`_render`): the centre's step is not held up by sealing, and what it will show is fixed here."""
+        addressee = self.store.one("SELECT name FROM institutions WHERE id = ?", institution_id)
+        draft = {"meta": meta.model_dump(mode="json"), "to": addressee["name"] if addressee else institution_id,
+                 "fields": fields, "body": body}  # fmt: skip
+        self.store.execute(
+            "INSERT INTO notices VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            meta.notice_id,
+            institution_id,
+            meta.application_id,
+            meta.kind,
+            meta.notice_number,
+            json.dumps(draft, ensure_ascii=False),
+            "",
+            b"",
+        )
+        self.store.audit("centre", f"notice.{meta.kind}", meta.notice_id, "ok")
+
+    def issue_query_result(self, institution_id: str, result: PropertyQueryResult) -> str:
+        """The sealed 查询结果 (权属查询证明) of one answered 登记资料查询: what the register shows of the unit
+        (rights by kind, 证号, 顺位 and amount, no names), 查封/异议/抵押, who asked and on which authorisation; a
+        document of kind ``query_result`` served and sealed as every notice (no event: the query's answer names
+        it). Answers its id."""
+        now = now_utc()
+        nid = new_id("ntc")
+        title = NOTICE_KINDS["query_result"]
+        number = f"长不动产查询〔{now:%Y}〕{self.store.next_number('notice:query_result')}号"
+        names = {"ownership": "所有权", "mortgage": "抵押权", "seizure": "查封", "objection": "异议登记",
+                 "notice": "预告登记"}  # fmt: skip
+        yes = {True: "是", False: "否"}
+        fields = [
+            ("文书编号", number),
+            ("查询编号", result.query_id),
+            ("不动产单元号", result.unit_id),
+            ("坐落", result.location),
+            ("不动产权证书号", result.title_certificate or "—"),
+            ("查封", yes[result.seized]),
+            ("异议", yes[result.objection]),
+            ("抵押", yes[result.mortgaged]),
+        ]
+        for i, r in enumerate(result.rights, start=1):
+            parts = [names.get(r.kind, r.kind), f"顺位{r.rank}" if r.rank else "", r.certificate_number or "",
+                     f"{r.amount}元" if r.amount is not None else "", r.note or ""]  # fmt: skip
+            fields.append((f"登记事项{i}", " ".join(p for p in parts if p)))
+        fields += [("授权书编号", result.authorisation_reference or "—"), ("经办人", result.operator_id or "—"),
+                   ("查询时间", f"{result.answered_at.astimezone(BEIJING):%Y-%m-%d %H:%M:%S}（北京时间）")]  # fmt: skip
+        body = "经查询不动产登记簿，截至查询时间该不动产单元的登记情况如上。本结果仅供办理不动产抵押业务使用。"
+        meta = NoticeMetadata(
+            notice_id=nid,
+            kind="query_result",
+            title=title,
+            notice_number=number,
+            query_id=result.query_id,
+            unit_ids=[result.unit_id],
+            issuing_authority=self.name,
+            issuing_authority_code=self.code,
+            issued_at=now,
+            media_type="application/ofd" if self.seals is not None else "application/pdf",
+            sha256="0" * 64,
+            size=1,
+        )
+        self._decide(institution_id, meta, fields, body)
         return nid
 
     def notice(self, institution_id: str, notice_id: str) -> SignedNoticeMetadata:
@@ -165,7 +217,7 @@ class NoticeOffice:
                 issued_at_text=f"{meta.issued_at:%Y年%m月%d日}",
                 seals=self.seals,
                 custom_data={"文书类型": meta.kind, "文书编号": meta.notice_number,
-                             "申请编号": meta.application_id or ""},
+                             "申请编号": meta.application_id or meta.query_id or ""},
             )  # fmt: skip
         else:
             pdf = certs.render_notice_pdf(title=meta.title, number=meta.notice_number, authority=self.name,

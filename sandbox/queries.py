@@ -6,8 +6,11 @@ within its validity period, for the mortgage business only) and against the regi
 must be a right holder of the unit. A refused query answers 422 (403 for a non-owner) with every reason.
 
 The answer (查询结果) is signed by the centre's key (:meth:`sandbox.pki.CentreKeys.sign_detached`; verified by
-:func:`sdk.certificates.verify_query_result`) — a signed JSON result, not a sealed OFD/PDF document. Names of
-owners the query does not concern are masked (:func:`sdk.privacy.mask_name`).
+:func:`sdk.certificates.verify_query_result`) and names its sealed document (``document_id``): the 查询结果
+(权属查询证明) issued by the notice office as a document of kind ``query_result`` (:meth:`sandbox.notices.
+NoticeOffice.issue_query_result`), sealed and served as the centre's notices and certificates (OFD in ``gm``,
+PDF/PAdES in ``intl``; ``GET /v1/notices/{id}`` and ``/content``). Names of owners the query does not concern are
+masked (:func:`sdk.privacy.mask_name`); the sealed document shows no names.
 
 痕迹管理 (seed 001 §6.2): every query, answered or refused, is in ``query_trace`` with who asked (institution,
 operator), why (purpose, the authorisation's number, its masked 授权人, its period and 用途), what it named,
@@ -29,6 +32,7 @@ from sdk.register_checks import owner_digest
 
 from .accounts import Accounts
 from .errors import CentreError
+from .notices import NoticeOffice
 from .pki import CentreKeys
 from .register import Register
 from .store import Store, new_id, now_utc
@@ -44,8 +48,11 @@ TRACE_COLUMNS = [
 
 
 class PropertyQueries:
-    def __init__(self, store: Store, *, register: Register, accounts: Accounts, keys: CentreKeys) -> None:
+    def __init__(
+        self, store: Store, *, register: Register, accounts: Accounts, keys: CentreKeys, notices: NoticeOffice
+    ) -> None:
         self.store = store
+        self.notices = notices
         self.register = register
         self.accounts = accounts
         self.keys = keys
@@ -120,6 +127,10 @@ class PropertyQueries:
             authorisation_reference=query.authorisation.reference,
             purpose=query.purpose,
         )
+        # the sealed 查询结果 (权属查询证明), decided now in the same transaction, drawn and sealed when first read
+        with self.store.transaction():
+            document = self.notices.issue_query_result(institution_id, result)
+        result = result.model_copy(update={"document_id": document})
         signature = self.keys.sign_detached(result.model_dump(mode="json", exclude={"signature"}))
         result = PropertyQueryResult.model_validate({**result.model_dump(mode="json"), "signature": signature})
         self.store.execute(

@@ -2,8 +2,9 @@
 
 The authorisation is checked here first (expired, future-dated, not for the mortgage business, not signed by an
 owner named with ``--owner``) and a refused query is never sent; the centre checks it again. An answered query
-is the centre's signed 查询结果, verified and stored encrypted (:mod:`agent.pipeline.queries`);
-``--show QUERY_ID`` prints a stored one. Exit 1 when any query was refused or a batch row was invalid.
+is the centre's signed 查询结果, verified and stored encrypted, and its sealed 查询结果 (权属查询证明) verified and
+stored in the document store — the line says where (:mod:`agent.pipeline.queries`); ``--show QUERY_ID`` prints a
+stored one. Exit 1 when any query was refused or a batch row was invalid.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                         "outcome": o.outcome,
                         "reasons": [{"code": c, "reason": r} for c, r in o.reasons],
                         "result": result_summary(o.result) if o.result else None,
+                        "document": o.document,
                     }
                     for o in outcomes
                 ],
@@ -48,8 +50,13 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
             for right in r.rights:
                 rank = f" 顺位{right.rank}" if right.rank else ""
                 typer.echo(f"    {right.kind}{rank}  {right.certificate_number or ''}")
+            if o.document:
+                typer.echo(f"    查询结果证明（已验章）存放于 {o.document}")
+            for _code, reason in o.reasons:
+                typer.secho(f"    {reason}", fg="yellow")
         else:
-            label = {"refused_here": "本机拒绝（未发送）", "refused_by_centre": "登记中心拒绝", "invalid": "行无效"}
+            label = {"refused_here": "本机拒绝（未发送）", "refused_by_centre": "登记中心拒绝", "invalid": "行无效",
+                     "unverified": "查询结果验证未通过（未保存）", "failed": "查询未完成"}  # fmt: skip
             typer.secho(f"{o.label}: {label.get(o.outcome, o.outcome)}", fg="red")
             for _code, reason in o.reasons:
                 typer.echo(f"    {reason}")
@@ -77,7 +84,14 @@ def query(
     """登记资料查询 with the applicant's authorisation: one query, or --batch FILE; --show QUERY_ID."""
     from pydantic import ValidationError
 
-    from agent.pipeline.queries import QueryOutcome, read_batch, result_summary, run_query, stored_result
+    from agent.pipeline.queries import (
+        QueryOutcome,
+        read_batch,
+        result_summary,
+        run_query,
+        stored_document,
+        stored_result,
+    )
     from sdk.models import PropertyQuery
 
     agent = open_agent(config)
@@ -87,7 +101,8 @@ def query(
             if found is None:
                 typer.secho(f"no stored query result {show}", fg="red", err=True)
                 raise typer.Exit(1)
-            typer.echo(json.dumps(result_summary(found), ensure_ascii=False, indent=2))
+            typer.echo(json.dumps({**result_summary(found), "document": stored_document(agent.context, show)},
+                                  ensure_ascii=False, indent=2))  # fmt: skip
             return
         outcomes: list[QueryOutcome] = []
         if batch is not None:
@@ -100,7 +115,8 @@ def query(
                 if q is None:
                     outcomes.append(QueryOutcome(f"{batch.name}:{line}", "invalid", errors))
                 else:
-                    outcomes.append(run_query(agent.context, q, owner_ids=owner_ids, label=f"{batch.name}:{line}"))
+                    outcomes.append(run_query(agent.context, q, owner_ids=owner_ids, label=f"{batch.name}:{line}",
+                                              document=True))  # fmt: skip
         else:
             kind = "organisation" if id_number and not id_number[:17].isdigit() else "person"
             data: dict[str, Any] = {
@@ -125,7 +141,7 @@ def query(
                     where = ".".join(str(p) for p in e["loc"])
                     typer.secho(f"{where}: {e['msg']}", fg="red", err=True)
                 raise typer.Exit(2) from None
-            outcomes.append(run_query(agent.context, q, owner_ids=set(owners) if owners else None))
+            outcomes.append(run_query(agent.context, q, owner_ids=set(owners) if owners else None, document=True))
     finally:
         agent.close()
     _print(outcomes, as_json)

@@ -286,9 +286,12 @@ def answer_export_queries(
     for row, query, _, errors in asked:
         outcome = "invalid"
         reason = "；".join(text for _, text in errors)
+        record = rows.get(row)
+        loan = normalise_text(record.values.get(loan_column, "")) if record is not None else ""
+        document = None
         if query is not None:
             try:
-                done = run_query(ctx, query, label=f"{label}:{row}")
+                done = run_query(ctx, query, label=f"{label}:{row}", document=True, loan_no=loan or None)
             except Exception as exc:  # the centre away: the row is answered as not done, never dropped
                 log.warning("export query failed", extra={"file": label, "row": row, "error": type(exc).__name__})
                 done = None
@@ -303,12 +306,11 @@ def answer_export_queries(
                     mortgaged = f"是（顺位 {ranks}）" if r.mortgaged else "否"
                     reason = (f"查询编号 {r.query_id}；查封：{'是' if r.seized else '否'}；异议："
                               f"{'是' if r.objection else '否'}；抵押：{mortgaged}")
-        record = rows.get(row)
-        loan = normalise_text(record.values.get(loan_column, "")) if record is not None else ""
+                    document = done.document
         key = f"query-{sha[:12]}-{row}"
         payload = {"loan_no": loan or f"(查询){label}", "reference": key, "type": "property_query",
                    "type_name": "登记资料查询", "event": "property_query", "status": _QUERY_STATUS[outcome],
-                   "reason": reason, "file": label, "rows": [row], "at": now_iso()}  # fmt: skip
+                   "reason": reason, "file": label, "rows": [row], "at": now_iso(), "document": document}  # fmt: skip
         ctx.store.add_receipt(key, "property_query", inbox.name, payload)
 
 

@@ -8,10 +8,13 @@ validity period, for the mortgage business only, and — when the owners are kno
 certificate the staff checked, given as ``owner_ids``) — signed by an owner. A refused query is not sent.
 
 An answered query is the centre's signed 查询结果: the agent verifies the centre's signature
-(:func:`sdk.certificates.verify_query_result`; the centre does not seal query results as documents yet, so
-the signed JSON is what is kept), stores it encrypted (the blob store: it names right holders) and indexes it
-(``property_query:<query_id>`` in the state's meta). Every query, answered or refused at either end, leaves an
-audit record: who (operator), why (purpose, 授权书编号), what (the key), the outcome and reasons.
+(:func:`sdk.certificates.verify_query_result`), stores it encrypted (the blob store: it names right holders) and
+indexes it (``property_query:<query_id>`` in the state's meta); for branch staff and export rows it also fetches
+the sealed 查询结果 (权属查询证明) the answer names (``document_id``), verifies it as a certificate (signed
+metadata, digest, seal chaining to the enrolment bundle, visible text, that it is this query's) and stores it in the
+document store with a sidecar (``property_query_document:<query_id>`` names where). Every query, answered or
+refused at either end, leaves an audit record: who (operator), why (purpose, 授权书编号), what (the key), the
+outcome and reasons.
 
 Batch file (CSV, UTF-8 or GB18030), one query a row, headers in Chinese:
 ``不动产单元号, 不动产权证书号, 坐落`` (exactly one), ``授权书编号, 授权人姓名, 授权人证件号码, 签署时间,
@@ -36,6 +39,8 @@ from agent.mapping import Profile
 from agent.mapping.profile import DATE_FORMATS
 from agent.mapping.values import parse_datetime
 from agent.pipeline.context import StageContext
+from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
+from connectors.documents import DocumentConflict, safe_key
 from connectors.readers.records import SourceRecord
 from sdk.certificates import verify_query_result
 from sdk.identifiers import normalise_text
@@ -50,6 +55,7 @@ __all__ = [
     "read_batch",
     "result_summary",
     "run_query",
+    "stored_document",
     "stored_result",
 ]
 
@@ -94,7 +100,9 @@ class QueryOutcome:
     """What became of one query.
 
     Attributes:
-        outcome: ``answered``, ``refused_here`` (never sent), ``refused_by_centre`` or ``invalid`` (a bad row).
+        outcome: ``answered``, ``refused_here`` (never sent), ``refused_by_centre``, ``unverified`` (the answer's
+            signature or its sealed document failed a check: nothing kept), ``failed`` (the document cannot be
+            downloaded now) or ``invalid`` (a bad row).
         reasons: ``(code, reason)`` pairs, reasons in Chinese for branch staff.
     """
 
@@ -103,6 +111,8 @@ class QueryOutcome:
     reasons: list[tuple[str, str]] = field(default_factory=list)
     result: PropertyQueryResult | None = None
     blob: str | None = None
+    #: where the sealed 查询结果 is stored (document store location), when it was fetched
+    document: str | None = None
 
 
 def _key(query: PropertyQuery) -> str:
@@ -119,8 +129,15 @@ def run_query(
     label: str = "",
     now: datetime | None = None,
     idempotency_key: str | None = None,
+    document: bool = False,
+    loan_no: str | None = None,
 ) -> QueryOutcome:
-    """Check the authorisation, ask the centre, verify and store its answer; never raises for a refusal."""
+    """Check the authorisation, ask the centre, verify and store its answer; never raises for a refusal.
+
+    With ``document`` (branch staff's queries, an export's query rows) the sealed 查询结果 is downloaded, verified
+    and stored too (under ``loan_no``'s folder when given) — a document that fails a check refuses the answer
+    (``unverified``, nothing kept); the register pre-flight and the collateral watch use the signed answer only.
+    """
     now = now or datetime.now(UTC)
     label = label or (query.unit_id or query.title_certificate or query.location or "")
     auth = query.authorisation
@@ -147,11 +164,83 @@ def run_query(
         ctx.audit.append("property.query", target, "unverified", reasons=str(exc), **detail)
         ctx.store.raise_alert(f"query:{result.query_id}", f"查询结果 {result.query_id} 的中心签名无法验证: {exc}")
         return QueryOutcome(label, "unverified", [("signature", str(exc))])
+    location = None
+    if document:
+        try:
+            location = _keep_document(ctx, result, loan_no)
+        except (CertificateRejected, DocumentConflict) as exc:
+            failed: list[str] = exc.reasons if isinstance(exc, CertificateRejected) else [str(exc)]
+            ctx.audit.append("property.query", target, "unverified", query_id=result.query_id,
+                             reasons="; ".join(failed), **detail)  # fmt: skip
+            ctx.store.raise_alert(f"query:{result.query_id}", f"查询结果 {result.query_id} 的电子文书验证未通过，"
+                                  "未保存: " + "; ".join(failed))  # fmt: skip
+            return QueryOutcome(label, "unverified", [("document_rejected", mask_text(r)) for r in failed])
+        except (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.NotFound) as exc:
+            ctx.audit.append("property.query", target, "failed", query_id=result.query_id,
+                             reasons=type(exc).__name__, **detail)  # fmt: skip
+            why = f"查询结果证明暂时无法下载（{type(exc).__name__}），请稍后重试（同一查询不会重复计入）"
+            return QueryOutcome(label, "failed", [("document_unavailable", why)], result)
     blob = ctx.blobs.put(result.model_dump_json().encode())
-    ctx.store.set_meta(f"property_query:{result.query_id}", blob)
-    ctx.audit.append("property.query", target, "answered", query_id=result.query_id, blob=blob, **detail)
+    with ctx.store.transaction():
+        ctx.store.set_meta(f"property_query:{result.query_id}", blob)
+        if location:
+            ctx.store.set_meta(f"property_query_document:{result.query_id}", location)
+    ctx.audit.append("property.query", target, "answered", query_id=result.query_id, blob=blob, location=location,
+                     **detail)  # fmt: skip
     log.info("property query answered", extra={"query_id": result.query_id})
-    return QueryOutcome(label, "answered", [], result, blob)
+    return QueryOutcome(label, "answered", [], result, blob, location)
+
+
+def _keep_document(ctx: StageContext, result: PropertyQueryResult, loan_no: str | None) -> str:
+    """Download the sealed 查询结果 the signed answer names, verify it as a certificate is verified (the centre's
+    signed metadata, the file's digest, its seal against the enrolment bundle's trust anchors, its visible text)
+    and that it is this query's; store it with a sidecar (``<loan no or 登记资料查询>/<title>-<文书编号>``).
+
+    Raises:
+        CertificateRejected: a check failed (every reason): nothing is stored.
+        sdk.TransportError and the like: the centre cannot serve it now.
+    """
+    if not result.document_id:
+        raise CertificateRejected(["the centre's 查询结果 names no sealed document (document_id)"])
+    signed = ctx.centre.notice(result.document_id)
+    meta = verify_notice_metadata(signed, ctx.trust)
+    wrong = []
+    if meta.kind != "query_result" or meta.query_id != result.query_id:
+        wrong.append(f"the document {meta.notice_number} is not the 查询结果 of query {result.query_id}")
+    if meta.unit_ids != [result.unit_id]:
+        wrong.append("the document's 不动产单元号 is not the unit queried")
+    if wrong:
+        raise CertificateRejected(wrong)
+    try:
+        content = ctx.centre.download_notice(result.document_id, expected_sha256=meta.sha256)
+    except sdk.DigestMismatch as exc:
+        raise CertificateRejected([f"the file is not the one the centre signed: {exc}"]) from None
+    sealed = verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+    suffix = ".ofd" if meta.media_type == "application/ofd" else ".pdf"
+    key = safe_key(loan_no or "登记资料查询", f"{meta.title}-{meta.notice_number}", suffix)
+    sidecar = {
+        "notice_id": meta.notice_id,
+        "kind": meta.kind,
+        "title": meta.title,
+        "notice_number": meta.notice_number,
+        "query_id": result.query_id,
+        "unit_ids": meta.unit_ids,
+        "issuing_authority": meta.issuing_authority,
+        "issued_at": meta.issued_at.isoformat(),
+        "operator": result.operator_id,
+        "authorisation_reference": result.authorisation_reference,
+        "loan_no": loan_no,
+        "seized": result.seized,
+        "objection": result.objection,
+        "mortgaged": result.mortgaged,
+        "verified": {"metadata_signature": ctx.trust.centre_key_id, "seal": sealed},
+    }
+    return ctx.documents.put(key, content, sidecar)
+
+
+def stored_document(ctx: StageContext, query_id: str) -> str | None:
+    """Where the sealed 查询结果 of a query is stored (None when none was kept)."""
+    return ctx.store.get_meta(f"property_query_document:{query_id}")
 
 
 def stored_result(ctx: StageContext, query_id: str) -> PropertyQueryResult | None:

@@ -104,6 +104,7 @@ NoticeKind = Literal[
     "seizure_release",
     "objection",
     "ownership_change",
+    "query_result",
 ]
 NOTICE_KINDS: dict[str, str] = {
     "acceptance_receipt": "受理凭证",
@@ -114,6 +115,7 @@ NOTICE_KINDS: dict[str, str] = {
     "seizure_release": "解封登记通知书",
     "objection": "异议登记通知书",
     "ownership_change": "产权变动通知书",
+    "query_result": "不动产登记资料查询结果",
 }
 
 
@@ -124,7 +126,10 @@ class NoticeMetadata(Resource):
     kind: NoticeKind
     title: str = Field(description="the document's title, e.g. 受理凭证 (NOTICE_KINDS)")
     notice_number: str = Field(description="文书编号")
-    application_id: str | None = Field(default=None, description="the application it answers; none for collateral")
+    application_id: str | None = Field(
+        default=None, description="the application it answers; none for collateral notices and 查询结果"
+    )
+    query_id: str | None = Field(default=None, description="a 查询结果's 登记资料查询 (PropertyQueryResult.query_id)")
     unit_ids: list[str] = Field(default_factory=list, description="不动产单元号 it concerns")
     restriction_id: str | None = Field(
         default=None,

@@ -188,4 +188,9 @@ class PropertyQueryResult(Resource):
     operator_id: str | None = Field(default=None, description="who asked (业务办理人员账号)")
     authorisation_reference: str | None = Field(default=None, description="授权书编号")
     purpose: str | None = Field(default=None, description="查询目的")
+    document_id: str | None = Field(
+        default=None,
+        description="the sealed 查询结果 (权属查询证明): a document of kind query_result served like a notice "
+        "(GET /v1/notices/{document_id} and its /content), OFD or PDF sealed as the centre's certificates",
+    )
     signature: DetachedSignature | None = Field(default=None, description="the centre's signature over the rest")

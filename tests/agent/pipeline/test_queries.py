@@ -4,9 +4,11 @@ every query answered is in the centre's trace, signed, verified and kept by the 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -146,6 +148,43 @@ def test_a_tampered_result_does_not_verify(branch: Branch) -> None:
         agent.close()
 
 
+def test_a_query_result_with_a_broken_seal_is_refused(branch: Branch) -> None:
+    """The centre's sealed 查询结果 altered after sealing (its metadata re-signed to match the altered file, so only
+    the seal tells): the agent refuses the answer, keeps nothing and raises an alert."""
+    q = _query()
+    centre = branch.centre.centre
+    agent = branch.agent()
+    try:
+        ctx = agent.context
+        answer = ctx.centre.query_property(q, idempotency_key="broken-seal")  # what run_query will be answered
+        assert answer.document_id
+        office = centre.notices
+        drawn = office.content(answer.document_id)  # drawn and sealed
+        assert drawn is not None
+        meta, content = drawn
+        at = content.index(b"(D:") + 5
+        tampered = content[:at] + bytes([content[at] ^ 1]) + content[at + 1 :]  # one digit of a date, inside the seal
+        doc = meta.model_copy(update={"sha256": hashlib.sha256(tampered).hexdigest(), "size": len(tampered)})
+        signed = doc.model_dump(mode="json")
+        centre.store.execute(
+            "UPDATE notices SET metadata = ?, signature = ?, content = ? WHERE id = ?",
+            json.dumps(signed, ensure_ascii=False), json.dumps(office.keys.sign_detached(signed)), tampered,
+            answer.document_id,
+        )  # fmt: skip
+        refused = run_query(ctx, q, idempotency_key="broken-seal", document=True)
+        assert refused.outcome == "unverified" and refused.document is None
+        assert refused.reasons and all(code == "document_rejected" for code, _ in refused.reasons)
+        assert stored_result(ctx, answer.query_id) is None  # nothing kept
+        assert "the seal is broken: the signed content was changed" in [r for _, r in refused.reasons]
+        assert not [k for k in ctx.documents.keys() if "查询结果" in k]  # noqa: SIM118 (a store, not a dict)
+        assert any(a["kind"] == f"query:{answer.query_id}" for a in ctx.store.alerts())
+        # the genuine document is accepted and stored
+        good = run_query(ctx, _query(13), document=True)
+        assert good.outcome == "answered" and good.document and Path(good.document).is_file()
+    finally:
+        agent.close()
+
+
 def test_a_batch_file_accounts_for_every_row(branch: Branch, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     owner = register.owners_of(UNIT)[0]
     good = _query()
@@ -187,6 +226,7 @@ def test_a_batch_file_accounts_for_every_row(branch: Branch, tmp_path: Any, monk
     assert owner.id_number not in out.output
     shown = CliRunner().invoke(cli, ["query", "--show", got[0]["result"]["query_id"], "--config", str(branch.config)])
     assert shown.exit_code == 0 and json.loads(shown.output)["mortgaged"] is True
+    assert json.loads(shown.output)["document"] == got[0]["document"] and Path(got[0]["document"]).is_file()
     assert [t["authorisation_reference"] for t in _trace(branch)] == ["SQ-B1"]
 
 
@@ -205,6 +245,11 @@ def test_regbridge_query_for_one_unit(branch: Branch, monkeypatch: pytest.Monkey
     )  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert "查询结果" in ok.output and "已抵押" in ok.output
+    # the sealed 查询结果 (权属查询证明), verified, is in the document store: the line says where
+    where = Path(ok.output.split("查询结果证明（已验章）存放于 ")[1].split()[0])
+    sidecar = json.loads(where.with_suffix(".json").read_text(encoding="utf-8"))
+    assert where.read_bytes().startswith(b"%PDF") and sidecar["kind"] == "query_result"
+    assert sidecar["unit_ids"] == [register.unit_id(UNIT)] and "seal" in sidecar["verified"]
     future = CliRunner().invoke(
         cli, [*common, "--unit", register.unit_id(UNIT), "--signed-at", "2099-01-01T00:00:00+00:00"]
     )
