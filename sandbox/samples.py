@@ -18,6 +18,7 @@ from sandbox.esign import EsignAuthority, document_pdf, memory_authority
 from sdk.identifiers import resident_id_check_char, uscc_check_char
 from sdk.models import (
     APPLICATION_TYPES,
+    SIGNED_DOCUMENT_CODES,
     ApplicationBase,
     Declaration,
     ElectronicSignatureRef,
@@ -164,7 +165,7 @@ DEFAULT_UNIT = {
 
 
 #: the documents an applicant e-signs (the 申请书, the 询问笔录): real PDFs, so they can be signed
-SIGNED_DOCUMENTS = ("application_form", "inquiry_record")
+SIGNED_DOCUMENTS = SIGNED_DOCUMENT_CODES
 #: the material code of an applicant's signed document (电子签名文件)
 ESIGNATURE_CODE = "esignature"
 _SIGNED: dict[tuple[str, str, str, str], bytes] = {}

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.mapping.validation import ProfileProblem, key_lines, locate, target_problems
-from sdk.models import APPLICATION_TYPES
+from sdk.models import APPLICATION_TYPES, SIGNED_DOCUMENT_CODES
 
 __all__ = [
     "FieldSpec",
@@ -376,5 +376,10 @@ def declaration_problems(profile: Profile) -> list[str]:
         problems.append(
             "[declaration] 未从导出文件映射申请人的电子签名文件：esignatures 须为列名"
             "（列中为签名后的PDF文件路径，相对于导出文件所在目录）"
+        )
+    if spec.signed_document not in SIGNED_DOCUMENT_CODES:
+        problems.append(
+            f"[declaration] signed_document = {spec.signed_document!r}：申请人电子签名的应是申请书或询问笔录"
+            f"（{' 或 '.join(SIGNED_DOCUMENT_CODES)}），登记中心不接受对其他材料的签名"
         )
     return problems

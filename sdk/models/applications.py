@@ -32,7 +32,7 @@ from ._base import Model
 from .agency import POWER_OF_ATTORNEY_MATERIALS, Representation
 from .court import COURT_DOCUMENT_MATERIAL, CourtDocument
 from .delivery import CertificateDelivery
-from .legal import Declaration
+from .legal import SIGNED_DOCUMENT_CODES, Declaration
 from .materials import Material
 from .mortgage import MortgageChangeItem, MortgageTerms
 from .parties import NaturalPerson, Organisation, Party
@@ -103,6 +103,12 @@ class ApplicationBase(Model):
                     raise ValueError(f"declaration.signatures[{i}].{name}: no material {mid} in this application")
             if sig.material_id is not None and by_id[sig.material_id].media_type != "application/pdf":
                 raise ValueError(f"declaration.signatures[{i}]: the signed document must be a PDF (PAdES)")
+            signs = by_id[sig.document_id].code if sig.document_id is not None else None
+            if signs is not None and signs not in SIGNED_DOCUMENT_CODES:
+                raise ValueError(
+                    f"declaration.signatures[{i}].document_id: material {sig.document_id} is a {signs}; an applicant "
+                    f"e-signs the 申请书 or the 询问笔录 ({' or '.join(SIGNED_DOCUMENT_CODES)})"
+                )
         return self
 
     @model_validator(mode="after")

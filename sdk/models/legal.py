@@ -23,7 +23,10 @@ from pydantic import Field, model_validator
 
 from ._base import Model
 
-__all__ = ["Declaration", "ElectronicSignatureRef", "InquiryAnswer"]
+__all__ = ["SIGNED_DOCUMENT_CODES", "Declaration", "ElectronicSignatureRef", "InquiryAnswer"]
+
+#: the material codes of what an applicant e-signs (seed 003 细则 (四)): the 申请书 and the 询问笔录
+SIGNED_DOCUMENT_CODES = ("application_form", "inquiry_record")
 
 
 class InquiryAnswer(Model):

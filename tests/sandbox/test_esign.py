@@ -229,3 +229,20 @@ def test_the_centre_refuses_an_expired_signer_certificate(sandbox: Running, bank
     data = f.application_dict("mortgage_first", "LN-ESIGN-EXP", n=9, complete=True)
     owner = _owner(data)
     assert _refused(bank, data, _expired(_form(data), owner["name"], owner["id_number"])) == ["esignature_expired"]
+
+
+def test_a_signature_over_a_material_that_is_not_the_application_form_or_inquiry_record_is_refused(
+    sandbox: Running, bank: Bank
+) -> None:
+    """The declaration must point at the signed 申请书 or 询问笔录: a valid signature by the applicant over another
+    material (the 主合同 scan, here) is not the applicant's declaration, and was accepted (submitted)."""
+    data = f.application_dict("mortgage_first", "LN-ESIGN-DOC", n=11, complete=True)
+    other = next(m for m in data["materials"] if m["code"] not in ("application_form", "inquiry_record", "esignature"))
+    scan = document_pdf(f"{other['code']} LN-ESIGN-DOC")
+    signed = f.esigned(scan, _owner(data))
+    data = _replace_signed(_replace_signed(data, scan, other["id"]), signed)
+    data["declaration"]["signatures"][0]["document_id"] = other["id"]
+    with pytest.raises((sdk.ValidationFailed, ValueError)) as caught:
+        _lodge(bank, data, {"esign1": signed, other["id"]: scan})
+    assert "application_form" in str(caught.value) and "inquiry_record" in str(caught.value)
+    assert bank.client.applications.find("LN-ESIGN-DOC") is None  # refused before anything was created

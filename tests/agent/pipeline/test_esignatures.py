@@ -165,6 +165,12 @@ def test_a_profile_that_does_not_map_the_declaration_has_gaps_in_chinese() -> No
     text = text[: text.index("# The applicants' own declaration")] + text[text.index("[materials]") :]
     gaps = declaration_problems(parse_profile(text, "legacy.toml"))
     assert any("询问笔录" in g for g in gaps) and any("承诺" in g for g in gaps) and any("电子签名" in g for g in gaps)
+    # the applicants sign the 申请书 or the 询问笔录, nothing else: the centre refuses a signature over another material
+    profile = _profile()
+    contract = profile.model_copy(update={"declaration": profile.declaration.model_copy(
+        update={"signed_document": "main_contract"})})  # fmt: skip
+    (gap,) = declaration_problems(contract)
+    assert "signed_document = 'main_contract'" in gap and "申请书或询问笔录" in gap
 
 
 def test_the_signed_documents_go_through_the_agent_to_the_centre_that_checks_them(centre: Any, tmp_path: Path) -> None:
