@@ -5,7 +5,9 @@ config valid · agent secret available · key present and usable (sign and verif
 reachable (TLS verified) and its clock close to ours · our key active at the centre and the
 channel open · folders present with tight permissions · free disk · document store writable ·
 trust anchors not near expiry · the state store intact · the institution certificate (机构证书): its
-validity (a warning 30 days ahead) and the centre's CRL.
+validity (a warning 30 days ahead) and the centre's CRL · with ``[platform]`` (a provincial 总对总
+platform): the agent's SM2 keys for it, each county centre's trust anchors, a signed call answered
+and opened (the platform's key from its registration), and where its notices are received.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from agent.credentials.custody import custody_for
 from agent.state.secrets import SecretUnavailable, load_secret
 from installer.enrol import MAX_CLOCK_SKEW
 
-__all__ = ["Finding", "diagnose"]
+__all__ = ["Finding", "diagnose", "diagnose_platform"]
 
 Status = Literal["ok", "warn", "fail"]
 EXPIRY_WARNING_DAYS = 30
@@ -454,6 +456,65 @@ class _Doctor:
         else:
             self.add("trust", "ok", f"seal CA valid {left} more days; centre key {config.centre.centre_key_id}")
 
+    def platform(self, config: AgentConfig, secret: bytes | None) -> None:
+        """``[platform]``: keys, each county centre's anchors, one signed call (``channel``), the notify URL."""
+        platform = config.platform
+        if platform is None:
+            return
+        from agent.centre.province import platform_centre
+
+        problems = []
+        for district, centre in platform.centres.items():
+            try:
+                ca = x509.load_pem_x509_certificate(config.resolve(centre.seal_ca_file).read_bytes())
+                sdk.signing.public_key_from_jwk(centre.centre_key)
+                if ca.not_valid_after_utc < datetime.now(UTC):
+                    problems.append(f"{district} {centre.name}: its seal CA has expired")
+            except (OSError, ValueError) as exc:
+                problems.append(f"{district} {centre.name}: trust anchors unusable ({exc})")
+        if problems:
+            self.add("platform trust", "fail", "; ".join(problems), "register again: `regbridge platform enroll`")
+        else:
+            self.add("platform trust", "ok", f"{len(platform.centres)} county centres: "
+                     + ", ".join(f"{d} {c.name}" for d, c in platform.centres.items()))  # fmt: skip
+        if secret is None:
+            self.add("platform", "fail", "not checked: no agent secret")
+            return
+        custody = custody_for(config, secret)
+        try:
+            from sdk.gm.sm2 import Sm2PrivateKey
+
+            signer = custody.load(custody.entry(platform.key_id))
+            decryption = custody.encryption_key()
+            if not isinstance(signer, Sm2PrivateKey) or decryption is None:
+                raise KeyError(f"key {platform.key_id} is not SM2, or there is no SM2 encryption key")
+        except KeyError as exc:
+            self.add("platform", "fail", str(exc).strip("'\""), "register again: `regbridge platform enroll`")
+            return
+        port = platform_centre(config, signer=signer, decryption_key=decryption)
+        try:
+            open_ = port.channel_open()
+        except sdk.RegBridgeError as exc:
+            hint = "check [platform] url and the network; the keys must be the ones registered at the platform's desk"
+            self.add("platform", "fail", f"{platform.url}: {type(exc).__name__}: {exc}", hint)
+            return
+        finally:
+            port.close()
+        if not open_:
+            self.add("platform", "warn", f"{platform.url} answers {platform.app_id}, but its channel is closed",
+                     "ask the platform why (备案, suspension)")  # fmt: skip
+        else:
+            self.add("platform", "ok", f"{platform.url} answers {platform.app_id} (signed and sealed both ways)")
+        notify = platform.notify
+        if not notify.enabled:
+            self.add("platform notify", "warn", "the platform's notices (查封, 解封, 异议, 产权变动) are not received",
+                     "set [platform.notify] enabled = true and register its URL at the platform")  # fmt: skip
+        elif not notify.public_url:
+            self.add("platform notify", "warn", f"listening on {notify.listen}:{notify.port}, no public_url",
+                     "set [platform.notify] public_url to the URL registered at the platform")  # fmt: skip
+        else:
+            self.add("platform notify", "ok", f"notices received at {notify.public_url}")
+
     def state(self, config: AgentConfig) -> None:
         from agent.state.migrations import MIGRATIONS
 
@@ -526,6 +587,7 @@ class _Doctor:
         self.disk(config)
         self.documents(config)
         self.trust(config)
+        self.platform(config, secret)
         self.state(config)
         self.calendar()
         return self.findings
@@ -534,3 +596,12 @@ class _Doctor:
 def diagnose(config_path: Path) -> list[Finding]:
     """Every check's finding for the agent configured at ``config_path``."""
     return _Doctor(config_path).run()
+
+
+def diagnose_platform(config_path: Path) -> list[Finding]:
+    """The config, the agent secret and the ``[platform]`` checks only (what ``regbridge platform enroll`` set up)."""
+    doctor = _Doctor(config_path)
+    config = doctor.config()
+    if config is not None:
+        doctor.platform(config, doctor.secret(config))
+    return doctor.findings

@@ -32,6 +32,7 @@ from agent.daemon import Agent
 from agent.demo import samples
 from agent.demo.run import drop, prepare_demo_folder
 from agent.logs import setup_logging
+from installer.doctor import diagnose_platform
 from installer.enrol import enrol
 from installer.platform import enrol_at_desk
 
@@ -92,6 +93,7 @@ def run_province_demo(
         )  # fmt: skip
         config = load_config(config_path)
         assert config.platform is not None
+        checked = {f.check: f.status for f in diagnose_platform(config_path) if f.check.startswith("platform")}
         say(f"② head office registered as {APP_ID}: SM2 keys exchanged at the desk; trust anchors of "
             f"{len(config.platform.centres)} county centres written to [platform.centres]")  # fmt: skip
         agent = Agent(config)  # the platform's port, its anchors and its notify receiver, all from agent.toml
@@ -120,7 +122,7 @@ def run_province_demo(
                 platform.push_notice(APP_ID, kind="seizure", unit_id=app.payload["properties"][0]["unit_id"])
             idle = agent.run_until_idle(timeout=timeout) and idle
             summary = summarise(agent, workdir, branches)
-            summary.update(idle=idle, seconds=round(time.monotonic() - started, 1))
+            summary.update(idle=idle, seconds=round(time.monotonic() - started, 1), doctor=checked)
             summary["problems"] = check(summary)
             say(f"⑤ done in {summary['seconds']} s: "
                 + "; ".join(f"{b['branch']}: {b['stored']}/{b['loans']} certificates verified and stored under"
@@ -176,7 +178,10 @@ def summarise(
 
 def check(summary: dict[str, Any]) -> list[str]:
     """What the demo promises, each broken promise in words."""
-    problems = []
+    problems = [f"doctor: {check} {status}" for check, status in summary.get("doctor", {}).items()
+                if status == "fail" or (status != "ok" and check != "platform notify")]  # fmt: skip
+    if not {"platform", "platform trust", "platform notify"} <= set(summary.get("doctor", {})):
+        problems.append(f"doctor did not check the platform: {summary.get('doctor')}")
     for b in summary["branches"]:
         for row in b["applications"]:
             if row["stage"] != "done" or not row["certificates"]:

@@ -17,6 +17,8 @@ def test_two_branches_reach_two_county_centres_behind_one_platform(tmp_path: Pat
     per_branch = size(1, 2)
     summary = run_province_demo(tmp_path / "demo", say=said.append, per_branch=per_branch)
     assert summary["problems"] == [] and summary["idle"]
+    # `regbridge doctor` checks the platform: keys, the county centres' anchors, a signed call, the notify URL
+    assert summary["doctor"] == {"platform trust": "ok", "platform": "ok", "platform notify": "ok"}
     by_branch = {b["branch"]: b for b in summary["branches"]}
     assert set(by_branch) == {"长丰支行", "肥西支行"}
     for branch, district, county in (("长丰支行", "340121", "长丰县"), ("肥西支行", "340123", "肥西县")):

@@ -1,0 +1,77 @@
+"""`regbridge platform enroll` (issue 21): a head office's agent registered at a provincial platform.
+
+--request makes the SM2 keys in the key store (encrypted, never plaintext) and prints only public keys;
+--answer checks the desk's answer (an answer whose key is not an SM2 key changes nothing) and writes
+[platform] with the routing table and each county centre's trust anchors; the agent is then built from
+agent.toml alone: the platform's port, per-district anchors and its notify receiver.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.centre.province import ProvinceCentre
+from agent.cli import app
+from agent.config import load_config
+from sandbox.local import LocalCentre
+from sdk.gm.sm2 import Sm2PrivateKey
+from tests.agent.conftest import SECRET, Branch
+
+
+def test_platform_enroll_writes_platform_from_the_desks_answer(
+    branch: Branch, centre: LocalCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    runner = CliRunner()
+    base = ["platform", "enroll", "--app-id", "BANK-AH-HO", "-c", str(branch.config)]
+    asked = runner.invoke(app, [*base, "--request", "--notify-url", "https://bank.example/notify"])
+    assert asked.exit_code == 0, asked.output
+    form = json.loads(asked.output)
+    assert form["appId"] == "BANK-AH-HO" and form["notifyUrl"] == "https://bank.example/notify"
+    assert "PRIVATE" not in asked.output and "PUBLIC KEY" in form["signingKey"]
+    manifest = json.loads((branch.root / "keys" / "keys.json").read_text(encoding="utf-8"))
+    (entry,) = [e for e in manifest["keys"] if e["state"] == "platform"]
+    assert entry["key_id"] == "platform-BANK-AH-HO" and entry["algorithm"] == "sm2-sm3"
+    assert b"ENCRYPTED PRIVATE KEY" in (branch.root / "keys" / entry["location"]).read_bytes()
+    again = runner.invoke(app, [*base, "--request"])  # asked again: the same keys, not new ones
+    assert json.loads(again.output)["signingKey"] == form["signingKey"]
+
+    platform_keys = Sm2PrivateKey.generate().public, Sm2PrivateKey.generate().public
+    answer = {
+        "platformAppId": "AHBDC-PLATFORM", "url": "http://127.0.0.1:9/",
+        "signingKey": platform_keys[0].to_pem().decode(), "encryptionKey": platform_keys[1].to_pem().decode(),
+        "centres": {"340121": {"jwk": dict(centre.centre.keys.centre_jwk), "key_id": centre.centre.keys.centre_key_id,
+                               "ca_pem": centre.centre.keys.ca_pem, "name": "长丰县不动产登记中心"}},
+    }  # fmt: skip
+    before = branch.config.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**answer, "signingKey": centre.centre.keys.ca_pem}), encoding="utf-8")
+    refused = runner.invoke(app, [*base, "--answer", str(bad)])
+    assert refused.exit_code == 1 and "signingKey is not an SM2 public key" in refused.output
+    assert branch.config.read_text(encoding="utf-8") == before
+    other = tmp_path / "answer.json"
+    other.write_text(json.dumps(answer), encoding="utf-8")
+    unknown = runner.invoke(app, ["platform", "enroll", "--app-id", "NOT-ASKED", "-c", str(branch.config),
+                                  "--answer", str(other)])  # fmt: skip
+    assert unknown.exit_code == 1 and "--request" in unknown.output
+
+    done = runner.invoke(app, [*base, "--answer", str(other), "--notify-url", "https://bank.example/notify"])
+    assert done.exit_code == 0, done.output
+    config = load_config(branch.config)
+    assert config.platform is not None and config.platform.key_id == "platform-BANK-AH-HO"
+    assert config.platform.platform_signing_key == platform_keys[0].to_pem().decode()
+    assert (branch.root / "trust" / "340121.pem").read_text(encoding="ascii") == centre.centre.keys.ca_pem
+    assert config.centre.institution_id in branch.config.read_text(encoding="utf-8")  # the rest kept
+    agent = branch.agent()
+    try:
+        assert isinstance(agent.centre, ProvinceCentre) and agent.centre.districts == ("340121",)
+        assert agent.context.trust_by_district["340121"].centre_name == "长丰县不动产登记中心"
+        receiver = agent.notice_receiver()
+        assert receiver is not None and receiver.url == "https://bank.example/notify"
+        receiver.server.server_close()
+    finally:
+        agent.close()
