@@ -82,6 +82,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         cfg = agent.config
         proc = _daemon_meta(agent.store, agent_process(agent.data_dir))
         snap = snapshot(agent.store)
+        here = agent.instance_id if agent.config.state.url else None
     finally:
         agent.close()
     snap["agent"] = proc
@@ -119,6 +120,21 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
             console.print(f"    fix: {a['fix']}")
     else:
         console.print("no open alerts")
+    if cfg.state.url and snap["instances"]:  # several instances on one state (docs/state.md)
+        hosts = Table(title="Instances on the shared state", caption="* this host")
+        for col in ("instance", "host", "pid", "heartbeat", "leader", "leases", "claims"):
+            hosts.add_column(col)
+        for i in snap["instances"]:
+            hosts.add_row(
+                i["id"] + (" *" if i["id"] == here else ""),
+                i["host"],
+                str(i["pid"]),
+                f"{i['heartbeat_age']:.1f} s ago",
+                "leader" if i["leader"] else "",
+                ", ".join(i["leases"]) or "-",
+                str(i["claims"]),
+            )
+        console.print(hosts)
     queues = Table(title="Queues per inbox (applications by stage)")
     stages = sorted({s for counts in snap["inboxes"].values() for s in counts})
     queues.add_column("inbox")

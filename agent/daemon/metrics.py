@@ -139,6 +139,10 @@ class _StateCollector(Collector):
             "regbridge_instance_claims", "Applications and certificates claimed by each instance now",
             labels=["instance", "host"],
         )  # fmt: skip
+        held = GaugeMetricFamily(
+            "regbridge_instance_leases", "Named leases each instance holds now (the leader lease among them)",
+            labels=["instance", "host"],
+        )  # fmt: skip
         beat = GaugeMetricFamily(
             "regbridge_instance_heartbeat_age_seconds", "Seconds since each instance's heartbeat",
             labels=["instance", "host"],
@@ -146,9 +150,11 @@ class _StateCollector(Collector):
         for i in instances:
             leader.add_metric([i["id"], i["host"]], 1 if i["leader"] else 0)
             claims.add_metric([i["id"], i["host"]], i["claims"])
+            held.add_metric([i["id"], i["host"]], len(i["leases"]))
             beat.add_metric([i["id"], i["host"]], i["heartbeat_age"])
         yield leader
         yield claims
+        yield held
         yield beat
         figure = first_time_acceptance(self.agent.store)
         yield GaugeMetricFamily(

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from agent.cli import app
 from agent.config import load_config
 from agent.daemon import Agent
+from agent.daemon.metrics import MetricsServer
 from agent.state.sql import SQLStore
 from agent.state.status import snapshot
 from sandbox.local import LocalCentre
 
 from ..conftest import SECRET, drop, make_branch, mortgage_export
+
+runner = CliRunner()
+ENV = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
 
 
 def test_an_export_goes_through_to_stored_certificates_on_postgresql(
@@ -62,8 +71,34 @@ def test_two_instances_share_one_state_one_reads_the_feed_and_the_other_takes_ov
         assert set(shown) == {first.instance_id, second.instance_id}
         assert [i["leader"] for i in shown.values()].count(True) == 1  # one leader at a time
         assert all(i["host"] for i in shown.values())
-        first.metrics.watch(first)  # as the daemon does
-        assert 'regbridge_instance_leader{host="' in first.metrics.exposition().decode()
+        for agent in (first, second):  # the lead renewed just now (5 s) for the views below to agree on it
+            agent.beat()
+        shown = {i["id"]: i for i in snapshot(first.store)["instances"]}
+        leader = next(i for i in shown.values() if i["leader"])
+        first.metrics.watch(first)  # as the daemon does; /metrics as a scraper reads it
+        server = MetricsServer(first, "127.0.0.1", 0, stale_seconds=60).start()
+        try:
+            with urllib.request.urlopen(server.url + "/metrics", timeout=5) as r:
+                text = r.read().decode()
+        finally:
+            server.stop()
+        for i in shown.values():
+            labels = f'{{host="{i["host"]}",instance="{i["id"]}"}}'
+            assert f"regbridge_instance_leader{labels} {1.0 if i is leader else 0.0}" in text, text
+            assert f"regbridge_instance_leases{labels} {1.0 if i is leader else 0.0}" in text
+            assert (
+                f"regbridge_instance_claims{labels}" in text
+                and f"regbridge_instance_heartbeat_age_seconds{labels}" in text
+            )
+        said = runner.invoke(app, ["status", "--config", str(branch.config)], env=ENV)
+        assert said.exit_code == 0, said.output
+        table = said.output[said.output.index("Instances on the shared state") : said.output.index("* this host")]
+        rows = {i: next(line for line in table.splitlines() if i in line) for i in shown}
+        assert f"{first.instance_id} *" in rows[first.instance_id], table
+        for i, row in rows.items():
+            assert ("leader" in row) == shown[i]["leader"] and shown[i]["host"] in row, table
+        listed = json.loads(runner.invoke(app, ["status", "--json", "--config", str(branch.config)], env=ENV).output)
+        assert {i["id"]: i["leader"] for i in listed["instances"]} == {k: v["leader"] for k, v in shown.items()}
         until = time.monotonic() + 15  # (under load the lead may have passed to the other; let it come back)
         while not first.beat() and time.monotonic() < until:
             time.sleep(0.5)
