@@ -1,9 +1,12 @@
 """Notices a provincial platform pushes to the mortgagee (issue 21 item 4 and "Must show").
 
 A 查封 the platform pushes on a unit the branch holds a registered mortgage on reaches the loan
-system as a receipt line (and an alert, and an audit record); at the agent's notify receiver a
-replayed nonce, a stale timestamp, a push signed by another key, tampered encData and a swapped
-encKey are each refused with their code and change nothing.
+system as a receipt line (and an alert shown by ``regbridge status``, and an audit record) through
+the real daemon (``run_daemon``: the agent configured with ``[platform]`` by ``regbridge platform
+enroll``, its notify receiver started by the daemon, the receipt written by its jobs). At the
+daemon's notify receiver a replayed nonce, a stale timestamp, a push signed by another key, tampered
+encData and a swapped encKey are each refused with their code and change nothing; the replay
+window is kept in the state, so a push replayed after the agent restarts is still refused.
 """
 
 from __future__ import annotations
@@ -11,17 +14,26 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
-from agent.daemon.notify import PlatformNoticeReceiver
-from config import load_dialect
+from agent.daemon import Agent, run_daemon
+from agent.demo.province import free_port
+from agent.state.status import snapshot
+from installer.platform import enrol_at_desk
 from sandbox.platform import ProvincePlatform
 from sandbox.register import CHANGFENG, FEIXI, unit_id
-from sdk.dialects.province import Sealed, StaticPeers, seal
-from sdk.gm.sm2 import Sm2PrivateKey
-from tests.agent.conftest import Branch, drop, mortgage_export, run_until
+from sdk.dialects.province import Sealed, seal
+from sdk.gm.sm2 import Sm2PrivateKey, load_pem_public_key
+from tests.agent.conftest import SECRET, Branch, drop, mortgage_export, run_until
+
+APP_ID = "BANK-AH-NOTIFY"
 
 
 def post_to(url: str, s: Sealed) -> str:
@@ -29,65 +41,108 @@ def post_to(url: str, s: Sealed) -> str:
     return code
 
 
+@contextmanager
+def daemon(agent: Agent, url: str) -> Iterator[None]:
+    """The agent as `regbridge run` runs it (in a thread), until the block ends; its notify receiver listening."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_daemon, args=(agent,), kwargs={"stop": stop, "install_signals": False})
+    thread.start()
+    try:
+        wait_for(lambda: _listening(url), "the daemon's notify receiver listens")
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+
+
+def _listening(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def wait_for(done: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def seizure_rows(folder: Path) -> list[dict[str, str]]:
+    return [
+        r for p in (folder / "receipts").glob("*.csv")  # the corebank profile writes GB18030
+        for r in csv.DictReader(io.StringIO(p.read_text(encoding="gb18030"))) if r.get("事件") == "notice_seizure"
+    ]  # fmt: skip
+
+
+def audited(branch: Branch, action: str) -> int:
+    lines = (branch.root / "var" / "audit.log").read_text(encoding="utf-8").splitlines()
+    return sum(1 for line in lines if json.loads(line).get("action") == action)
+
+
 def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_do_not(branch: Branch) -> None:
     agent = branch.agent()
     inbox = branch.inbox()
     drop(inbox, "loans.csv", mortgage_export(inbox, {"LN-SEIZE-1": 41}))
     run_until(agent, lambda: [a.stage for a in agent.store.applications()] == ["done"])
-    bank_key = Sm2PrivateKey.generate()  # the bank's SM2 encryption key, registered at the platform
+    agent.close()
+    folder = branch.root / "inbox" / "corebank"
     with ProvincePlatform(counties=(CHANGFENG, FEIXI)) as platform:
-        receiver = PlatformNoticeReceiver(
-            agent.context, load_dialect("province"), recipient=bank_key,
-            peers=StaticPeers({platform.app_id: platform.signing_key.public}),  # from enrolment, not a message
-        ).start()  # fmt: skip
-        try:
-            platform.enrol("BANK-AH-NOTIFY", signing_key=Sm2PrivateKey.generate().public,
-                           encryption_key=bank_key.public, notify_url=receiver.url)  # fmt: skip
-            pushed = platform.push_notice("BANK-AH-NOTIFY", kind="seizure", unit_id=unit_id(41))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/notify"
+        # `regbridge platform enroll --desk`: the bank's SM2 keys made in its key store, registered at the desk
+        enrol_at_desk(branch.config, APP_ID, desk_url=platform.url, desk_token=platform.admin_token,
+                      notify={"listen": "127.0.0.1", "port": port, "public_url": url}, secret=SECRET)  # fmt: skip
+        bank_key = load_pem_public_key(platform.banks[APP_ID].encryption_key.to_pem())  # what the desk was given
+
+        def sealed(**kw: object) -> Sealed:
+            data = {"TZBH": "TZ-FORGED", "TZLX": "01", "BDCDYH": unit_id(41)}
+            signer = kw.pop("signer", platform.signing_key)
+            return seal(data, app_id=platform.app_id, signer=signer, recipient=bank_key, **kw)  # type: ignore[arg-type]
+
+        def b64(data: bytes | bytearray) -> str:
+            return base64.b64encode(bytes(data)).decode()
+
+        genuine = sealed()
+        agent = branch.agent()
+        with daemon(agent, url):
+            pushed = platform.push_notice(APP_ID, kind="seizure", unit_id=unit_id(41))
             assert pushed.status_code == 200 and pushed.json()["head"]["code"] == "0000"
-            platform.push_notice("BANK-AH-NOTIFY", kind="seizure", unit_id=unit_id(99))  # a unit of no loan here
-
-            def sealed(**kw: object) -> Sealed:
-                data = {"TZBH": "TZ-FORGED", "TZLX": "01", "BDCDYH": unit_id(41)}
-                signer = kw.pop("signer", platform.signing_key)
-                return seal(data, app_id=platform.app_id, signer=signer, recipient=bank_key.public, **kw)  # type: ignore[arg-type]
-
-            def post(s: Sealed) -> str:
-                return post_to(receiver.url, s)
-
-            def b64(data: bytes | bytearray) -> str:
-                return base64.b64encode(bytes(data)).decode()
-
-            genuine = sealed()
+            platform.push_notice(APP_ID, kind="seizure", unit_id=unit_id(99))  # a unit of no loan here
             flipped = bytearray(base64.b64decode(genuine.body["encData"]))
             flipped[3] ^= 1
             refusals = {
-                "stale": post(sealed(now=time.time() - 900)),
-                "other key": post(sealed(signer=Sm2PrivateKey.generate())),
-                "tampered encData": post(Sealed(genuine.headers, {**genuine.body, "encData": b64(flipped)})),
-                "swapped encKey": post(Sealed(genuine.headers, {**genuine.body, "encKey": sealed().body["encKey"]})),
+                "stale": post_to(url, sealed(now=time.time() - 900)),
+                "other key": post_to(url, sealed(signer=Sm2PrivateKey.generate())),
+                "tampered encData": post_to(url, Sealed(genuine.headers, {**genuine.body, "encData": b64(flipped)})),
+                "swapped encKey": post_to(
+                    url, Sealed(genuine.headers, {**genuine.body, "encKey": sealed().body["encKey"]})
+                ),
             }
             expected = {"stale": "4012", "other key": "4011", "tampered encData": "4011", "swapped encKey": "4014"}
             assert refusals == expected
             # the genuine push, first after its swapped-encKey copy was refused: applied (its nonce not burnt)
-            replayed = platform._http.post(receiver.url, headers=genuine.headers, json=genuine.body)
+            replayed = platform._http.post(url, headers=genuine.headers, json=genuine.body)
             assert replayed.json()["head"]["code"] == "0000"
-            assert post(genuine) == "4013"  # the same push again: a replayed nonce
-            assert receiver.refused == 5 and receiver.received == 3
+            assert post_to(url, genuine) == "4013"  # the same push again: a replayed nonce
+            # the daemon's jobs write the receipt lines to the loan system's folder
+            wait_for(lambda: len(seizure_rows(folder)) == 2, "the 查封 lines reach the loan system's receipts")
+        assert audited(branch, "platform.notice.refused") == 5 and audited(branch, "platform.notice") == 3
+        # the agent restarts (a new process's agent on the same state): the replay window was kept in the state,
+        # so the same push is still refused
+        agent = branch.agent()
+        receiver = agent.notice_receiver()
+        assert receiver is not None and receiver.url == url
+        receiver.start()
+        try:
+            assert post_to(url, genuine) == "4013"
+            assert post_to(url, sealed()) == "0000"  # a fresh push is taken (the same 查封: no new line)
         finally:
             receiver.stop()
-        # the agent restarts: the replay window was kept in its state, so the same push is still refused
-        agent.close()
-        agent = branch.agent()
-        again = PlatformNoticeReceiver(
-            agent.context, load_dialect("province"), recipient=bank_key,
-            peers=StaticPeers({platform.app_id: platform.signing_key.public}),
-        ).start()  # fmt: skip
-        try:
-            assert post_to(again.url, genuine) == "4013" and again.refused == 1 and again.received == 0
-            assert post_to(again.url, sealed()) == "0000"  # a fresh push is taken
-        finally:
-            again.stop()
+        assert audited(branch, "platform.notice.refused") == 6 and audited(branch, "platform.notice") == 4
     # the notice event of docs/api.md §9a, as a sealed 查封登记通知书 writes it (事件 notice_seizure)
     lines = [r for r in agent.store.receipts() if r["payload"]["event"] == "notice_seizure"]
     assert {line["payload"]["loan_no"] for line in lines} == {"LN-SEIZE-1"}
@@ -99,12 +154,9 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
     assert all(line["kind"].startswith(f"collateral:{unit_id(41)}:") for line in lines)  # one event, one line
     certificate = agent.store.certificates(reference=lines[0]["reference"])[0]["certificate_number"]
     assert any(a["kind"] == f"collateral:{certificate}:seized" for a in agent.store.alerts())
-    agent.run_until_idle(timeout=5)  # the receipts go to the loan system's folder
-    folder = branch.root / "inbox" / "corebank"
-    rows = [
-        r for p in (folder / "receipts").glob("*.csv")  # the corebank profile writes GB18030
-        for r in csv.DictReader(io.StringIO(p.read_text(encoding="gb18030"))) if r.get("事件") == "notice_seizure"
-    ]  # fmt: skip
+    shown = [a for a in snapshot(agent.store)["alerts"] if a["kind"] == f"collateral:{certificate}:seized"]
+    assert shown and "receipt line" in shown[0]["fix"]  # `regbridge status` shows it, with what to do
+    rows = seizure_rows(folder)
     assert len(rows) == 2 and {r["贷款编号"] for r in rows} == {"LN-SEIZE-1"} and rows[0]["状态"] == "查封通知"
     assert unit_id(41) in rows[0]["原因"] and certificate in rows[0]["原因"]
     agent.close()
