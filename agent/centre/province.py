@@ -189,12 +189,16 @@ class ProvinceCentre:
     def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
         return SignedCertificateMetadata.model_validate(self._call("certificate", {"ZSID": certificate_id}))
 
-    def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
-        answer = self._call("download", {"ZSID": certificate_id, "sha256": expected_sha256})
+    def _file(self, service: str, data: dict[str, Any], expected_sha256: str, what: str) -> bytes:
+        """A sealed file the platform relays (base64 ``content``), checked against the digest the centre signed."""
+        answer = self._call(service, {**data, "sha256": expected_sha256})
         content = base64.b64decode(answer["content"])
         if hashlib.sha256(content).hexdigest() != expected_sha256:
-            raise sdk.DigestMismatch(f"certificate {certificate_id}: the file is not the one the centre signed")
+            raise sdk.DigestMismatch(f"{what}: the file is not the one the centre signed")
         return content
+
+    def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
+        return self._file("download", {"ZSID": certificate_id}, expected_sha256, f"certificate {certificate_id}")
 
     def verify_certificate(self, licence_id: str) -> VerificationResult:
         """在线核验, relayed by the platform to its county centres (the first that knows the licence answers)."""
@@ -205,11 +209,7 @@ class ProvinceCentre:
         return SignedNoticeMetadata.model_validate(self._call("notice", {"WSID": notice_id}))
 
     def download_notice(self, notice_id: str, *, expected_sha256: str) -> bytes:
-        answer = self._call("notice_download", {"WSID": notice_id, "sha256": expected_sha256})
-        content = base64.b64decode(answer["content"])
-        if hashlib.sha256(content).hexdigest() != expected_sha256:
-            raise sdk.DigestMismatch(f"notice {notice_id}: the file is not the one the centre signed")
-        return content
+        return self._file("notice_download", {"WSID": notice_id}, expected_sha256, f"notice {notice_id}")
 
     def close(self) -> None:
         self.client.close()
