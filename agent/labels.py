@@ -73,6 +73,7 @@ QUARANTINE_KINDS = {
     "certificate": "登记证明",
     "centre": "登记中心退回",
     "preflight": "登记簿预检未通过",
+    "operator_check": "经办人账号无效（未提交）",
     "notice": "登记中心通知书",
 }
 QUARANTINE_STATUSES = {"open": "未处理", "dismissed": "已撤销", "requeued": "已重新处理", "resolved": "已解决"}
@@ -383,6 +384,7 @@ AUDIT_ZH: dict[str, _D] = {
         else (f"登记簿预检未执行（{mask_text(str(d.get('reason') or ''))}），申请照常提交")
     ),
     "application.held_preflight": lambda d, o, tz: "登记簿预检未通过：申请未提交，已放入隔离区",
+    "application.held_operator_check": lambda d, o, tz: "经办人不是本行在登记中心的有效账号：申请未提交，已放入隔离区",
     "collateral.seized": lambda d, o, tz: f"抵押物已被查封（不动产登记证明 {_num(d, 'certificate')}），已回执贷款系统",
     "collateral.released": lambda d, o, tz: f"抵押物已解封（不动产登记证明 {_num(d, 'certificate')}），已回执贷款系统",
     "collateral.objection": lambda d, o, tz: f"抵押物上有异议登记（不动产登记证明 {_num(d, 'certificate')}）",
@@ -426,6 +428,10 @@ _NOTES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"^补正 answer"), lambda m: "补正答复"),
     (re.compile(r"^补正 sent$"), lambda m: "补正材料已发送"),
     (re.compile(r"^operator not an account of this bank$"), lambda m: "经办人账号不属于本行，申请被拒收"),
+    (
+        re.compile(r"^operator not an active account of this bank: held before sending$"),
+        lambda m: "经办人不是本行在登记中心的有效账号，申请未提交",
+    ),
     (re.compile(r"^refused by the centre as invalid$"), lambda m: "登记中心认为数据无效而拒收"),
     (re.compile(r"^a certificate failed verification$"), lambda m: "登记证明签章验证未通过"),
     (re.compile(r"^办结$"), lambda m: "办结"),

@@ -22,6 +22,8 @@ from agent.pipeline.context import StageContext
 from agent.state.store import AppRow
 
 __all__ = [
+    "OPERATOR_HELD_NOTE",
+    "OPERATOR_STATUS",
     "REFRESH_SECONDS",
     "forget_accounts",
     "invalid_operator",
@@ -33,6 +35,10 @@ __all__ = [
 log = logging.getLogger("regbridge.agent.operators")
 REFRESH_SECONDS = 300.0
 _META = "centre_operators"
+#: the loan system's receipt status of an application held here for its operator (never sent: not the centre's word)
+OPERATOR_STATUS = "经办人账号无效，未提交"
+#: the application's note when it is held here for its operator
+OPERATOR_HELD_NOTE = "operator not an active account of this bank: held before sending"
 
 
 def operator_of(payload: dict[str, Any]) -> str:

@@ -94,7 +94,7 @@ def requeue(ctx: StageContext, item_id: int, actor: str | None = None) -> Requeu
             if b.errors:
                 problems += [str(e) for e in b.errors]
                 continue
-            if item["kind"] in ("centre", "preflight") and store.application(b.reference) is not None:
+            if item["kind"] in ("centre", "preflight", "operator_check") and store.application(b.reference) is not None:
                 store.update_application(
                     b.reference,
                     payload=b.payload,

@@ -23,7 +23,14 @@ from pydantic import TypeAdapter
 import sdk
 from agent.centre.filing import filing_hint
 from agent.pipeline.context import StageContext
-from agent.pipeline.operators import forget_accounts, invalid_operator, operator_message, operator_of
+from agent.pipeline.operators import (
+    OPERATOR_HELD_NOTE,
+    OPERATOR_STATUS,
+    forget_accounts,
+    invalid_operator,
+    operator_message,
+    operator_of,
+)
 from agent.pipeline.outbox import queue_receipt
 from agent.pipeline.preflight import PREFLIGHT_STATUS, hold_items, preflight
 from agent.state.store import AppRow
@@ -137,8 +144,9 @@ def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
     application_id = app.application_id
     if application_id is None:
         operator = invalid_operator(ctx, app)
-        if operator is not None:
-            quarantine_refused(ctx, app, None, message=operator_message(operator))
+        if operator is not None:  # held here: the centre never sees it (kind operator_check, not the centre's refusal)
+            quarantine_refused(ctx, app, None, message=operator_message(operator), kind="operator_check",
+                               status=OPERATOR_STATUS, note=OPERATOR_HELD_NOTE)  # fmt: skip
             return
         findings = preflight(ctx, app)
         if findings:  # the register shows it would fail: held with every reason, never sent
@@ -304,7 +312,8 @@ def quarantine_refused(
                 "file": src.get("file", ""),
                 "row": row,
                 "field": column,
-                "value": "",
+                # the 经办人 cell holds the operator id (an account id, not personal data); other cells are not repeated
+                "value": operator_of(app.payload) if pointer == "/declaration/operator_id" else "",
                 "expected": detail if own else f"the centre: {detail}",
                 "target": pointer or "",
             }
@@ -338,5 +347,8 @@ def quarantine_refused(
         codes = ",".join(str(i.get("code")) for i in items)
         ctx.audit.append(f"application.held_{kind}", app.reference, "quarantined", code=codes, operator=operator)
         return
-    code = exc.code if exc is not None else "operator_not_authorised"
-    ctx.audit.append("application.refused_invalid", app.reference, "quarantined", code=code, operator=operator)
+    if exc is None:  # the agent's own operator check: held here, never sent
+        ctx.audit.append(f"application.held_{kind}", app.reference, "quarantined", code="operator_not_authorised",
+                         operator=operator)  # fmt: skip
+        return
+    ctx.audit.append("application.refused_invalid", app.reference, "quarantined", code=exc.code, operator=operator)

@@ -9,10 +9,13 @@ deactivated after the list was read) holds that application alone: submissions a
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
 from agent.demo import samples
+from agent.pipeline.requeue import requeue
 from sandbox import register
 
 from ..conftest import Branch, drop
@@ -47,6 +50,12 @@ def test_an_operator_who_is_not_an_account_of_the_bank_is_held_before_sending(br
         item = next(q for q in agent.store.quarantined() if q["reference"] == "LN-NOBODY-DYSC")
         assert item["errors"][0]["expected"] == "经办人 op-777 不是本行在登记中心的有效账号"
         assert item["errors"][0]["field"] == "经办人" and item["row"] == 3
+        # held at the branch, said as such: not "登记中心退回" / "中心校验未通过" (the centre never saw it), and the
+        # cell's value is the operator id the export holds, not "（空）"
+        assert item["kind"] == "operator_check" and item["errors"][0]["value"] == "op-777"
+        held_audit = [json.loads(line) for line in agent.audit.path.read_text(encoding="utf-8").splitlines()]
+        actions = [r["action"] for r in held_audit if r["target"] == "LN-NOBODY-DYSC"]
+        assert actions[-1] == "application.held_operator_check"
         assert agent.supervision.paused is None
         # the audit trail names the operator of every record about an application
         records = [json.loads(line) for line in agent.audit.path.read_text(encoding="utf-8").splitlines()]
@@ -63,6 +72,18 @@ def test_an_operator_who_is_not_an_account_of_the_bank_is_held_before_sending(br
     receipts = (inbox / "receipts").glob("receipts-*.csv")
     text = "".join(p.read_bytes().decode("gb18030") for p in receipts)
     assert "经办人 op-777 不是本行在登记中心的有效账号" in text
+    line = next(r for r in csv.DictReader(io.StringIO(text.replace("\r\n", "\n"))) if r.get("贷款编号") == "LN-NOBODY")
+    assert line["状态"] == "经办人账号无效，未提交" and "中心" not in line["状态"]
+    # the centre opens the account; the held item is requeued and goes through as any application
+    centre.accounts.create_operator(branch.institution_id, "王经办", operator_id="op-777")
+    agent = branch.agent()
+    try:
+        assert requeue(agent.context, item["id"], actor="test").outcome == "requeued"
+        assert agent.run_until_idle(timeout=30)
+        done = agent.store.application("LN-NOBODY-DYSC")
+        assert done is not None and done.stage == "done" and _at_centre(branch, "LN-NOBODY-DYSC")
+    finally:
+        agent.close()
 
 
 def test_an_operator_deactivated_after_the_list_was_read_is_refused_by_the_centre_and_held_alone(
