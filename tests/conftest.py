@@ -22,7 +22,7 @@ import pytest
 
 from agent.logs import JsonFormatter
 from tests import proof, scheduling
-from tests.postgres import PostgresServer
+from tests.postgres import EXTERNAL, PostgresServer, external_database
 from tests.privacy_scan import PLANTED, scan
 
 _HANDLER: logging.Handler | None = None
@@ -103,9 +103,14 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def pg_url(postgres: PostgresServer) -> str:
-    """A fresh, empty PostgreSQL database for one test (its SQLAlchemy URL, psycopg 3 driver)."""
-    return postgres.new_database()
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty PostgreSQL database for one test (its SQLAlchemy URL, psycopg 3 driver): on this process's
+    own server, or, with ``REGBRIDGE_TEST_POSTGRES`` set, on that server (the database a bank is given)."""
+    external = os.environ.get(EXTERNAL)
+    if external:
+        return external_database(external)
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
 
 
 _FINDINGS = pytest.StashKey[list[Any]]()

@@ -24,7 +24,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-__all__ = ["PostgresServer", "postgres_bindir"]
+__all__ = ["EXTERNAL", "PostgresServer", "external_database", "postgres_bindir"]
+
+#: the environment variable naming a database server of the bank's choice (a domestic PostgreSQL-derived one,
+#: say) for the tests that take ``pg_url``: a SQLAlchemy URL whose user may CREATE DATABASE (docs/state.md)
+EXTERNAL = "REGBRIDGE_TEST_POSTGRES"
 
 _SUPERUSER = "regbridge"
 
@@ -146,3 +150,17 @@ class PostgresServer:
         name = "t_" + uuid.uuid4().hex[:16]
         self.psql(f"CREATE DATABASE {name}")
         return self.url(name)
+
+
+def external_database(server_url: str) -> str:
+    """A fresh empty database on the server at ``server_url`` (its user may CREATE DATABASE); its URL."""
+    import sqlalchemy as sa
+
+    name = "t_" + uuid.uuid4().hex[:16]
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as db:
+            db.exec_driver_sql(f"CREATE DATABASE {name}")
+    finally:
+        engine.dispose()
+    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)

@@ -11,7 +11,6 @@ import pytest
 from agent.state.sql import SQLStore
 from agent.state.sqlite import SQLiteStore
 from agent.state.store import StateStore
-from tests.postgres import PostgresServer
 
 BACKENDS = ["sqlite-embedded", "sqlalchemy-sqlite", "sqlalchemy-postgresql"]
 
@@ -22,11 +21,7 @@ def open_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest, **c
         return SQLiteStore(tmp_path / "s.db", **cipher)
     if backend == "sqlalchemy-sqlite":
         return SQLStore(f"sqlite:///{tmp_path / 's.db'}", **cipher)
-    url = getattr(request.node, "_pg_url", None)
-    if url is None:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        url = request.node._pg_url = server.new_database()
-    return SQLStore(url, **cipher)
+    return SQLStore(request.getfixturevalue("pg_url"), **cipher)  # one database per test (pg_url is cached)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -197,8 +197,9 @@ def test_personal_data_is_encrypted_at_rest(backend: str, tmp_path: Path, reques
     assert (store.application("LN-1-DYSC") or pytest.fail()).payload["mortgagors"][0]["name"] == "张三丰"
     if isinstance(store, SQLStore) and store.dialect == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
-        dump = server.psql("SELECT encode(payload, 'escape') FROM applications", request.node._pg_url.rsplit("/", 1)[1])
-        dump += server.psql("SELECT encode(errors, 'escape') FROM quarantine", request.node._pg_url.rsplit("/", 1)[1])
+        database = store.url.rsplit("/", 1)[1]
+        dump = server.psql("SELECT encode(payload, 'escape') FROM applications", database)
+        dump += server.psql("SELECT encode(errors, 'escape') FROM quarantine", database)
         assert dump.strip() and "张三丰" not in dump
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
