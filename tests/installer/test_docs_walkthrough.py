@@ -97,3 +97,20 @@ def test_the_docs_by_hand_register_every_row_of_the_valid_sample(
         lines += list(csv.DictReader(io.StringIO(path.read_bytes().decode("gb18030"))))
     assert Counter(r["贷款编号"] for r in lines if r["事件"] == "registered") == Counter(list(samples.VALID_LOANS))
     assert not [r for r in lines if r["事件"] in ("rejected", "quarantined")]
+
+
+def _walkthrough() -> list[str]:
+    """The walkthrough's shell block in docs/install.md, one command per line (continuations joined)."""
+    text = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    block = text.split("## Walkthrough", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_walkthrough_gives_the_centre_its_passphrase_as_the_test_does() -> None:
+    """On a branch server there is no OS keyring: ``sandbox serve --data`` as the walkthrough wrote it refused to start
+    ("the centre's keys are encrypted at rest: set REGBRIDGE_SANDBOX_SECRET…"); the test gives its centre the
+    passphrase in the environment (centre_process), so the walkthrough says to, before the first centre command."""
+    commands = _walkthrough()
+    serve = next(i for i, c in enumerate(commands) if c.startswith("regbridge sandbox serve"))
+    secret = [i for i, c in enumerate(commands) if c.startswith("export REGBRIDGE_SANDBOX_SECRET=")]
+    assert secret and secret[0] < serve, commands[: serve + 1]
