@@ -50,10 +50,17 @@ from .workflow import Workflow
 if TYPE_CHECKING:
     from sdk.suites import Suite
 
-__all__ = ["CENTRE_CODE", "Centre", "IdempotentResult", "request_fingerprint"]
+__all__ = ["CENTRE_CODE", "Centre", "IdempotentResult", "centre_code", "request_fingerprint"]
 
-#: the sandbox centre's own 统一社会信用代码 (机关 1 1, 长丰县)
-CENTRE_CODE = "11340121MB0000001" + uscc_check_char("11340121MB0000001")
+
+def centre_code(district: str) -> str:
+    """A sandbox county centre's own 统一社会信用代码 (机关 1 1, its 行政区划代码, then a fixed body)."""
+    body = f"11{district}MB0000001"
+    return body + uscc_check_char(body)
+
+
+#: the default (长丰县) sandbox centre's own 统一社会信用代码
+CENTRE_CODE = centre_code("340121")
 #: where the CA's CRL is published, under the centre's public URL (named in every seal certificate)
 CRL_PATH = "/pki/ca.crl"
 
@@ -92,7 +99,7 @@ class Centre:
         self.store = store
         self.county = county
         self.name = name
-        self.code = CENTRE_CODE
+        self.code = centre_code(county.district)
         self.register = Register(store, county)
         self.register.seed()
         self.keys = CentreKeys.load_or_create(store, name=name, passphrase=passphrase, suite=suite)
@@ -133,7 +140,8 @@ class Centre:
             accounts=self.accounts,
             esign_cas=self.esign_cas,
         )
-        self.fees = FeeOffice(store, ledger=self.ledger, events=self.events, schedule=self.schedule, table=load_fees())
+        self.fees = FeeOffice(store, ledger=self.ledger, events=self.events, schedule=self.schedule, table=load_fees(),
+                              county=county)  # fmt: skip
         self.certificates = CertificateOffice(
             store,
             keys=self.keys,
@@ -145,7 +153,7 @@ class Centre:
             county=county,
         )
         self.notices = NoticeOffice(
-            store, keys=self.keys, events=self.events, name=name, code=self.code, seals=self.seals
+            store, keys=self.keys, events=self.events, name=name, code=self.code, seals=self.seals, county=county
         )
         self.queries = PropertyQueries(
             store, register=self.register, accounts=self.accounts, keys=self.keys, notices=self.notices

@@ -28,7 +28,7 @@ from sdk.models import (
 from .errors import CentreError
 from .events import EventFeed
 from .ledger import Ledger
-from .register import DISTRICT
+from .register import CHANGFENG, County
 from .schedule import Schedule
 from .store import Store, new_id, now_utc
 
@@ -40,6 +40,7 @@ class FeeOffice:
 
     Args:
         table: per application type, the items charged per property unit (``config.load_fees()``).
+        county: the centre's county: its 行政区划代码 leads every receipt (票据号) and refund number.
     """
 
     def __init__(
@@ -50,8 +51,10 @@ class FeeOffice:
         events: EventFeed,
         schedule: Schedule,
         table: dict[str, list[dict[str, str]]],
+        county: County = CHANGFENG,
     ) -> None:
         self.store = store
+        self.district = county.district
         self.ledger = ledger
         self.events = events
         self.schedule = schedule
@@ -80,9 +83,7 @@ class FeeOffice:
         return rec
 
     def _save_notice(self, notice: FeeNotice) -> None:
-        self.store.execute(
-            "INSERT OR REPLACE INTO fees VALUES (?, ?)", notice.application_id, notice.model_dump_json()
-        )
+        self.store.execute("INSERT OR REPLACE INTO fees VALUES (?, ?)", notice.application_id, notice.model_dump_json())
 
     def _notice(self, application_id: str) -> FeeNotice | None:
         row = self.store.one("SELECT notice FROM fees WHERE application_id = ?", application_id)
@@ -138,7 +139,7 @@ class FeeOffice:
             amount=payment.amount,
             method=payment.method,
             paid_at=now,
-            receipt_number=f"{DISTRICT}{now:%Y}{self.store.next_number('receipt'):08d}",
+            receipt_number=f"{self.district}{now:%Y}{self.store.next_number('receipt'):08d}",
         )
         with self.store.transaction():
             self._save_payment(institution_id, receipt)
@@ -184,7 +185,7 @@ class FeeOffice:
             application_id=receipt.application_id,
             amount=receipt.amount,
             reason=reason,
-            refund_number=f"{DISTRICT}{now:%Y}T{self.store.next_number('refund'):08d}",
+            refund_number=f"{self.district}{now:%Y}T{self.store.next_number('refund'):08d}",
             refunded_at=now,
         )
         self.store.execute(

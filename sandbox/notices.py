@@ -21,6 +21,7 @@ from .certificates_ofd import render_notice_ofd
 from .errors import CentreError
 from .events import EventFeed
 from .pki import CentreKeys
+from .register import CHANGFENG, County
 from .seals import SealOffice
 from .store import Store, new_id, now_utc, token_hash
 
@@ -44,8 +45,10 @@ class NoticeOffice:
         name: str,
         code: str,
         seals: SealOffice | None = None,
+        county: County = CHANGFENG,
     ) -> None:
         self.store = store
+        self.county = county
         self.keys = keys
         self.events = events
         self.name = name
@@ -73,7 +76,7 @@ class NoticeOffice:
         title = NOTICE_KINDS[kind]
         if number is None:
             seq = self.store.next_number(f"notice:{kind}")
-            number = f"长不动产{title}〔{now:%Y}〕{seq}号"
+            number = f"{self.county.short}不动产{title}〔{now:%Y}〕{seq}号"
         units = units or [p.unit_id for p in record.application.properties]
         fields = [
             ("文书编号", number),

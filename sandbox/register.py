@@ -69,6 +69,11 @@ class County:
     road: str = "双凤大道"
     city: str = "合肥市"
 
+    @property
+    def short(self) -> str:
+        """The county's one-character short name that leads its documents' numbers (长丰县: 长不动产…〔年〕号)."""
+        return self.name[0]
+
 
 #: the sandbox's default centre, and the second county the provincial platform (docs/dialects.md) puts beside it
 CHANGFENG = County(DISTRICT, COUNTY)

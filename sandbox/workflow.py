@@ -195,7 +195,7 @@ class Workflow:
         return Decision(
             code=verdict.code,
             reason=verdict.reason,
-            notice_number=f"长不动产{prefix}〔{now_utc():%Y}〕{number}号",
+            notice_number=f"{self.certificates.county.short}不动产{prefix}〔{now_utc():%Y}〕{number}号",
             decided_at=now_utc(),
         )
 
@@ -292,8 +292,10 @@ class Workflow:
         self.schedule.schedule(institution_id, rec.application_id)
         return rec
 
-    #: where certificates are collected at the counter (seed 004: 受理窗口 5号窗口)
-    COLLECTION_OFFICE = "长丰县不动产登记中心 5号窗口（长丰县水湖镇）"
+    @property
+    def collection_office(self) -> str:
+        """Where certificates are collected at the counter (seed 004: 受理窗口 5号窗口): the centre's own."""
+        return f"{self.certificates.name} 5号窗口"
 
     def _dispatch(self, rec: ApplicationRecord) -> CertificateDispatch:
         """The applicant's choice of delivery honoured at 缮证: a mailing with its tracking number, or the
@@ -308,7 +310,7 @@ class Workflow:
             start = (now.astimezone(CHINA) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
             while start.weekday() >= 5:  # the counter opens on working days
                 start += timedelta(days=1)
-            return CertificateDispatch(method="collection", office=self.COLLECTION_OFFICE, collect_from=start,
+            return CertificateDispatch(method="collection", office=self.collection_office, collect_from=start,
                                        collect_until=start + timedelta(days=30))  # fmt: skip
         return CertificateDispatch(method="electronic")
 
@@ -337,7 +339,7 @@ class Workflow:
         decision = Decision(
             code="voided",
             reason=reason,
-            notice_number=f"长不动产撤销登记决定书〔{now_utc():%Y}〕{number}号",
+            notice_number=f"{self.certificates.county.short}不动产撤销登记决定书〔{now_utc():%Y}〕{number}号",
             decided_at=now_utc(),
         )
         with self.store.transaction():
