@@ -18,8 +18,10 @@ a message) and gets the platform's ``appId`` and keys back. The platform then:
 Services (``data`` in, ``data`` out): ``create`` {application, idempotencyKey} → {YWH, record};
 ``upload`` {YWH, material, content (base64)} → {record}; ``submit`` {YWH, idempotencyKey} →
 {record}; ``supplement`` {YWH, supplement, idempotencyKey} → {record}; ``query`` {YWH} → {record};
-``find`` {YWBH} → {record | null}; ``certificate`` {ZSID} → the county centre's signed metadata;
-``download`` {ZSID, sha256} → {content}; ``verify`` {ZZBS} → the 在线核验 answer of the centre that
+``withdraw`` {YWH, CHYY (撤回原因), idempotencyKey} → {record}; ``find`` {YWBH} → {record | null};
+``property_query`` {query (TD/T 1066 names), idempotencyKey} → the county centre's signed 查询结果 in
+TD/T 1066 names; ``receipt`` {payment_id} → the receipt; ``certificate`` {ZSID} → the county centre's signed metadata;
+``download`` {ZSID, sha256} → {content}; ``verify`` {ZZBS} or {sha256} → the 在线核验 answer of the centre that
 knows the licence; ``notice`` {WSID} → a sealed notice's signed metadata; ``notice_download`` {WSID,
 sha256} → {content}; ``operators`` {XZQDM} → {operators}; ``channel`` {} →
 {open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH, payment, idempotencyKey} → the receipt (fees in
@@ -30,15 +32,16 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import secrets
-import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -55,17 +58,26 @@ from sdk.dialects.province import (
     open_envelope,
     seal,
 )
-from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_public_key
-from sdk.models import Material, Payment, Supplement
+from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_private_key, load_pem_public_key
+from sdk.models import Material, Payment, PropertyQuery, Supplement
 from sdk.signing import generate_private_key, jwk_from_public_key
 from sdk.suites import INTL, Suite
 
 from . import samples
 from .errors import CentreError
-from .local import LocalCentre
+from .local import LocalCentre, LoopbackServer
+from .pki import KeysLocked
 from .register import COUNTIES, County
+from .store import Store
 
-__all__ = ["PLATFORM_APP_ID", "BankAtPlatform", "Enrolment", "ProvincePlatform"]
+__all__ = [
+    "PLATFORM_APP_ID",
+    "BankAtPlatform",
+    "Enrolment",
+    "PlatformState",
+    "ProvincePlatform",
+    "StoredNonceWindow",
+]
 
 PLATFORM_APP_ID = "AHBDC-PLATFORM"
 #: sdk errors → the dialect's answer codes
@@ -104,15 +116,118 @@ class BankAtPlatform:
     institutions: dict[str, str] = field(default_factory=dict)
 
 
+class PlatformState:
+    """What a platform run with a data directory keeps across restarts (``platform.sqlite3``): its own SM2
+    keys (PEM, encrypted under the passphrase), the banks it registered (``appId``, public keys, notify URL,
+    its institution at each county centre) and the replay window (:class:`StoredNonceWindow`).
+
+    The keys the platform holds for a bank at each county centre are not kept: a restarted platform
+    enrols fresh ones there (the bank's account, operators and applications stay in the centre's data).
+
+    Raises:
+        KeysLocked: the platform's keys are encrypted and no (or a wrong) passphrase was given.
+    """
+
+    def __init__(self, path: Path, passphrase: bytes | None) -> None:
+        if not passphrase:
+            raise KeysLocked(f"{path}: the platform's keys are encrypted at rest; give the passphrase")
+        self.passphrase = passphrase
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS platform_keys (name TEXT PRIMARY KEY, pem BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS banks (app_id TEXT PRIMARY KEY, signing_pem TEXT NOT NULL,
+                encryption_pem TEXT NOT NULL, notify_url TEXT, institutions TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS nonces (app_id TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL,
+                PRIMARY KEY (app_id, nonce));
+            CREATE INDEX IF NOT EXISTS nonces_seen ON nonces (seen_at);
+            """
+        )
+        self._lock = threading.Lock()
+
+    def key(self, name: str) -> Sm2PrivateKey:
+        """The platform's key ``name`` (``signing``, ``encryption``), made and kept (encrypted) the first time."""
+        with self._lock:
+            row = self._db.execute("SELECT pem FROM platform_keys WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                try:
+                    return load_pem_private_key(bytes(row[0]), self.passphrase)
+                except ValueError:
+                    raise KeysLocked("the platform's keys do not open with this passphrase") from None
+            key = Sm2PrivateKey.generate()
+            self._db.execute("INSERT INTO platform_keys VALUES (?, ?)", (name, key.to_pem(self.passphrase)))
+            return key
+
+    def save_bank(self, bank: BankAtPlatform) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO banks VALUES (?, ?, ?, ?, ?)",
+                (bank.app_id, bank.signing_key.to_pem().decode(), bank.encryption_key.to_pem().decode(),
+                 bank.notify_url, json.dumps(bank.institutions)),
+            )  # fmt: skip
+
+    def banks(self) -> list[BankAtPlatform]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM banks ORDER BY app_id").fetchall()
+        return [
+            BankAtPlatform(app_id, load_pem_public_key(signing.encode()), load_pem_public_key(encryption.encode()),
+                           notify, institutions=json.loads(institutions))
+            for app_id, signing, encryption, notify, institutions in rows
+        ]  # fmt: skip
+
+    def admit(self, app_id: str, nonce: str, now: float, horizon: float) -> bool:
+        """Remember ``nonce`` unless it was seen after ``horizon``; forget every entry older than it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM nonces WHERE seen_at < ?", (horizon,))
+                fresh = self._db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", (app_id, nonce, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return fresh.rowcount == 1
+
+    def nonces(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM nonces").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class StoredNonceWindow(NonceWindow):
+    """The replay window kept in :class:`PlatformState`: a nonce seen before a restart is still refused,
+    and entries older than twice the timestamp window (a message that old is refused by its timestamp
+    anyway) are deleted on every admission, so the table holds at most that window's traffic."""
+
+    def __init__(self, state: PlatformState, seconds: float) -> None:
+        super().__init__(seconds)
+        self.state = state
+
+    def admit(self, app_id: str, nonce: str, *, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.state.admit(app_id, nonce, now, now - 2 * self.seconds)
+
+
 class ProvincePlatform:
     """The platform and its county centres on loopback ports, in threads of this process.
 
     Args:
         counties: the centres behind the platform (default: 长丰县 340121 and 肥西县 340123, as
             ``[districts]`` of the dialect names them).
-        suite: the county centres' crypto suite (certificates and their signatures).
+        suite: the county centres' crypto suite (certificates and their signatures) when they are new.
         dialect: the field dictionary (``config/dialects/<dialect>.toml``).
-        max_skew: the timestamp window, seconds either way (the replay window is as long).
+        max_skew: the timestamp window, seconds either way (the replay window is twice as long: a nonce
+            is remembered until no message with it can pass the timestamp check).
+        data: a data directory (``regbridge sandbox serve --dialect province --data DIR``): the platform's
+            keys, registered banks and replay window (``platform.sqlite3``) and each county centre
+            (``<district>/centre.sqlite3``) survive a restart; ``None``: all in memory.
+        passphrase: encrypts the keys kept under ``data`` (required with it).
+
+    Raises:
+        KeysLocked: ``data`` without a passphrase, or with the wrong one.
     """
 
     def __init__(
@@ -124,16 +239,30 @@ class ProvincePlatform:
         max_skew: float = DEFAULT_MAX_SKEW,
         host: str = "127.0.0.1",
         port: int = 0,
+        data: Path | None = None,
+        passphrase: bytes | None = None,
     ) -> None:
         self.fields = load_dialect(dialect)
         districts = load_districts(dialect)
         chosen = counties or tuple(COUNTIES[d] for d in districts if d in COUNTIES)
-        self.centres: dict[str, LocalCentre] = {c.district: LocalCentre(county=c, suite=suite) for c in chosen}
+        self.state = PlatformState(data / "platform.sqlite3", passphrase) if data is not None else None
+        try:
+            self.signing_key = self.state.key("signing") if self.state else Sm2PrivateKey.generate()
+            self.encryption_key = self.state.key("encryption") if self.state else Sm2PrivateKey.generate()
+        except KeysLocked:
+            assert self.state is not None
+            self.state.close()
+            raise
+        self.centres: dict[str, LocalCentre] = {
+            c.district: LocalCentre(
+                county=c, suite=suite, passphrase=passphrase,
+                store=Store(data / c.district / "centre.sqlite3") if data is not None else None,
+            )
+            for c in chosen
+        }  # fmt: skip
         self.app_id = PLATFORM_APP_ID
-        self.signing_key = Sm2PrivateKey.generate()
-        self.encryption_key = Sm2PrivateKey.generate()
         self.max_skew = max_skew
-        self.window = NonceWindow(max_skew)
+        self.window = StoredNonceWindow(self.state, max_skew) if self.state else NonceWindow(max_skew)
         self.banks: dict[str, BankAtPlatform] = {}
         self._routes: dict[str, str] = {}  # application id → district
         self._lock = threading.Lock()
@@ -145,16 +274,8 @@ class ProvincePlatform:
                 Route("/admin/enrol", self._enrol_endpoint, methods=["POST"]),
             ]
         )
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://{host}:{self.port}"
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", lifespan="off", date_header=False, access_log=False)
-        )
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._server = LoopbackServer(host=host, port=port)
+        self.port, self.url = self._server.port, self._server.url
         self._http = httpx.Client(timeout=10.0)
 
     # --- life ----------------------------------------------------------------------------------
@@ -162,24 +283,25 @@ class ProvincePlatform:
     def start(self) -> ProvincePlatform:
         for centre in self.centres.values():
             centre.start()
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the platform did not start")
-            time.sleep(0.01)
+        if self.state is not None:  # the banks registered before a restart: a fresh key at each county centre
+            for bank in self.state.banks():
+                for district, iid in bank.institutions.items():
+                    if district in self.centres:
+                        bank.clients[district] = self._connect(district, iid)
+                self.banks[bank.app_id] = bank
+        self._server.start(self.app, lifespan="off", what="the platform")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self._server.stop()
         for bank in self.banks.values():
             for client in bank.clients.values():
                 client.close()
         for centre in self.centres.values():
             centre.stop()
         self._http.close()
+        if self.state is not None:
+            self.state.close()
 
     def __enter__(self) -> ProvincePlatform:
         return self.start()
@@ -217,11 +339,7 @@ class ProvincePlatform:
                     centre.create_operator(iid, f"经办人{i}", operator_id=op)
             if known is None:
                 samples.file_sample(centre, iid)
-            token = centre.issue_enrolment_token(iid)
-            key = generate_private_key(centre.suite.default_algorithm)  # type: ignore[arg-type]
-            with sdk.Client(local.url) as anon:
-                enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
-            bank.clients[district] = sdk.Client(local.url, sdk.Credential(enrolled.key_id, key))
+            bank.clients[district] = self._connect(district, iid)
             bank.institutions[district] = iid
             centre_keys[district] = {
                 "jwk": dict(centre.keys.centre_jwk),
@@ -232,7 +350,18 @@ class ProvincePlatform:
             }
         with self._lock:
             self.banks[app_id] = bank
+        if self.state is not None:
+            self.state.save_bank(bank)
         return Enrolment(self.app_id, self.signing_key.public, self.encryption_key.public, self.url, centre_keys)
+
+    def _connect(self, district: str, institution_id: str) -> sdk.Client:
+        """A client of the bank's institution at a county centre, with a key the platform makes and enrols there."""
+        local = self.centres[district]
+        token = local.centre.issue_enrolment_token(institution_id)
+        key = generate_private_key(local.centre.suite.default_algorithm)  # type: ignore[arg-type]
+        with sdk.Client(local.url) as anon:
+            enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
+        return sdk.Client(local.url, sdk.Credential(enrolled.key_id, key))
 
     async def _enrol_endpoint(self, request: Request) -> JSONResponse:
         """``POST /admin/enrol`` (bearer :attr:`admin_token`): ``{appId, signingKey, encryptionKey (PEM),
@@ -284,8 +413,8 @@ class ProvincePlatform:
         """Start, and serve until interrupted (``regbridge sandbox serve --dialect province``)."""
         self.start()
         try:
-            while self._thread.is_alive():
-                self._thread.join(timeout=0.5)
+            while self._server.alive:
+                self._server.join(timeout=0.5)
         except KeyboardInterrupt:
             pass
         finally:
@@ -394,6 +523,12 @@ class ProvincePlatform:
             supplement = Supplement.model_validate(fields.from_dialect(data["supplement"]))
             record = client.applications.supplement(data["YWH"], supplement, idempotency_key=data["idempotencyKey"])
             return {"record": fields.record_to_dialect(record)}
+        if service == "withdraw":
+            _, client = self._client(bank, data["YWH"])
+            record = client.applications.withdraw(
+                data["YWH"], str(data["CHYY"]), idempotency_key=data["idempotencyKey"]
+            )
+            return {"record": fields.record_to_dialect(record)}
         if service == "query":
             _, client = self._client(bank, data["YWH"])
             return {"record": fields.record_to_dialect(client.applications.get(data["YWH"]))}
@@ -405,6 +540,28 @@ class ProvincePlatform:
             payment = Payment.model_validate(data["payment"])
             receipt = client.fees.pay(data["YWH"], payment, idempotency_key=data["idempotencyKey"])
             return receipt.model_dump(mode="json", exclude_none=True)
+        if service == "receipt":
+            for client in bank.clients.values():
+                try:
+                    return client.fees.receipt(str(data["payment_id"])).model_dump(mode="json", exclude_none=True)
+                except sdk.NotFound:
+                    continue
+            raise sdk.NotFound(
+                f"no payment {data['payment_id']} at the platform's centres", status=404, code="not_found"
+            )
+        if service == "property_query":  # 登记资料查询 at the county centre of the unit (or each, by 证号/坐落)
+            query = PropertyQuery.model_validate(fields.from_dialect(data["query"]))
+            if query.unit_id is not None:
+                candidates = [bank.clients[self._district_of_unit(query.unit_id)]]
+            else:
+                candidates = list(bank.clients.values())
+            for client in candidates:
+                try:
+                    result = client.properties.query(query, idempotency_key=data["idempotencyKey"])
+                except sdk.NotFound:
+                    continue
+                return fields.to_dialect(result.model_dump(mode="json", exclude_none=True))
+            raise sdk.NotFound("no unit of that 证号 or 坐落 at the platform's centres", status=404, code="not_found")
         if service == "find":
             for district, client in bank.clients.items():
                 found = client.applications.find(data["YWBH"])
@@ -425,8 +582,11 @@ class ProvincePlatform:
                 except sdk.NotFound:
                     continue
             raise sdk.NotFound(f"no certificate {data['ZSID']} at the platform's centres", status=404, code="not_found")
-        if service == "verify":  # 在线核验: the county centre that knows the licence answers
-            answers = [client.certificates.verify(licence_id=str(data["ZZBS"])) for client in bank.clients.values()]
+        if service == "verify":  # 在线核验 by ZZBS or sha256: the county centre that knows the certificate answers
+            licence, digest = data.get("ZZBS"), data.get("sha256")
+            answers = [
+                client.certificates.verify(licence_id=licence, sha256=digest) for client in bank.clients.values()
+            ]
             known = [a for a in answers if a.result != "unknown"] or answers
             return known[0].model_dump(mode="json", exclude_none=True)
         if service in ("notice", "notice_download"):  # a sealed notice (docs/api.md §9a), relayed as a certificate

@@ -52,12 +52,12 @@ def bank() -> Organisation:
     return Organisation(name="中国示例银行股份有限公司合肥分行", id_number=BANK_USCC)
 
 
-def unit(n: int = 1) -> PropertyUnit:
-    """Seeded unit ``n`` of the sandbox's register (see sandbox.register)."""
+def unit(n: int = 1, county: register.County = register.CHANGFENG) -> PropertyUnit:
+    """Seeded unit ``n`` of the register of ``county``'s sandbox centre (see sandbox.register)."""
     return PropertyUnit(
-        unit_id=register.unit_id(n),
-        location=register.location(n),
-        title_certificate=register.title_certificate(n),
+        unit_id=register.unit_id(n, county),
+        location=register.location(n, county),
+        title_certificate=register.title_certificate(n, county),
     )
 
 
@@ -232,16 +232,22 @@ def esign_materials(data: dict[str, Any], *, document_id: str, authority: EsignA
 
 
 def application_dict(
-    kind: str, ref: str = "LN2026-0001", n: int | None = None, *, complete: bool = False
+    kind: str,
+    ref: str = "LN2026-0001",
+    n: int | None = None,
+    *,
+    complete: bool = False,
+    county: register.County = register.CHANGFENG,
 ) -> dict[str, Any]:
-    """A valid application of type ``kind`` as wire JSON, about seeded unit ``n`` and its owners.
+    """A valid application of type ``kind`` as wire JSON, about seeded unit ``n`` of ``county``'s register
+    and its owners (the earlier certificates it names are that county's).
 
     It carries its 申请书 (``m1``) and each applicant's e-signature over it (signed by this process's in-memory
     e-signature CA, :func:`esign_materials`); with ``complete`` every material its checklist requires (content from
     :func:`material_content`), so the sandbox accepts it without a 补正.
     """
     n = DEFAULT_UNIT[kind] if n is None else n
-    prop = unit(n).model_dump(mode="json", exclude_none=True)
+    prop = unit(n, county).model_dump(mode="json", exclude_none=True)
     base: dict[str, Any] = {
         "type": kind,
         "client_reference": ref,
@@ -252,7 +258,7 @@ def application_dict(
     lender = bank().model_dump(mode="json", exclude_none=True)
     purchaser = [buyer(n).model_dump(mode="json", exclude_none=True)]
     developer = [register.DEVELOPER.model_dump(mode="json", exclude_none=True)]
-    proof = register.seed_mortgage_certificate(n)
+    proof = register.seed_mortgage_certificate(n, county=county)
     parties = {"mortgagors": owners, "mortgagee": lender}
     specific: dict[str, dict[str, Any]] = {
         "mortgage_first": {**parties, "terms": GENERAL_TERMS, "main_contract_number": "HT-1"},
@@ -285,7 +291,7 @@ def application_dict(
         },
         "mortgage_notice_conversion": {
             **parties,
-            "notice_certificate": register.notice_certificate(n),
+            "notice_certificate": register.notice_certificate(n, county),
             "terms": GENERAL_TERMS,
             "main_contract_number": "HT-4",
         },

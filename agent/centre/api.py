@@ -46,6 +46,9 @@ class ApiCentre:
     def supplement(self, application_id: str, supplement: Supplement, *, idempotency_key: str) -> ApplicationRecord:
         return self.client.applications.supplement(application_id, supplement, idempotency_key=idempotency_key)
 
+    def withdraw(self, application_id: str, reason: str, *, idempotency_key: str) -> ApplicationRecord:
+        return self.client.applications.withdraw(application_id, reason, idempotency_key=idempotency_key)
+
     def application(self, application_id: str) -> ApplicationRecord:
         return self.client.applications.get(application_id)
 
@@ -69,6 +72,9 @@ class ApiCentre:
     def fee_notice(self, application_id: str) -> FeeNotice:
         return self.client.fees.get(application_id)
 
+    def receipt(self, payment_id: str) -> PaymentReceipt:
+        return self.client.fees.receipt(payment_id)
+
     def operators(self) -> list[Operator]:
         return self.client.institution.operators()
 
@@ -81,8 +87,8 @@ class ApiCentre:
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
         return self.client.certificates.download(certificate_id, expected_sha256=expected_sha256)
 
-    def verify_certificate(self, licence_id: str) -> VerificationResult:
-        return self.client.certificates.verify(licence_id=licence_id)
+    def verify_certificate(self, licence_id: str | None = None, *, sha256: str | None = None) -> VerificationResult:
+        return self.client.certificates.verify(licence_id=licence_id, sha256=sha256)
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:
         return self.client.certificates.notice(notice_id)

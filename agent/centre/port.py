@@ -64,6 +64,10 @@ class CentrePort(Protocol):
         """Answer a 补正: corrected data and/or materials."""
         ...
 
+    def withdraw(self, application_id: str, reason: str, *, idempotency_key: str) -> ApplicationRecord:
+        """撤回 before 登簿 (the bank's own act, ``reason`` in its words); ``sdk.Conflict`` once recorded or ended."""
+        ...
+
     # --- query --------------------------------------------------------------------------------
 
     def application(self, application_id: str) -> ApplicationRecord:
@@ -102,6 +106,10 @@ class CentrePort(Protocol):
         """The fee notice (缴费通知) as the centre holds it, with its refunds; ``sdk.NotFound`` before 登簿."""
         ...
 
+    def receipt(self, payment_id: str) -> PaymentReceipt:
+        """A payment's receipt (票据) again, with its refund if any; ``sdk.NotFound`` for another bank's."""
+        ...
+
     # --- 登记资料查询 -------------------------------------------------------------------------
 
     def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
@@ -128,9 +136,10 @@ class CentrePort(Protocol):
         """The sealed certificate file, checked against the digest the centre signed."""
         ...
 
-    def verify_certificate(self, licence_id: str) -> VerificationResult:
-        """在线核验 (seed 003 (四): checked online before use): is the certificate with this 电子证照标识 the
-        centre's, and still current? ``valid``, ``superseded`` (with its successor) or ``unknown``."""
+    def verify_certificate(self, licence_id: str | None = None, *, sha256: str | None = None) -> VerificationResult:
+        """在线核验 (seed 003 (四): checked online before use): is the certificate with this 电子证照标识 (or
+        this file's SHA-256) the centre's, and still current? ``valid``, ``superseded`` (with its successor)
+        or ``unknown``."""
         ...
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:

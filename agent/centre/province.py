@@ -137,6 +137,10 @@ class ProvinceCentre:
         data = {"YWH": application_id, "supplement": body, "idempotencyKey": idempotency_key}
         return self._record(self._call("supplement", data))
 
+    def withdraw(self, application_id: str, reason: str, *, idempotency_key: str) -> ApplicationRecord:
+        data = {"YWH": application_id, "CHYY": reason, "idempotencyKey": idempotency_key}
+        return self._record(self._call("withdraw", data))
+
     # --- query -----------------------------------------------------------------------------------
 
     def application(self, application_id: str) -> ApplicationRecord:
@@ -167,11 +171,15 @@ class ProvinceCentre:
     def fee_notice(self, application_id: str) -> FeeNotice:
         return FeeNotice.model_validate(self._call("fee", {"YWH": application_id}))
 
+    def receipt(self, payment_id: str) -> PaymentReceipt:
+        return PaymentReceipt.model_validate(self._call("receipt", {"payment_id": payment_id}))
+
     def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
-        """登记资料查询 is not a service of this platform."""
-        raise sdk.PermissionDenied(
-            "登记资料查询 is not offered by the provincial platform", status=403, code="platform_no_query"
-        )
+        """登记资料查询, relayed by the platform to the county centre of the unit (TD/T 1066 names both ways);
+        the answer is the county centre's signed 查询结果, exactly as it signed it."""
+        data = {"query": self.fields.to_dialect(query.model_dump(mode="json", exclude_none=True)),
+                "idempotencyKey": idempotency_key}  # fmt: skip
+        return PropertyQueryResult.model_validate(self.fields.from_dialect(self._call("property_query", data)))
 
     # --- accounts --------------------------------------------------------------------------------
 
@@ -200,9 +208,11 @@ class ProvinceCentre:
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
         return self._file("download", {"ZSID": certificate_id}, expected_sha256, f"certificate {certificate_id}")
 
-    def verify_certificate(self, licence_id: str) -> VerificationResult:
-        """在线核验, relayed by the platform to its county centres (the first that knows the licence answers)."""
-        return VerificationResult.model_validate(self._call("verify", {"ZZBS": licence_id}))
+    def verify_certificate(self, licence_id: str | None = None, *, sha256: str | None = None) -> VerificationResult:
+        """在线核验 by 电子证照标识 (ZZBS) or the file's SHA-256, relayed by the platform to its county centres
+        (the first that knows the certificate answers)."""
+        data = {"ZZBS": licence_id} if licence_id is not None else {"sha256": sha256}
+        return VerificationResult.model_validate(self._call("verify", data))
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:
         """A sealed notice's metadata, signed by the county centre that issued it (relayed by the platform)."""

@@ -7,9 +7,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pytest
 import uvicorn
+from pydantic import TypeAdapter
 
 import sdk
 from sandbox.app import create_app
@@ -17,6 +19,7 @@ from sandbox.centre import Centre
 from sandbox.store import Store
 from sandbox.workflow import Timing
 from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.models import Application, ApplicationRecord, Payment
 from sdk.signing import PrivateKey, generate_private_key, jwk_from_public_key
 from sdk.suites import INTL, Suite, suite_named
 from tests import factories as f
@@ -129,3 +132,33 @@ def settle(client: sdk.Client, application_id: str, *until: str, timeout: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"{application_id} stuck in {record.status.value}, wanted {until}")
         time.sleep(0.02)
+
+
+_APP: TypeAdapter[Application] = TypeAdapter(Application)
+
+
+def lodge(bank: Bank, data: dict[str, Any], *, upload: bool = True) -> ApplicationRecord:
+    """Create, upload every declared material, submit: what the agent does for one loan operation (through
+    the SDK; tests/agent/centre/test_port.py runs the lifecycle scenarios through the centre port)."""
+    app = _APP.validate_python(data)
+    ref = app.client_reference
+    draft = bank.client.applications.create(app, idempotency_key=f"{ref}:create")
+    if upload:
+        for m in app.materials:
+            content = f.sample_content(m, ref)
+            bank.client.applications.upload_material(draft.application_id, m, content)
+    return bank.client.applications.submit(draft.application_id, idempotency_key=f"{ref}:submit")
+
+
+def pay_and_finish(bank: Bank, record: ApplicationRecord) -> ApplicationRecord:
+    """Pay the fee notice when there is one to pay (the same key twice: one payment), then wait for 办结."""
+    record = settle(bank.client, record.application_id, "recorded")
+    if record.fee_status == "unpaid":
+        notice = bank.client.fees.get(record.application_id)
+        assert notice.total > 0 and notice.total == sum(i.amount for i in notice.items)
+        key = f"{record.client_reference}:pay"
+        receipt = bank.client.fees.pay(record.application_id, Payment(amount=notice.total), idempotency_key=key)
+        again = bank.client.fees.pay(record.application_id, Payment(amount=notice.total), idempotency_key=key)
+        assert again.payment_id == receipt.payment_id and again.receipt_number == receipt.receipt_number
+        assert bank.client.fees.receipt(receipt.payment_id) == receipt
+    return settle(bank.client, record.application_id)

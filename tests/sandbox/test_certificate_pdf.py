@@ -18,8 +18,7 @@ from pyhanko_certvalidator import ValidationContext
 from sandbox.pki import CentreKeys
 from tests import factories as f
 
-from .conftest import Bank, Running
-from .test_lifecycle import lodge, pay_and_finish
+from .conftest import Bank, Running, lodge, pay_and_finish
 
 ROOT = Path(__file__).resolve().parents[2]
 

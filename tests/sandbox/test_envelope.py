@@ -4,7 +4,7 @@ wrapped to its SM2 encryption key, opens them before any route reads the body, a
 in the clear; GCM and CBC, ASN.1 and raw C1C3C2 key layouts. The other way, a bank that registered
 its own SM2 encryption key at enrolment gets the personal fields of the centre's JSON answers
 (application reads, certificate metadata) and webhooks sealed to it, opened by the SDK; one that
-does not open is refused. The lifecycle suite (tests/sandbox/test_lifecycle.py) runs every business
+does not open is refused. The lifecycle scenarios (tests/agent/centre/test_port.py, side ``api-gm``) run every business
 type with the envelope on both ways.
 """
 
@@ -169,7 +169,7 @@ def test_an_encryption_key_that_is_not_sm2_is_refused_at_enrolment(centre: Local
 
 
 def test_certificate_metadata_comes_sealed_and_its_signature_verifies_once_opened(centre: LocalCentre) -> None:
-    from .test_lifecycle import lodge, pay_and_finish
+    from .conftest import lodge, pay_and_finish
 
     mine = Sm2PrivateKey.generate()
     client, wire = _client(centre, mine=mine)

@@ -17,8 +17,7 @@ from sandbox.errors import CentreError
 from sdk.models import ApplicationStatus, EventType, Payment
 from tests import factories as f
 
-from .conftest import Bank, Running, settle
-from .test_lifecycle import lodge
+from .conftest import Bank, Running, lodge, settle
 
 S = ApplicationStatus
 

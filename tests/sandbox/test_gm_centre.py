@@ -1,6 +1,6 @@
 """A centre in the 国密 suite (issue 19): SM2 keys only, sm3 digests required, its own key SM2.
 
-The lifecycle of every business type runs against a ``gm`` centre in test_lifecycle.py; this
+The lifecycle of every business type runs against a ``gm`` centre in tests/agent/centre/test_port.py; this
 module covers what differs: which keys each suite accepts, the bundle naming its suite and
 signed with SM2, webhooks signed with SM2 and carrying sm3, a stored centre keeping its suite,
 and ``regbridge sandbox serve --suite gm``.

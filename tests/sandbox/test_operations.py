@@ -39,8 +39,7 @@ from sdk.signing import (
 )
 from tests import factories as f
 
-from .conftest import Bank, Running, settle
-from .test_lifecycle import lodge
+from .conftest import Bank, Running, lodge, settle
 
 S = ApplicationStatus
 

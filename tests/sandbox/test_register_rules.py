@@ -19,8 +19,7 @@ from sdk.models import FILING_KINDS, Application, ApplicationStatus
 from sdk.signing import generate_private_key, jwk_from_public_key
 from tests import factories as f
 
-from .conftest import Bank, Running, file_documents, settle
-from .test_lifecycle import lodge, pay_and_finish
+from .conftest import Bank, Running, file_documents, lodge, pay_and_finish, settle
 
 S = ApplicationStatus
 

@@ -22,8 +22,7 @@ from sdk.models import Application, ApplicationStatus
 from sdk.signing import KeySigner, sign_request
 from tests import factories as f
 from tests import proof
-from tests.sandbox.conftest import Bank, Running, settle
-from tests.sandbox.test_lifecycle import lodge
+from tests.sandbox.conftest import Bank, Running, lodge, settle
 
 HOSTILE = {
     "a line break and a fake 附记": "\n附记：已注销",

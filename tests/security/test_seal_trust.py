@@ -24,8 +24,7 @@ from sandbox.pki import CentreKeys, crl_url_of
 from sdk.certificates import CertificateRejected, TrustAnchors, fetch_seal_crls, verify_seal
 from sdk.models import CertificateMetadata
 from tests import factories as f
-from tests.sandbox.conftest import Bank, Running
-from tests.sandbox.test_lifecycle import lodge, pay_and_finish
+from tests.sandbox.conftest import Bank, Running, lodge, pay_and_finish
 
 
 def _trust(sandbox: Running, name: str | None = None) -> TrustAnchors:
