@@ -128,7 +128,8 @@ def serve(
         str | None,
         typer.Option(
             help="serve a provincial 总对总 platform in this dialect (province) in front of its county centres "
-            "(config/dialects/<dialect>.toml [districts]; in memory; docs/dialects.md)"
+            "(config/dialects/<dialect>.toml [districts]; with --data its keys, banks, replay window and "
+            "centres survive a restart; docs/dialects.md)"
         ),
     ] = None,
 ) -> None:
@@ -136,7 +137,7 @@ def serve(
     import uvicorn
 
     if dialect is not None:
-        _serve_platform(dialect, host, port, suite)
+        _serve_platform(dialect, host, port, suite, data, secret_file)
         return
 
     from sdk.suites import suite_named
@@ -194,16 +195,29 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning", date_header=False)
 
 
-def _serve_platform(dialect: str, host: str, port: int, suite: str | None) -> None:
+def _serve_platform(
+    dialect: str, host: str, port: int, suite: str | None, data: Path | None, secret_file: Path | None
+) -> None:
     from sdk.suites import suite_named
 
+    from .pki import KeysLocked
     from .platform import ProvincePlatform
 
+    secret = None
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+        os.chmod(data, 0o700)
+        secret = passphrase(data, secret_file, create=True)
     try:
-        platform = ProvincePlatform(dialect=dialect, host=host, port=port, suite=suite_named(suite or "intl"))
+        platform = ProvincePlatform(
+            dialect=dialect, host=host, port=port, suite=suite_named(suite or "intl"), data=data, passphrase=secret
+        )
+    except KeysLocked as e:
+        raise typer.BadParameter(str(e), param_hint="--secret-file") from None
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--dialect / --suite") from None
-    typer.echo(f"provincial platform ({dialect}) on {platform.url}/api/{{service}}, appId {platform.app_id}")
+    typer.echo(f"provincial platform ({dialect}) on {platform.url}/api/{{service}}, appId {platform.app_id}"
+               f"  (data: {data or 'in memory'})")  # fmt: skip
     for district, centre in platform.centres.items():
         typer.echo(f"  {district} {centre.centre.name}: {centre.url}")
     typer.echo(f"registration desk: POST {platform.url}/admin/enrol, token for this run (shown once): "

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -23,7 +23,58 @@ from sandbox.store import Store
 from sandbox.workflow import Timing
 from sdk.suites import Suite
 
-__all__ = ["LocalCentre"]
+__all__ = ["LocalCentre", "LoopbackServer"]
+
+
+class LoopbackServer:
+    """An ASGI app served by uvicorn in a daemon thread of this process, on a socket bound at once (so its
+    URL is known before the app is built: a centre names it in its QR codes and bundles).
+
+    Args:
+        host: the interface (loopback unless a caller says otherwise).
+        port: the port; 0 picks a free one.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket()
+        # accepted connections inherit it; without it, Nagle + delayed ACK add ~40 ms to every exchange
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on", what: str = "the server") -> None:
+        """Serve ``app`` and wait (15 s at most) until it takes requests.
+
+        Raises:
+            RuntimeError: naming ``what``, when it did not start.
+        """
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, date_header=False, access_log=False)
+        self._server = server = uvicorn.Server(config)
+        self._thread = thread = threading.Thread(target=server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.01)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._sock.close()
 
 
 class LocalCentre:
@@ -31,35 +82,19 @@ class LocalCentre:
                  port: int = 0, passphrase: bytes | None = None, suite: Suite | None = None,
                  county: County = CHANGFENG) -> None:  # fmt: skip
         self.store = store or Store()
-        self._sock = socket.socket()
-        # accepted connections inherit it; without it, Nagle + delayed ACK add ~40 ms to every exchange
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", port))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = LoopbackServer(port=port)
+        self.port, self.url = self._server.port, self._server.url
         self.app = create_app(self.store, timing=timing or Timing(step_seconds=0.0, correction_days=1.0),
                               faults=faults, public_url=self.url, passphrase=passphrase, suite=suite,
                               county=county, centre_name=f"{county.name}不动产登记中心")  # fmt: skip
         self.centre: Centre = self.app.state.centre
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", lifespan="on", date_header=False, access_log=False)
-        )
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
     def start(self) -> LocalCentre:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the sandbox centre did not start")
-            time.sleep(0.01)
+        self._server.start(self.app, lifespan="on", what="the sandbox centre")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
+        self._server.stop()
 
     def __enter__(self) -> LocalCentre:
         return self.start()

@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import TypeAdapter
 
+from sandbox.pki import KeysLocked
 from sandbox.platform import ProvincePlatform
 from sandbox.register import CHANGFENG, FEIXI, County, location, title_certificate, unit_id
 from sdk.dialects.province import (
@@ -243,3 +245,34 @@ def test_the_registration_desk_exchanges_keys_only_with_the_admin_token(setup: S
         platform_encryption_key=load_pem_public_key(answer["encryptionKey"].encode()),
     ) as client:  # fmt: skip
         assert client.call("channel", {}) == {"open": True}
+
+
+def test_keys_registrations_and_the_replay_window_survive_a_restart_with_a_data_dir(tmp_path: Path) -> None:
+    signer, decryption = Sm2PrivateKey.generate(), Sm2PrivateKey.generate()
+    one = (CHANGFENG,)  # one county centre is enough here (each file-backed centre encrypts its keys: seconds)
+    with ProvincePlatform(one, data=tmp_path, passphrase=b"platform-secret", max_skew=60) as first:
+        first.enrol(APP_ID, signing_key=signer.public, encryption_key=decryption.public)
+        platform_key, recipient = first.signing_key.public, first.encryption_key.public
+        sealed = seal({}, app_id=APP_ID, signer=signer, recipient=recipient)
+        assert httpx.post(f"{first.url}/api/channel", headers=sealed.headers, json=sealed.body).json()["head"] == {
+            "code": "0000", "msg": "成功"
+        }  # fmt: skip
+    keys = (tmp_path / "platform.sqlite3").read_bytes()
+    assert b"ENCRYPTED PRIVATE KEY" in keys and b"BEGIN PRIVATE KEY" not in keys  # never in the clear
+    with pytest.raises(KeysLocked):
+        ProvincePlatform(one, data=tmp_path, passphrase=b"wrong")
+    with ProvincePlatform(one, data=tmp_path, passphrase=b"platform-secret", max_skew=60) as again:
+        assert again.signing_key.public.to_pem() == platform_key.to_pem()  # the key the bank enrolled
+        # the message seen before the restart is still a replay; the bank is still registered
+        replayed = httpx.post(f"{again.url}/api/channel", headers=sealed.headers, json=sealed.body).json()
+        assert replayed["head"]["code"] == "4013"
+        fresh = seal({}, app_id=APP_ID, signer=signer, recipient=recipient)
+        answer = httpx.post(f"{again.url}/api/channel", headers=fresh.headers, json=fresh.body).json()
+        peers = StaticPeers({again.app_id: platform_key})
+        assert open_answer(answer, recipient=decryption, peers=peers, window=NonceWindow()) == {"open": True}
+        # bounded: a nonce is remembered for twice the timestamp window (no message with it can pass the
+        # timestamp check after that), then forgotten on the next admission
+        assert again.state is not None and again.state.nonces() == 2
+        later = time.time() + 2 * 60 + 1
+        assert again.window.admit(APP_ID, "f" * 32, now=later)
+        assert again.state.nonces() == 1 and not again.window.admit(APP_ID, "f" * 32, now=later + 1)
