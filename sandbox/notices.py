@@ -145,7 +145,7 @@ class NoticeOffice:
         now = now_utc()
         nid = new_id("ntc")
         title = NOTICE_KINDS["query_result"]
-        number = f"长不动产查询〔{now:%Y}〕{self.store.next_number('notice:query_result')}号"
+        number = f"{self.county.short}不动产查询〔{now:%Y}〕{self.store.next_number('notice:query_result')}号"
         names = {"ownership": "所有权", "mortgage": "抵押权", "seizure": "查封", "objection": "异议登记",
                  "notice": "预告登记"}  # fmt: skip
         yes = {True: "是", False: "否"}

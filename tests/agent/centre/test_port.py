@@ -481,6 +481,10 @@ def test_property_query_answers_rights_and_restrictions_and_is_recorded(side: Si
     assert result.seized and not result.objection and not result.mortgaged
     assert result.unit_id == query.unit_id
     assert {r.kind for r in result.rights} == {"ownership", "seizure"}
+    # its sealed 查询结果, numbered by the county centre that answered, relayed as a notice
+    assert result.document_id is not None
+    sealed = side.port.notice(result.document_id).metadata
+    assert sealed.kind == "query_result" and sealed.notice_number.startswith(f"{side.county.short}不动产查询")
     mortgaged = side.port.query_property(
         query.model_copy(update={"unit_id": register.unit_id(10, side.county), "authorisation":
             query.authorisation.model_copy(update={"applicant": register.owners_of(10)[0]})}),
