@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -180,12 +181,29 @@ def test_the_platform_refuses_replays_stale_messages_other_keys_and_tampering(se
     assert _post(setup, swapped)["head"]["code"] == "4014"  # swapped encKey
     stranger = seal({}, app_id="BANK-NOT-ENROLLED", signer=setup.signer, recipient=setup.platform.encryption_key.public)
     assert _post(setup, stranger)["head"]["code"] == "4010"
+    assert _post(setup, _sealed(setup, now=time.time() + 600))["head"]["code"] == "4012"  # from the future
+    # the iv is not signed: one flipped bit rewrites the nonce in the first plaintext block, which no longer
+    # matches its header (the binding of RegBridge's plaintext)
+    iv = bytearray(base64.b64decode(fresh.body["iv"]))
+    iv[10] ^= 1
+    altered = Sealed(fresh.headers, {**fresh.body, "iv": base64.b64encode(bytes(iv)).decode()})
+    assert _post(setup, altered)["head"]["code"] == "4015"
+    # a key sent inside the message is never trusted: signed by an impostor who adds its own public key
+    impostor = Sm2PrivateKey.generate()
+    forged = _sealed(setup, signer=impostor)
+    with_key = Sealed(forged.headers, {**forged.body, "publicKey": impostor.public.to_pem().decode()})
+    assert _post(setup, with_key)["head"]["code"] == "4011"
+    # none of the refused copies burnt the genuine message's nonce: it passes once, then is a replay
+    assert _post(setup, fresh)["head"]["code"] == "0000"
+    assert _post(setup, fresh)["head"]["code"] == "4013"
 
 
-def test_a_pushed_notice_is_sealed_to_the_bank_and_signed_by_the_platform(setup: Setup) -> None:
+@contextmanager
+def _notify_url() -> Iterator[tuple[str, list[tuple[dict[str, str], dict[str, Any]]]]]:
+    """The bank's notify URL, on loopback: what it received (headers, body)."""
     received: list[tuple[dict[str, str], dict[str, Any]]] = []
 
-    class Receiver(BaseHTTPRequestHandler):  # the bank's notify URL, on loopback
+    class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             received.append(({k: v for k, v in self.headers.items()}, body))
@@ -199,17 +217,20 @@ def test_a_pushed_notice_is_sealed_to_the_bank_and_signed_by_the_platform(setup:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        setup.platform.banks[APP_ID].notify_url = f"http://127.0.0.1:{server.server_address[1]}/notify"
-        unit = unit_id(15, CHANGFENG)
-        proof = "皖(2024)长丰县不动产证明第0000015号"
-        assert (
-            setup.platform.push_notice(APP_ID, kind="seizure", unit_id=unit, mortgage_certificate=proof).status_code
-            == 200
-        )
+        yield f"http://127.0.0.1:{server.server_address[1]}/notify", received
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_a_pushed_notice_is_sealed_to_the_bank_and_signed_by_the_platform(setup: Setup) -> None:
+    unit = unit_id(15, CHANGFENG)
+    proof = "皖(2024)长丰县不动产证明第0000015号"
+    with _notify_url() as (url, received):
+        setup.platform.banks[APP_ID].notify_url = url
+        pushed = setup.platform.push_notice(APP_ID, kind="seizure", unit_id=unit, mortgage_certificate=proof)
+        assert pushed.status_code == 200
     ((headers, body),) = received
     peers = StaticPeers({setup.platform.app_id: setup.platform.signing_key.public})
     window = NonceWindow()
@@ -276,3 +297,10 @@ def test_keys_registrations_and_the_replay_window_survive_a_restart_with_a_data_
         later = time.time() + 2 * 60 + 1
         assert again.window.admit(APP_ID, "f" * 32, now=later)
         assert again.state.nonces() == 1 and not again.window.admit(APP_ID, "f" * 32, now=later + 1)
+        # callbacks after the restart are signed the same way, with the key the bank enrolled before it
+        with _notify_url() as (url, received):
+            again.banks[APP_ID].notify_url = url
+            again.push_notice(APP_ID, kind="objection", unit_id=unit_id(14, CHANGFENG))
+        ((headers, body),) = received
+        opened = open_envelope(headers, body, recipient=decryption, peers=peers, window=NonceWindow())
+        assert opened.app_id == again.app_id and opened.data["TZLX"] == "03"
