@@ -220,6 +220,18 @@ class PlatformConfig(_Section):
         return self
 
 
+class BranchConfig(_Section):
+    """A branch (支行) the head office's agent acts for: an institution of its own at the centres, the mortgagee
+    of its loans, with its own 业务办理人员 there. An inbox names its branch (``[[inbox]] branch``), or a column
+    of the export does (the profile's ``declaration.branch``)."""
+
+    institution_name: str = Field(description="the branch's name as the centres registered it (the 抵押权人)")
+    institution_uscc: str = Field(description="the branch's 统一社会信用代码")
+    default_operator: str | None = Field(
+        default=None, description="the branch's 经办人 account when the export names none (else the agent's)"
+    )
+
+
 class InboxConfig(_Section):
     """A folder the loan system exports into."""
 
@@ -234,8 +246,8 @@ class InboxConfig(_Section):
     receipts: Path | None = Field(default=None, description="default: the profile's receipts folder in the inbox")
     branch: str | None = Field(
         default=None,
-        description="the branch (支行, an institution of the bank) whose loan system exports here: a head office's"
-        " agent acting for its branches gives each inbox its branch; its applications carry it, their receipts come"
+        description="the branch (支行) whose loan system exports here: a key of [branches] (its institution, the"
+        " mortgagee of its loans, its operators), or just its name; its applications carry it, their receipts come"
         " back to this folder, their certificates are stored under the branch's folder of the document store",
     )
 
@@ -406,6 +418,11 @@ class AgentConfig(BaseSettings):
         default=None, description="a provincial 总对总 platform the applications go through (`[platform]`)"
     )
     inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
+    branches: dict[str, BranchConfig] = Field(
+        default_factory=dict,
+        description="the branches a head office's agent acts for, by the name an inbox or an export column gives"
+        " (`[branches.<name>]`); none: every application is the enrolled institution's (`centre`)",
+    )
     documents: DocumentsConfig = DocumentsConfig()
     fees: FeesConfig = FeesConfig()
     collateral: CollateralConfig = CollateralConfig()
@@ -466,6 +483,10 @@ class AgentConfig(BaseSettings):
         names = [i.name for i in self.inbox]
         if len(set(names)) != len(names):
             raise ValueError("inbox names must be unique")
+        unknown = [f"{i.name}: {i.branch}" for i in self.inbox if self.branches and i.branch
+                   and i.branch not in self.branches]  # fmt: skip
+        if unknown:
+            raise ValueError(f"inbox branch not in [branches]: {', '.join(unknown)}")
         return self
 
 
@@ -544,8 +565,8 @@ def schema_markdown() -> str:
     def table(model: type[BaseModel], prefix: str) -> list[str]:
         rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            sections = {"centre", "platform", "inbox", "documents", "fees", "collateral", "webhook", "metrics",
-                        "logging", "console", "state"}  # fmt: skip
+            sections = {"centre", "platform", "branches", "inbox", "documents", "fees", "collateral", "webhook",
+                        "metrics", "logging", "console", "state"}  # fmt: skip
             if (name in sections and model is AgentConfig) or (
                 model is PlatformConfig and name in ("notify", "centres")
             ):
@@ -590,6 +611,7 @@ def schema_markdown() -> str:
         ("platform", PlatformConfig, "`[platform]` (a provincial 总对总 platform; docs/dialects.md)"),
         ("platform.notify", PlatformNotifyConfig, "`[platform.notify]`"),
         ("platform.centres.<code>", PlatformCentreConfig, "`[platform.centres.<行政区划代码>]` (the routing table)"),
+        ("branches.<name>", BranchConfig, "`[branches.<name>]` (the branches a head office's agent acts for)"),
         ("inbox", InboxConfig, "`[[inbox]]` (one per folder; override the whole list with `REGBRIDGE_INBOX` as JSON)"),
         ("documents", DocumentsConfig, "`[documents]`"),
         ("fees", FeesConfig, "`[fees]`"),

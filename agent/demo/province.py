@@ -81,8 +81,14 @@ def run_province_demo(
             inboxes=[{"name": name, "path": f"inbox/{name}", "profile": "corebank_csv", "completion": "rename",
                       "branch": branch} for name, branch, _, _ in BRANCHES],
             # the platform has no event feed: the tracker reads each application on this schedule instead
+            # each branch an institution the agent acts for, with its own 经办人 (the sandbox platform keeps one
+            # account of the bank per county: both branches are the bank's legal person here)
             settings={"data_dir": "var", "default_operator": "op-001", "metrics": {"port": 0},
-                      "fees": {"auto_pay": True, "daily_cap": "5000.00"}, "straggler_seconds": 0.3},
+                      "fees": {"auto_pay": True, "daily_cap": "5000.00"}, "straggler_seconds": 0.3,
+                      "branches": {branch: {"institution_name": sandbox_samples.bank().name,
+                                            "institution_uscc": sandbox_samples.BANK_USCC,
+                                            "default_operator": f"op-00{i}"}
+                                   for i, (_, branch, _, _) in enumerate(BRANCHES, 1)}},
         ).path  # fmt: skip
         # `regbridge platform enroll --desk`: SM2 keys made in the key store, registered at the platform's desk
         # with the notify URL; its answer (its keys, each county centre's anchors) written as [platform]

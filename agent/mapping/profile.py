@@ -167,6 +167,11 @@ class InquirySpec(_Strict):
 
 class DeclarationSpec(_Strict):
     operator: str | None = Field(default=None, description="column of the 经办人 account; else the agent's default")
+    branch: str | None = Field(
+        default=None,
+        description="column naming the branch (a key of the agent's [branches]) the loan belongs to; else the"
+        " inbox's branch",
+    )
     signatures: str | None = Field(default=None, description="column of e-signature ids, in applicant order")
     signature_split: str = ";"
     signed_at: str | None = Field(default=None, description="column of the signing date or time")

@@ -101,6 +101,8 @@ class MappedApplication:
     #: (row, file name) of each applicant's signed PDF, in applicant order (the profile's esignatures column)
     esignature_files: list[tuple[int | None, str]] = field(default_factory=list)
     records: list[SourceRecord] = field(default_factory=list)
+    #: the branch the loan belongs to, from the profile's ``declaration.branch`` column (None: the inbox's)
+    branch: str | None = None
     #: the 查询授权书 on file (profile ``[authorisation]``): reference, signed_at, valid_until, purpose — no personal
     #: data (the person authorising is the first applicant of ``data``)
     authorisation: dict[str, str] | None = None
@@ -323,6 +325,8 @@ def _declaration_inputs(group: list[SourceRecord], profile: Profile, app: Mapped
         app.operator = op or None
         # where the operator came from: a refusal of it names this row and column
         app.provenance["declaration.operator_id"] = Provenance(first.row, spec.operator, op, "text")
+    if spec.branch:
+        app.branch = normalise_text(first.values.get(spec.branch, "")) or None
     if spec.signatures:
         ids: list[str] = []
         for r in group:

@@ -160,7 +160,7 @@ def header_problems(profile: Any, header: list[str], lines: dict[tuple[str | int
         missing(spec.unit_column, ("fields", i, "unit_column"))
         missing(getattr(spec, "route_by", None), ("fields", i, "route_by"))
     decl = profile.declaration
-    for key in ("operator", "signatures", "signed_at"):
+    for key in ("operator", "branch", "signatures", "signed_at"):
         missing(getattr(decl, key), ("declaration", key))
     missing(profile.materials.manifest, ("materials", "manifest"))
     return problems

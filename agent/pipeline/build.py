@@ -87,6 +87,8 @@ class BuiltApplication:
     errors: list[FieldError] = field(default_factory=list)
     #: the 查询授权书 on file (no personal data), kept with the row's source for the pre-flight
     authorisation: dict[str, str] | None = None
+    #: the branch (a key of the agent's [branches], or the inbox's label) the loan belongs to
+    branch: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -11,7 +11,7 @@ under the daemon, in the demo's loop, and in a test with a store of its own.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -99,9 +99,32 @@ class StageContext:
         return next(i for i in self.config.inbox if i.name == name)
 
     def branch_of(self, app: AppRow) -> str | None:
-        """The branch an application belongs to: its export folder's (``[[inbox]] branch``), or None."""
+        """The branch an application belongs to: the one its export row named (the profile's ``declaration.branch``
+        column), else its export folder's (``[[inbox]] branch``), else None."""
+        named = next((s["branch"] for s in reversed(app.source) if isinstance(s, dict) and s.get("branch")), None)
+        if named:
+            return str(named)
         inbox = next((i for i in self.config.inbox if i.name == app.inbox), None)
         return inbox.branch if inbox is not None else None
+
+    def build_for(self, branch: str | None) -> BuildContext:
+        """What an application of ``branch`` is built with: the branch's institution as the mortgagee (and the
+        bank's 代理), its default 经办人; the enrolled institution's when ``branch`` is not in ``[branches]``."""
+        known = self.config.branches.get(branch) if branch else None
+        if known is None:
+            return self.build
+        operator = known.default_operator or self.build.default_operator
+        return replace(self.build, bank_name=known.institution_name, bank_uscc=known.institution_uscc,
+                       default_operator=operator)  # fmt: skip
+
+    def institution_of(self, app: AppRow) -> tuple[str, str]:
+        """The mortgagee an application was made for, ``(name, 统一社会信用代码)``: its branch's institution
+        (``[branches]``), else the enrolled institution's (``[centre]``) — what its certificate must name."""
+        branch = self.branch_of(app)
+        known = self.config.branches.get(branch) if branch else None
+        if known is not None:
+            return known.institution_name, known.institution_uscc
+        return self.config.centre.institution_name, self.config.centre.institution_uscc
 
     def document_key(self, app: AppRow, name: str, suffix: str) -> str:
         """Where a certificate or sealed notice of ``app`` is stored: ``<loan>/<name><suffix>``, under its

@@ -148,8 +148,8 @@ def _deliver(ctx: StageContext, cert: dict[str, Any]) -> int:
         reconcile(
             meta,
             app.payload,
-            bank_uscc=ctx.config.centre.institution_uscc,
-            bank_name=ctx.config.centre.institution_name,
+            bank_uscc=ctx.institution_of(app)[1],
+            bank_name=ctx.institution_of(app)[0],
         )
         online = _handover_check(ctx, meta)
     except CertificateRejected as exc:

@@ -165,7 +165,13 @@ def process_export(
     mapped = map_records(records, profile, label)
     built: list[tuple[BuiltApplication, dict[str, list[Any]]]] = []
     for i, m in enumerate(mapped):
-        b = build(m, profile, ctx.build, inbox_path)
+        branch = m.branch or inbox.branch  # the loan's branch: the export's column, else its folder's
+        if m.branch and m.branch not in ctx.config.branches:
+            known = "、".join(ctx.config.branches) or "（未配置 [branches]）"
+            m.error(m.rows[0] if m.rows else None, str(profile.declaration.branch), m.branch,
+                    f"a branch of the agent's [branches]: {known} (支行名称不在配置的 [branches] 中)")  # fmt: skip
+        b = build(m, profile, ctx.build_for(branch), inbox_path)
+        b.branch = branch
         built.append((b, columns_of(b, m.provenance)))
         if progress is not None:
             progress(i + 1, len(mapped))

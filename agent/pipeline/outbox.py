@@ -207,6 +207,8 @@ def admit(
     source = {"file": label, "sha256": sha, "rows": b.rows, "columns": columns}
     if b.authorisation:
         source["authorisation"] = b.authorisation
+    if b.branch:
+        source["branch"] = b.branch
     existing = store.application(b.reference)
     if existing is None:
         store.add_application(
