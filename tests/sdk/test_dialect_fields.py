@@ -42,6 +42,13 @@ def test_amounts_travel_in_wan_yuan_exact_and_dates_and_codes_by_their_names() -
     assert isinstance(back, MortgageFirstRegistration) and back.terms.secured_amount == Decimal("1500000.01")
 
 
+
+def test_a_purchase_notice_goes_in_the_names_of_td_t_1066_预告登记() -> None:
+    message = PROVINCE.application_to_dialect(f.application("purchase_notice", "LN-DIALECT-YG"))
+    assert message["YGDJZL"] == "1"  # 预售商品房买卖预告登记
+    assert message["QDJG"] == "200" and message["QLR"][0]["ZJH"] and message["YWR"][0]["ZJZL"] == "8"  # 取得价格 万元
+    assert not {"buyers", "sellers", "price", "notice_kind"} & set(message)
+
 @pytest.mark.parametrize(
     ("member", "value", "says"),
     [
