@@ -5,6 +5,7 @@ before 受理 (the application stays a draft, no notice number spent)."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import io
@@ -27,7 +28,7 @@ from sandbox.cli import app as sandbox_cli
 from sandbox.esign import EsignAuthority, document_pdf, memory_authority
 from sandbox.store import Store
 from sdk.esign import verify_esignature
-from sdk.models import Application, ApplicationStatus
+from sdk.models import Application, ApplicationRecord, ApplicationStatus
 from tests import factories as f
 
 from .conftest import Bank, Running
@@ -246,3 +247,49 @@ def test_a_signature_over_a_material_that_is_not_the_application_form_or_inquiry
         _lodge(bank, data, {"esign1": signed, other["id"]: scan})
     assert "application_form" in str(caught.value) and "inquiry_record" in str(caught.value)
     assert bank.client.applications.find("LN-ESIGN-DOC") is None  # refused before anything was created
+
+
+def _raw_create(bank: Bank, data: dict[str, Any]) -> sdk.APIError:
+    """POST the wire JSON as is (the SDK's models would refuse it before sending): the centre's own answer."""
+    from sdk._operations import Operation
+
+    key = f"{data['client_reference']}:raw"
+    op: Operation[ApplicationRecord] = Operation.returning(
+        ApplicationRecord, "POST", "/v1/applications", json=data, idempotency_key=key
+    )
+    with pytest.raises(sdk.APIError) as caught:
+        bank.client.run(op)
+    return caught.value
+
+
+def test_a_signature_embedded_in_the_json_instead_of_an_uploaded_material_is_refused(
+    sandbox: Running, bank: Bank
+) -> None:
+    """The signed PDF must be a material (uploaded with its digest), never inside the JSON body: the centre refuses
+    the PDF inline in the declaration (422, the field named) and a declaration with a bare signature id, nothing
+    to check (esignature_refused / esignature_missing at 提交, before 受理)."""
+    data = f.application_dict("mortgage_first", "LN-ESIGN-JSON", n=12, complete=True)
+    signed = next(f.sample_content(m, "LN-ESIGN-JSON") for m in _APP.validate_python(data).materials
+                  if m.id == "esign1")  # fmt: skip
+    inline = copy.deepcopy(data)
+    inline["declaration"]["signatures"][0]["signed_pdf"] = base64.b64encode(signed).decode()
+    refused = _raw_create(bank, inline)
+    assert refused.status == 422 and [e.pointer for e in refused.errors] == ["/declaration/signatures/0/signed_pdf"]
+    as_material = copy.deepcopy(data)
+    at = next(i for i, m in enumerate(as_material["materials"]) if m["id"] == "esign1")
+    as_material["materials"][at]["content"] = base64.b64encode(signed).decode()
+    refused = _raw_create(bank, as_material)
+    assert refused.status == 422 and [e.pointer for e in refused.errors] == [f"/materials/{at}/content"]
+    assert bank.client.applications.find("LN-ESIGN-JSON") is None
+    # only the platform's signature id: nothing the centre can check
+    bare = f.application_dict("mortgage_first", "LN-ESIGN-BARE", n=12, complete=True)
+    bare["declaration"]["signatures"] = [
+        {"party": "/mortgagors/0", "signature_id": "ESIG-LN-ESIGN-BARE-1", "signed_at": "2026-03-05T10:00:00+08:00"}
+    ]
+    bare["materials"] = [m for m in bare["materials"] if m["id"] != "esign1"]
+    with pytest.raises(sdk.ValidationFailed) as caught:
+        _lodge(bank, bare, {})
+    assert caught.value.code == "esignature_refused"
+    assert [e.code for e in caught.value.errors] == ["esignature_missing"]
+    record = bank.client.applications.find("LN-ESIGN-BARE")
+    assert record is not None and record.status == ApplicationStatus.DRAFT and record.decision is None
