@@ -104,10 +104,14 @@ def check(
         table.add_column(col)
     for row in report["rows"]:
         problems = "\n".join(
-            field_line(row["record"], row["line"], e["column"], e["value"], e["message"]) for e in row["errors"]
+            e.get("text") or field_line(row["record"], row["line"], e["column"], e["value"], e["message"])
+            for e in row["errors"]
         )
         place = f"{row['record']}" + (f" (文件第{row['line']}行)" if row["line"] != row["record"] else "")
-        table.add_row(place, row["loan"] or "", OUTCOME_ZH[row["outcome"]], problems)
+        outcome = OUTCOME_ZH[row["outcome"]]
+        if "query" in row["values"]:
+            outcome = "将做登记资料查询" if row["outcome"] == "queue" else "查询行有误，不会查询"
+        table.add_row(place, row["loan"] or "", outcome, problems)
     Console(width=160).print(table)
     typer.echo(accounting_line(report["records"], report["accounting"], report["encoding"]))
     raise typer.Exit(result.code)

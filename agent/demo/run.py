@@ -81,6 +81,8 @@ EXPECTED = {
 }  # fmt: skip
 EXPECTED_QUARANTINED = 7  # DEMO-006 (ID check digit), DEMO-007 (date, amount), PRE-004 (unit id), a short LEG record;
 # held by the register pre-flight: DEMO-005 (no such mortgage), DEMO-011 (查封), DEMO-012 (not the owner)
+#: the export row asking for a 登记资料查询 (业务类型 登记资料查询), answered on its own receipt line
+QUERY_ROW = "DEMO-014"
 #: the rows the register pre-flight holds: the centre never sees an application for them
 HELD_BY_PREFLIGHT = ("DEMO-005-DYZX", "DEMO-011-DYSC", "DEMO-012-DYSC")
 
@@ -222,6 +224,13 @@ def run_demo(
             summary["notices"] = [
                 n for name, *_ in INBOXES for n in _notices_from_receipts(workdir / "inbox" / name / "receipts")
             ]
+            summary["queries"] = [
+                {"loan_no": r["贷款编号"], "status": r["状态"], "reason": r["原因"], "document": r["证书存放位置"]}
+                for r in _receipt_rows(workdir / "inbox" / "corebank" / "receipts") if r["事件"] == "property_query"
+            ]  # fmt: skip
+            for q in summary["queries"]:
+                say(f"⑦ 登记资料查询 {q['loan_no']}: {q['status']} — {q['reason']}; the sealed 查询结果, its seal "
+                    f"verified, stored at {q['document'] or '(none)'}")  # fmt: skip
             summary["problems"] = check(summary)
             return summary
         finally:
@@ -312,6 +321,11 @@ def check(summary: dict[str, Any]) -> list[str]:
     missing = sorted(set(EXPECTED_NOTICES) - kinds)
     if missing:
         problems.append(f"no sealed notice stored of kind {', '.join(missing)}")
+    # the 登记资料查询 row (业务类型 登记资料查询): answered with the centre's sealed 查询结果, verified and stored
+    answered = [q for q in summary.get("queries", []) if q["loan_no"] == QUERY_ROW and q["status"] == "已查询"]
+    if not answered or not answered[0]["document"] or not Path(answered[0]["document"]).is_file():
+        problems.append(f"{QUERY_ROW}'s 登记资料查询 was not answered with a stored sealed 查询结果: "
+                        f"{summary.get('queries')}")  # fmt: skip
     if not summary["audit"]["ok"]:
         problems.append("the audit chain does not verify: " + "; ".join(summary["audit"]["problems"]))
     return problems

@@ -207,6 +207,8 @@ def existing_rows(
 
 #: a mortgagor who owns none of the units the sample exports name (the owner of unit 160)
 STRANGER = 160
+#: the unit DEMO-014 asks a 登记资料查询 about (two mortgages on it in the seeded register)
+QUERIED = 10
 
 
 def corebank_rows() -> list[dict[str, str]]:
@@ -216,7 +218,8 @@ def corebank_rows() -> list[dict[str, str]]:
     the register before sending: the rows a register check foresees (a seized unit, the discharge of a mortgage that
     does not exist, a mortgagor who is not the owner) are held and never sent. The 补正 (DEMO-004: the reviewer
     finds the 主债权合同 scan illegible) and the refusal (DEMO-013: the reviewer finds the contracts disagree) are
-    what no register check foresees: the demo scripts them at the centre (:data:`REVIEWER`).
+    what no register check foresees: the demo scripts them at the centre (:data:`REVIEWER`). DEMO-014 is a
+    登记资料查询 row (业务类型 登记资料查询), answered with the centre's sealed 查询结果.
     """
     rows: list[dict[str, str]] = []
     rows += mortgage_rows("DEMO-001", 1, amount="150", authorised=True)
@@ -251,6 +254,13 @@ def corebank_rows() -> list[dict[str, str]]:
         for r in mortgage_rows("DEMO-012", 16, amount="65", authorised=True)
     ]
     rows += mortgage_rows("DEMO-013", 17, amount="75", authorised=True)  # the reviewer refuses it (不予登记)
+    # a 登记资料查询 before lending (the profile's [authorisation] query_types): the owner's authorisation on file,
+    # answered with the centre's sealed 查询结果, verified and stored under the loan, named on a receipt line
+    rows += [
+        {**r, "业务类型": "登记资料查询", "抵押方式": "", "贷款金额(万元)": "", "起始日期": "", "到期日期": "",
+         "担保范围": "", "主合同编号": "", "电子签名文件": "", **{k: "" for k in DECLARED}}
+        for r in mortgage_rows("DEMO-014", QUERIED, authorised=True)[:1]
+    ]  # fmt: skip
     return rows
 
 
@@ -553,7 +563,7 @@ def write_samples(folder: Path) -> list[Path]:
 #: which business type each sample loan's materials are for
 def loans_by_type() -> dict[str, str]:
     kinds = {"抵押首次": "mortgage_first", "抵押变更": "mortgage_change", "抵押注销": "mortgage_discharge"}
-    found = {r["贷款编号"]: kinds[r["业务类型"]] for r in corebank_rows()}
+    found = {r["贷款编号"]: kinds[r["业务类型"]] for r in corebank_rows() if r["业务类型"] in kinds}  # not queries
     found.update(
         {
             "PRE-001": "purchase_and_mortgage_notice",

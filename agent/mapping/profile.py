@@ -39,6 +39,7 @@ __all__ = [
     "parse_profile",
     "profile_gaps",
     "profile_source",
+    "query_problems",
 ]
 
 CHINA = timezone(timedelta(hours=8))
@@ -345,6 +346,33 @@ def profile_gaps(profile: Profile, text: str = "") -> list[ProfileProblem]:
     lines = key_lines(text) if text else {}
     found = [ProfileProblem(locate(lines, ("declaration",)), m) for m in declaration_problems(profile)]
     found += [ProfileProblem(locate(lines, ("fields", 0)), m) for m in delivery_problems(profile)]
+    found += [ProfileProblem(locate(lines, ("authorisation", "query_types")), m) for m in query_problems(profile)]
+    return found
+
+
+def query_problems(profile: Profile) -> list[str]:
+    """What a profile whose ``[authorisation] query_types`` asks for 登记资料查询 rows leaves unmapped that a query
+    needs (seed 001 §3, seed 002 §2.1.7): the ``[type]`` column that marks the row, the unit (a ``[[fields]]`` of
+    ``properties[0].unit_id``, ``…title_certificate`` or ``…location``), the person authorising
+    (``mortgagors[].name`` and ``…id_number``), when the authorisation was signed (``[authorisation] signed_at`` or
+    ``[declaration] signed_at``). One Chinese sentence per gap; ``[]`` when none (or no query rows are asked for)."""
+    spec = profile.authorisation
+    if spec is None or not spec.query_types:
+        return []
+    mapped = {f.target for f in profile.fields if f.column}
+    found = []
+    if not profile.type.column:
+        found.append("[authorisation] query_types 需要 [type] column：查询行由业务类型列的值识别")
+    units = ("properties[0].unit_id", "properties[0].title_certificate", "properties[0].location")
+    if not mapped & set(units):
+        found.append("登记资料查询行需要不动产单元号、不动产权证书号或坐落列：须有 [[fields]] target = "
+                     '"properties[0].unit_id"（或 …title_certificate / …location）映射自导出列')  # fmt: skip
+    for target, what in (("mortgagors[].name", "授权人姓名"), ("mortgagors[].id_number", "授权人证件号码")):
+        if target not in mapped:
+            found.append(f"登记资料查询行需要{what}：须有 [[fields]] target = {target!r} 映射自导出列")
+    if not (spec.signed_at or profile.declaration.signed_at):
+        found.append("登记资料查询行需要授权书签署时间：[authorisation] signed_at 或 [declaration] signed_at "
+                     "须为导出列")
     return found
 
 

@@ -10,7 +10,11 @@ its 补正; without one, every good record would be queued.
 The JSON form (``--json``) is one object:
 ``{"file", "profile", "encoding", "records": N, "accounting": {"queue", "supplement", "duplicate",
 "quarantine"}, "rows": [{"record", "line", "loan", "outcome", "errors": [{"column", "value",
-"message"}], "values": {target: normalised value, personal data masked}}]}``; a file refused as a whole has
+"message"}], "values": {target: normalised value, personal data masked}}]}``; a row asking for a 登记资料查询
+(``[authorisation] query_types``) has ``values.query`` (its unit, authorisation number, masked 授权人 and 有效期止;
+``null`` when the row cannot form a query), outcome ``queue`` when it would be queried (ingest counts it
+so) or ``quarantine`` with why not (the row, or an authorisation the agent would refuse), and the export's header
+must hold the authorisation's columns; a file refused as a whole has
 ``"records": 0`` and an ``"error"``; an invalid profile gives ``{"profile", "profile_errors": [{"line",
 "message"}]}``.
 """
@@ -19,13 +23,16 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from agent.mapping import MappedApplication, Profile, map_records
-from agent.mapping.validation import ProfileProblem, header_problems, key_lines
+from agent.mapping.validation import ProfileProblem, header_problems, key_lines, locate
+from agent.messages import field_line
 from agent.pipeline.build import BuildContext, BuiltApplication, build, payload_digest
 from agent.pipeline.outbox import broken_loans, record_excerpt
+from agent.pipeline.queries import BatchRow, export_queries
 from agent.state.blobs import BlobStore
 from connectors.readers import ReadResult, read_export
 from sdk.identifiers import uscc_check_char
@@ -119,6 +126,60 @@ def _outcome(b: BuiltApplication, broken: bool, state: Path | None) -> tuple[str
     ]
 
 
+def _query_header_problems(
+    profile: Profile, header: list[str], lines: dict[tuple[str | int, ...], int]
+) -> list[ProfileProblem]:
+    """The authorisation's columns a query row reads that the export's header lacks (the export has query rows)."""
+    spec = profile.authorisation
+    assert spec is not None
+    have = set(header)
+    found = []
+    for key in ("reference", "signed_at", "valid_until", "purpose"):
+        column = getattr(spec, key)
+        if column and column not in have:
+            found.append(ProfileProblem(
+                locate(lines, ("authorisation", key)),
+                f"column {column!r} is not in the export's header (导出文件的表头没有列 {column!r})：登记资料查询行须附"
+                f"申请人的查询授权书 ([authorisation] {key})",
+            ))  # fmt: skip
+    return found
+
+
+def _query_rows(records: list[Any], asked: list[BatchRow], profile: Profile) -> list[dict[str, Any]]:
+    """One report row per 登记资料查询 row: ``queue`` (it would be queried: counted as ingest counts it) or
+    ``quarantine`` with why it would not be sent — a row the query cannot be formed from, or an authorisation
+    the agent would refuse (expired, future-dated, not for the mortgage business: the centre's own rules)."""
+    by_row = {r.row: r for r in records}
+    now = datetime.now(UTC)
+    out = []
+    for row, query, _, errors in asked:
+        record = by_row[row]
+        found = [{"column": c, "value": "", "message": text, "text": text} for c, text in errors]
+        if query is not None:
+            column = profile.authorisation.reference if profile.authorisation else "(authorisation)"
+            for p in query.authorisation.problems(now=now):
+                why = f"可用的查询授权书（本机将拒绝查询：{p.reason}）"
+                text = field_line(row, record.line, column, query.authorisation.reference, why)
+                found.append({"column": column, "value": query.authorisation.reference,
+                              "message": f"本机将拒绝查询：{p.reason}", "text": text})  # fmt: skip
+        values: dict[str, Any] = {"query": None}
+        if query is not None:
+            values["query"] = {"unit": query.unit_id or query.title_certificate or query.location,
+                               "authorisation": query.authorisation.reference,
+                               "authoriser": mask_name(query.authorisation.applicant.name),
+                               "valid_until": str(query.authorisation.valid_until or "")}  # fmt: skip
+        loan = record.values.get(profile.identity.loan_no, "") if profile.identity.loan_no else ""
+        out.append({
+            "record": row,
+            "line": record.line if record.line is not None else row,
+            "loan": loan or None,
+            "outcome": "quarantine" if found else "queue",
+            "errors": found,
+            "values": values,
+        })  # fmt: skip
+    return out
+
+
 def check_export(
     path: Path,
     profile: Profile,
@@ -154,13 +215,17 @@ def check_export(
         header += [k for k in record.values if k not in header]
     lines = key_lines(profile_text)
     problems: list[ProfileProblem] = header_problems(profile, header, lines)
+    # rows asking for a 登记资料查询 (``[authorisation] query_types``) are checked as the queries they are
+    records, asked = export_queries(read.records, profile, default_operator=default_operator)
+    if asked:
+        problems += _query_header_problems(profile, header, lines)
     if problems:
         return CheckResult(3, {"profile": profile.name, "profile_errors": [p.as_dict() for p in problems]})
     ctx = BuildContext(
         bank_name, bank_uscc, default_operator, checklists, cast(BlobStore, _DryBlobs()), esign_cas=esign_cas
     )
     root = materials_root or path.parent
-    mapped: list[MappedApplication] = map_records(read.records, profile, path.name)
+    mapped: list[MappedApplication] = map_records(records, profile, path.name)
     built = [(m, build(m, profile, ctx, root)) for m in mapped]
     broken = broken_loans(read.errors, [b.loan_no for _, b in built])
     rows: list[dict[str, Any]] = []
@@ -194,6 +259,7 @@ def check_export(
                     "values": values,
                 }
             )
+    rows += _query_rows(read.records, asked, profile)
     for err in read.errors:
         loan = next((loan for loan, row in broken.items() if row == err.row), None)
         rows.append(

@@ -38,6 +38,7 @@ import sdk
 from agent.mapping import Profile
 from agent.mapping.profile import DATE_FORMATS
 from agent.mapping.values import parse_datetime
+from agent.messages import field_line
 from agent.pipeline.context import StageContext
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
 from connectors.documents import DocumentConflict, safe_key
@@ -45,13 +46,14 @@ from connectors.readers.records import SourceRecord
 from sdk.certificates import verify_query_result
 from sdk.identifiers import normalise_text
 from sdk.models import PropertyQuery, PropertyQueryResult
-from sdk.privacy import mask_id, mask_text
+from sdk.privacy import mask_id, mask_name, mask_text
 
 __all__ = [
     "BATCH_COLUMNS",
     "BatchRow",
     "QueryOutcome",
     "export_queries",
+    "query_columns",
     "read_batch",
     "result_summary",
     "run_query",
@@ -252,6 +254,8 @@ def stored_result(ctx: StageContext, query_id: str) -> PropertyQueryResult | Non
 
 
 def _decode(raw: bytes) -> str:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # Excel's 「Unicode 文本」: UTF-16 with its BOM
+        return raw.decode("utf-16")
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return raw.decode(encoding)
@@ -285,7 +289,9 @@ def read_batch(path: Path, *, default_operator: str | None = None) -> list[Batch
         ValueError: the file cannot be decoded or lacks the columns a query needs (the whole file is refused).
     """
     text = _decode(path.read_bytes())
-    reader = csv.DictReader(io.StringIO(text))
+    first = text.split("\n", 1)[0]
+    # a sheet saved as 「文本文件(制表符分隔)」 or 「Unicode 文本」 is tab-separated
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if first.count("\t") > first.count(",") else ",")
     headers = [h.strip() for h in reader.fieldnames or []]
     needed = ["授权书编号", "授权人姓名", "授权人证件号码", "签署时间", "电子签名"]
     missing = [h for h in needed if h not in headers]
@@ -300,6 +306,21 @@ def read_batch(path: Path, *, default_operator: str | None = None) -> list[Batch
         flat = {BATCH_COLUMNS[h]: row.get(h, "") for h in BATCH_COLUMNS if h in row}
         if not flat.get("operator_id") and default_operator:
             flat["operator_id"] = default_operator
+        dates: list[tuple[str, str]] = []  # 2026/11/30, 2026年11月30日 … as the loan system and Excel write them
+        for name in ("authorisation.signed_at", "authorisation.valid_from", "authorisation.valid_until"):
+            if flat.get(name):
+                try:
+                    moment = parse_datetime(flat[name], DATE_FORMATS)
+                except ValueError:
+                    column = next(h for h, f in BATCH_COLUMNS.items() if f == name)
+                    dates.append((column, f"{path.name} 第 {i} 行 列「{column}」值 {flat[name]!r}：应为"
+                                          f"{EXPECTED[column]}（或 2026/11/30、2026年11月30日）"))  # fmt: skip
+                    continue
+                flat[name] = moment if name.endswith("signed_at") else moment[:10]
+        if dates:
+            owners = {o.strip() for o in row.get(OWNERS_COLUMN, "").replace("；", ";").split(";") if o.strip()}
+            rows.append((i, None, owners or None, dates))
+            continue
         data = _nest(flat)
         data.setdefault("authorisation", {}).setdefault("applicant", {})
         applicant = data["authorisation"]["applicant"]
@@ -350,6 +371,24 @@ def _column(profile: Profile, target: str) -> str | None:
     return next((f.column for f in profile.fields if f.target == target and f.column), None)
 
 
+def query_columns(profile: Profile) -> dict[str, str | None]:
+    """The export column each field of a query row comes from (None: not mapped), by the query's dotted field."""
+    spec = profile.authorisation
+    return {
+        "unit_id": _column(profile, "properties[0].unit_id"),
+        "title_certificate": _column(profile, "properties[0].title_certificate"),
+        "location": _column(profile, "properties[0].location"),
+        "authorisation.reference": spec.reference if spec else None,
+        "authorisation.applicant.name": _column(profile, "mortgagors[].name"),
+        "authorisation.applicant.id_number": _column(profile, "mortgagors[].id_number"),
+        "authorisation.signed_at": (spec.signed_at if spec else None) or profile.declaration.signed_at,
+        "authorisation.valid_until": spec.valid_until if spec else None,
+        "authorisation.purpose": spec.purpose if spec else None,
+        "authorisation.signature_id": profile.declaration.signatures,
+        "operator_id": profile.declaration.operator,
+    }
+
+
 def export_queries(
     records: list[SourceRecord], profile: Profile, *, default_operator: str | None = None
 ) -> tuple[list[SourceRecord], list[BatchRow]]:
@@ -366,6 +405,7 @@ def export_queries(
     if spec is None or not spec.query_types or column is None:
         return records, []
     wanted = {normalise_text(v) for v in spec.query_types}
+    columns = query_columns(profile)
     rest: list[SourceRecord] = []
     found: list[BatchRow] = []
     for record in records:
@@ -377,33 +417,40 @@ def export_queries(
         def cell(name: str | None, values: dict[str, str] = values) -> str:
             return values.get(name, "") if name else ""
 
-        flat = {
-            "unit_id": cell(_column(profile, "properties[0].unit_id")),
-            "title_certificate": "",
-            "location": "",
-            "authorisation.reference": cell(spec.reference),
-            "authorisation.applicant.name": cell(_column(profile, "mortgagors[].name")),
-            "authorisation.applicant.id_number": cell(_column(profile, "mortgagors[].id_number")),
-            "authorisation.signed_at": cell(spec.signed_at or profile.declaration.signed_at),
-            "authorisation.valid_until": cell(spec.valid_until),
-            "authorisation.purpose": cell(spec.purpose),
-            "authorisation.signature_id": cell(profile.declaration.signatures) or cell(spec.reference),
-            "operator_id": cell(profile.declaration.operator) or (default_operator or ""),
-        }
-        if not flat["unit_id"]:
-            flat["title_certificate"] = cell(_column(profile, "properties[0].title_certificate"))
-            if not flat["title_certificate"]:
-                flat["location"] = cell(_column(profile, "properties[0].location"))
+        flat = {name: cell(col) for name, col in columns.items()}
+        flat["authorisation.signature_id"] = flat["authorisation.signature_id"] or flat["authorisation.reference"]
+        flat["operator_id"] = flat["operator_id"] or (default_operator or "")
+        # one key names the unit: the 不动产单元号, else the 证书号, else the 坐落
+        if flat["unit_id"]:
+            flat["title_certificate"] = flat["location"] = ""
+        elif flat["title_certificate"]:
+            flat["location"] = ""
         errors: list[tuple[str, str]] = []
+
+        def said(name: str, expected: str, value: str = "", record: SourceRecord = record) -> tuple[str, str]:
+            where = columns.get(name) or name
+            if name.endswith("id_number") and value:
+                shown = mask_id(value)
+            else:
+                shown = mask_name(value) if name.endswith(".name") and value else mask_text(value)
+            return where, field_line(record.row, record.line, where, shown, expected)
+
+        if not (flat["unit_id"] or flat["title_certificate"] or flat["location"]):
+            errors.append(said("unit_id", "不动产单元号（或不动产权证书号、坐落），登记资料查询须指明不动产"))
+        for name, what in (("authorisation.reference", "授权书编号"), ("authorisation.applicant.name", "授权人姓名"),
+                           ("authorisation.applicant.id_number", "授权人证件号码"),
+                           ("authorisation.signed_at", "授权书签署时间")):  # fmt: skip
+            if not flat[name]:
+                errors.append(said(name, f"{what}（登记资料查询须附申请人的查询授权书）"))
         for name in ("authorisation.signed_at", "authorisation.valid_until"):
             if flat[name]:
                 try:
                     moment = parse_datetime(flat[name], DATE_FORMATS)
-                except ValueError as exc:
-                    errors.append((name, f"第 {record.row} 行: {exc}"))
+                except ValueError:
+                    errors.append(said(name, "日期或时间，如 2026-11-30 或 2026-11-30 09:00", flat[name]))
                     continue
                 flat[name] = moment if name.endswith("signed_at") else moment[:10]
-        if flat["authorisation.purpose"] in ("办理不动产抵押登记业务", "抵押登记"):
+        if flat["authorisation.purpose"] in ("办理不动产抵押登记业务", "抵押登记", "抵押", ""):
             flat["authorisation.purpose"] = "mortgage"
         data = _nest(flat)
         applicant = data.setdefault("authorisation", {}).setdefault("applicant", {})
@@ -414,8 +461,13 @@ def export_queries(
             try:
                 query = PropertyQuery.model_validate(data)
             except ValidationError as exc:
-                errors = [(".".join(str(p) for p in e["loc"]) or "(row)", f"第 {record.row} 行: {e['msg']}")
-                          for e in exc.errors()]  # fmt: skip
-        found.append((record.row, query, None, [(c, mask_text(t)) for c, t in errors]))
+                for e in exc.errors():
+                    where = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("person", "organisation")))
+                    if where == "authorisation.applicant":  # the party's own checks are of its 证件号码
+                        where = "authorisation.applicant.id_number"
+                    column = next((h for h, f in BATCH_COLUMNS.items() if f == where), "")
+                    expected = EXPECTED.get(column, e["msg"])
+                    errors.append(said(where, f"{expected}（{e['msg']}）", flat.get(where, "")))
+        found.append((record.row, query, None, errors))
     return rest, found
 

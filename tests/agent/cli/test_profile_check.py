@@ -178,3 +178,62 @@ def test_a_profile_leaving_the_declaration_or_the_delivery_unmapped_fails_check_
     assert len(findings) == 4 and all("inbox corebank: " in f.detail and "defaulted.toml" in f.detail for f in findings)
     assert any("询问笔录" in f.detail for f in findings) and any("领证方式" in f.detail for f in findings)
     export.unlink()  # the loan system's own export (names in the clear), not something the agent wrote
+
+
+def _query_row(**cells: str) -> list[dict[str, str]]:
+    """A 登记资料查询 row of the core banking export (as the shipped sample's DEMO-014), with ``cells`` changed."""
+    [row] = [r for r in samples.corebank_rows() if r["业务类型"] == "登记资料查询"]
+    return [{**row, **cells}]
+
+
+def test_query_rows_are_checked_as_the_queries_they_are(tmp_path: Path) -> None:
+    """Issue 24: `profile check` validates the rows asking for a 登记资料查询 — a good one would be queried, a row the
+    query cannot be formed from or whose authorisation the agent would refuse is named with its reason; an export with
+    query rows but without the authorisation's columns, or a profile leaving a query's columns unmapped, is a profile
+    error naming its line."""
+    rows = [
+        *_query_row(贷款编号="Q-OK"),
+        *_query_row(贷款编号="Q-EXPIRED", 授权有效期止="2020-01-01"),
+        *_query_row(贷款编号="Q-NO-UNIT", 不动产单元号="", 不动产权证书号="", 坐落=""),
+        *_query_row(贷款编号="Q-NO-AUTH", 查询授权书编号=""),
+        *samples.mortgage_rows("Q-APP", 1, amount="150", authorised=True),
+    ]
+    export = tmp_path / "inbox" / "queries.csv"  # a loan-system export: input, allowed to hold names
+    export.parent.mkdir()
+    export.write_bytes(samples.corebank_csv(rows))
+    result = CLI.invoke(app, ["profile", "check", str(export), "-p", "corebank_csv", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    by_loan = {r["loan"]: r for r in report["rows"]}
+    assert report["records"] == len(report["rows"]) == 5
+    assert by_loan["Q-OK"]["outcome"] == "queue" and by_loan["Q-OK"]["errors"] == []
+    assert by_loan["Q-OK"]["values"]["query"]["authorisation"] == "SQ-DEMO-014"
+    assert "query" not in by_loan["Q-APP"]["values"]  # an application row stays one
+    expired = by_loan["Q-EXPIRED"]
+    assert expired["outcome"] == "quarantine"
+    assert "本机将拒绝查询：授权书已于 2020-01-01 过期" in expired["errors"][0]["message"]
+    [no_unit] = by_loan["Q-NO-UNIT"]["errors"]
+    assert no_unit["column"] == "不动产单元号" and "登记资料查询须指明不动产" in no_unit["message"]
+    [no_auth] = by_loan["Q-NO-AUTH"]["errors"]
+    assert no_auth["column"] == "查询授权书编号" and "查询授权书" in no_auth["message"]
+    table = CLI.invoke(app, ["profile", "check", str(export), "-p", "corebank_csv"])
+    assert "将做登记资料查询" in table.output and "查询行有误，不会查询" in table.output
+    # the export lacks the authorisation's columns: a profile error at the [authorisation] line
+    text = export.read_bytes().decode("gb18030").replace("授权有效期止", "有效期", 1)
+    export.write_bytes(text.encode("gb18030"))
+    lacking = CLI.invoke(app, ["profile", "check", str(export), "-p", "corebank_csv", "--json"])
+    assert lacking.exit_code == 3, lacking.output
+    [problem] = json.loads(lacking.output)["profile_errors"]
+    profile_text = (ROOT / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8")
+    assert profile_text.splitlines()[problem["line"] - 1] == 'valid_until = "授权有效期止"'
+    assert "登记资料查询行须附申请人的查询授权书" in problem["message"]
+    # a profile asking for query rows without mapping who authorises: exit 3, the query_types line named
+    unmapped = tmp_path / "unmapped.toml"
+    block = '[[fields]]\ntarget = "mortgagors[].id_number"\ncolumn = "证件号码"\nkind = "id"\n\n'
+    assert block in profile_text
+    unmapped.write_text(profile_text.replace(block, ""), encoding="utf-8")
+    gaps = CLI.invoke(app, ["profile", "check", str(export), "-p", str(unmapped), "--json"])
+    assert gaps.exit_code == 3
+    messages = [p["message"] for p in json.loads(gaps.output)["profile_errors"]]
+    assert any("登记资料查询行需要授权人证件号码" in m for m in messages), messages
+    export.unlink()
