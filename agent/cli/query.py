@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from agent.cli.common import CONFIG, open_agent
+from agent.pipeline.queries import EXPECTED
 
 __all__ = ["query", "register"]
 
@@ -62,6 +63,62 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                 typer.echo(f"    {reason}")
 
 
+#: each field of a single query → (its option, its name for branch staff: the batch file's column)
+OPTIONS: dict[str, tuple[str, str]] = {
+    "unit_id": ("--unit", "不动产单元号"),
+    "title_certificate": ("--certificate", "不动产权证书号"),
+    "location": ("--location", "坐落"),
+    "authorisation.reference": ("--auth-ref", "授权书编号"),
+    "authorisation.applicant.name": ("--authoriser-name", "授权人姓名"),
+    "authorisation.applicant.id_number": ("--authoriser-id", "授权人证件号码"),
+    "authorisation.signed_at": ("--signed-at", "签署时间"),
+    "authorisation.valid_from": ("--valid-from", "有效期起"),
+    "authorisation.valid_until": ("--valid-until", "有效期止"),
+    "authorisation.purpose": ("--auth-purpose", "授权用途"),
+    "authorisation.signature_id": ("--signature-id", "电子签名"),
+    "operator_id": ("--operator", "经办人"),
+}
+
+
+def _missing(given: dict[str, Any]) -> list[str]:
+    """What a single query lacks, every gap at once, in the words branch staff read (nothing is sent)."""
+    keys = [k for k in ("unit_id", "title_certificate", "location") if given.get(k)]
+    out = []
+    if len(keys) != 1:
+        named = "、".join(OPTIONS[k][0] for k in keys)
+        out.append("请只用 --unit（不动产单元号）、--certificate（不动产权证书号）或 --location（坐落）中的一项"
+                   + (f"指明不动产（现在给了 {named}）" if keys else "指明不动产（现在一项也没有）"))  # fmt: skip
+    for field in ("authorisation.reference", "authorisation.applicant.name", "authorisation.applicant.id_number",
+                  "authorisation.signed_at", "authorisation.signature_id", "operator_id"):  # fmt: skip
+        if not given.get(field):
+            option, column = OPTIONS[field]
+            hint = "（或在配置中设 default_operator）" if field == "operator_id" else "（见申请人签署的查询授权书）"
+            out.append(f"缺少 {option}（{column}）：应为{EXPECTED[column]}{hint}")
+    return out
+
+
+def _invalid(exc: Any, given: dict[str, Any]) -> list[str]:
+    """A single query's invalid values: the option, the value (personal data masked) and what was expected."""
+    from sdk.privacy import mask_id, mask_name
+
+    out = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("person", "organisation")))
+        if where == "authorisation.applicant":  # the party's own checks are of its 证件号码
+            where = "authorisation.applicant.id_number"
+        if where not in OPTIONS:
+            out.append(f"查询无效：{e['msg']}")
+            continue
+        option, column = OPTIONS[where]
+        value = str(given.get(where) or "")
+        if where.endswith("id_number"):
+            value = mask_id(value)
+        elif where.endswith(".name"):
+            value = mask_name(value)
+        out.append(f"{option}（{column}）值 {value!r} 无效：应为{EXPECTED[column]}（{e['msg']}）")
+    return out
+
+
 def query(
     unit: str = typer.Option(None, "--unit", help="不动产单元号 (28 characters)."),
     certificate: str = typer.Option(None, "--certificate", help="不动产权证书号."),
@@ -99,7 +156,8 @@ def query(
         if show:
             found = stored_result(agent.context, show)
             if found is None:
-                typer.secho(f"no stored query result {show}", fg="red", err=True)
+                typer.secho(f"本机没有保存查询编号为 {show} 的查询结果（no stored query result {show}）", fg="red",
+                            err=True)  # fmt: skip
                 raise typer.Exit(1)
             typer.echo(json.dumps({**result_summary(found), "document": stored_document(agent.context, show)},
                                   ensure_ascii=False, indent=2))  # fmt: skip
@@ -134,12 +192,20 @@ def query(
                     "purpose": purpose,
                 },
             }
-            try:
-                q = PropertyQuery.model_validate(data)
-            except ValidationError as exc:
-                for e in exc.errors():
-                    where = ".".join(str(p) for p in e["loc"])
-                    typer.secho(f"{where}: {e['msg']}", fg="red", err=True)
+            given = {"unit_id": unit, "title_certificate": certificate, "location": location,
+                     "authorisation.reference": reference, "authorisation.applicant.name": name,
+                     "authorisation.applicant.id_number": id_number, "authorisation.signed_at": signed_at,
+                     "authorisation.signature_id": signature_id, "operator_id": data["operator_id"]}  # fmt: skip
+            problems = _missing(given)
+            if not problems:
+                try:
+                    q = PropertyQuery.model_validate(data)
+                except ValidationError as exc:
+                    problems = _invalid(exc, given)
+            if problems:
+                for line in problems:
+                    typer.secho(line, fg="red", err=True)
+                typer.secho("未发送任何查询。用法见 regbridge query --help", err=True)
                 raise typer.Exit(2) from None
             outcomes.append(run_query(agent.context, q, owner_ids=set(owners) if owners else None, document=True))
     finally:

@@ -255,3 +255,46 @@ def test_regbridge_query_for_one_unit(branch: Branch, monkeypatch: pytest.Monkey
     )
     assert future.exit_code == 1 and "本机拒绝" in future.output and "晚于当前时间" in future.output
     assert [t["outcome"] for t in _trace(branch)] == ["answered"]
+
+
+def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
+    branch: Branch, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile first day at `regbridge query`: a unit number too short, the authorisation forgotten, an ID number
+    with a wrong check digit — each named with its option and what was expected, in Chinese, every gap at once, and
+    nothing sent; a batch file as the branch's Excel saves it (GBK, or 「Unicode 文本」: UTF-16 and tabs, dates as
+    2026/11/30) is read as any other."""
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    owner = register.owners_of(UNIT)[0]
+    bare = CliRunner().invoke(cli, ["query", "--unit", "123", "--config", str(branch.config)])
+    assert bare.exit_code == 2
+    missing = ("缺少 --auth-ref（授权书编号）", "缺少 --authoriser-name（授权人姓名）", "缺少 --signed-at（签署时间）")
+    for expected in (*missing, "未发送任何查询"):
+        assert expected in bare.output, bare.output
+    wrong = owner.id_number[:-1] + ("0" if owner.id_number[-1] != "0" else "1")
+    typo = CliRunner().invoke(cli, [
+        "query", "--unit", "123", "--auth-ref", "A1", "--authoriser-name", owner.name, "--authoriser-id", wrong,
+        "--signed-at", "2026-11-01", "--signature-id", "e1", "--config", str(branch.config),
+    ])  # fmt: skip
+    assert typo.exit_code == 2
+    assert "--unit（不动产单元号）值 '123' 无效：应为28 位不动产单元号" in typo.output
+    assert "--authoriser-id（授权人证件号码）" in typo.output and "校验位正确" in typo.output
+    assert wrong not in typo.output and owner.name not in typo.output  # masked
+    assert _trace(branch) == []  # nothing reached the centre
+    signed = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y/%m/%d")
+    until = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y年%m月%d日")
+    header = ["不动产单元号", "授权书编号", "授权人姓名", "授权人证件号码", "签署时间", "有效期止", "电子签名"]
+    line = [register.unit_id(UNIT).lower(), "SQ-G1", owner.name, owner.id_number, signed, until, "e-g1"]
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    gbk = folder / "gbk.csv"
+    gbk.write_bytes((",".join(header) + "\r\n" + ",".join(line) + "\r\n").encode("gbk"))
+    utf16 = folder / "unicode.txt"
+    tabbed = "\t".join(header) + "\r\n" + "\t".join([*line[:1], "SQ-G2", *line[2:]]) + "\r\n"
+    utf16.write_bytes(tabbed.encode("utf-16"))
+    for batch in (gbk, utf16):
+        out = CliRunner().invoke(cli, ["query", "--batch", str(batch), "--json", "--config", str(branch.config)])
+        assert out.exit_code == 0, out.output
+        [answered] = json.loads(out.output)
+        assert answered["outcome"] == "answered" and answered["document"], answered
+    assert [t["authorisation_reference"] for t in _trace(branch)] == ["SQ-G1", "SQ-G2"]
