@@ -31,6 +31,7 @@ from agent.centre.api import ApiCentre
 from agent.centre.client import centre_client
 from agent.centre.port import CentrePort
 from agent.centre.province import platform_centre, platform_trust
+from agent.centre.routing import RoutedCentre
 from agent.config import AgentConfig
 from agent.credentials.custody import DecryptionKeys, custody_for
 from agent.credentials.rotation import RotationFollower
@@ -183,10 +184,11 @@ class Agent:
         self.client = client
         # another dialect's adapter (a provincial platform, docs/dialects.md) instead of RegBridge's API;
         # the client stays for what the API alone offers (银行信息备案, key rotation)
-        if centre_port is None and config.platform is not None:
-            centre_port = platform_centre(
+        if centre_port is None and config.platform is not None:  # the routing table: the platform's districts
+            platform = platform_centre(
                 config, signer=self.platform_key(config.platform.key_id), decryption_key=self.platform_decryption_key()
             )
+            centre_port = RoutedCentre(ApiCentre(client), platform, config.platform.centres, self._district_of)
             trust_by_district = {**platform_trust(config), **(trust_by_district or {})}
         self.centre: CentrePort = centre_port or ApiCentre(client)
         self.follower = (
@@ -231,6 +233,18 @@ class Agent:
             instance=self.instance_id if config.state.url else None,
             trust_by_district=dict(trust_by_district or {}),
         )
+
+    def _district_of(self, kind: str, key: str) -> str | None:
+        """The 行政区划代码 of the first unit of the application an id is of (:data:`agent.centre.routing.Locate`)."""
+        if kind == "application":
+            app = self.store.by_centre_id(key)
+        elif kind == "reference":
+            app = self.store.application(key)
+        else:
+            cert = self.store.certificate(key)
+            app = self.store.application(str(cert["reference"])) if cert else None
+        units = [p.get("unit_id") for p in app.payload.get("properties", []) if isinstance(p, dict)] if app else []
+        return str(units[0])[:6] if units and units[0] else None
 
     def platform_key(self, key_id: str) -> Sm2PrivateKey:
         """The bank's SM2 signing key at the platform (``[platform] key_id``), from the key store.

@@ -12,14 +12,22 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
+import sdk
 from agent.centre.province import ProvinceCentre
+from agent.centre.routing import RoutedCentre
 from agent.cli import app
 from agent.config import load_config
 from sandbox.local import LocalCentre
+from sandbox.register import CHANGFENG, FEIXI
+from sandbox.samples import application_dict
 from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.models import Application
 from tests.agent.conftest import SECRET, Branch
+
+APPLICATION: TypeAdapter[Application] = TypeAdapter(Application)
 
 
 def test_platform_enroll_writes_platform_from_the_desks_answer(
@@ -44,8 +52,8 @@ def test_platform_enroll_writes_platform_from_the_desks_answer(
     answer = {
         "platformAppId": "AHBDC-PLATFORM", "url": "http://127.0.0.1:9/",
         "signingKey": platform_keys[0].to_pem().decode(), "encryptionKey": platform_keys[1].to_pem().decode(),
-        "centres": {"340121": {"jwk": dict(centre.centre.keys.centre_jwk), "key_id": centre.centre.keys.centre_key_id,
-                               "ca_pem": centre.centre.keys.ca_pem, "name": "长丰县不动产登记中心"}},
+        "centres": {"340123": {"jwk": dict(centre.centre.keys.centre_jwk), "key_id": centre.centre.keys.centre_key_id,
+                               "ca_pem": centre.centre.keys.ca_pem, "name": "肥西县不动产登记中心"}},
     }  # fmt: skip
     before = branch.config.read_text(encoding="utf-8")
     bad = tmp_path / "bad.json"
@@ -64,12 +72,21 @@ def test_platform_enroll_writes_platform_from_the_desks_answer(
     config = load_config(branch.config)
     assert config.platform is not None and config.platform.key_id == "platform-BANK-AH-HO"
     assert config.platform.platform_signing_key == platform_keys[0].to_pem().decode()
-    assert (branch.root / "trust" / "340121.pem").read_text(encoding="ascii") == centre.centre.keys.ca_pem
+    assert (branch.root / "trust" / "340123.pem").read_text(encoding="ascii") == centre.centre.keys.ca_pem
     assert config.centre.institution_id in branch.config.read_text(encoding="utf-8")  # the rest kept
     agent = branch.agent()
     try:
-        assert isinstance(agent.centre, ProvinceCentre) and agent.centre.districts == ("340121",)
-        assert agent.context.trust_by_district["340121"].centre_name == "长丰县不动产登记中心"
+        # the routing table: 340123 through the platform, any other district to the direct centre
+        assert isinstance(agent.centre, RoutedCentre) and agent.centre.districts == {"340123"}
+        assert isinstance(agent.centre.platform, ProvinceCentre) and agent.centre.platform.districts == ("340123",)
+        assert agent.context.trust_by_district["340123"].centre_name == "肥西县不动产登记中心"
+        direct = APPLICATION.validate_python(application_dict("mortgage_first", "LN-ROUTE-1", county=CHANGFENG))
+        made = agent.centre.create(direct, idempotency_key="route-1")  # a 长丰县 unit: the direct centre takes it
+        found = agent.centre.direct.find("LN-ROUTE-1")
+        assert found is not None and found.application_id == made.application_id
+        far = APPLICATION.validate_python(application_dict("mortgage_first", "LN-ROUTE-2", county=FEIXI))
+        with pytest.raises(sdk.TransportError, match="create"):  # a 肥西县 unit: to the platform (not running here)
+            agent.centre.create(far, idempotency_key="route-2")
         receiver = agent.notice_receiver()
         assert receiver is not None and receiver.url == "https://bank.example/notify"
         receiver.server.server_close()
