@@ -176,7 +176,7 @@ def _fill(mapped: MappedApplication, profile: Profile, ctx: BuildContext) -> Non
         commitment = raw.strip() in ("是", "Y", "y", "yes", "true", "1", "√")
         if not commitment:
             column = str(spec.commitment)  # a column name here (the profile may also say true)
-            mapped.error(first_row, column, raw, "是: the applicants signed the truthfulness commitment (承诺)")
+            mapped.error(first_row, column, raw, "是：申请人已签署真实性承诺 (承诺)", "declaration.commitment_accepted")
     operator = mapped.operator or ctx.default_operator
     if not operator:
         mapped.error(
@@ -493,6 +493,8 @@ def _validation_errors(exc: ValidationError, mapped: MappedApplication, profile:
         message = str(err["msg"]).removeprefix("Value error, ")
         if message.startswith("applicants without an electronic signature") and "declaration.signatures" in already:
             continue  # the signed document's own error (file, row, column) says why
+        if message.startswith("the applicants' truthfulness") and "declaration.commitment_accepted" in already:
+            continue  # the 承诺 column's own error says it (the model's would land on another declaration column)
         prov = mapped.provenance.get(path)
         about = _field_named(path, message, mapped, profile) if prov is None and err["type"] != "missing" else None
         if about is not None:  # a rule across fields (一般抵押 needs secured_amount): report it on that field's column

@@ -158,6 +158,16 @@ def test_a_missing_answer_or_file_is_named_by_its_column(tmp_path: Path) -> None
     assert any("|电子签名文件|esign/nowhere.pdf|" in m for m in messages), messages
 
 
+def test_a_commitment_not_given_is_one_error_on_its_own_column(tmp_path: Path) -> None:
+    """承诺 否 (or empty): one error on the 承诺 column — the model's own refusal of the declaration was reported as
+    well, on the 经办人 column (the first cell under /declaration), sending staff to the wrong cell."""
+    for loan, answer in (("ES-C1", "否"), ("ES-C2", "")):
+        rows = _rows(tmp_path, loan, 1)
+        rows[0]["承诺"] = answer
+        messages = _messages(_build(tmp_path, rows, [memory_authority().ca_pem]))
+        assert messages == [f"2|承诺|{answer}|是：申请人已签署真实性承诺 (承诺)"], messages
+
+
 def test_a_profile_that_does_not_map_the_declaration_has_gaps_in_chinese() -> None:
     assert declaration_problems(_profile()) == []
     text, _ = profile_source("legacy_fixed")
