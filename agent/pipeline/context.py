@@ -107,6 +107,17 @@ class StageContext:
         inbox = next((i for i in self.config.inbox if i.name == app.inbox), None)
         return inbox.branch if inbox is not None else None
 
+    def receipts_inbox(self, app: AppRow) -> str:
+        """The inbox whose loan system gets ``app``'s receipt lines: the branch's own inbox (``[[inbox]] branch``)
+        when an export column named a branch other than its folder's, else the inbox it came from."""
+        branch = self.branch_of(app)
+        here = next((i for i in self.config.inbox if i.name == app.inbox), None)
+        if branch and (here is None or here.branch != branch):
+            own = next((i.name for i in self.config.inbox if i.branch == branch), None)
+            if own is not None:
+                return own
+        return app.inbox
+
     def build_for(self, branch: str | None) -> BuildContext:
         """What an application of ``branch`` is built with: the branch's institution as the mortgagee (and the
         bank's 代理), its default 经办人; the enrolled institution's when ``branch`` is not in ``[branches]``."""

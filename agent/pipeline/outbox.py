@@ -97,7 +97,7 @@ def queue_receipt(ctx: StageContext, app: AppRow, kind: str, event: str, **field
         "at": now_iso(),
         **{k: v for k, v in fields.items() if v is not None},
     }
-    return ctx.store.add_receipt(app.reference, kind, app.inbox, payload)
+    return ctx.store.add_receipt(app.reference, kind, ctx.receipts_inbox(app), payload)
 
 
 #: a collateral event → the receipt line's 状态

@@ -1,8 +1,9 @@
 """A head office's agent acting for its branches (issue 21 item 3): each branch an institution of its own
 (``[branches]``: the mortgagee of its loans, its own default 经办人); each application carries the branch
 it belongs to — from an export column (the profile's ``declaration.branch``) or its export folder
-(``[[inbox]] branch``); its certificate is stored under that branch's folder and must name that branch as
-mortgagee; a branch the agent does not know is quarantined with the row, column and value named."""
+(``[[inbox]] branch``); its receipts go to that branch's inbox, its certificate is stored under that
+branch's folder and must name that branch as mortgagee; a branch the agent does not know is quarantined
+with the row, column and value named."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from agent.demo.samples import COREBANK_COLUMNS, mortgage_rows, write_materials
 from agent.pipeline.build import BuildContext
 from sandbox import samples as sandbox_samples
 from sandbox.local import LocalCentre
-from tests.agent.conftest import drop, make_branch
+from tests.agent.conftest import drop, make_branch, run_until
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "config" / "mappings"
 
@@ -34,6 +35,7 @@ def test_each_application_carries_its_branch_from_a_column_or_its_folder(centre:
     inboxes = [
         {"name": "headoffice", "path": "inbox/headoffice", "profile": str(tmp_path / "corebank_branches.toml"),
          "completion": "rename", "branch": "营业部"},
+        {"name": "changfeng", "path": "inbox/changfeng", "profile": "corebank_csv", "branch": "长丰支行"},
     ]  # fmt: skip
     branch = make_branch(centre, tmp_path / "agent", inboxes, branches=branches)
     agent = branch.agent()
@@ -64,6 +66,16 @@ def test_each_application_carries_its_branch_from_a_column_or_its_folder(centre:
         assert ctx.build_for("长丰支行").default_operator == "op-cf-01"  # the branch's 经办人 when a row names none
         assert ctx.institution_of(changfeng) == ("示例银行股份有限公司长丰支行", other_uscc)
         assert ctx.document_key(changfeng, "证明", ".pdf").startswith("长丰支行/LN-CF-1/")
+        # receipts go to each branch's loan system: the head office's folder, and 长丰支行's own inbox
+        assert (ctx.receipts_inbox(head), ctx.receipts_inbox(changfeng)) == ("headoffice", "changfeng")
+        def receipted() -> set[tuple[str, str]]:
+            return {(r["reference"], r["inbox"]) for r in agent.store.receipts()}
+
+        # 营业部's goes through; the centre refuses 长丰支行's (its institution is not the one enrolled here)
+        run_until(agent, lambda: {head.reference, changfeng.reference} <= {ref for ref, _ in receipted()})
+        by_inbox = receipted()
+        assert (head.reference, "headoffice") in by_inbox and (changfeng.reference, "changfeng") in by_inbox
+        assert not any(ref == changfeng.reference and inbox == "headoffice" for ref, inbox in by_inbox)
         # a branch the agent does not act for: the row is quarantined, naming the column and the value
         assert "LN-XX-1" not in apps
         (item,) = [q for q in agent.store.quarantined() if q.get("loan_no") == "LN-XX-1"]
