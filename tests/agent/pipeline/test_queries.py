@@ -136,21 +136,10 @@ def test_an_answered_query_is_signed_verified_stored_and_in_the_centres_trace(br
     assert httpx.get(f"{branch.centre.url}/admin/v1/property-queries").status_code == 401
 
 
-def test_a_tampered_result_does_not_verify(branch: Branch) -> None:
-    agent = branch.agent()
-    try:
-        result = run_query(agent.context, _query()).result
-        assert result is not None
-        forged = result.model_copy(update={"seized": True})
-        with pytest.raises(sdk.SignatureError):
-            sdk.certificates.verify_query_result(forged, agent.context.trust)
-    finally:
-        agent.close()
-
-
 def test_a_query_result_with_a_broken_seal_is_refused(branch: Branch) -> None:
-    """The centre's sealed 查询结果 altered after sealing (its metadata re-signed to match the altered file, so only
-    the seal tells): the agent refuses the answer, keeps nothing and raises an alert."""
+    """A signed answer altered does not verify; the centre's sealed 查询结果 altered after sealing (its metadata
+    re-signed to match the altered file, so only the seal tells): the agent refuses the answer, keeps nothing and
+    raises an alert."""
     q = _query()
     centre = branch.centre.centre
     agent = branch.agent()
@@ -158,6 +147,10 @@ def test_a_query_result_with_a_broken_seal_is_refused(branch: Branch) -> None:
         ctx = agent.context
         answer = ctx.centre.query_property(q, idempotency_key="broken-seal")  # what run_query will be answered
         assert answer.document_id
+        # the signed answer itself, altered, does not verify
+        forged = answer.model_copy(update={"seized": True})
+        with pytest.raises(sdk.SignatureError):
+            sdk.certificates.verify_query_result(forged, ctx.trust)
         office = centre.notices
         drawn = office.content(answer.document_id)  # drawn and sealed
         assert drawn is not None
