@@ -166,7 +166,11 @@ def query(
         if batch is not None:
             try:
                 rows = read_batch(batch, default_operator=agent.config.default_operator)
-            except (OSError, ValueError) as exc:
+            except OSError as exc:
+                typer.secho(f"无法读取批量文件 {batch}：{exc.strerror or exc}（请确认路径，且是 CSV 文件）", fg="red",
+                            err=True)  # fmt: skip
+                raise typer.Exit(2) from None
+            except ValueError as exc:
                 typer.secho(str(exc), fg="red", err=True)
                 raise typer.Exit(2) from None
             for line, q, owner_ids, errors in rows:

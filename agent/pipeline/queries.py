@@ -156,6 +156,9 @@ def run_query(
         reasons = [(e.code or exc.code, mask_text(e.detail or "")) for e in exc.errors] or [
             (exc.code, mask_text(str(exc.args[0])))
         ]
+        if isinstance(exc, sdk.NotFound):  # the centre's words are English: say what staff should check
+            reasons = [("not_found", f"登记簿中查无此不动产（{mask_text(target)}）：请核对不动产单元号、"
+                                     "不动产权证书号或坐落是否与不动产权证书一致")]  # fmt: skip
         ctx.audit.append(
             "property.query", target, "refused_by_centre", reasons=";".join(c for c, _ in reasons), **detail
         )
@@ -317,16 +320,15 @@ def read_batch(path: Path, *, default_operator: str | None = None) -> list[Batch
                                           f"{EXPECTED[column]}（或 2026/11/30、2026年11月30日）"))  # fmt: skip
                     continue
                 flat[name] = moment if name.endswith("signed_at") else moment[:10]
+        owners = {o.strip() for o in row.get(OWNERS_COLUMN, "").replace("；", ";").split(";") if o.strip()} or None
         if dates:
-            owners = {o.strip() for o in row.get(OWNERS_COLUMN, "").replace("；", ";").split(";") if o.strip()}
-            rows.append((i, None, owners or None, dates))
+            rows.append((i, None, owners, dates))
             continue
         data = _nest(flat)
         data.setdefault("authorisation", {}).setdefault("applicant", {})
         applicant = data["authorisation"]["applicant"]
         uscc_like = len(applicant.get("id_number", "")) == 18 and not applicant.get("id_number", "")[:17].isdigit()
         applicant["kind"] = "organisation" if uscc_like else "person"
-        owners = {o.strip() for o in row.get(OWNERS_COLUMN, "").replace("；", ";").split(";") if o.strip()} or None
         try:
             rows.append((i, PropertyQuery.model_validate(data), owners, []))
         except ValidationError as exc:

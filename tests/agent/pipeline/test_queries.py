@@ -274,6 +274,14 @@ def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
     assert "--authoriser-id（授权人证件号码）" in typo.output and "校验位正确" in typo.output
     assert wrong not in typo.output and owner.name not in typo.output  # masked
     assert _trace(branch) == []  # nothing reached the centre
+    # a well-formed unit number the register does not hold: the centre's refusal is said in Chinese
+    unknown = CliRunner().invoke(cli, [
+        "query", "--unit", register.unit_id(9999), "--auth-ref", "A1", "--authoriser-name", owner.name,
+        "--authoriser-id", owner.id_number, "--signed-at", (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        "--signature-id", "e1", "--config", str(branch.config),
+    ])  # fmt: skip
+    assert unknown.exit_code == 1 and "登记中心拒绝" in unknown.output and "登记簿中查无此不动产" in unknown.output
+    assert [t["outcome"] for t in _trace(branch)] == ["refused"]
     signed = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y/%m/%d")
     until = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y年%m月%d日")
     header = ["不动产单元号", "授权书编号", "授权人姓名", "授权人证件号码", "签署时间", "有效期止", "电子签名"]
@@ -285,9 +293,11 @@ def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
     utf16 = folder / "unicode.txt"
     tabbed = "\t".join(header) + "\r\n" + "\t".join([*line[:1], "SQ-G2", *line[2:]]) + "\r\n"
     utf16.write_bytes(tabbed.encode("utf-16"))
+    absent = CliRunner().invoke(cli, ["query", "--batch", str(folder / "none.csv"), "--config", str(branch.config)])
+    assert absent.exit_code == 2 and "无法读取批量文件" in absent.output
     for batch in (gbk, utf16):
         out = CliRunner().invoke(cli, ["query", "--batch", str(batch), "--json", "--config", str(branch.config)])
         assert out.exit_code == 0, out.output
         [answered] = json.loads(out.output)
         assert answered["outcome"] == "answered" and answered["document"], answered
-    assert [t["authorisation_reference"] for t in _trace(branch)] == ["SQ-G1", "SQ-G2"]
+    assert [t["authorisation_reference"] for t in _trace(branch)] == ["A1", "SQ-G1", "SQ-G2"]
