@@ -50,7 +50,8 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
             typer.secho(f"{o.label}: 查询结果 {r.query_id}  {r.location}  {'、'.join(flags) or '无限制'}", fg="green")
             for right in r.rights:
                 rank = f" 顺位{right.rank}" if right.rank else ""
-                typer.echo(f"    {right.kind}{rank}  {right.certificate_number or ''}")
+                amount = f"  {right.amount}元" if right.amount is not None else ""
+                typer.echo(f"    {KINDS.get(right.kind, right.kind)}{rank}  {right.certificate_number or ''}{amount}")
             if o.document:
                 typer.echo(f"    查询结果证明（已验章）存放于 {o.document}")
             for _code, reason in o.reasons:
@@ -63,6 +64,8 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                 typer.echo(f"    {reason}")
 
 
+#: a right's kind as branch staff read it
+KINDS = {"ownership": "所有权", "mortgage": "抵押权", "seizure": "查封", "objection": "异议登记", "notice": "预告登记"}
 #: each field of a single query → (its option, its name for branch staff: the batch file's column)
 OPTIONS: dict[str, tuple[str, str]] = {
     "unit_id": ("--unit", "不动产单元号"),

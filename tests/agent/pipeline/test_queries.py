@@ -238,6 +238,7 @@ def test_regbridge_query_for_one_unit(branch: Branch, monkeypatch: pytest.Monkey
     )  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert "查询结果" in ok.output and "已抵押" in ok.output
+    assert "抵押权 顺位1" in ok.output and "所有权" in ok.output  # the rights in the words staff read
     # the sealed 查询结果 (权属查询证明), verified, is in the document store: the line says where
     where = Path(ok.output.split("查询结果证明（已验章）存放于 ")[1].split()[0])
     sidecar = json.loads(where.with_suffix(".json").read_text(encoding="utf-8"))
