@@ -115,7 +115,7 @@ def _province_demo(console: Any, workdir: Path, dialect: str) -> None:
         typer.secho("--dialect is province (config/dialects/province.toml)", fg="red")
         raise typer.Exit(2)
     try:
-        summary = run_province_demo(workdir.resolve(), say=lambda text: console.print(text))
+        summary = run_province_demo(workdir.resolve(), say=lambda text: console.print(text, markup=False))
     except DemoFolderRefused as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
@@ -129,7 +129,11 @@ def _province_demo(console: Any, workdir: Path, dialect: str) -> None:
                           "\n".join(a["documents"]))  # fmt: skip
     console.print(table)
     for b in summary["branches"]:
-        console.print(f"{b['branch']}: receipts in inbox/{b['inbox']}/receipts name {', '.join(b['receipt_loans'])}")
+        console.print(f"{b['branch']}: receipts in inbox/{b['inbox']}/receipts name {', '.join(b['receipt_loans'])};"
+                      f" the platform's 查封 on {', '.join(b['seizures'])} is a receipt line there (notice_seizure)",
+                      markup=False)  # fmt: skip
+    console.print("regbridge doctor (platform): " + ", ".join(f"{c} {s}" for c, s in summary["doctor"].items()),
+                  markup=False)  # fmt: skip
     if summary["problems"]:
         for p in summary["problems"]:
             console.print(f"[red]problem:[/] {p}")
