@@ -164,7 +164,7 @@ def run_query(
         )
         return QueryOutcome(label, "refused_by_centre", reasons)
     try:
-        verify_query_result(result, ctx.trust)
+        verify_query_result(result, ctx.trust_for([result.unit_id]))  # behind a platform: the unit's county centre
     except sdk.SignatureError as exc:
         ctx.audit.append("property.query", target, "unverified", reasons=str(exc), **detail)
         ctx.store.raise_alert(f"query:{result.query_id}", f"查询结果 {result.query_id} 的中心签名无法验证: {exc}")
@@ -208,7 +208,8 @@ def _keep_document(ctx: StageContext, result: PropertyQueryResult, loan_no: str 
     if not result.document_id:
         raise CertificateRejected(["the centre's 查询结果 names no sealed document (document_id)"])
     signed = ctx.centre.notice(result.document_id)
-    meta = verify_notice_metadata(signed, ctx.trust)
+    trust = ctx.trust_for([result.unit_id])  # the anchors of the centre whose register answered
+    meta = verify_notice_metadata(signed, trust)
     wrong = []
     if meta.kind != "query_result" or meta.query_id != result.query_id:
         wrong.append(f"the document {meta.notice_number} is not the 查询结果 of query {result.query_id}")
@@ -220,7 +221,7 @@ def _keep_document(ctx: StageContext, result: PropertyQueryResult, loan_no: str 
         content = ctx.centre.download_notice(result.document_id, expected_sha256=meta.sha256)
     except sdk.DigestMismatch as exc:
         raise CertificateRejected([f"the file is not the one the centre signed: {exc}"]) from None
-    sealed = verify_document(content, meta, ctx.trust, timeout=ctx.config.centre.timeout)
+    sealed = verify_document(content, meta, trust, timeout=ctx.config.centre.timeout)
     suffix = ".ofd" if meta.media_type == "application/ofd" else ".pdf"
     key = safe_key(loan_no or "登记资料查询", f"{meta.title}-{meta.notice_number}", suffix)
     sidecar = {
@@ -238,7 +239,7 @@ def _keep_document(ctx: StageContext, result: PropertyQueryResult, loan_no: str 
         "seized": result.seized,
         "objection": result.objection,
         "mortgaged": result.mortgaged,
-        "verified": {"metadata_signature": ctx.trust.centre_key_id, "seal": sealed},
+        "verified": {"metadata_signature": trust.centre_key_id, "seal": sealed},
     }
     return ctx.documents.put(key, content, sidecar)
 
@@ -253,7 +254,8 @@ def stored_result(ctx: StageContext, query_id: str) -> PropertyQueryResult | Non
     blob = ctx.store.get_meta(f"property_query:{query_id}")
     if blob is None:
         return None
-    return verify_query_result(PropertyQueryResult.model_validate_json(ctx.blobs.get(blob)), ctx.trust)
+    result = PropertyQueryResult.model_validate_json(ctx.blobs.get(blob))
+    return verify_query_result(result, ctx.trust_for([result.unit_id]))
 
 
 def _decode(raw: bytes) -> str:
