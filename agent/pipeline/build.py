@@ -89,6 +89,8 @@ class BuiltApplication:
     authorisation: dict[str, str] | None = None
     #: the branch (a key of the agent's [branches], or the inbox's label) the loan belongs to
     branch: str | None = None
+    #: the 经办人 account the row names (or the agent's default operator): audit records name it, the row's too
+    operator: str = ""
 
     @property
     def ok(self) -> bool:
@@ -598,6 +600,7 @@ def build(mapped: MappedApplication, profile: Profile, ctx: BuildContext, inbox:
     """Validate one mapped application; its errors (mapping ones included) are all in ``errors``."""
     kind = mapped.type
     built = BuiltApplication(mapped.reference, mapped.loan_no, kind or "", {}, [], mapped.rows)
+    built.operator = mapped.operator or ctx.default_operator or ""
     built.authorisation = mapped.authorisation
     if kind is None:
         built.errors = list(mapped.errors)

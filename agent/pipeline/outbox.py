@@ -189,7 +189,8 @@ def quarantine_row(
             "at": now_iso(),
         },
     )
-    ctx.audit.append("row.quarantined", b.reference or label, "quarantined", row=b.rows[0], errors=len(errors))
+    ctx.audit.append("row.quarantined", b.reference or label, "quarantined", row=b.rows[0], errors=len(errors),
+                     operator=b.operator)  # fmt: skip
 
 
 def admit(

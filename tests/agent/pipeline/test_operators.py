@@ -21,12 +21,12 @@ from sandbox import register
 from ..conftest import Branch, drop
 
 
-def _export(inbox: Path, loans: dict[str, tuple[int, str]]) -> bytes:
+def _export(inbox: Path, loans: dict[str, tuple[int, str]], cells: dict[str, str] | None = None) -> bytes:
     rows: list[dict[str, str]] = []
     for loan, (n, operator) in loans.items():
         samples.write_materials(inbox / "materials", loan, "mortgage_first")
         rows += [{**r, "经办人": operator} for r in samples.mortgage_rows(loan, n, amount="150")]
-    return samples.corebank_csv(rows)
+    return samples.corebank_csv([{**r, **(cells or {})} for r in rows])
 
 
 def _at_centre(branch: Branch, reference: str) -> bool:
@@ -39,6 +39,8 @@ def test_an_operator_who_is_not_an_account_of_the_bank_is_held_before_sending(br
     centre = branch.centre.app.state.centre
     notices_before = [tuple(r) for r in centre.store.all("SELECT * FROM counters")]
     drop(inbox, "ops.csv", _export(inbox, {"LN-OK": (41, "op-002"), "LN-NOBODY": (42, "op-777")}))
+    # a row held for its own data (no 承诺): its audit record names its operator too
+    drop(inbox, "bad.csv", _export(inbox, {"LN-BADROW": (48, "op-002")}, {"承诺": ""}))
     agent = branch.agent()
     try:
         assert agent.run_until_idle(timeout=30)
@@ -62,6 +64,8 @@ def test_an_operator_who_is_not_an_account_of_the_bank_is_held_before_sending(br
         about_ok = [r for r in records if r["target"] == "LN-OK-DYSC"]
         assert about_ok and all(r["detail"].get("operator") == "op-002" for r in about_ok)
         assert {r["action"] for r in about_ok} >= {"application.queued", "application.created", "fee.paid"}
+        bad = [r for r in records if r["target"] == "LN-BADROW-DYSC"]
+        assert [r["action"] for r in bad] == ["row.quarantined"] and bad[0]["detail"].get("operator") == "op-002"
     finally:
         agent.close()
     # no decision notice numbered for the held one; the one sent got its 受理凭证 (issue 20), and only it
