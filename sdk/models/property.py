@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..codes import PropertyType
 from ..identifiers import CertificateNumber, PropertyUnitId
@@ -43,6 +43,8 @@ class PropertyUnit(Model):
 #: 授权用途 a bank may query for: the mortgage business only
 #: (seed 001 §6.2: "不得将查询信息用于办理抵押登记业务之外的用途")
 AUTHORISED_PURPOSES = {"mortgage": "办理不动产抵押登记业务"}
+#: the words an authorisation writes its mortgage purpose in, as staff and loan systems copy them: read as ``mortgage``
+_MORTGAGE_WORDS = frozenset({"办理不动产抵押登记业务", "不动产抵押登记", "抵押登记", "抵押", "抵押登记业务"})
 #: how long an authorisation that states no end (``valid_until``) stays valid from its signing, in days
 AUTHORISATION_VALIDITY_DAYS = 90
 #: an authorisation signed up to this far in the future (clocks differ) is not refused as future-dated
@@ -71,6 +73,15 @@ class QueryAuthorisation(Model):
         max_length=64,
         description="授权用途 as the document states it; only 'mortgage' (办理不动产抵押登记业务) may be queried for",
     )
+
+    @field_validator("purpose", mode="before")
+    @classmethod
+    def _purpose_words(cls, value: Any) -> Any:
+        """The document's own words for the mortgage business (办理不动产抵押登记业务 …) are the mortgage purpose;
+        anything else stays as written (and is refused by :meth:`problems`)."""
+        if isinstance(value, str) and "".join(value.split()) in _MORTGAGE_WORDS:
+            return "mortgage"
+        return value
 
     def problems(self, *, now: datetime, owner_ids: Collection[str] | None = None) -> list[AuthorisationProblem]:
         """Why this authorisation does not allow a query now (empty when it does).

@@ -285,8 +285,11 @@ def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
     assert [t["outcome"] for t in _trace(branch)] == ["refused"]
     signed = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y/%m/%d")
     until = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y年%m月%d日")
-    header = ["不动产单元号", "授权书编号", "授权人姓名", "授权人证件号码", "签署时间", "有效期止", "电子签名"]
-    line = [register.unit_id(UNIT).lower(), "SQ-G1", owner.name, owner.id_number, signed, until, "e-g1"]
+    # 授权用途 copied from the document as written (办理不动产抵押登记业务) is the mortgage business
+    header = ["不动产单元号", "授权书编号", "授权人姓名", "授权人证件号码", "签署时间", "有效期止", "授权用途"]
+    header.append("电子签名")
+    line = [register.unit_id(UNIT).lower(), "SQ-G1", owner.name, owner.id_number, signed, until,
+            "办理不动产抵押登记业务", "e-g1"]  # fmt: skip
     folder = tmp_path / "inbox"
     folder.mkdir()
     gbk = folder / "gbk.csv"
