@@ -181,6 +181,7 @@ def quarantine_row(
             "loan_no": b.loan_no,
             "reference": b.reference,
             "type": b.type,
+            "type_name": APPLICATION_TYPES[b.type].business_name if b.type in APPLICATION_TYPES else b.type,
             "event": "quarantined",
             "status": "数据有误，未提交",
             "reason": reason,

@@ -78,6 +78,10 @@ def test_an_operator_who_is_not_an_account_of_the_bank_is_held_before_sending(br
     assert "经办人 op-777 不是本行在登记中心的有效账号" in text
     line = next(r for r in csv.DictReader(io.StringIO(text.replace("\r\n", "\n"))) if r.get("贷款编号") == "LN-NOBODY")
     assert line["状态"] == "经办人账号无效，未提交" and "中心" not in line["状态"]
+    # every line names the business type, a row held for its own data too (its line had an empty 业务类型)
+    lines = list(csv.DictReader(io.StringIO(text.replace("\r\n", "\n"))))
+    held_row = next(r for r in lines if r.get("贷款编号") == "LN-BADROW")
+    assert held_row["事件"] == "quarantined" and held_row["业务类型"] == line["业务类型"] == "抵押权首次登记"
     # the centre opens the account; the held item is requeued and goes through as any application
     centre.accounts.create_operator(branch.institution_id, "王经办", operator_id="op-777")
     agent = branch.agent()
