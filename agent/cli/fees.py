@@ -51,7 +51,7 @@ def fees_list(
         table = Table(title=f"{title}: {len(rows)}")
         columns = list(rows[0]) if rows else ["reference", "amount"]
         for col in columns:
-            table.add_column(col)
+            table.add_column("amount (元)" if col == "amount" else col)  # 元, two decimals (fen), as the centre says
         for row in rows:
             table.add_row(*[str(row.get(c) if row.get(c) is not None else "") for c in columns])
         console.print(table)

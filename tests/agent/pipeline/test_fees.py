@@ -143,6 +143,8 @@ def test_with_auto_pay_off_fees_wait_and_are_paid_by_hand(
     assert listed.exit_code == 0, listed.output
     due = json.loads(listed.output)["due"]
     assert [(r["reference"], r["amount"]) for r in due] == [("LN-HAND-DYSC", "80.00")]
+    shown = runner.invoke(cli, ["fees", "--config", str(branch.config)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "amount (元)" in shown.output and "80.00" in shown.output, shown.output
     paid = runner.invoke(cli, ["fees", "pay", "LN-HAND-DYSC", "--config", str(branch.config)])
     assert paid.exit_code == 0, paid.output
     assert "80.00" in paid.output
