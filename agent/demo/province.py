@@ -14,7 +14,9 @@
    each certificate is verified against *its* centre's anchors and stored under its branch's folder,
    each branch's receipts go to its own folder;
 6. the platform pushes a 查封 on one mortgaged unit of each branch: it reaches that branch's loan
-   system as a receipt line (``notice_seizure``, 查封通知).
+   system as a receipt line (``notice_seizure``, 查封通知);
+7. 肥西支行 asks for a 登记资料查询 on its unit: answered through the platform by 肥西县's centre, its
+   signed answer and sealed 查询结果 verified against that centre's anchors and stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import csv
 import io
 import socket
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,11 @@ from agent.daemon import Agent
 from agent.demo import samples
 from agent.demo.run import drop, prepare_demo_folder
 from agent.logs import setup_logging
+from agent.pipeline.queries import run_query
 from installer.doctor import diagnose_platform
 from installer.enrol import enrol
 from installer.platform import enrol_at_desk
+from sdk.models import PropertyQuery
 
 __all__ = ["BRANCHES", "run_province_demo"]
 
@@ -127,7 +131,14 @@ def run_province_demo(
                 app = next(a for a in agent.store.applications() if a.loan_no == next(iter(loans)))
                 platform.push_notice(APP_ID, kind="seizure", unit_id=app.payload["properties"][0]["unit_id"])
             idle = agent.run_until_idle(timeout=timeout) and idle
+            # 肥西支行 asks the register (登记资料查询) about its first unit: answered by 肥西县's centre through the
+            # platform, its signed answer and sealed 查询结果 verified against that centre's anchors
+            feixi_unit = next(iter(branches[-1][3].values()))
+            asked = run_query(agent.context, _query(feixi_unit, branches[-1][2]), document=True,
+                              loan_no=next(iter(branches[-1][3])))  # fmt: skip
             summary = summarise(agent, workdir, branches)
+            summary["query"] = {"outcome": asked.outcome, "reasons": asked.reasons,
+                                "document": str(Path(asked.document).relative_to(workdir)) if asked.document else None}
             summary.update(idle=idle, seconds=round(time.monotonic() - started, 1), doctor=checked)
             summary["problems"] = check(summary)
             say(f"⑤ done in {summary['seconds']} s: "
@@ -138,6 +149,19 @@ def run_province_demo(
         finally:
             receiver.stop()
             agent.close()
+
+
+def _query(n: int, district: str) -> PropertyQuery:
+    """A 登记资料查询 of seeded unit ``n`` of ``district``'s register, authorised by its first owner."""
+    from sandbox import register
+
+    owner = register.owners_of(n)[0]
+    now = datetime.now(UTC)
+    authorisation = {"reference": f"SQ-{district}-{n}", "applicant": owner.model_dump(mode="json"),
+                     "signed_at": (now - timedelta(days=1)).isoformat(), "signature_id": "esig-demo",
+                     "valid_until": (now + timedelta(days=30)).date().isoformat()}  # fmt: skip
+    unit = register.unit_id(n, register.COUNTIES[district])
+    return PropertyQuery.model_validate({"unit_id": unit, "operator_id": "op-002", "authorisation": authorisation})
 
 
 def free_port() -> int:
@@ -188,6 +212,9 @@ def check(summary: dict[str, Any]) -> list[str]:
                 if status == "fail" or (status != "ok" and check != "platform notify")]  # fmt: skip
     if not {"platform", "platform trust", "platform notify"} <= set(summary.get("doctor", {})):
         problems.append(f"doctor did not check the platform: {summary.get('doctor')}")
+    query = summary.get("query") or {}
+    if query.get("outcome") != "answered" or not query.get("document"):
+        problems.append(f"the 登记资料查询 through the platform: {query}")
     for b in summary["branches"]:
         for row in b["applications"]:
             if row["stage"] != "done" or not row["certificates"]:

@@ -35,6 +35,9 @@ def test_two_branches_reach_two_county_centres_behind_one_platform(tmp_path: Pat
         assert by_branch[branch]["receipt_loans"] == sorted(a["loan_no"] for a in apps)
         # the platform's 查封 on the branch's first mortgaged unit: a receipt line in that branch's folder only
         assert by_branch[branch]["seizures"] == [apps[0]["loan_no"]]
+    # a 登记资料查询 through the platform, verified against the county centre that answered, its 查询结果 stored
+    assert summary["query"]["outcome"] == "answered"
+    assert summary["query"]["document"].startswith("documents/FX-001/")
     config = load_config(tmp_path / "demo" / "agent.toml")
     assert config.platform is not None and set(config.platform.centres) == {"340121", "340123"}
     assert config.platform.notify.public_url and {i.branch for i in config.inbox} == {"长丰支行", "肥西支行"}
