@@ -518,6 +518,9 @@ class _Doctor:
     def state(self, config: AgentConfig) -> None:
         from agent.state.migrations import MIGRATIONS
 
+        if config.state.url:
+            self.shared_state(config)
+            return
         path = config.resolve(config.data_dir) / "state.db"
         if not path.exists():
             self.add("state", "ok", "no state yet (first run)")
@@ -538,6 +541,42 @@ class _Doctor:
             self.add("state", "fail", f"{path} is from a newer agent (schema {version})", "upgrade the agent")
         else:
             self.add("state", "ok", f"{path} intact (schema {version})")
+
+    def shared_state(self, config: AgentConfig) -> None:
+        """A state at ``state.url`` (docs/state.md): reachable, its schema not newer than this agent (read only:
+        nothing is migrated here), the instances on it, and a shared blobs folder for a second instance."""
+        import sqlalchemy as sa
+        from alembic.runtime.migration import MigrationContext
+
+        from agent.state.migrations import SCHEMA_VERSION
+        from agent.state.sql import redact_url
+
+        assert config.state.url is not None
+        where = redact_url(config.state.url)
+        engine = sa.create_engine(config.state.url)
+        try:
+            with engine.connect() as db:
+                revision = MigrationContext.configure(db).get_current_revision()
+                instances = []
+                if revision is not None and int(revision) >= 7:  # schema 7 made the instances table
+                    instances = [r[0] for r in db.execute(sa.text("SELECT host FROM instances ORDER BY id"))]
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:
+            fix = "check the database is up and reachable from this host, and the password in PGPASSFILE"
+            self.add("state", "fail", f"{where}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", fix)
+            return
+        finally:
+            engine.dispose()
+        if revision is None:
+            self.add("state", "ok", f"{where}: empty (the first instance to start makes the schema)")
+        elif int(revision) > SCHEMA_VERSION:
+            self.add("state", "fail", f"{where} is from a newer agent (schema {int(revision)})", "upgrade the agent")
+        else:
+            hosts = f"; {len(instances)} instance(s) registered: {', '.join(instances)}" if instances else ""
+            self.add("state", "ok", f"{where} reachable (schema {int(revision)}){hosts}")
+        if sa.make_url(config.state.url).get_backend_name() != "sqlite" and not config.state.blobs_dir:
+            self.add("shared blobs", "warn", "state.url is shared but state.blobs_dir is not set: another instance"
+                     " cannot read the copies of exports this host keeps in its own data folder",
+                     "set [state] blobs_dir to a folder on a mount every host shares (docs/state.md)")  # fmt: skip
 
     def calendar(self) -> None:
         """The working-day calendar the committed time limits (承诺办结时限) count with, from today to a limit's reach.

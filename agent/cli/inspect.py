@@ -48,8 +48,8 @@ def agent_process(data_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _daemon_meta(store: Any, proc: dict[str, Any]) -> dict[str, Any]:
-    raw = store.get_meta("daemon")
+def _daemon_meta(store: Any, proc: dict[str, Any], key: str = "daemon") -> dict[str, Any]:
+    raw = store.get_meta(key)
     if not raw:
         return proc
     meta = json.loads(raw)
@@ -72,6 +72,7 @@ def _duration(seconds: int | None) -> str:
 def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
     """Running or not, paths, last centre contact, alerts with fixes, queues per inbox, loans needing a person."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agent.state.status import snapshot
@@ -80,7 +81,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
     agent = open_agent(config)
     try:
         cfg = agent.config
-        proc = _daemon_meta(agent.store, agent_process(agent.data_dir))
+        proc = _daemon_meta(agent.store, agent_process(agent.data_dir), agent.daemon_meta_key)
         snap = snapshot(agent.store)
         here = agent.instance_id if agent.config.state.url else None
     finally:
@@ -112,12 +113,12 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         console.print(f"  {name:<7} {path}")
     console.print(f"last contact with the centre: {at(snap['last_contact'])}")
     if snap["paused"]:
-        console.print(f"[bold red]submissions paused: {snap['paused']}[/]")
+        console.print(f"[bold red]submissions paused: {escape(str(snap['paused']))}[/]")
     if snap["alerts"]:
         console.print(f"[bold red]{len(snap['alerts'])} open alert(s)[/]")
         for a in snap["alerts"]:
-            console.print(f"  [red]●[/] {a['kind']} (since {at(a['since'])}): {a['message']}")
-            console.print(f"    fix: {a['fix']}")
+            console.print(f"  [red]●[/] {escape(a['kind'])} (since {at(a['since'])}): {escape(a['message'])}")
+            console.print(f"    fix: {escape(a['fix'])}")  # "[metrics] port" is the config's, not rich markup
     else:
         console.print("no open alerts")
     if cfg.state.url and snap["instances"]:  # several instances on one state (docs/state.md)

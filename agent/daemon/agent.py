@@ -566,6 +566,12 @@ class Agent:
         return bool(self.config.state.url)
 
     @property
+    def daemon_meta_key(self) -> str:
+        """Where ``regbridge run`` notes its pid, version and start (``meta``): one per instance on a shared state,
+        so each host's ``regbridge status`` reads its own daemon's, not the last one started anywhere."""
+        return f"daemon:{self.instance_id}" if self.shared else "daemon"
+
+    @property
     def instance_id(self) -> str:
         """This instance's id: made once per data directory (a restarted instance is the same one)."""
         if self._instance_id is None:

@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from datetime import datetime, timedelta
@@ -197,7 +198,8 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             metrics_server = MetricsServer(agent, m.listen, m.port, m.stale_seconds).start()
             log.info("metrics and health endpoint", extra={"url": metrics_server.url})
         except OSError as exc:  # the port is taken: run without it, and say so
-            agent.store.raise_alert("metrics", f"cannot serve metrics on {m.listen}:{m.port}: {exc}")
+            where = f" (host {socket.gethostname()})" if agent.shared else ""  # alerts are the shared state's
+            agent.store.raise_alert("metrics", f"cannot serve metrics on {m.listen}:{m.port}{where}: {exc}")
             log.error("metrics endpoint unavailable", extra={"error": str(exc)})
 
     console_server = None
@@ -309,7 +311,8 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGHUP, on_hangup)
-    agent.store.set_meta("daemon", json.dumps({"pid": os.getpid(), "version": __version__, "started_at": now_iso()}))
+    started = {"pid": os.getpid(), "version": __version__, "started_at": now_iso()}
+    agent.store.set_meta(agent.daemon_meta_key, json.dumps(started))
     agent.audit.append("agent.started", agent.config.centre.institution_id, "ok")
     log.info("agent running", extra={"inboxes": len(agent.config.inbox), "centre": agent.config.centre.url})
     watchdog = watchdog_seconds()

@@ -127,3 +127,34 @@ def _serving(paths: dict[str, bytes]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_doctor_checks_a_shared_postgresql_state_without_changing_it(
+    centre: LocalCentre, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``state.url`` the state check is the shared database's (not a local state.db): reachable, its schema,
+    the instances on it; read only (an empty database stays empty); unreachable is a failure with a fix; a shared
+    state without a shared blobs folder is a warning (docs/state.md)."""
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    branch = make_branch(centre, tmp_path / "branch", state={"url": pg_url})
+    found = {f.check: f for f in diagnose(branch.config)}
+    assert found["state"].status == "ok" and "empty (the first instance" in found["state"].detail
+    engine = sa.create_engine(pg_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []  # doctor made no schema
+    finally:
+        engine.dispose()
+    assert found["shared blobs"].status == "warn" and "blobs_dir" in found["shared blobs"].hint
+    agent = branch.agent()
+    try:
+        agent.beat()
+    finally:
+        agent.close()
+    found = {f.check: f for f in diagnose(branch.config)}
+    assert found["state"].status == "ok" and "reachable (schema" in found["state"].detail
+    assert "1 instance(s) registered" in found["state"].detail
+    monkeypatch.setenv("REGBRIDGE_STATE__URL", pg_url.rsplit("@", 1)[0] + "@127.0.0.1:9/none")
+    found = {f.check: f for f in diagnose(branch.config)}
+    assert found["state"].status == "fail" and "PGPASSFILE" in found["state"].hint

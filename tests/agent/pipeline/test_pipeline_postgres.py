@@ -90,6 +90,9 @@ def test_two_instances_share_one_state_one_reads_the_feed_and_the_other_takes_ov
                 f"regbridge_instance_claims{labels}" in text
                 and f"regbridge_instance_heartbeat_age_seconds{labels}" in text
             )
+        for agent, version in ((first, "1.0-first"), (second, "1.0-second")):  # as each one's `regbridge run` notes it
+            started = {"pid": 1, "version": version, "started_at": "2026-11-30T08:00:00+00:00"}
+            agent.store.set_meta(agent.daemon_meta_key, json.dumps(started))
         said = runner.invoke(app, ["status", "--config", str(branch.config)], env=ENV)
         assert said.exit_code == 0, said.output
         table = said.output[said.output.index("Instances on the shared state") : said.output.index("* this host")]
@@ -99,6 +102,7 @@ def test_two_instances_share_one_state_one_reads_the_feed_and_the_other_takes_ov
             assert ("leader" in row) == shown[i]["leader"] and shown[i]["host"] in row, table
         listed = json.loads(runner.invoke(app, ["status", "--json", "--config", str(branch.config)], env=ENV).output)
         assert {i["id"]: i["leader"] for i in listed["instances"]} == {k: v["leader"] for k, v in shown.items()}
+        assert listed["agent"]["version"] == "1.0-first"  # this host's daemon, not the last one started anywhere
         until = time.monotonic() + 15  # (under load the lead may have passed to the other; let it come back)
         while not first.beat() and time.monotonic() < until:
             time.sleep(0.5)
