@@ -1,4 +1,6 @@
-"""The whole pipeline on a shared state in PostgreSQL (`state.url`): exports in, certificates and receipts out."""
+"""Two instances on a shared state in PostgreSQL (`state.url`). One instance's whole pipeline on PostgreSQL (exports
+in, certificates and receipts out, nothing in the embedded store) is checked in the backup drill's PostgreSQL run
+(tests/agent/state/test_backup.py), which goes through it before its backup."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from agent.cli import app
 from agent.config import load_config
 from agent.daemon import Agent
 from agent.daemon.metrics import MetricsServer
-from agent.state.sql import SQLStore
 from agent.state.status import snapshot
 from sandbox.local import LocalCentre
 
@@ -21,26 +22,6 @@ from ..conftest import SECRET, drop, make_branch, mortgage_export
 
 runner = CliRunner()
 ENV = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
-
-
-def test_an_export_goes_through_to_stored_certificates_on_postgresql(
-    centre: LocalCentre, tmp_path: Path, pg_url: str
-) -> None:
-    branch = make_branch(centre, tmp_path / "branch", state={"url": pg_url})
-    agent = branch.agent()
-    try:
-        assert isinstance(agent.store, SQLStore) and agent.store.dialect == "postgresql"
-        inbox = branch.inbox()
-        drop(inbox, "a.csv", mortgage_export(inbox, {"PG-001": 1, "PG-002": 1}))
-        assert agent.run_until_idle(timeout=120)
-        apps = agent.store.applications()
-        assert len(apps) == 2 and {a.stage for a in apps} == {"done"}, [(a.reference, a.stage) for a in apps]
-        assert len(agent.store.certificates("stored")) == 2
-        assert {r["reference"] for r in agent.store.receipts()} >= {a.reference for a in apps}
-        assert not (agent.data_dir / "state.db").exists()  # nothing went to the embedded store
-    finally:
-        agent.close()
-    assert len(centre.store.all("SELECT id FROM applications")) == 2
 
 
 def test_two_instances_share_one_state_one_reads_the_feed_and_the_other_takes_over(

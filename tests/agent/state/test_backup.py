@@ -25,6 +25,7 @@ from agent.cli import app
 from agent.config import load_config
 from agent.demo import samples
 from agent.state.backup import BackupError, RecoveryJournal, _pg_tool, recovery_dir
+from agent.state.sql import SQLStore
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, drop, make_branch
 from tests.postgres import PostgresServer
@@ -53,6 +54,14 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     try:
         _export(inbox, "a.csv", a, 40)
         assert agent.run_until_idle(timeout=120)
+        apps = agent.store.applications()  # the whole pipeline, on either store: certificates and receipts out
+        assert len(apps) == 2 and {x.stage for x in apps} == {"done"}, [(x.reference, x.stage) for x in apps]
+        assert len(agent.store.certificates("stored")) == 2
+        assert {r["reference"] for r in agent.store.receipts()} >= {x.reference for x in apps}
+        if backend == "postgresql":
+            assert isinstance(agent.store, SQLStore) and agent.store.dialect == "postgresql"
+            assert not (agent.data_dir / "state.db").exists()  # nothing went to the embedded store
+        assert len(centre.store.all("SELECT id FROM applications")) == 2
         _export(inbox, "c.csv", c, 42)
         assert agent.scan() == 1  # ingested, not sent: it is sent after the backup
     finally:
