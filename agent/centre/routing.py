@@ -19,6 +19,7 @@ direct centre for any other — and every later call about it follows it there:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import TypeVar
 
 import sdk
 from agent.centre.port import CentrePort
@@ -40,6 +41,8 @@ from sdk.models import (
 )
 
 __all__ = ["Locate", "RoutedCentre"]
+
+T = TypeVar("T")
 
 #: what the agent knows of an id: ``(kind, id)`` with kind ``application``, ``certificate`` or ``reference`` →
 #: the 行政区划代码 of the application's first unit, or None when it knows nothing of it
@@ -113,11 +116,15 @@ class RoutedCentre:
     def fee_notice(self, application_id: str) -> FeeNotice:
         return self._of("application", application_id).fee_notice(application_id)
 
-    def receipt(self, payment_id: str) -> PaymentReceipt:
+    def _either(self, call: Callable[[CentrePort], T]) -> T:
+        """``call`` at the direct centre, and at the platform when the direct centre does not know the id."""
         try:
-            return self.direct.receipt(payment_id)
+            return call(self.direct)
         except sdk.NotFound:
-            return self.platform.receipt(payment_id)
+            return call(self.platform)
+
+    def receipt(self, payment_id: str) -> PaymentReceipt:
+        return self._either(lambda port: port.receipt(payment_id))
 
     def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
         """By the unit's district when the query names a unit; by 证书号 or 坐落: the direct centre."""
@@ -143,16 +150,10 @@ class RoutedCentre:
         return self.platform.verify_certificate(licence_id, sha256=sha256) if answer.result == "unknown" else answer
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:
-        try:
-            return self.direct.notice(notice_id)
-        except sdk.NotFound:
-            return self.platform.notice(notice_id)
+        return self._either(lambda port: port.notice(notice_id))
 
     def download_notice(self, notice_id: str, *, expected_sha256: str) -> bytes:
-        try:
-            return self.direct.download_notice(notice_id, expected_sha256=expected_sha256)
-        except sdk.NotFound:
-            return self.platform.download_notice(notice_id, expected_sha256=expected_sha256)
+        return self._either(lambda port: port.download_notice(notice_id, expected_sha256=expected_sha256))
 
     def close(self) -> None:
         try:
