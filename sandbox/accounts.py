@@ -332,7 +332,12 @@ class Accounts:
         return {r["id"] for r in rows}
 
     def list_operators(self, institution_id: str) -> list[Operator]:
-        """Every operator account issued to the institution, active or deactivated."""
+        """Every operator account issued to the institution, active or deactivated.
+
+        Raises:
+            CentreError: 404 for an unknown institution (not an empty list: a mistyped id is said as such).
+        """
+        self.institution_row(institution_id)
         rows = self.store.all("SELECT * FROM operators WHERE institution_id = ? ORDER BY id", institution_id)
         return [
             Operator(

@@ -7,6 +7,7 @@ the admin API with a bearer token (``regbridge sandbox admin token``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -513,3 +515,24 @@ def issue_sample(suite: str = "intl") -> tuple[bytes, Any, Any]:
     if row is None:
         raise RuntimeError(f"the sample application ended {done.status.value} without a certificate")
     return bytes(row["content"]), CertificateMetadata.model_validate_json(row["metadata"]), centre
+
+
+def _said(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with the centre's refusal (:class:`sandbox.errors.CentreError`) said on stderr as its code and
+    reason, exit status 1 — never a Python traceback (an operator id that exists, an unknown institution…)."""
+    from .errors import CentreError
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CentreError as e:
+            typer.echo(f"{e.code}: {e.detail}", err=True)
+            raise typer.Exit(1) from None
+
+    return run
+
+
+for _command in admin_app.registered_commands:  # every admin command, those added later in this module included
+    if _command.callback is not None:
+        _command.callback = _said(_command.callback)

@@ -8,6 +8,7 @@ Over real HTTP on loopback, with the SDK.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -232,3 +233,36 @@ def test_a_junior_mortgagees_consent_only_when_a_junior_right_exists_and_the_cha
     shorter = f.application_dict("mortgage_change", "LN-JR20", n=20, complete=True)
     shorter["changes"] = [{"kind": "debt_period", "new_start": "2026-03-05", "new_end": "2036-03-04"}]
     assert settle(bank.client, lodge(bank, shorter).application_id, "recorded").status is S.RECORDED
+
+
+def test_the_admin_commands_say_a_refusal_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer re-running a step (create-operator op-001 twice, an operator of another bank, an unknown institution)
+    read a Python traceback ending in CentreError; every admin command now says the centre's code and reason."""
+    from typer.testing import CliRunner
+
+    from sandbox.centre import Centre
+    from sandbox.cli import app as sandbox_cli
+    from sandbox.store import Store
+
+    monkeypatch.setenv("REGBRIDGE_SANDBOX_SECRET", "a-test-secret-of-enough-length")
+    Centre(Store(tmp_path / "centre.sqlite3"), passphrase=b"a-test-secret-of-enough-length")  # serve made it
+    data = ["--data", str(tmp_path)]
+    runner = CliRunner()
+    bank_args = ["--name", register.SAMPLE_BANK_NAME, "--uscc", register.SAMPLE_BANK_USCC, "--licence-no", "B0001H2340"]
+    made = runner.invoke(sandbox_cli, ["admin", "create-institution", *bank_args, *data])
+    assert made.exit_code == 0, made.output
+    iid = made.output.strip()
+    first = runner.invoke(sandbox_cli, ["admin", "create-operator", iid, "--name", "李经办", "--operator-id", "op-001",
+                                        *data])  # fmt: skip
+    assert first.exit_code == 0 and first.output.strip() == "op-001"
+    for args in (
+        ["admin", "create-operator", iid, "--name", "李经办", "--operator-id", "op-001", *data],
+        ["admin", "operators", "inst_nobody", *data],
+        ["admin", "create-operator", "inst_nobody", "--name", "李经办", *data],
+    ):
+        again = runner.invoke(sandbox_cli, args)
+        assert again.exit_code == 1, (args, again.output)
+        assert again.exception is None or isinstance(again.exception, SystemExit), (args, again.exception)
+        assert "Traceback" not in again.output and ("exists" in again.output or "inst_nobody" in again.output), (
+            args, again.output,
+        )  # fmt: skip
