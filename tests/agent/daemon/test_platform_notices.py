@@ -4,8 +4,9 @@ A 查封 the platform pushes on a unit the branch holds a registered mortgage on
 system as a receipt line (and an alert shown by ``regbridge status``, and an audit record) through
 the real daemon (``run_daemon``: the agent configured with ``[platform]`` by ``regbridge platform
 enroll``, its notify receiver started by the daemon, the receipt written by its jobs). At the
-daemon's notify receiver a replayed nonce, a stale timestamp, a push signed by another key, tampered
-encData and a swapped encKey are each refused with their code and change nothing; the replay
+daemon's notify receiver a replayed nonce, a stale or future timestamp, a push signed by another key (also
+with that key inside the message), an altered iv, tampered encData and a swapped encKey are each
+refused with their code and change nothing; the replay
 window is kept in the state, so a push replayed after the agent restarts is still refused.
 """
 
@@ -114,23 +115,34 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
             platform.push_notice(APP_ID, kind="seizure", unit_id=unit_id(99))  # a unit of no loan here
             flipped = bytearray(base64.b64decode(genuine.body["encData"]))
             flipped[3] ^= 1
+            iv = bytearray(base64.b64decode(genuine.body["iv"]))
+            iv[12] ^= 1  # CBC: rewrites a character of the nonce in the first plaintext block; unsigned
+            impostor = Sm2PrivateKey.generate()
+            with_key = sealed(signer=impostor)
             refusals = {
                 "stale": post_to(url, sealed(now=time.time() - 900)),
+                "future": post_to(url, sealed(now=time.time() + 900)),
                 "other key": post_to(url, sealed(signer=Sm2PrivateKey.generate())),
+                "its own key inside": post_to(
+                    url, Sealed(with_key.headers, {**with_key.body, "publicKey": impostor.public.to_pem().decode()})
+                ),  # never trusted
+                "altered iv": post_to(url, Sealed(genuine.headers, {**genuine.body, "iv": b64(iv)})),
                 "tampered encData": post_to(url, Sealed(genuine.headers, {**genuine.body, "encData": b64(flipped)})),
                 "swapped encKey": post_to(
                     url, Sealed(genuine.headers, {**genuine.body, "encKey": sealed().body["encKey"]})
                 ),
             }
-            expected = {"stale": "4012", "other key": "4011", "tampered encData": "4011", "swapped encKey": "4014"}
+            expected = {"stale": "4012", "future": "4012", "other key": "4011", "its own key inside": "4011",
+                        "altered iv": "4015", "tampered encData": "4011", "swapped encKey": "4014"}  # fmt: skip
             assert refusals == expected
-            # the genuine push, first after its swapped-encKey copy was refused: applied (its nonce not burnt)
+            # the genuine push, first after its altered-iv and swapped-encKey copies were refused: applied (its
+            # nonce not burnt)
             replayed = platform._http.post(url, headers=genuine.headers, json=genuine.body)
             assert replayed.json()["head"]["code"] == "0000"
             assert post_to(url, genuine) == "4013"  # the same push again: a replayed nonce
             # the daemon's jobs write the receipt lines to the loan system's folder
             wait_for(lambda: len(seizure_rows(folder)) == 2, "the 查封 lines reach the loan system's receipts")
-        assert audited(branch, "platform.notice.refused") == 5 and audited(branch, "platform.notice") == 3
+        assert audited(branch, "platform.notice.refused") == 8 and audited(branch, "platform.notice") == 3
         # the agent restarts (a new process's agent on the same state): the replay window was kept in the state,
         # so the same push is still refused
         agent = branch.agent()
@@ -142,7 +154,7 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
             assert post_to(url, sealed()) == "0000"  # a fresh push is taken (the same 查封: no new line)
         finally:
             receiver.stop()
-        assert audited(branch, "platform.notice.refused") == 6 and audited(branch, "platform.notice") == 4
+        assert audited(branch, "platform.notice.refused") == 9 and audited(branch, "platform.notice") == 4
     # the notice event of docs/api.md §9a, as a sealed 查封登记通知书 writes it (事件 notice_seizure)
     lines = [r for r in agent.store.receipts() if r["payload"]["event"] == "notice_seizure"]
     assert {line["payload"]["loan_no"] for line in lines} == {"LN-SEIZE-1"}
