@@ -7,12 +7,15 @@ through the agent supersedes the certificate first and is not reported). It look
 the bank, as the mortgage's 权利人, authorises its own query (no owner's authorisation needed, seed 001 §3's
 query is the owner's; the mortgagee's own right is its own to query), each mortgage at most every
 ``collateral.interval_hours``, at most ``collateral.max_queries`` queries a run (the request budget), oldest
-checked first; each query is in the centre's trace like any other. A centre's pushed notice about a unit (查封,
-解封, 异议, 产权变动) makes the unit due at once (:func:`unit_noticed`).
+checked first; each query is in the centre's trace like any other. Where the centre pushes its sealed
+查封/解封/异议 notices (agent/pipeline/notices.py, a platform's: agent/daemon/notify.py) they reach the loan system at
+once; the watch is for what no one pushes.
 
-Each change is reported once: a receipt line to the loan system (事件 ``collateral``, 状态 查封 / 异议 / 后顺位抵押 /
-抵押权已注销或变更, the reason with the unit and what the register shows), an alert ``collateral:<证明号>:<what>``
-and an audit record ``collateral.<what>``. The last view of each mortgage is kept in the state's meta
+Each change is reported once per loan — one event is ``(不动产单元号, the restriction's id or the 证明号, what)``
+(:func:`agent.pipeline.outbox.report_collateral`), whoever sees it first, the push or the watch: a receipt line to
+the loan system (事件 ``collateral``, 状态 查封 / 解封 / 异议 / 后顺位抵押 / 抵押权已注销或变更, the reason with the
+unit and what the register shows), an alert ``collateral:<证明号>:<what>`` (a 解封 clears the seizure's) and an audit
+record ``collateral.<what>``. The last view of each mortgage is kept in the state's meta
 (``collateral:<证明号>``, no personal data).
 """
 
@@ -30,7 +33,7 @@ from agent.pipeline.queries import run_query
 from agent.state.store import AppRow
 from sdk.models import PropertyQuery, PropertyQueryResult
 
-__all__ = ["WATCHED_TYPES", "unit_noticed", "watch_collateral", "watched_mortgages"]
+__all__ = ["WATCHED_TYPES", "watch_collateral", "watched_mortgages"]
 
 log = logging.getLogger("regbridge.agent.collateral")
 
@@ -53,17 +56,6 @@ def watched_mortgages(ctx: StageContext) -> list[tuple[AppRow, str, list[str]]]:
         units = [p["unit_id"] for p in app.payload.get("properties", [])]
         found.append((app, str(cert["certificate_number"]), units))
     return found
-
-
-def unit_noticed(ctx: StageContext, unit_id: str) -> int:
-    """A centre's notice named ``unit_id``: every watched mortgage on it is due now; answers how many."""
-    due = 0
-    for _, number, units in watched_mortgages(ctx):
-        if unit_id in units:
-            view = _view(ctx, number)
-            ctx.store.set_meta(f"collateral:{number}", json.dumps({**view, "checked_at": 0}))
-            due += 1
-    return due
 
 
 def _view(ctx: StageContext, number: str) -> dict[str, Any]:
