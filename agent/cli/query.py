@@ -64,6 +64,8 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                 typer.echo(f"    {reason}")
 
 
+#: how staff write a date (授权有效期起/止): 2026-12-31, 2026/12/31, 2026年12月31日
+DAY_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日"]
 #: a right's kind as branch staff read it
 KINDS = {"ownership": "所有权", "mortgage": "抵押权", "seizure": "查封", "objection": "异议登记", "notice": "预告登记"}
 #: each field of a single query → (its option, its name for branch staff: the batch file's column)
@@ -130,8 +132,8 @@ def query(
     name: str = typer.Option(None, "--authoriser-name", help="授权人姓名或名称."),
     id_number: str = typer.Option(None, "--authoriser-id", help="授权人证件号码 (居民身份证 or 统一社会信用代码)."),
     signed_at: datetime = typer.Option(None, "--signed-at", help="when the authorisation was signed (ISO time)."),
-    valid_from: datetime = typer.Option(None, "--valid-from", formats=["%Y-%m-%d"], help="授权有效期起."),
-    valid_until: datetime = typer.Option(None, "--valid-until", formats=["%Y-%m-%d"], help="授权有效期止."),
+    valid_from: datetime = typer.Option(None, "--valid-from", formats=DAY_FORMATS, help="授权有效期起."),
+    valid_until: datetime = typer.Option(None, "--valid-until", formats=DAY_FORMATS, help="授权有效期止."),
     purpose: str = typer.Option("mortgage", "--auth-purpose", help="授权用途 as written (only mortgage is allowed)."),
     signature_id: str = typer.Option(None, "--signature-id", help="电子签名引用 of the authorisation."),
     operator: str = typer.Option(None, "--operator", help="经办人 account (default: the config's default_operator)."),

@@ -279,7 +279,7 @@ def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
     unknown = CliRunner().invoke(cli, [
         "query", "--unit", register.unit_id(9999), "--auth-ref", "A1", "--authoriser-name", owner.name,
         "--authoriser-id", owner.id_number, "--signed-at", (datetime.now(UTC) - timedelta(days=1)).isoformat(),
-        "--signature-id", "e1", "--config", str(branch.config),
+        "--signature-id", "e1", "--valid-until", "2030年12月31日", "--config", str(branch.config),
     ])  # fmt: skip
     assert unknown.exit_code == 1 and "登记中心拒绝" in unknown.output and "登记簿中查无此不动产" in unknown.output
     assert [t["outcome"] for t in _trace(branch)] == ["refused"]
