@@ -15,10 +15,8 @@ from sandbox.local import LocalCentre
 
 from ..conftest import Branch, drop, make_branch
 
-# the shipped core-banking profile maps the 查询授权书; rows of 业务类型 登记资料查询 ask for a query
-PROFILE = (Path(__file__).parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8").replace(
-    'valid_until = "授权有效期止"\n', 'valid_until = "授权有效期止"\nquery_types = ["登记资料查询"]\n'
-)
+# the shipped core-banking profile maps the 查询授权书, and rows of 业务类型 登记资料查询 ask for a query (query_types)
+PROFILE = (Path(__file__).parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8")
 COLUMNS = samples.COREBANK_COLUMNS
 STRANGER = register.owners_of(150)[0]  # owns unit 150, nothing else
 
