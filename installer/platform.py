@@ -6,7 +6,9 @@ store and ``agent.toml`` exist):
 1. :func:`registration_request` makes the bank's SM2 signing key for the platform and its SM2
    encryption key in the key store (encrypted PKCS#8 under the agent secret, or the OS keyring —
    never plaintext) and answers the registration form the platform's desk takes: ``appId``, both
-   public keys (PEM) and the notify URL (``regbridge platform enroll --request``, printed as JSON);
+   public keys (PEM), the notify URL and the branches (支行) the head office acts for — each its name,
+   统一社会信用代码 and 经办人 accounts, from ``[branches]`` (``regbridge platform enroll --request``, printed
+   as JSON);
 2. the desk registers them and answers its own ``appId``, its signing and encryption public keys,
    its URL and each county centre's trust anchors (``platformAppId``, ``signingKey``,
    ``encryptionKey``, ``url``, ``centres`` — the shape of the sandbox's ``POST /admin/enrol``);
@@ -70,10 +72,16 @@ def _open(config_path: Path, secret: bytes | None) -> tuple[AgentConfig, KeyCust
 
 
 def registration_request(
-    config_path: Path, app_id: str, *, notify_url: str | None = None, secret: bytes | None = None
+    config_path: Path,
+    app_id: str,
+    *,
+    notify_url: str | None = None,
+    secret: bytes | None = None,
+    branches: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The registration form for the platform's desk: ``{appId, signingKey, encryptionKey, notifyUrl?}``
-    (public keys, PEM); the private halves are made here and kept in the key store.
+    """The registration form for the platform's desk: ``{appId, signingKey, encryptionKey, notifyUrl?,
+    branches?}`` (public keys, PEM; ``branches``: ``[{name, uscc, operators}]``, the ones given, else each of
+    ``[branches]`` with its ``default_operator``); the private halves are made here and kept in the key store.
 
     Raises:
         ValueError: the config does not load, or ``app_id`` is not 1-64 letters, digits, ``_.-``.
@@ -83,8 +91,13 @@ def registration_request(
 
     if not re.fullmatch(r"[0-9A-Za-z_.\-]{1,64}", app_id):
         raise ValueError(f"appId {app_id!r} is not 1-64 letters, digits, '_', '.', '-'")
-    _, custody = _open(config_path, secret)
+    config, custody = _open(config_path, secret)
     signer, decryption = platform_keys(custody, app_id)
+    if branches is None:
+        branches = [{"name": b.institution_name, "uscc": b.institution_uscc,
+                     "operators": [b.default_operator] if b.default_operator else []}
+                    for b in config.branches.values()
+                    if b.institution_uscc != config.centre.institution_uscc]  # fmt: skip
     form: dict[str, Any] = {
         "appId": app_id,
         "signingKey": signer.public.to_pem().decode("ascii"),
@@ -92,6 +105,8 @@ def registration_request(
     }
     if notify_url:
         form["notifyUrl"] = notify_url
+    if branches:
+        form["branches"] = branches
     return form
 
 
@@ -185,9 +200,11 @@ def enrol_at_desk(
     notify: dict[str, Any] | None = None,
     dialect: str = "province",
     secret: bytes | None = None,
+    branches: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Register at a platform desk that takes the form over HTTP (the sandbox's ``POST {desk_url}/admin/enrol``,
-    bearer ``desk_token``) and write ``[platform]`` from its answer.
+    bearer ``desk_token``), with the branches it acts for (:func:`registration_request`), and write ``[platform]``
+    from its answer.
 
     Raises:
         PlatformAnswerInvalid: the desk refused or answered something else.
@@ -196,7 +213,7 @@ def enrol_at_desk(
     import httpx
 
     notify_url = (notify or {}).get("public_url")
-    form = registration_request(config_path, app_id, notify_url=notify_url, secret=secret)
+    form = registration_request(config_path, app_id, notify_url=notify_url, secret=secret, branches=branches)
     response = httpx.post(
         f"{desk_url.rstrip('/')}/admin/enrol", json=form, headers={"Authorization": f"Bearer {desk_token}"},
         timeout=60.0,

@@ -11,6 +11,12 @@ a message) and gets the platform's ``appId`` and keys back. The platform then:
 - routes an application to the county centre of its 行政区划代码 — the first 6 digits of its first
   不动产单元号 (``config/dialects/province.toml`` ``[districts]``) — and acts there as the bank's
   institution (an account, operators and a key the platform holds for it at each county);
+- acts for the head office's branches (支行) registered with it (the desk's ``branches``, or
+  :meth:`ProvincePlatform.add_branch`): each branch, by its own 统一社会信用代码, is an institution of its own
+  at each county centre with its own 经办人 accounts; an application is filed by the institution of the
+  branch it carries (its 抵押权人, else its 代理's institution), so the county centre checks its operator
+  against THAT branch's accounts (another branch's 经办人 is refused ``operator_not_authorised``, before
+  受理); an application naming a branch the ``appId`` was not registered for is refused ``4030``;
 - answers in TD/T 1066 names (:class:`sdk.dialects.fields.FieldDictionary`), sealed to the bank;
 - pushes notices (查封, 解封, 异议, 产权变动: :meth:`ProvincePlatform.push_notice`) to the bank's
   notify URL, sealed and signed the same way.
@@ -23,7 +29,8 @@ Services (``data`` in, ``data`` out): ``create`` {application, idempotencyKey} �
 TD/T 1066 names; ``receipt`` {payment_id} → the receipt; ``certificate`` {ZSID} → the county centre's signed metadata;
 ``download`` {ZSID, sha256} → {content}; ``verify`` {ZZBS} or {sha256} → the 在线核验 answer of the centre that
 knows the licence; ``notice`` {WSID} → a sealed notice's signed metadata; ``notice_download`` {WSID,
-sha256} → {content}; ``operators`` {XZQDM} → {operators}; ``channel`` {} →
+sha256} → {content}; ``operators`` {XZQDM, TYSHXYDM?} → {operators} (of the branch of that 统一社会信用代码,
+else the head office's); ``channel`` {} →
 {open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH, payment, idempotencyKey} → the receipt (fees in
 元, as the centres keep them). ``YWH`` is the county centre's application id.
 """
@@ -106,7 +113,9 @@ class Enrolment:
 
 @dataclass
 class BankAtPlatform:
-    """A registered bank: its keys (from enrolment), notify URL, and its client at each county centre."""
+    """A registered bank: its keys (from enrolment), notify URL, and its client at each county centre — the
+    head office's (``uscc``: ``clients``, ``institutions`` by district) and each branch's it acts for
+    (``branch_clients``, ``branches``: 统一社会信用代码 → district → client / institution id)."""
 
     app_id: str
     signing_key: Sm2PublicKey
@@ -114,6 +123,29 @@ class BankAtPlatform:
     notify_url: str | None
     clients: dict[str, sdk.Client] = field(default_factory=dict)
     institutions: dict[str, str] = field(default_factory=dict)
+    uscc: str = samples.BANK_USCC
+    branches: dict[str, dict[str, str]] = field(default_factory=dict)
+    branch_clients: dict[str, dict[str, sdk.Client]] = field(default_factory=dict)
+
+    def clients_of(self, uscc: str | None) -> dict[str, sdk.Client]:
+        """The clients (by district) of the institution of ``uscc``: the head office's (``None`` or its own), a
+        branch's.
+
+        Raises:
+            EnvelopeRefused: ``4030``, the bank was not registered as acting for ``uscc``.
+        """
+        if uscc is None or uscc == self.uscc:
+            return self.clients
+        if uscc not in self.branch_clients:
+            raise EnvelopeRefused("4030", f"{self.app_id} 未登记为机构 {uscc[:6]}… 的代理（不是本行登记的分支机构）")
+        return self.branch_clients[uscc]
+
+    def every_client(self) -> list[tuple[str | None, str, sdk.Client]]:
+        """(branch 统一社会信用代码 or None for the head office, district, client) of every institution it acts as."""
+        found: list[tuple[str | None, str, sdk.Client]] = [(None, d, c) for d, c in self.clients.items()]
+        for uscc, clients in self.branch_clients.items():
+            found += [(uscc, d, c) for d, c in clients.items()]
+        return found
 
 
 class PlatformState:
@@ -164,17 +196,23 @@ class PlatformState:
             self._db.execute(
                 "INSERT OR REPLACE INTO banks VALUES (?, ?, ?, ?, ?)",
                 (bank.app_id, bank.signing_key.to_pem().decode(), bank.encryption_key.to_pem().decode(),
-                 bank.notify_url, json.dumps(bank.institutions)),
+                 bank.notify_url,
+                 json.dumps({"head": bank.institutions, "uscc": bank.uscc, "branches": bank.branches})),
             )  # fmt: skip
 
     def banks(self) -> list[BankAtPlatform]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM banks ORDER BY app_id").fetchall()
-        return [
-            BankAtPlatform(app_id, load_pem_public_key(signing.encode()), load_pem_public_key(encryption.encode()),
-                           notify, institutions=json.loads(institutions))
-            for app_id, signing, encryption, notify, institutions in rows
-        ]  # fmt: skip
+        banks = []
+        for app_id, signing, encryption, notify, institutions in rows:
+            kept = json.loads(institutions)
+            if "head" not in kept:  # kept before branches: the head office's institutions by district
+                kept = {"head": kept, "uscc": samples.BANK_USCC, "branches": {}}
+            banks.append(BankAtPlatform(
+                app_id, load_pem_public_key(signing.encode()), load_pem_public_key(encryption.encode()), notify,
+                institutions=kept["head"], uscc=kept["uscc"], branches=kept["branches"],
+            ))  # fmt: skip
+        return banks
 
     def admit(self, app_id: str, nonce: str, now: float, horizon: float) -> bool:
         """Remember ``nonce`` unless it was seen after ``horizon``; forget every entry older than it."""
@@ -264,7 +302,7 @@ class ProvincePlatform:
         self.max_skew = max_skew
         self.window = StoredNonceWindow(self.state, max_skew) if self.state else NonceWindow(max_skew)
         self.banks: dict[str, BankAtPlatform] = {}
-        self._routes: dict[str, str] = {}  # application id → district
+        self._routes: dict[str, tuple[str | None, str]] = {}  # application id → (branch USCC or None, district)
         self._lock = threading.Lock()
         #: the bearer token of ``POST /admin/enrol`` (the registration desk; shown once by ``sandbox serve``)
         self.admin_token = secrets.token_urlsafe(24)
@@ -288,6 +326,10 @@ class ProvincePlatform:
                 for district, iid in bank.institutions.items():
                     if district in self.centres:
                         bank.clients[district] = self._connect(district, iid)
+                for uscc, institutions in bank.branches.items():
+                    bank.branch_clients[uscc] = {
+                        d: self._connect(d, iid) for d, iid in institutions.items() if d in self.centres
+                    }
                 self.banks[bank.app_id] = bank
         self._server.start(self.app, lifespan="off", what="the platform")
         return self
@@ -295,7 +337,7 @@ class ProvincePlatform:
     def stop(self) -> None:
         self._server.stop()
         for bank in self.banks.values():
-            for client in bank.clients.values():
+            for _, _, client in bank.every_client():
                 client.close()
         for centre in self.centres.values():
             centre.stop()
@@ -321,24 +363,17 @@ class ProvincePlatform:
         name: str = samples.bank().name,
         uscc: str = samples.BANK_USCC,
         operators: tuple[str, ...] = ("op-001", "op-002"),
+        branches: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
     ) -> Enrolment:
         """Register a bank: its ``appId`` and public keys; at every county centre its account (the one it has
         there under ``uscc``, else one opened with 银行信息备案 filed) with ``operators`` and a key the platform
-        holds. Answers the platform's keys."""
-        bank = BankAtPlatform(app_id, signing_key, encryption_key, notify_url)
+        holds; and each of ``branches`` (name, 统一社会信用代码, its operators) it acts for
+        (:meth:`add_branch`). Answers the platform's keys."""
+        bank = BankAtPlatform(app_id, signing_key, encryption_key, notify_url, uscc=uscc)
         centre_keys: dict[str, dict[str, Any]] = {}
         for district, local in self.centres.items():
             centre = local.centre
-            # the bank's account at the county when it has one (its USCC), else one opened for it now
-            known = next((p.institution_id for p in centre.list_institutions() if p.uscc == uscc), None)
-            iid = known or centre.create_institution(
-                name=name, uscc=uscc, licence_no=samples.BANK_LICENCE_NO, district=district
-            )
-            for i, op in enumerate(operators, 1):
-                if op not in centre.operator_ids(iid):
-                    centre.create_operator(iid, f"经办人{i}", operator_id=op)
-            if known is None:
-                samples.file_sample(centre, iid)
+            iid = self._account(district, name, uscc, operators)
             bank.clients[district] = self._connect(district, iid)
             bank.institutions[district] = iid
             centre_keys[district] = {
@@ -350,9 +385,45 @@ class ProvincePlatform:
             }
         with self._lock:
             self.banks[app_id] = bank
+        for branch_name, branch_uscc, branch_operators in branches:
+            if branch_uscc == uscc:  # the head office itself
+                continue
+            self.add_branch(app_id, name=branch_name, uscc=branch_uscc, operators=branch_operators)
         if self.state is not None:
             self.state.save_bank(bank)
         return Enrolment(self.app_id, self.signing_key.public, self.encryption_key.public, self.url, centre_keys)
+
+    def add_branch(self, app_id: str, *, name: str, uscc: str, operators: tuple[str, ...]) -> dict[str, str]:
+        """Register ``app_id`` as acting for a branch (支行): at every county centre the branch's own institution
+        (its account under ``uscc``, else one opened with 银行信息备案 filed) with its own ``operators`` (ids
+        unique at a centre: not another institution's), and a key the platform holds there. Answers the
+        branch's institution id by district.
+
+        Raises:
+            KeyError: ``app_id`` is not registered.
+            CentreError: an operator id is another institution's account, or ``uscc`` is not a valid code.
+        """
+        bank = self.banks[app_id]
+        institutions = {d: self._account(d, name, uscc, operators) for d in self.centres}
+        bank.branches[uscc] = institutions
+        bank.branch_clients[uscc] = {d: self._connect(d, iid) for d, iid in institutions.items()}
+        if self.state is not None:
+            self.state.save_bank(bank)
+        return institutions
+
+    def _account(self, district: str, name: str, uscc: str, operators: tuple[str, ...]) -> str:
+        """The institution of ``uscc`` at a county centre (opened with 银行信息备案 filed when it has none), with
+        ``operators``."""
+        centre = self.centres[district].centre
+        known = next((p.institution_id for p in centre.list_institutions() if p.uscc == uscc), None)
+        iid = known or centre.create_institution(name=name, uscc=uscc, licence_no=samples.BANK_LICENCE_NO,
+                                                 district=district)  # fmt: skip
+        for i, op in enumerate(operators, 1):
+            if op not in centre.operator_ids(iid):
+                centre.create_operator(iid, f"经办人{i}", operator_id=op)
+        if known is None:
+            samples.file_sample(centre, iid)
+        return iid
 
     def _connect(self, district: str, institution_id: str) -> sdk.Client:
         """A client of the bank's institution at a county centre, with a key the platform makes and enrols there."""
@@ -365,8 +436,8 @@ class ProvincePlatform:
 
     async def _enrol_endpoint(self, request: Request) -> JSONResponse:
         """``POST /admin/enrol`` (bearer :attr:`admin_token`): ``{appId, signingKey, encryptionKey (PEM),
-        notifyUrl?, name?, uscc?, operators?}`` → the platform's ``appId``, keys (PEM) and each centre's
-        trust anchors."""
+        notifyUrl?, name?, uscc?, operators?, branches?: [{name, uscc, operators}]}`` → the platform's ``appId``,
+        keys (PEM) and each centre's trust anchors."""
         if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.admin_token}"):
             return JSONResponse({"error": "admin token required"}, status_code=401)
         try:
@@ -374,12 +445,14 @@ class ProvincePlatform:
             app_id = str(body["appId"])
             signing = load_pem_public_key(str(body["signingKey"]).encode())
             encryption = load_pem_public_key(str(body["encryptionKey"]).encode())
+            branches = tuple((str(b["name"]), str(b["uscc"]), tuple(str(o) for o in b["operators"]))
+                             for b in body.get("branches") or ())  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"appId, signingKey and encryptionKey (SM2 PEM) expected: {exc}"}, 400)
         if app_id in self.banks:
             return JSONResponse({"error": f"{app_id} is already registered"}, status_code=409)
         try:
-            enrolment = await self._enrol_in_thread(body, app_id, signing, encryption)
+            enrolment = await self._enrol_in_thread(body, app_id, signing, encryption, branches)
         except CentreError as exc:
             return JSONResponse({"error": exc.detail}, status_code=exc.status)
         return JSONResponse(
@@ -393,7 +466,12 @@ class ProvincePlatform:
         )
 
     async def _enrol_in_thread(
-        self, body: dict[str, Any], app_id: str, signing: Sm2PublicKey, encryption: Sm2PublicKey
+        self,
+        body: dict[str, Any],
+        app_id: str,
+        signing: Sm2PublicKey,
+        encryption: Sm2PublicKey,
+        branches: tuple[tuple[str, str, tuple[str, ...]], ...],
     ) -> Enrolment:
         import anyio.to_thread
 
@@ -406,6 +484,7 @@ class ProvincePlatform:
                 name=str(body.get("name", samples.bank().name)),
                 uscc=str(body.get("uscc", samples.BANK_USCC)),
                 operators=tuple(str(o) for o in body.get("operators", ("op-001", "op-002"))),
+                branches=branches,
             )
         )
 
@@ -484,20 +563,21 @@ class ProvincePlatform:
         return district
 
     def _client(self, bank: BankAtPlatform, application_id: str) -> tuple[str, sdk.Client]:
-        district = self._routes.get(application_id)
-        if district is None:
-            for candidate, client in bank.clients.items():
+        """The district and client of the institution (head office or branch) that filed ``application_id``."""
+        route = self._routes.get(application_id)
+        if route is None:
+            for uscc, candidate, client in bank.every_client():
                 try:
                     client.applications.get(application_id)
                 except sdk.NotFound:
                     continue
-                self._routes[application_id] = district = candidate
+                self._routes[application_id] = route = (uscc, candidate)
                 break
             else:
                 raise sdk.NotFound(
                     f"no application {application_id} at the platform's centres", status=404, code="not_found"
                 )
-        return district, bank.clients[district]
+        return route[1], bank.clients_of(route[0])[route[1]]
 
     def _serve(self, bank: BankAtPlatform, service: str, data: Any) -> Any:
         if not isinstance(data, dict):
@@ -506,8 +586,15 @@ class ProvincePlatform:
         if service == "create":
             application = fields.application_from_dialect(data["application"])
             district = self._district_of_unit(application.properties[0].unit_id)
-            record = bank.clients[district].applications.create(application, idempotency_key=data["idempotencyKey"])
-            self._routes[record.application_id] = district
+            # filed by the institution of the branch it carries: its 抵押权人, else its 代理's institution
+            mortgagee = getattr(application, "mortgagee", None)
+            representation = getattr(application, "representation", None)
+            uscc = (mortgagee.id_number if mortgagee is not None
+                    else representation.agent.institution_uscc if representation is not None else None)  # fmt: skip
+            uscc = None if uscc == bank.uscc else uscc
+            client = bank.clients_of(uscc)[district]
+            record = client.applications.create(application, idempotency_key=data["idempotencyKey"])
+            self._routes[record.application_id] = (uscc, district)
             return {"YWH": record.application_id, "XZQDM": district, "record": fields.record_to_dialect(record)}
         if service == "upload":
             _, client = self._client(bank, data["YWH"])
@@ -541,7 +628,7 @@ class ProvincePlatform:
             receipt = client.fees.pay(data["YWH"], payment, idempotency_key=data["idempotencyKey"])
             return receipt.model_dump(mode="json", exclude_none=True)
         if service == "receipt":
-            for client in bank.clients.values():
+            for _, _, client in bank.every_client():
                 try:
                     return client.fees.receipt(str(data["payment_id"])).model_dump(mode="json", exclude_none=True)
                 except sdk.NotFound:
@@ -563,14 +650,14 @@ class ProvincePlatform:
                 return fields.to_dialect(result.model_dump(mode="json", exclude_none=True))
             raise sdk.NotFound("no unit of that 证号 or 坐落 at the platform's centres", status=404, code="not_found")
         if service == "find":
-            for district, client in bank.clients.items():
+            for uscc, district, client in bank.every_client():
                 found = client.applications.find(data["YWBH"])
                 if found is not None:
-                    self._routes[found.application_id] = district
+                    self._routes[found.application_id] = (uscc, district)
                     return {"record": fields.record_to_dialect(found)}
             return {"record": None}
         if service in ("certificate", "download"):
-            for client in bank.clients.values():
+            for _, _, client in bank.every_client():
                 try:
                     if service == "certificate":
                         return client.certificates.get(data["ZSID"]).model_dump(mode="json", exclude_none=True)
@@ -585,12 +672,12 @@ class ProvincePlatform:
         if service == "verify":  # 在线核验 by ZZBS or sha256: the county centre that knows the certificate answers
             licence, digest = data.get("ZZBS"), data.get("sha256")
             answers = [
-                client.certificates.verify(licence_id=licence, sha256=digest) for client in bank.clients.values()
+                client.certificates.verify(licence_id=licence, sha256=digest) for _, _, client in bank.every_client()
             ]
             known = [a for a in answers if a.result != "unknown"] or answers
             return known[0].model_dump(mode="json", exclude_none=True)
         if service in ("notice", "notice_download"):  # a sealed notice (docs/api.md §9a), relayed as a certificate
-            for client in bank.clients.values():
+            for _, _, client in bank.every_client():
                 try:
                     notice = client.certificates.notice(data["WSID"])
                     if service == "notice":
@@ -601,10 +688,12 @@ class ProvincePlatform:
                     continue
             raise sdk.NotFound(f"no notice {data['WSID']} at the platform's centres", status=404, code="not_found")
         if service == "operators":
-            client = bank.clients[self._district_of_unit(str(data["XZQDM"]) + "0" * 22)]
+            uscc = data.get("TYSHXYDM")  # a branch's 统一社会信用代码: its own 经办人 accounts
+            district = self._district_of_unit(str(data["XZQDM"]) + "0" * 22)
+            client = bank.clients_of(str(uscc) if uscc else None)[district]
             return {"operators": [op.model_dump(mode="json") for op in client.institution.operators()]}
         if service == "channel":
-            profiles = [client.institution.get() for client in bank.clients.values()]
+            profiles = [client.institution.get() for _, _, client in bank.every_client()]
             return {"open": all(p.channel.status == "open" and p.filing_state.status == "complete" for p in profiles)}
         raise EnvelopeRefused("4040", f"no service {service!r}")
 
