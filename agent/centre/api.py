@@ -75,7 +75,8 @@ class ApiCentre:
     def receipt(self, payment_id: str) -> PaymentReceipt:
         return self.client.fees.receipt(payment_id)
 
-    def operators(self) -> list[Operator]:
+    def operators(self, *, institution_uscc: str | None = None) -> list[Operator]:
+        # a direct centre knows this agent as the one institution it enrolled: its accounts are the list
         return self.client.institution.operators()
 
     def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:

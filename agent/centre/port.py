@@ -122,8 +122,9 @@ class CentrePort(Protocol):
 
     # --- accounts -----------------------------------------------------------------------------
 
-    def operators(self) -> list[Operator]:
-        """The 业务办理人员 accounts the centre issued to this bank, active or deactivated (seed 001 §4.2)."""
+    def operators(self, *, institution_uscc: str | None = None) -> list[Operator]:
+        """The 业务办理人员 accounts the centre issued to this bank, active or deactivated (seed 001 §4.2); with
+        ``institution_uscc``, those of that branch's own institution (a platform acting for branches)."""
         ...
 
     # --- certificates -------------------------------------------------------------------------

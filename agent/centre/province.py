@@ -183,11 +183,13 @@ class ProvinceCentre:
 
     # --- accounts --------------------------------------------------------------------------------
 
-    def operators(self) -> list[Operator]:
-        """The 业务办理人员 of the bank at every county centre behind the platform (deduplicated by id)."""
+    def operators(self, *, institution_uscc: str | None = None) -> list[Operator]:
+        """The 业务办理人员 of the bank at every county centre behind the platform (deduplicated by id): of the
+        branch of ``institution_uscc`` (its own institution there), else of the head office."""
         found: dict[str, Operator] = {}
+        asked = {"TYSHXYDM": institution_uscc} if institution_uscc else {}
         for district in self.districts:
-            for raw in self._call("operators", {"XZQDM": district})["operators"]:
+            for raw in self._call("operators", {"XZQDM": district, **asked})["operators"]:
                 op = Operator.model_validate(raw)
                 found.setdefault(op.operator_id, op)
         return list(found.values())

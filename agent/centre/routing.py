@@ -131,7 +131,9 @@ class RoutedCentre:
         district = str(query.unit_id)[:6] if query.unit_id else None
         return self._by(district).query_property(query, idempotency_key=idempotency_key)
 
-    def operators(self) -> list[Operator]:
+    def operators(self, *, institution_uscc: str | None = None) -> list[Operator]:
+        if institution_uscc is not None:  # a branch's own institution: only the platform acts for branches
+            return self.platform.operators(institution_uscc=institution_uscc)
         found = {op.operator_id: op for op in self.platform.operators()}
         found.update({op.operator_id: op for op in self.direct.operators()})
         return list(found.values())

@@ -26,6 +26,7 @@ from agent.pipeline.context import StageContext
 from agent.pipeline.operators import (
     OPERATOR_HELD_NOTE,
     OPERATOR_STATUS,
+    branch_institution,
     forget_accounts,
     invalid_operator,
     operator_message,
@@ -145,7 +146,9 @@ def _create_and_submit(ctx: StageContext, app: AppRow) -> None:
     if application_id is None:
         operator = invalid_operator(ctx, app)
         if operator is not None:  # held here: the centre never sees it (kind operator_check, not the centre's refusal)
-            quarantine_refused(ctx, app, None, message=operator_message(operator), kind="operator_check",
+            branch = branch_institution(ctx, app)
+            quarantine_refused(ctx, app, None, message=operator_message(operator, branch[0] if branch else None),
+                               kind="operator_check",
                                status=OPERATOR_STATUS, note=OPERATOR_HELD_NOTE)  # fmt: skip
             return
         findings = preflight(ctx, app)

@@ -35,6 +35,17 @@ def test_two_branches_reach_two_county_centres_behind_one_platform(tmp_path: Pat
         assert by_branch[branch]["receipt_loans"] == sorted(a["loan_no"] for a in apps)
         # the platform's 查封 on the branch's first mortgaged unit: a receipt line in that branch's folder only
         assert by_branch[branch]["seizures"] == [apps[0]["loan_no"]]
+    # each branch its own institution at the centres, with its own 经办人 (the platform lists them per branch)
+    assert by_branch["长丰支行"]["operators"] == ["cf-001", "cf-002"]
+    assert by_branch["肥西支行"]["operators"] == ["fx-001", "fx-002"]
+    # 长丰支行's row naming 肥西支行's 经办人: held at the agent (长丰支行's own list), and when sent anyway through the
+    # port refused by the county centre (filed by 长丰支行's institution) before 受理, nothing filed; an application
+    # of a branch the head office was not registered for is refused by the platform
+    assert summary["cross_branch"] == {
+        "loan_no": "CF-X01", "held": ["经办人 fx-001 不是本行在登记中心的有效账号（长丰支行）"],
+        "refused": ["operator_not_authorised"], "filed": 0, "unregistered": "platform_4030",
+    }  # fmt: skip
+    assert any("held by the agent" in line for line in said)
     # a 登记资料查询 through the platform, verified against the county centre that answered, its 查询结果 stored
     assert summary["query"]["outcome"] == "answered"
     assert summary["query"]["document"].startswith("documents/FX-001/")
