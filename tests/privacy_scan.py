@@ -4,7 +4,7 @@ Looks for every person of the sandbox's register (its owners and buyers: the peo
 put through the agent) by full name and ID number, and for any valid 18-character resident ID,
 in every file under a folder — logs, the audit chain, receipts, quarantine reports, status and
 doctor output, document sidecars, the state database itself. Allowed to hold them, and skipped:
-the certificates and materials (PDFs), the exports the loan system dropped (the input), the blob
+the centre's sealed documents (PDF or OFD) and the materials, the exports the loan system dropped (the input), the blob
 store (sealed with the data cipher), and the centre's own data (the register is the centre's).
 """
 
@@ -59,8 +59,8 @@ def _skipped(path: Path, root: Path, exclude: frozenset[str]) -> bool:
         return True
     if "site-packages" in parts or "wheels" in parts or path.suffix in {".whl", ".py", ".pyc", ".so"}:
         return True  # installed software (the offline bundle's test), with its sample data
-    if path.suffix.lower() == ".pdf" or "blobs" in parts or "materials" in parts:
-        return True  # certificates, scanned materials, sealed copies
+    if path.suffix.lower() in {".pdf", ".ofd"} or "blobs" in parts or "materials" in parts:
+        return True  # certificates, notices and 查询结果 (PDF or OFD: the centre's sealed documents), materials
     if path.name.startswith(("sandbox.db", "centre.sqlite3")) or "centre" in parts:
         return True  # the centre's register
     # an export the loan system dropped (not yet retired, or the test's own input)

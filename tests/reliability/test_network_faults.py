@@ -73,9 +73,10 @@ def test_a_fifth_of_requests_failing_loses_and_duplicates_nothing(centre: LocalC
         log=tmp_path / "agent.stderr",
         timeout=proof.size(400, 2400),
         REGBRIDGE_CENTRE__TIMEOUT="2",
-        # bounded: an application unlucky several times in a row waits at most 30 s, not minutes (the run's
-        # length, not what is proven, depended on that tail)
-        REGBRIDGE_RETRY_MAX_SECONDS=str(proof.size(30, 600)),
+        # bounded: an application unlucky several times in a row waits at most 10 s between tries (this caps the
+        # download back-off too), not minutes: the run's length, not what is proven, depended on that tail (at
+        # 30 s the last certificate alone kept the run going for two more minutes)
+        REGBRIDGE_RETRY_MAX_SECONDS=str(proof.size(10, 600)),
     )
     faults.configure(FaultsConfig())
 
