@@ -181,7 +181,7 @@ def run_province_demo(
             # platform, its signed answer and sealed 查询结果 verified against that centre's anchors
             feixi_unit = next(iter(branches[-1][3].values()))
             asked = run_query(agent.context, _query(feixi_unit, branches[-1][2]), document=True,
-                              loan_no=next(iter(branches[-1][3])))  # fmt: skip
+                              loan_no=next(iter(branches[-1][3])), branch=branches[-1][1])  # fmt: skip
             summary = summarise(agent, workdir, branches)
             for b in summary["branches"]:  # each branch's own 经办人 accounts, as the platform lists them
                 listed = agent.context.centre.operators(institution_uscc=branch_uscc(b["branch"]))

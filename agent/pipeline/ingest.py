@@ -294,10 +294,14 @@ def answer_export_queries(
         reason = "；".join(text for _, text in errors)
         record = rows.get(row)
         loan = normalise_text(record.values.get(loan_column, "")) if record is not None else ""
+        column = profile.declaration.branch
+        named = normalise_text(record.values.get(column, "")) if record is not None and column else ""
+        branch = named if named in ctx.config.branches else inbox.branch  # the row's branch, as a loan's
         document = None
         if query is not None:
             try:
-                done = run_query(ctx, query, label=f"{label}:{row}", document=True, loan_no=loan or None)
+                done = run_query(ctx, query, label=f"{label}:{row}", document=True, loan_no=loan or None,
+                                 branch=branch)
             except Exception as exc:  # the centre away: the row is answered as not done, never dropped
                 log.warning("export query failed", extra={"file": label, "row": row, "error": type(exc).__name__})
                 done = None

@@ -41,7 +41,7 @@ from agent.mapping.values import parse_datetime
 from agent.messages import field_line
 from agent.pipeline.context import StageContext
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
-from connectors.documents import DocumentConflict, safe_key
+from connectors.documents import DocumentConflict, safe_key, safe_name
 from connectors.readers.records import SourceRecord
 from sdk.certificates import verify_query_result
 from sdk.identifiers import normalise_text
@@ -133,11 +133,13 @@ def run_query(
     idempotency_key: str | None = None,
     document: bool = False,
     loan_no: str | None = None,
+    branch: str | None = None,
 ) -> QueryOutcome:
     """Check the authorisation, ask the centre, verify and store its answer; never raises for a refusal.
 
     With ``document`` (branch staff's queries, an export's query rows) the sealed 查询结果 is downloaded, verified
-    and stored too (under ``loan_no``'s folder when given) — a document that fails a check refuses the answer
+    and stored too (under ``loan_no``'s folder when given, inside ``branch``'s folder when given, as its
+    certificates are: ``<branch>/<loan>/…``) — a document that fails a check refuses the answer
     (``unverified``, nothing kept); the register pre-flight and the collateral watch use the signed answer only.
     """
     now = now or datetime.now(UTC)
@@ -172,7 +174,7 @@ def run_query(
     location = None
     if document:
         try:
-            location = _keep_document(ctx, result, loan_no)
+            location = _keep_document(ctx, result, loan_no, branch)
         except (CertificateRejected, DocumentConflict) as exc:
             failed: list[str] = exc.reasons if isinstance(exc, CertificateRejected) else [str(exc)]
             ctx.audit.append("property.query", target, "unverified", query_id=result.query_id,
@@ -196,10 +198,13 @@ def run_query(
     return QueryOutcome(label, "answered", [], result, blob, location)
 
 
-def _keep_document(ctx: StageContext, result: PropertyQueryResult, loan_no: str | None) -> str:
+def _keep_document(
+    ctx: StageContext, result: PropertyQueryResult, loan_no: str | None, branch: str | None = None
+) -> str:
     """Download the sealed 查询结果 the signed answer names, verify it as a certificate is verified (the centre's
     signed metadata, the file's digest, its seal against the enrolment bundle's trust anchors, its visible text)
-    and that it is this query's; store it with a sidecar (``<loan no or 登记资料查询>/<title>-<文书编号>``).
+    and that it is this query's; store it with a sidecar (``<loan no or 登记资料查询>/<title>-<文书编号>``, under
+    ``<branch>/`` when the row's branch is known, beside that branch's certificates).
 
     Raises:
         CertificateRejected: a check failed (every reason): nothing is stored.
@@ -224,6 +229,8 @@ def _keep_document(ctx: StageContext, result: PropertyQueryResult, loan_no: str 
     sealed = verify_document(content, meta, trust, timeout=ctx.config.centre.timeout)
     suffix = ".ofd" if meta.media_type == "application/ofd" else ".pdf"
     key = safe_key(loan_no or "登记资料查询", f"{meta.title}-{meta.notice_number}", suffix)
+    if branch:
+        key = f"{safe_name(branch)}/{key}"
     sidecar = {
         "notice_id": meta.notice_id,
         "kind": meta.kind,

@@ -48,7 +48,7 @@ def test_two_branches_reach_two_county_centres_behind_one_platform(tmp_path: Pat
     assert any("held by the agent" in line for line in said)
     # a 登记资料查询 through the platform, verified against the county centre that answered, its 查询结果 stored
     assert summary["query"]["outcome"] == "answered"
-    assert summary["query"]["document"].startswith("documents/FX-001/")
+    assert summary["query"]["document"].startswith("documents/肥西支行/FX-001/")  # beside the branch's certificates
     config = load_config(tmp_path / "demo" / "agent.toml")
     assert config.platform is not None and set(config.platform.centres) == {"340121", "340123"}
     assert config.platform.notify.public_url and {i.branch for i in config.inbox} == {"长丰支行", "肥西支行"}

@@ -174,6 +174,11 @@ def test_a_query_result_with_a_broken_seal_is_refused(branch: Branch) -> None:
         # the genuine document is accepted and stored
         good = run_query(ctx, _query(13), document=True)
         assert good.outcome == "answered" and good.document and Path(good.document).is_file()
+        # a branch's query row (总对总: a head office acts for its branches) keeps it beside that branch's
+        # certificates, <branch>/<loan>/, not in a loan folder shared by every branch
+        kept = run_query(ctx, _query(14), document=True, loan_no="FX-001", branch="肥西支行")
+        assert kept.outcome == "answered" and kept.document and Path(kept.document).is_file()
+        assert (Path(kept.document).parent.parent.name, Path(kept.document).parent.name) == ("肥西支行", "FX-001")
     finally:
         agent.close()
 
