@@ -53,3 +53,16 @@ def enroll(
         typer.secho(f"platform enrolment failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"[platform] written to {done} ({app_id}); next: regbridge doctor -c {done}")
+    for warning in notify_warnings(notify):
+        typer.secho(warning, fg="yellow", err=True)
+
+
+def notify_warnings(notify: dict[str, Any]) -> list[str]:
+    """What a head office's IT must know about the notify URL it registered (none: no pushed notices)."""
+    if not notify.get("public_url"):
+        return ["注意：未登记通知地址（no --notify-url）: the platform cannot push 查封/解封/异议/产权变动 notices to "
+                "this agent; enrol again with --notify-url URL and a fixed --notify-port"]  # fmt: skip
+    if not notify.get("port"):
+        return [f"注意：--notify-port 0 listens on a different free port at every start, while the platform posts to "
+                f"{notify['public_url']}: give the fixed port that URL reaches (--notify-port N)"]  # fmt: skip
+    return []

@@ -67,8 +67,11 @@ def test_platform_enroll_writes_platform_from_the_desks_answer(
                                   "--answer", str(other)])  # fmt: skip
     assert unknown.exit_code == 1 and "--request" in unknown.output
 
+    silent = runner.invoke(app, [*base, "--answer", str(other)])  # written, but no notify URL: said, in yellow
+    assert silent.exit_code == 0 and "未登记通知地址" in silent.output and "--notify-url" in silent.output
     done = runner.invoke(app, [*base, "--answer", str(other), "--notify-url", "https://bank.example/notify"])
     assert done.exit_code == 0, done.output
+    assert "未登记通知地址" not in done.output and "--notify-port 0" in done.output  # a URL, but no fixed port
     config = load_config(branch.config)
     assert config.platform is not None and config.platform.key_id == "platform-BANK-AH-HO"
     assert config.platform.platform_signing_key == platform_keys[0].to_pem().decode()
