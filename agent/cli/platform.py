@@ -61,7 +61,8 @@ def notify_warnings(notify: dict[str, Any]) -> list[str]:
     """What a head office's IT must know about the notify URL it registered (none: no pushed notices)."""
     if not notify.get("public_url"):
         return ["注意：未登记通知地址（no --notify-url）: the platform cannot push 查封/解封/异议/产权变动 notices to "
-                "this agent; enrol again with --notify-url URL and a fixed --notify-port"]  # fmt: skip
+                "this agent; give --notify-url URL and a fixed --notify-port when registering (a desk registers "
+                "an appId once: afterwards ask the platform to record the URL, then --answer with it)"]  # fmt: skip
     if not notify.get("port"):
         return [f"注意：--notify-port 0 listens on a different free port at every start, while the platform posts to "
                 f"{notify['public_url']}: give the fixed port that URL reaches (--notify-port N)"]  # fmt: skip
