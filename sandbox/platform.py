@@ -57,6 +57,7 @@ from starlette.routing import Route
 import sdk
 from config import load_dialect, load_districts
 from sdk.dialects.province import (
+    APP_ID_PATTERN,
     DEFAULT_MAX_SKEW,
     EnvelopeRefused,
     NonceWindow,
@@ -449,6 +450,9 @@ class ProvincePlatform:
                              for b in body.get("branches") or ())  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"appId, signingKey and encryptionKey (SM2 PEM) expected: {exc}"}, 400)
+        if not APP_ID_PATTERN.fullmatch(app_id) or app_id == self.app_id:  # no bank may sign as the platform
+            return JSONResponse({"error": f"appId {app_id[:64]!r}: 1-64 letters, digits, '_', '.', '-', and not the"
+                                          f" platform's own ({self.app_id})"}, status_code=400)  # fmt: skip
         if app_id in self.banks:
             return JSONResponse({"error": f"{app_id} is already registered"}, status_code=409)
         try:

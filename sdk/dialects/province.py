@@ -59,6 +59,7 @@ from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey
 from sdk.gm.sm4 import sm4_cbc_decrypt, sm4_cbc_encrypt
 
 __all__ = [
+    "APP_ID_PATTERN",
     "BODY_MEMBERS",
     "CODES",
     "DEFAULT_MAX_SKEW",
@@ -110,6 +111,8 @@ CODES: dict[str, str] = {
 _NONCE = re.compile(r"[0-9A-Za-z]{16,64}")
 _TIMESTAMP = re.compile(r"[0-9]{10,16}")
 _APP_ID = re.compile(r"[0-9A-Za-z_.\-]{1,64}")
+#: what an ``appId`` header may be (1-64 letters, digits, ``_.-``): a desk registers no other
+APP_ID_PATTERN = _APP_ID
 
 
 class EnvelopeRefused(ValueError):

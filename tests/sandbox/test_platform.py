@@ -256,6 +256,9 @@ def test_the_registration_desk_exchanges_keys_only_with_the_admin_token(setup: S
     }  # fmt: skip
     assert httpx.post(f"{setup.platform.url}/admin/enrol", json=body).status_code == 401
     desk = {"Authorization": f"Bearer {setup.platform.admin_token}"}
+    for taken in (setup.platform.app_id, "BANK AH 0002", "x" * 65):  # the platform's own appId, or no appId at all
+        refused = httpx.post(f"{setup.platform.url}/admin/enrol", json={**body, "appId": taken}, headers=desk)
+        assert refused.status_code == 400 and "platform's own" in refused.json()["error"]
     answer = httpx.post(f"{setup.platform.url}/admin/enrol", json=body, headers=desk).json()
     assert set(answer["centres"]) == {"340121", "340123"} and answer["centres"]["340123"]["ca_pem"].startswith("-----")
     from sdk.gm.sm2 import load_pem_public_key
