@@ -207,17 +207,35 @@ def enrol_at_desk(
     from its answer.
 
     Raises:
-        PlatformAnswerInvalid: the desk refused or answered something else.
-        httpx.HTTPError: the desk could not be reached.
+        PlatformAnswerInvalid: the desk refused, answered something else, or could not be reached; or its URL is
+            plain ``http`` to a host other than this machine (its answer is the platform's keys and every county
+            centre's trust anchors: over plain HTTP anyone on the path could plant their own).
     """
+    import ipaddress
+    from urllib.parse import urlsplit
+
     import httpx
 
+    parts = urlsplit(desk_url)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise PlatformAnswerInvalid(
+            f"the desk URL {desk_url} is not https: its answer carries the platform's keys and the centres' trust"
+            " anchors (plain http only to this machine; else use --request and --answer through a trusted channel)"
+        )
     notify_url = (notify or {}).get("public_url")
     form = registration_request(config_path, app_id, notify_url=notify_url, secret=secret, branches=branches)
-    response = httpx.post(
-        f"{desk_url.rstrip('/')}/admin/enrol", json=form, headers={"Authorization": f"Bearer {desk_token}"},
-        timeout=60.0,
-    )  # fmt: skip
+    try:
+        response = httpx.post(
+            f"{desk_url.rstrip('/')}/admin/enrol", json=form, headers={"Authorization": f"Bearer {desk_token}"},
+            timeout=60.0,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise PlatformAnswerInvalid(f"the platform desk {desk_url} could not be reached: {exc}") from None
     try:
         answer = response.json()
     except ValueError:

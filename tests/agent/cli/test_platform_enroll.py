@@ -66,6 +66,12 @@ def test_platform_enroll_writes_platform_from_the_desks_answer(
     unknown = runner.invoke(app, ["platform", "enroll", "--app-id", "NOT-ASKED", "-c", str(branch.config),
                                   "--answer", str(other)])  # fmt: skip
     assert unknown.exit_code == 1 and "--request" in unknown.output
+    token = tmp_path / "desk.token"
+    token.write_text("t", encoding="utf-8")
+    for desk, said in (("http://192.0.2.1:8700", "is not https"), ("http://127.0.0.1:1", "could not be reached")):
+        failed = runner.invoke(app, [*base, "--desk", desk, "--desk-token-file", str(token)])
+        assert failed.exit_code == 1 and said in failed.output and failed.exception is not None
+        assert isinstance(failed.exception, SystemExit)  # said in a line, no traceback
 
     silent = runner.invoke(app, [*base, "--answer", str(other)])  # written, but no notify URL: said, in yellow
     assert silent.exit_code == 0 and "未登记通知地址" in silent.output and "--notify-url" in silent.output
