@@ -557,7 +557,8 @@ class ProvincePlatform:
             return JSONResponse(answer(code, exc.args[0], {"errors": details, "code": exc.code} if details else None))
         except (ValueError, KeyError) as exc:
             return JSONResponse(answer("4220", f"{type(exc).__name__}: {exc}"))
-        sealed = seal(data, app_id=self.app_id, signer=self.signing_key, recipient=bank.encryption_key)
+        sealed = seal(data, app_id=self.app_id, signer=self.signing_key, recipient=bank.encryption_key,
+                      reply_to=opened.nonce)  # the answer names the request it answers
         return JSONResponse(answer("0000", data=sealed))
 
     def _district_of_unit(self, unit_id: str) -> str:

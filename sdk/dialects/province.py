@@ -198,12 +198,14 @@ class Sealed:
 
 @dataclass(frozen=True)
 class Opened:
-    """A message that passed every check: who sent it, when, its nonce and its JSON ``data``."""
+    """A message that passed every check: who sent it, when, its nonce and its JSON ``data``; an answer
+    also the nonce of the request it answers (``reply_to``, None in a request or a push)."""
 
     app_id: str
     timestamp_ms: int
     nonce: str
     data: Any
+    reply_to: str | None = None
 
 
 def signed_text(enc_data: str, timestamp: str, nonce: str) -> bytes:
@@ -215,12 +217,22 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def seal(data: Any, *, app_id: str, signer: Sm2PrivateKey, recipient: Sm2PublicKey, now: float | None = None) -> Sealed:
+def seal(
+    data: Any,
+    *,
+    app_id: str,
+    signer: Sm2PrivateKey,
+    recipient: Sm2PublicKey,
+    now: float | None = None,
+    reply_to: str | None = None,
+) -> Sealed:
     """Seal ``data`` (any JSON value) from ``app_id`` (signed with ``signer``) to ``recipient``.
 
     The SM4 key, the iv and the nonce are fresh random values for every call (``os.urandom``,
     ``secrets``); there is no way to give a nonce. ``now`` (seconds since the epoch) is for tests
-    of the timestamp window.
+    of the timestamp window. An answer gives ``reply_to``, the nonce of the request it answers: it
+    travels inside the encrypted, bound plaintext (``replyTo``), so an answer cannot be passed off as
+    another request's (:func:`open_answer`).
 
     Raises:
         ValueError: ``app_id`` is not 1–64 letters, digits, ``_.-``.
@@ -229,8 +241,11 @@ def seal(data: Any, *, app_id: str, signer: Sm2PrivateKey, recipient: Sm2PublicK
         raise ValueError(f"appId {app_id!r} is not 1-64 letters, digits, '_', '.', '-'")
     timestamp = str(int((time.time() if now is None else now) * 1000))
     nonce = secrets.token_hex(16)
+    inner: dict[str, Any] = {"nonce": nonce, "timestamp": timestamp, "appId": app_id, "data": data}
+    if reply_to is not None:
+        inner["replyTo"] = reply_to
     plaintext = json.dumps(
-        {"nonce": nonce, "timestamp": timestamp, "appId": app_id, "data": data},
+        inner,
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
@@ -324,7 +339,8 @@ def open_envelope(
     # does not cover) must not burn the genuine message's nonce
     if not window.admit(app_id, nonce, now=now):
         raise EnvelopeRefused("4013", f"nonce already seen from {app_id}")
-    return Opened(app_id, int(timestamp), nonce, inner["data"])
+    reply_to = inner.get("replyTo")
+    return Opened(app_id, int(timestamp), nonce, inner["data"], reply_to if isinstance(reply_to, str) else None)
 
 
 def answer(code: str, msg: str | None = None, data: Sealed | Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -341,12 +357,15 @@ def open_answer(
     window: NonceWindow,
     max_skew: float = DEFAULT_MAX_SKEW,
     now: float | None = None,
+    reply_to: str | None = None,
 ) -> Any:
-    """The ``data`` of a successful answer, its envelope opened and checked as :func:`open_envelope` does.
+    """The ``data`` of a successful answer, its envelope opened and checked as :func:`open_envelope` does;
+    with ``reply_to`` (the request's nonce) it must also be the answer to that request (its ``replyTo``):
+    a genuine answer to another request, withheld and replayed within the window, is refused.
 
     Raises:
         PlatformAnswerError: ``head.code`` is not ``0000``.
-        EnvelopeRefused: the answer is malformed, or its envelope fails a check.
+        EnvelopeRefused: the answer is malformed, fails a check (``4015``: not the answer to ``reply_to``).
     """
     if not isinstance(document, Mapping) or not isinstance(document.get("head"), Mapping):
         raise EnvelopeRefused("4001", "the answer has no head")
@@ -358,9 +377,12 @@ def open_answer(
     if not isinstance(data, Mapping):
         raise EnvelopeRefused("4001", "a successful answer's data is not an envelope")
     sealed = Sealed.from_members(data)
-    return open_envelope(
+    opened = open_envelope(
         sealed.headers, sealed.body, recipient=recipient, peers=peers, window=window, max_skew=max_skew, now=now
-    ).data
+    )
+    if reply_to is not None and opened.reply_to != reply_to:
+        raise EnvelopeRefused("4015", "the answer is not to this request (its replyTo is not the request's nonce)")
+    return opened.data
 
 
 class PlatformClient:
@@ -418,7 +440,8 @@ class PlatformClient:
             document = response.json()
         except ValueError:
             raise EnvelopeRefused("4001", f"HTTP {response.status_code}: the answer is not JSON") from None
-        return open_answer(document, recipient=self._decryption_key, peers=self._peers, window=self._window)
+        return open_answer(document, recipient=self._decryption_key, peers=self._peers, window=self._window,
+                           reply_to=sealed.headers[HEADER_NONCE])  # fmt: skip
 
     def close(self) -> None:
         if self._own_http:

@@ -181,6 +181,17 @@ def test_answers_carry_a_sealed_data_or_a_refusal_code() -> None:
     with pytest.raises(PlatformAnswerError) as caught:
         open_answer(answer("4220", "BDCDYH 格式错误"), recipient=BANK, peers=platform_peers, window=NonceWindow())
     assert (caught.value.code, caught.value.msg) == ("4220", "BDCDYH 格式错误")
+    # an answer names the request it answers: a genuine answer to another request (withheld, then replayed in
+    # the window as this one's answer) is refused, and so is one naming none when the request's nonce is given
+    to_a = seal({"YWH": "A"}, app_id="PLATFORM-AH", signer=PLATFORM, recipient=BANK.public, reply_to="a" * 32)
+    doc_a = answer("0000", data=to_a)
+    for wrong in (doc_a, doc):
+        with pytest.raises(EnvelopeRefused) as swapped:
+            open_answer(wrong, recipient=BANK, peers=platform_peers, window=NonceWindow(), reply_to="b" * 32)
+        assert swapped.value.code == "4015"
+    assert open_answer(doc_a, recipient=BANK, peers=platform_peers, window=NonceWindow(), reply_to="a" * 32) == {
+        "YWH": "A"
+    }
     # an answer signed by the bank's own key (or anyone but the enrolled platform) is refused
     with pytest.raises(EnvelopeRefused):
         open_answer(answer("0000", data=_sealed()), recipient=BANK, peers=platform_peers, window=NonceWindow())
