@@ -93,6 +93,7 @@ _CODES: dict[type[Exception], str] = {
     sdk.ValidationFailed: "4220",
     sdk.NotFound: "4040",
     sdk.Conflict: "4090",
+    sdk.OperatorNotAuthorised: "4031",  # before PermissionDenied, its base: the first match answers
     sdk.PermissionDenied: "4030",
     sdk.ChannelSuspended: "5030",
 }

@@ -12,6 +12,7 @@ code    meaning                                raised
 4040    no such record                         ``sdk.NotFound``
 4090    already there / already paid           ``sdk.Conflict`` (``sdk.FeeNotDue`` on ``pay``)
 4030    not allowed                            ``sdk.PermissionDenied``
+4031    经办人 not this branch's account          ``sdk.OperatorNotAuthorised`` (the row held alone)
 5030    platform paused                        ``sdk.ChannelSuspended``
 4010    appId unknown / 4011 signature         ``sdk.AuthenticationFailed``
 4012    timestamp outside the window           ``sdk.ClockSkew``
@@ -69,6 +70,7 @@ _ERRORS: dict[str, tuple[type[sdk.APIError], int]] = {
     "4040": (sdk.NotFound, 404),
     "4090": (sdk.Conflict, 409),
     "4030": (sdk.PermissionDenied, 403),
+    "4031": (sdk.OperatorNotAuthorised, 403),
     "5030": (sdk.ChannelSuspended, 403),
     "4010": (sdk.AuthenticationFailed, 401),
     "4011": (sdk.AuthenticationFailed, 401),

@@ -218,6 +218,8 @@ def cross_branch(agent: Agent, platform: Any) -> dict[str, Any]:
         agent.context.centre.create(adapter.validate_python(app.payload), idempotency_key=f"{app.reference}:cross")
     except sdk.APIError as exc:
         refused = [e.code for e in exc.errors] or [exc.code]
+        if not isinstance(exc, sdk.OperatorNotAuthorised):  # relayed as the operator error (4031), or the agent's
+            refused.append(type(exc).__name__)  # operator path (refresh the list, hold the row alone) is missed
     filed = platform.centres["340121"].store.one(
         "SELECT count(*) AS n FROM applications WHERE client_reference = ?", app.reference
     )["n"]
