@@ -134,13 +134,23 @@ def serve(
             "centres survive a restart; docs/dialects.md)"
         ),
     ] = None,
+    county_port: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--county-port",
+            help="with --dialect: a county centre's port, DISTRICT=PORT (e.g. 340121=8701; repeat per county). "
+            "Without it a county keeps the port it had (kept under --data), else gets a free one",
+        ),
+    ] = None,
 ) -> None:
     """Run the sandbox centre (API on /v1, admin API on /admin/v1), or with --dialect a provincial platform."""
     import uvicorn
 
     if dialect is not None:
-        _serve_platform(dialect, host, port, suite, data, secret_file)
+        _serve_platform(dialect, host, port, suite, data, secret_file, _county_ports(county_port or []))
         return
+    if county_port:
+        raise typer.BadParameter("is for a platform's county centres (with --dialect)", param_hint="--county-port")
 
     from sdk.suites import suite_named
 
@@ -197,8 +207,25 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning", date_header=False)
 
 
+def _county_ports(given: list[str]) -> dict[str, int]:
+    """``--county-port`` values (``DISTRICT=PORT``) by 行政区划代码."""
+    ports: dict[str, int] = {}
+    for item in given:
+        district, _, number = item.partition("=")
+        if not (len(district) == 6 and district.isdigit() and number.isdigit() and 0 < int(number) < 65536):
+            raise typer.BadParameter(f"{item!r}: DISTRICT=PORT expected (e.g. 340121=8701)", param_hint="--county-port")
+        ports[district] = int(number)
+    return ports
+
+
 def _serve_platform(
-    dialect: str, host: str, port: int, suite: str | None, data: Path | None, secret_file: Path | None
+    dialect: str,
+    host: str,
+    port: int,
+    suite: str | None,
+    data: Path | None,
+    secret_file: Path | None,
+    county_ports: dict[str, int],
 ) -> None:
     from sdk.suites import suite_named
 
@@ -212,16 +239,24 @@ def _serve_platform(
         secret = passphrase(data, secret_file, create=True)
     try:
         platform = ProvincePlatform(
-            dialect=dialect, host=host, port=port, suite=suite_named(suite or "intl"), data=data, passphrase=secret
-        )
+            dialect=dialect, host=host, port=port, suite=suite_named(suite or "intl"), data=data, passphrase=secret,
+            county_ports=county_ports,
+        )  # fmt: skip
     except KeysLocked as e:
         raise typer.BadParameter(str(e), param_hint="--secret-file") from None
     except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--dialect / --suite") from None
+        raise typer.BadParameter(str(e), param_hint="--dialect / --suite / --port / --county-port") from None
+    unknown = sorted(set(county_ports) - set(platform.centres))
+    if unknown:
+        platform.stop()
+        raise typer.BadParameter(f"no county centre {', '.join(unknown)} behind this platform "
+                                 f"({', '.join(platform.centres)})", param_hint="--county-port")  # fmt: skip
     typer.echo(f"provincial platform ({dialect}) on {platform.url}/api/{{service}}, appId {platform.app_id}"
                f"  (data: {data or 'in memory'})")  # fmt: skip
     for district, centre in platform.centres.items():
         typer.echo(f"  {district} {centre.centre.name}: {centre.url}")
+    for note in platform.notes:
+        typer.secho(f"注意：{note}", fg="yellow", err=True)
     typer.echo(f"registration desk: POST {platform.url}/admin/enrol, token for this run (shown once): "
                f"{platform.admin_token}")  # fmt: skip
     platform.serve_forever()

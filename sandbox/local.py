@@ -33,6 +33,9 @@ class LoopbackServer:
     Args:
         host: the interface (loopback unless a caller says otherwise).
         port: the port; 0 picks a free one.
+
+    Raises:
+        OSError: the port cannot be bound (another process holds it).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -40,7 +43,11 @@ class LoopbackServer:
         # accepted connections inherit it; without it, Nagle + delayed ACK add ~40 ms to every exchange
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        try:
+            self._sock.bind((host, port))
+        except OSError:
+            self._sock.close()
+            raise
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         self._server: uvicorn.Server | None = None

@@ -38,17 +38,21 @@ else the head office's); ``channel`` {} →
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -68,7 +72,7 @@ from sdk.dialects.province import (
 )
 from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_private_key, load_pem_public_key
 from sdk.models import Material, Payment, PropertyQuery, Supplement
-from sdk.signing import generate_private_key, jwk_from_public_key
+from sdk.signing import PrivateKey, algorithm_of, generate_private_key, jwk_from_public_key
 from sdk.suites import INTL, Suite
 
 from . import samples
@@ -85,6 +89,7 @@ __all__ = [
     "PlatformState",
     "ProvincePlatform",
     "StoredNonceWindow",
+    "county_key_label",
 ]
 
 PLATFORM_APP_ID = "AHBDC-PLATFORM"
@@ -153,10 +158,10 @@ class BankAtPlatform:
 class PlatformState:
     """What a platform run with a data directory keeps across restarts (``platform.sqlite3``): its own SM2
     keys (PEM, encrypted under the passphrase), the banks it registered (``appId``, public keys, notify URL,
-    its institution at each county centre) and the replay window (:class:`StoredNonceWindow`).
-
-    The keys the platform holds for a bank at each county centre are not kept: a restarted platform
-    enrols fresh ones there (the bank's account, operators and applications stay in the centre's data).
+    its institution at each county centre), the replay window (:class:`StoredNonceWindow`), each county
+    centre's port (``county_ports``: the same URL after a restart) and the key the platform holds for each
+    bank and branch at each county centre (``county_keys``: its key id and the private key as PKCS#8
+    encrypted under the passphrase, like the platform's own), reused after a restart.
 
     Raises:
         KeysLocked: the platform's keys are encrypted and no (or a wrong) passphrase was given.
@@ -176,6 +181,10 @@ class PlatformState:
             CREATE TABLE IF NOT EXISTS nonces (app_id TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL,
                 PRIMARY KEY (app_id, nonce));
             CREATE INDEX IF NOT EXISTS nonces_seen ON nonces (seen_at);
+            CREATE TABLE IF NOT EXISTS county_ports (district TEXT PRIMARY KEY, port INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS county_keys (app_id TEXT NOT NULL, uscc TEXT NOT NULL, district TEXT NOT NULL,
+                institution_id TEXT NOT NULL, key_id TEXT NOT NULL, algorithm TEXT NOT NULL, pem BLOB NOT NULL,
+                PRIMARY KEY (app_id, uscc, district));
             """
         )
         self._lock = threading.Lock()
@@ -229,6 +238,56 @@ class PlatformState:
                 raise
             return fresh.rowcount == 1
 
+    def ports(self) -> dict[str, int]:
+        """The port each county centre served on last (行政区划代码 → port)."""
+        with self._lock:
+            return {d: int(p) for d, p in self._db.execute("SELECT district, port FROM county_ports")}
+
+    def save_port(self, district: str, port: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO county_ports VALUES (?, ?)", (district, port))
+
+    def county_key(self, app_id: str, uscc: str, district: str) -> tuple[str, str, PrivateKey] | None:
+        """(institution id, key id, private key) the platform holds for ``app_id`` as the institution of ``uscc``
+        (``""``: the head office) at the county centre of ``district``, or None.
+
+        Raises:
+            KeysLocked: the kept key does not open with this passphrase.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT institution_id, key_id, algorithm, pem FROM county_keys "
+                "WHERE app_id = ? AND uscc = ? AND district = ?",
+                (app_id, uscc, district),
+            ).fetchone()
+        if row is None:
+            return None
+        iid, key_id, algorithm, pem = row
+        try:
+            key: PrivateKey = (
+                load_pem_private_key(bytes(pem), self.passphrase) if algorithm == "sm2-sm3"
+                else serialization.load_pem_private_key(bytes(pem), password=self.passphrase)  # type: ignore[assignment]
+            )  # fmt: skip
+        except (ValueError, TypeError):
+            raise KeysLocked("the platform's keys at the county centres do not open with this passphrase") from None
+        return str(iid), str(key_id), key
+
+    def save_county_key(
+        self, app_id: str, uscc: str, district: str, institution_id: str, key_id: str, key: PrivateKey
+    ) -> None:
+        """Keep the key the platform enrolled for ``app_id`` (as ``uscc``'s institution) at ``district``'s
+        centre, encrypted (PKCS#8 under the passphrase; SM2 as PBES2 PKCS#8), replacing the one kept before."""
+        if isinstance(key, Sm2PrivateKey):
+            pem = key.to_pem(self.passphrase)
+        else:
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.BestAvailableEncryption(self.passphrase))  # fmt: skip
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO county_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (app_id, uscc, district, institution_id, key_id, algorithm_of(key), pem),
+            )
+
     def nonces(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM nonces").fetchone()[0])
@@ -265,9 +324,14 @@ class ProvincePlatform:
             keys, registered banks and replay window (``platform.sqlite3``) and each county centre
             (``<district>/centre.sqlite3``) survive a restart; ``None``: all in memory.
         passphrase: encrypts the keys kept under ``data`` (required with it).
+        county_ports: the port of a county centre by 行政区划代码 (``serve --county-port 340121=8701``);
+            else, with ``data``, the port it served on last (kept in ``platform.sqlite3``; a new county gets a
+            free one, kept from then on), else a free one. A kept port another process holds now is left for a
+            free one, said in :attr:`notes` and kept instead.
 
     Raises:
         KeysLocked: ``data`` without a passphrase, or with the wrong one.
+        ValueError: a port of ``county_ports`` cannot be bound (naming the county, the port and why).
     """
 
     def __init__(
@@ -281,6 +345,7 @@ class ProvincePlatform:
         port: int = 0,
         data: Path | None = None,
         passphrase: bytes | None = None,
+        county_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.fields = load_dialect(dialect)
         districts = load_districts(dialect)
@@ -293,13 +358,18 @@ class ProvincePlatform:
             assert self.state is not None
             self.state.close()
             raise
-        self.centres: dict[str, LocalCentre] = {
-            c.district: LocalCentre(
-                county=c, suite=suite, passphrase=passphrase,
-                store=Store(data / c.district / "centre.sqlite3") if data is not None else None,
-            )
-            for c in chosen
-        }  # fmt: skip
+        #: what the operator should know of this start (a kept county port that was taken, and the one used)
+        self.notes: list[str] = []
+        self.centres: dict[str, LocalCentre] = {}
+        try:
+            for county in chosen:
+                self.centres[county.district] = self._county_centre(county, suite, data, passphrase, county_ports)
+        except BaseException:
+            for made in self.centres.values():
+                made.stop()
+            if self.state is not None:
+                self.state.close()
+            raise
         self.app_id = PLATFORM_APP_ID
         self.max_skew = max_skew
         self.window = StoredNonceWindow(self.state, max_skew) if self.state else NonceWindow(max_skew)
@@ -314,24 +384,63 @@ class ProvincePlatform:
                 Route("/admin/enrol", self._enrol_endpoint, methods=["POST"]),
             ]
         )
-        self._server = LoopbackServer(host=host, port=port)
+        try:
+            self._server = LoopbackServer(host=host, port=port)
+        except OSError as exc:
+            for made in self.centres.values():
+                made.stop()
+            if self.state is not None:
+                self.state.close()
+            raise ValueError(f"the platform's port {host}:{port} cannot be bound ({exc.strerror or exc})") from None
         self.port, self.url = self._server.port, self._server.url
         self._http = httpx.Client(timeout=10.0)
+
+    def _county_centre(
+        self,
+        county: County,
+        suite: Suite,
+        data: Path | None,
+        passphrase: bytes | None,
+        configured: Mapping[str, int] | None,
+    ) -> LocalCentre:
+        """The county centre on its configured port, else its kept one, else a free one (kept from now on)."""
+        store = Store(data / county.district / "centre.sqlite3") if data is not None else None
+        kept = self.state.ports().get(county.district) if self.state is not None else None
+        wanted = (configured or {}).get(county.district) or kept or 0
+        name = f"{county.district} {county.name}不动产登记中心"
+        try:
+            local = LocalCentre(county=county, suite=suite, passphrase=passphrase, store=store, port=wanted)
+        except OSError as exc:  # bound before the store is used: the same store serves on another port
+            if county.district in (configured or {}) or not kept:  # the operator asked for it: no quiet substitute
+                if store is not None:
+                    store.close()
+                raise ValueError(f"{name}: port {wanted} cannot be bound ({exc.strerror or exc}); free it or "
+                                 "give another with --county-port DISTRICT=PORT") from None  # fmt: skip
+            local = LocalCentre(county=county, suite=suite, passphrase=passphrase, store=store)
+            self.notes.append(
+                f"{name}: its port {wanted} (kept in {data}) is taken ({exc.strerror or exc}); serving on "
+                f"{local.port} instead, kept from now on — an agent enrolled at this centre directly must use "
+                f"{local.url} (or free port {wanted} and give --county-port {county.district}={wanted})"
+            )
+        if self.state is not None and local.port != kept:
+            self.state.save_port(county.district, local.port)
+        return local
 
     # --- life ----------------------------------------------------------------------------------
 
     def start(self) -> ProvincePlatform:
         for centre in self.centres.values():
             centre.start()
-        if self.state is not None:  # the banks registered before a restart: a fresh key at each county centre
+        if self.state is not None:  # the banks registered before a restart, with the keys kept for them
             for bank in self.state.banks():
                 for district, iid in bank.institutions.items():
                     if district in self.centres:
-                        bank.clients[district] = self._connect(district, iid)
+                        bank.clients[district] = self._connect(bank.app_id, "", district, iid)
                 for uscc, institutions in bank.branches.items():
                     bank.branch_clients[uscc] = {
-                        d: self._connect(d, iid) for d, iid in institutions.items() if d in self.centres
-                    }
+                        d: self._connect(bank.app_id, uscc, d, iid) for d, iid in institutions.items()
+                        if d in self.centres
+                    }  # fmt: skip
                 self.banks[bank.app_id] = bank
         self._server.start(self.app, lifespan="off", what="the platform")
         return self
@@ -376,7 +485,7 @@ class ProvincePlatform:
         for district, local in self.centres.items():
             centre = local.centre
             iid = self._account(district, name, uscc, operators)
-            bank.clients[district] = self._connect(district, iid)
+            bank.clients[district] = self._connect(app_id, "", district, iid)
             bank.institutions[district] = iid
             centre_keys[district] = {
                 "jwk": dict(centre.keys.centre_jwk),
@@ -408,7 +517,7 @@ class ProvincePlatform:
         bank = self.banks[app_id]
         institutions = {d: self._account(d, name, uscc, operators) for d in self.centres}
         bank.branches[uscc] = institutions
-        bank.branch_clients[uscc] = {d: self._connect(d, iid) for d, iid in institutions.items()}
+        bank.branch_clients[uscc] = {d: self._connect(app_id, uscc, d, iid) for d, iid in institutions.items()}
         if self.state is not None:
             self.state.save_bank(bank)
         return institutions
@@ -427,13 +536,33 @@ class ProvincePlatform:
             samples.file_sample(centre, iid)
         return iid
 
-    def _connect(self, district: str, institution_id: str) -> sdk.Client:
-        """A client of the bank's institution at a county centre, with a key the platform makes and enrols there."""
+    def _connect(self, app_id: str, uscc: str, district: str, institution_id: str) -> sdk.Client:
+        """A client of the bank's institution (``uscc``: a branch's, ``""`` the head office's) at a county centre,
+        with the key the platform holds there for ``app_id``: the one kept (with a data directory) while the
+        centre still has it active, else a new one made and enrolled there — and then every other active key
+        the platform enrolled for ``app_id`` at that institution (its label, :func:`county_key_label`) is
+        revoked, so the centre holds exactly one."""
         local = self.centres[district]
-        token = local.centre.issue_enrolment_token(institution_id)
-        key = generate_private_key(local.centre.suite.default_algorithm)  # type: ignore[arg-type]
+        centre = local.centre
+        kept = self.state.county_key(app_id, uscc, district) if self.state is not None else None
+        if kept is not None:
+            iid, key_id, key = kept
+            now = datetime.now(UTC)
+            if iid == institution_id and any(
+                c.key_id == key_id and c.status == "active" and (c.revoke_at is None or c.revoke_at > now)
+                for c in centre.list_credentials(institution_id)
+            ):
+                return sdk.Client(local.url, sdk.Credential(key_id, key))
+        label = county_key_label(app_id)
+        token = centre.issue_enrolment_token(institution_id)
+        key = generate_private_key(centre.suite.default_algorithm)  # type: ignore[arg-type]
         with sdk.Client(local.url) as anon:
-            enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()))
+            enrolled = anon.credentials.enroll(token, jwk_from_public_key(key.public_key()), label=label)
+        for earlier in centre.list_credentials(institution_id):
+            if earlier.label == label and earlier.status == "active" and earlier.key_id != enrolled.key_id:
+                centre.revoke(None, earlier.key_id, f"replaced by the platform's new key {enrolled.key_id}")
+        if self.state is not None:
+            self.state.save_county_key(app_id, uscc, district, institution_id, enrolled.key_id, key)
         return sdk.Client(local.url, sdk.Credential(enrolled.key_id, key))
 
     async def _enrol_endpoint(self, request: Request) -> JSONResponse:
@@ -702,6 +831,13 @@ class ProvincePlatform:
             profiles = [client.institution.get() for _, _, client in bank.every_client()]
             return {"open": all(p.channel.status == "open" and p.filing_state.status == "complete" for p in profiles)}
         raise EnvelopeRefused("4040", f"no service {service!r}")
+
+
+def county_key_label(app_id: str) -> str:
+    """The label of the keys a platform enrols for ``app_id`` at a county centre (at most 64 characters):
+    how it tells its own keys there from the bank's (a head office may hold its own key at the same account)."""
+    label = f"platform:{app_id}"
+    return label if len(label) <= 64 else f"platform:{hashlib.sha256(app_id.encode()).hexdigest()[:40]}"
 
 
 def peers_of(platform: ProvincePlatform) -> StaticPeers:

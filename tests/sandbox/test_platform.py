@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -277,16 +279,22 @@ def test_keys_registrations_and_the_replay_window_survive_a_restart_with_a_data_
     with ProvincePlatform(one, data=tmp_path, passphrase=b"platform-secret", max_skew=60) as first:
         first.enrol(APP_ID, signing_key=signer.public, encryption_key=decryption.public)
         platform_key, recipient = first.signing_key.public, first.encryption_key.public
+        county_url = first.centres[CHANGFENG.district].url
+        (county_key,) = _platform_keys_at(first, CHANGFENG.district)
         sealed = seal({}, app_id=APP_ID, signer=signer, recipient=recipient)
         assert httpx.post(f"{first.url}/api/channel", headers=sealed.headers, json=sealed.body).json()["head"] == {
             "code": "0000", "msg": "成功"
         }  # fmt: skip
     keys = (tmp_path / "platform.sqlite3").read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in keys and b"BEGIN PRIVATE KEY" not in keys  # never in the clear
+    assert keys.count(b"ENCRYPTED PRIVATE KEY") >= 3 * 2  # the platform's two and its key at the county centre
     with pytest.raises(KeysLocked):
         ProvincePlatform(one, data=tmp_path, passphrase=b"wrong")
     with ProvincePlatform(one, data=tmp_path, passphrase=b"platform-secret", max_skew=60) as again:
         assert again.signing_key.public.to_pem() == platform_key.to_pem()  # the key the bank enrolled
+        # the county centre is where it was, and the platform signs there with the key it enrolled before
+        assert again.centres[CHANGFENG.district].url == county_url and not again.notes
+        assert _platform_keys_at(again, CHANGFENG.district) == [county_key]
         # the message seen before the restart is still a replay; the bank is still registered
         replayed = httpx.post(f"{again.url}/api/channel", headers=sealed.headers, json=sealed.body).json()
         assert replayed["head"]["code"] == "4013"
@@ -307,3 +315,36 @@ def test_keys_registrations_and_the_replay_window_survive_a_restart_with_a_data_
         ((headers, body),) = received
         opened = open_envelope(headers, body, recipient=decryption, peers=peers, window=NonceWindow())
         assert opened.app_id == again.app_id and opened.data["TZLX"] == "03"
+    # its port taken by another process and its kept key lost: it serves on another port, says so and keeps
+    # that one; the key it must enrol anew replaces the one before, which the county centre revokes
+    assert again.state is not None
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", int(county_url.rsplit(":", 1)[1])))
+    taken.listen()
+    try:
+        with sqlite3.connect(tmp_path / "platform.sqlite3") as db:
+            db.execute("DELETE FROM county_keys")
+        with ProvincePlatform(one, data=tmp_path, passphrase=b"platform-secret") as moved:
+            ((note,),) = [moved.notes]
+            assert f"port {county_url.rsplit(':', 1)[1]}" in note and "is taken" in note
+            assert moved.centres[CHANGFENG.district].url in note and moved.centres[CHANGFENG.district].url != county_url
+            (new_key,) = _platform_keys_at(moved, CHANGFENG.district)
+            assert new_key != county_key
+            sealed = seal({}, app_id=APP_ID, signer=signer, recipient=recipient)
+            answered = httpx.post(f"{moved.url}/api/channel", headers=sealed.headers, json=sealed.body).json()
+            assert answered["head"]["code"] == "0000"
+            moved_port = moved.centres[CHANGFENG.district].port
+        with pytest.raises(ValueError, match=r"340121 .*port \d+ cannot be bound .*--county-port"):
+            ProvincePlatform(one, data=tmp_path, passphrase=b"platform-secret",
+                             county_ports={CHANGFENG.district: taken.getsockname()[1]})  # fmt: skip
+    finally:
+        taken.close()
+    with sqlite3.connect(tmp_path / "platform.sqlite3") as db:
+        assert db.execute("SELECT port FROM county_ports").fetchall() == [(moved_port,)]
+
+
+def _platform_keys_at(platform: ProvincePlatform, district: str) -> list[str]:
+    """The active keys the platform holds for APP_ID at the county centre (its institution there)."""
+    centre = platform.centres[district].centre
+    iid = platform.banks[APP_ID].institutions[district]
+    return [c.key_id for c in centre.list_credentials(iid) if c.status == "active" and c.label == f"platform:{APP_ID}"]
