@@ -17,12 +17,12 @@ audit_app = typer.Typer(help="The agent's hash-chained audit log.", no_args_is_h
 @audit_app.command("verify")
 def audit_verify(config: Path = CONFIG) -> None:
     """Walk the audit chain; exit 1 if a record was altered, removed or cut off."""
-    from agent.config import load_config
+    from agent.cli.common import load_config_or_exit
     from agent.state.audit import verify_audit
     from agent.state.sqlite import SQLiteStore
     from agent.state.store import StateStore
 
-    cfg = load_config(config)
+    cfg = load_config_or_exit(config)
     data = cfg.resolve(cfg.data_dir)
     store: StateStore
     key = "audit_head"

@@ -4,10 +4,11 @@ migrate``: a SQLite state moved to PostgreSQL (docs/state.md)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from agent.cli.common import CONFIG
+from agent.cli.common import CONFIG, load_config_or_exit, open_agent
 
 __all__ = ["register"]
 
@@ -17,19 +18,21 @@ def backup(
     out: Path = typer.Option(..., "--out", help="A new folder for this backup (copy it off site afterwards)."),
 ) -> None:
     """Back the state up while the agent runs: SQLite's online backup or pg_dump, the blobs, the audit log,
-    the key files as kept (encrypted). The agent secret is never in a backup: keep it apart."""
-    from agent.config import load_config
+    the key files as kept (encrypted), and a manifest with every file's SHA-256. The agent secret is never in
+    a backup: keep it apart. A backup that fails leaves nothing behind."""
     from agent.state.backup import BackupError
     from agent.state.backup import backup as take
 
+    cfg = load_config_or_exit(config)
     try:
-        manifest = take(load_config(config), out)
+        manifest = take(cfg, out)
     except (BackupError, ValueError, OSError) as exc:
         typer.secho(f"backup failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"backup in {out}: {manifest['state']} state (schema {manifest['schema_version']}), {manifest['blobs']} "
-        f"blobs, {manifest['keys']} key files ({manifest['key_store']}); the recovery journal now starts here"
+        f"blobs, {manifest['keys']} key files ({manifest['key_store']}), {len(manifest['files'])} file(s) with"
+        " their SHA-256 in manifest.json; the recovery journal now starts here"
     )
 
 
@@ -38,46 +41,63 @@ def restore(
     config: Path = CONFIG,
 ) -> None:
     """Restore a backup (every agent instance stopped), then re-ingest the exports and re-adopt from the centre
-    the applications of after the backup; nothing is sent twice."""
-    from agent.cli.common import open_agent
-    from agent.config import load_config
-    from agent.daemon import AgentBusy
-    from agent.daemon.recovery import recover
-    from agent.state.backup import BackupError, restore_files
+    the applications of after the backup; nothing is sent twice.
 
-    cfg = load_config(config)
-    lock = cfg.resolve(cfg.data_dir) / "agent.lock"
-    if lock.exists():  # this host's agent must be stopped: take its lock for the whole restore
-        probe = open_agent(config)
+    The whole backup is checked first (checksums, the state itself); nothing live is touched when it fails.
+    This host's agent lock is held from the first check to the end; on a shared PostgreSQL state the restore
+    is refused while another instance's heartbeat is fresh or it holds the leader lease. The current state is
+    never opened, so a damaged one is replaced too."""
+    from contextlib import ExitStack
+
+    from agent.daemon.recovery import recover
+    from agent.state.backup import BackupError, host_lock, live_instances, restore_files, sqlite_path
+
+    cfg = load_config_or_exit(config)
+    data = cfg.resolve(cfg.data_dir)
+    with ExitStack() as held:
         try:
-            probe.lock_instance()
-        except AgentBusy as exc:
-            probe.close()
+            held.enter_context(host_lock(data))  # until the restored state is recovered: no agent starts here
+        except BackupError as exc:
             typer.secho(f"restore refused: {exc}", fg="red", err=True)
             raise typer.Exit(2) from None
-        alive = [i for i in probe.store.instances() if i["heartbeat_age"] < 3 * cfg.state.leader_seconds]
-        probe.close()
-        if alive:
-            typer.secho(
-                f"restore refused: instance {alive[0]['id']} on {alive[0]['host']} is running on this state;"
-                " stop every instance first", fg="red", err=True,
-            )  # fmt: skip
-            raise typer.Exit(2)
-    try:
-        files = restore_files(cfg, source)
-    except (BackupError, OSError) as exc:
-        typer.secho(f"restore failed: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    agent = open_agent(config)
-    try:
-        agent.lock_instance()
-        done = recover(agent)
-    finally:
-        agent.close()
+        if cfg.state.url and sqlite_path(cfg) is None:  # a shared state: every instance, on any host, stopped
+            mine = data / "instance.id"
+            stale = 3 * cfg.state.leader_seconds
+            try:
+                alive = live_instances(
+                    cfg.state.url, stale, this=mine.read_text(encoding="utf-8").strip() if mine.exists() else None
+                )
+            except BackupError as exc:
+                typer.secho(f"restore refused: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from None
+            if alive:
+                named = "; ".join(
+                    f"instance {i['id']} on {i['host']}"
+                    + (f" (heartbeat {i['heartbeat_age']:.0f} s ago" if i["heartbeat_age"] is not None else " (")
+                    + (", holds the leader lease)" if i["leader"] else ")")
+                    for i in alive
+                )
+                typer.secho(
+                    f"restore refused: {named} on this shared state; stop every instance first (a stopped"
+                    f" instance's heartbeat counts as live for {stale:.0f} s = 3 × state.leader_seconds)",
+                    fg="red", err=True,
+                )  # fmt: skip
+                raise typer.Exit(2)
+        try:
+            files = restore_files(cfg, source)
+        except (BackupError, OSError) as exc:
+            typer.secho(f"restore refused: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        agent = open_agent(config)
+        try:
+            done = recover(agent)
+        finally:
+            agent.close()
     typer.echo(
-        f"restored the backup of {files.manifest['created_at']}; set aside: {', '.join(files.set_aside) or 'nothing'};"
-        f" {done.exports_reingested} export(s) ingested again, {done.readopted} application(s) re-adopted from the"
-        f" centre, {done.receipts_known} receipt line(s) already delivered. Start the agent again."
+        f"restored the backup of {files.manifest['created_at']} (every file's checksum and the state checked);"
+        f" set aside: {', '.join(files.set_aside) or 'nothing'}; {done.exports_reingested} export(s) ingested"
+        f" again, {done.readopted} application(s) re-adopted from the centre, {done.receipts_known} receipt"
+        " line(s) already delivered. Start the agent again."
     )
 
 
@@ -98,12 +118,11 @@ def migrate(
     import sqlalchemy as sa
     import tomlkit
 
-    from agent.config import load_config
     from agent.state.sql import redact_url
     from agent.state.transfer import MigrationError, move_to
     from sdk.support.files import atomic_write
 
-    cfg = load_config(config)
+    cfg = load_config_or_exit(config)
     try:
         moved = move_to(cfg, to)
     except (MigrationError, ValueError, OSError) as exc:
@@ -120,16 +139,36 @@ def migrate(
         section = doc.get("state")
         if section is None:
             doc["state"] = section = tomlkit.table()
-        section["url"] = url.set(password=None).render_as_string(hide_password=False)
+        section["url"] = _without_password(url)
         atomic_write(config, tomlkit.dumps(doc).encode("utf-8"), mode=config.stat().st_mode & 0o777)
         typer.echo(f"state.url set in {config}. Start the agent again.")
     else:
         typer.echo(f'set state.url = "{redact_url(to)}" in the config, then start the agent again.')
-    if url.password:
+    if url.password or "password" in url.query:
         typer.secho(
-            "the password is not written to the config: give it in libpq's PGPASSFILE (~/.pgpass) for the"
-            " agent's user", fg="yellow", err=True,
+            "the password is not written to the config: give it in libpq's PGPASSFILE (a .pgpass file, mode 0600,"
+            " e.g. the systemd credential's path) for the agent's user (docs/state.md)", fg="yellow", err=True,
         )  # fmt: skip
+
+
+def _without_password(url: Any) -> str:
+    """``url`` (a SQLAlchemy URL) as text without its password, in the authority or the query
+    (``url.set(password=None)`` keeps it on SQLAlchemy 2.1, so the URL is built again without it).
+
+    Raises:
+        RuntimeError: the text still carries a password (never written anywhere then).
+    """
+    import sqlalchemy as sa
+
+    query = {k: v for k, v in url.query.items() if k != "password"}
+    bare = sa.URL.create(
+        url.drivername, username=url.username, host=url.host, port=url.port, database=url.database, query=query
+    )
+    text = str(bare.render_as_string(hide_password=False))
+    again = sa.make_url(text)
+    if again.password is not None or "password" in again.query:
+        raise RuntimeError("the database URL could not be written without its password")
+    return text
 
 
 def register(app: typer.Typer) -> None:

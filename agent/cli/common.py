@@ -8,23 +8,30 @@ from typing import Any
 
 import typer
 
-__all__ = ["CONFIG", "config_and_secret", "open_agent", "read_bundle"]
+__all__ = ["CONFIG", "config_and_secret", "load_config_or_exit", "open_agent", "read_bundle"]
 
 
 CONFIG = typer.Option(Path("agent.toml"), "--config", "-c", help="The agent's config file.", envvar="REGBRIDGE_CONFIG")
 
 
-def open_agent(config: Path, *, quiet: bool = True) -> Any:
+def load_config_or_exit(config: Path) -> Any:
+    """The config at ``config``, or one line saying what is wrong with it (a missing file, a bad setting) and
+    exit code 2."""
     from agent.config import load_config
+
+    try:
+        return load_config(config)
+    except ValueError as exc:
+        typer.secho(f"config: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def open_agent(config: Path, *, quiet: bool = True) -> Any:
     from agent.daemon import Agent
     from agent.logs import configure_logging
     from agent.state.secrets import SecretUnavailable
 
-    try:
-        cfg = load_config(config)
-    except ValueError as exc:
-        typer.secho(f"config: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config_or_exit(config)
     configure_logging(cfg, stderr=not quiet)
     try:
         return Agent(cfg)

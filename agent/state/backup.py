@@ -9,7 +9,12 @@ A backup (``regbridge backup --out DIR``) is a folder:
   ``cipher.salt`` (the data key's salt; the key itself comes from the agent secret, never in a backup),
   ``keys/`` (the signing key files as kept: encrypted under the agent secret; keys in the OS keyring or a
   PKCS#11 token are not files and are not in it);
-- ``manifest.json`` (when, what, the schema version).
+- ``manifest.json`` (when, what, the schema version, and the SHA-256 of every other file in the folder).
+
+A restore (:func:`verify_backup`, then :func:`restore_files`) checks the whole backup before it touches
+anything live: every file's checksum, no file missing or added, the state itself (SQLite's
+``PRAGMA integrity_check`` on a copy; ``pg_restore --list`` reads the dump). The live SQLite file is set
+aside only once the backup's copy is in place beside it and checked there, and put back if anything fails.
 
 The recovery point loses nothing. What happens after a backup outside the state is kept outside the
 state, in the **recovery journal** (``recovery/`` beside the blobs, :class:`RecoveryJournal`), until a later
@@ -23,11 +28,13 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,10 +45,21 @@ from typing import Any
 from agent.config import AgentConfig
 from sdk.support.files import atomic_write
 
-__all__ = ["BackupError", "RecoveryJournal", "RestoredFiles", "backup", "recovery_dir", "restore_files", "sqlite_path"]
+__all__ = [
+    "BackupError",
+    "RecoveryJournal",
+    "RestoredFiles",
+    "backup",
+    "host_lock",
+    "live_instances",
+    "recovery_dir",
+    "restore_files",
+    "sqlite_path",
+    "verify_backup",
+]
 
-#: the backup folder's format
-FORMAT = 1
+#: the backup folder's format (2: the manifest lists every file's SHA-256)
+FORMAT = 2
 
 
 class BackupError(RuntimeError):
@@ -223,18 +241,75 @@ def _copy_tree(source: Path, target: Path, *, overwrite: bool) -> int:
     return copied
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files_of(folder: Path) -> dict[str, Path]:
+    """Every file of a backup folder but its manifest, by its path inside it (``blobs/ab/…``)."""
+    return {
+        path.relative_to(folder).as_posix(): path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "manifest.json"
+    }
+
+
+@contextmanager
+def host_lock(data: Path) -> Iterator[None]:
+    """Hold this host's agent lock (``agent.lock`` in ``data_dir``, the one ``regbridge run`` holds) for the
+    whole block: no agent starts here meanwhile.
+
+    Raises:
+        BackupError: an agent runs on ``data`` (its pid in the message).
+    """
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(data / "agent.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise BackupError(
+                f"another agent (pid {fh.read().strip() or '?'}) is running on {data}; stop it first"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
     """Take a backup of the agent's state into the new folder ``out``; answers its manifest.
 
     Safe while the agent runs (SQLite's online backup API; ``pg_dump`` takes one consistent snapshot). Then
-    the recovery journal forgets what the backup covers.
+    the recovery journal forgets what the backup covers. A backup that fails removes what it made (the
+    folder, when it made it; else what it wrote into the empty folder it was given).
 
     Raises:
         BackupError: ``out`` exists and is not empty, or ``pg_dump`` is missing or fails.
     """
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BackupError(f"{out} exists and is not empty: give a new folder for each backup")
+    made = out  # the outermost folder this backup makes (removed again if it fails)
+    while not made.parent.exists():
+        made = made.parent
+    existed = out.exists()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        return _take(config, out)
+    except BaseException:
+        if existed:  # it was empty: what is in it now is this backup's
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        else:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _take(config: AgentConfig, out: Path) -> dict[str, Any]:
     data = config.resolve(config.data_dir)
     journal = RecoveryJournal(recovery_dir(config))
     covered, upto = journal.mark()  # before the snapshot: what was journalled is in it
@@ -267,7 +342,7 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
         finally:
             store.close()
         kind = "postgresql"
-    os.chmod(out / ("state.db" if kind == "sqlite" else "state.pgdump"), 0o600)
+    os.chmod(out / STATE_FILES[kind], 0o600)
     blobs = _copy_tree(blobs_dir(config), out / "blobs", overwrite=True)
     for name in ("audit.log", "cipher.salt"):
         if (data / name).exists():
@@ -285,10 +360,137 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
         "keys": keys,
         "key_store": config.centre.key_store,
         "exports_covered": len(covered),
+        "files": {name: _sha256(path) for name, path in _files_of(out).items()},
     }
     atomic_write(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2).encode(), mode=0o600)
     journal.prune(covered, upto)
     return manifest
+
+
+#: the state's file in a backup, by backend
+STATE_FILES = {"sqlite": "state.db", "postgresql": "state.pgdump"}
+
+
+def _sqlite_check(path: Path) -> str | None:
+    """What ``PRAGMA integrity_check`` finds wrong with the SQLite file ``path`` (None: nothing)."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = [str(r[0]) for r in con.execute("PRAGMA integrity_check").fetchall()]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(rows)[:300]
+
+
+def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
+    """Check the whole backup ``source`` before anything live is touched; answers its manifest.
+
+    Every file's SHA-256 against the manifest (none missing, none added), then the state itself: a SQLite
+    copy passes ``PRAGMA integrity_check`` (on a temporary copy: the backup is never written), a PostgreSQL
+    dump is read by ``pg_restore --list``.
+
+    Raises:
+        BackupError: not a backup (or of another institution, or of the other backend than this agent's
+            state), or a file is missing, added or damaged (named in the message).
+    """
+    try:
+        manifest: dict[str, Any] = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"{source} is not a backup (manifest.json: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BackupError(
+            f"{source}/manifest.json: backup format {got}, this agent reads format {FORMAT} (a manifest with every"
+            " file's checksum); take a new backup with this agent"
+        )
+    if manifest.get("institution_id") != config.centre.institution_id:
+        raise BackupError(
+            f"{source} is a backup of institution {manifest.get('institution_id')}, not of this agent's"
+            f" {config.centre.institution_id}"
+        )
+    kind = manifest.get("state")
+    db = sqlite_path(config)
+    if kind == "sqlite" and db is None:
+        raise BackupError("this backup holds a SQLite state; this agent's state.url is PostgreSQL")
+    if kind == "postgresql" and db is not None:
+        raise BackupError("this backup holds a PostgreSQL state; set state.url to the database to restore into")
+    if kind not in STATE_FILES:
+        raise BackupError(f"{source}/manifest.json: unknown state kind {kind!r}")
+    listed: dict[str, str] = dict(manifest.get("files") or {})
+    present = _files_of(source)
+    for name in sorted(set(listed) - set(present)):
+        raise BackupError(f"{source / name}: missing from the backup (the manifest lists it); nothing restored")
+    for name in sorted(set(present) - set(listed)):
+        raise BackupError(f"{source / name}: not in the backup's manifest (added after it was taken); nothing restored")
+    if STATE_FILES[kind] not in listed:
+        raise BackupError(f"{source / STATE_FILES[kind]}: the backup has no state file; nothing restored")
+    for name, expected in sorted(listed.items()):
+        if _sha256(present[name]) != expected:
+            raise BackupError(f"{source / name}: damaged (its SHA-256 differs from the manifest's); nothing restored")
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="regbridge-verify-") as tmp:
+            copy = Path(tmp) / "state.db"
+            shutil.copyfile(source / "state.db", copy)
+            problem = _sqlite_check(copy)
+        if problem:
+            raise BackupError(f"{source / 'state.db'}: not a sound SQLite database ({problem}); nothing restored")
+    else:
+        assert config.state.url is not None
+        listing = subprocess.run(
+            [_pg_tool("pg_restore", config.state.url), "--list", str(source / "state.pgdump")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if listing.returncode != 0:
+            raise BackupError(
+                f"{source / 'state.pgdump'}: pg_restore cannot read it ({listing.stderr.strip()[-300:]}); nothing"
+                " restored"
+            )
+    return manifest
+
+
+def live_instances(url: str, stale_seconds: float, *, this: str | None = None) -> list[dict[str, Any]]:
+    """The other agent instances alive on the shared state at ``url``, read straight from its tables (the
+    store is not opened: nothing is migrated): each whose heartbeat is younger than ``stale_seconds`` or
+    that holds the leader lease, as ``{id, host, heartbeat_age, leader}``; ``this`` (this host's instance)
+    is left out. A database without the tables (empty) has none.
+
+    Raises:
+        BackupError: the database cannot be reached.
+    """
+    import sqlalchemy as sa
+
+    from agent.state.leases import LEADER
+    from agent.state.sql import redact_url
+
+    engine = sa.create_engine(url)
+    clock = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+    try:
+        with engine.connect() as db:
+            tables = set(sa.inspect(db).get_table_names())
+            beats: list[Any] = []
+            if "instances" in tables:
+                beats = list(db.execute(sa.text(f"SELECT id, host, {clock} - heartbeat_at AS age FROM instances")))
+            leader = None
+            if "leases" in tables:
+                leader = db.execute(
+                    sa.text(f"SELECT holder FROM leases WHERE name = :name AND expires_at > {clock}"), {"name": LEADER}
+                ).scalar()
+    except sa.exc.SQLAlchemyError as exc:
+        raise BackupError(f"cannot reach the PostgreSQL state {redact_url(url)}: {exc.__class__.__name__}") from None
+    finally:
+        engine.dispose()
+    alive = []
+    for row in beats:
+        if row.id == this or (float(row.age) >= stale_seconds and row.id != leader):
+            continue
+        alive.append(
+            {"id": row.id, "host": row.host, "heartbeat_age": round(float(row.age), 1), "leader": row.id == leader}
+        )
+    if leader and leader != this and all(a["id"] != leader for a in alive):
+        alive.append({"id": leader, "host": "?", "heartbeat_age": None, "leader": True})
+    return alive
 
 
 @dataclass
@@ -303,61 +505,103 @@ class RestoredFiles:
 
 
 def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
-    """Put a backup's state, blobs, salt and missing key files back (every instance stopped first).
+    """Put a backup's state, blobs, salt and missing key files back (every instance stopped first, this
+    host's lock held: :func:`host_lock`). The current state is never opened: a damaged one is replaced too.
 
-    The state replaces the current one (a SQLite file is set aside as ``state.db.before-restore-…``; a
-    PostgreSQL state is restored with ``pg_restore --clean``); blobs and key files are added where missing,
-    never overwritten; the current audit log is kept (its chain goes on), restored only when lost.
+    The whole backup is checked first (:func:`verify_backup`); nothing live is touched when it fails. Blobs
+    and key files are added where missing, never overwritten; the current audit log is kept (its chain goes
+    on), restored only when lost. Then the state: a SQLite copy is written beside the live file and checked
+    there, and only then the live file (and its ``-wal``/``-shm``, and a different ``cipher.salt``) set aside
+    as ``….before-restore-<UTC time>``, and put back if the swap fails; a PostgreSQL state is restored with
+    ``pg_restore --clean --single-transaction`` (all or nothing).
 
     Raises:
-        BackupError: not a backup of this institution, or ``pg_restore`` fails.
+        BackupError: the backup fails its check (the bad file named), or ``pg_restore`` fails.
     """
-    try:
-        manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BackupError(f"{source} is not a backup (manifest.json: {exc})") from None
-    if manifest.get("format") != FORMAT or manifest.get("institution_id") != config.centre.institution_id:
-        raise BackupError(
-            f"{source} is a backup of institution {manifest.get('institution_id')}, not of this agent's"
-            f" {config.centre.institution_id}"
-        )
+    manifest = verify_backup(config, source)
     data = config.resolve(config.data_dir)
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     done = RestoredFiles(manifest)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    salt = source / "cipher.salt"
-    current_salt = data / "cipher.salt"
-    if salt.exists() and (not current_salt.exists() or current_salt.read_bytes() != salt.read_bytes()):
-        if current_salt.exists():
-            os.replace(data / "cipher.salt", data / f"cipher.salt.before-restore-{stamp}")
-            done.set_aside.append(f"cipher.salt.before-restore-{stamp}")
-        shutil.copy2(salt, data / "cipher.salt")
-    db = sqlite_path(config)
-    if manifest["state"] == "sqlite":
-        if db is None:
-            raise BackupError("this backup holds a SQLite state; this agent's state.url is PostgreSQL")
-        for suffix in ("", "-wal", "-shm"):
-            current = db.with_name(db.name + suffix)
-            if current.exists():
-                os.replace(current, current.with_name(f"{current.name}.before-restore-{stamp}"))
-                done.set_aside.append(f"{current.name}.before-restore-{stamp}")
-        db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        shutil.copy2(source / "state.db", db)
-    else:
-        if db is not None or not config.state.url:
-            raise BackupError("this backup holds a PostgreSQL state; set state.url to the database to restore into")
-        pg_restore = _pg_tool("pg_restore", config.state.url)
-        run = subprocess.run(
-            [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction",
-             "-d", _libpq_url(config.state.url), str(source / "state.pgdump")],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if run.returncode != 0:
-            raise BackupError(f"pg_restore failed: {run.stderr.strip()[-500:]}")
     done.blobs = _copy_tree(source / "blobs", blobs_dir(config), overwrite=False)
     if config.centre.key_store == "file":
         done.keys = _copy_tree(source / "keys", config.resolve(config.centre.key_dir), overwrite=False)
     if not (data / "audit.log").exists() and (source / "audit.log").exists():
         shutil.copy2(source / "audit.log", data / "audit.log")
         done.audit_log = True
+    db = sqlite_path(config)
+    if manifest["state"] == "sqlite":
+        assert db is not None
+        _swap_sqlite(source, db, data, stamp, done)
+        return done
+    moved: list[tuple[Path, Path]] = []
+    _swap_salt(source, data, stamp, done, moved)
+    assert config.state.url is not None
+    pg_restore = _pg_tool("pg_restore", config.state.url)
+    run = subprocess.run(
+        [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction",
+         "-d", _libpq_url(config.state.url), str(source / "state.pgdump")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if run.returncode != 0:
+        _put_back(moved, done)
+        raise BackupError(f"pg_restore failed (nothing changed): {run.stderr.strip()[-500:]}")
     return done
+
+
+def _swap_salt(source: Path, data: Path, stamp: str, done: RestoredFiles, moved: list[tuple[Path, Path]]) -> None:
+    """The backup's ``cipher.salt`` in place of a different current one (set aside; noted in ``moved``)."""
+    salt, current = source / "cipher.salt", data / "cipher.salt"
+    if not salt.exists() or (current.exists() and current.read_bytes() == salt.read_bytes()):
+        return
+    fresh = data / f".cipher.salt.restoring-{stamp}"
+    shutil.copy2(salt, fresh)
+    if current.exists():
+        aside = data / f"cipher.salt.before-restore-{stamp}"
+        os.replace(current, aside)
+        moved.append((current, aside))
+        done.set_aside.append(aside.name)
+    else:
+        moved.append((current, current))  # nothing was there: undone by removing the new one
+    os.replace(fresh, current)
+
+
+def _put_back(moved: list[tuple[Path, Path]], done: RestoredFiles) -> None:
+    """Undo the moves of a failed swap, newest first (what was set aside goes back in place)."""
+    for live, aside in reversed(moved):
+        if aside == live:
+            live.unlink(missing_ok=True)
+        else:
+            os.replace(aside, live)
+            if aside.name in done.set_aside:
+                done.set_aside.remove(aside.name)
+
+
+def _swap_sqlite(source: Path, db: Path, data: Path, stamp: str, done: RestoredFiles) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = db.with_name(f".{db.name}.restoring-{stamp}")
+    try:
+        shutil.copyfile(source / "state.db", fresh)
+        os.chmod(fresh, 0o600)
+        with open(fresh, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if _sha256(fresh) != done.manifest["files"]["state.db"] or _sqlite_check(fresh):
+            raise BackupError(f"the copy of the backup's state.db at {fresh} did not check out; nothing restored")
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        raise
+    moved: list[tuple[Path, Path]] = []
+    try:
+        _swap_salt(source, data, stamp, done, moved)
+        for suffix in ("", "-wal", "-shm"):
+            current = db.with_name(db.name + suffix)
+            if current.exists():
+                aside = current.with_name(f"{current.name}.before-restore-{stamp}")
+                os.replace(current, aside)
+                moved.append((current, aside))
+                done.set_aside.append(aside.name)
+        os.replace(fresh, db)
+    except BaseException:
+        fresh.unlink(missing_ok=True)
+        _put_back(moved, done)
+        raise

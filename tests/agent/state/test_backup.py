@@ -15,16 +15,23 @@ PostgreSQL (``pg_dump -Fc`` / ``pg_restore``, the server's own version: tests/po
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+from agent.cli.inspect import agent_process
 from agent.config import load_config
+from agent.daemon import AgentBusy
 from agent.demo import samples
 from agent.state.backup import BackupError, RecoveryJournal, _pg_tool, recovery_dir
+from agent.state.leases import LEADER
 from agent.state.sql import SQLStore
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, drop, make_branch
@@ -125,3 +132,161 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _flip(path: Path, at: int) -> None:
+    """Damage one byte of ``path`` (``at`` from the end when negative)."""
+    raw = bytearray(path.read_bytes())
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damaged_state_is_replaced(
+    centre: LocalCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest holds every file's SHA-256; ``restore`` checks the whole backup (and the state itself:
+    ``PRAGMA integrity_check``) before it touches the live state, and never opens the current state, so a
+    damaged live state.db is replaced from a good backup. This host's lock is held for the whole restore."""
+    branch = make_branch(centre, tmp_path / "branch")
+    env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
+    live = branch.root / "var" / "state.db"
+    assert not live.exists()  # nothing to back up yet: the failed backup leaves no folder behind
+    nested = tmp_path / "made" / "by" / "backup"
+    failed = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(nested)])
+    assert failed.exit_code == 1 and "no state at" in failed.output, failed.output
+    assert not (tmp_path / "made").exists()
+    empty = tmp_path / "given"  # a folder the operator made: kept (empty), only what the backup wrote goes
+    empty.mkdir()
+    failed = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(empty)])
+    assert failed.exit_code == 1 and empty.is_dir() and not any(empty.iterdir()), failed.output
+
+    agent = branch.agent()
+    try:
+        agent.store.set_meta("drill", "before the backup")
+    finally:
+        agent.close()
+    good = tmp_path / "backup"
+    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(good)])
+    assert taken.exit_code == 0, taken.output
+    manifest = json.loads((good / "manifest.json").read_text(encoding="utf-8"))
+    assert {"state.db", "cipher.salt"} <= set(manifest["files"])
+    assert any(name.startswith("keys/") for name in manifest["files"])
+    assert manifest["files"]["state.db"] == _sha(good / "state.db")
+    agent = branch.agent()
+    try:
+        agent.store.set_meta("drill", "after the backup")
+    finally:
+        agent.close()
+    live_sha = _sha(live)
+
+    def refused(bad: Path, says: str) -> None:
+        done = runner.invoke(app, ["restore", str(bad), "--config", str(branch.config)], env=env)
+        assert done.exit_code == 1 and says in done.output and "Traceback" not in done.output, done.output
+        assert _sha(live) == live_sha and not list(live.parent.glob("*before-restore*"))
+        opened = branch.agent()  # the live state untouched: the agent still opens on it
+        try:
+            assert opened.store.get_meta("drill") == "after the backup"
+        finally:
+            opened.close()
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(good, damaged)
+    _flip(damaged / "state.db", -100)  # one byte of the state: its checksum no longer matches
+    refused(damaged, f"{damaged / 'state.db'}: damaged")
+    key = next(name for name in manifest["files"] if name.startswith("keys/"))
+    shutil.copy2(good / "state.db", damaged / "state.db")
+    _flip(damaged / key, 0)  # any file of the backup, not only the state
+    refused(damaged, f"{damaged / key}: damaged")
+    shutil.copy2(good / key, damaged / key)
+    (damaged / "blobs" / "extra").parent.mkdir(parents=True, exist_ok=True)
+    (damaged / "blobs" / "extra").write_bytes(b"x")
+    refused(damaged, "not in the backup's manifest")
+    (damaged / "blobs" / "extra").unlink()
+    # a backup taken of an already damaged file: the checksums match, the database itself does not check out
+    raw = bytearray((good / "state.db").read_bytes())
+    raw[4096 : 4096 + 200] = b"\xa5" * 200  # the second page: a table's b-tree
+    (damaged / "state.db").write_bytes(bytes(raw))
+    listed = json.loads((damaged / "manifest.json").read_text(encoding="utf-8"))
+    listed["files"]["state.db"] = _sha(damaged / "state.db")
+    (damaged / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
+    refused(damaged, "not a sound SQLite database")
+
+    # the live state damaged: restore does not open it, and puts the good backup in its place
+    raw = bytearray(live.read_bytes())
+    raw[:100] = b"\x00" * 100  # its header gone: "file is not a database"
+    live.write_bytes(bytes(raw))
+    for side in ("-wal", "-shm"):
+        live.with_name(live.name + side).unlink(missing_ok=True)
+    import agent.state.backup as backup_module
+
+    seen: list[str] = []
+    real = backup_module.restore_files
+
+    def while_restoring(config: Any, source: Path) -> Any:  # the real restore, with the host's lock held around it
+        assert agent_process(live.parent)["running"]  # before: the lock is held (the state is not opened)
+        restored = real(config, source)
+        other = branch.agent()  # after: `regbridge run` here is refused until the restore has recovered
+        try:
+            other.lock_instance()
+        except AgentBusy as exc:
+            seen.append(str(exc))
+        finally:
+            other.close()
+        return restored
+
+    monkeypatch.setattr(backup_module, "restore_files", while_restoring)
+    done = runner.invoke(app, ["restore", str(good), "--config", str(branch.config)], env=env)
+    assert done.exit_code == 0, done.output
+    assert len(seen) == 1 and "stop it first" in seen[0], seen
+    assert _sha(live) == manifest["files"]["state.db"]
+    assert list(live.parent.glob("state.db.before-restore-*"))  # the damaged one set aside, not deleted
+    agent = branch.agent()
+    try:
+        assert agent.store.get_meta("drill") == "before the backup"
+    finally:
+        agent.close()
+
+
+def test_restore_and_state_migrate_say_a_missing_config_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "agent.toml"
+    for args in (["restore", str(tmp_path)], ["state", "migrate", "--to", "postgresql+psycopg://a@127.0.0.1/x"],
+                 ["backup", "--out", str(tmp_path / "out")], ["audit", "verify"]):  # fmt: skip
+        done = runner.invoke(app, [*args, "--config", str(missing)])
+        assert done.exit_code == 2 and not isinstance(done.exception, ValueError), (args, done.output)
+        assert done.output.strip() == f"config: {missing}: no such config file", (args, done.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_on_a_shared_state_is_refused_while_another_instance_lives(
+    centre: LocalCentre, tmp_path: Path, pg_url: str
+) -> None:
+    """From a fresh host (no lock file, no instance id), restore asks the shared database itself: another
+    instance's fresh heartbeat, or its leader lease, refuses it before ``pg_restore --clean`` runs."""
+    branch = make_branch(centre, tmp_path / "branch", state={"url": pg_url})
+    agent = branch.agent()
+    agent.close()
+    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup")])
+    assert taken.exit_code == 0, taken.output
+    other = SQLStore(pg_url)
+    try:
+        other.register_instance("host-b-1a2b", "host-b", 4242)
+        assert other.acquire_lease(LEADER, "host-b-1a2b", 30)
+        other.set_meta("drill", "after the backup")
+    finally:
+        other.close()
+    data = branch.root / "var"
+    for name in ("agent.lock", "instance.id"):
+        (data / name).unlink(missing_ok=True)  # a fresh host
+    env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
+    done = runner.invoke(app, ["restore", str(tmp_path / "backup"), "--config", str(branch.config)], env=env)
+    assert done.exit_code == 2, done.output
+    assert "instance host-b-1a2b on host-b (heartbeat" in done.output and "leader lease" in done.output, done.output
+    store = SQLStore(pg_url)
+    try:
+        assert store.get_meta("drill") == "after the backup"  # pg_restore --clean never ran
+    finally:
+        store.close()

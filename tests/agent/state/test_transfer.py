@@ -82,8 +82,17 @@ def test_a_sqlite_state_moves_to_postgresql_and_goes_on(
     assert db.exists() and load_config(branch.config).state.url is None
 
     here = _counts(f"sqlite:///{db}")
-    moved = runner.invoke(app, ["state", "migrate", "--to", pg_url, "--config", str(branch.config)])
+    # a password in --to (the test server trusts loopback and ignores it) is never written to agent.toml nor
+    # printed: it comes from PGPASSFILE (docs/state.md)
+    password = "Hunter2-pw-7f3a"
+    with_password = sa.make_url(pg_url).set(password=password).render_as_string(hide_password=False)
+    assert password in with_password
+    moved = runner.invoke(app, ["state", "migrate", "--to", with_password, "--config", str(branch.config)])
     assert moved.exit_code == 0, moved.output
+    assert password not in branch.config.read_text(encoding="utf-8") and password not in moved.output
+    assert "PGPASSFILE" in moved.output
+    log = load_config(branch.config).log_file
+    assert not log.exists() or password not in log.read_text(encoding="utf-8")
     assert load_config(branch.config).state.url == pg_url
     assert not db.exists() and list(db.parent.glob("state.db.moved-*"))
     there = _counts(pg_url)
