@@ -33,6 +33,15 @@ sha256} → {content}; ``operators`` {XZQDM, TYSHXYDM?} → {operators} (of the 
 else the head office's); ``channel`` {} →
 {open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH, payment, idempotencyKey} → the receipt (fees in
 元, as the centres keep them). ``YWH`` is the county centre's application id.
+
+Every service but ``create`` (whose application carries its branch as its 抵押权人 or 代理) takes ``TYSHXYDM``,
+the 统一社会信用代码 of the branch the call is made as (none: the head office). The platform refuses ``4030`` a
+branch the ``appId`` was not registered for, and a call about an application (``YWH``: ``query``, ``upload``,
+``submit``, ``supplement``, ``withdraw``, ``fee``, ``pay``) another of the bank's institutions filed; a
+``property_query`` is asked at the county centre as that branch's institution (its own 经办人 and query trace);
+``find``, ``certificate``, ``download``, ``receipt``, ``notice``, ``notice_download`` and ``channel`` carrying it
+look only at that institution's records (without it, at every institution of the bank's); ``verify`` (在线核验)
+answers from every county centre.
 """
 
 from __future__ import annotations
@@ -697,27 +706,60 @@ class ProvincePlatform:
             raise EnvelopeRefused("4220", f"不动产单元号 {unit_id[:6]}…: 行政区划代码 {district} 不在本平台")
         return district
 
-    def _client(self, bank: BankAtPlatform, application_id: str) -> tuple[str, sdk.Client]:
-        """The district and client of the institution (head office or branch) that filed ``application_id``."""
+    @staticmethod
+    def _branch(bank: BankAtPlatform, data: dict[str, Any]) -> str | None:
+        """The institution a call is made as: the branch whose 统一社会信用代码 it carries (``TYSHXYDM``), else
+        the head office (``None``).
+
+        Raises:
+            EnvelopeRefused: ``4030``, the ``appId`` was not registered as acting for that branch.
+        """
+        carried = data.get("TYSHXYDM")
+        uscc = str(carried) if carried else None
+        uscc = None if uscc == bank.uscc else uscc
+        bank.clients_of(uscc)  # a branch the appId does not act for: 4030
+        return uscc
+
+    def _client(self, bank: BankAtPlatform, application_id: str, uscc: str | None) -> tuple[str, sdk.Client]:
+        """The district and client of the institution that filed ``application_id``, which must be the one the
+        call is made as (``uscc``: a branch's 统一社会信用代码, ``None`` the head office).
+
+        Raises:
+            sdk.NotFound: no institution of the bank filed it.
+            EnvelopeRefused: ``4030``, another of the bank's institutions (another branch) filed it.
+        """
         route = self._routes.get(application_id)
         if route is None:
-            for uscc, candidate, client in bank.every_client():
+            for filer, candidate, client in bank.every_client():
                 try:
                     client.applications.get(application_id)
                 except sdk.NotFound:
                     continue
-                self._routes[application_id] = route = (uscc, candidate)
+                self._routes[application_id] = route = (filer, candidate)
                 break
             else:
                 raise sdk.NotFound(
                     f"no application {application_id} at the platform's centres", status=404, code="not_found"
                 )
+        if route[0] != uscc:
+            asked = f"机构 {uscc[:6]}…" if uscc else "总行（未带 TYSHXYDM）"
+            raise EnvelopeRefused("4030", f"业务 {application_id} 不属于{asked}：由本行另一机构办理")
         return route[1], bank.clients_of(route[0])[route[1]]
+
+    @staticmethod
+    def _clients_as(bank: BankAtPlatform, uscc: str | None, data: dict[str, Any]) -> list[sdk.Client]:
+        """The clients a look-up by document id searches: the carried branch's (or, carrying ``TYSHXYDM``
+        of the head office, its own) when the call carries one, else every institution of the bank."""
+        if "TYSHXYDM" in data:
+            return list(bank.clients_of(uscc).values())
+        return [client for _, _, client in bank.every_client()]
 
     def _serve(self, bank: BankAtPlatform, service: str, data: Any) -> Any:
         if not isinstance(data, dict):
             raise EnvelopeRefused("4001", "data is not a JSON object")
         fields = self.fields
+        # the institution the call is made as (create: the branch its application carries)
+        branch = self._branch(bank, data) if service != "create" else None
         if service == "create":
             application = fields.application_from_dialect(data["application"])
             district = self._district_of_unit(application.properties[0].unit_id)
@@ -732,38 +774,38 @@ class ProvincePlatform:
             self._routes[record.application_id] = (uscc, district)
             return {"YWH": record.application_id, "XZQDM": district, "record": fields.record_to_dialect(record)}
         if service == "upload":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             material = Material.model_validate(fields.from_dialect(data["material"]))
             record = client.applications.upload_material(data["YWH"], material, base64.b64decode(data["content"]))
             return {"record": fields.record_to_dialect(record)}
         if service == "submit":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             record = client.applications.submit(data["YWH"], idempotency_key=data["idempotencyKey"])
             return {"record": fields.record_to_dialect(record)}
         if service == "supplement":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             supplement = Supplement.model_validate(fields.from_dialect(data["supplement"]))
             record = client.applications.supplement(data["YWH"], supplement, idempotency_key=data["idempotencyKey"])
             return {"record": fields.record_to_dialect(record)}
         if service == "withdraw":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             record = client.applications.withdraw(
                 data["YWH"], str(data["CHYY"]), idempotency_key=data["idempotencyKey"]
             )
             return {"record": fields.record_to_dialect(record)}
         if service == "query":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             return {"record": fields.record_to_dialect(client.applications.get(data["YWH"]))}
         if service == "fee":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             return client.fees.get(data["YWH"]).model_dump(mode="json", exclude_none=True)
         if service == "pay":
-            _, client = self._client(bank, data["YWH"])
+            _, client = self._client(bank, data["YWH"], branch)
             payment = Payment.model_validate(data["payment"])
             receipt = client.fees.pay(data["YWH"], payment, idempotency_key=data["idempotencyKey"])
             return receipt.model_dump(mode="json", exclude_none=True)
         if service == "receipt":
-            for _, _, client in bank.every_client():
+            for client in self._clients_as(bank, branch, data):
                 try:
                     return client.fees.receipt(str(data["payment_id"])).model_dump(mode="json", exclude_none=True)
                 except sdk.NotFound:
@@ -773,10 +815,12 @@ class ProvincePlatform:
             )
         if service == "property_query":  # 登记资料查询 at the county centre of the unit (or each, by 证号/坐落)
             query = PropertyQuery.model_validate(fields.from_dialect(data["query"]))
+            # asked as the branch it carries: its own institution at the county centre, its own 经办人
+            clients = bank.clients_of(branch)
             if query.unit_id is not None:
-                candidates = [bank.clients[self._district_of_unit(query.unit_id)]]
+                candidates = [clients[self._district_of_unit(query.unit_id)]]
             else:
-                candidates = list(bank.clients.values())
+                candidates = list(clients.values())
             for client in candidates:
                 try:
                     result = client.properties.query(query, idempotency_key=data["idempotencyKey"])
@@ -786,13 +830,15 @@ class ProvincePlatform:
             raise sdk.NotFound("no unit of that 证号 or 坐落 at the platform's centres", status=404, code="not_found")
         if service == "find":
             for uscc, district, client in bank.every_client():
+                if "TYSHXYDM" in data and uscc != branch:  # only the institution the call is made as
+                    continue
                 found = client.applications.find(data["YWBH"])
                 if found is not None:
                     self._routes[found.application_id] = (uscc, district)
                     return {"record": fields.record_to_dialect(found)}
             return {"record": None}
         if service in ("certificate", "download"):
-            for _, _, client in bank.every_client():
+            for client in self._clients_as(bank, branch, data):
                 try:
                     if service == "certificate":
                         return client.certificates.get(data["ZSID"]).model_dump(mode="json", exclude_none=True)
@@ -812,7 +858,7 @@ class ProvincePlatform:
             known = [a for a in answers if a.result != "unknown"] or answers
             return known[0].model_dump(mode="json", exclude_none=True)
         if service in ("notice", "notice_download"):  # a sealed notice (docs/api.md §9a), relayed as a certificate
-            for _, _, client in bank.every_client():
+            for client in self._clients_as(bank, branch, data):
                 try:
                     notice = client.certificates.notice(data["WSID"])
                     if service == "notice":
@@ -823,12 +869,11 @@ class ProvincePlatform:
                     continue
             raise sdk.NotFound(f"no notice {data['WSID']} at the platform's centres", status=404, code="not_found")
         if service == "operators":
-            uscc = data.get("TYSHXYDM")  # a branch's 统一社会信用代码: its own 经办人 accounts
             district = self._district_of_unit(str(data["XZQDM"]) + "0" * 22)
-            client = bank.clients_of(str(uscc) if uscc else None)[district]
+            client = bank.clients_of(branch)[district]  # a branch's: its own 经办人 accounts
             return {"operators": [op.model_dump(mode="json") for op in client.institution.operators()]}
         if service == "channel":
-            profiles = [client.institution.get() for _, _, client in bank.every_client()]
+            profiles = [client.institution.get() for client in self._clients_as(bank, branch, data)]
             return {"open": all(p.channel.status == "open" and p.filing_state.status == "complete" for p in profiles)}
         raise EnvelopeRefused("4040", f"no service {service!r}")
 

@@ -79,7 +79,10 @@ class ApiCentre:
         # a direct centre knows this agent as the one institution it enrolled: its accounts are the list
         return self.client.institution.operators()
 
-    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
+    def query_property(
+        self, query: PropertyQuery, *, idempotency_key: str, institution_uscc: str | None = None
+    ) -> PropertyQueryResult:
+        """The enrolled institution's query (a direct centre: the agent is enrolled as one institution)."""
         return self.client.properties.query(query, idempotency_key=idempotency_key)
 
     def certificate(self, certificate_id: str) -> SignedCertificateMetadata:

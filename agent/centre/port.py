@@ -21,7 +21,8 @@ Every write takes the idempotency key the state store kept before the first atte
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from sdk.models import (
     Application,
@@ -40,7 +41,20 @@ from sdk.models import (
     VerificationResult,
 )
 
-__all__ = ["CentrePort"]
+__all__ = ["CentrePort", "filer_uscc"]
+
+
+def filer_uscc(payload: Mapping[str, Any]) -> str | None:
+    """The 统一社会信用代码 of the institution an application (its JSON) is filed as — the branch it carries: its
+    抵押权人's, else its 代理's institution's; None when it names neither (the platform's rule for ``create``)."""
+    mortgagee = payload.get("mortgagee")
+    if isinstance(mortgagee, dict) and mortgagee.get("id_number"):
+        return str(mortgagee["id_number"])
+    representation = payload.get("representation")
+    agent = representation.get("agent") if isinstance(representation, dict) else None
+    if isinstance(agent, dict) and agent.get("institution_uscc"):
+        return str(agent["institution_uscc"])
+    return None
 
 
 class CentrePort(Protocol):
@@ -112,8 +126,11 @@ class CentrePort(Protocol):
 
     # --- 登记资料查询 -------------------------------------------------------------------------
 
-    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
-        """登记资料查询 with the applicant's authorisation (seed 001 §3): the centre's signed 查询结果.
+    def query_property(
+        self, query: PropertyQuery, *, idempotency_key: str, institution_uscc: str | None = None
+    ) -> PropertyQueryResult:
+        """登记资料查询 with the applicant's authorisation (seed 001 §3): the centre's signed 查询结果; with
+        ``institution_uscc``, asked as that branch's own institution (a platform acting for branches).
 
         Raises ``sdk.ValidationFailed`` (authorisation expired, future-dated, wrong purpose) or
         ``sdk.PermissionDenied`` (the person authorising is no right holder), each reason in ``errors``.

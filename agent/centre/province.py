@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -63,7 +64,13 @@ from sdk.models import (
 )
 from sdk.models.problems import ErrorDetail
 
-__all__ = ["ProvinceCentre", "platform_centre", "platform_trust"]
+__all__ = ["BranchOf", "ProvinceCentre", "platform_centre", "platform_trust"]
+
+#: the branch a call is about: ``(kind, id)`` with kind ``application``, ``certificate`` or ``reference`` →
+#: the 统一社会信用代码 of the institution that filed the application (:func:`agent.centre.port.filer_uscc`),
+#: or None when unknown
+BranchOf = Callable[[str, str], str | None]
+
 
 _ERRORS: dict[str, tuple[type[sdk.APIError], int]] = {
     "4220": (sdk.ValidationFailed, 422),
@@ -95,12 +102,27 @@ class ProvinceCentre:
         client: the platform connection (its keys from enrolment).
         fields: the dialect's field dictionary (``config.load_dialect``).
         districts: the 行政区划代码 of the centres behind the platform (``config.load_districts``).
+        branch_of: the branch (统一社会信用代码) an application, certificate or reference belongs to
+            (:data:`BranchOf`): every call about one carries it (``TYSHXYDM``), so the platform acts as that
+            branch's institution and refuses another's; ``None``: every call as the head office.
     """
 
-    def __init__(self, client: PlatformClient, fields: FieldDictionary, districts: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        client: PlatformClient,
+        fields: FieldDictionary,
+        districts: tuple[str, ...],
+        branch_of: BranchOf | None = None,
+    ) -> None:
         self.client = client
         self.fields = fields
         self.districts = districts
+        self.branch_of = branch_of
+
+    def _as(self, kind: str, key: str) -> dict[str, str]:
+        """``{"TYSHXYDM": <branch>}`` for the branch ``(kind, key)`` belongs to, ``{}`` when not known."""
+        uscc = self.branch_of(kind, key) if self.branch_of is not None else None
+        return {"TYSHXYDM": uscc} if uscc else {}
 
     def _call(self, service: str, data: dict[str, Any]) -> Any:
         try:
@@ -125,6 +147,7 @@ class ProvinceCentre:
 
     def upload_material(self, application_id: str, material: Material, content: bytes) -> ApplicationRecord:
         data = {
+            **self._as("application", application_id),
             "YWH": application_id,
             "material": self.fields.to_dialect(material.model_dump(mode="json")),
             "content": base64.b64encode(content).decode("ascii"),
@@ -132,24 +155,39 @@ class ProvinceCentre:
         return self._record(self._call("upload", data))
 
     def submit(self, application_id: str, *, idempotency_key: str) -> ApplicationRecord:
-        return self._record(self._call("submit", {"YWH": application_id, "idempotencyKey": idempotency_key}))
+        return self._record(
+            self._call(
+                "submit",
+                {**self._as("application", application_id), "YWH": application_id, "idempotencyKey": idempotency_key},
+            )
+        )
 
     def supplement(self, application_id: str, supplement: Supplement, *, idempotency_key: str) -> ApplicationRecord:
         body = self.fields.to_dialect(supplement.model_dump(mode="json", exclude_none=True))
-        data = {"YWH": application_id, "supplement": body, "idempotencyKey": idempotency_key}
+        data = {
+            **self._as("application", application_id),
+            "YWH": application_id,
+            "supplement": body,
+            "idempotencyKey": idempotency_key,
+        }
         return self._record(self._call("supplement", data))
 
     def withdraw(self, application_id: str, reason: str, *, idempotency_key: str) -> ApplicationRecord:
-        data = {"YWH": application_id, "CHYY": reason, "idempotencyKey": idempotency_key}
+        data = {
+            **self._as("application", application_id),
+            "YWH": application_id,
+            "CHYY": reason,
+            "idempotencyKey": idempotency_key,
+        }
         return self._record(self._call("withdraw", data))
 
     # --- query -----------------------------------------------------------------------------------
 
     def application(self, application_id: str) -> ApplicationRecord:
-        return self._record(self._call("query", {"YWH": application_id}))
+        return self._record(self._call("query", {**self._as("application", application_id), "YWH": application_id}))
 
     def find(self, reference: str) -> ApplicationRecord | None:
-        answer = self._call("find", {"YWBH": reference})
+        answer = self._call("find", {**self._as("reference", reference), "YWBH": reference})
         return self.fields.record_from_dialect(answer["record"]) if answer.get("record") else None
 
     def channel_open(self) -> bool:
@@ -167,20 +205,30 @@ class ProvinceCentre:
     # --- fees ------------------------------------------------------------------------------------
 
     def pay(self, application_id: str, payment: Payment, *, idempotency_key: str) -> PaymentReceipt:
-        data = {"YWH": application_id, "payment": payment.model_dump(mode="json"), "idempotencyKey": idempotency_key}
+        data = {
+            **self._as("application", application_id),
+            "YWH": application_id,
+            "payment": payment.model_dump(mode="json"),
+            "idempotencyKey": idempotency_key,
+        }
         return PaymentReceipt.model_validate(self._call("pay", data))
 
     def fee_notice(self, application_id: str) -> FeeNotice:
-        return FeeNotice.model_validate(self._call("fee", {"YWH": application_id}))
+        data = {**self._as("application", application_id), "YWH": application_id}
+        return FeeNotice.model_validate(self._call("fee", data))
 
     def receipt(self, payment_id: str) -> PaymentReceipt:
         return PaymentReceipt.model_validate(self._call("receipt", {"payment_id": payment_id}))
 
-    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
-        """登记资料查询, relayed by the platform to the county centre of the unit (TD/T 1066 names both ways);
-        the answer is the county centre's signed 查询结果, exactly as it signed it."""
+    def query_property(
+        self, query: PropertyQuery, *, idempotency_key: str, institution_uscc: str | None = None
+    ) -> PropertyQueryResult:
+        """登记资料查询, relayed by the platform to the county centre of the unit (TD/T 1066 names both ways), asked
+        as the branch of ``institution_uscc`` (its own institution and 经办人 there), else as the head office; the
+        answer is the county centre's signed 查询结果, exactly as it signed it."""
         data = {"query": self.fields.to_dialect(query.model_dump(mode="json", exclude_none=True)),
-                "idempotencyKey": idempotency_key}  # fmt: skip
+                "idempotencyKey": idempotency_key,
+                **({"TYSHXYDM": institution_uscc} if institution_uscc else {})}  # fmt: skip
         return PropertyQueryResult.model_validate(self.fields.from_dialect(self._call("property_query", data)))
 
     # --- accounts --------------------------------------------------------------------------------
@@ -199,7 +247,8 @@ class ProvinceCentre:
     # --- certificates ----------------------------------------------------------------------------
 
     def certificate(self, certificate_id: str) -> SignedCertificateMetadata:
-        return SignedCertificateMetadata.model_validate(self._call("certificate", {"ZSID": certificate_id}))
+        data = {**self._as("certificate", certificate_id), "ZSID": certificate_id}
+        return SignedCertificateMetadata.model_validate(self._call("certificate", data))
 
     def _file(self, service: str, data: dict[str, Any], expected_sha256: str, what: str) -> bytes:
         """A sealed file the platform relays (base64 ``content``), checked against the digest the centre signed."""
@@ -210,7 +259,8 @@ class ProvinceCentre:
         return content
 
     def download_certificate(self, certificate_id: str, *, expected_sha256: str) -> bytes:
-        return self._file("download", {"ZSID": certificate_id}, expected_sha256, f"certificate {certificate_id}")
+        data = {**self._as("certificate", certificate_id), "ZSID": certificate_id}
+        return self._file("download", data, expected_sha256, f"certificate {certificate_id}")
 
     def verify_certificate(self, licence_id: str | None = None, *, sha256: str | None = None) -> VerificationResult:
         """在线核验 by 电子证照标识 (ZZBS) or the file's SHA-256, relayed by the platform to its county centres
@@ -229,9 +279,16 @@ class ProvinceCentre:
         self.client.close()
 
 
-def platform_centre(config: AgentConfig, *, signer: Sm2PrivateKey, decryption_key: Sm2PrivateKey) -> ProvinceCentre:
+def platform_centre(
+    config: AgentConfig,
+    *,
+    signer: Sm2PrivateKey,
+    decryption_key: Sm2PrivateKey,
+    branch_of: BranchOf | None = None,
+) -> ProvinceCentre:
     """The port over the platform ``[platform]`` configures, signing with ``signer`` (the key ``key_id``
-    names) and opening answers with ``decryption_key`` (the bank's SM2 encryption key).
+    names), opening answers with ``decryption_key`` (the bank's SM2 encryption key), each call carrying the
+    branch ``branch_of`` names.
 
     Raises:
         ValueError: no ``[platform]`` section, or its dialect does not load.
@@ -249,7 +306,7 @@ def platform_centre(config: AgentConfig, *, signer: Sm2PrivateKey, decryption_ke
         platform_encryption_key=load_pem_public_key(platform.platform_encryption_key.encode("ascii")),
         timeout=platform.timeout,
     )
-    return ProvinceCentre(client, load_dialect(platform.dialect), tuple(platform.centres))
+    return ProvinceCentre(client, load_dialect(platform.dialect), tuple(platform.centres), branch_of)
 
 
 def platform_trust(config: AgentConfig) -> dict[str, TrustAnchors]:

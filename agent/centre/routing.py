@@ -126,10 +126,13 @@ class RoutedCentre:
     def receipt(self, payment_id: str) -> PaymentReceipt:
         return self._either(lambda port: port.receipt(payment_id))
 
-    def query_property(self, query: PropertyQuery, *, idempotency_key: str) -> PropertyQueryResult:
+    def query_property(
+        self, query: PropertyQuery, *, idempotency_key: str, institution_uscc: str | None = None
+    ) -> PropertyQueryResult:
         """By the unit's district when the query names a unit; by 证书号 or 坐落: the direct centre."""
         district = str(query.unit_id)[:6] if query.unit_id else None
-        return self._by(district).query_property(query, idempotency_key=idempotency_key)
+        port = self._by(district)
+        return port.query_property(query, idempotency_key=idempotency_key, institution_uscc=institution_uscc)
 
     def operators(self, *, institution_uscc: str | None = None) -> list[Operator]:
         if institution_uscc is not None:  # a branch's own institution: only the platform acts for branches

@@ -29,7 +29,7 @@ import httpx
 import sdk
 from agent.centre.api import ApiCentre
 from agent.centre.client import centre_client
-from agent.centre.port import CentrePort
+from agent.centre.port import CentrePort, filer_uscc
 from agent.centre.province import platform_centre, platform_trust
 from agent.centre.routing import RoutedCentre
 from agent.config import AgentConfig
@@ -57,7 +57,7 @@ from agent.state.leases import LEADER
 from agent.state.lookup import person_key, search_keys_of
 from agent.state.secrets import DataCipher, load_secret
 from agent.state.sqlite import SQLiteStore
-from agent.state.store import FINAL_STAGES, StateStore
+from agent.state.store import FINAL_STAGES, AppRow, StateStore
 from config import load_checklists, load_dialect
 from connectors.documents import DocumentStore, FilesystemStore, S3Store
 from sdk.certificates import TrustAnchors
@@ -186,8 +186,9 @@ class Agent:
         # the client stays for what the API alone offers (银行信息备案, key rotation)
         if centre_port is None and config.platform is not None:  # the routing table: the platform's districts
             platform = platform_centre(
-                config, signer=self.platform_key(config.platform.key_id), decryption_key=self.platform_decryption_key()
-            )
+                config, signer=self.platform_key(config.platform.key_id), decryption_key=self.platform_decryption_key(),
+                branch_of=self._branch_of,
+            )  # fmt: skip
             centre_port = RoutedCentre(ApiCentre(client), platform, config.platform.centres, self._district_of)
             trust_by_district = {**platform_trust(config), **(trust_by_district or {})}
         self.centre: CentrePort = centre_port or ApiCentre(client)
@@ -234,15 +235,24 @@ class Agent:
             trust_by_district=dict(trust_by_district or {}),
         )
 
+    def _app_of(self, kind: str, key: str) -> AppRow | None:
+        """The application an id (``application``, ``reference`` or ``certificate``) is of, when the agent has it."""
+        if kind == "application":
+            return self.store.by_centre_id(key)
+        if kind == "reference":
+            return self.store.application(key)
+        cert = self.store.certificate(key)
+        return self.store.application(str(cert["reference"])) if cert else None
+
+    def _branch_of(self, kind: str, key: str) -> str | None:
+        """The branch (统一社会信用代码) the application an id is of was filed as
+        (:data:`agent.centre.province.BranchOf`)."""
+        app = self._app_of(kind, key)
+        return filer_uscc(app.payload) if app is not None else None
+
     def _district_of(self, kind: str, key: str) -> str | None:
         """The 行政区划代码 of the first unit of the application an id is of (:data:`agent.centre.routing.Locate`)."""
-        if kind == "application":
-            app = self.store.by_centre_id(key)
-        elif kind == "reference":
-            app = self.store.application(key)
-        else:
-            cert = self.store.certificate(key)
-            app = self.store.application(str(cert["reference"])) if cert else None
+        app = self._app_of(kind, key)
         units = [p.get("unit_id") for p in app.payload.get("properties", []) if isinstance(p, dict)] if app else []
         return str(units[0])[:6] if units and units[0] else None
 

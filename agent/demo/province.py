@@ -180,7 +180,8 @@ def run_province_demo(
             # 肥西支行 asks the register (登记资料查询) about its first unit: answered by 肥西县's centre through the
             # platform, its signed answer and sealed 查询结果 verified against that centre's anchors
             feixi_unit = next(iter(branches[-1][3].values()))
-            asked = run_query(agent.context, _query(feixi_unit, branches[-1][2]), document=True,
+            operator = INSTITUTIONS[branches[-1][1]][2][0]  # asked as the branch: by its own 经办人
+            asked = run_query(agent.context, _query(feixi_unit, branches[-1][2], operator), document=True,
                               loan_no=next(iter(branches[-1][3])), branch=branches[-1][1])  # fmt: skip
             summary = summarise(agent, workdir, branches)
             for b in summary["branches"]:  # each branch's own 经办人 accounts, as the platform lists them
@@ -233,8 +234,8 @@ def cross_branch(agent: Agent, platform: Any) -> dict[str, Any]:
     return {"loan_no": LATE[2], "held": held, "refused": refused, "filed": filed, "unregistered": unregistered}
 
 
-def _query(n: int, district: str) -> PropertyQuery:
-    """A 登记资料查询 of seeded unit ``n`` of ``district``'s register, authorised by its first owner."""
+def _query(n: int, district: str, operator: str) -> PropertyQuery:
+    """A 登记资料查询 of seeded unit ``n`` of ``district``'s register by ``operator``, authorised by its first owner."""
     from sandbox import register
 
     owner = register.owners_of(n)[0]
@@ -243,7 +244,7 @@ def _query(n: int, district: str) -> PropertyQuery:
                      "signed_at": (now - timedelta(days=1)).isoformat(), "signature_id": "esig-demo",
                      "valid_until": (now + timedelta(days=30)).date().isoformat()}  # fmt: skip
     unit = register.unit_id(n, register.COUNTIES[district])
-    return PropertyQuery.model_validate({"unit_id": unit, "operator_id": "op-002", "authorisation": authorisation})
+    return PropertyQuery.model_validate({"unit_id": unit, "operator_id": operator, "authorisation": authorisation})
 
 
 def free_port() -> int:

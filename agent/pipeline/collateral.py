@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.centre.port import filer_uscc
 from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import report_collateral
 from agent.pipeline.queries import run_query
@@ -151,7 +152,13 @@ def watch_collateral(ctx: StageContext, *, now: datetime | None = None) -> int:
                                   "seizures": [], "objections": [], "units": units}  # fmt: skip
         for unit_id in units:
             budget -= 1
-            outcome = run_query(ctx, _query(app, number, unit_id, now), label=f"collateral {number}", now=now)
+            outcome = run_query(
+                ctx,
+                _query(app, number, unit_id, now),
+                label=f"collateral {number}",
+                now=now,
+                institution_uscc=filer_uscc(app.payload),
+            )  # as the branch that holds the mortgage
             if outcome.result is None:
                 log.warning("collateral query refused", extra={"certificate": number, "outcome": outcome.outcome})
                 merged = {}

@@ -118,6 +118,11 @@ class StageContext:
                 return own
         return app.inbox
 
+    def branch_uscc(self, branch: str | None) -> str | None:
+        """The 统一社会信用代码 of ``branch``'s institution (``[branches]``), None for no or an unknown branch."""
+        known = self.config.branches.get(branch) if branch else None
+        return known.institution_uscc if known is not None else None
+
     def build_for(self, branch: str | None) -> BuildContext:
         """What an application of ``branch`` is built with: the branch's institution as the mortgagee (and the
         bank's 代理), its default 经办人; the enrolled institution's when ``branch`` is not in ``[branches]``."""

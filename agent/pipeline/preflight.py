@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import sdk
+from agent.centre.port import filer_uscc
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
 from agent.pipeline.queries import run_query
@@ -121,7 +122,12 @@ def preflight(ctx: StageContext, app: AppRow, *, now: datetime | None = None) ->
         except ValidationError as exc:
             return _skip(ctx, app, f"授权书无法构成查询: {exc.errors()[0]['msg']}")
         outcome = run_query(
-            ctx, query, label=f"pre-flight {app.reference}", now=now, idempotency_key=sdk.new_idempotency_key()
+            ctx,
+            query,
+            label=f"pre-flight {app.reference}",
+            now=now,
+            idempotency_key=sdk.new_idempotency_key(),
+            institution_uscc=filer_uscc(app.payload),  # as the branch the application is filed as
         )
         codes = [c for c, _ in outcome.reasons]
         if outcome.outcome == "answered" and outcome.result is not None:

@@ -134,6 +134,7 @@ def run_query(
     document: bool = False,
     loan_no: str | None = None,
     branch: str | None = None,
+    institution_uscc: str | None = None,
 ) -> QueryOutcome:
     """Check the authorisation, ask the centre, verify and store its answer; never raises for a refusal.
 
@@ -141,6 +142,9 @@ def run_query(
     and stored too (under ``loan_no``'s folder when given, inside ``branch``'s folder when given, as its
     certificates are: ``<branch>/<loan>/…``) — a document that fails a check refuses the answer
     (``unverified``, nothing kept); the register pre-flight and the collateral watch use the signed answer only.
+    Behind a platform acting for branches the query is asked as the institution of ``institution_uscc`` (the
+    application's branch: the pre-flight and the collateral watch), else of ``branch`` (``[branches]``), else as
+    the head office.
     """
     now = now or datetime.now(UTC)
     label = label or (query.unit_id or query.title_certificate or query.location or "")
@@ -153,7 +157,11 @@ def run_query(
         ctx.audit.append("property.query", target, "refused_here", reasons=";".join(c for c, _ in reasons), **detail)
         return QueryOutcome(label, "refused_here", reasons)
     try:
-        result = ctx.centre.query_property(query, idempotency_key=idempotency_key or _key(query))
+        result = ctx.centre.query_property(
+            query,
+            idempotency_key=idempotency_key or _key(query),
+            institution_uscc=institution_uscc or ctx.branch_uscc(branch),
+        )
     except (sdk.ValidationFailed, sdk.PermissionDenied, sdk.NotFound) as exc:
         reasons = [(e.code or exc.code, mask_text(e.detail or "")) for e in exc.errors] or [
             (exc.code, mask_text(str(exc.args[0])))
@@ -481,4 +489,3 @@ def export_queries(
                     errors.append(said(where, f"{expected}（{e['msg']}）", flat.get(where, "")))
         found.append((record.row, query, None, errors))
     return rest, found
-

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import httpx
 import pytest
 from pydantic import TypeAdapter
 
+from sandbox import register, samples
 from sandbox.pki import KeysLocked
 from sandbox.platform import ProvincePlatform
 from sandbox.register import CHANGFENG, FEIXI, County, location, title_certificate, unit_id
@@ -41,7 +43,7 @@ from sdk.dialects.province import (
     seal,
 )
 from sdk.gm.sm2 import Sm2PrivateKey
-from sdk.models import Application, Payment
+from sdk.models import Application, Payment, PropertyQuery
 from tests import factories as f
 
 APP_ID = "BANK-AH-0001"
@@ -78,31 +80,35 @@ def _application(kind: str, ref: str, county: County, n: int) -> dict[str, Any]:
     return data
 
 
-def _lodge(s: Setup, data: dict[str, Any]) -> str:
+def _lodge(s: Setup, data: dict[str, Any], branch: str | None = None) -> str:
+    """Create, upload and submit ``data`` (as ``branch``: the 统一社会信用代码 every call after create carries)."""
     app = _APP.validate_python(data)
     fields = s.platform.fields
     ref = app.client_reference
+    carried = {"TYSHXYDM": branch} if branch else {}
     created = s.client.call("create", {"application": fields.application_to_dialect(app), "idempotencyKey": f"{ref}:c"})
     ywh = created["YWH"]
     for m in app.materials:
         content = base64.b64encode(f.sample_content(m, ref)).decode()
         s.client.call(
-            "upload", {"YWH": ywh, "material": fields.to_dialect(m.model_dump(mode="json")), "content": content}
+            "upload",
+            {**carried, "YWH": ywh, "material": fields.to_dialect(m.model_dump(mode="json")), "content": content},
         )
-    submitted = s.client.call("submit", {"YWH": ywh, "idempotencyKey": f"{ref}:s"})
+    submitted = s.client.call("submit", {**carried, "YWH": ywh, "idempotencyKey": f"{ref}:s"})
     assert submitted["record"]["YWZT"] in ("01", "02")
     return str(ywh)
 
 
-def _finish(s: Setup, ywh: str) -> dict[str, Any]:
+def _finish(s: Setup, ywh: str, branch: str | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     paid = False
+    carried = {"TYSHXYDM": branch} if branch else {}
     while True:
-        record: dict[str, Any] = s.client.call("query", {"YWH": ywh})["record"]
+        record: dict[str, Any] = s.client.call("query", {**carried, "YWH": ywh})["record"]
         if record["YWZT"] == "06" and record.get("fee_status") == "unpaid" and not paid:
-            notice = s.client.call("fee", {"YWH": ywh})
+            notice = s.client.call("fee", {**carried, "YWH": ywh})
             payment = Payment(amount=notice["total"]).model_dump(mode="json")
-            s.client.call("pay", {"YWH": ywh, "payment": payment, "idempotencyKey": f"{ywh}:pay"})
+            s.client.call("pay", {**carried, "YWH": ywh, "payment": payment, "idempotencyKey": f"{ywh}:pay"})
             paid = True
         if record["YWZT"] in ("04", "08", "09", "10", "11", "12"):
             return record
@@ -348,3 +354,51 @@ def _platform_keys_at(platform: ProvincePlatform, district: str) -> list[str]:
     centre = platform.centres[district].centre
     iid = platform.banks[APP_ID].institutions[district]
     return [c.key_id for c in centre.list_credentials(iid) if c.status == "active" and c.label == f"platform:{APP_ID}"]
+
+
+def test_every_call_is_made_as_the_branch_it_carries_and_another_branchs_is_refused(setup: Setup) -> None:
+    """Each call after create carries its branch (TYSHXYDM): the platform acts there as that branch's institution,
+    refuses 4030 a branch the appId was not registered for and an application another branch filed, and asks a
+    登记资料查询 as the branch (its own 经办人 and query trace), not as the head office."""
+    first, second = samples.uscc("91340123MA2NBR001"), samples.uscc("91340123MA2NBR002")
+    mine = setup.platform.add_branch(APP_ID, name="甲支行", uscc=first, operators=("bra-001",))
+    setup.platform.add_branch(APP_ID, name="乙支行", uscc=second, operators=("brb-001",))
+    data = _application("mortgage_first", "LN-PF-BRANCH", FEIXI, 26)
+    data["mortgagee"]["id_number"] = first  # the branch it is filed as, by its own 经办人
+    data["declaration"]["operator_id"] = "bra-001"
+    ywh = _lodge(setup, data, branch=first)
+
+    def code(service: str, data: dict[str, Any]) -> str:
+        try:
+            setup.client.call(service, data)
+        except PlatformAnswerError as exc:
+            return exc.code
+        return "0000"
+
+    assert code("query", {"YWH": ywh, "TYSHXYDM": first}) == "0000"
+    stranger = samples.uscc("91340123MA2NBR009")
+    assert {
+        "another branch": code("query", {"YWH": ywh, "TYSHXYDM": second}),
+        "the head office": code("query", {"YWH": ywh}),
+        "another branch's fee": code("fee", {"YWH": ywh, "TYSHXYDM": second}),
+        "another branch's withdrawal": code("withdraw", {"YWH": ywh, "TYSHXYDM": second, "CHYY": "x",
+                                                         "idempotencyKey": "LN-PF-BRANCH:w"}),
+        "a branch not registered": code("query", {"YWH": ywh, "TYSHXYDM": stranger}),
+    } == dict.fromkeys(("another branch", "the head office", "another branch's fee", "another branch's withdrawal",
+                        "a branch not registered"), "4030")  # fmt: skip
+    assert setup.client.call("find", {"YWBH": "LN-PF-BRANCH", "TYSHXYDM": second})["record"] is None
+    found = setup.client.call("find", {"YWBH": "LN-PF-BRANCH", "TYSHXYDM": first})["record"]
+    assert setup.platform.fields.record_from_dialect(found).application_id == ywh
+    assert _finish(setup, ywh, branch=first)["YWZT"] == "08"
+    # 登记资料查询 by the branch's own 经办人: asked as the branch, it is answered and traced to its institution
+    owner = register.owners_of(26)[0]
+    now = datetime.now(UTC)
+    query = PropertyQuery.model_validate({"unit_id": unit_id(26, FEIXI), "operator_id": "bra-001", "authorisation": {
+        "reference": "SQ-BRANCH-26", "applicant": owner.model_dump(mode="json"),
+        "signed_at": (now - timedelta(days=1)).isoformat(), "signature_id": "esig-branch",
+        "valid_until": (now + timedelta(days=30)).date().isoformat()}})  # fmt: skip
+    asked = {"query": setup.platform.fields.to_dialect(query.model_dump(mode="json", exclude_none=True))}
+    assert code("property_query", {**asked, "idempotencyKey": "q-head"}) == "4031"  # not the head office's 经办人
+    answered = setup.client.call("property_query", {**asked, "idempotencyKey": "q-branch", "TYSHXYDM": first})
+    trace = setup.platform.centres[FEIXI.district].centre.query_trace(institution_id=mine[FEIXI.district])
+    assert [t["query_id"] for t in trace if t["outcome"] == "answered"] == [answered["query_id"]]

@@ -78,7 +78,7 @@ class FakeCentre:
         self.calls.append(("operators",))
         return [Operator(operator_id=o, display_name=o, active=True) for o in sorted(self.operator_ids)]
 
-    def query_property(self, query, *, idempotency_key):
+    def query_property(self, query, *, idempotency_key, institution_uscc=None):
         """The register pre-flight's 登记资料查询: this centre does not offer it to the bank (403), so the
         pre-flight is skipped with its reason and the application is sent as before."""
         self.calls.append(("query", query.unit_id, idempotency_key))
