@@ -19,7 +19,7 @@ from pathlib import Path
 from connectors.readers import row_label
 from sdk.privacy import mask_text
 
-__all__ = ["accounting_line", "field_line", "refused_key_advice", "zh"]
+__all__ = ["accounting_line", "centre_out_of_reach", "field_line", "refused_key_advice", "zh"]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -177,3 +177,44 @@ def refused_key_advice(refusal: str, config: Path | None) -> str:
         f" (ask the centre for a new enrolment bundle and run `regbridge enroll BUNDLE --dir {folder}`: it replaces"
         " the key and keeps this agent's state; a rotation cannot, it is signed by the refused key)"
     )
+
+
+#: what a transport failure's text says → its cause in the words bank IT read (first match wins)
+_TRANSPORT_CAUSES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|hostname mismatch", re.I), "TLS 证书校验失败"),
+    (re.compile(r"SSL|TLS|WRONG_VERSION_NUMBER|handshake", re.I), "TLS 握手失败"),
+    (re.compile(r"timed? ?out|Timeout", re.I), "连接超时"),
+    (re.compile(r"Connection refused|ECONNREFUSED", re.I), "连接被拒绝：服务未运行或端口不对"),
+    (re.compile(r"Name or service not known|nodename|getaddrinfo|name resolution|No address", re.I), "域名无法解析"),
+    (re.compile(r"Network is unreachable|No route to host", re.I), "网络不可达"),
+    (re.compile(r"Connection reset|RemoteProtocolError|Server disconnected|closed", re.I), "连接被中断"),
+    (re.compile(r"[Pp]roxy"), "代理连接失败"),
+]
+
+
+def centre_out_of_reach(exc: BaseException) -> tuple[str, str] | None:
+    """``(head, cause)`` when ``exc`` says the centre (or platform) could not be reached or cannot serve now —
+    a network, timeout or TLS failure (``sdk.TransportError``, ``sdk.TimeoutError``, httpx's, ``ssl.SSLError``,
+    ``ConnectionError``), the retry budget spent (``sdk.RetryBudgetExhausted``), 5xx (``sdk.ServerError``) or
+    429 (``sdk.RateLimited``) — else None. ``head`` is 登记中心无法连接 or 登记中心暂时无法处理; ``cause`` is in
+    Chinese with the error's own text (masked) after it, for bank IT: ``连接被拒绝：服务未运行或端口不对：
+    ConnectError: [Errno 111] Connection refused``. Every command that calls the centre says it this way."""
+    import ssl
+
+    import httpx
+
+    import sdk
+
+    text = mask_text(str(exc) or type(exc).__name__)
+    if isinstance(exc, sdk.RetryBudgetExhausted):
+        return "登记中心暂时无法处理", f"登记中心连续出错，本机已暂停重试以免加重其负担：{text}"
+    if isinstance(exc, sdk.ServerError):
+        return "登记中心暂时无法处理", f"登记中心服务器错误：{text}"
+    if isinstance(exc, sdk.RateLimited):
+        return "登记中心暂时无法处理", f"登记中心限流，请稍后再试：{text}"
+    if isinstance(exc, sdk.TimeoutError | TimeoutError | httpx.TimeoutException):
+        return "登记中心无法连接", f"连接超时：{text}"
+    if not isinstance(exc, sdk.TransportError | httpx.TransportError | ssl.SSLError | ConnectionError):
+        return None
+    cause = next((said for pattern, said in _TRANSPORT_CAUSES if pattern.search(text)), "网络错误")
+    return "登记中心无法连接", f"{cause}：{text}"

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-__all__ = ["CONFIG", "config_and_secret", "load_config_or_exit", "open_agent", "read_bundle"]
+__all__ = [
+    "CONFIG",
+    "EXIT_UNREACHABLE",
+    "config_and_secret",
+    "load_config_or_exit",
+    "open_agent",
+    "out_of_reach_line",
+    "reaching_centre",
+    "read_bundle",
+]
+
+#: the exit status of a command that could not reach the centre (try again later); 1 is a refusal or a bad
+#: input, 2 a usage or config error (``regbridge certificates check`` says 3 the same way)
+EXIT_UNREACHABLE = 3
 
 
 CONFIG = typer.Option(Path("agent.toml"), "--config", "-c", help="The agent's config file.", envvar="REGBRIDGE_CONFIG")
@@ -62,3 +77,32 @@ def read_bundle(path: Path, what: str) -> dict[str, Any]:
         typer.secho(f"{what} failed: {path}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     return doc
+
+
+def out_of_reach_line(exc: BaseException, undone: str = "未完成") -> str | None:
+    """One line for branch staff and bank IT when ``exc`` is the centre out of reach (network, timeout, TLS, 5xx,
+    429, retry budget; :func:`agent.messages.centre_out_of_reach`), else None:
+    ``登记中心无法连接，未查询（连接被拒绝：服务未运行或端口不对：ConnectError: …）``."""
+    from agent.messages import centre_out_of_reach
+
+    said = centre_out_of_reach(exc)
+    if said is None:
+        return None
+    head, cause = said
+    return f"{head}，{undone}（{cause}）"
+
+
+@contextmanager
+def reaching_centre(what: str, undone: str = "未完成") -> Iterator[None]:
+    """Around a command's call to the centre: the centre out of reach is one red line on stderr — ``what``,
+    :func:`out_of_reach_line`, what to check — and exit :data:`EXIT_UNREACHABLE`, never a traceback; any other
+    error passes through."""
+    try:
+        yield
+    except Exception as exc:
+        line = out_of_reach_line(exc, undone)
+        if line is None:
+            raise
+        typer.secho(f"{what}：{line}；请检查网络、代理和配置中的 [centre] url（regbridge doctor），稍后重试",
+                    fg="red", err=True)  # fmt: skip
+        raise typer.Exit(EXIT_UNREACHABLE) from None

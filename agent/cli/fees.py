@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from agent.cli.common import CONFIG, open_agent
+from agent.cli.common import CONFIG, open_agent, reaching_centre
 
 __all__ = ["fees_app"]
 
@@ -71,7 +71,8 @@ def fees_pay(
 
     agent = open_agent(config)
     try:
-        receipt = pay_now(agent.context, reference)
+        with reaching_centre(f"{reference}: 未缴费", "未缴费"):
+            receipt = pay_now(agent.context, reference)
     except KeyError:
         typer.secho(f"no application {reference}", fg="red", err=True)
         raise typer.Exit(1) from None

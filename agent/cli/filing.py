@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from agent.cli.common import CONFIG, open_agent
+from agent.cli.common import CONFIG, open_agent, reaching_centre
 
 __all__ = ["register"]
 
@@ -51,7 +51,8 @@ def filing(
     agent = open_agent(config)
     try:
         if not all(wanted):
-            profile = agent.client.institution.get()
+            with reaching_centre("银行信息备案", "未能查看"):
+                profile = agent.client.institution.get()
         else:
             assert business_licence is not None and financial_licence is not None
             items = [
@@ -61,7 +62,8 @@ def filing(
                 FilingFile("financial_licence", financial_licence, financial_licence_number or "",
                            _date(financial_licence_valid_until, "--financial-licence-valid-until")),
             ]  # fmt: skip
-            profile = file_documents(agent.client, items)
+            with reaching_centre("银行信息备案", "未备案"):
+                profile = file_documents(agent.client, items)
             agent.audit.append("institution.filing", profile.institution_id, profile.filing_state.status)
     except ValueError as exc:
         typer.secho(f"filing: {exc}", fg="red", err=True)

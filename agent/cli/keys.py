@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from agent.cli.common import CONFIG, config_and_secret
+from agent.cli.common import CONFIG, EXIT_UNREACHABLE, config_and_secret, out_of_reach_line
 
 __all__ = ["keys_app"]
 
@@ -42,7 +42,8 @@ def keys_show(
                 at_centre = {r.key_id: r for r in client.credentials.list()}
         except Exception as exc:
             refusal = mask_text(str(exc))
-            warnings.append(f"the centre could not be asked: {refusal}{refused_key_advice(refusal, cfg.source)}")
+            asked = f"the centre could not be asked: {refusal}{refused_key_advice(refusal, cfg.source)}"
+            warnings.append(out_of_reach_line(exc, "未能核对本机密钥在中心的状态") or asked)
     now = datetime.now(UTC)
     for e in custody.entries():
         record = at_centre.get(e.key_id or "")
@@ -154,6 +155,11 @@ def keys_rotate(
 
         refusal = mask_text(str(exc))
         advice = refused_key_advice(refusal, cfg.source)
+        unreached = out_of_reach_line(exc, "密钥未轮换")
+        if unreached:
+            typer.secho(f"rotation: {unreached}；恢复连接后再运行一次 regbridge keys rotate（会接着完成）", fg="red",
+                        err=True)  # fmt: skip
+            raise typer.Exit(EXIT_UNREACHABLE) from None
         if advice:
             typer.secho(f"rotation impossible: {refusal}{advice}", fg="red", err=True)
         else:

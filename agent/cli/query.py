@@ -4,7 +4,9 @@ The authorisation is checked here first (expired, future-dated, not for the mort
 owner named with ``--owner``) and a refused query is never sent; the centre checks it again. An answered query
 is the centre's signed 查询结果, verified and stored encrypted, and its sealed 查询结果 (权属查询证明) verified and
 stored in the document store — the line says where (:mod:`agent.pipeline.queries`); ``--show QUERY_ID`` prints a
-stored one. Exit 1 when any query was refused or a batch row was invalid.
+stored one. Exit 1 when any query was refused or a batch row was invalid; 3 when the centre could not be reached
+for one at least (each such row says 登记中心无法连接，未查询（…）, the other rows are still asked, and a count
+ends the run).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import typer
 
-from agent.cli.common import CONFIG, open_agent
+from agent.cli.common import CONFIG, EXIT_UNREACHABLE, open_agent, out_of_reach_line
 from agent.pipeline.queries import EXPECTED
 
 __all__ = ["query", "register"]
@@ -56,9 +58,12 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                 typer.echo(f"    查询结果证明（已验章）存放于 {o.document}")
             for _code, reason in o.reasons:
                 typer.secho(f"    {reason}", fg="yellow")
+        elif o.outcome in ("unreachable", "failed") and len(o.reasons) == 1 and o.result is None:
+            typer.secho(f"{o.label}: {o.reasons[0][1]}", fg="red")  # one line: 登记中心无法连接，未查询（…）
         else:
             label = {"refused_here": "本机拒绝（未发送）", "refused_by_centre": "登记中心拒绝", "invalid": "行无效",
-                     "unverified": "查询结果验证未通过（未保存）", "failed": "查询未完成"}  # fmt: skip
+                     "unverified": "查询结果验证未通过（未保存）", "failed": "查询未完成",
+                     "unreachable": "未查询"}  # fmt: skip
             typer.secho(f"{o.label}: {label.get(o.outcome, o.outcome)}", fg="red")
             for _code, reason in o.reasons:
                 typer.echo(f"    {reason}")
@@ -150,7 +155,6 @@ def query(
         QueryOutcome,
         read_batch,
         result_summary,
-        run_query,
         stored_document,
         stored_result,
     )
@@ -182,8 +186,7 @@ def query(
                 if q is None:
                     outcomes.append(QueryOutcome(f"{batch.name}:{line}", "invalid", errors))
                 else:
-                    outcomes.append(run_query(agent.context, q, owner_ids=owner_ids, label=f"{batch.name}:{line}",
-                                              document=True))  # fmt: skip
+                    outcomes.append(_asked(agent, q, owner_ids, f"{batch.name}:{line}"))
         else:
             kind = "organisation" if id_number and not id_number[:17].isdigit() else "person"
             data: dict[str, Any] = {
@@ -216,14 +219,42 @@ def query(
                     typer.secho(line, fg="red", err=True)
                 typer.secho("未发送任何查询。用法见 regbridge query --help", err=True)
                 raise typer.Exit(2) from None
-            outcomes.append(run_query(agent.context, q, owner_ids=set(owners) if owners else None, document=True))
+            outcomes.append(_asked(agent, q, set(owners) if owners else None, ""))
     finally:
         agent.close()
     _print(outcomes, as_json)
+    unasked = sum(o.outcome == "unreachable" for o in outcomes)
+    if unasked:
+        typer.secho(f"{unasked} 条未查询：登记中心无法连接或暂时无法处理（共 {len(outcomes)} 条，已答复 "
+                    f"{sum(o.outcome == 'answered' for o in outcomes)} 条）；请检查网络、代理和配置中的 [centre] url"
+                    "（regbridge doctor），稍后对未查询的行重新查询", fg="red", err=True)  # fmt: skip
+        raise typer.Exit(EXIT_UNREACHABLE)
     if any(o.outcome != "answered" for o in outcomes):
         raise typer.Exit(1)
 
 
+def _asked(agent: Any, q: Any, owner_ids: set[str] | None, label: str) -> Any:
+    """One query sent (:func:`agent.pipeline.queries.run_query`); the centre out of reach, or an error the centre
+    answers that the query path does not name (an authentication refusal…), is this row's outcome —
+    ``unreachable`` or ``failed``, one line, audited — and the batch goes on with its next row."""
+    import sdk
+    from agent.pipeline.queries import QueryOutcome, run_query
+
+    label = label or str(q.unit_id or q.title_certificate or q.location)
+    try:
+        return run_query(agent.context, q, owner_ids=owner_ids, label=label, document=True)
+    except sdk.RegBridgeError as exc:
+        from sdk.privacy import mask_text
+
+        line = out_of_reach_line(exc, "未查询")
+        target = str(q.unit_id or q.title_certificate or q.location)
+        outcome = "unreachable" if line else "failed"
+        code = "centre_unreachable" if line else (getattr(exc, "code", None) or type(exc).__name__)
+        line = line or f"登记中心应答错误，未完成查询（{code}: {mask_text(str(exc))}）"
+        agent.audit.append("property.query", target, outcome, reasons=code, operator=q.operator_id,
+                           authorisation=q.authorisation.reference, purpose=q.purpose)  # fmt: skip
+        return QueryOutcome(label, outcome, [(code, line)])
+
+
 def register(app: typer.Typer) -> None:
     app.command()(query)
-

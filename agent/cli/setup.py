@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from agent.cli.common import CONFIG, read_bundle
+from agent.cli.common import CONFIG, EXIT_UNREACHABLE, out_of_reach_line, read_bundle
 
 __all__ = ["register"]
 
@@ -85,9 +85,14 @@ def enroll(
     except BundleError as exc:
         typer.secho(f"enrolment failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
-    except Exception as exc:  # the centre's refusal (used token…) or the filesystem
+    except Exception as exc:  # the centre's refusal (used token…), the centre out of reach, or the filesystem
         from sdk.privacy import mask_text
 
+        unreached = out_of_reach_line(exc, "未注册")
+        if unreached:
+            typer.secho(f"enrolment failed: {unreached}；请检查网络、代理和注册包中的登记中心地址，稍后重试", fg="red",
+                        err=True)  # fmt: skip
+            raise typer.Exit(EXIT_UNREACHABLE) from None
         typer.secho(f"enrolment failed: {mask_text(str(exc))}", fg="red", err=True)
         raise typer.Exit(1) from None
     if done.already:

@@ -38,7 +38,7 @@ import sdk
 from agent.mapping import Profile
 from agent.mapping.profile import DATE_FORMATS
 from agent.mapping.values import parse_datetime
-from agent.messages import field_line
+from agent.messages import centre_out_of_reach, field_line
 from agent.pipeline.context import StageContext
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
 from connectors.documents import DocumentConflict, safe_key, safe_name
@@ -193,7 +193,9 @@ def run_query(
         except (sdk.TransportError, sdk.ServerError, sdk.RateLimited, sdk.RetryBudgetExhausted, sdk.NotFound) as exc:
             ctx.audit.append("property.query", target, "failed", query_id=result.query_id,
                              reasons=type(exc).__name__, **detail)  # fmt: skip
-            why = f"查询结果证明暂时无法下载（{type(exc).__name__}），请稍后重试（同一查询不会重复计入）"
+            said = centre_out_of_reach(exc)
+            cause = said[1] if said else f"登记中心查无此文书：{type(exc).__name__}"
+            why = f"查询结果证明暂时无法下载（{cause}），请稍后重试（同一查询不会重复计入）"
             return QueryOutcome(label, "failed", [("document_unavailable", why)], result)
     blob = ctx.blobs.put(result.model_dump_json().encode())
     with ctx.store.transaction():
