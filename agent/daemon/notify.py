@@ -29,7 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent.pipeline.context import StageContext
-from agent.pipeline.outbox import NOTICE_EVENTS, notice_announced, queue_receipt, report_collateral
+from agent.pipeline.outbox import (
+    NOTICE_EVENTS,
+    collateral_alert,
+    notice_announced,
+    queue_receipt,
+    report_collateral,
+)
 from agent.state.store import StateStore
 from sdk.dialects.fields import FieldDictionary
 from sdk.dialects.province import (
@@ -113,7 +119,7 @@ def apply_notice(ctx: StageContext, fields: FieldDictionary, opened: Opened) -> 
                                   status=f"{title}通知", notice_number=number)  # fmt: skip
             elif queue_receipt(ctx, app, f"notice:{number}", f"notice_{kind}", status=f"{title}通知", reason=reason,
                                notice_number=number, application_id=app.application_id):  # fmt: skip
-                ctx.store.raise_alert(f"collateral:{certificate}:{kind}", f"{app.loan_no} ({app.reference}) {reason}")
+                ctx.store.raise_alert(f"collateral:{certificate}:{kind}", collateral_alert(ctx, app, reason))
             if sealed:
                 notice_announced(ctx, sealed, app.reference)
             touched += 1

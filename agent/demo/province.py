@@ -44,6 +44,7 @@ from agent.demo import samples
 from agent.demo.run import drop, prepare_demo_folder
 from agent.logs import setup_logging
 from agent.pipeline.queries import run_query
+from agent.state.status import snapshot
 from installer.doctor import diagnose_platform
 from installer.enrol import enrol
 from installer.platform import enrol_at_desk
@@ -267,6 +268,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Per branch: its loans, the county centre each went to, certificates stored, its receipt lines."""
     apps = {a.loan_no: a for a in agent.store.applications()}
+    alerts = snapshot(agent.store)["alerts"]  # as `regbridge status --json` shows them
     branches = []
     for name, branch, district, loans in branches_run:
         receipts = _receipts(workdir / "inbox" / name / "receipts")
@@ -285,6 +287,9 @@ def summarise(
             "stored": sum(1 for r in rows if r["certificates"]),
             "receipt_loans": sorted({r["贷款编号"] for r in receipts if not r["贷款编号"].startswith("(文件)")}),
             "seizures": sorted(r["贷款编号"] for r in receipts if r.get("事件") == "notice_seizure"),
+            # the 查封 alerts naming this branch, by the loan they name
+            "seizure_alerts": sorted(loan for a in alerts if a["kind"].endswith(":seized") and a["branch"] == branch
+                                     for loan in loans if f"】{loan} (" in a["message"]),
         })  # fmt: skip
     return {"branches": branches}
 
@@ -319,4 +324,6 @@ def check(summary: dict[str, Any]) -> list[str]:
             problems.append(f"{b['branch']}: receipts name {b['receipt_loans']}")
         if b["seizures"] != [b["applications"][0]["loan_no"]]:
             problems.append(f"{b['branch']}: the platform's 查封 reached the receipts as {b['seizures']}")
+        if b["seizure_alerts"] != b["seizures"]:
+            problems.append(f"{b['branch']}: `regbridge status` names it in 查封 alerts of {b['seizure_alerts']}")
     return problems

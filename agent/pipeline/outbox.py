@@ -39,6 +39,7 @@ __all__ = [
     "IngestReport",
     "admit",
     "broken_loans",
+    "collateral_alert",
     "columns_of",
     "event_kind",
     "finish_if_done",
@@ -122,6 +123,14 @@ def event_kind(unit_id: str, subject: str, event: str) -> str:
 NOTICE_EVENTS = {"seizure": "seized", "seizure_release": "released", "objection": "objection"}
 
 
+def collateral_alert(ctx: StageContext, app: AppRow, reason: str) -> str:
+    """The alert of a collateral event (查封, 解封, 异议, 产权变动 …) on ``app``'s unit, naming the branch whose loan it
+    is first — ``【长丰支行】LN-1 (ref) reason`` (its ``[branches]`` name, else the enrolled institution's name) —
+    so a head office's ``regbridge status`` and console say whose collateral it is (``ALERT_BRANCH`` reads it)."""
+    branch = ctx.branch_of(app) or ctx.institution_of(app)[0]
+    return f"【{branch}】{app.loan_no} ({app.reference}) {reason}"
+
+
 def report_collateral(
     ctx: StageContext,
     app: AppRow,
@@ -146,7 +155,7 @@ def report_collateral(
     if what == "released":
         ctx.store.clear_alert(f"collateral:{number}:seized")
     else:
-        ctx.store.raise_alert(f"collateral:{number}:{what}", f"{app.loan_no} ({app.reference}) {reason}")
+        ctx.store.raise_alert(f"collateral:{number}:{what}", collateral_alert(ctx, app, reason))
     ctx.audit.append(f"collateral.{what}", app.reference, "reported", certificate=number, unit=unit_id)
     return True
 

@@ -6,6 +6,7 @@ names or ID numbers (quarantine values were masked when they were recorded).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.messages import accounting_line, field_line
@@ -13,6 +14,7 @@ from agent.state.store import StateStore
 from agent.state.time_limits import running_limits
 
 __all__ = [
+    "alert_branch",
     "alert_fix",
     "first_time_acceptance",
     "held_by_preflight",
@@ -155,6 +157,16 @@ def _summary(f: dict[str, Any]) -> str:
     return accounting_line(f["records"], rows, f.get("encoding"))
 
 
+#: the branch a collateral alert names first (``【长丰支行】…``: :func:`agent.pipeline.outbox.collateral_alert`)
+ALERT_BRANCH = re.compile(r"^【([^】]+)】")
+
+
+def alert_branch(message: str) -> str | None:
+    """The branch (or institution) an alert's message names first, None when it names none."""
+    named = ALERT_BRANCH.match(message or "")
+    return named.group(1) if named else None
+
+
 def snapshot(store: StateStore) -> dict[str, Any]:
     """The whole status view as plain data (``regbridge status --json``)."""
     apps = store.applications()
@@ -234,7 +246,8 @@ def snapshot(store: StateStore) -> dict[str, Any]:
         "certificates": {s: sum(1 for c in certs if c["stage"] == s) for s in sorted({c["stage"] for c in certs})},
         "paper_owed": len(store.paper_owed()),
         "alerts": [
-            {"kind": a["kind"], "message": a["message"], "since": a["raised_at"], "fix": alert_fix(a["kind"])}
+            {"kind": a["kind"], "message": a["message"], "since": a["raised_at"], "fix": alert_fix(a["kind"]),
+             "branch": alert_branch(a["message"])}
             for a in store.alerts()
         ],
         "inboxes": store.counts_by_inbox(),

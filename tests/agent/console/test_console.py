@@ -268,6 +268,8 @@ def test_every_page_speaks_chinese_in_local_time_with_no_raw_codes(agent: Agent,
 
     agent.store.raise_alert("deadline:DEMO-009-DYSC", "补正 for DEMO-009 is due 2026-12-03T00:00:00+00:00")
     agent.store.raise_alert("inbox:corebank", f"inbox folder {worked.inbox()} is missing (share dropped?)")
+    agent.store.raise_alert("collateral:皖(2026)长丰县不动产证明第0000001号:seized",
+                            "【长丰支行】DEMO-004 (R-4) 平台通知TZ1：不动产单元已查封")  # fmt: skip
     codes = _codes()
     seen: dict[str, str] = {}
     with _client(agent) as c:
@@ -296,6 +298,7 @@ def test_every_page_speaks_chinese_in_local_time_with_no_raw_codes(agent: Agent,
     assert {"/", "/loans", "/quarantine", "/certificates", "/fees", "/transmittals", "/audit"} <= set(seen)
     assert any(p.startswith("/loans/DEMO-001") for p in seen) and "隔离区 #2 已撤销" in seen["/loans/DEMO-003"]
     assert "补正期限将至（DEMO-009-DYSC）" in seen["/"] and "收件夹不可用（corebank）" in seen["/"]
+    assert "长丰支行：" in seen["/"]  # a collateral alert names the branch whose loan it is
     problems = {p: leaks(_visible(html), codes) for p, html in seen.items()}
     assert not any(problems.values()), {p: v for p, v in problems.items() if v}
     runner = CliRunner()

@@ -168,6 +168,8 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
     assert any(a["kind"] == f"collateral:{certificate}:seized" for a in agent.store.alerts())
     shown = [a for a in snapshot(agent.store)["alerts"] if a["kind"] == f"collateral:{certificate}:seized"]
     assert shown and "receipt line" in shown[0]["fix"]  # `regbridge status` shows it, with what to do
+    # naming whose loan it is (no [branches] here: the enrolled institution; per branch: the province demo)
+    assert shown[0]["branch"] == agent.config.centre.institution_name and "LN-SEIZE-1" in shown[0]["message"]
     rows = seizure_rows(folder)
     assert len(rows) == 2 and {r["贷款编号"] for r in rows} == {"LN-SEIZE-1"} and rows[0]["状态"] == "查封通知"
     assert unit_id(41) in rows[0]["原因"] and certificate in rows[0]["原因"]

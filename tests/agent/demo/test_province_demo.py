@@ -35,6 +35,8 @@ def test_two_branches_reach_two_county_centres_behind_one_platform(tmp_path: Pat
         assert by_branch[branch]["receipt_loans"] == sorted(a["loan_no"] for a in apps)
         # the platform's 查封 on the branch's first mortgaged unit: a receipt line in that branch's folder only
         assert by_branch[branch]["seizures"] == [apps[0]["loan_no"]]
+        # and an alert in `regbridge status` (and the console) that names the branch whose loan it is
+        assert by_branch[branch]["seizure_alerts"] == [apps[0]["loan_no"]]
     # each branch its own institution at the centres, with its own 经办人 (the platform lists them per branch)
     assert by_branch["长丰支行"]["operators"] == ["cf-001", "cf-002"]
     assert by_branch["肥西支行"]["operators"] == ["fx-001", "fx-002"]
