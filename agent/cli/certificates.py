@@ -44,16 +44,18 @@ def check(
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"复核文书 {len(results)} 份" + (f"（贷款 {loan}）" if loan else ""))
+        table = Table(title=escape(f"复核文书 {len(results)} 份" + (f"（贷款 {loan}）" if loan else "")))
         for col in ("贷款编号", "文书", "编号", "在线核验", "本地核验", "结论", "原因"):
             table.add_column(col)
         online = {"valid": "有效", "superseded": "已被替代", "unknown": "查无此文书", "unreachable": "无法连接"}
         local = {"valid": "通过", "invalid": "未通过", "unknown": "未能核验"}
         for r in results:
-            table.add_row(r["loan_no"], r["title"], r["number"] or r["document_id"], online[r["online"]],
-                          local[r["local"]], VERDICTS[r["verdict"]], "；".join(r["reasons"]))  # fmt: skip
+            table.add_row(escape(r["loan_no"]), escape(r["title"]), escape(r["number"] or r["document_id"]),
+                          online[r["online"]], local[r["local"]], VERDICTS[r["verdict"]],
+                          escape("；".join(r["reasons"])))  # fmt: skip
         Console(width=200).print(table)
         if not results:
             typer.echo("没有已入库的文书" + (f"（贷款 {loan}）" if loan else ""))

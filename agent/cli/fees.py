@@ -31,6 +31,7 @@ def fees_list(
     if ctx.invoked_subcommand is not None:
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agent.pipeline.fees import fee_listing
@@ -53,7 +54,7 @@ def fees_list(
         for col in columns:
             table.add_column("amount (元)" if col == "amount" else col)  # 元, two decimals (fen), as the centre says
         for row in rows:
-            table.add_row(*[str(row.get(c) if row.get(c) is not None else "") for c in columns])
+            table.add_row(*[escape(str(row.get(c) if row.get(c) is not None else "")) for c in columns])
         console.print(table)
     if not auto and listing["due"]:
         console.print(

@@ -101,16 +101,19 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
     def at(value: str | None) -> str:
         return local_time(value, tz) if value else "never"
 
+    def cell(value: Any) -> str:  # data (file names, loan numbers, reasons…) is never read as Rich markup
+        return escape(str(value))
+
     console = Console(highlight=False, soft_wrap=True)
     if proc["running"]:
         console.print(
-            f"[bold green]running[/]  pid {proc['pid']}  version {proc['version'] or '?'}  "
+            f"[bold green]running[/]  pid {proc['pid']}  version {cell(proc['version'] or '?')}  "
             f"up {_duration(proc['uptime_seconds'])} (since {at(proc['started_at'])})"
         )
     else:
         console.print(f"[bold red]not running[/]  (last started {at(proc['started_at'])}; start: `regbridge run`)")
     for name, path in snap["paths"].items():
-        console.print(f"  {name:<7} {path}")
+        console.print(f"  {name:<7} {cell(path)}")
     console.print(f"last contact with the centre: {at(snap['last_contact'])}")
     if snap["paused"]:
         console.print(f"[bold red]submissions paused: {escape(str(snap['paused']))}[/]")
@@ -127,13 +130,13 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
             hosts.add_column(col)
         for i in snap["instances"]:
             hosts.add_row(
-                i["id"] + (" *" if i["id"] == here else ""),
-                i["host"],
-                str(i["pid"]),
+                cell(i["id"] + (" *" if i["id"] == here else "")),
+                cell(i["host"]),
+                cell(i["pid"]),
                 f"{i['heartbeat_age']:.1f} s ago",
                 "leader" if i["leader"] else "",
-                ", ".join(i["leases"]) or "-",
-                str(i["claims"]),
+                cell(", ".join(i["leases"]) or "-"),
+                cell(i["claims"]),
             )
         console.print(hosts)
     queues = Table(title="Queues per inbox (applications by stage)")
@@ -143,7 +146,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         queues.add_column(stage, justify="right")
     for inbox in cfg.inbox:
         counts = snap["inboxes"].get(inbox.name, {})
-        queues.add_row(inbox.name, *[str(counts.get(s, 0)) for s in stages])
+        queues.add_row(cell(inbox.name), *[str(counts.get(s, 0)) for s in stages])
     console.print(queues)
     if snap["needing_person"]:
         t = Table(title="Loans needing a person")
@@ -153,7 +156,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
             detail = e["detail"]
             if e["why"] == "补正":
                 detail = f"deadline {at(e.get('deadline'))}: {', '.join(e.get('items') or [])}"
-            t.add_row(e["loan_no"], e["reference"], e["why"], detail, at(e["since"]))
+            t.add_row(cell(e["loan_no"]), cell(e["reference"]), cell(e["why"]), cell(detail), at(e["since"]))
         console.print(t)
     else:
         console.print("no loan needs a person")
@@ -161,7 +164,7 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
     for col in ("file", "status", "records"):
         exports.add_column(col)
     for f in snap["files"]:
-        exports.add_row(f["file"], f["status"], f["summary"])
+        exports.add_row(cell(f["file"]), cell(f["status"]), cell(f["summary"]))
     if snap["files"]:
         console.print(exports)
     for title, key in (
@@ -175,10 +178,10 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
             continue
         t = Table(title=title)
         for col in items[0]:
-            t.add_column(col)
+            t.add_column(cell(col))
         for item in items:
             t.add_row(
-                *[("; ".join(v) if isinstance(v, list) else str(v if v is not None else "")) for v in item.values()]
+                *[cell("; ".join(v) if isinstance(v, list) else (v if v is not None else "")) for v in item.values()]
             )
         console.print(t)
     figure = snap["first_time_acceptance"]

@@ -25,6 +25,7 @@ def late(
 ) -> None:
     """Accepted applications past their committed time limit (超期), most overdue first (exit 1 if any)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agent.state.time_limits import calendar_warnings, running_limits
@@ -53,13 +54,14 @@ def late(
     else:
         console = Console()
         for line in warnings:
-            console.print(f"[yellow]{line}[/]")
+            console.print(f"[yellow]{escape(line)}[/]")
         table = Table(title=f"承诺办结时限: {overdue} overdue of {len(rows)} running")
         for col in ("reference", "loan", "type", "受理", "limit", "due", "used", "overdue"):
             table.add_column(col)
         for r in shown:
             table.add_row(
-                r.reference, r.loan_no, r.type, r.accepted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+                escape(r.reference), escape(r.loan_no), escape(r.type),
+                r.accepted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
                 f"{r.limit.working_days} 工作日", r.due_at.date().isoformat(), str(r.working_days_used),
                 "超期" if r.overdue else "",
             )  # fmt: skip

@@ -97,6 +97,7 @@ def check(
         typer.secho(f"整个文件无法读取：{report['error']}", fg="red")
         raise typer.Exit(result.code)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="每条记录的结果 (dry run: nothing is written, no file moves)")
@@ -111,7 +112,7 @@ def check(
         outcome = OUTCOME_ZH[row["outcome"]]
         if "query" in row["values"]:
             outcome = "将做登记资料查询" if row["outcome"] == "queue" else "查询行有误，不会查询"
-        table.add_row(place, row["loan"] or "", outcome, problems)
+        table.add_row(place, escape(row["loan"] or ""), outcome, escape(problems))
     Console(width=160).print(table)
     typer.echo(accounting_line(report["records"], report["accounting"], report["encoding"]))
     raise typer.Exit(result.code)

@@ -74,6 +74,10 @@ def test_status_says_running_with_pid_version_and_uptime_and_each_alert_has_its_
         agent.store.set_meta(
             "daemon", json.dumps({"pid": os.getpid(), "version": "9.9", "started_at": "2026-01-01T00:00:00+00:00"})
         )
+        # a file name and values (data, not the agent's) that read as Rich markup are shown as they are: "[red]"
+        # restyles nothing and "[/]", closing no tag, breaks nothing
+        drop(ran.inbox(), "[red]b.csv", "贷款编号,业务类型\n[/]x,[red]y\n".encode("gb18030"))
+        agent.scan()
         agent.store.raise_alert("inbox:corebank", "the inbox folder is gone")
         code, out = cli(ran, "status")
     finally:
@@ -81,6 +85,7 @@ def test_status_says_running_with_pid_version_and_uptime_and_each_alert_has_its_
     assert code == 0, out
     assert out.splitlines()[0].startswith(f"running  pid {os.getpid()}  version 9.9  up ")
     assert "inbox:corebank" in out and "fix: the inbox folder is gone: reconnect the share" in out
+    assert "[red]b.csv" in out and "[/]x" in out, out
 
 
 def test_show_prints_a_loans_whole_history_and_search_finds_it_by_every_key(ran: Branch) -> None:
