@@ -180,8 +180,10 @@ class PlatformConfig(_Section):
     district of ``centres`` through it, in its envelope (SM4-CBC, SM2-wrapped key, SM2 signature), and
     listens for the notices it pushes. Written by ``regbridge platform enroll`` from the platform's
     registration: the platform's keys come from there, never from a message. The agent's own SM2 keys
-    are in the key store like the centre key (an encrypted PKCS#8 file or the OS keyring): ``key_id``
-    signs, the bank's SM2 encryption key (``regbridge keys show``) opens what the platform seals to it."""
+    are in the key store like the centre key (an encrypted PKCS#8 file or the OS keyring; ``key_id`` inside
+    the PKCS#11 token of ``[centre.pkcs11]`` when it was made there): ``key_id`` signs, the bank's SM2
+    encryption key (``regbridge keys show``; a software key even beside a token) opens what the platform seals
+    to it."""
 
     url: str = Field(description="the platform's base URL (services at {url}/api/{service})")
     dialect: str = Field(default="province", description="the platform's dialect: config/dialects/<dialect>.toml")
@@ -193,7 +195,9 @@ class PlatformConfig(_Section):
     platform_encryption_key: str = Field(
         description="the platform's SM2 encryption public key (PEM): requests are sealed to it"
     )
-    key_id: str = Field(description="the key (in the key store) this bank signs its requests to the platform with")
+    key_id: str = Field(
+        description="the key (in the key store, or the PKCS#11 token) this bank signs its requests to the platform with"
+    )
     max_skew: float = Field(
         default=300.0, gt=0, description="seconds a notice's timestamp may differ from this clock (the replay window)"
     )

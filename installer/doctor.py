@@ -28,13 +28,17 @@ from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 import sdk
 from agent.centre.client import centre_client, centre_clock_skew, centre_transport
 from agent.config import AgentConfig, load_config
-from agent.credentials.custody import custody_for
+from agent.credentials.custody import KeyCustody, custody_for
+from agent.credentials.pkcs11 import Pkcs11Signer, TokenUnavailable
 from agent.state.secrets import SecretUnavailable, load_secret
 from installer.enrol import MAX_CLOCK_SKEW
+from sdk.gm.sm2 import Sm2PublicKey
+from sdk.signing import jwk_fingerprint, jwk_from_public_key
 
 __all__ = ["Finding", "diagnose", "diagnose_platform"]
 
@@ -480,16 +484,20 @@ class _Doctor:
         if secret is None:
             self.add("platform", "fail", "not checked: no agent secret")
             return
-        custody = custody_for(config, secret)
         try:
-            from sdk.gm.sm2 import Sm2PrivateKey
-
-            signer = custody.load(custody.entry(platform.key_id))
+            custody = custody_for(config, secret)
+            signer = custody.sm2_signer(platform.key_id)
             decryption = custody.encryption_key()
-            if not isinstance(signer, Sm2PrivateKey) or decryption is None:
-                raise KeyError(f"key {platform.key_id} is not SM2, or there is no SM2 encryption key")
+            if decryption is None:
+                raise KeyError("there is no SM2 encryption key in the key store")
         except KeyError as exc:
             self.add("platform", "fail", str(exc).strip("'\""), "register again: `regbridge platform enroll`")
+            return
+        except TokenUnavailable as exc:
+            self.add("platform", "fail", f"the platform's signing key {platform.key_id}: {exc}",
+                     "check [centre.pkcs11] (module, token, PIN) and that the token is present")  # fmt: skip
+            return
+        if isinstance(signer, Pkcs11Signer) and not self._token_signs_sm2(custody, signer):
             return
         port = platform_centre(config, signer=signer, decryption_key=decryption)
         try:
@@ -514,6 +522,36 @@ class _Doctor:
                      "set [platform.notify] public_url to the URL registered at the platform")  # fmt: skip
         else:
             self.add("platform notify", "ok", f"notices received at {notify.public_url}")
+
+    def _token_signs_sm2(self, custody: KeyCustody, signer: Pkcs11Signer) -> bool:
+        """The platform's signing key in a PKCS#11 token: the key the manifest names (its fingerprint), and a
+        signature by the token that verifies as SM2 with its public half (vendor codes that name another
+        mechanism — an ECDSA one, say — make signatures the platform refuses as 4011)."""
+        entry = custody.entry(signer.key_id)
+        where = custody.where(entry)
+        if jwk_fingerprint(jwk_from_public_key(signer.public)) != entry.fingerprint:
+            self.add("platform", "fail", f"the key in the token is not the one registered ({where})",
+                     "restore the token, or register again: `regbridge platform enroll`")  # fmt: skip
+            return False
+        probe = b"regbridge doctor: platform signing key"
+        try:
+            signature = signer.sign(probe)
+            assert isinstance(signer.public, Sm2PublicKey)
+            signer.public.verify(signature, probe)
+        except TokenUnavailable as exc:
+            self.add("platform", "fail", f"the token did not sign with the platform's key: {exc}",
+                     "check [centre.pkcs11] and its SM2 codes ([centre.pkcs11.mechanisms])")  # fmt: skip
+            return False
+        except InvalidSignature:
+            codes = (
+                ", ".join(f"{k}=0x{v:X}" for k, v in sorted(custody.token.mechanisms.items())) if custody.token else ""
+            )
+            self.add("platform", "fail", f"the token's signature does not verify as SM2 ({where}; {codes}): the "
+                     "platform would refuse every request (4011)",
+                     "set [centre.pkcs11.mechanisms] to the token vendor's SM2 codes (CKM_VENDOR_SM2 or "
+                     "CKM_VENDOR_SM2_SM3), or register with --software-key")  # fmt: skip
+            return False
+        return True
 
     def state(self, config: AgentConfig) -> None:
         from agent.state.migrations import MIGRATIONS

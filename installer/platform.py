@@ -5,7 +5,8 @@ store and ``agent.toml`` exist):
 
 1. :func:`registration_request` makes the bank's SM2 signing key for the platform and its SM2
    encryption key in the key store (encrypted PKCS#8 under the agent secret, or the OS keyring —
-   never plaintext) and answers the registration form the platform's desk takes: ``appId``, both
+   never plaintext; the signing key inside the PKCS#11 token when the key store is one) and answers
+   the registration form the platform's desk takes: ``appId``, both
    public keys (PEM), the notify URL and the branches (支行) the head office acts for — each its name,
    统一社会信用代码 and 经办人 accounts, from ``[branches]`` (``regbridge platform enroll --request``, printed
    as JSON);
@@ -28,35 +29,69 @@ from typing import Any
 
 from agent.config import AgentConfig, load_config
 from agent.credentials.custody import KeyCustody, custody_for
+from agent.credentials.pkcs11 import TokenUnavailable
 from installer.enrol import _plain
-from sdk.gm.sm2 import Sm2PrivateKey, load_pem_public_key
+from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_public_key
 from sdk.support.files import atomic_write
 
-__all__ = ["PlatformAnswerInvalid", "enrol_at_desk", "registration_request", "write_platform"]
+__all__ = ["PlatformAnswerInvalid", "PlatformKeyUnavailable", "enrol_at_desk", "registration_request", "write_platform"]
 
 
 class PlatformAnswerInvalid(ValueError):
     """The platform desk's answer is not what registration gives (the message names the member)."""
 
 
+class PlatformKeyUnavailable(ValueError):
+    """The bank's SM2 signing key for the platform cannot be made or used where the key store keeps keys."""
+
+
 def _key_id(app_id: str) -> str:
     return f"platform-{app_id}"
 
 
-def platform_keys(custody: KeyCustody, app_id: str) -> tuple[Sm2PrivateKey, Sm2PrivateKey]:
-    """The bank's SM2 signing key for ``app_id`` and its SM2 encryption key, each made once and kept in the key
-    store (software keys even beside a PKCS#11 token: the platform's envelope needs SM2 in this process)."""
+def platform_keys(custody: KeyCustody, app_id: str, *, software: bool = False) -> tuple[Sm2PublicKey, Sm2PrivateKey]:
+    """The public half of the bank's SM2 signing key for ``app_id``, and its SM2 encryption key, each made once.
+
+    The signing key is made where the key store keeps keys: with ``key_store = "pkcs11"`` inside the token
+    (sensitive, not extractable; SM2 by the vendor codes of ``[centre.pkcs11.mechanisms]``, as a gm centre's
+    key is), else — or with ``software`` — as encrypted PKCS#8 in the key store. The encryption key, which
+    opens what the platform seals to the bank (SM2 decryption of ``encKey``), is a software key even beside a
+    token, as it is for a gm centre's envelope (:meth:`KeyCustody.ensure_encryption_key`): the vendor SM2 codes
+    RegBridge speaks are for signing. A key made before is used as it is, wherever it was made.
+
+    Raises:
+        PlatformKeyUnavailable: the token cannot make an SM2 key (the message says what it needs).
+        KeyError: the key kept before cannot be read, or is not SM2.
+    """
     key_id = _key_id(app_id)
     entry = next((e for e in custody.entries() if e.key_id == key_id and e.state == "platform"), None)
-    if entry is None:
-        signer = Sm2PrivateKey.generate()
-        custody.put_software(signer, "platform", key_id=key_id)
-    else:
-        loaded = custody.load(entry)
-        if not isinstance(loaded, Sm2PrivateKey):
-            raise KeyError(f"key {key_id} is not an SM2 key")
-        signer = loaded
-    return signer, custody.ensure_encryption_key()
+    if entry is None and custody.store == "pkcs11" and not software:
+        token = custody.token
+        assert token is not None
+        if "CKM_VENDOR_SM2_KEY_PAIR_GEN" not in token.mechanisms:
+            raise PlatformKeyUnavailable(
+                "the platform's SM2 signing key is made inside the PKCS#11 token ([centre.pkcs11]), and this token "
+                "is not configured for SM2: add its vendor's codes to [centre.pkcs11.mechanisms] in agent.toml "
+                "(CKM_VENDOR_SM2_KEY_PAIR_GEN, and CKM_VENDOR_SM2 or CKM_VENDOR_SM2_SM3; docs/install.md; SoftHSM2 "
+                "has none), or keep this key as an encrypted software key: --software-key"
+                "（本令牌未配置 SM2 厂商机制码；或用 --software-key 将平台签名密钥加密保存在软件密钥库）"
+            )
+        try:
+            custody.generate("sm2-sm3", "platform", key_id=key_id)
+        except TokenUnavailable as exc:
+            raise PlatformKeyUnavailable(
+                f"the PKCS#11 token did not make the platform's SM2 signing key: {exc}; check "
+                "[centre.pkcs11.mechanisms] against the token vendor's codes, or use --software-key"
+            ) from None
+    elif entry is None:
+        custody.put_software(Sm2PrivateKey.generate(), "platform", key_id=key_id)
+    try:
+        signer = custody.sm2_signer(key_id)
+    except TokenUnavailable as exc:
+        raise PlatformKeyUnavailable(f"the platform's signing key {key_id} cannot be read: {exc}") from None
+    public = signer.public if isinstance(signer, Sm2PrivateKey) else signer.public_key()
+    assert isinstance(public, Sm2PublicKey)
+    return public, custody.ensure_encryption_key()
 
 
 def _open(config_path: Path, secret: bytes | None) -> tuple[AgentConfig, KeyCustody]:
@@ -78,13 +113,17 @@ def registration_request(
     notify_url: str | None = None,
     secret: bytes | None = None,
     branches: list[dict[str, Any]] | None = None,
+    software_key: bool = False,
 ) -> dict[str, Any]:
     """The registration form for the platform's desk: ``{appId, signingKey, encryptionKey, notifyUrl?,
     branches?}`` (public keys, PEM; ``branches``: ``[{name, uscc, operators}]``, the ones given, else each of
-    ``[branches]`` with its ``default_operator``); the private halves are made here and kept in the key store.
+    ``[branches]`` with its ``default_operator``); the private halves are made here and kept in the key store
+    (the signing key inside a PKCS#11 token when ``key_store = "pkcs11"`` unless ``software_key``:
+    :func:`platform_keys`).
 
     Raises:
         ValueError: the config does not load, or ``app_id`` is not 1-64 letters, digits, ``_.-``.
+        PlatformKeyUnavailable: the token cannot make an SM2 key.
         agent.state.secrets.SecretUnavailable: no agent secret.
     """
     import re
@@ -92,7 +131,7 @@ def registration_request(
     if not re.fullmatch(r"[0-9A-Za-z_.\-]{1,64}", app_id):
         raise ValueError(f"appId {app_id!r} is not 1-64 letters, digits, '_', '.', '-'")
     config, custody = _open(config_path, secret)
-    signer, decryption = platform_keys(custody, app_id)
+    signing, decryption = platform_keys(custody, app_id, software=software_key)
     if branches is None:
         branches = [{"name": b.institution_name, "uscc": b.institution_uscc,
                      "operators": [b.default_operator] if b.default_operator else []}
@@ -100,7 +139,7 @@ def registration_request(
                     if b.institution_uscc != config.centre.institution_uscc]  # fmt: skip
     form: dict[str, Any] = {
         "appId": app_id,
-        "signingKey": signer.public.to_pem().decode("ascii"),
+        "signingKey": signing.to_pem().decode("ascii"),
         "encryptionKey": decryption.public.to_pem().decode("ascii"),
     }
     if notify_url:
@@ -201,6 +240,7 @@ def enrol_at_desk(
     dialect: str = "province",
     secret: bytes | None = None,
     branches: list[dict[str, Any]] | None = None,
+    software_key: bool = False,
 ) -> Path:
     """Register at a platform desk that takes the form over HTTP (the sandbox's ``POST {desk_url}/admin/enrol``,
     bearer ``desk_token``), with the branches it acts for (:func:`registration_request`), and write ``[platform]``
@@ -228,7 +268,9 @@ def enrol_at_desk(
             " anchors (plain http only to this machine; else use --request and --answer through a trusted channel)"
         )
     notify_url = (notify or {}).get("public_url")
-    form = registration_request(config_path, app_id, notify_url=notify_url, secret=secret, branches=branches)
+    form = registration_request(
+        config_path, app_id, notify_url=notify_url, secret=secret, branches=branches, software_key=software_key
+    )
     try:
         response = httpx.post(
             f"{desk_url.rstrip('/')}/admin/enrol", json=form, headers={"Authorization": f"Bearer {desk_token}"},

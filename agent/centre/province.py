@@ -42,6 +42,7 @@ from sdk.certificates import TrustAnchors
 from sdk.dialects.fields import FieldDictionary
 from sdk.dialects.province import (
     EnvelopeRefused,
+    EnvelopeSigner,
     PlatformAnswerError,
     PlatformClient,
 )
@@ -282,13 +283,13 @@ class ProvinceCentre:
 def platform_centre(
     config: AgentConfig,
     *,
-    signer: Sm2PrivateKey,
+    signer: EnvelopeSigner,
     decryption_key: Sm2PrivateKey,
     branch_of: BranchOf | None = None,
 ) -> ProvinceCentre:
     """The port over the platform ``[platform]`` configures, signing with ``signer`` (the key ``key_id``
-    names), opening answers with ``decryption_key`` (the bank's SM2 encryption key), each call carrying the
-    branch ``branch_of`` names.
+    names: an SM2 key, or a signer over one in a PKCS#11 token), opening answers with ``decryption_key`` (the
+    bank's SM2 encryption key), each call carrying the branch ``branch_of`` names.
 
     Raises:
         ValueError: no ``[platform]`` section, or its dialect does not load.

@@ -29,27 +29,37 @@ def enroll(
     notify_listen: str = typer.Option("127.0.0.1", "--notify-listen", help="Where the notify receiver listens."),
     notify_port: int = typer.Option(0, "--notify-port", help="Its port (0: any free one)."),
     notify_url: str = typer.Option(None, "--notify-url", help="The notify URL the platform posts to."),
+    software_key: bool = typer.Option(
+        False,
+        "--software-key",
+        help="With key_store = pkcs11: keep the platform's SM2 signing key as an encrypted "
+        "software key instead of making it inside the token (a token without SM2).",
+    ),
 ) -> None:
-    """Register at a platform: --request prints the form (keys made here, kept encrypted), then --answer
+    """Register at a platform: --request prints the form (keys made here, kept encrypted — the signing key inside
+    the PKCS#11 token when the key store is one, unless --software-key), then --answer
     writes the desk's answer into agent.toml; or --desk does both with a desk that takes the form over HTTP."""
-    from installer.platform import PlatformAnswerInvalid, enrol_at_desk, registration_request, write_platform
+    from installer.platform import enrol_at_desk, registration_request, write_platform
 
     notify: dict[str, Any] = {"listen": notify_listen, "port": notify_port}
     if notify_url:
         notify["public_url"] = notify_url
     try:
         if request:
-            typer.echo(json.dumps(registration_request(config, app_id, notify_url=notify_url), ensure_ascii=False))
+            form = registration_request(config, app_id, notify_url=notify_url, software_key=software_key)
+            typer.echo(json.dumps(form, ensure_ascii=False))
             return
         if answer is not None:
             done = write_platform(config, app_id, json.loads(answer.read_text(encoding="utf-8")), notify=notify)
         elif desk and desk_token_file:
             token = desk_token_file.read_text(encoding="utf-8").strip()
-            done = enrol_at_desk(config, app_id, desk_url=desk, desk_token=token, notify=notify)
+            done = enrol_at_desk(
+                config, app_id, desk_url=desk, desk_token=token, notify=notify, software_key=software_key
+            )
         else:
             typer.secho("give --request, --answer FILE, or --desk URL with --desk-token-file", fg="red", err=True)
             raise typer.Exit(2)
-    except (PlatformAnswerInvalid, ValueError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # PlatformAnswerInvalid, PlatformKeyUnavailable are ValueErrors
         typer.secho(f"platform enrolment failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"[platform] written to {done} ({app_id}); next: regbridge doctor -c {done}")

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 import sdk
 from agent.config import AgentConfig
 from agent.credentials.pkcs11 import Pkcs11Signer, Pkcs11Token, read_pin
-from sdk.gm.sm2 import Sm2PrivateKey
+from sdk.gm.sm2 import DEFAULT_USER_ID, Sm2PrivateKey, Sm2PublicKey
 from sdk.gm.sm2 import load_pem_private_key as load_sm2_pem
 from sdk.signing import (
     Algorithm,
@@ -318,6 +318,30 @@ class KeyCustody:
             if e.fingerprint == entry.fingerprint:
                 e.certificate = certificate
         self.save(entries)
+
+    def sm2_signer(self, key_id: str) -> Sm2PrivateKey | Pkcs11Signer:
+        """The SM2 key ``key_id`` as the signer of a provincial platform's envelope (``[platform] key_id``,
+        :class:`sdk.dialects.province.EnvelopeSigner`): the decrypted key, or — made inside the PKCS#11 token
+        (``regbridge platform enroll`` with ``key_store = "pkcs11"``) — a signer whose key never leaves it. Its
+        SM2 user id is the envelope's (GM/T 0009 default), whatever the centre's suite.
+
+        Raises:
+            KeyError: not in the manifest, not SM2, or it cannot be decrypted.
+            agent.credentials.pkcs11.TokenUnavailable: the token or its key cannot be reached.
+        """
+        entry = self.entry(key_id)
+        if entry.algorithm != "sm2-sm3":
+            raise KeyError(f"key {key_id} is not an SM2 key: the platform needs SM2 (regbridge platform enroll)")
+        if entry.store == "pkcs11":
+            assert self.token is not None
+            ref = bytes.fromhex(entry.location)
+            public = self.token.public_key(entry.algorithm, ref)
+            assert isinstance(public, Sm2PublicKey)
+            return Pkcs11Signer(key_id, self.token, ref, entry.algorithm, public.with_user_id(DEFAULT_USER_ID))
+        key = self.load(entry)
+        if not isinstance(key, Sm2PrivateKey):
+            raise KeyError(f"key {key_id} is not an SM2 key: the platform needs SM2 (regbridge platform enroll)")
+        return key.with_user_id(DEFAULT_USER_ID)
 
     def signer_of(self, entry: KeyEntry, key_id: str) -> KeySigner | Pkcs11Signer:
         """A signer over ``entry``'s key under ``key_id`` (a key not yet registered signs its certificate request)."""

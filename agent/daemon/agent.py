@@ -34,6 +34,7 @@ from agent.centre.province import platform_centre, platform_trust
 from agent.centre.routing import RoutedCentre
 from agent.config import AgentConfig
 from agent.credentials.custody import DecryptionKeys, custody_for
+from agent.credentials.pkcs11 import Pkcs11Signer
 from agent.credentials.rotation import RotationFollower
 from agent.daemon.metrics import Metrics, TimedTransport
 from agent.daemon.notify import PlatformNoticeReceiver
@@ -256,16 +257,15 @@ class Agent:
         units = [p.get("unit_id") for p in app.payload.get("properties", []) if isinstance(p, dict)] if app else []
         return str(units[0])[:6] if units and units[0] else None
 
-    def platform_key(self, key_id: str) -> Sm2PrivateKey:
-        """The bank's SM2 signing key at the platform (``[platform] key_id``), from the key store.
+    def platform_key(self, key_id: str) -> Sm2PrivateKey | Pkcs11Signer:
+        """The bank's SM2 signing key at the platform (``[platform] key_id``), from the key store: the key, or a
+        signer over it inside the PKCS#11 token (:meth:`KeyCustody.sm2_signer`).
 
         Raises:
             KeyError: it is not in the key store, cannot be decrypted, or is not an SM2 key.
+            TokenUnavailable: it is in a token that cannot be reached.
         """
-        key = self.custody.load(self.custody.entry(key_id))
-        if not isinstance(key, Sm2PrivateKey):
-            raise KeyError(f"key {key_id} is not an SM2 key: the platform needs SM2 (regbridge platform enroll)")
-        return key
+        return self.custody.sm2_signer(key_id)
 
     def platform_decryption_key(self) -> Sm2PrivateKey:
         """The bank's SM2 encryption key (what the platform seals answers and notices to).

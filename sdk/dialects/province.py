@@ -68,6 +68,7 @@ __all__ = [
     "HEADER_TIMESTAMP",
     "SUCCESS",
     "EnvelopeRefused",
+    "EnvelopeSigner",
     "NonceWindow",
     "Opened",
     "PeerDirectory",
@@ -134,6 +135,14 @@ class PlatformAnswerError(Exception):
         self.code = code
         self.msg = msg
         self.data = data
+
+
+class EnvelopeSigner(Protocol):
+    """What signs an envelope: ``sign(data)`` answers the DER SM2 signature (GM/T 0009: SM3 with Z_A of the
+    signer's public key and user id ``1234567812345678``) of ``data`` — an :class:`~sdk.gm.sm2.Sm2PrivateKey`,
+    or a key that never leaves a PKCS#11 token (the agent's ``agent.credentials.pkcs11.Pkcs11Signer``)."""
+
+    def sign(self, data: bytes, /) -> bytes: ...
 
 
 class PeerDirectory(Protocol):
@@ -222,12 +231,13 @@ def seal(
     data: Any,
     *,
     app_id: str,
-    signer: Sm2PrivateKey,
+    signer: EnvelopeSigner,
     recipient: Sm2PublicKey,
     now: float | None = None,
     reply_to: str | None = None,
 ) -> Sealed:
-    """Seal ``data`` (any JSON value) from ``app_id`` (signed with ``signer``) to ``recipient``.
+    """Seal ``data`` (any JSON value) from ``app_id`` (signed with ``signer``: an SM2 private key, or any
+    :class:`EnvelopeSigner`) to ``recipient``.
 
     The SM4 key, the iv and the nonce are fresh random values for every call (``os.urandom``,
     ``secrets``); there is no way to give a nonce. ``now`` (seconds since the epoch) is for tests
@@ -393,7 +403,8 @@ class PlatformClient:
     Args:
         url: the platform's base URL.
         app_id: this bank's ``appId`` at the platform (its registration).
-        signer: this bank's SM2 signing key (the one whose public half the platform enrolled).
+        signer: this bank's SM2 signing key (the one whose public half the platform enrolled), or an
+            :class:`EnvelopeSigner` over a key kept in a token.
         decryption_key: this bank's SM2 encryption key (answers are sealed to its public half).
         platform_app_id: the platform's own ``appId``; ``platform_key`` its signing key and
             ``platform_encryption_key`` the key requests are sealed to — both from the enrolment,
@@ -412,7 +423,7 @@ class PlatformClient:
         url: str,
         *,
         app_id: str,
-        signer: Sm2PrivateKey,
+        signer: EnvelopeSigner,
         decryption_key: Sm2PrivateKey,
         platform_app_id: str,
         platform_key: Sm2PublicKey,

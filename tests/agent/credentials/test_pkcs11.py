@@ -3,7 +3,8 @@
 Enrolment makes the key inside the token (CKA_SENSITIVE true, CKA_EXTRACTABLE false, checked),
 applications run with every signature made by the token, rotation makes the next key there too,
 no private key material lands in any file, and signing fails once the token is gone. Ed25519 and
-P-256; SM2 in a token needs vendor mechanisms SoftHSM2 does not have (not tested here).
+P-256; SM2 in a token needs vendor mechanisms SoftHSM2 does not have (not tested here): what is tested is
+that the codes reach the token, and that a head office's platform key (SM2) is made inside it or refused.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SOFTHSM2_CONF"] = before
 
 
-TOKENS = ("branch-ed25519", "branch-p256", "branch-sm2")
+TOKENS = ("branch-ed25519", "branch-p256", "branch-sm2", "head-office")
 
 
 def _init_token(softhsm: Path, label: str) -> None:
@@ -229,3 +230,73 @@ def test_enroll_with_a_gm_bundle_and_a_token_says_what_sm2_needs(softhsm: Path, 
         bad = runner.invoke(app, ["enroll", str(path), "--dir", str(tmp_path / "c"), *token,
                                   "--pkcs11-mechanism", "CKM_VENDOR_SM2"])  # fmt: skip
         assert bad.exit_code == 2 and "NAME=CODE" in bad.output
+
+
+def test_the_platform_signing_key_is_made_inside_the_token_and_doctor_checks_it_signs_sm2(
+    softhsm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 21 (plat6): `platform enroll` with key_store = pkcs11 makes the platform's SM2 signing key in the
+    token. SoftHSM2 has no SM2 mechanism: without vendor codes it is refused, saying what is needed; with
+    SoftHSM2's EC codes named as the SM2 ones it makes a key on the SM2 curve inside the token (sensitive, not
+    extractable) — but its signatures are ECDSA, which `doctor` finds before the platform would refuse them."""
+    import tomlkit
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from installer.doctor import diagnose_platform
+
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    with LocalCentre() as centre:
+        _, bundle = centre.bank()
+        done = enrol(bundle, tmp_path / "ho", secret=SECRET, inboxes=INBOXES, settings=SETTINGS, key_store="pkcs11",
+                     pkcs11=_token(softhsm, "head-office"), check_clock=False)  # fmt: skip
+        anchors = {"jwk": dict(centre.centre.keys.centre_jwk), "key_id": centre.centre.keys.centre_key_id,
+                   "ca_pem": centre.centre.keys.ca_pem, "name": "肥西县不动产登记中心"}  # fmt: skip
+    keys = tmp_path / "ho" / "keys"
+    runner = CliRunner()
+    base = ["platform", "enroll", "--app-id", "BANK-HO", "-c", str(done.path)]
+
+    plain = runner.invoke(app, [*base, "--request"])
+    assert plain.exit_code == 1 and "CKM_VENDOR_SM2_KEY_PAIR_GEN" in plain.output and "--software-key" in plain.output
+    assert not [e for e in json.loads((keys / "keys.json").read_text())["keys"] if e["state"] == "platform"]
+
+    doc = tomlkit.parse(done.path.read_text(encoding="utf-8"))
+    doc["centre"]["pkcs11"]["mechanisms"] = {
+        "CKM_VENDOR_SM2_KEY_PAIR_GEN": 0x1040, "CKM_VENDOR_SM2": 0x1041,  # SoftHSM2's CKM_EC_KEY_PAIR_GEN, CKM_ECDSA
+    }  # fmt: skip
+    done.path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    asked = runner.invoke(app, [*base, "--request"])
+    assert asked.exit_code == 0, asked.output
+    form = json.loads(asked.output)
+    config = load_config(done.path)
+    custody = custody_for(config, SECRET)
+    entry = custody.entry("platform-BANK-HO")
+    assert entry.store == "pkcs11" and entry.state == "platform" and entry.algorithm == "sm2-sm3"
+    signer = custody.sm2_signer("platform-BANK-HO")
+    assert isinstance(signer, Pkcs11Signer) and form["signingKey"] == signer.public.to_pem().decode()  # type: ignore[union-attr]
+    assert custody.token is not None
+    assert custody.token.private_attributes(bytes.fromhex(entry.location)) == {
+        "sensitive": True, "extractable": False, "always_sensitive": True, "never_extractable": True,
+    }  # fmt: skip
+    # the encryption key (SM2 decryption of encKey: no vendor code for it) is a software key, encrypted
+    (software,) = [e for e in custody.entries() if e.state == "encryption"]
+    assert software.store == "file" and b"ENCRYPTED PRIVATE KEY" in (keys / software.location).read_bytes()
+    assert sorted(p.name for p in keys.glob("*.key")) == [software.location]  # nothing else of the platform's
+
+    answer = tmp_path / "answer.json"
+    answer.write_text(json.dumps({
+        "platformAppId": "AHBDC-PLATFORM", "url": "http://127.0.0.1:9/",
+        "signingKey": Sm2PrivateKey.generate().public.to_pem().decode(),
+        "encryptionKey": Sm2PrivateKey.generate().public.to_pem().decode(), "centres": {"340123": anchors},
+    }), encoding="utf-8")  # fmt: skip
+    assert runner.invoke(app, [*base, "--answer", str(answer)]).exit_code == 0
+    (finding,) = [f for f in diagnose_platform(done.path) if f.check == "platform"]
+    assert finding.status == "fail" and "does not verify as SM2" in finding.detail and "4011" in finding.detail
+    assert "CKM_VENDOR_SM2=0x1041" in finding.detail and "--software-key" in finding.hint
+
+    # a token without SM2: the key kept as an encrypted software key, on request
+    other = runner.invoke(app, ["platform", "enroll", "--app-id", "BANK-HO-2", "-c", str(done.path), "--request",
+                                "--software-key"])  # fmt: skip
+    assert other.exit_code == 0, other.output
+    kept = custody_for(load_config(done.path), SECRET).entry("platform-BANK-HO-2")
+    assert kept.store == "file" and b"ENCRYPTED PRIVATE KEY" in (keys / kept.location).read_bytes()
