@@ -393,7 +393,10 @@ AUDIT_ZH: dict[str, _D] = {
         f"本抵押权在登记簿中已不是现势（不动产登记证明 {_num(d, 'certificate')}）"
     ),
     "platform.notice": lambda d, o, tz: "收到省级平台推送的通知，已回执贷款系统",
-    "platform.notice.refused": lambda d, o, tz: "拒收省级平台推送的通知（验证未通过）",
+    "platform.notice.refused": lambda d, o, tz: (
+        f"拒收省级平台推送的通知 {d.get('count', '')} 次（来源 {d.get('source', '')}，超过每分钟记录上限，仅计数）"
+        if o == "suppressed" else "拒收省级平台推送的通知（验证未通过）"
+    ),
     "notice.stored": lambda d, o, tz: "登记机构的电子文书已验证并保存",
     "notice.quarantined": lambda d, o, tz: "登记机构的电子文书验证未通过，已放入隔离区",
     "console.certificate_refused": lambda d, o, tz: "控制台未提供复核未通过的登记证明",

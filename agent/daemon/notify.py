@@ -17,6 +17,12 @@ application for is audited and acknowledged.
 The replay window is kept in the state store (:class:`StoredNonceWindow`): a push replayed after the
 agent restarted (or to another instance on a shared state) is still refused (``4013``) while its
 timestamp is inside the window; older entries are forgotten as new pushes come in.
+
+Refusals are audited at a bounded rate (:class:`RefusalThrottle`): per remote address, the first ``limit``
+(10) refusals of each minute get an audit record and a log line each; the rest of that minute are only
+counted, and one summary record (outcome ``suppressed``: the address, the window, how many, by code) is written
+when the window ends — so a stranger's flood cannot fill the audit log or the disk. Every refusal is still
+answered with its code.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -49,7 +58,7 @@ from sdk.dialects.province import (
 )
 from sdk.gm.sm2 import Sm2PrivateKey
 
-__all__ = ["NOTICE_TITLES", "PlatformNoticeReceiver", "StoredNonceWindow", "apply_notice"]
+__all__ = ["NOTICE_TITLES", "PlatformNoticeReceiver", "RefusalThrottle", "StoredNonceWindow", "apply_notice"]
 
 log = logging.getLogger("regbridge.agent.notify")
 MAX_BODY = 256 * 1024
@@ -128,6 +137,71 @@ def apply_notice(ctx: StageContext, fields: FieldDictionary, opened: Opened) -> 
     return touched
 
 
+@dataclass
+class _Window:
+    started: float
+    written: int = 0
+    codes: Counter[str] = field(default_factory=Counter)  # the refusals counted, not written, by code
+
+
+class RefusalThrottle:
+    """Audit refused pushes at a bounded rate per remote address (a stranger's flood must not fill the disk).
+
+    Each address has a window of ``seconds`` from its first refusal: the first ``limit`` refusals in it are
+    written (an audit record each); the rest are counted; when the window has ended (:meth:`flush`, called on
+    every push and by the receiver's serving loop about every half second) one summary record is written for
+    it — ``platform.notice.refused``, outcome ``suppressed``, detail ``source``, ``since``/``until`` (ISO),
+    ``count`` and ``codes`` (``4011×120,4001×3``). At most ``max_sources`` addresses are tracked; refusals from
+    any more are counted under the source ``*`` (the memory stays bounded too).
+
+    Args:
+        limit: records written per address and window.
+        seconds: the window.
+        max_sources: addresses tracked at once.
+    """
+
+    def __init__(self, limit: int = 10, seconds: float = 60.0, max_sources: int = 1024) -> None:
+        self.limit, self.seconds, self.max_sources = limit, seconds, max_sources
+        self._windows: dict[str, _Window] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, source: str, code: str, *, now: float | None = None) -> tuple[bool, list[dict[str, Any]]]:
+        """Whether this refusal from ``source`` gets its own record, and the summaries of windows that ended."""
+        now = time.time() if now is None else now
+        with self._lock:
+            ended = self._ended(now)
+            if source not in self._windows and len(self._windows) >= self.max_sources:
+                source = "*"
+            window = self._windows.setdefault(source, _Window(now))
+            if window.written < self.limit:
+                window.written += 1
+                return True, ended
+            window.codes[code] += 1
+            return False, ended
+
+    def flush(self, *, now: float | None = None, everything: bool = False) -> list[dict[str, Any]]:
+        """The summaries of the windows that ended by ``now`` (``everything``: of every window: on stop)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            return self._ended(float("inf") if everything else now)
+
+    def _ended(self, now: float) -> list[dict[str, Any]]:
+        summaries = []
+        for source, window in list(self._windows.items()):
+            if now - window.started < self.seconds:
+                continue
+            del self._windows[source]
+            if window.codes:
+                until = min(now, window.started + self.seconds)
+                summaries.append({
+                    "source": source, "count": sum(window.codes.values()),
+                    "codes": ",".join(f"{c}×{n}" for c, n in sorted(window.codes.items())),
+                    "since": datetime.fromtimestamp(window.started, UTC).isoformat(timespec="seconds"),
+                    "until": datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds"),
+                })  # fmt: skip
+        return summaries
+
+
 class PlatformNoticeReceiver:
     """An HTTP receiver (a thread) for a platform's pushed notices.
 
@@ -139,6 +213,7 @@ class PlatformNoticeReceiver:
         window: the replay window (default: kept in the state store, :class:`StoredNonceWindow`, as long
             as ``max_skew``).
         max_skew: the timestamp window, seconds either way.
+        throttle: how refusals are audited (default: 10 records a minute per remote address, the rest counted).
     """
 
     def __init__(
@@ -152,8 +227,10 @@ class PlatformNoticeReceiver:
         max_skew: float = DEFAULT_MAX_SKEW,
         host: str = "127.0.0.1",
         port: int = 0,
+        throttle: RefusalThrottle | None = None,
     ) -> None:
         self.ctx, self.fields, self.recipient, self.peers = ctx, fields, recipient, peers
+        self.throttle = throttle or RefusalThrottle()
         self.max_skew = max_skew
         self.window = window or StoredNonceWindow(ctx.store, max_skew)
         self.received = 0
@@ -170,7 +247,9 @@ class PlatformNoticeReceiver:
                     self.close_connection = True
                     self.send_error(413 if length.isdigit() else 400)
                     return
-                status, document = receiver.receive(dict(self.headers.items()), self.rfile.read(int(length)))
+                status, document = receiver.receive(
+                    dict(self.headers.items()), self.rfile.read(int(length)), source=str(self.client_address[0])
+                )
                 payload = json.dumps(document, ensure_ascii=False).encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -178,14 +257,28 @@ class PlatformNoticeReceiver:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            def service_actions(self) -> None:  # serve_forever's loop, about every half second
+                receiver.summarise()
+
+        self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}/notify"
         self._thread = threading.Thread(target=self.server.serve_forever, name="platform-notify", daemon=True)
 
-    def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """Check and apply one push; answers the HTTP status and the dialect's answer document."""
+    def summarise(self, *, everything: bool = False) -> None:
+        """Write the summary record of each refusal window that has ended (:class:`RefusalThrottle`)."""
+        for summary in self.throttle.flush(everything=everything):
+            self._summary(summary)
+
+    def _summary(self, summary: dict[str, Any]) -> None:
+        self.ctx.audit.append("platform.notice.refused", "", "suppressed", **summary)
+        log.warning("platform notices refused and not audited one by one", extra=summary)
+
+    def receive(self, headers: dict[str, str], body: bytes, *, source: str = "") -> tuple[int, dict[str, Any]]:
+        """Check and apply one push (from the remote address ``source``); answers the HTTP status and the dialect's
+        answer document. A refusal is audited within the throttle's bounds."""
         try:
             document = json.loads(body)
             opened = open_envelope(
@@ -199,8 +292,13 @@ class PlatformNoticeReceiver:
         except (ValueError, EnvelopeRefused) as exc:
             refused = exc if isinstance(exc, EnvelopeRefused) else EnvelopeRefused("4001", "the body is not JSON")
             self.refused += 1
-            self.ctx.audit.append("platform.notice.refused", "", "refused", code=refused.code, reason=refused.reason)
-            log.warning("platform notice refused", extra={"code": refused.code, "reason": refused.reason[:200]})
+            written, ended = self.throttle.admit(source, refused.code)
+            for summary in ended:
+                self._summary(summary)
+            if written:
+                self.ctx.audit.append("platform.notice.refused", "", "refused", code=refused.code,
+                                      reason=refused.reason, source=source)  # fmt: skip
+                log.warning("platform notice refused", extra={"code": refused.code, "reason": refused.reason[:200]})
             return 401, answer(refused.code, refused.reason)
         try:
             apply_notice(self.ctx, self.fields, opened)
@@ -217,3 +315,4 @@ class PlatformNoticeReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.summarise(everything=True)  # what the last windows counted

@@ -25,12 +25,14 @@ from pathlib import Path
 import httpx
 
 from agent.daemon import Agent, run_daemon
+from agent.daemon.notify import PlatformNoticeReceiver, RefusalThrottle
 from agent.demo.province import free_port
 from agent.state.status import snapshot
+from config import load_dialect
 from installer.platform import enrol_at_desk
 from sandbox.platform import ProvincePlatform
 from sandbox.register import CHANGFENG, FEIXI, unit_id
-from sdk.dialects.province import Sealed, seal
+from sdk.dialects.province import Sealed, StaticPeers, seal
 from sdk.gm.sm2 import Sm2PrivateKey, load_pem_public_key
 from tests.agent.conftest import SECRET, Branch, drop, mortgage_export, run_until
 
@@ -80,7 +82,8 @@ def seizure_rows(folder: Path) -> list[dict[str, str]]:
 
 
 def audited(branch: Branch, action: str) -> int:
-    lines = (branch.root / "var" / "audit.log").read_text(encoding="utf-8").splitlines()
+    log = branch.root / "var" / "audit.log"
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
     return sum(1 for line in lines if json.loads(line).get("action") == action)
 
 
@@ -173,4 +176,31 @@ def test_a_seizure_pushed_by_the_platform_reaches_the_loan_system_and_forgeries_
     rows = seizure_rows(folder)
     assert len(rows) == 2 and {r["贷款编号"] for r in rows} == {"LN-SEIZE-1"} and rows[0]["状态"] == "查封通知"
     assert unit_id(41) in rows[0]["原因"] and certificate in rows[0]["原因"]
+    agent.close()
+
+
+def test_a_flood_of_refused_pushes_is_audited_at_a_bounded_rate(branch: Branch) -> None:
+    """A stranger's burst at the notify receiver: every push is answered with its code, but per remote address only
+    the first ``limit`` refusals of a window get an audit record each; the rest are counted into one summary
+    record when the window ends, so the audit log (and the disk) does not grow with the flood."""
+    agent = branch.agent()
+    throttle = RefusalThrottle(limit=5, seconds=1.0)
+    receiver = PlatformNoticeReceiver(agent.context, load_dialect("province"), recipient=Sm2PrivateKey.generate(),
+                                      peers=StaticPeers({}), throttle=throttle)  # fmt: skip
+    before = audited(branch, "platform.notice.refused")
+    receiver.start()
+    try:
+        with httpx.Client() as http:
+            codes = [http.post(receiver.url, content=b"not json").json()["head"]["code"] for _ in range(200)]
+            assert codes == ["4001"] * 200 and receiver.refused == 200
+            wait_for(lambda: audited(branch, "platform.notice.refused") == before + 6, "the window's summary record")
+            # a new window: its first refusals are written one by one again
+            assert http.post(receiver.url, content=b"{}").json()["head"]["code"] == "4001"
+    finally:
+        receiver.stop()
+    records = [json.loads(line) for line in (branch.root / "var" / "audit.log").read_text("utf-8").splitlines()]
+    refused = [r for r in records if r["action"] == "platform.notice.refused"][before:]
+    assert [r["outcome"] for r in refused] == ["refused"] * 5 + ["suppressed", "refused"]
+    summary = refused[5]["detail"]
+    assert summary["source"] == "127.0.0.1" and summary["count"] == "195" and summary["codes"] == "4001×195"
     agent.close()
