@@ -35,6 +35,8 @@ _RULES: list[_Rule] = [
     _r(r"^a non-negative amount in (\S+)$", lambda m: f"不为负数的金额（单位{m[1]}）"),
     _r(r"^an amount in (\S+) below 10¹⁵ 元$", lambda m: f"合理范围内的金额（单位{m[1]}）"),
     _r(r"^an amount exact to the fen \(分\) in (\S+)$", lambda m: f"精确到分的金额（单位{m[1]}）"),
+    _r(r"^a date such as .*, or a time such as .*$", lambda m: "日期或时间，如 2026-03-05、2026/3/5、2026年3月5日 或 "
+       "2026/3/5 09:00"),
     _r(r"^a date such as .*$", lambda m: "日期，如 2026-03-05、2026/3/5 或 2026年3月5日"),
     _r(r"^a whole number$", lambda m: "整数"),
     _r(r"^是 or 否 \(yes or no\)$", lambda m: "是 或 否"),

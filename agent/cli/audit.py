@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
 
-from agent.cli.common import CONFIG
+from agent.cli.common import CONFIG, parse_moment
 
 __all__ = ["audit_app"]
 
@@ -52,8 +53,13 @@ def audit_verify(config: Path = CONFIG) -> None:
 @audit_app.command("export")
 def audit_export(
     config: Path = CONFIG,
-    start: str = typer.Option(None, "--from", help="From this day or time (ISO 8601, local time unless an offset)."),
-    end: str = typer.Option(None, "--to", help="Up to this day (inclusive) or time."),
+    start: str = typer.Option(
+        None,
+        "--from",
+        help="From this day or time (2026-11-30, 2026/11/30, 2026年11月30日, 2026/11/30 09:00, ISO 8601;"
+        " the branch's time zone unless an offset).",
+    ),
+    end: str = typer.Option(None, "--to", help="Up to this day (inclusive) or time, written as --from."),
     fmt: str = typer.Option("csv", "--format", help="csv (UTF-8 with BOM, opens in Excel) or jsonl."),
     out: Path = typer.Option(None, "--out", help="A file (default: standard output)."),
 ) -> None:
@@ -62,15 +68,24 @@ def audit_export(
     Records are masked as written; the export says whether the chain was intact when it was taken.
     """
     from agent.config import load_config
-    from agent.state.audit import export_audit, parse_bound, verify_audit
+    from agent.state.audit import export_audit, verify_audit
 
     try:
         cfg = load_config(config)
-        since = parse_bound(start, cfg.timezone, end=False) if start else None
-        until = parse_bound(end, cfg.timezone, end=True) if end else None
     except ValueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
+    bounds: list[datetime | None] = []
+    for option, text in (("--from", start), ("--to", end)):
+        try:  # the dates staff type, by the parser of every date option (a day: its start, for --to its end)
+            moment, whole_day = parse_moment(text, cfg.timezone) if text else (None, False)
+        except ValueError as exc:
+            typer.secho(f"{option} 值 {text!r} 无效：应为{exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        if moment is not None and whole_day and option == "--to":
+            moment += timedelta(days=1) - timedelta(microseconds=1)
+        bounds.append(moment)
+    since, until = bounds
     if fmt not in ("csv", "jsonl"):
         typer.secho("--format is csv or jsonl", fg="red", err=True)
         raise typer.Exit(2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,15 @@ import typer
 
 __all__ = [
     "CONFIG",
+    "DAY_EXPECTED",
     "EXIT_UNREACHABLE",
+    "MOMENT_EXPECTED",
     "config_and_secret",
     "load_config_or_exit",
     "open_agent",
     "out_of_reach_line",
+    "parse_day",
+    "parse_moment",
     "reaching_centre",
     "read_bundle",
 ]
@@ -106,3 +111,48 @@ def reaching_centre(what: str, undone: str = "未完成") -> Iterator[None]:
         typer.secho(f"{what}：{line}；请检查网络、代理和配置中的 [centre] url（regbridge doctor），稍后重试",
                     fg="red", err=True)  # fmt: skip
         raise typer.Exit(EXIT_UNREACHABLE) from None
+
+
+#: what a date option takes (授权有效期, 营业执照有效期至, audit export --from/--to), in the words staff read
+DAY_EXPECTED = "日期，如 2026-12-31、2026/12/31、2026年12月31日 或 20261231"
+#: what a date-or-time option takes (--signed-at, audit export --from/--to)
+MOMENT_EXPECTED = "日期或时间，如 2026-11-30、2026/11/30、2026年11月30日、2026/11/30 09:00 或 2026-11-30T09:00+08:00"
+
+
+def parse_day(text: str) -> date:
+    """A date option as staff type it: the formats a batch file and an export take
+    (:data:`agent.mapping.profile.DATE_FORMATS`: 2026-12-31, 2026/12/31, 2026年12月31日, 2026.12.31, 20261231), by
+    the one parser of them (:func:`agent.mapping.values.parse_when`).
+
+    Raises:
+        ValueError: not a date (the message is :data:`DAY_EXPECTED`).
+    """
+    from agent.mapping.profile import DATE_FORMATS
+    from agent.mapping.values import parse_when
+
+    try:
+        moment, whole_day = parse_when(text, DATE_FORMATS)
+    except ValueError:
+        raise ValueError(DAY_EXPECTED) from None
+    if not whole_day:
+        raise ValueError(DAY_EXPECTED)
+    return moment.date()
+
+
+def parse_moment(text: str, tz: str = "Asia/Shanghai") -> tuple[datetime, bool]:
+    """A date-or-time option as staff type it (:func:`parse_day`'s days, a day and a clock time ``2026/11/30 09:00``,
+    ISO 8601) as ``(aware moment, whole_day)``: in ``tz`` unless an offset was written; a day alone at its 00:00.
+
+    Raises:
+        ValueError: neither (the message is :data:`MOMENT_EXPECTED`).
+    """
+    from zoneinfo import ZoneInfo
+
+    from agent.mapping.profile import DATE_FORMATS
+    from agent.mapping.values import parse_when
+
+    try:
+        moment, whole_day = parse_when(text, DATE_FORMATS)
+    except ValueError:
+        raise ValueError(MOMENT_EXPECTED) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(tz))), whole_day

@@ -12,18 +12,20 @@ from pathlib import Path
 
 import typer
 
-from agent.cli.common import CONFIG, open_agent, reaching_centre
+from agent.cli.common import CONFIG, open_agent, parse_day, reaching_centre
 
 __all__ = ["register"]
 
 
 def _date(text: str | None, what: str) -> date | None:
+    """A licence's 有效期至 as staff type it (:func:`agent.cli.common.parse_day`), or 长期 (None)."""
     if text is None or text.strip() in ("", "长期"):
         return None
     try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{what}: a date such as 2030-12-31, or 长期") from None
+        return parse_day(text)
+    except ValueError as exc:
+        typer.secho(f"{what} 值 {text!r} 无效：应为{exc}，或 长期", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 def filing(
@@ -35,8 +37,12 @@ def filing(
     business_licence_number: str | None = typer.Option(
         None, help="营业执照 统一社会信用代码; default: the bank's own, from the enrolment."
     ),
-    business_licence_valid_until: str | None = typer.Option(None, help="营业执照 有效期至 (YYYY-MM-DD or 长期)."),
-    financial_licence_valid_until: str | None = typer.Option(None, help="金融许可证 有效期至 (YYYY-MM-DD or 长期)."),
+    business_licence_valid_until: str | None = typer.Option(
+        None, help="营业执照 有效期至 (2030-12-31, 2030/12/31, 2030年12月31日…, or 长期)."
+    ),
+    financial_licence_valid_until: str | None = typer.Option(
+        None, help="金融许可证 有效期至 (2030-12-31, 2030/12/31, 2030年12月31日…, or 长期)."
+    ),
     config: Path = CONFIG,
 ) -> None:
     """File the bank's 营业执照 and 金融许可证 once at the centre (银行信息备案), or show what it holds."""

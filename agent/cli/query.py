@@ -12,13 +12,12 @@ ends the run).
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from agent.cli.common import CONFIG, EXIT_UNREACHABLE, open_agent, out_of_reach_line
+from agent.cli.common import CONFIG, EXIT_UNREACHABLE, open_agent, out_of_reach_line, parse_day, parse_moment
 from agent.pipeline.queries import EXPECTED
 
 __all__ = ["query", "register"]
@@ -69,8 +68,6 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                 typer.echo(f"    {reason}")
 
 
-#: how staff write a date (授权有效期起/止): 2026-12-31, 2026/12/31, 2026年12月31日
-DAY_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日"]
 #: a right's kind as branch staff read it
 KINDS = {"ownership": "所有权", "mortgage": "抵押权", "seizure": "查封", "objection": "异议登记", "notice": "预告登记"}
 #: each field of a single query → (its option, its name for branch staff: the batch file's column)
@@ -136,9 +133,11 @@ def query(
     reference: str = typer.Option(None, "--auth-ref", help="授权书编号."),
     name: str = typer.Option(None, "--authoriser-name", help="授权人姓名或名称."),
     id_number: str = typer.Option(None, "--authoriser-id", help="授权人证件号码 (居民身份证 or 统一社会信用代码)."),
-    signed_at: datetime = typer.Option(None, "--signed-at", help="when the authorisation was signed (ISO time)."),
-    valid_from: datetime = typer.Option(None, "--valid-from", formats=DAY_FORMATS, help="授权有效期起."),
-    valid_until: datetime = typer.Option(None, "--valid-until", formats=DAY_FORMATS, help="授权有效期止."),
+    signed_at: str = typer.Option(
+        None, "--signed-at", help="签署时间: 2026-11-30, 2026/11/30, 2026年11月30日 (that day), 2026/11/30 09:00, ISO."
+    ),
+    valid_from: str = typer.Option(None, "--valid-from", help="授权有效期起: 2026-12-31, 2026/12/31, 2026年12月31日."),
+    valid_until: str = typer.Option(None, "--valid-until", help="授权有效期止, written as --valid-from."),
     purpose: str = typer.Option("mortgage", "--auth-purpose", help="授权用途 as written (only mortgage is allowed)."),
     signature_id: str = typer.Option(None, "--signature-id", help="电子签名引用 of the authorisation."),
     operator: str = typer.Option(None, "--operator", help="经办人 account (default: the config's default_operator)."),
@@ -189,6 +188,20 @@ def query(
                     outcomes.append(_asked(agent, q, owner_ids, f"{batch.name}:{line}"))
         else:
             kind = "organisation" if id_number and not id_number[:17].isdigit() else "person"
+            dates: list[str] = []  # as staff type them, by the parser of the batch file and the exports
+
+            def when(text: str | None, field: str) -> Any:
+                if not text:
+                    return None
+                try:
+                    if field == "authorisation.signed_at":  # a day alone: its start (not later than the signing)
+                        return parse_moment(text, agent.config.timezone)[0]
+                    return parse_day(text)
+                except ValueError as exc:
+                    option, column = OPTIONS[field]
+                    dates.append(f"{option}（{column}）值 {text!r} 无效：应为{exc}")
+                    return None
+
             data: dict[str, Any] = {
                 "unit_id": unit,
                 "title_certificate": certificate,
@@ -197,10 +210,10 @@ def query(
                 "authorisation": {
                     "reference": reference,
                     "applicant": {"kind": kind, "name": name, "id_number": id_number},
-                    "signed_at": signed_at,
+                    "signed_at": when(signed_at, "authorisation.signed_at"),
                     "signature_id": signature_id,
-                    "valid_from": valid_from.date() if valid_from else None,
-                    "valid_until": valid_until.date() if valid_until else None,
+                    "valid_from": when(valid_from, "authorisation.valid_from"),
+                    "valid_until": when(valid_until, "authorisation.valid_until"),
                     "purpose": purpose,
                 },
             }
@@ -208,7 +221,7 @@ def query(
                      "authorisation.reference": reference, "authorisation.applicant.name": name,
                      "authorisation.applicant.id_number": id_number, "authorisation.signed_at": signed_at,
                      "authorisation.signature_id": signature_id, "operator_id": data["operator_id"]}  # fmt: skip
-            problems = _missing(given)
+            problems = _missing(given) + dates
             if not problems:
                 try:
                     q = PropertyQuery.model_validate(data)

@@ -22,6 +22,7 @@ __all__ = [
     "parse_amount",
     "parse_date",
     "parse_datetime",
+    "parse_when",
 ]
 
 # --- values ----------------------------------------------------------------------------------
@@ -160,15 +161,45 @@ def check_amount_bound(yuan: str, raw: str, unit: str, bound: Decimal) -> None:
     )
 
 
-def parse_datetime(value: str, formats: list[str]) -> str:
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CLOCK = re.compile(r"^(.*\S)\s+(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def parse_when(value: str, formats: list[str]) -> tuple[datetime, bool]:
+    """A date or a time as staff and loan systems write it — ISO 8601 (``2026-11-30``, ``2026-11-30T09:00+08:00``),
+    a day in one of ``formats`` (``2026/11/30``, ``2026年11月30日``, ``20261130``…), or such a day and a clock time
+    (``2026/11/30 09:00``) — as ``(moment, whole_day)``: ``moment`` naive unless an offset was written, at 00:00
+    when only a day was (``whole_day``). The one parser of dates typed on the CLI, in a batch file or an export.
+
+    Raises:
+        ValueError: none of these forms (the message says what was expected).
+    """
     text = normalise_text(value)
     try:
         moment = datetime.fromisoformat(text)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=CHINA)).isoformat()
+        return moment, len(text) <= 10 and "T" not in text and ":" not in text
     except ValueError:
         pass
-    day = date.fromisoformat(parse_date(text, formats))
-    return datetime.combine(day, time(9, 0), CHINA).isoformat()
+    clock = _CLOCK.match(text)
+    try:
+        if clock:
+            day = date.fromisoformat(parse_date(clock[1], formats))
+            at = time(int(clock[2]), int(clock[3]), int(clock[4] or 0))
+            return datetime.combine(day, at), False
+        return datetime.combine(date.fromisoformat(parse_date(text, formats)), time()), True
+    except ValueError:
+        raise ValueError(
+            "a date such as 2026-03-05, 2026/3/5 or 2026年3月5日, or a time such as 2026/3/5 09:00"
+        ) from None
+
+
+def parse_datetime(value: str, formats: list[str], *, day_at: time = time(9, 0)) -> str:
+    """:func:`parse_when` as an ISO time in China time unless an offset was written; a day alone is at ``day_at``
+    (an ISO day, ``2026-11-30``, at 00:00 as ISO 8601 reads it)."""
+    moment, whole_day = parse_when(value, formats)
+    if whole_day and not _ISO_DAY.match(normalise_text(value)):
+        moment = datetime.combine(moment.date(), day_at)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=CHINA)).isoformat()
 
 
 def convert(spec: FieldSpec, raw: str, unit: str | None = None) -> Any:

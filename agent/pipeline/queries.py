@@ -28,7 +28,7 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +87,9 @@ EXPECTED: dict[str, str] = {
     "授权书编号": "授权书编号 (1–64 字符)",
     "授权人姓名": "授权人姓名或名称",
     "授权人证件号码": "有效的居民身份证号码 (GB 11643，校验位正确) 或统一社会信用代码 (GB 32100)",
-    "签署时间": "签署时间，如 2026-11-30T09:00:00+08:00",
-    "有效期起": "日期 YYYY-MM-DD",
-    "有效期止": "日期 YYYY-MM-DD",
+    "签署时间": "签署日期或时间，如 2026-11-30、2026/11/30、2026年11月30日、2026/11/30 09:00 或 2026-11-30T09:00+08:00",
+    "有效期起": "日期，如 2026-12-31、2026/12/31 或 2026年12月31日",
+    "有效期止": "日期，如 2026-12-31、2026/12/31 或 2026年12月31日",
     "授权用途": "授权用途",
     "电子签名": "电子签名引用",
     "经办人": "经办人账号 (或在配置中设 default_operator)",
@@ -332,11 +332,11 @@ def read_batch(path: Path, *, default_operator: str | None = None) -> list[Batch
         for name in ("authorisation.signed_at", "authorisation.valid_from", "authorisation.valid_until"):
             if flat.get(name):
                 try:
-                    moment = parse_datetime(flat[name], DATE_FORMATS)
+                    moment = parse_datetime(flat[name], DATE_FORMATS, day_at=time())  # a day alone: its start
                 except ValueError:
                     column = next(h for h, f in BATCH_COLUMNS.items() if f == name)
                     dates.append((column, f"{path.name} 第 {i} 行 列「{column}」值 {flat[name]!r}：应为"
-                                          f"{EXPECTED[column]}（或 2026/11/30、2026年11月30日）"))  # fmt: skip
+                                          f"{EXPECTED[column]}"))  # fmt: skip
                     continue
                 flat[name] = moment if name.endswith("signed_at") else moment[:10]
         owners = {o.strip() for o in row.get(OWNERS_COLUMN, "").replace("；", ";").split(";") if o.strip()} or None
@@ -466,9 +466,9 @@ def export_queries(
         for name in ("authorisation.signed_at", "authorisation.valid_until"):
             if flat[name]:
                 try:
-                    moment = parse_datetime(flat[name], DATE_FORMATS)
+                    moment = parse_datetime(flat[name], DATE_FORMATS, day_at=time())  # a day alone: its start
                 except ValueError:
-                    errors.append(said(name, "日期或时间，如 2026-11-30 或 2026-11-30 09:00", flat[name]))
+                    errors.append(said(name, "日期或时间，如 2026-11-30、2026/11/30 或 2026/11/30 09:00", flat[name]))
                     continue
                 flat[name] = moment if name.endswith("signed_at") else moment[:10]
         if flat["authorisation.purpose"] in ("办理不动产抵押登记业务", "抵押登记", "抵押", ""):
