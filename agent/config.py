@@ -312,7 +312,13 @@ class MetricsConfig(_Section):
 
     enabled: bool = Field(default=True, description="serve /metrics and /healthz while `regbridge run` runs")
     listen: str = Field(default="127.0.0.1", description="the address (loopback: only this machine)")
-    port: int = Field(default=9464, ge=0, le=65535, description="the port (0: any free one)")
+    port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="the port (0: any free one, logged at the start); each agent instance on one host needs its own "
+        "(taken: the agent runs without /metrics and raises a `metrics` alert)",
+    )
     stale_seconds: float = Field(default=120.0, gt=0, description="/healthz fails when the work loop is this late")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from agent.cli.common import CONFIG, load_config_or_exit, open_agent
+from agent.cli.common import CONFIG, load_config_or_exit, open_agent, reaching_centre
 
 __all__ = ["register"]
 
@@ -89,8 +89,9 @@ def restore(
             typer.secho(f"restore refused: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
         agent = open_agent(config)
-        try:
-            done = recover(agent)
+        try:  # the files are back; the centre out of reach: say so, run restore again later (each step repeats)
+            with reaching_centre("restore", "备份已恢复，未完成与登记中心的核对（再次运行 regbridge restore）"):
+                done = recover(agent)
         finally:
             agent.close()
     typer.echo(

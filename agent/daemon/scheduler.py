@@ -199,8 +199,12 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
             log.info("metrics and health endpoint", extra={"url": metrics_server.url})
         except OSError as exc:  # the port is taken: run without it, and say so
             where = f" (host {socket.gethostname()})" if agent.shared else ""  # alerts are the shared state's
-            agent.store.raise_alert("metrics", f"cannot serve metrics on {m.listen}:{m.port}{where}: {exc}")
-            log.error("metrics endpoint unavailable", extra={"error": str(exc)})
+            said = (
+                f"cannot serve /metrics and /healthz on {m.listen}:{m.port}{where}: {exc.strerror or exc}; running"
+                " without them (another agent instance on this host needs its own [metrics] port, or 0)"
+            )
+            agent.store.raise_alert("metrics", said)
+            log.error("metrics endpoint unavailable", extra={"error": said})
 
     console_server = None
     if agent.config.console.enabled:

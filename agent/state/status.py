@@ -34,7 +34,9 @@ ALERT_FIXES: dict[str, str] = {
     "disk_full": "free disk space where data_dir lives; the agent resumes by itself",
     "key": "the config names a key that cannot be loaded: `regbridge keys show`, fix centre.key_id, then "
     "`systemctl reload regbridge`",
-    "metrics": "another program holds the metrics port: change [metrics] port, then restart the agent",
+    "metrics": "the metrics port is taken (by another program, or another agent instance on this host): give "
+    "this instance its own [metrics] port (0: any free one; it is logged at the start), then restart it; the agent "
+    "runs meanwhile, without /metrics and /healthz",
     "inbox": "the inbox folder is gone: reconnect the share (mount it again); exports and receipts wait until then",
     "inbox-file": "take the file out of the inbox (or replace the link with a real file); it will not be read",
     "completion": 'set completion = "rename" or "marker" for this inbox, then `systemctl reload regbridge`',

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -10,7 +12,9 @@ import urllib.request
 import pytest
 from typer.testing import CliRunner
 
+from agent.daemon import run_daemon
 from agent.daemon.metrics import MetricsServer, route_of
+from agent.state.status import ALERT_FIXES
 
 from ..conftest import Branch
 
@@ -41,3 +45,31 @@ def test_metrics_fold_ids_and_healthz_fails_when_the_work_loop_stalls(branch: Br
         server.stop()
         agent.close()
 
+
+
+def test_a_second_instance_on_the_metrics_port_runs_without_it_and_says_which_port(
+    branch: Branch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two agents on one host with the same ``[metrics] port``: the second does not die (nor print a traceback);
+    it runs without /metrics and raises a ``metrics`` alert naming the port and the fix (its own port, or 0)."""
+    with socket.socket() as first:  # the first instance's endpoint
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        port = first.getsockname()[1]
+        monkeypatch.setenv("REGBRIDGE_METRICS__PORT", str(port))
+        agent = branch.agent()
+        stop = threading.Event()
+        daemon = threading.Thread(target=run_daemon, args=(agent,), kwargs={"stop": stop, "install_signals": False})
+        daemon.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not (alerts := [a for a in agent.store.alerts() if a["kind"] == "metrics"]):
+                assert daemon.is_alive() and time.monotonic() < deadline, "the daemon runs on and raises the alert"
+                time.sleep(0.05)
+            assert daemon.is_alive()
+        finally:
+            stop.set()
+            daemon.join(timeout=30)
+    [alert] = alerts
+    assert f"127.0.0.1:{port}" in alert["message"] and "its own [metrics] port, or 0" in alert["message"], alert
+    assert "another agent instance on this host" in ALERT_FIXES["metrics"]
