@@ -5,7 +5,10 @@ each SDK JSON member, the dialect's member (``unit_id = "BDCDYH"``), at any dept
 field may convert its value: ``unit = "万元"`` (the SDK's 元 — exact, two decimals — to 万元, exact
 to six decimals, as a decimal string; never a float) or ``codes = "<table>"`` (a ``[codes.<table>]``
 of dialect code = SDK code). A name may be scoped to its parent member, ``"terms.method"`` (the
-``method`` of ``terms`` only), where the SDK uses one name in two places. Members not in the
+``method`` of ``terms`` only), where the SDK uses one name in two places, or to a business type,
+``"mortgage_change.reason"`` (the ``reason`` at the top of a 抵押权变更 application, wherever that application
+is: sent alone, inside a record, inside a supplement — any object whose ``type`` is that business type; its
+``terms`` and other members keep their own scopes). Members not in the
 dictionary keep their SDK names, so
 :meth:`FieldDictionary.from_dialect` undoes :meth:`FieldDictionary.to_dialect` exactly.
 
@@ -22,7 +25,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from sdk.models import Application, ApplicationRecord
+from sdk.models import APPLICATION_TYPES, Application, ApplicationRecord
 from sdk.money import wan_to_yuan, yuan_to_wan
 
 __all__ = ["DialectField", "FieldDictionary"]
@@ -33,8 +36,8 @@ _APPLICATION: TypeAdapter[Application] = TypeAdapter(Application)
 
 @dataclass(frozen=True)
 class DialectField:
-    """One entry of ``[fields]``: the SDK member ``sdk`` (inside ``scope``, the parent member's SDK name,
-    if given), the dialect's ``name``, its conversion."""
+    """One entry of ``[fields]``: the SDK member ``sdk`` (inside ``scope``, if given: the parent member's SDK
+    name, or a business type — the top of an application of that type), the dialect's ``name``, its conversion."""
 
     sdk: str
     name: str
@@ -183,6 +186,7 @@ class FieldDictionary:
             return [self.to_dialect(v, parent) for v in document]
         if not isinstance(document, Mapping):
             return document
+        parent = _kind_of(document) or parent  # an application's members: scoped by its business type
         out: dict[str, Any] = {}
         for key, value in document.items():
             entry = self._entry_out(parent, key)
@@ -204,6 +208,7 @@ class FieldDictionary:
             return [self.from_dialect(v, parent) for v in document]
         if not isinstance(document, Mapping):
             return document
+        parent = _kind_of(document) or parent
         out: dict[str, Any] = {}
         for key, value in document.items():
             entry = self._entry_in(parent, key)
@@ -220,7 +225,7 @@ class FieldDictionary:
         registration type (``DJLX``, TD/T 1066) beside the renamed members."""
         document = application.model_dump(mode="json", exclude_none=True)
         kind = document.pop("type")
-        out: dict[str, Any] = self.to_dialect(document)
+        out: dict[str, Any] = self.to_dialect(document, kind)
         if self.business_type_field:
             out[self.business_type_field] = self.to_dialect_code("YWLX", kind)
         else:
@@ -245,7 +250,7 @@ class FieldDictionary:
             kind = self.to_sdk_code("YWLX", code)
         else:
             kind = str(body.pop("type", ""))
-        sdk_doc = self.from_dialect(body)
+        sdk_doc = self.from_dialect(body, kind if kind in APPLICATION_TYPES else None)
         sdk_doc["type"] = kind
         application = _APPLICATION.validate_python(sdk_doc)
         expected = type(application).registration_type.value
@@ -275,6 +280,12 @@ class FieldDictionary:
         sdk_doc = self.from_dialect(body)
         sdk_doc["status"] = self.to_sdk_code("YWZT", code)
         return ApplicationRecord.model_validate(sdk_doc)
+
+
+def _kind_of(document: Mapping[str, Any]) -> str | None:
+    """The business type of an application (or record) object — its ``type`` — else None."""
+    kind = document.get("type")
+    return kind if isinstance(kind, str) and kind in APPLICATION_TYPES else None
 
 
 def _sdk_member_names() -> set[str]:

@@ -49,6 +49,33 @@ def test_a_purchase_notice_goes_in_the_names_of_td_t_1066_预告登记() -> None
     assert message["QDJG"] == "200" and message["QLR"][0]["ZJH"] and message["YWR"][0]["ZJZL"] == "8"  # 取得价格 万元
     assert not {"buyers", "sellers", "price", "notice_kind"} & set(message)
 
+def test_change_discharge_notice_and_determination_members_go_in_dialect_names() -> None:
+    """plat6: sale_contract_number, changes, reason and determination_fact went under the SDK's names. `reason` is
+    named by business type (变更原因 BGYY, 注销抵押原因 ZXDYYY); a 补正 item's reason in a record keeps its name."""
+    from sdk.models import ApplicationRecord
+
+    named = {"mortgage_change": {"BGNR", "BGYY"}, "mortgage_discharge": {"ZXDYYY"}, "purchase_notice": {"MMHTBH"},
+             "purchase_and_mortgage_notice": {"MMHTBH"}, "maximum_determination": {"ZGZQQDSS"},
+             "mortgage_first_with_determination": {"ZGZQQDSS"}}  # fmt: skip
+    for kind, names in named.items():
+        application = f.application(kind, f"LN-NAMES-{kind}")
+        message = PROVINCE.application_to_dialect(application)
+        assert names <= set(message), kind
+        assert not {"sale_contract_number", "changes", "reason", "determination_fact"} & set(message), kind
+    change = f.application("mortgage_change", "LN-NAMES-CH")
+    now = "2026-03-05T08:00:00+00:00"
+    record = ApplicationRecord.model_validate({
+        "application_id": "app_1", "client_reference": "LN-NAMES-CH", "type": "mortgage_change",
+        "status": "correction_required", "created_at": now, "updated_at": now,
+        "application": change.model_dump(mode="json", exclude_none=True),
+        "correction": {"requested_at": now, "deadline": now, "items": [{"code": "field", "reason": "证明号不符"}]},
+    })  # fmt: skip
+    answered = PROVINCE.record_to_dialect(record)
+    assert "BGYY" in answered["application"] and "reason" not in answered["application"]
+    assert answered["correction"]["items"][0]["reason"] == "证明号不符"  # not 变更原因
+    assert PROVINCE.record_from_dialect(answered) == record
+
+
 @pytest.mark.parametrize(
     ("member", "value", "says"),
     [
