@@ -393,6 +393,7 @@ AUDIT_ZH: dict[str, _D] = {
         f"本抵押权在登记簿中已不是现势（不动产登记证明 {_num(d, 'certificate')}）"
     ),
     "platform.notice": lambda d, o, tz: "收到省级平台推送的通知，已回执贷款系统",
+    "platform.notify_url": lambda d, o, tz: f"已在省级平台变更通知地址（{d.get('url', '')}）",
     "platform.notice.refused": lambda d, o, tz: (
         f"拒收省级平台推送的通知 {d.get('count', '')} 次（来源 {d.get('source', '')}，超过每分钟记录上限，仅计数）"
         if o == "suppressed" else "拒收省级平台推送的通知（验证未通过）"

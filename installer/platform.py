@@ -34,7 +34,14 @@ from installer.enrol import _plain
 from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_public_key
 from sdk.support.files import atomic_write
 
-__all__ = ["PlatformAnswerInvalid", "PlatformKeyUnavailable", "enrol_at_desk", "registration_request", "write_platform"]
+__all__ = [
+    "PlatformAnswerInvalid",
+    "PlatformKeyUnavailable",
+    "change_notify_url",
+    "enrol_at_desk",
+    "registration_request",
+    "write_platform",
+]
 
 
 class PlatformAnswerInvalid(ValueError):
@@ -228,6 +235,66 @@ def write_platform(
         atomic_write(config_path, text.encode("utf-8"), mode=config_path.stat().st_mode & 0o777)
         raise
     return config_path
+
+
+def change_notify_url(
+    config_path: Path,
+    url: str,
+    *,
+    port: int | None = None,
+    listen: str | None = None,
+    secret: bytes | None = None,
+) -> str | None:
+    """Change the notify URL the platform pushes notices to (``regbridge platform notify-url``): ask the platform
+    (its ``notify_url`` service, signed by the key registered at its desk), then write ``[platform.notify]``
+    ``public_url`` (and ``port``, ``listen`` when given) and an audit record (``platform.notify_url``: the URL
+    before and after). Answers the URL the platform had before.
+
+    Raises:
+        ValueError: no ``[platform]``, ``url`` is not an absolute http(s) URL, or the config does not load with it.
+        KeyError: the platform's signing key or the SM2 encryption key is not in the key store.
+        sdk.RegBridgeError: the platform refused the change or could not be reached (nothing written here).
+    """
+    from urllib.parse import urlsplit
+
+    import tomlkit
+
+    from agent.centre.province import platform_centre
+    from agent.state.audit import AuditLog
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"notify URL {url!r}: an absolute http(s) URL expected (the one the platform posts to)")
+    config, custody = _open(config_path, secret)
+    if config.platform is None:
+        raise ValueError(f"{config_path}: no [platform] (register first: regbridge platform enroll)")
+    decryption = custody.encryption_key()
+    if decryption is None:
+        raise KeyError("there is no SM2 encryption key in the key store (regbridge platform enroll --request)")
+    centre = platform_centre(config, signer=custody.sm2_signer(config.platform.key_id), decryption_key=decryption)
+    try:
+        previous = centre.change_notify_url(url)
+    finally:
+        centre.close()
+    text = config_path.read_text(encoding="utf-8")
+    doc = tomlkit.parse(text)
+    notify = doc["platform"].setdefault("notify", tomlkit.table())
+    notify["public_url"] = url
+    if port is not None:
+        notify["port"] = port
+    if listen is not None:
+        notify["listen"] = listen
+    mode = config_path.stat().st_mode & 0o777
+    atomic_write(config_path, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
+    try:
+        load_config(config_path)
+    except ValueError:
+        atomic_write(config_path, text.encode("utf-8"), mode=mode)
+        raise
+    AuditLog(config.resolve(config.data_dir) / "audit.log").append(
+        "platform.notify_url", config.platform.app_id, "changed", previous=previous or "", url=url
+    )
+    return previous
 
 
 def enrol_at_desk(

@@ -31,7 +31,9 @@ TD/T 1066 names; ``receipt`` {payment_id} → the receipt; ``certificate`` {ZSID
 knows the licence; ``notice`` {WSID} → a sealed notice's signed metadata; ``notice_download`` {WSID,
 sha256} → {content}; ``operators`` {XZQDM, TYSHXYDM?} → {operators} (of the branch of that 统一社会信用代码,
 else the head office's); ``channel`` {} →
-{open}; ``fee`` {YWH} → the fee notice; ``pay`` {YWH, payment, idempotencyKey} → the receipt (fees in
+{open}; ``notify_url`` {notifyUrl} → {notifyUrl, previous} (the bank's notify URL changed: the request is signed
+by its enrolled key like every other; kept and logged in ``desk_log``); ``fee`` {YWH} → the fee notice; ``pay``
+{YWH, payment, idempotencyKey} → the receipt (fees in
 元, as the centres keep them). ``YWH`` is the county centre's application id.
 
 Every service but ``create`` (whose application carries its branch as its 抵押权人 or 代理) takes ``TYSHXYDM``,
@@ -194,6 +196,8 @@ class PlatformState:
             CREATE TABLE IF NOT EXISTS county_keys (app_id TEXT NOT NULL, uscc TEXT NOT NULL, district TEXT NOT NULL,
                 institution_id TEXT NOT NULL, key_id TEXT NOT NULL, algorithm TEXT NOT NULL, pem BLOB NOT NULL,
                 PRIMARY KEY (app_id, uscc, district));
+            CREATE TABLE IF NOT EXISTS desk_log (at TEXT NOT NULL, app_id TEXT NOT NULL, action TEXT NOT NULL,
+                detail TEXT NOT NULL);
             """
         )
         self._lock = threading.Lock()
@@ -297,6 +301,18 @@ class PlatformState:
                 (app_id, uscc, district, institution_id, key_id, algorithm_of(key), pem),
             )
 
+    def log(self, record: dict[str, Any]) -> None:
+        """Keep one record of the desk's log (:attr:`ProvincePlatform.desk_log`)."""
+        detail = {k: v for k, v in record.items() if k not in ("at", "appId", "action")}
+        with self._lock:
+            self._db.execute("INSERT INTO desk_log VALUES (?, ?, ?, ?)",
+                             (record["at"], record["appId"], record["action"], json.dumps(detail)))  # fmt: skip
+
+    def desk_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT at, app_id, action, detail FROM desk_log ORDER BY rowid").fetchall()
+        return [{"at": at, "appId": app, "action": action, **json.loads(detail)} for at, app, action, detail in rows]
+
     def nonces(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM nonces").fetchone()[0])
@@ -387,6 +403,8 @@ class ProvincePlatform:
         self._lock = threading.Lock()
         #: the bearer token of ``POST /admin/enrol`` (the registration desk; shown once by ``sandbox serve``)
         self.admin_token = secrets.token_urlsafe(24)
+        #: what the desk changed for a bank after its registration (``notify_url``: ``previous``, ``url``), oldest first
+        self.desk_log: list[dict[str, Any]] = self.state.desk_log() if self.state else []
         self.app = Starlette(
             routes=[
                 Route("/api/{service}", self._endpoint, methods=["POST"]),
@@ -700,6 +718,26 @@ class ProvincePlatform:
                       reply_to=opened.nonce)  # the answer names the request it answers
         return JSONResponse(answer("0000", data=sealed))
 
+    def _change_notify_url(self, bank: BankAtPlatform, data: dict[str, Any]) -> dict[str, Any]:
+        """The ``notify_url`` service: the bank's notify URL from now on (``notifyUrl``, absolute http(s)); the
+        change is kept (with ``--data``) and logged in :attr:`desk_log`. Answers ``{notifyUrl, previous}``."""
+        from datetime import UTC, datetime
+        from urllib.parse import urlsplit
+
+        url = str(data.get("notifyUrl") or "")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+            raise EnvelopeRefused("4220", f"notifyUrl {url[:80]!r}: an absolute http(s) URL expected")
+        with self._lock:
+            previous, bank.notify_url = bank.notify_url, url
+            record = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "appId": bank.app_id,
+                      "action": "notify_url", "previous": previous, "url": url}  # fmt: skip
+            self.desk_log.append(record)
+        if self.state is not None:
+            self.state.save_bank(bank)
+            self.state.log(record)
+        return {"notifyUrl": url, "previous": previous}
+
     def _district_of_unit(self, unit_id: str) -> str:
         district = unit_id[:6]
         if district not in self.centres:
@@ -872,6 +910,8 @@ class ProvincePlatform:
             district = self._district_of_unit(str(data["XZQDM"]) + "0" * 22)
             client = bank.clients_of(branch)[district]  # a branch's: its own 经办人 accounts
             return {"operators": [op.model_dump(mode="json") for op in client.institution.operators()]}
+        if service == "notify_url":  # signed by the bank's enrolled key (the envelope checked it), and logged
+            return self._change_notify_url(bank, data)
         if service == "channel":
             profiles = [client.institution.get() for client in self._clients_as(bank, branch, data)]
             return {"open": all(p.channel.status == "open" and p.filing_state.status == "complete" for p in profiles)}

@@ -201,7 +201,17 @@ class ProvinceCentre:
         return EventPage(events=[], next_cursor=after or "0", has_more=False, poll_interval_seconds=60)
 
     def set_webhook(self, url: str) -> None:
-        """The notify URL is registered at enrolment; nothing to ask of the platform here."""
+        """The notify URL is registered at enrolment (and changed by :meth:`change_notify_url`); nothing here."""
+
+    def change_notify_url(self, url: str) -> str | None:
+        """Register ``url`` as the bank's notify URL at the platform (service ``notify_url``, signed by the bank's
+        enrolled key like every call); answers the URL it replaces (None: there was none).
+
+        Raises:
+            sdk.ValidationFailed: the platform refused the URL (``4220``); other ``sdk`` errors as for any call.
+        """
+        previous = self._call("notify_url", {"notifyUrl": url}).get("previous")
+        return str(previous) if previous else None
 
     # --- fees ------------------------------------------------------------------------------------
 

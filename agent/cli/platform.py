@@ -67,12 +67,37 @@ def enroll(
         typer.secho(warning, fg="yellow", err=True)
 
 
+@platform_app.command("notify-url")
+def notify_url(
+    url: str = typer.Argument(..., help="The new URL the platform posts notices to."),
+    config: Path = CONFIG,
+    notify_port: int = typer.Option(None, "--notify-port", help="The fixed port that URL reaches (default: as is)."),
+    notify_listen: str = typer.Option(None, "--notify-listen", help="Where the receiver listens (default: as is)."),
+) -> None:
+    """Change the registered notify URL: the platform records it (a request signed by the key registered at its
+    desk), then [platform.notify] is rewritten and the change audited. Restart the agent (`regbridge run`) to
+    listen there."""
+    import sdk
+    from agent.state.secrets import SecretUnavailable
+    from installer.platform import change_notify_url
+
+    try:
+        previous = change_notify_url(config, url, port=notify_port, listen=notify_listen)
+    except (ValueError, KeyError, OSError, SecretUnavailable, sdk.RegBridgeError) as exc:
+        typer.secho(f"通知地址未变更 (notify URL not changed): {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"notify URL at the platform: {previous or '(none)'} → {url}; [platform.notify] written to {config};"
+               " restart the agent to listen there")  # fmt: skip
+    for warning in notify_warnings({"public_url": url, "port": notify_port if notify_port is not None else 1}):
+        typer.secho(warning, fg="yellow", err=True)
+
+
 def notify_warnings(notify: dict[str, Any]) -> list[str]:
     """What a head office's IT must know about the notify URL it registered (none: no pushed notices)."""
     if not notify.get("public_url"):
         return ["注意：未登记通知地址（no --notify-url）: the platform cannot push 查封/解封/异议/产权变动 notices to "
-                "this agent; give --notify-url URL and a fixed --notify-port when registering (a desk registers "
-                "an appId once: afterwards ask the platform to record the URL, then --answer with it)"]  # fmt: skip
+                "this agent; give --notify-url URL and a fixed --notify-port when registering, or later: "
+                "regbridge platform notify-url URL --notify-port N"]  # fmt: skip
     if not notify.get("port"):
         return [f"注意：--notify-port 0 listens on a different free port at every start, while the platform posts to "
                 f"{notify['public_url']}: give the fixed port that URL reaches (--notify-port N)"]  # fmt: skip

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from agent.daemon import Agent, run_daemon
 from agent.daemon.notify import PlatformNoticeReceiver, RefusalThrottle
@@ -204,3 +205,51 @@ def test_a_flood_of_refused_pushes_is_audited_at_a_bounded_rate(branch: Branch) 
     summary = refused[5]["detail"]
     assert summary["source"] == "127.0.0.1" and summary["count"] == "195" and summary["codes"] == "4001×195"
     agent.close()
+
+
+def test_the_notify_url_is_changed_at_the_platform_by_a_signed_request(
+    branch: Branch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`regbridge platform notify-url`: the platform records the new URL (a request signed by the key registered at
+    its desk; one signed by another key is refused and changes nothing), logs it at its desk, [platform.notify] is
+    rewritten and audited — and the platform's next push reaches the receiver at the new URL."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from agent.config import load_config
+
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    first, second = free_port(), free_port()
+    with ProvincePlatform(counties=(CHANGFENG,)) as platform:
+        enrol_at_desk(branch.config, APP_ID, desk_url=platform.url, desk_token=platform.admin_token,
+                      notify={"listen": "127.0.0.1", "port": first, "public_url": f"http://127.0.0.1:{first}/notify"},
+                      secret=SECRET)  # fmt: skip
+        # a stranger's change (its own key): refused by its signature, the URL stays
+        forged = seal({"notifyUrl": "http://203.0.113.9/steal"}, app_id=APP_ID, signer=Sm2PrivateKey.generate(),
+                      recipient=platform.encryption_key.public)  # fmt: skip
+        assert post_to(f"{platform.url}/api/notify_url", forged) == "4011"
+        bad = CliRunner().invoke(app, ["platform", "notify-url", "ftp://nowhere", "-c", str(branch.config)])
+        assert bad.exit_code == 1 and "http(s)" in bad.output
+        new = f"http://127.0.0.1:{second}/notify"
+        done = CliRunner().invoke(
+            app, ["platform", "notify-url", new, "--notify-port", str(second), "-c", str(branch.config)]
+        )
+        assert done.exit_code == 0, done.output
+        assert f"http://127.0.0.1:{first}/notify → {new}" in done.output
+        assert platform.banks[APP_ID].notify_url == new
+        assert [(r["appId"], r["action"], r["previous"], r["url"]) for r in platform.desk_log] == [
+            (APP_ID, "notify_url", f"http://127.0.0.1:{first}/notify", new)
+        ]
+        notify = load_config(branch.config).platform.notify  # type: ignore[union-attr]
+        assert (notify.public_url, notify.port) == (new, second)
+        assert audited(branch, "platform.notify_url") == 1
+        agent = branch.agent()
+        receiver = agent.notice_receiver()
+        assert receiver is not None and receiver.url == new
+        receiver.start()
+        try:
+            pushed = platform.push_notice(APP_ID, kind="objection", unit_id=unit_id(41))
+            assert pushed.json()["head"]["code"] == "0000" and receiver.received == 1
+        finally:
+            receiver.stop()
+            agent.close()
