@@ -298,8 +298,10 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
         made = made.parent
     existed = out.exists()
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    journal = RecoveryJournal(recovery_dir(config))
+    covered, upto = journal.mark()  # before the snapshot: what was journalled is in it
     try:
-        return _take(config, out)
+        manifest = _take(config, out, len(covered))
     except BaseException:
         if existed:  # it was empty: what is in it now is this backup's
             for child in out.iterdir():
@@ -307,12 +309,12 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
         else:
             shutil.rmtree(made, ignore_errors=True)
         raise
+    journal.prune(covered, upto)  # only once the backup is whole (never before a backup removed as failed)
+    return manifest
 
 
-def _take(config: AgentConfig, out: Path) -> dict[str, Any]:
+def _take(config: AgentConfig, out: Path, covered: int) -> dict[str, Any]:
     data = config.resolve(config.data_dir)
-    journal = RecoveryJournal(recovery_dir(config))
-    covered, upto = journal.mark()  # before the snapshot: what was journalled is in it
     db = sqlite_path(config)
     if db is not None:
         if not db.exists():
@@ -359,11 +361,10 @@ def _take(config: AgentConfig, out: Path) -> dict[str, Any]:
         "blobs": blobs,
         "keys": keys,
         "key_store": config.centre.key_store,
-        "exports_covered": len(covered),
+        "exports_covered": covered,
         "files": {name: _sha256(path) for name, path in _files_of(out).items()},
     }
     atomic_write(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2).encode(), mode=0o600)
-    journal.prune(covered, upto)
     return manifest
 
 

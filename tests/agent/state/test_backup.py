@@ -28,10 +28,9 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.cli.inspect import agent_process
 from agent.config import load_config
-from agent.daemon import AgentBusy
+from agent.daemon import Agent, AgentBusy
 from agent.demo import samples
 from agent.state.backup import BackupError, RecoveryJournal, _pg_tool, recovery_dir
-from agent.state.leases import LEADER
 from agent.state.sql import SQLStore
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, drop, make_branch
@@ -265,28 +264,34 @@ def test_restore_on_a_shared_state_is_refused_while_another_instance_lives(
     centre: LocalCentre, tmp_path: Path, pg_url: str
 ) -> None:
     """From a fresh host (no lock file, no instance id), restore asks the shared database itself: another
-    instance's fresh heartbeat, or its leader lease, refuses it before ``pg_restore --clean`` runs."""
+    instance's fresh heartbeat and leader lease refuse it before ``pg_restore --clean`` runs. Once that instance
+    stops cleanly (it leaves the state), the restore goes ahead at once."""
     branch = make_branch(centre, tmp_path / "branch", state={"url": pg_url})
     agent = branch.agent()
     agent.close()
     taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup")])
     assert taken.exit_code == 0, taken.output
-    other = SQLStore(pg_url)
+    config = load_config(branch.config)
+    other = Agent(config.model_copy(update={"data_dir": tmp_path / "host-b"}), secret=SECRET)
     try:
-        other.register_instance("host-b-1a2b", "host-b", 4242)
-        assert other.acquire_lease(LEADER, "host-b-1a2b", 30)
-        other.set_meta("drill", "after the backup")
+        assert other.beat() and other.is_leader  # another host's instance, running and leading
+        other.store.set_meta("drill", "after the backup")
+        data = branch.root / "var"
+        for name in ("agent.lock", "instance.id"):
+            (data / name).unlink(missing_ok=True)  # a fresh host
+        env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
+        args = ["restore", str(tmp_path / "backup"), "--config", str(branch.config)]
+        done = runner.invoke(app, args, env=env)
+        assert done.exit_code == 2, done.output
+        assert f"instance {other.instance_id} on {socket.gethostname()} (heartbeat" in done.output, done.output
+        assert "holds the leader lease" in done.output and "stop every instance first" in done.output
+        assert other.store.get_meta("drill") == "after the backup"  # pg_restore --clean never ran
     finally:
-        other.close()
-    data = branch.root / "var"
-    for name in ("agent.lock", "instance.id"):
-        (data / name).unlink(missing_ok=True)  # a fresh host
-    env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
-    done = runner.invoke(app, ["restore", str(tmp_path / "backup"), "--config", str(branch.config)], env=env)
-    assert done.exit_code == 2, done.output
-    assert "instance host-b-1a2b on host-b (heartbeat" in done.output and "leader lease" in done.output, done.output
+        other.close()  # a clean stop: it leaves the shared state
+    done = runner.invoke(app, args, env=env)
+    assert done.exit_code == 0, done.output
     store = SQLStore(pg_url)
     try:
-        assert store.get_meta("drill") == "after the backup"  # pg_restore --clean never ran
+        assert store.get_meta("drill") is None and store.instances() == []
     finally:
         store.close()
