@@ -159,10 +159,27 @@ class RecoveryJournal:
                 atomic_write(self.receipts_file, rest, mode=0o600)
 
 
-def _libpq_url(url: str) -> str:
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` (SQLAlchemy's) as libpq's connection URI for ``pg_dump``/``pg_restore``, and their environment:
+    a password in the URL goes in ``PGPASSWORD`` (a process's arguments are readable by every user of the host;
+    its environment is not), never on the command line.
+    """
     import sqlalchemy as sa
 
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    parsed = sa.make_url(url)
+    password = parsed.password or parsed.query.get("password")
+    bare = sa.URL.create(
+        "postgresql",
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query={k: v for k, v in parsed.query.items() if k != "password"},
+    )
+    env = dict(os.environ)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    return bare.render_as_string(hide_password=False), env
 
 
 def _server_major(url: str) -> int:
@@ -330,9 +347,10 @@ def _take(config: AgentConfig, out: Path, covered: int) -> dict[str, Any]:
     else:
         assert config.state.url is not None
         pg_dump = _pg_tool("pg_dump", config.state.url)
+        uri, env = _libpq(config.state.url)
         done = subprocess.run(
-            [pg_dump, "-Fc", "--no-owner", "-f", str(out / "state.pgdump"), _libpq_url(config.state.url)],
-            capture_output=True, text=True, check=False,
+            [pg_dump, "-Fc", "--no-owner", "-f", str(out / "state.pgdump"), uri],
+            capture_output=True, text=True, check=False, env=env,
         )  # fmt: skip
         if done.returncode != 0:
             raise BackupError(f"pg_dump failed: {done.stderr.strip()[-500:]}")
@@ -539,10 +557,11 @@ def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
     _swap_salt(source, data, stamp, done, moved)
     assert config.state.url is not None
     pg_restore = _pg_tool("pg_restore", config.state.url)
+    uri, env = _libpq(config.state.url)
     run = subprocess.run(
-        [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction",
-         "-d", _libpq_url(config.state.url), str(source / "state.pgdump")],
-        capture_output=True, text=True, check=False,
+        [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", uri,
+         str(source / "state.pgdump")],
+        capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     if run.returncode != 0:
         _put_back(moved, done)

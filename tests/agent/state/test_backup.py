@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from agent.cli import app
@@ -30,7 +31,7 @@ from agent.cli.inspect import agent_process
 from agent.config import load_config
 from agent.daemon import Agent, AgentBusy
 from agent.demo import samples
-from agent.state.backup import BackupError, RecoveryJournal, _pg_tool, recovery_dir
+from agent.state.backup import BackupError, RecoveryJournal, _libpq, _pg_tool, recovery_dir
 from agent.state.sql import SQLStore
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, drop, make_branch
@@ -125,6 +126,11 @@ def test_pg_dump_and_pg_restore_are_the_servers_version(postgres: PostgresServer
         assert path.name == tool and path.parent.parent.name == str(major)
     with pytest.raises(BackupError, match="cannot reach the PostgreSQL state"):
         _pg_tool("pg_dump", f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/none")
+    # a password in state.url reaches pg_dump/pg_restore in their environment, never on their command line
+    with_password = sa.make_url(pg_url).set(password="Pw-9c1e").render_as_string(hide_password=False)
+    uri, env = _libpq(with_password)
+    assert "Pw-9c1e" not in uri and env["PGPASSWORD"] == "Pw-9c1e" and uri.startswith("postgresql://")
+    assert sa.make_url(uri).database == sa.make_url(pg_url).database
 
 
 def _closed_port() -> int:
