@@ -10,7 +10,13 @@ one application per loan, the document store one copy of each certificate, the r
 a later backup empties the recovery journal.
 
 The drill runs on both state stores: the embedded SQLite file (SQLite's online backup API) and a real
-PostgreSQL (``pg_dump -Fc`` / ``pg_restore``, the server's own version: tests/postgres.py).
+PostgreSQL (``pg_dump -Fc`` / ``pg_restore``, the server's own version: tests/postgres.py). On PostgreSQL the
+restore is first refused while another host's instance runs and leads (asked of the database, from a host
+without a lock file), and goes on as soon as that instance stops cleanly.
+
+Then a backup is checked before anything live is touched: a damaged byte in any file, an added file, or a
+state that does not pass ``PRAGMA integrity_check`` refuses the restore and leaves the agent as it was; a
+damaged or lost live state is replaced from a good backup, with this host's lock held throughout.
 """
 
 from __future__ import annotations
@@ -93,7 +99,21 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     assert {r["reference"] for r in journal.receipts()} >= {f"{loan}-DYSC" for loan in b + c}
 
     env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
-    restored = runner.invoke(app, ["restore", str(tmp_path / "backup-1"), "--config", str(branch.config)], env=env)
+    restore = ["restore", str(tmp_path / "backup-1"), "--config", str(branch.config)]
+    if backend == "postgresql":  # another host's instance runs and leads: refused before pg_restore --clean runs,
+        # asked of the database itself, also from a host without a lock file
+        (agent.data_dir / "agent.lock").unlink(missing_ok=True)
+        other = Agent(config.model_copy(update={"data_dir": tmp_path / "host-b"}), secret=SECRET)
+        try:
+            assert other.beat() and other.is_leader
+            refused = runner.invoke(app, restore, env=env)
+            assert refused.exit_code == 2, refused.output
+            said = f"instance {other.instance_id} on {socket.gethostname()} (heartbeat"
+            assert said in refused.output and "holds the leader lease" in refused.output, refused.output
+            assert {r.reference for r in other.store.applications()} == set(after)  # nothing restored
+        finally:
+            other.close()  # a clean stop leaves the shared state: the restore goes on at once
+    restored = runner.invoke(app, restore, env=env)
     assert restored.exit_code == 0, restored.output
     assert "1 export(s) ingested again, 3 application(s) re-adopted" in restored.output, restored.output
     agent = branch.agent()
@@ -150,7 +170,7 @@ def _flip(path: Path, at: int) -> None:
     path.write_bytes(bytes(raw))
 
 
-def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damaged_state_is_replaced(
+def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damaged_or_lost_state_is_replaced(
     centre: LocalCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The manifest holds every file's SHA-256; ``restore`` checks the whole backup (and the state itself:
@@ -254,6 +274,11 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
         assert agent.store.get_meta("drill") == "before the backup"
     finally:
         agent.close()
+    monkeypatch.setattr(backup_module, "restore_files", real)
+    for side in ("", "-wal", "-shm"):  # the live state lost altogether
+        live.with_name(live.name + side).unlink(missing_ok=True)
+    done = runner.invoke(app, ["restore", str(good), "--config", str(branch.config)], env=env)
+    assert done.exit_code == 0 and _sha(live) == manifest["files"]["state.db"], done.output
 
 
 def test_restore_and_state_migrate_say_a_missing_config_in_one_line(tmp_path: Path) -> None:
@@ -264,40 +289,3 @@ def test_restore_and_state_migrate_say_a_missing_config_in_one_line(tmp_path: Pa
         assert done.exit_code == 2 and not isinstance(done.exception, ValueError), (args, done.output)
         assert done.output.strip() == f"config: {missing}: no such config file", (args, done.output)
     assert not (tmp_path / "out").exists()
-
-
-def test_restore_on_a_shared_state_is_refused_while_another_instance_lives(
-    centre: LocalCentre, tmp_path: Path, pg_url: str
-) -> None:
-    """From a fresh host (no lock file, no instance id), restore asks the shared database itself: another
-    instance's fresh heartbeat and leader lease refuse it before ``pg_restore --clean`` runs. Once that instance
-    stops cleanly (it leaves the state), the restore goes ahead at once."""
-    branch = make_branch(centre, tmp_path / "branch", state={"url": pg_url})
-    agent = branch.agent()
-    agent.close()
-    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup")])
-    assert taken.exit_code == 0, taken.output
-    config = load_config(branch.config)
-    other = Agent(config.model_copy(update={"data_dir": tmp_path / "host-b"}), secret=SECRET)
-    try:
-        assert other.beat() and other.is_leader  # another host's instance, running and leading
-        other.store.set_meta("drill", "after the backup")
-        data = branch.root / "var"
-        for name in ("agent.lock", "instance.id"):
-            (data / name).unlink(missing_ok=True)  # a fresh host
-        env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
-        args = ["restore", str(tmp_path / "backup"), "--config", str(branch.config)]
-        done = runner.invoke(app, args, env=env)
-        assert done.exit_code == 2, done.output
-        assert f"instance {other.instance_id} on {socket.gethostname()} (heartbeat" in done.output, done.output
-        assert "holds the leader lease" in done.output and "stop every instance first" in done.output
-        assert other.store.get_meta("drill") == "after the backup"  # pg_restore --clean never ran
-    finally:
-        other.close()  # a clean stop: it leaves the shared state
-    done = runner.invoke(app, args, env=env)
-    assert done.exit_code == 0, done.output
-    store = SQLStore(pg_url)
-    try:
-        assert store.get_meta("drill") is None and store.instances() == []
-    finally:
-        store.close()
