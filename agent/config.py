@@ -153,6 +153,39 @@ class CentreConfig(_Section):
         return self
 
 
+#: what another direct centre (``[centres."<prefix>"]``) takes from ``[centre]``: the bank and the agent's key store
+_FROM_CENTRE = ("institution_name", "institution_uscc", "key_store", "pkcs11", "key_dir", "key_max_age_days")
+
+
+class DirectCentreConfig(_Section):
+    """Another registration centre the agent reaches directly (RegBridge's API, as `[centre]`), for the units whose
+    行政区划代码 starts with its key: `[centres."340104"]` (a district) or `[centres."3402"]` (every district of a
+    city), 2-6 digits; the longest key that matches wins, a district of `[platform.centres]` goes to the platform
+    and any other district to `[centre]`. Its own account there (`institution_id`), its own credential (the key
+    `key_id` names, in the agent's key store of `[centre]`) and its own trust anchors; the bank's name and
+    统一社会信用代码 and the key store are `[centre]`'s. Written from that centre's enrolment bundle (`regbridge
+    enroll` in another folder, then this table copied from its `[centre]`); `regbridge doctor` checks each."""
+
+    url: str = Field(description="the centre's registration API base URL")
+    institution_id: str = Field(description="the bank's account at this centre")
+    key_id: str = Field(description="the key id this centre gave the agent's key (in the agent's key store)")
+    seal_ca_file: Path = Field(description="the CA that signs this centre's certificate seals (PEM)")
+    centre_key_id: str = Field(description="the key id of this centre's signing key (certificate metadata)")
+    centre_key: dict[str, Any] = Field(description="this centre's public signing key (JWK)")
+    centre_name: str | None = Field(default=None, description="this centre's name: its certificates' seal must be it")
+    suite: Literal["intl", "gm"] = Field(default="intl", description="this centre's crypto suite")
+    sm2_user_id: str | None = Field(default=None, description="gm: the SM2 user id; default 1234567812345678")
+    envelope: Literal["SM4-GCM", "SM4-CBC"] | None = Field(
+        default=None, description="gm: this centre asks for the personal fields encrypted (as `centre.envelope`)"
+    )
+    centre_encryption_key: dict[str, Any] | None = Field(
+        default=None, description="gm with envelope: this centre's SM2 encryption key (JWK)"
+    )
+    timeout: float = Field(default=30.0, gt=0, description="seconds per request")
+    proxy: str | None = Field(default=None, description="an HTTP(S) proxy URL; a password in it is redacted")
+    ca_bundle: Path | None = Field(default=None, description="a CA bundle for this centre's TLS (default: system)")
+
+
 class PlatformCentreConfig(_Section):
     """One county centre behind the platform: the trust anchors its certificates and sealed notices are
     checked against (from the platform's enrolment answer, ``regbridge platform enroll``)."""
@@ -427,6 +460,11 @@ class AgentConfig(BaseSettings):
     platform: PlatformConfig | None = Field(
         default=None, description="a provincial 总对总 platform the applications go through (`[platform]`)"
     )
+    centres: dict[str, DirectCentreConfig] = Field(
+        default_factory=dict,
+        description="more centres reached directly, by the start of the 行政区划代码 of their units (2-6 digits; "
+        '`[centres."<prefix>"]`); none: `[centre]` is the only direct centre',
+    )
     inbox: list[InboxConfig] = Field(min_length=1, description="one [[inbox]] table per export folder")
     branches: dict[str, BranchConfig] = Field(
         default_factory=dict,
@@ -478,6 +516,20 @@ class AgentConfig(BaseSettings):
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self._base / path)
 
+    def direct_centre(self, prefix: str) -> CentreConfig:
+        """``[centres."<prefix>"]`` as a whole ``[centre]`` (the bank and the key store from ``[centre]``).
+
+        Raises:
+            KeyError: no such prefix.
+        """
+        own = self.centres[prefix].model_dump()
+        return CentreConfig.model_validate({**self.centre.model_dump(include=set(_FROM_CENTRE)), **own})
+
+    def for_centre(self, prefix: str) -> AgentConfig:
+        """This configuration with ``[centres."<prefix>"]`` as its ``[centre]`` (what a client of that centre is
+        built from: :func:`agent.centre.client.centre_client`)."""
+        return self.model_copy(update={"centre": self.direct_centre(prefix)})
+
     @model_validator(mode="after")
     def _known_timezone(self) -> AgentConfig:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -486,6 +538,19 @@ class AgentConfig(BaseSettings):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return self
+
+    @model_validator(mode="after")
+    def _direct_centres(self) -> AgentConfig:
+        for prefix in self.centres:
+            if not (2 <= len(prefix) <= 6 and prefix.isdigit()):
+                raise ValueError(f"centres: {prefix!r} is not the start of a 行政区划代码 (2-6 digits)")
+            if self.platform is not None and prefix in self.platform.centres:
+                raise ValueError(f"centres: {prefix} is a district of [platform.centres] (it goes to the platform)")
+            try:
+                self.direct_centre(prefix)
+            except ValidationError as exc:
+                raise ValueError(f"centres.{prefix}: {_describe(exc)}") from None
         return self
 
     @model_validator(mode="after")
@@ -554,8 +619,9 @@ def redacted(config: AgentConfig) -> dict[str, Any]:
     for key in ("access_key", "secret_key"):
         if data.get("documents", {}).get(key):
             data["documents"][key] = "***"
-    if data["centre"].get("proxy"):
-        data["centre"]["proxy"] = _redact_url(data["centre"]["proxy"])
+    for centre in [data["centre"], *data.get("centres", {}).values()]:
+        if centre.get("proxy"):
+            centre["proxy"] = _redact_url(centre["proxy"])
     if data.get("state", {}).get("url"):
         data["state"]["url"] = _redact_url(data["state"]["url"])
     return data
@@ -575,8 +641,8 @@ def schema_markdown() -> str:
     def table(model: type[BaseModel], prefix: str) -> list[str]:
         rows = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            sections = {"centre", "platform", "branches", "inbox", "documents", "fees", "collateral", "webhook",
-                        "metrics", "logging", "console", "state"}  # fmt: skip
+            sections = {"centre", "centres", "platform", "branches", "inbox", "documents", "fees", "collateral",
+                        "webhook", "metrics", "logging", "console", "state"}  # fmt: skip
             if (name in sections and model is AgentConfig) or (
                 model is PlatformConfig and name in ("notify", "centres")
             ):
@@ -618,6 +684,7 @@ def schema_markdown() -> str:
     sections: list[tuple[str, type[BaseModel], str]] = [
         ("centre", CentreConfig, "`[centre]`"),
         ("centre.pkcs11", Pkcs11Config, '`[centre.pkcs11]` (when `centre.key_store = "pkcs11"`)'),
+        ("centres.<prefix>", DirectCentreConfig, '`[centres."<行政区划代码 prefix>"]` (more centres reached directly)'),
         ("platform", PlatformConfig, "`[platform]` (a provincial 总对总 platform; docs/dialects.md)"),
         ("platform.notify", PlatformNotifyConfig, "`[platform.notify]`"),
         ("platform.centres.<code>", PlatformCentreConfig, "`[platform.centres.<行政区划代码>]` (the routing table)"),

@@ -460,6 +460,52 @@ class _Doctor:
         else:
             self.add("trust", "ok", f"seal CA valid {left} more days; centre key {config.centre.centre_key_id}")
 
+    def directs(self, config: AgentConfig, secret: bytes | None) -> None:
+        """Each other direct centre (``[centres."<prefix>"]``), one finding ``centre <prefix>`` each: its trust
+        anchors (seal CA valid, signing key a key), the agent's key for it in the key store, and one signed call —
+        the key active there, the channel open, 银行信息备案 complete."""
+        for prefix in config.centres:
+            check, sub = f"centre {prefix}", config.for_centre(prefix)
+            centre = sub.centre
+            try:
+                ca = x509.load_pem_x509_certificate(config.resolve(centre.seal_ca_file).read_bytes())
+                sdk.signing.public_key_from_jwk(centre.centre_key)
+            except (OSError, ValueError) as exc:
+                self.add(check, "fail", f"{centre.url}: trust anchors unusable ({exc})",
+                         f"enrol again: regbridge enroll BUNDLE --district {prefix}")  # fmt: skip
+                continue
+            left = (ca.not_valid_after_utc - datetime.now(UTC)).days
+            if left < 0:
+                self.add(check, "fail", f"{centre.url}: its seal CA expired {-left} days ago", "ask for a new bundle")
+                continue
+            if secret is None:
+                self.add(check, "fail", f"{centre.url}: not checked: no agent secret")
+                continue
+            try:
+                signer = custody_for(config, secret).signer(centre.key_id)
+            except KeyError as exc:
+                self.add(check, "fail", f"{centre.url}: {str(exc).strip(chr(39) + chr(34))}",
+                         f"enrol again: regbridge enroll BUNDLE --district {prefix}")  # fmt: skip
+                continue
+            try:
+                with centre_client(sub, signer) as client:
+                    records = client.credentials.list()
+                    profile = client.institution.get()
+            except sdk.RegBridgeError as exc:
+                self.add(check, "fail", f"{centre.url}: {type(exc).__name__}: {exc}",
+                         f'check [centres."{prefix}"] url and the network; the key must be the one enrolled there')
+                continue
+            mine = next((r for r in records if r.key_id == centre.key_id), None)
+            if mine is None or mine.status != "active":
+                self.add(check, "fail", f"{centre.url}: key {centre.key_id} is not active there",
+                         f"enrol again: regbridge enroll BUNDLE --district {prefix}")  # fmt: skip
+            elif profile.channel.status != "open" or profile.filing_state.status != "complete":
+                self.add(check, "warn", f"{centre.url}: channel {profile.channel.status}, 银行信息备案 "
+                         f"{profile.filing_state.status}", "ask the centre (备案, suspension)")  # fmt: skip
+            else:
+                self.add(check, "ok", f"{centre.url} ({centre.centre_name or prefix}): key {centre.key_id} active, "
+                         f"channel open; seal CA valid {left} more days")  # fmt: skip
+
     def platform(self, config: AgentConfig, secret: bytes | None) -> None:
         """``[platform]``: keys, each county centre's anchors, one signed call (``channel``), the notify URL."""
         platform = config.platform
@@ -664,6 +710,7 @@ class _Doctor:
         self.disk(config)
         self.documents(config)
         self.trust(config)
+        self.directs(config, secret)
         self.platform(config, secret)
         self.state(config)
         self.calendar()

@@ -41,7 +41,7 @@ from sdk.signing import jwk_fingerprint, jwk_from_public_key, public_key_from_jw
 from sdk.suites import suite_of
 from sdk.support.files import atomic_write
 
-__all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "enrol", "render_config", "verify_bundle"]
+__all__ = ["MAX_CLOCK_SKEW", "BundleError", "Enrolment", "enrol", "enrol_direct", "render_config", "verify_bundle"]
 
 MAX_CLOCK_SKEW = 120.0  # seconds; the centre refuses signatures more than 300 s off
 
@@ -472,3 +472,85 @@ def enrol(
         serial, not_after = info.serial_hex, info.not_after.isoformat()
     return Enrolment(path, result.key_id, store, custody.where(entry), secret_where, already=False,
                      certificate_serial=serial, certificate_not_after=not_after)  # fmt: skip
+
+
+def enrol_direct(
+    doc: dict[str, Any],
+    config_path: Path,
+    prefix: str,
+    *,
+    secret: bytes | None = None,
+    expected_fingerprint: str | None = None,
+) -> str:
+    """Enrol the agent of ``config_path`` with another centre it reaches directly, for the units whose 行政区划代码
+    starts with ``prefix`` (``regbridge enroll BUNDLE --district PREFIX -c agent.toml``): a key made in the agent's
+    key store (state ``direct``; the algorithm the bundle's suite signs with), registered with the bundle's one-time
+    token; the centre's seal CA kept as ``keys/seal-ca-<prefix>.pem``; ``[centres."<prefix>"]`` written into the
+    config (its account, the key id, its anchors). Answers the key id. The bank (name, 统一社会信用代码) must be the
+    one ``[centre]`` names.
+
+    Raises:
+        BundleError: the bundle does not check, names another bank, the prefix is not 2-6 digits, or the centre
+            refused the token.
+        ValueError: the config does not load (before or with the new table: then it is left as it was).
+    """
+    import tomlkit
+
+    from agent.config import load_config
+    from agent.credentials.custody import custody_for
+
+    if not (2 <= len(prefix) <= 6 and prefix.isdigit()):
+        raise BundleError(f"--district {prefix!r}: the start of a 行政区划代码 (2-6 digits) expected")
+    bundle = verify_bundle(doc, expected_fingerprint=expected_fingerprint)
+    config = load_config(config_path)
+    if bundle["institution_uscc"] != config.centre.institution_uscc:
+        raise BundleError(f"the bundle is for {bundle['institution_uscc'][:6]}…, not this agent's bank "
+                          f"({config.centre.institution_uscc[:6]}…)")  # fmt: skip
+    if secret is None:
+        secret = load_secret(config.resolve(config.secret_file) if config.secret_file else None,
+                             keyring_user=config.centre.institution_id)  # fmt: skip
+    suite = suite_of(bundle.get("suite"))
+    custody = custody_for(config, secret)
+    key = sdk.signing.generate_private_key(suite.default_algorithm)  # type: ignore[arg-type]
+    entry = custody.put_software(suite.adopt(key), "direct")
+    encryption = custody.ensure_encryption_key() if suite.envelope else None
+    try:
+        with sdk.Client(bundle["api_base_url"]) as anon:
+            result = anon.credentials.enroll(
+                bundle["token"], jwk_from_public_key(custody.public_key(entry)), label=f"agent:{prefix}",
+                encryption_key=jwk_from_public_key(encryption.public) if encryption else None,
+            )  # fmt: skip
+    except sdk.AuthenticationFailed:
+        raise BundleError("the centre refused the bundle's one-time token (used or expired): ask for a new bundle"
+                          ) from None  # fmt: skip
+    entries = custody.entries()
+    for e in entries:
+        if e.fingerprint == entry.fingerprint:
+            e.key_id = result.key_id
+    custody.save(entries)
+    seal_ca = Path(config.centre.key_dir) / f"seal-ca-{prefix}.pem"
+    atomic_write(config.resolve(seal_ca), bundle["trust"]["seal_ca_pem"].encode(), mode=0o644)
+    table = {
+        "url": bundle["api_base_url"],
+        "institution_id": bundle["institution_id"],
+        "key_id": result.key_id,
+        "seal_ca_file": str(seal_ca),
+        "centre_key_id": bundle["trust"]["centre_key_id"],
+        "centre_key": bundle["trust"]["centre_key"],
+        "centre_name": bundle["centre"]["name"],
+        **({"suite": "gm", "sm2_user_id": suite.sm2_user_id.decode()} if suite.name == "gm" else {}),
+        **({"envelope": suite.envelope, "centre_encryption_key": bundle["trust"]["centre_encryption_key"]}
+           if suite.envelope else {}),
+    }  # fmt: skip
+    text = config_path.read_text(encoding="utf-8")
+    document = tomlkit.parse(text)
+    centres = document.setdefault("centres", tomlkit.table())
+    centres[prefix] = _plain(table)
+    mode = config_path.stat().st_mode & 0o777
+    atomic_write(config_path, tomlkit.dumps(document).encode("utf-8"), mode=mode)
+    try:
+        load_config(config_path)
+    except ValueError:
+        atomic_write(config_path, text.encode("utf-8"), mode=mode)
+        raise
+    return str(result.key_id)

@@ -10,10 +10,11 @@ import httpx
 
 import sdk
 from agent.config import AgentConfig
+from sdk.certificates import TrustAnchors
 from sdk.gm.sm2 import Sm2PublicKey
 from sdk.signing import public_key_from_jwk
 
-__all__ = ["FEED_RESERVE", "centre_client", "centre_clock_skew", "centre_transport"]
+__all__ = ["FEED_RESERVE", "centre_client", "centre_clock_skew", "centre_transport", "direct_trust"]
 
 #: the share of the client's retry budget only the event feed may spend (:class:`sdk.RetryBudget`): failed
 #: submissions, payments and downloads under a flaky network cannot starve the feed every application moves by
@@ -49,6 +50,26 @@ def centre_client(
         budget = sdk.RetryBudget(capacity=100.0, reserve=100.0 * FEED_RESERVE)
         kwargs["retry"] = sdk.RetryPolicy(budget=budget)
     return sdk.Client(centre.url, credential, timeout=centre.timeout, transport=transport, **kwargs)
+
+
+def direct_trust(config: AgentConfig) -> dict[str, TrustAnchors]:
+    """The trust anchors of each other direct centre by its prefix (``[centres."<prefix>"]``): a certificate of a
+    unit in its districts is checked against that centre's seal CA and signing key.
+
+    Raises:
+        OSError: a ``seal_ca_file`` cannot be read.
+    """
+    found = {}
+    for prefix in config.centres:
+        centre = config.direct_centre(prefix)
+        found[prefix] = TrustAnchors(
+            seal_ca_pem=config.resolve(centre.seal_ca_file).read_text(encoding="ascii"),
+            centre_key_id=centre.centre_key_id,
+            centre_key=centre.centre_key,
+            sm2_user_id=centre.crypto_suite.sm2_user_id,
+            centre_name=centre.centre_name,
+        )
+    return found
 
 
 def centre_clock_skew(url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> float:

@@ -1,24 +1,28 @@
-"""The routing table (``[platform.centres]``): one port over the direct centre and a provincial platform.
+"""The routing table (``[platform.centres]``, ``[centres]``): one port over the direct centres and a platform.
 
-A head office's agent may reach some centres directly (``[centre]``, RegBridge's API) and others through
-a provincial 总对总 platform (``[platform]``, docs/dialects.md). :class:`RoutedCentre` is the
-:class:`~agent.centre.port.CentrePort` the stages see: each application goes where the 行政区划代码 of
-its first 不动产单元号 (its first 6 digits) sends it — the platform for a district in the table, the
-direct centre for any other — and every later call about it follows it there:
+A head office's agent may reach some centres directly (``[centre]``, and more in ``[centres."<prefix>"]``, each
+RegBridge's API with its own credential) and others through a provincial 总对总 platform (``[platform]``,
+docs/dialects.md). :class:`RoutedCentre` is the :class:`~agent.centre.port.CentrePort` the stages see: each
+application goes where the 行政区划代码 of its first 不动产单元号 (its first 6 digits) sends it — the platform for
+a district of its table, else the direct centre whose prefix is the longest that starts the district, else
+``[centre]`` — and every later call about it follows it there:
 
 - by application id, certificate id or reference: the district the agent recorded for it (``locate``,
-  answered from the state store by the caller), else the direct centre;
-- a sealed notice or 在线核验 (no application named): the direct centre first, the platform when the
-  direct centre does not know it;
-- a 登记资料查询 by its unit's district (by 证书号 or 坐落: the direct centre); a receipt (票据) by payment
-  id: the direct centre first, then the platform;
-- the event feed and webhooks: the direct centre (the platform has none);
-- operators: both, deduplicated; the channel is open only when both take the bank's requests.
+  answered from the state store by the caller), else ``[centre]``;
+- a sealed notice or 在线核验 (no application named): ``[centre]`` first, then each other direct centre, then
+  the platform, until one knows it;
+- a 登记资料查询 by its unit's district (by 证书号 or 坐落: ``[centre]``); a receipt (票据) by payment id: as a
+  sealed notice;
+- the event feed: every direct centre's, read together under one cursor (``{"": [centre]'s, "<prefix>": …}`` as
+  JSON; a plain cursor kept from before ``[centres]`` is ``[centre]``'s); the platform has none; webhooks:
+  ``[centre]``'s;
+- operators: every centre's, deduplicated; the channel is open only when every centre takes the bank's requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import json
+from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
 import sdk
@@ -50,22 +54,37 @@ Locate = Callable[[str, str], str | None]
 
 
 class RoutedCentre:
-    """:class:`~agent.centre.port.CentrePort` over ``direct`` and ``platform``, routed by district.
+    """:class:`~agent.centre.port.CentrePort` over the direct centres and a platform, routed by district.
 
     Args:
         direct: the centre of ``[centre]``.
-        platform: the platform of ``[platform]``.
+        platform: the platform of ``[platform]`` (None: no platform).
         districts: the 行政区划代码 routed to the platform (``[platform.centres]``).
         locate: the district of an application the agent created (see :data:`Locate`).
+        directs: the other direct centres by the start of their districts' codes (``[centres."<prefix>"]``).
     """
 
-    def __init__(self, direct: CentrePort, platform: CentrePort, districts: Collection[str], locate: Locate) -> None:
+    def __init__(
+        self,
+        direct: CentrePort,
+        platform: CentrePort | None,
+        districts: Collection[str],
+        locate: Locate,
+        directs: Mapping[str, CentrePort] | None = None,
+    ) -> None:
         self.direct, self.platform = direct, platform
-        self.districts = frozenset(districts)
+        self.districts = frozenset(districts) if platform is not None else frozenset()
         self.locate = locate
+        self.directs = dict(sorted((directs or {}).items(), key=lambda kv: -len(kv[0])))  # longest prefix first
+        #: every port, [centre] first and the platform last (the order a look-up without a district tries)
+        self.ports: list[CentrePort] = [direct, *self.directs.values(), *([platform] if platform else [])]
 
     def _by(self, district: str | None) -> CentrePort:
-        return self.platform if district is not None and district in self.districts else self.direct
+        if district is None:
+            return self.direct
+        if self.platform is not None and district in self.districts:
+            return self.platform
+        return next((port for prefix, port in self.directs.items() if district.startswith(prefix)), self.direct)
 
     def _of(self, kind: str, key: str) -> CentrePort:
         return self._by(self.locate(kind, key))
@@ -98,12 +117,35 @@ class RoutedCentre:
         return self._of("reference", reference).find(reference)
 
     def channel_open(self) -> bool:
-        return self.direct.channel_open() and self.platform.channel_open()
+        return all(port.channel_open() for port in self.ports)
 
     # --- events ----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _cursors(after: str | None) -> dict[str, str | None]:
+        """Each direct centre's cursor (``""``: ``[centre]``'s) in the feed cursor ``after``."""
+        if after and after.startswith("{"):
+            try:
+                kept = json.loads(after)
+            except ValueError:
+                kept = None
+            if isinstance(kept, dict):
+                return {str(k): str(v) if v is not None else None for k, v in kept.items()}
+        return {"": after}  # none yet, or a cursor of [centre]'s own kept from before [centres]
+
     def events(self, *, after: str | None, limit: int) -> EventPage:
-        return self.direct.events(after=after, limit=limit)
+        """Every direct centre's feed after its own cursor, one page of each; the platform has none."""
+        cursors = self._cursors(after)
+        if not self.directs:  # [centre]'s feed alone, its own cursor as it gives it
+            return self.direct.events(after=cursors.get(""), limit=limit)
+        feeds: list[tuple[str, CentrePort]] = [("", self.direct), *self.directs.items()]
+        pages = [(key, port.events(after=cursors.get(key), limit=limit)) for key, port in feeds]
+        return EventPage(
+            events=[event for _, page in pages for event in page.events],
+            next_cursor=json.dumps({key: page.next_cursor for key, page in pages}, sort_keys=True),
+            has_more=any(page.has_more for _, page in pages),
+            poll_interval_seconds=min(page.poll_interval_seconds for _, page in pages),
+        )
 
     def set_webhook(self, url: str) -> None:
         self.direct.set_webhook(url)
@@ -117,11 +159,13 @@ class RoutedCentre:
         return self._of("application", application_id).fee_notice(application_id)
 
     def _either(self, call: Callable[[CentrePort], T]) -> T:
-        """``call`` at the direct centre, and at the platform when the direct centre does not know the id."""
-        try:
-            return call(self.direct)
-        except sdk.NotFound:
-            return call(self.platform)
+        """``call`` at each port in turn (:attr:`ports`) until one knows the id (the last one's ``NotFound``)."""
+        for port in self.ports[:-1]:
+            try:
+                return call(port)
+            except sdk.NotFound:
+                continue
+        return call(self.ports[-1])
 
     def receipt(self, payment_id: str) -> PaymentReceipt:
         return self._either(lambda port: port.receipt(payment_id))
@@ -135,10 +179,11 @@ class RoutedCentre:
         return port.query_property(query, idempotency_key=idempotency_key, institution_uscc=institution_uscc)
 
     def operators(self, *, institution_uscc: str | None = None) -> list[Operator]:
-        if institution_uscc is not None:  # a branch's own institution: only the platform acts for branches
+        if institution_uscc is not None and self.platform is not None:  # only the platform acts for branches
             return self.platform.operators(institution_uscc=institution_uscc)
-        found = {op.operator_id: op for op in self.platform.operators()}
-        found.update({op.operator_id: op for op in self.direct.operators()})
+        found: dict[str, Operator] = {}
+        for port in reversed(self.ports):  # [centre]'s record of an account wins
+            found.update({op.operator_id: op for op in port.operators()})
         return list(found.values())
 
     # --- certificates and notices ----------------------------------------------------------------
@@ -152,7 +197,11 @@ class RoutedCentre:
 
     def verify_certificate(self, licence_id: str | None = None, *, sha256: str | None = None) -> VerificationResult:
         answer = self.direct.verify_certificate(licence_id, sha256=sha256)
-        return self.platform.verify_certificate(licence_id, sha256=sha256) if answer.result == "unknown" else answer
+        for port in self.ports[1:]:
+            if answer.result != "unknown":
+                break
+            answer = port.verify_certificate(licence_id, sha256=sha256)
+        return answer
 
     def notice(self, notice_id: str) -> SignedNoticeMetadata:
         return self._either(lambda port: port.notice(notice_id))
@@ -161,7 +210,11 @@ class RoutedCentre:
         return self._either(lambda port: port.download_notice(notice_id, expected_sha256=expected_sha256))
 
     def close(self) -> None:
-        try:
-            self.platform.close()
-        finally:
-            self.direct.close()
+        failed: list[Exception] = []
+        for port in reversed(self.ports):  # one port failing to close must not leave the others open
+            try:
+                port.close()
+            except Exception as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]

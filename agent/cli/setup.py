@@ -46,10 +46,30 @@ def enroll(
         help="Another instance's agent.toml (shared state): enrol this host's own key for the same institution and "
         "take that config's settings; the agent secret must already be here (docs/state.md).",
     ),
+    district: str | None = typer.Option(
+        None,
+        "--district",
+        help="Enrol the agent in --dir with ANOTHER centre it reaches directly, for the units whose 行政区划代码 "
+        'starts with this (2-6 digits): writes [centres."<district>"] (docs/install.md, several direct centres).',
+    ),
 ) -> None:
     """Enrol this agent with a centre: a key made here (or inside a PKCS#11 token), registered with the
     bundle's one-time token."""
-    from installer.enrol import BundleError, enrol
+    from installer.enrol import BundleError, enrol, enrol_direct
+
+    if district is not None:
+        from agent.state.secrets import SecretUnavailable
+        from sdk.errors import RegBridgeError
+
+        try:
+            key_id = enrol_direct(read_bundle(bundle, "enrolment"), directory / "agent.toml", district,
+                                  expected_fingerprint=fingerprint)  # fmt: skip
+        except (BundleError, ValueError, OSError, SecretUnavailable, RegBridgeError) as exc:
+            typer.secho(f"enrolment failed: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f'enrolled with another centre: [centres."{district}"] key {key_id} written to '
+                   f"{directory / 'agent.toml'}; next: regbridge doctor")  # fmt: skip
+        return
 
     algorithms = (None, "ed25519", "ecdsa-p256-sha256", "sm2-sm3")
     if key_store not in ("auto", "keyring", "file", "pkcs11") or algorithm not in algorithms:

@@ -55,7 +55,8 @@ KEYRING_SERVICE = "regbridge-agent-key"
 #: kept to open what the centre sealed before it switched, erased when the signing key's grace ends
 #: "platform": the bank's SM2 signing key registered at a provincial platform (``[platform] key_id``)
 KeyState = Literal[
-    "pending", "current", "previous", "retired", "encryption", "encryption-next", "encryption-previous", "platform"
+    "pending", "current", "previous", "retired", "encryption", "encryption-next", "encryption-previous", "platform",
+    "direct",  # the key enrolled at another direct centre ([centres."<prefix>"] key_id)
 ]
 
 

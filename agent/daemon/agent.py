@@ -28,7 +28,7 @@ import httpx
 
 import sdk
 from agent.centre.api import ApiCentre
-from agent.centre.client import centre_client
+from agent.centre.client import centre_client, direct_trust
 from agent.centre.port import CentrePort, filer_uscc
 from agent.centre.province import platform_centre, platform_trust
 from agent.centre.routing import RoutedCentre
@@ -185,13 +185,19 @@ class Agent:
         self.client = client
         # another dialect's adapter (a provincial platform, docs/dialects.md) instead of RegBridge's API;
         # the client stays for what the API alone offers (银行信息备案, key rotation)
-        if centre_port is None and config.platform is not None:  # the routing table: the platform's districts
-            platform = platform_centre(
-                config, signer=self.platform_key(config.platform.key_id), decryption_key=self.platform_decryption_key(),
-                branch_of=self._branch_of,
-            )  # fmt: skip
-            centre_port = RoutedCentre(ApiCentre(client), platform, config.platform.centres, self._district_of)
-            trust_by_district = {**platform_trust(config), **(trust_by_district or {})}
+        if centre_port is None and (config.platform is not None or config.centres):  # the routing table
+            platform = None
+            if config.platform is not None:  # the platform's districts
+                platform = platform_centre(
+                    config, signer=self.platform_key(config.platform.key_id),
+                    decryption_key=self.platform_decryption_key(), branch_of=self._branch_of,
+                )  # fmt: skip
+                trust_by_district = {**platform_trust(config), **(trust_by_district or {})}
+            # the other direct centres, by the start of their districts' codes (each its own credential and anchors)
+            directs: dict[str, CentrePort] = {p: ApiCentre(self._direct_client(p)) for p in config.centres}
+            trust_by_district = {**direct_trust(config), **(trust_by_district or {})}
+            districts = config.platform.centres if config.platform is not None else ()
+            centre_port = RoutedCentre(ApiCentre(client), platform, districts, self._district_of, directs)
         self.centre: CentrePort = centre_port or ApiCentre(client)
         self.follower = (
             RotationFollower(config, self.custody, self.signer, self.store, self.audit) if self.signer else None
@@ -235,6 +241,14 @@ class Agent:
             instance=self.instance_id if config.state.url else None,
             trust_by_district=dict(trust_by_district or {}),
         )
+
+    def _direct_client(self, prefix: str) -> sdk.Client:
+        """A client of the direct centre ``[centres."<prefix>"]``: its URL and anchors, the agent's key it enrolled
+        there (``key_id``, in the agent's key store), its personal-field envelope when it asks for one."""
+        config = self.config.for_centre(prefix)
+        keys = DecryptionKeys(self.custody) if config.centre.envelope else None
+        signer = self.custody.signer(config.centre.key_id)
+        return centre_client(config, signer, wrap=self._wrap_transport, decryption_key=keys)
 
     def _app_of(self, kind: str, key: str) -> AppRow | None:
         """The application an id (``application``, ``reference`` or ``certificate``) is of, when the agent has it."""

@@ -84,10 +84,14 @@ class StageContext:
     trust_by_district: Mapping[str, TrustAnchors] = field(default_factory=dict)
 
     def trust_for(self, unit_ids: Sequence[str]) -> TrustAnchors:
-        """The trust anchors of the centre that registers ``unit_ids`` (the first unit's district decides)."""
-        if unit_ids and unit_ids[0][:6] in self.trust_by_district:
-            return self.trust_by_district[unit_ids[0][:6]]
-        return self.trust
+        """The trust anchors of the centre that registers ``unit_ids`` (the first unit's district decides: its own
+        entry, else the longest entry that starts it — a direct centre's ``[centres."<prefix>"]`` — else
+        ``[centre]``'s)."""
+        district = unit_ids[0][:6] if unit_ids else ""
+        if district in self.trust_by_district:
+            return self.trust_by_district[district]
+        prefix = max((k for k in self.trust_by_district if district.startswith(k)), key=len, default=None)
+        return self.trust_by_district[prefix] if prefix else self.trust
 
     def trust_of(self, app: AppRow) -> TrustAnchors:
         """The trust anchors of the centre that registers ``app``'s units (:meth:`trust_for`)."""

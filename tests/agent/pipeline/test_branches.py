@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
+import pytest
+
+from agent.demo import samples as demo_samples
 from agent.demo.samples import COREBANK_COLUMNS, mortgage_rows, write_materials
 from agent.pipeline.build import BuildContext
+from sandbox import register
 from sandbox import samples as sandbox_samples
 from sandbox.local import LocalCentre
-from tests.agent.conftest import drop, make_branch, run_until
+from tests.agent.conftest import SECRET, drop, make_branch, run_until
 
 MAPPINGS = Path(__file__).resolve().parents[3] / "config" / "mappings"
 
@@ -84,3 +89,51 @@ def test_each_application_carries_its_branch_from_a_column_or_its_folder(centre:
         assert isinstance(ctx.build_for("营业部"), BuildContext) and ctx.build_for(None) is ctx.build
     finally:
         agent.close()
+
+
+def test_several_direct_centres_each_for_its_districts(
+    centre: LocalCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second centre reached directly (`regbridge enroll BUNDLE --district 340123`: its own key in the agent's key
+    store, its own anchors, `[centres."340123"]`): each loan goes to the centre of its unit's 行政区划代码 — 肥西县's
+    to that centre, 长丰县's to `[centre]` — and comes back certified, verified against its own centre's anchors;
+    `regbridge doctor` checks the second centre too. The config without `[centres]` is as before."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from agent.config import load_config
+    from installer.doctor import diagnose
+
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+    branch = make_branch(centre, tmp_path / "agent")
+    assert load_config(branch.config).centres == {}
+    with LocalCentre(county=register.FEIXI) as feixi:
+        _, bundle = feixi.bank()
+        (tmp_path / "feixi.json").write_text(json.dumps(bundle), encoding="utf-8")
+        enrolled = CliRunner().invoke(app, ["enroll", str(tmp_path / "feixi.json"), "--dir", str(branch.root),
+                                            "--district", "340123"])  # fmt: skip
+        assert enrolled.exit_code == 0, enrolled.output
+        config = load_config(branch.config)
+        assert set(config.centres) == {"340123"} and config.centres["340123"].url == feixi.url
+        assert config.centres["340123"].key_id != config.centre.key_id  # its own credential
+        found = {f.check: f for f in diagnose(branch.config)}
+        assert found["centre 340123"].status == "ok", found["centre 340123"]
+        inbox = branch.inbox()
+        rows = []
+        for loan, n, county in (("LN-CF-1", 61, register.CHANGFENG), ("LN-FX-1", 62, register.FEIXI)):
+            write_materials(inbox / "materials", loan, "mortgage_first")
+            rows += mortgage_rows(loan, n, amount="150", county=county)
+        demo_samples.write_esignatures(inbox, demo_samples.corebank_signers(rows), keep=True)
+        drop(inbox, "loans.csv", demo_samples.corebank_csv(rows))
+        agent = branch.agent()
+        try:
+            # 肥西县's through its own centre's event feed (read with [centre]'s under one cursor)
+            run_until(agent, lambda: sorted(a.stage for a in agent.store.applications()) == ["done", "done"])
+            at = {a.loan_no: a.application_id for a in agent.store.applications()}
+            for loan, local in (("LN-CF-1", centre), ("LN-FX-1", feixi)):
+                assert local.store.one("SELECT 1 FROM applications WHERE id = ?", at[loan]) is not None, loan
+            certificates = {c["reference"]: c for c in agent.store.certificates()}
+            numbers = {a.loan_no: certificates[a.reference]["certificate_number"] for a in agent.store.applications()}
+            assert "肥西县" in numbers["LN-FX-1"] and "长丰县" in numbers["LN-CF-1"]
+        finally:
+            agent.close()
