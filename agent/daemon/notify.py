@@ -267,9 +267,9 @@ class PlatformNoticeReceiver:
         self.url = f"http://{host}:{self.port}/notify"
         self._thread = threading.Thread(target=self.server.serve_forever, name="platform-notify", daemon=True)
 
-    def summarise(self, *, everything: bool = False) -> None:
-        """Write the summary record of each refusal window that has ended (:class:`RefusalThrottle`)."""
-        for summary in self.throttle.flush(everything=everything):
+    def summarise(self, *, now: float | None = None, everything: bool = False) -> None:
+        """Write the summary record of each refusal window that has ended by ``now`` (:class:`RefusalThrottle`)."""
+        for summary in self.throttle.flush(now=now, everything=everything):
             self._summary(summary)
 
     def _summary(self, summary: dict[str, Any]) -> None:
