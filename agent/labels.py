@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
+from agent.messages import for_staff  # the one staff rendering of a stored reason
 from agent.state.store import local_time
 from sdk.privacy import mask_text
 
@@ -136,20 +137,6 @@ ALERT_FIXES = {
     "notice": "请银行IT检查信任锚（regbridge doctor），然后在隔离区重新处理。",
 }
 WHY = {"refused": "登记中心不予登记", "补正": "需补正", "fee due": "待缴登记费", "quarantined": "已放入隔离区"}
-
-#: the pseudo-columns and JSON pointers an error may name when no export column is behind it
-STAFF_FIELDS = {"(record)": "整条记录", "(application)": "整笔申请", "/mortgagors": "抵押人", "/obligors": "债务人"}
-_PREFLIGHT_CODE = re.compile(r"(（登记簿预检：[^（），]*)，[a-z_]+）")
-_STAFF_FIELD = re.compile(r"字段 (\(record\)|\(application\)|/[A-Za-z_/0-9]+)：")
-
-
-def for_staff(text: Any) -> str:
-    """A stored reason as branch staff read it (receipts keep the codes, for the loan system): the
-    pre-flight's code dropped (``（登记簿预检：提交后将不予登记，property_seized）`` → ``…将不予登记）``), a
-    pseudo-column or JSON pointer named in Chinese (``字段 (record)`` → ``整条记录``), personal data masked."""
-    t = _PREFLIGHT_CODE.sub(r"\1）", mask_text(str(text or "")))
-    return _STAFF_FIELD.sub(lambda m: f"{STAFF_FIELDS.get(m[1], '申请数据')}：", t)
-
 
 def when(at: Any, tz: str = "Asia/Shanghai") -> str:
     """A stored time in the branch's zone, as staff read it: ``2026-12-01 02:11:35 +08:00`` ('' when none)."""

@@ -15,11 +15,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from connectors.readers import row_label
 from sdk.privacy import mask_text
 
-__all__ = ["accounting_line", "centre_out_of_reach", "field_line", "refused_key_advice", "zh"]
+__all__ = [
+    "STAFF_FIELDS",
+    "accounting_line",
+    "centre_out_of_reach",
+    "error_value",
+    "field_line",
+    "for_staff",
+    "pointer_column",
+    "refused_key_advice",
+    "zh",
+]
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -105,13 +116,28 @@ _RULES: list[_Rule] = [
     _r(r"^String should have at most (\d+) characters?$", lambda m: f"至多 {m[1]} 个字符"),
     _r(r"^String should have at least (\d+) characters?$", lambda m: f"至少 {m[1]} 个字符"),
     _r(r"^Field required$", lambda m: "必填项"),
+    _r(r"^Input should be a valid datetime.*$", lambda m: "日期时间，如 2026-11-30T09:00:00+08:00"),
+    _r(r"^Input should be a valid date.*$", lambda m: "日期，如 2026-11-30"),
+    _r(r"^Input should be a valid integer.*$", lambda m: "整数"),
+    _r(r"^Input should be a valid (?:number|decimal).*$", lambda m: "数字"),
+    _r(r"^Input should be a valid string.*$", lambda m: "文字"),
+    _r(r"^Input should be a valid boolean.*$", lambda m: "是 或 否"),
+    _r(r"^Input should be greater than or equal to (\S+)$", lambda m: f"不小于 {m[1]} 的数"),
+    _r(r"^Input should be greater than (\S+)$", lambda m: f"大于 {m[1]} 的数"),
+    _r(r"^Input should be less than or equal to (\S+)$", lambda m: f"不大于 {m[1]} 的数"),
+    _r(r"^Input should be '([^']*)'$", lambda m: f"「{m[1]}」"),
     _r(r"^Input should be (.+)$", lambda m: f"应为 {m[1]}"),
+    _r(r"^Extra inputs are not permitted$", lambda m: "不应有此项"),
 ]
+
+
+#: the prefixes pydantic puts before a validator's own message ("Value error, property unit id: …")
+_PYDANTIC_PREFIX = re.compile(r"^(?:Value error|Assertion failed), ")
 
 
 def zh(reason: str) -> str:
     """A reason for branch staff, in Chinese (see the module docstring); never raises."""
-    text = reason.strip()
+    text = _PYDANTIC_PREFIX.sub("", reason.strip())
     for pattern, render in _RULES:
         m = pattern.match(text)
         if m:
@@ -138,11 +164,23 @@ def _shown_value(value: str) -> str:
     return repr(mask_text(value))
 
 
-def field_line(row: int | None, line: int | None, column: str, value: str, reason: str) -> str:
+def field_line(row: int | None, line: int | None, column: str, value: str | None, reason: str) -> str:
     """One error as every report, receipt and status line writes it. Values should come masked; an ID
-    number in a column where none was expected would not be, so every ID number in it is masked here."""
+    number in a column where none was expected would not be, so every ID number in it is masked here.
+    ``value`` None: a finding about the cell rather than its value (a register check, the centre's refusal — the
+    cell is not repeated): ``第13行 字段 不动产单元号：不动产已被查封，不予登记（…）``."""
+    if value is None:
+        return f"{row_label(row, line)} 字段 {column}：{zh(reason)}"
     shown = _shown_value(value) if value else "（空）"
     return f"{row_label(row, line)} 字段 {column}：{shown}，应为 {zh(reason)}"
+
+
+def error_value(error: dict[str, Any]) -> str | None:
+    """The value of a stored error (quarantine item, receipt) for :func:`field_line`: None when the error is a
+    finding about the cell that does not repeat it (stored ``"value": None``), else the masked value or ``""``."""
+    if "value" in error and error["value"] is None:
+        return None
+    return str(error.get("value") or "")
 
 
 def accounting_line(records: int, rows: dict[str, int], encoding: str | None = None) -> str:
@@ -220,3 +258,46 @@ def centre_out_of_reach(exc: BaseException) -> tuple[str, str] | None:
         return None
     cause = next((said for pattern, said in _TRANSPORT_CAUSES if pattern.search(text)), "网络错误")
     return "登记中心无法连接", f"{cause}：{text}"
+
+
+#: the pseudo-columns and JSON pointers an error may name when no export column is behind it, as staff read them
+STAFF_FIELDS = {"(record)": "整条记录", "(application)": "整笔申请", "/mortgagors": "抵押人", "/obligors": "债务人"}
+_PREFLIGHT_CODE = re.compile(r"(（登记簿预检：[^（），]*)，[a-z_]+）")
+_STAFF_FIELD = re.compile(r"字段 (\(record\)|\(application\)|/[A-Za-z_/0-9]+)：")
+
+
+def for_staff(text: object) -> str:
+    """A stored reason as branch staff read it (receipts keep the codes, for the loan system): the
+    pre-flight's code dropped (``（登记簿预检：提交后将不予登记，property_seized）`` → ``…将不予登记）``), a
+    pseudo-column or JSON pointer named in Chinese (``字段 (record)`` → ``整条记录``), personal data masked.
+    Every staff surface shows stored reasons through it: ``status``, ``show``, ``quarantine``, the console, the
+    demo's summary, an export's quarantine report."""
+    t = _PREFLIGHT_CODE.sub(r"\1）", mask_text(str(text or "")))
+    return _STAFF_FIELD.sub(lambda m: f"{STAFF_FIELDS.get(m[1], '申请数据')}：", t)
+
+
+#: the leaves that name a party, asked first when an error names the whole party (``/mortgagors``)
+_PARTY_LEAVES = ("name", "id_number")
+
+
+def pointer_column(columns: dict[str, Any], pointer: str | None) -> tuple[Any, str] | None:
+    """The export row and column(s) behind a JSON pointer an error names (``columns``: an application's source
+    ``{pointer: [row, column]}``), in the profile's column names branch staff know: the pointer's own column; for a
+    pointer above the columns (``/mortgagors`` of a 抵押人 check) the columns under it — the parties' name and
+    证件号码 columns when mapped (``抵押人姓名、抵押人证件号码``), else every one; for one below a column (a part of a
+    cell) that column. None when no column of the export is behind it."""
+    if not pointer:
+        return None
+    if pointer in columns:
+        return columns[pointer][0], str(columns[pointer][1])
+    under = [(p, v) for p, v in columns.items() if p.startswith(pointer.rstrip("/") + "/")]
+    if under:
+        party = [(p, v) for p, v in under if p.rsplit("/", 1)[-1] in _PARTY_LEAVES]
+        chosen = party or under
+        return chosen[0][1][0], "、".join(dict.fromkeys(str(v[1]) for _, v in chosen))
+    parent = pointer
+    while "/" in parent.strip("/"):
+        parent = parent.rsplit("/", 1)[0]
+        if parent in columns:
+            return columns[parent][0], str(columns[parent][1])
+    return None

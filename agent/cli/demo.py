@@ -33,6 +33,7 @@ def demo(
     from rich.table import Table
 
     from agent.demo import DemoFolderRefused, run_demo
+    from agent.messages import for_staff
 
     console = Console()
     if dialect is not None:
@@ -69,7 +70,8 @@ def demo(
         table.add_row(a["loan_no"], label, state, numbers or reason, "\n".join(folders))
     for q in summary["quarantined"]:
         row = f" 第{q['row']}行" if q["row"] else ""
-        reasons = "\n".join(r if len(r) < 90 else r[:87] + "…" for r in q["reasons"])
+        shown = [for_staff(r) for r in q["reasons"]]  # no pre-flight code nor JSON pointer
+        reasons = "\n".join(r if len(r) < 90 else r[:87] + "…" for r in shown)
         table.add_row(q["loan_no"] or "?", f"{q['file']}{row}", "[yellow]已隔离[/]", reasons, "")
     console.print(table)
     if summary.get("notices"):

@@ -19,6 +19,7 @@ from typing import IO, Any
 import typer
 
 from agent.cli.common import CONFIG, open_agent
+from agent.messages import for_staff
 from sdk.privacy import mask_text
 
 __all__ = ["agent_process", "quarantine_app", "register"]
@@ -180,9 +181,10 @@ def status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json", 
         for col in items[0]:
             t.add_column(cell(col))
         for item in items:
-            t.add_row(
-                *[cell("; ".join(v) if isinstance(v, list) else (v if v is not None else "")) for v in item.values()]
-            )
+            values = ["; ".join(v) if isinstance(v, list) else (v if v is not None else "") for v in item.values()]
+            if key in ("quarantine", "errors"):  # stored reasons: no pre-flight code nor JSON pointer, masked
+                values = [for_staff(v) if isinstance(v, str) else v for v in values]
+            t.add_row(*[cell(v) for v in values])
         console.print(t)
     figure = snap["first_time_acceptance"]
     if figure["decided"]:
@@ -351,6 +353,8 @@ def quarantine_list(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
+    for r in rows:
+        r["reason"] = for_staff(r["reason"])  # as staff read it; --json keeps the codes
     if not rows:
         typer.echo("nothing in quarantine")
     for r in rows:
@@ -362,7 +366,7 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(item: int = typer.Argument(..., help="The quarantine id."), config: Path = CONFIG) -> None:
     """One quarantine item: where it came from and every error, masked."""
-    from agent.messages import field_line
+    from agent.messages import error_value, field_line
     from agent.state.lookup import row_ref
     from agent.state.store import local_time
 
@@ -381,7 +385,8 @@ def quarantine_show(item: int = typer.Argument(..., help="The quarantine id."), 
     typer.echo(f"  since: {local_time(q['created_at'], tz)}" + (
         f"  closed: {local_time(q['resolved_at'], tz)}" if q["resolved_at"] else ""))  # fmt: skip
     for e in q["errors"]:
-        typer.echo("  - " + field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"]))
+        line = field_line(e.get("row"), e.get("line"), e["field"], error_value(e), e["expected"])
+        typer.echo("  - " + for_staff(line))
     if q["status"] == "open":
         typer.echo(f"  next: fix the cause, then `regbridge requeue {q['id']}`; or `regbridge quarantine dismiss "
                    f"{q['id']} --reason …`")  # fmt: skip

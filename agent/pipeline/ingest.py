@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.config import InboxConfig
 from agent.mapping import FieldError, Profile, map_records
-from agent.messages import accounting_line, field_line, zh
+from agent.messages import accounting_line, error_value, field_line, for_staff, zh
 from agent.pipeline.build import BuiltApplication, build
 from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import IngestReport, broken_loans, columns_of, quarantine_row, record_excerpt
@@ -340,7 +340,8 @@ def write_report(ctx: StageContext, inbox: InboxConfig, report: IngestReport) ->
             head += f"  {row_label(q['row'])}"
         lines.append(head)
         for e in q["errors"]:
-            lines.append("  - " + field_line(e.get("row"), e.get("line"), e["field"], e["value"] or "", e["expected"]))
+            line = field_line(e.get("row"), e.get("line"), e["field"], error_value(e), e["expected"])
+            lines.append("  - " + for_staff(line))  # no pseudo-column nor code: branch staff read this file
         lines.append("")
     lines.append("修正后重新导出该行，或修正配置后运行: regbridge requeue <隔离编号>")
     from sdk.support.files import atomic_write

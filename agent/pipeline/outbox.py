@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.config import InboxConfig
 from agent.mapping import FieldError
-from agent.messages import field_line
+from agent.messages import error_value, field_line
 from agent.pipeline.build import BuiltApplication, payload_digest
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
@@ -180,7 +180,7 @@ def quarantine_row(
     )
     report.quarantined.append({"id": qid, "row": b.rows[0], "loan_no": b.loan_no, "errors": errors})
     reason = "；".join(
-        field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"]) for e in errors
+        field_line(e.get("row"), e.get("line"), e["field"], error_value(e), e["expected"]) for e in errors
     )
     ctx.store.add_receipt(
         b.reference or f"row-{sha[:8]}-{b.rows[0]}",

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 import sdk
 from agent.centre.port import filer_uscc
+from agent.messages import zh
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import operator_of
 from agent.pipeline.queries import run_query
@@ -120,7 +121,7 @@ def preflight(ctx: StageContext, app: AppRow, *, now: datetime | None = None) ->
                 },
             })  # fmt: skip
         except ValidationError as exc:
-            return _skip(ctx, app, f"授权书无法构成查询: {exc.errors()[0]['msg']}")
+            return _skip(ctx, app, f"授权书无法构成查询：{zh(str(exc.errors()[0]['msg']))}")
         outcome = run_query(
             ctx,
             query,

@@ -38,7 +38,7 @@ import sdk
 from agent.mapping import Profile
 from agent.mapping.profile import DATE_FORMATS
 from agent.mapping.values import parse_datetime
-from agent.messages import centre_out_of_reach, field_line
+from agent.messages import centre_out_of_reach, field_line, zh
 from agent.pipeline.context import StageContext
 from agent.pipeline.verify import CertificateRejected, verify_document, verify_notice_metadata
 from connectors.documents import DocumentConflict, safe_key, safe_name
@@ -163,8 +163,8 @@ def run_query(
             institution_uscc=institution_uscc or ctx.branch_uscc(branch),
         )
     except (sdk.ValidationFailed, sdk.PermissionDenied, sdk.NotFound) as exc:
-        reasons = [(e.code or exc.code, mask_text(e.detail or "")) for e in exc.errors] or [
-            (exc.code, mask_text(str(exc.args[0])))
+        reasons = [(e.code or exc.code, mask_text(zh(e.detail or ""))) for e in exc.errors] or [
+            (exc.code, mask_text(zh(str(exc.args[0]))))
         ]
         if isinstance(exc, sdk.NotFound):  # the centre's words are English: say what staff should check
             reasons = [("not_found", f"登记簿中查无此不动产（{mask_text(target)}）：请核对不动产单元号、"
@@ -360,7 +360,7 @@ def read_batch(path: Path, *, default_operator: str | None = None) -> list[Batch
                 value = flat.get(where, "")
                 shown = mask_id(value) if where in _PERSONAL and value else value
                 expected = EXPECTED.get(column, "只填不动产单元号、不动产权证书号、坐落中的一项")
-                text = f"{path.name} 第 {i} 行 列「{column}」值 {shown!r}：应为{expected}（{e['msg']}）"
+                text = f"{path.name} 第 {i} 行 列「{column}」值 {shown!r}：应为{expected}（{zh(str(e['msg']))}）"
                 errors.append((column, text))
             rows.append((i, None, owners, errors))
     return rows
@@ -487,7 +487,8 @@ def export_queries(
                     if where == "authorisation.applicant":  # the party's own checks are of its 证件号码
                         where = "authorisation.applicant.id_number"
                     column = next((h for h, f in BATCH_COLUMNS.items() if f == where), "")
-                    expected = EXPECTED.get(column, e["msg"])
-                    errors.append(said(where, f"{expected}（{e['msg']}）", flat.get(where, "")))
+                    reason = zh(str(e["msg"]))
+                    expected = EXPECTED.get(column, reason)
+                    errors.append(said(where, f"{expected}（{reason}）", flat.get(where, "")))
         found.append((record.row, query, None, errors))
     return rest, found

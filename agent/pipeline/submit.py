@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 
 import sdk
 from agent.centre.filing import filing_hint
+from agent.messages import pointer_column, zh
 from agent.pipeline.context import StageContext
 from agent.pipeline.operators import (
     OPERATOR_HELD_NOTE,
@@ -309,15 +310,17 @@ def quarantine_refused(
     for item in reasons:
         pointer = item.get("pointer") if isinstance(item, dict) else getattr(item, "pointer", None)
         detail = item.get("detail") if isinstance(item, dict) else getattr(item, "detail", str(item))
-        row, column = columns.get(pointer or "", [src.get("rows", [None])[0], pointer or "(application)"])
+        # the export's column(s) behind the pointer, as the profile names them (/mortgagors → 抵押人姓名、…)
+        row, column = pointer_column(columns, pointer) or (src.get("rows", [None])[0], pointer or "(application)")
         errors.append(
             {
                 "file": src.get("file", ""),
                 "row": row,
                 "field": column,
                 # the 经办人 cell holds the operator id (an account id, not personal data); other cells are not repeated
-                "value": operator_of(app.payload) if pointer == "/declaration/operator_id" else "",
-                "expected": detail if own else f"the centre: {detail}",
+                # (None: the reason is a finding about the cell, said without a value)
+                "value": operator_of(app.payload) if pointer == "/declaration/operator_id" else None,
+                "expected": detail if own else f"登记中心：{zh(str(detail))}",
                 "target": pointer or "",
             }
         )

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sdk
+from agent.messages import pointer_column
 from agent.pipeline.build import MEDIA_BY_SUFFIX
 from agent.pipeline.context import StageContext
 from agent.pipeline.fees import not_due, pay_due, record_refund
@@ -204,7 +205,7 @@ def apply_record(ctx: StageContext, app: AppRow, record: ApplicationRecord) -> N
                 columns.update(src.get("columns", {}))
             shown = []
             for i in items:
-                where = columns.get(i["pointer"] or "")
+                where = pointer_column(columns, i["pointer"])  # the profile's column(s) behind the pointer
                 shown.append(
                     f"{i['reason']}"
                     + (f"（列 {where[1]}）" if where else "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.messages import accounting_line, field_line
+from agent.messages import accounting_line, error_value, field_line
 from agent.state.store import StateStore
 from agent.state.time_limits import running_limits
 
@@ -67,7 +67,7 @@ ALERT_FIXES: dict[str, str] = {
 def quarantine_reasons(item: dict[str, Any]) -> str:
     """A quarantine item's errors on one line (values were masked when they were recorded)."""
     return "; ".join(
-        field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"]) for e in item["errors"]
+        field_line(e.get("row"), e.get("line"), e["field"], error_value(e), e["expected"]) for e in item["errors"]
     )
 
 
@@ -197,7 +197,7 @@ def snapshot(store: StateStore) -> dict[str, Any]:
             "file": q["path"],
             "row": q["row"],
             "errors": [
-                field_line(e.get("row"), e.get("line"), e["field"], e.get("value") or "", e["expected"])
+                field_line(e.get("row"), e.get("line"), e["field"], error_value(e), e["expected"])
                 for e in q["errors"]
             ],
         }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent import labels
-from agent.messages import field_line, zh
+from agent.messages import field_line, pointer_column, zh
 from agent.pipeline.outbox import record_excerpt
 from sdk.privacy import mask_text
 
@@ -75,3 +75,24 @@ def test_staff_read_a_pre_flight_hold_without_its_code_nor_a_pointer_and_not_as_
         [{"kind": "quarantine", "item": 6, "qkind": "preflight", "reasons": held}], "Asia/Shanghai"
     )
     assert "mortgagor_not_owner" not in event["sentence"] and "将不予登记）" in event["sentence"]
+
+
+def test_validation_tails_and_json_pointers_reach_staff_in_chinese_and_the_profile_columns() -> None:
+    """Review of issue 24: a pydantic message tail ("Value error, property unit id: …") and the JSON path of a check
+    of a whole party (/mortgagors) reached branch staff as they were."""
+    assert zh("Value error, property unit id: expected 28 characters, got 3") == "28位不动产单元号（实为3位）"
+    assert zh("Value error, resident id: check character is 7, expected 4").startswith("正确的居民身份证号码")
+    assert zh("Input should be a valid datetime, invalid character in year") == "日期时间，如 2026-11-30T09:00:00+08:00"
+    columns = {"/mortgagors/0/name": [14, "抵押人"], "/mortgagors/0/id_type": [14, "证件类型"],
+               "/mortgagors/0/id_number": [14, "证件号码"], "/mortgagors/1/name": [15, "抵押人"],
+               "/properties/0/unit_id": [14, "不动产单元号"]}  # fmt: skip
+    assert pointer_column(columns, "/mortgagors") == (14, "抵押人、证件号码")  # the party's name and 证件号码 columns
+    assert pointer_column(columns, "/mortgagors/0/id_number") == (14, "证件号码")
+    assert pointer_column(columns, "/properties/0/unit_id/2") == (14, "不动产单元号")  # a part of a cell
+    assert pointer_column(columns, "/properties") == (14, "不动产单元号")
+    assert pointer_column(columns, "/terms/secured_amount") is None
+    held = "不动产已被查封，不予登记（登记簿预检：提交后将不予登记，property_seized）"
+    line = field_line(13, None, "不动产单元号", None, held)  # a finding about the cell: not said to be empty
+    assert line == f"第13行 字段 不动产单元号：{held}"
+    staff = labels.for_staff(line)
+    assert staff == "第13行 字段 不动产单元号：不动产已被查封，不予登记（登记簿预检：提交后将不予登记）"

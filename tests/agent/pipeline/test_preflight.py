@@ -8,12 +8,16 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app as cli
 from agent.demo import samples
 from agent.state.status import snapshot
 from sandbox import register
 from sandbox.local import LocalCentre
 
-from ..conftest import Branch, drop, make_branch
+from ..conftest import SECRET, Branch, drop, make_branch
 
 # the shipped core-banking profile maps the 查询授权书, and rows of 业务类型 登记资料查询 ask for a query (query_types)
 PROFILE = (Path(__file__).parents[3] / "config" / "mappings" / "corebank_csv.toml").read_text(encoding="utf-8")
@@ -50,11 +54,14 @@ def _export(inbox: Path) -> bytes:
     return buf.getvalue().encode("gb18030")
 
 
-def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) -> None:
+def test_rows_a_register_check_foresees_are_held_and_never_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "query_types" in PROFILE
     profile = tmp_path / "corebank_preflight.toml"
     profile.write_text(PROFILE, encoding="utf-8")
     inboxes = [{"name": "corebank", "path": "inbox/corebank", "profile": str(profile), "completion": "rename"}]
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
     with LocalCentre() as centre:
         branch: Branch = make_branch(centre, tmp_path / "branch", inboxes)
         drop(branch.inbox(), "export.csv", _export(branch.inbox()))
@@ -76,6 +83,17 @@ def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) 
         assert "title_certificate_mismatch" in reasons["PF-TITLE"]
         assert "mortgage_not_current" in reasons["PF-GONE"] and "0009999" in reasons["PF-GONE"]
         assert held["PF-SEIZED"]["errors"][0]["field"] == "不动产单元号"  # the export's column, for the branch
+        # a check of the whole party (JSON pointer /mortgagors) names the profile's columns of the party
+        assert [e["field"] for e in held["PF-NONOWNER"]["errors"]] == ["抵押人、证件号码"]
+        # branch staff read the holds in Chinese: the cell is not said to be empty, no pre-flight code, no pointer
+        listed = CliRunner().invoke(cli, ["quarantine", "list", "--config", str(branch.config)])
+        lines = {line.split("\t")[3]: line for line in listed.output.splitlines() if line.startswith("#")}
+        assert (
+            "字段 抵押人、证件号码：抵押人与登记簿记载的权利人不一致（登记簿预检：提交后将不予登记）"
+            in lines["PF-NONOWNER"]
+        )
+        assert "字段 不动产单元号：不动产已被查封，不予登记（登记簿预检：提交后将不予登记）" in lines["PF-SEIZED"]
+        assert not [line for line in lines.values() if "（空）" in line or "_" in line.split("\t")[-1]], lines
         # the centre saw no application for a held row, only the pre-flight's queries
         sent = {r["client_reference"] for r in centre.centre.store.all("SELECT client_reference FROM applications")}
         assert sent == {"PF-OK-DYSC"}
@@ -85,6 +103,9 @@ def test_rows_a_register_check_foresees_are_held_and_never_sent(tmp_path: Path) 
         receipts = (branch.inbox() / "receipts").glob("*.csv")
         text = "".join(p.read_bytes().decode("gb18030") for p in receipts)
         assert text.count("登记簿预检未通过，未提交") == 5
+        assert (
+            "/mortgagors" not in text and "抵押人、证件号码: 抵押人与登记簿记载的权利人不一致" in text
+        )  # the loan system's
         queried = {r["贷款编号"]: r for r in csv.DictReader(io.StringIO(text)) if r.get("事件") == "property_query"}
         assert queried["PF-Q1"]["状态"] == "已查询" and "抵押：是（顺位 1, 2）" in queried["PF-Q1"]["原因"]
         assert queried["PF-Q2"]["状态"] == "本机拒绝查询" and "authorisation_expired" in queried["PF-Q2"]["原因"]
