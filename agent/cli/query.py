@@ -68,6 +68,59 @@ def _print(outcomes: list[Any], as_json: bool) -> None:
                 typer.echo(f"    {reason}")
 
 
+def _yes(on: bool) -> str:
+    return "是" if on else "否"
+
+
+def _show(result: Any, document: str | None, tz: str) -> None:
+    """A stored 查询结果 as branch staff read it: its fields with Chinese labels, then each right or restriction
+    (种类, 顺位, 权利人 masked, 证书号/证明号, 金额 元, 登记时间); ``--json`` gives machines the summary."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from agent.labels import when
+    from sdk.privacy import mask_name, mask_text
+
+    ranks = sorted(r.rank for r in result.rights if r.kind == "mortgage" and r.rank)
+    mortgaged = _yes(result.mortgaged) + (f"（顺位 {', '.join(str(n) for n in ranks)}）" if ranks else "")
+    purpose = {"mortgage": "办理不动产抵押登记业务"}.get(result.purpose or "", result.purpose or "-")
+    fields = [
+        ("查询编号", result.query_id),
+        ("不动产单元号", result.unit_id),
+        ("坐落", result.location),
+        ("不动产类型", result.property_type.label),
+        ("不动产权证书号", result.title_certificate or "-"),
+        ("查封", _yes(result.seized)),
+        ("异议", _yes(result.objection)),
+        ("抵押", mortgaged),
+        ("查询时间", when(result.answered_at.isoformat(), tz)),
+        ("经办人", result.operator_id or "-"),
+        ("授权书编号", result.authorisation_reference or "-"),
+        ("查询目的", purpose),
+        ("查询结果证明", f"{document}（已验章）" if document else "未保存"),
+    ]
+    console = Console(highlight=False, soft_wrap=True)
+    console.print("登记资料查询结果（登记中心签名已验证）", style="bold")
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        console.print(f"  {label}{'　' * (width - len(label))}  {escape(mask_text(str(value)))}")
+    table = Table(title=f"权利及限制：{len(result.rights)} 项")
+    for column in ("种类", "顺位", "权利人", "证书号/证明号", "金额（元）", "登记时间"):
+        table.add_column(column)
+    order = {kind: n for n, kind in enumerate(KINDS)}
+    for r in sorted(result.rights, key=lambda r: (order.get(r.kind, len(order)), r.rank or 0)):
+        table.add_row(
+            KINDS.get(r.kind, r.kind),
+            str(r.rank) if r.rank else "",
+            escape(mask_name(r.holder)) if r.holder else "",
+            escape(r.certificate_number or ""),
+            f"{r.amount:,.2f}" if r.amount is not None else "",
+            when(r.registered_at.isoformat(), tz) if r.registered_at else "",
+        )
+    console.print(table)
+
+
 #: a right's kind as branch staff read it
 KINDS = {"ownership": "所有权", "mortgage": "抵押权", "seizure": "查封", "objection": "异议登记", "notice": "预告登记"}
 #: each field of a single query → (its option, its name for branch staff: the batch file's column)
@@ -106,6 +159,7 @@ def _missing(given: dict[str, Any]) -> list[str]:
 
 def _invalid(exc: Any, given: dict[str, Any]) -> list[str]:
     """A single query's invalid values: the option, the value (personal data masked) and what was expected."""
+    from agent.messages import zh
     from sdk.privacy import mask_id, mask_name
 
     out = []
@@ -114,7 +168,7 @@ def _invalid(exc: Any, given: dict[str, Any]) -> list[str]:
         if where == "authorisation.applicant":  # the party's own checks are of its 证件号码
             where = "authorisation.applicant.id_number"
         if where not in OPTIONS:
-            out.append(f"查询无效：{e['msg']}")
+            out.append(f"查询无效：{zh(str(e['msg']))}")
             continue
         option, column = OPTIONS[where]
         value = str(given.get(where) or "")
@@ -122,7 +176,7 @@ def _invalid(exc: Any, given: dict[str, Any]) -> list[str]:
             value = mask_id(value)
         elif where.endswith(".name"):
             value = mask_name(value)
-        out.append(f"{option}（{column}）值 {value!r} 无效：应为{EXPECTED[column]}（{e['msg']}）")
+        out.append(f"{option}（{column}）值 {value!r} 无效：应为{EXPECTED[column]}（{zh(str(e['msg']))}）")
     return out
 
 
@@ -144,7 +198,7 @@ def query(
     owners: list[str] = typer.Option(None, "--owner", help="权利人证件号码 on the title certificate (repeatable)."),
     batch: Path = typer.Option(None, "--batch", help="A CSV of queries (columns: docs/agent.md)."),
     show: str = typer.Option(None, "--show", help="Print a stored 查询结果 by its query id."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable (with --show: the summary as JSON)."),
     config: Path = CONFIG,
 ) -> None:
     """登记资料查询 with the applicant's authorisation: one query, or --batch FILE; --show QUERY_ID."""
@@ -167,8 +221,11 @@ def query(
                 typer.secho(f"本机没有保存查询编号为 {show} 的查询结果（no stored query result {show}）", fg="red",
                             err=True)  # fmt: skip
                 raise typer.Exit(1)
-            typer.echo(json.dumps({**result_summary(found), "document": stored_document(agent.context, show)},
-                                  ensure_ascii=False, indent=2))  # fmt: skip
+            where = stored_document(agent.context, show)
+            if as_json:  # for machines: the summary as before
+                typer.echo(json.dumps({**result_summary(found), "document": where}, ensure_ascii=False, indent=2))
+            else:
+                _show(found, where, agent.config.timezone)
             return
         outcomes: list[QueryOutcome] = []
         if batch is not None:

@@ -20,6 +20,7 @@ from agent.cli import app as cli
 from agent.pipeline.queries import read_batch, run_query, stored_result
 from sandbox import register
 from sdk.models import PropertyQuery
+from sdk.privacy import mask_name
 
 from ..conftest import SECRET, Branch
 
@@ -222,10 +223,20 @@ def test_a_batch_file_accounts_for_every_row(branch: Branch, tmp_path: Any, monk
     ]  # fmt: skip
     assert got[1]["reasons"][0]["code"] == "authorisation_expired"
     assert owner.id_number not in out.output
-    shown = CliRunner().invoke(cli, ["query", "--show", got[0]["result"]["query_id"], "--config", str(branch.config)])
+    show = ["query", "--show", got[0]["result"]["query_id"], "--config", str(branch.config)]
+    shown = CliRunner().invoke(cli, [*show, "--json"])  # for machines (the readable view is the default)
     assert shown.exit_code == 0 and json.loads(shown.output)["mortgaged"] is True
     assert json.loads(shown.output)["document"] == got[0]["document"] and Path(got[0]["document"]).is_file()
     assert [t["authorisation_reference"] for t in _trace(branch)] == ["SQ-B1"]
+    # branch staff read a kept 查询结果 with Chinese labels, the right holders masked
+    readable = CliRunner().invoke(cli, show, env={"COLUMNS": "200"})
+    assert readable.exit_code == 0 and not readable.output.lstrip().startswith("{"), readable.output
+    lines = [line.split() for line in readable.output.splitlines()]
+    assert ["查询编号", got[0]["result"]["query_id"]] in [[w.strip("　") for w in line] for line in lines]
+    for said in ("抵押　　　　　  是（顺位 1, 2）", "查封　　　　　  否", "授权书编号　　  SQ-B1", "权利及限制：3 项"):
+        assert said in readable.output, readable.output
+    assert "抵押权 │ 1" in readable.output and "所有权" in readable.output and "（已验章）" in readable.output
+    assert owner.name not in readable.output and mask_name(owner.name) in readable.output
 
 
 def test_regbridge_query_for_one_unit(branch: Branch, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,6 +290,9 @@ def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
     assert "--unit（不动产单元号）值 '123' 无效：应为28 位不动产单元号" in typo.output
     assert "--authoriser-id（授权人证件号码）" in typo.output and "校验位正确" in typo.output
     assert wrong not in typo.output and owner.name not in typo.output  # masked
+    # the model's own words are said in Chinese: no pydantic "Value error, property unit id: …" tail
+    assert "Value error" not in typo.output and "property unit id" not in typo.output
+    assert "（28位不动产单元号（实为3位））" in typo.output
     assert _trace(branch) == []  # nothing reached the centre
     # a well-formed unit number the register does not hold: the centre's refusal is said in Chinese
     unknown = CliRunner().invoke(cli, [
