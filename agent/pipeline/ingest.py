@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.config import InboxConfig
 from agent.mapping import FieldError, Profile, map_records
-from agent.messages import accounting_line, error_value, field_line, for_staff, zh
+from agent.messages import accounting_line, centre_out_of_reach, error_value, field_line, for_staff, zh
 from agent.pipeline.build import BuiltApplication, build
 from agent.pipeline.context import StageContext
 from agent.pipeline.outbox import IngestReport, broken_loans, columns_of, quarantine_row, record_excerpt
@@ -305,10 +305,15 @@ def answer_export_queries(
             except Exception as exc:  # the centre away: the row is answered as not done, never dropped
                 log.warning("export query failed", extra={"file": label, "row": row, "error": type(exc).__name__})
                 done = None
-                outcome, reason = "failed", f"{type(exc).__name__}"
+                said = centre_out_of_reach(exc)
+                outcome = "failed"
+                reason = (f"{said[0]}，未查询（{said[1]}）" if said else "查询未完成，请稍后重新导出该行") + (
+                    f" [{type(exc).__name__}]"
+                )
             if done is not None:
                 outcome = done.outcome
-                reason = "；".join(f"{c}: {r}" for c, r in done.reasons)
+                # Chinese first, the code in brackets after it for the loan system and bank IT
+                reason = "；".join(f"{r} [{c}]" for c, r in done.reasons)
                 if done.result is not None:
                     r = done.result
                     held = sorted(x.rank for x in r.rights if x.kind == "mortgage" and x.rank)

@@ -109,6 +109,8 @@ def test_rows_a_register_check_foresees_are_held_and_never_sent(
         queried = {r["贷款编号"]: r for r in csv.DictReader(io.StringIO(text)) if r.get("事件") == "property_query"}
         assert queried["PF-Q1"]["状态"] == "已查询" and "抵押：是（顺位 1, 2）" in queried["PF-Q1"]["原因"]
         assert queried["PF-Q2"]["状态"] == "本机拒绝查询" and "authorisation_expired" in queried["PF-Q2"]["原因"]
+        expired = queried["PF-Q2"]["原因"]  # Chinese first, the code in brackets after it
+        assert expired.startswith("授权书已于 2020-01-01 过期 [authorisation_expired]"), expired
         assert [t["outcome"] for t in trace if t["authorisation_reference"] == "SQ-PF-Q1"] == ["answered"]
         assert not [t for t in trace if t["authorisation_reference"] == "SQ-PF-Q2"]  # refused here, never sent
         audit = [json.loads(line) for line in (branch.root / "var" / "audit.log").read_text().splitlines()]
