@@ -1,6 +1,7 @@
 """Review of issue 24: a command that calls the centre says an unreachable centre (refused connection, TLS
 failure) in one Chinese line and an exit status, never a traceback; a ``query --batch`` goes on with its other
-rows and ends with a count."""
+rows and ends with a count. On the same branch, first, while its centre answers: every date option takes the dates
+staff type (tests/agent/cli/test_date_options.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sandbox import register
 from sdk.retries import set_testing
 
 from ..conftest import SECRET, Branch
+from .test_date_options import staff_dates_on_every_option
 
 UNIT = 10
 
@@ -51,7 +53,7 @@ def _no_traceback(result: object) -> None:
     assert "Traceback" not in getattr(result, "output", "")
 
 
-def test_an_unreachable_centre_is_one_chinese_line_per_row_and_an_exit_status(
+def test_date_options_then_an_unreachable_centre_is_one_chinese_line_per_row_and_an_exit_status(
     branch: Branch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_waits: None
 ) -> None:
     monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
@@ -70,6 +72,8 @@ def test_an_unreachable_centre_is_one_chinese_line_per_row_and_an_exit_status(
     batch.parent.mkdir()
     batch.write_text(buf.getvalue(), encoding="utf-8")
     config = str(branch.config)
+    staff_dates_on_every_option(branch, tmp_path)  # the centre answering (one query answered, in its trace)
+    answered = branch.centre.centre.query_trace(institution_id=branch.institution_id)
 
     # the centre's port answers plain HTTP: an https URL to it fails its TLS handshake
     _point_at(branch.config, f"https://127.0.0.1:{branch.centre.port}")
@@ -102,4 +106,4 @@ def test_an_unreachable_centre_is_one_chinese_line_per_row_and_an_exit_status(
         assert out.exit_code == EXIT_UNREACHABLE and said in out.output, out.output
     shown = CliRunner().invoke(cli, ["keys", "show", "--config", config])
     assert shown.exit_code == 0 and "登记中心无法连接，未能核对本机密钥在中心的状态（连接被拒绝" in shown.output
-    assert branch.centre.centre.query_trace(institution_id=branch.institution_id) == []  # nothing reached it
+    assert branch.centre.centre.query_trace(institution_id=branch.institution_id) == answered  # nothing reached it

@@ -1,6 +1,7 @@
 """Review of issue 24: every date option on the command line (query --signed-at/--valid-from/--valid-until, filing's
 licence validity, audit export --from/--to) takes the dates branch staff type, by the one parser the batch file and
-the exports use, and says a wrong one in Chinese with what was expected."""
+the exports use, and says a wrong one in Chinese with what was expected. The options themselves are run against a
+centre in tests/agent/cli/test_centre_unreachable.py (:func:`staff_dates_on_every_option`), on its branch."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from agent.cli import app as cli
 from agent.cli.common import parse_day, parse_moment
 from sandbox import register
 
-from ..conftest import SECRET, Branch
+from ..conftest import Branch
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
@@ -33,10 +34,8 @@ def test_the_cli_date_parser_takes_what_staff_type() -> None:
         parse_day("2026/11/30 09:00")  # a time where a day is asked
 
 
-def test_every_date_option_takes_staff_dates_and_says_a_wrong_one_in_chinese(
-    branch: Branch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
+def staff_dates_on_every_option(branch: Branch, tmp_path: Path) -> None:
+    """Every date option, as staff type it, against a running centre (the agent secret in the environment)."""
     owner = register.owners_of(10)[0]
     config = str(branch.config)
     yesterday = datetime.now(CHINA) - timedelta(days=1)
