@@ -339,14 +339,20 @@ def list_operators(institution_id: str, data: DataOpt = DEFAULT_DATA, secret_fil
 @admin_app.command("queries")
 def list_queries(
     institution_id: Annotated[str | None, typer.Option(help="one institution's queries only")] = None,
-    since: Annotated[str | None, typer.Option(help="from this ISO time on")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="from this day or time on: 2026-11-30, 2026/11/30, 2026年11月30日, ISO 8601")
+    ] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="export to this CSV file")] = None,
     data: DataOpt = DEFAULT_DATA,
     secret_file: SecretOpt = None,
 ) -> None:
     """痕迹管理: every 登记资料查询 (answered or refused): who, why, what was shown; list or export as CSV."""
     centre = _centre(data, secret_file)
-    rows = centre.query_trace(institution_id=institution_id, since=since, limit=1_000_000)
+    try:
+        rows = centre.query_trace(institution_id=institution_id, since=since, limit=1_000_000)
+    except ValueError as e:  # since is not a date or time
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
     if csv_out is not None:
         csv_out.write_bytes(centre.queries.trace_csv(rows))
         typer.echo(f"{len(rows)} queries written to {csv_out}")

@@ -47,6 +47,46 @@ TRACE_COLUMNS = [
 ]  # fmt: skip
 
 
+#: the days an admin types (as the bank's agent reads its options and exports: agent.mapping.profile.DATE_FORMATS)
+_DAYS = ("%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%Y.%m.%d", "%Y%m%d")
+
+
+def trace_bound(text: str) -> str:
+    """``since`` as an admin types it — ISO 8601 (China time unless an offset), 2026/11/30, 2026年11月30日,
+    2026.11.30, 20261130, or such a day and a clock time (2026/11/30 09:00) — as the trace stores times (UTC ISO),
+    so that it compares as a time: a ``+08:00`` time or a ``2026/11/30`` compared as text selected the wrong rows.
+
+    Raises:
+        ValueError: none of these (the message says what was expected).
+    """
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    typed = text.strip()
+    moment: datetime | None = None
+    try:
+        moment = datetime.fromisoformat(typed)
+    except ValueError:
+        day, _, clock = typed.partition(" ")
+        for fmt in _DAYS:
+            for form, value in ((f"{fmt} %H:%M:%S", typed), (f"{fmt} %H:%M", typed), (fmt, day if not clock else "")):
+                try:
+                    moment = datetime.strptime(value, form)
+                    break
+                except ValueError:
+                    continue
+            if moment is not None:
+                break
+    if moment is None:
+        raise ValueError(
+            f"since {text!r}：应为日期或时间，如 2026-11-30、2026/11/30、2026年11月30日、2026/11/30 09:00 或 "
+            "2026-11-30T09:00+08:00"
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return moment.astimezone(UTC).isoformat()
+
+
 class PropertyQueries:
     def __init__(
         self, store: Store, *, register: Register, accounts: Accounts, keys: CentreKeys, notices: NoticeOffice
@@ -204,12 +244,17 @@ class PropertyQueries:
     def trace(
         self, *, institution_id: str | None = None, since: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
-        """The query trace, oldest first: every query an institution made (``since``: an ISO time, inclusive)."""
+        """The query trace, oldest first: every query an institution made (``since``, inclusive: as
+        :func:`trace_bound` reads it).
+
+        Raises:
+            ValueError: ``since`` is not a date or time (the message says what was expected).
+        """
         sql, args = "SELECT * FROM query_trace WHERE 1 = 1", list[Any]()
         if institution_id:
             sql, args = sql + " AND institution_id = ?", [*args, institution_id]
         if since:
-            sql, args = sql + " AND at >= ?", [*args, since]
+            sql, args = sql + " AND at >= ?", [*args, trace_bound(since)]
         rows = self.store.all(sql + " ORDER BY at, trace_id LIMIT ?", *args, limit)
         out = []
         for r in rows:

@@ -296,7 +296,10 @@ def router(ctx: Context) -> APIRouter:
     ) -> Response:
         """痕迹管理 (seed 001 §6.2): every 登记资料查询, answered or refused — who, why, what it named, what was
         shown or why it was refused; ``format=csv`` exports it (UTF-8 with BOM)."""
-        rows = ctx.centre.query_trace(institution_id=institution_id, since=since, limit=limit)
+        try:
+            rows = ctx.centre.query_trace(institution_id=institution_id, since=since, limit=limit)
+        except ValueError as e:  # since is not a date or time
+            raise CentreError(422, "validation_failed", str(e)) from None
         if format == "csv":
             return Response(
                 ctx.centre.queries.trace_csv(rows),

@@ -7,7 +7,7 @@ import csv
 import hashlib
 import io
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,16 @@ def test_an_answered_query_is_signed_verified_stored_and_in_the_centres_trace(br
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [r["query_id"] for r in rows] == [t["query_id"] for t in trace]
     assert httpx.get(f"{branch.centre.url}/admin/v1/property-queries").status_code == 401
+    # since as an admin types it, compared as a time (a +08:00 time or 2026/11/30 compared as text chose wrong rows)
+    china = datetime.now(UTC).astimezone(timezone(timedelta(hours=8)))
+    url = f"{branch.centre.url}/admin/v1/property-queries"
+    for since, count in ((china.strftime("%Y/%m/%d"), 3), ((china + timedelta(days=1)).strftime("%Y年%m月%d日"), 0),
+                         ((china - timedelta(hours=1)).isoformat(timespec="minutes"), 3),
+                         ((china + timedelta(hours=1)).isoformat(timespec="minutes"), 0)):  # fmt: skip
+        got = httpx.get(url, params={"since": since}, headers=headers)
+        assert got.status_code == 200 and len(got.json()) == count, (since, got.text)
+    bad = httpx.get(url, params={"since": "yesterday"}, headers=headers)
+    assert bad.status_code == 422 and "应为日期或时间" in bad.text
 
 
 def test_a_query_result_with_a_broken_seal_is_refused(branch: Branch) -> None:
