@@ -638,12 +638,11 @@ class Agent:
 
     def close(self) -> None:
         if self.shared and self._registered:
-            try:  # a clean stop: another instance leads and takes the claims over at once; a restore need not wait
-                self.store.leave(self.instance_id)
+            try:  # a clean stop: another instance leads at once
+                self.store.release_lease(LEADER, self.instance_id)
                 self._leader = False
-                self._registered = False
             except Exception as exc:
-                log.warning("could not leave the shared state cleanly", extra={"error": str(exc)[:200]})
+                log.warning("could not give the leader lease up", extra={"error": str(exc)[:200]})
         self.centre.close()
         self.store.close()
         if self._instance_lock is not None:

@@ -111,23 +111,17 @@ class InstanceLeases:
             )
         ]
         for instance in dead:
-            self.leave(instance)
-        return dead
-
-    def leave(self, instance_id: str) -> None:
-        """An instance gone (a clean stop, or reaped): free its leases, its claims on applications and
-        certificates and the exports it had claimed but not ingested, and remove it from the instances, so the
-        others take its work over at once and a restore does not wait for its heartbeat to go stale."""
-        self._count("DELETE FROM leases WHERE holder = :id", {"id": instance_id})
-        for table in ("applications", "certificates"):
+            self._count("DELETE FROM leases WHERE holder = :id", {"id": instance})
+            for table in ("applications", "certificates"):
+                self._count(
+                    f"UPDATE {table} SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = :id", {"id": instance}
+                )
+            # claimed or being read (its applications are committed with its "done", all at once): free again
             self._count(
-                f"UPDATE {table} SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = :id", {"id": instance_id}
+                "DELETE FROM files WHERE status IN ('claimed', 'reading') AND claimed_by = :id", {"id": instance}
             )
-        # claimed or being read (its applications are committed with its "done", all at once): free again
-        self._count(
-            "DELETE FROM files WHERE status IN ('claimed', 'reading') AND claimed_by = :id", {"id": instance_id}
-        )
-        self._count("DELETE FROM instances WHERE id = :id", {"id": instance_id})
+            self._count("DELETE FROM instances WHERE id = :id", {"id": instance})
+        return dead
 
     # --- named leases --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ a later backup empties the recovery journal.
 The drill runs on both state stores: the embedded SQLite file (SQLite's online backup API) and a real
 PostgreSQL (``pg_dump -Fc`` / ``pg_restore``, the server's own version: tests/postgres.py). On PostgreSQL the
 restore is first refused while another host's instance runs and leads (asked of the database, from a host
-without a lock file), and goes on as soon as that instance stops cleanly.
+without a lock file), and goes on once that instance has stopped (its heartbeat stale).
 
 Then a backup is checked before anything live is touched: a damaged byte in any file, an added file, or a
 state that does not pass ``PRAGMA integrity_check`` refuses the restore and leaves the agent as it was; a
@@ -25,6 +25,7 @@ import hashlib
 import json
 import shutil
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from agent.cli.inspect import agent_process
 from agent.config import load_config
 from agent.daemon import Agent, AgentBusy
 from agent.demo import samples
-from agent.state.backup import BackupError, RecoveryJournal, _libpq, _pg_tool, recovery_dir
+from agent.state.backup import BackupError, RecoveryJournal, _libpq, _pg_tool, live_instances, recovery_dir
 from agent.state.sql import SQLStore
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, drop, make_branch
@@ -59,7 +60,8 @@ def _export(inbox: Path, name: str, loans: list[str], start: int) -> None:
 def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     centre: LocalCentre, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    state = {"url": request.getfixturevalue("pg_url")} if backend == "postgresql" else {}
+    # (a short leader lease on PostgreSQL: a stopped instance's heartbeat is stale after 3 × 1 s)
+    state = {"url": request.getfixturevalue("pg_url"), "leader_seconds": 1.0} if backend == "postgresql" else {}
     branch = make_branch(centre, tmp_path / "branch", rescan_seconds=1.0, max_poll_seconds=1.0, state=state)
     inbox = branch.inbox()
     a, c, b = ["BK-A1", "BK-A2"], ["BK-C1"], ["BK-B1", "BK-B2"]
@@ -112,7 +114,11 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
             assert said in refused.output and "holds the leader lease" in refused.output, refused.output
             assert {r.reference for r in other.store.applications()} == set(after)  # nothing restored
         finally:
-            other.close()  # a clean stop leaves the shared state: the restore goes on at once
+            other.close()  # stopped: once its heartbeat is stale (3 × leader_seconds) the restore goes on
+        deadline = time.monotonic() + 30
+        while live_instances(state["url"], 3.0, this=agent.instance_id):
+            assert time.monotonic() < deadline, "the stopped instance's heartbeat went stale"
+            time.sleep(0.2)
     restored = runner.invoke(app, restore, env=env)
     assert restored.exit_code == 0, restored.output
     assert "1 export(s) ingested again, 3 application(s) re-adopted" in restored.output, restored.output
