@@ -24,6 +24,7 @@ __all__ = [
     "parse_moment",
     "reaching_centre",
     "read_bundle",
+    "state_unreachable_line",
 ]
 
 #: the exit status of a command that could not reach the centre (try again later); 1 is a refusal or a bad
@@ -58,6 +59,29 @@ def open_agent(config: Path, *, quiet: bool = True) -> Any:
     except SecretUnavailable as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
+    except Exception as exc:
+        line = state_unreachable_line(exc, cfg)
+        if line is None:
+            raise
+        typer.secho(line, fg="red", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+
+
+def state_unreachable_line(exc: BaseException, cfg: Any) -> str | None:
+    """One line for bank IT when the agent's state store at ``state.url`` cannot be reached or refuses the
+    agent (server down, wrong password, no such database: the driver's words, the URL's password hidden), else
+    None. Said instead of a traceback by every command that opens the agent (``run``, ``status``…), exit
+    :data:`EXIT_UNREACHABLE`."""
+    import sqlalchemy as sa
+
+    from agent.state.sql import db_error_line, redact_url
+
+    if not cfg.state.url or not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return None
+    return (
+        f"状态库无法连接（state store unreachable）：{redact_url(cfg.state.url)}（{db_error_line(exc)}）；"
+        "请检查数据库是否运行、本机能否连接、库是否已建（createdb），以及 PGPASSFILE 中的密码（regbridge doctor）"
+    )
 
 
 def config_and_secret(config: Path) -> tuple[Any, bytes]:

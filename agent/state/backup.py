@@ -13,8 +13,9 @@ A backup (``regbridge backup --out DIR``) is a folder:
 
 A restore (:func:`verify_backup`, then :func:`restore_files`) checks the whole backup before it touches
 anything live: every file's checksum, no file missing or added, the state itself (SQLite's
-``PRAGMA integrity_check`` on a copy; ``pg_restore --list`` reads the dump). The live SQLite file is set
-aside only once the backup's copy is in place beside it and checked there, and put back if anything fails.
+``PRAGMA integrity_check`` on a copy; ``pg_restore`` reads the whole dump, its data to nowhere). The live
+SQLite file is set aside only once the backup's copy is in place beside it and checked there, and put back if
+anything fails.
 
 The recovery point loses nothing. What happens after a backup outside the state is kept outside the
 state, in the **recovery journal** (``recovery/`` beside the blobs, :class:`RecoveryJournal`), until a later
@@ -191,7 +192,9 @@ def _server_major(url: str) -> int:
         with engine.connect() as db:
             return int(db.execute(sa.text("SHOW server_version_num")).scalar_one()) // 10000
     except sa.exc.SQLAlchemyError as exc:
-        raise BackupError(f"cannot reach the PostgreSQL state: {exc.__class__.__name__}: {exc}") from None
+        from agent.state.sql import db_error_line, redact_url
+
+        raise BackupError(f"cannot reach the PostgreSQL state {redact_url(url)}: {db_error_line(exc)}") from None
     finally:
         engine.dispose()
 
@@ -408,7 +411,7 @@ def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
 
     Every file's SHA-256 against the manifest (none missing, none added), then the state itself: a SQLite
     copy passes ``PRAGMA integrity_check`` (on a temporary copy: the backup is never written), a PostgreSQL
-    dump is read by ``pg_restore --list``.
+    dump is read whole by ``pg_restore --file /dev/null`` (a truncated one fails here, before anything live).
 
     Raises:
         BackupError: not a backup (or of another institution, or of the other backend than this agent's
@@ -424,6 +427,16 @@ def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
             f"{source}/manifest.json: backup format {got}, this agent reads format {FORMAT} (a manifest with every"
             " file's checksum); take a new backup with this agent"
         )
+    files = manifest.get("files")
+    if (
+        not isinstance(files, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+        or not isinstance(manifest.get("created_at"), str)
+    ):
+        raise BackupError(
+            f"{source}/manifest.json: damaged (created_at and files, a map of each file's SHA-256, are not as"
+            " regbridge backup writes them); nothing restored"
+        )
     if manifest.get("institution_id") != config.centre.institution_id:
         raise BackupError(
             f"{source} is a backup of institution {manifest.get('institution_id')}, not of this agent's"
@@ -437,7 +450,7 @@ def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
         raise BackupError("this backup holds a PostgreSQL state; set state.url to the database to restore into")
     if kind not in STATE_FILES:
         raise BackupError(f"{source}/manifest.json: unknown state kind {kind!r}")
-    listed: dict[str, str] = dict(manifest.get("files") or {})
+    listed: dict[str, str] = dict(files)
     present = _files_of(source)
     for name in sorted(set(listed) - set(present)):
         raise BackupError(f"{source / name}: missing from the backup (the manifest lists it); nothing restored")
@@ -457,8 +470,8 @@ def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
             raise BackupError(f"{source / 'state.db'}: not a sound SQLite database ({problem}); nothing restored")
     else:
         assert config.state.url is not None
-        listing = subprocess.run(
-            [_pg_tool("pg_restore", config.state.url), "--list", str(source / "state.pgdump")],
+        listing = subprocess.run(  # read whole (its data too, to nowhere): a truncated dump fails here, not live
+            [_pg_tool("pg_restore", config.state.url), "--file", os.devnull, str(source / "state.pgdump")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if listing.returncode != 0:
@@ -481,7 +494,7 @@ def live_instances(url: str, stale_seconds: float, *, this: str | None = None) -
     import sqlalchemy as sa
 
     from agent.state.leases import LEADER
-    from agent.state.sql import redact_url
+    from agent.state.sql import db_error_line, redact_url
 
     engine = sa.create_engine(url)
     clock = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
@@ -497,7 +510,7 @@ def live_instances(url: str, stale_seconds: float, *, this: str | None = None) -
                     sa.text(f"SELECT holder FROM leases WHERE name = :name AND expires_at > {clock}"), {"name": LEADER}
                 ).scalar()
     except sa.exc.SQLAlchemyError as exc:
-        raise BackupError(f"cannot reach the PostgreSQL state {redact_url(url)}: {exc.__class__.__name__}") from None
+        raise BackupError(f"cannot reach the PostgreSQL state {redact_url(url)}: {db_error_line(exc)}") from None
     finally:
         engine.dispose()
     alive = []

@@ -34,15 +34,28 @@ from agent.state.migrations import SCHEMA_VERSION
 from agent.state.sql_receipts import SqlReceiptQueries
 from agent.state.store import AppRow, now_iso
 
-__all__ = ["REVISIONS", "SQLStore", "redact_url"]
+__all__ = ["REVISIONS", "SQLStore", "db_error_line", "redact_url"]
 
 #: the Alembic revisions of the state's schema (revision ``000N`` is schema version N)
 REVISIONS = Path(__file__).resolve().parent / "revisions"
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password hidden (for logs and errors)."""
-    return sa.make_url(url).render_as_string(hide_password=True)
+    """The URL with its password hidden (for logs and errors): in the authority (``agent:***@``) and as libpq's
+    ``?password=`` parameter (``password=***``), which SQLAlchemy's own rendering shows."""
+    parsed = sa.make_url(url)
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return str(parsed.render_as_string(hide_password=True)).replace("password=%2A%2A%2A", "password=***")
+
+
+def db_error_line(exc: BaseException) -> str:
+    """What the database said, on one line, for an error message: the driver's own words (``FATAL:  password
+    authentication failed for user "agent"``, ``database "x" does not exist``, ``Connection refused``) without
+    SQLAlchemy's class prefix and its "Background on this error" link; libpq never echoes a password."""
+    cause = getattr(exc, "orig", None) or exc
+    text = " ".join(part.strip() for part in str(cause).splitlines() if part.strip() and "sqlalche.me" not in part)
+    return f"{cause.__class__.__name__}: {text[:300]}"
 
 
 def _qmarks(sql: str, args: tuple[Any, ...], dialect: str) -> tuple[str, dict[str, Any]]:

@@ -100,7 +100,7 @@ def move_to(config: AgentConfig, target_url: str) -> Moved:
         MigrationError: the agent is running, the state is not SQLite or does not exist, the target is the
             same database or not empty, or a table's row count differs after the copy (nothing committed).
     """
-    from agent.state.sql import SQLStore, redact_url
+    from agent.state.sql import SQLStore, db_error_line, redact_url
 
     source_db = sqlite_path(config)
     if source_db is None:
@@ -117,7 +117,7 @@ def move_to(config: AgentConfig, target_url: str) -> Moved:
             dest = SQLStore(target_url)  # the same schema from the same revisions
         except sa.exc.SQLAlchemyError as exc:
             source.close()
-            raise MigrationError(f"cannot open {redact_url(target_url)}: {exc.__class__.__name__}: {exc}") from None
+            raise MigrationError(f"cannot open {redact_url(target_url)}: {db_error_line(exc)}") from None
         try:
             moved = _copy(source, dest, data)
         finally:

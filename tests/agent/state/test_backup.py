@@ -105,6 +105,14 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     if backend == "postgresql":  # another host's instance runs and leads: refused before pg_restore --clean runs,
         # asked of the database itself, also from a host without a lock file
         (agent.data_dir / "agent.lock").unlink(missing_ok=True)
+        cut = tmp_path / "backup-cut"  # a dump cut short, its checksum made to match: read whole, refused by name
+        shutil.copytree(tmp_path / "backup-1", cut)
+        (cut / "state.pgdump").write_bytes((cut / "state.pgdump").read_bytes()[:-2000])
+        listed = json.loads((cut / "manifest.json").read_text(encoding="utf-8"))
+        listed["files"]["state.pgdump"] = _sha(cut / "state.pgdump")
+        (cut / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
+        refused = runner.invoke(app, ["restore", str(cut), "--config", str(branch.config)], env=env)
+        assert refused.exit_code == 1 and f"{cut / 'state.pgdump'}: pg_restore cannot read it" in refused.output
         other = Agent(config.model_copy(update={"data_dir": tmp_path / "host-b"}), secret=SECRET)
         try:
             assert other.beat() and other.is_leader
@@ -245,6 +253,18 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     listed["files"]["state.db"] = _sha(damaged / "state.db")
     (damaged / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
     refused(damaged, "not a sound SQLite database")
+    listed["files"] = sorted(listed["files"])  # a manifest edited out of shape: said, not a traceback
+    (damaged / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
+    refused(damaged, f"{damaged}/manifest.json: damaged")
+
+    # a shared state out of reach (or refusing the password): one line naming it, password hidden, exit 3
+    down = f"postgresql+psycopg://agent:Pw-7e1f@127.0.0.1:{_closed_port()}/regbridge"
+    for command in (["status"], ["run", "--until-idle"], ["backup", "--out", str(tmp_path / "never")]):
+        said = runner.invoke(app, [*command, "--config", str(branch.config)], env={**env, "REGBRIDGE_STATE__URL": down})
+        assert said.exit_code == (1 if command[0] == "backup" else 3), (command, said.output)
+        assert not isinstance(said.exception, sa.exc.SQLAlchemyError), said.output
+        assert "agent:***@127.0.0.1" in said.output and "Connection refused" in said.output, (command, said.output)
+        assert "Pw-7e1f" not in said.output and "Traceback" not in said.output, said.output
 
     # the live state damaged: restore does not open it, and puts the good backup in its place
     raw = bytearray(live.read_bytes())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from agent.config import _redact_url as redacted_url
 from agent.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from agent.state.sql import SQLStore, redact_url
 from agent.state.sqlite import SQLiteStore
@@ -120,3 +121,11 @@ def test_a_newer_schema_is_refused(tmp_path: Path, pg_url: str) -> None:
 
 def test_a_password_in_the_url_is_never_shown() -> None:
     assert "s3cret" not in redact_url("postgresql+psycopg://agent:s3cret@db.bank.local/regbridge")
+    # libpq's ?password= parameter (docs/state.md names it) is a password too: hidden there and in config show
+    query = "postgresql+psycopg://agent@db.bank.local/regbridge?sslmode=require&password=s3cret"
+    assert "s3cret" not in redact_url(query) and "password=***" in redact_url(query)
+    assert "s3cret" not in redacted_url(query) and "password=***" in redacted_url(query)
+    assert (
+        redacted_url("postgresql+psycopg://agent@db/x?sslcert=/a%20b")
+        == "postgresql+psycopg://agent@db/x?sslcert=/a%20b"
+    )
