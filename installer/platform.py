@@ -271,11 +271,6 @@ def change_notify_url(
     decryption = custody.encryption_key()
     if decryption is None:
         raise KeyError("there is no SM2 encryption key in the key store (regbridge platform enroll --request)")
-    centre = platform_centre(config, signer=custody.sm2_signer(config.platform.key_id), decryption_key=decryption)
-    try:
-        previous = centre.change_notify_url(url)
-    finally:
-        centre.close()
     text = config_path.read_text(encoding="utf-8")
     doc = tomlkit.parse(text)
     notify = doc["platform"].setdefault("notify", tomlkit.table())
@@ -285,12 +280,20 @@ def change_notify_url(
     if listen is not None:
         notify["listen"] = listen
     mode = config_path.stat().st_mode & 0o777
-    atomic_write(config_path, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
+    # the new config is checked before the platform is asked: a port or address it refuses must not leave the
+    # platform posting to a URL this agent's config does not listen at
+    trial = config_path.with_name(f".{config_path.name}.notify-url")
     try:
-        load_config(config_path)
-    except ValueError:
-        atomic_write(config_path, text.encode("utf-8"), mode=mode)
-        raise
+        atomic_write(trial, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
+        load_config(trial)
+    finally:
+        trial.unlink(missing_ok=True)
+    centre = platform_centre(config, signer=custody.sm2_signer(config.platform.key_id), decryption_key=decryption)
+    try:
+        previous = centre.change_notify_url(url)
+    finally:
+        centre.close()
+    atomic_write(config_path, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
     AuditLog(config.resolve(config.data_dir) / "audit.log").append(
         "platform.notify_url", config.platform.app_id, "changed", previous=previous or "", url=url
     )

@@ -233,6 +233,10 @@ def moves_its_notify_url(branch: Branch, platform: ProvincePlatform, first: int)
     bad = CliRunner().invoke(app, ["platform", "notify-url", "ftp://nowhere", "-c", str(branch.config)])
     assert bad.exit_code == 1 and "http(s)" in bad.output
     new = f"http://127.0.0.1:{second}/notify"
+    # a port the config refuses: nothing changes at the platform either (it would post where nobody listens)
+    wrong = CliRunner().invoke(app, ["platform", "notify-url", new, "--notify-port", "70000", "-c", str(branch.config)])
+    assert wrong.exit_code == 1 and "通知地址未变更" in wrong.output
+    assert platform.banks[APP_ID].notify_url == f"http://127.0.0.1:{first}/notify" and platform.desk_log == []
     done = CliRunner().invoke(
         app, ["platform", "notify-url", new, "--notify-port", str(second), "-c", str(branch.config)]
     )
