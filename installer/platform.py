@@ -31,6 +31,7 @@ from agent.config import AgentConfig, load_config
 from agent.credentials.custody import KeyCustody, custody_for
 from agent.credentials.pkcs11 import TokenUnavailable
 from installer.enrol import _plain
+from sdk.dialects.province import parse_json
 from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_public_key
 from sdk.support.files import atomic_write
 
@@ -349,7 +350,7 @@ def enrol_at_desk(
     except httpx.HTTPError as exc:
         raise PlatformAnswerInvalid(f"the platform desk {desk_url} could not be reached: {exc}") from None
     try:
-        answer = response.json()
+        answer = parse_json(response.content)
     except ValueError:
         answer = None
     if response.status_code != 200 or not isinstance(answer, dict):

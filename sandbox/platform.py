@@ -79,6 +79,7 @@ from sdk.dialects.province import (
     StaticPeers,
     answer,
     open_envelope,
+    parse_json,
     seal,
 )
 from sdk.gm.sm2 import Sm2PrivateKey, Sm2PublicKey, load_pem_private_key, load_pem_public_key
@@ -599,7 +600,7 @@ class ProvincePlatform:
         if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.admin_token}"):
             return JSONResponse({"error": "admin token required"}, status_code=401)
         try:
-            body = await request.json()
+            body = parse_json(await request.body())
             app_id = str(body["appId"])
             signing = load_pem_public_key(str(body["signingKey"]).encode())
             encryption = load_pem_public_key(str(body["encryptionKey"]).encode())
@@ -693,7 +694,7 @@ class ProvincePlatform:
 
         service = request.path_params["service"]
         try:
-            body = await request.json()
+            body = parse_json(await request.body())
         except ValueError:
             return JSONResponse(answer("4001", "报文不是 JSON"))
         headers = dict(request.headers)

@@ -55,6 +55,7 @@ from sdk.dialects.province import (
     PeerDirectory,
     answer,
     open_envelope,
+    parse_json,
 )
 from sdk.gm.sm2 import Sm2PrivateKey
 
@@ -280,7 +281,7 @@ class PlatformNoticeReceiver:
         """Check and apply one push (from the remote address ``source``); answers the HTTP status and the dialect's
         answer document. A refusal is audited within the throttle's bounds."""
         try:
-            document = json.loads(body)
+            document = parse_json(body)
             opened = open_envelope(
                 headers,
                 document,

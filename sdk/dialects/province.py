@@ -79,6 +79,7 @@ __all__ = [
     "answer",
     "open_answer",
     "open_envelope",
+    "parse_json",
     "seal",
     "signed_text",
 ]
@@ -335,7 +336,7 @@ def open_envelope(
         if len(key) != 16:
             raise ValueError("not an SM4 key")
         plaintext = sm4_cbc_decrypt(key, blobs["iv"] + blobs["encData"])
-        inner = json.loads(plaintext.decode("utf-8"))
+        inner = parse_json(plaintext.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise EnvelopeRefused("4014", "encKey does not unwrap to this receiver, or encData does not decrypt") from None
     if not (
@@ -352,6 +353,19 @@ def open_envelope(
         raise EnvelopeRefused("4013", f"nonce already seen from {app_id}")
     reply_to = inner.get("replyTo")
     return Opened(app_id, int(timestamp), nonce, inner["data"], reply_to if isinstance(reply_to, str) else None)
+
+
+def parse_json(text: bytes | str) -> Any:
+    """A message or answer body as JSON, from anyone: ``json.loads``, with a body nested too deep for the parser
+    (``[[[[…``, which ``json.loads`` answers with :class:`RecursionError`) refused as bad JSON too.
+
+    Raises:
+        ValueError: not UTF-8 JSON, or nested deeper than the parser goes.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deep") from None
 
 
 def answer(code: str, msg: str | None = None, data: Sealed | Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -449,7 +463,7 @@ class PlatformClient:
         sealed = seal(data, app_id=self.app_id, signer=self._signer, recipient=self._recipient)
         response = self._http.post(f"{self.url}/api/{service}", headers=sealed.headers, json=sealed.body)
         try:
-            document = response.json()
+            document = parse_json(response.content)
         except ValueError:
             raise EnvelopeRefused("4001", f"HTTP {response.status_code}: the answer is not JSON") from None
         return open_answer(document, recipient=self._decryption_key, peers=self._peers, window=self._window,

@@ -204,6 +204,11 @@ def test_the_platform_refuses_replays_stale_messages_other_keys_and_tampering(se
     # none of the refused copies burnt the genuine message's nonce: it passes once, then is a replay
     assert _post(setup, fresh)["head"]["code"] == "0000"
     assert _post(setup, fresh)["head"]["code"] == "4013"
+    # a body nested too deep for the JSON parser is bad JSON, at the service and at the desk (was HTTP 500)
+    deep = httpx.post(f"{setup.platform.url}/api/channel", content=b"[" * 200_000, headers=fresh.headers)
+    assert deep.json()["head"]["code"] == "4001"
+    desk = {"Authorization": f"Bearer {setup.platform.admin_token}"}
+    assert httpx.post(f"{setup.platform.url}/admin/enrol", content=b"[" * 200_000, headers=desk).status_code == 400
 
 
 @contextmanager

@@ -203,13 +203,15 @@ def test_a_flood_of_refused_pushes_is_audited_at_a_bounded_rate(branch: Branch) 
             assert audited(branch, "platform.notice.refused") == before + 5  # the rest only counted, so far
             receiver.summarise(now=time.time() + 31)  # the window ends (the serving loop does this every 0.5 s)
             assert audited(branch, "platform.notice.refused") == before + 6
-            # a new window: its first refusals are written one by one again
+            # a new window: its first refusals are written one by one again; a body nested too deep for the JSON
+            # parser is refused as bad JSON (it was a RecursionError: no answer, a traceback on stderr per push)
             assert http.post(receiver.url, content=b"{}").json()["head"]["code"] == "4001"
+            assert http.post(receiver.url, content=b"[" * 200_000).json()["head"]["code"] == "4001"
     finally:
         receiver.stop()
     records = [json.loads(line) for line in (branch.root / "var" / "audit.log").read_text("utf-8").splitlines()]
     refused = [r for r in records if r["action"] == "platform.notice.refused"][before:]
-    assert [r["outcome"] for r in refused] == ["refused"] * 5 + ["suppressed", "refused"]
+    assert [r["outcome"] for r in refused] == ["refused"] * 5 + ["suppressed", "refused", "refused"]
     summary = refused[5]["detail"]
     assert summary["source"] == "127.0.0.1" and summary["count"] == "195" and summary["codes"] == "4001×195"
     agent.close()
