@@ -39,6 +39,8 @@ def enroll(
     """Register at a platform: --request prints the form (keys made here, kept encrypted — the signing key inside
     the PKCS#11 token when the key store is one, unless --software-key), then --answer
     writes the desk's answer into agent.toml; or --desk does both with a desk that takes the form over HTTP."""
+    from agent.credentials.pkcs11 import TokenUnavailable
+    from agent.state.secrets import SecretUnavailable
     from installer.platform import enrol_at_desk, registration_request, write_platform
 
     notify: dict[str, Any] = {"listen": notify_listen, "port": notify_port}
@@ -59,7 +61,8 @@ def enroll(
         else:
             typer.secho("give --request, --answer FILE, or --desk URL with --desk-token-file", fg="red", err=True)
             raise typer.Exit(2)
-    except (ValueError, KeyError, OSError) as exc:  # PlatformAnswerInvalid, PlatformKeyUnavailable are ValueErrors
+    # PlatformAnswerInvalid, PlatformKeyUnavailable are ValueErrors; no agent secret, or the token not opened
+    except (ValueError, KeyError, OSError, SecretUnavailable, TokenUnavailable) as exc:
         typer.secho(f"platform enrolment failed: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"[platform] written to {done} ({app_id}); next: regbridge doctor -c {done}")
@@ -78,12 +81,13 @@ def notify_url(
     desk), then [platform.notify] is rewritten and the change audited. Restart the agent (`regbridge run`) to
     listen there."""
     import sdk
+    from agent.credentials.pkcs11 import TokenUnavailable
     from agent.state.secrets import SecretUnavailable
     from installer.platform import change_notify_url
 
     try:
         previous = change_notify_url(config, url, port=notify_port, listen=notify_listen)
-    except (ValueError, KeyError, OSError, SecretUnavailable, sdk.RegBridgeError) as exc:
+    except (ValueError, KeyError, OSError, SecretUnavailable, TokenUnavailable, sdk.RegBridgeError) as exc:
         typer.secho(f"通知地址未变更 (notify URL not changed): {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"notify URL at the platform: {previous or '(none)'} → {url}; [platform.notify] written to {config};"

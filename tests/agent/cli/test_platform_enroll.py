@@ -33,9 +33,13 @@ APPLICATION: TypeAdapter[Application] = TypeAdapter(Application)
 def test_platform_enroll_writes_platform_from_the_desks_answer(
     branch: Branch, centre: LocalCentre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
     runner = CliRunner()
     base = ["platform", "enroll", "--app-id", "BANK-AH-HO", "-c", str(branch.config)]
+    monkeypatch.delenv("REGBRIDGE_AGENT_SECRET", raising=False)  # no agent secret: one line, no key made
+    secretless = runner.invoke(app, [*base, "--request"])
+    assert secretless.exit_code == 1 and isinstance(secretless.exception, SystemExit), secretless.output
+    assert "platform enrolment failed" in secretless.output
+    monkeypatch.setenv("REGBRIDGE_AGENT_SECRET", SECRET.decode())
     asked = runner.invoke(app, [*base, "--request", "--notify-url", "https://bank.example/notify"])
     assert asked.exit_code == 0, asked.output
     form = json.loads(asked.output)
