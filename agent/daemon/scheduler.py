@@ -53,12 +53,91 @@ from agent.pipeline.watch import InboxWatcher
 from agent.state.store import now_iso
 from sdk._version import __version__
 
-__all__ = ["run_daemon"]
+__all__ = ["StoreOutage", "run_daemon"]
 
 log = logging.getLogger("regbridge.agent")
 
 
 STOP_GRACE_SECONDS = 120.0
+
+
+class StoreOutage:
+    """The state store out of reach (a shared PostgreSQL down, restarting, refusing the password): every job
+    fails on it at once, several times a second, until it is back. Said as one line without a traceback when it
+    starts, again at most every ``every`` seconds with how many job runs failed meanwhile, and once more when a
+    job runs again; a database maintenance night no longer writes a traceback per job run to the journal.
+
+    Args:
+        every: seconds between two lines while the outage lasts.
+        clock: monotonic seconds (tests pass their own).
+    """
+
+    #: seconds without a failing run before a run that went through says the store is back
+    settle = 5.0
+
+    def __init__(self, every: float = 60.0, clock: Any = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._said_at = 0.0
+        self._failed = 0
+        self._last_failure = 0.0
+
+    @staticmethod
+    def is_outage(exc: BaseException) -> bool:
+        """Whether ``exc`` is the store's connection failing (SQLAlchemy's OperationalError/InterfaceError, or a
+        connection it found invalidated), not a job's own error."""
+        try:
+            import sqlalchemy as sa
+        except ImportError:  # pragma: no cover - the agent extra installs it
+            return False
+        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError):
+            return True
+        return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+    def failed(self, exc: BaseException) -> bool:
+        """Note a job run that failed on ``exc``; True when it was the store out of reach (logged here, throttled),
+        False for any other error (the caller logs it with its traceback)."""
+        if not self.is_outage(exc):
+            return False
+        from agent.state.sql import db_error_line
+
+        now = self._clock()
+        with self._lock:
+            self._failed += 1
+            self._last_failure = now
+            if self._since is None:
+                self._since = self._said_at = now
+                log.error(
+                    "state store unreachable: jobs wait and run again (状态库无法连接)",
+                    extra={"error": db_error_line(exc)},
+                )
+            elif now - self._said_at >= self.every:
+                self._said_at = now
+                log.error(
+                    "state store still unreachable (状态库仍无法连接)",
+                    extra={
+                        "error": db_error_line(exc),
+                        "seconds": round(now - self._since),
+                        "failed_runs": self._failed,
+                    },
+                )
+        return True
+
+    def ok(self) -> None:
+        """A job ran through: the store is back (said once, with how long it was away) once no job has failed on
+        it for :attr:`settle` seconds (a job that does not touch the store may run through while it is away)."""
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is None or self._clock() - self._last_failure < self.settle:
+                return
+            log.warning(
+                "state store reachable again (状态库已恢复连接)",
+                extra={"seconds": round(self._clock() - self._since), "failed_runs": self._failed},
+            )
+            self._since, self._failed = None, 0
 
 
 class _Running:
@@ -172,6 +251,7 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
         log.error("platform notify receiver not started", extra={"error": str(exc)[:200]})
 
     running = _Running()
+    outage = StoreOutage()
 
     def guarded(name: str, fn: Any) -> Any:
         def run() -> None:
@@ -184,7 +264,11 @@ def run_daemon(agent: Agent, *, stop: threading.Event | None = None, install_sig
                     if agent.supervision.out_of_space(exc):
                         return
                     agent.metrics.errors.labels("job_failed").inc()
+                    if outage.failed(exc):  # the state store down: one line a minute, not a traceback a run
+                        return
                     log.exception("job failed", extra={"job": name})
+                else:
+                    outage.ok()
 
         return run
 

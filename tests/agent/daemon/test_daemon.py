@@ -146,3 +146,41 @@ def test_the_scheduler_logs_its_errors_as_json_and_not_its_skipped_runs(capsys: 
             lg.handlers[:] = handlers  # a closed FileHandler opens its file again at the next record
             lg.setLevel(level)
             lg.propagate = propagate
+
+
+def test_a_state_store_out_of_reach_is_one_line_a_minute_not_a_traceback_per_job_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A shared PostgreSQL down for a night: every job fails on it twice a second. Was: a traceback per run
+    (about 40 KB/s of journal); now one line when it starts, one a minute with the count, one when it is back."""
+    import socket
+
+    import sqlalchemy as sa
+
+    from agent.daemon.scheduler import StoreOutage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine = sa.create_engine(f"postgresql+psycopg://agent:Pw-3f9a@127.0.0.1:{port}/regbridge")
+    with pytest.raises(sa.exc.OperationalError) as down:
+        engine.connect()
+    engine.dispose()
+    now = [0.0]
+    outage = StoreOutage(every=60.0, clock=lambda: now[0])
+    assert not outage.failed(ValueError("a job's own error"))  # logged by the caller, with its traceback
+    caplog.set_level("INFO", logger="regbridge.agent")
+    for _ in range(241):  # two minutes of job runs, twice a second (0 s … 120 s)
+        assert outage.failed(down.value)
+        now[0] += 0.5
+        outage.ok()  # a job that does not touch the store ran through: not "back" while runs keep failing
+    lines = [r for r in caplog.records if r.name == "regbridge.agent"]
+    assert [r.getMessage().split(" (")[0] for r in lines] == ["state store unreachable: jobs wait and run again"] + [
+        "state store still unreachable"
+    ] * 2, [r.getMessage() for r in lines]
+    assert all(r.exc_info is None and "Connection refused" in r.__dict__["error"] for r in lines)
+    assert all("Pw-3f9a" not in r.__dict__["error"] for r in lines)
+    now[0] += 10
+    outage.ok()
+    back = caplog.records[-1]
+    assert back.getMessage().startswith("state store reachable again") and back.__dict__["failed_runs"] == 241
