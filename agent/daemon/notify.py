@@ -215,6 +215,9 @@ class PlatformNoticeReceiver:
             as ``max_skew``).
         max_skew: the timestamp window, seconds either way.
         throttle: how refusals are audited (default: 10 records a minute per remote address, the rest counted).
+        idle_seconds: how long a connection may stay silent (reading a request, or between requests) before it
+            is closed: a stranger's idle connections must not hold a thread each for ever.
+        max_connections: connections served at once (a thread each); more are closed at once, unanswered.
     """
 
     def __init__(
@@ -229,6 +232,8 @@ class PlatformNoticeReceiver:
         host: str = "127.0.0.1",
         port: int = 0,
         throttle: RefusalThrottle | None = None,
+        idle_seconds: float = 15.0,
+        max_connections: int = 64,
     ) -> None:
         self.ctx, self.fields, self.recipient, self.peers = ctx, fields, recipient, peers
         self.throttle = throttle or RefusalThrottle()
@@ -238,7 +243,11 @@ class PlatformNoticeReceiver:
         self.refused = 0
         receiver = self
 
+        slots = threading.BoundedSemaphore(max_connections)
+
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_seconds  # the socket's: a silent connection is closed, its thread freed
+
             def log_message(self, format: str, *args: object) -> None:
                 return
 
@@ -261,6 +270,22 @@ class PlatformNoticeReceiver:
         class Server(ThreadingHTTPServer):
             def service_actions(self) -> None:  # serve_forever's loop, about every half second
                 receiver.summarise()
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                if not slots.acquire(blocking=False):  # a flood of connections: no thread for this one
+                    self.shutdown_request(request)
+                    return
+                try:
+                    super().process_request(request, client_address)
+                except BaseException:
+                    slots.release()
+                    raise
+
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    slots.release()
 
         self.server = Server((host, port), Handler)
         self.server.daemon_threads = True

@@ -16,6 +16,7 @@ import base64
 import csv
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -193,10 +194,17 @@ def test_a_flood_of_refused_pushes_is_audited_at_a_bounded_rate(branch: Branch) 
     agent = branch.agent()
     throttle = RefusalThrottle(limit=5, seconds=30.0)
     receiver = PlatformNoticeReceiver(agent.context, load_dialect("province"), recipient=Sm2PrivateKey.generate(),
-                                      peers=StaticPeers({}), throttle=throttle)  # fmt: skip
+                                      peers=StaticPeers({}), throttle=throttle, idle_seconds=0.5,
+                                      max_connections=4)  # fmt: skip
     before = audited(branch, "platform.notice.refused")
     receiver.start()
     try:
+        # connections that send nothing: at most 4 get a thread, and each is closed once silent for 0.5 s
+        idle = [socket.create_connection(("127.0.0.1", receiver.port), timeout=5) for _ in range(6)]
+        started = time.monotonic()
+        assert all(s.recv(1) == b"" for s in idle) and time.monotonic() - started < 4
+        for s in idle:
+            s.close()
         with httpx.Client() as http:
             codes = [http.post(receiver.url, content=b"not json").json()["head"]["code"] for _ in range(200)]
             assert codes == ["4001"] * 200 and receiver.refused == 200
