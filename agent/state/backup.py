@@ -545,7 +545,8 @@ def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
     on), restored only when lost. Then the state: a SQLite copy is written beside the live file and checked
     there, and only then the live file (and its ``-wal``/``-shm``, and a different ``cipher.salt``) set aside
     as ``….before-restore-<UTC time>``, and put back if the swap fails; a PostgreSQL state is restored with
-    ``pg_restore --clean --single-transaction`` (all or nothing).
+    ``pg_restore --clean`` fed to ``psql --single-transaction`` (all or nothing; the live tables the backup has
+    not, a later schema's, dropped in the same transaction).
 
     Raises:
         BackupError: the backup fails its check (the bad file named), or ``pg_restore`` fails.
@@ -569,17 +570,56 @@ def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
     moved: list[tuple[Path, Path]] = []
     _swap_salt(source, data, stamp, done, moved)
     assert config.state.url is not None
-    pg_restore = _pg_tool("pg_restore", config.state.url)
+    pg_restore, psql = _pg_tool("pg_restore", config.state.url), _pg_tool("psql", config.state.url)
     uri, env = _libpq(config.state.url)
-    run = subprocess.run(
-        [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", uri,
-         str(source / "state.pgdump")],
-        capture_output=True, text=True, check=False, env=env,
+    dump = str(source / "state.pgdump")
+    # the tables the live state has and the backup has not (a later schema's: the backup was taken before an
+    # upgrade) are dropped in the same transaction: `pg_restore --clean` drops only the dump's own, and the
+    # upgrade that follows would find them there ("relation instances already exists") and stop
+    extra = sorted(_live_tables(config.state.url) - _dump_tables(pg_restore, dump))
+    script = subprocess.run(
+        [pg_restore, "--clean", "--if-exists", "--no-owner", "--file", "-", dump],
+        capture_output=True, check=False, env=env,
     )  # fmt: skip
-    if run.returncode != 0:
+    run = None
+    if script.returncode == 0:
+        prelude = "".join(f'DROP TABLE IF EXISTS "{name}" CASCADE;\n' for name in extra).encode()
+        run = subprocess.run(
+            [psql, "-X", "-q", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", uri, "-f", "-"],
+            input=prelude + script.stdout, capture_output=True, check=False, env=env,
+        )  # fmt: skip
+    if run is None or run.returncode != 0:
         _put_back(moved, done)
-        raise BackupError(f"pg_restore failed (nothing changed): {run.stderr.strip()[-500:]}")
+        said = (script.stderr if run is None else run.stderr).decode("utf-8", "replace").strip()[-500:]
+        raise BackupError(f"pg_restore failed (nothing changed): {said}")
     return done
+
+
+def _live_tables(url: str) -> set[str]:
+    """The tables of the state's schema (``current_schema()``) in the database at ``url``."""
+    import sqlalchemy as sa
+
+    from agent.state.sql import db_error_line, redact_url
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as db:
+            return set(sa.inspect(db).get_table_names())
+    except sa.exc.SQLAlchemyError as exc:
+        raise BackupError(f"cannot reach the PostgreSQL state {redact_url(url)}: {db_error_line(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _dump_tables(pg_restore: str, dump: str) -> set[str]:
+    """The tables a ``pg_dump -Fc`` archive holds (its ``TABLE`` entries: ``… TABLE public applications owner``)."""
+    listing = subprocess.run([pg_restore, "--list", dump], capture_output=True, text=True, check=False)
+    tables = set()
+    for line in listing.stdout.splitlines():
+        parts = line.split()
+        if not line.startswith(";") and len(parts) >= 7 and parts[3] == "TABLE" and parts[4] != "DATA":
+            tables.add(parts[5])
+    return tables
 
 
 def _swap_salt(source: Path, data: Path, stamp: str, done: RestoredFiles, moved: list[tuple[Path, Path]]) -> None:

@@ -315,3 +315,55 @@ def test_restore_and_state_migrate_say_a_missing_config_in_one_line(tmp_path: Pa
         assert done.exit_code == 2 and not isinstance(done.exception, ValueError), (args, done.output)
         assert done.output.strip() == f"config: {missing}: no such config file", (args, done.output)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_backup_from_before_an_upgrade_restores_onto_the_upgraded_postgresql_state(
+    postgres: PostgresServer, pg_url: str, tmp_path: Path
+) -> None:
+    """The drill after an upgrade: a backup at schema 6 restored over a live state at the newest schema. The live
+    tables the backup has not (``instances``, ``leases``: revision 7) are dropped in the restore's transaction;
+    were they kept (``pg_restore --clean`` drops only the dump's own), the upgrade on the next start stopped at
+    "relation instances already exists" and the agent could not open its state at all."""
+    from alembic import command
+    from alembic.config import Config
+
+    from agent.config import AgentConfig
+    from agent.state.backup import FORMAT, restore_files
+    from agent.state.sql import REVISIONS
+
+    old = postgres.new_database()
+    engine = sa.create_engine(old)
+    with engine.connect() as conn:  # a state of the agent before the upgrade: schema 6
+        alembic = Config()
+        alembic.set_main_option("script_location", str(REVISIONS))
+        alembic.attributes["connection"] = conn
+        command.upgrade(alembic, "0006")
+        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('drill', 'schema 6')"))
+        conn.commit()
+    engine.dispose()
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    uri, env = _libpq(old)
+    import subprocess
+
+    subprocess.run([_pg_tool("pg_dump", old), "-Fc", "--no-owner", "-f", str(backup / "state.pgdump"), uri],
+                   check=True, env=env)  # fmt: skip
+    manifest = {
+        "format": FORMAT, "created_at": "2026-11-30T16:00:00+00:00", "institution_id": "inst_1",
+        "state": "postgresql", "schema_version": 6, "files": {"state.pgdump": _sha(backup / "state.pgdump")},
+    }  # fmt: skip
+    (backup / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    SQLStore(pg_url).close()  # the live state, upgraded: schema 8
+    centre = {"url": "http://127.0.0.1:1", "institution_id": "inst_1", "institution_name": "示例银行",
+              "institution_uscc": "91340100781081199K", "key_id": "key_1", "seal_ca_file": "seal-ca.pem",
+              "centre_key_id": "centre-1", "centre_key": {"kty": "OKP", "crv": "Ed25519", "x": "A" * 43}}  # fmt: skip
+    inbox = [{"name": "x", "path": str(tmp_path / "in"), "profile": "corebank_csv"}]
+    config = AgentConfig.model_validate(
+        {"data_dir": str(tmp_path / "data"), "inbox": inbox, "centre": centre, "state": {"url": pg_url}}
+    )
+    restore_files(config, backup)
+    store = SQLStore(pg_url)  # upgraded again from 6 on opening
+    try:
+        assert store.schema_version() == 8 and store.get_meta("drill") == "schema 6"
+    finally:
+        store.close()
