@@ -330,7 +330,10 @@ class Agent:
         if failpoints.active():  # the reliability suite's crash matrix only
             inner = failpoints.FailpointTransport(inner)
         # the supervision is made after the client: looked up when a request is answered
-        return TimedTransport(inner, self.metrics, on_contact=lambda ok, detail: self.supervision.contact(ok, detail))
+        return TimedTransport(inner, self.metrics, on_contact=self._contact)
+
+    def _contact(self, reached: bool, detail: str, origin: str) -> None:
+        self.supervision.contact(reached, detail, origin=origin)
 
     def lock_instance(self) -> None:
         """Be the only agent working on this state (``regbridge run``); released when the process ends."""

@@ -200,15 +200,23 @@ class _StateCollector(Collector):
         )
 
 
+def _origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of a request: which centre it went to."""
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
+
+
 class TimedTransport(httpx.BaseTransport):
     """An httpx transport that times and counts every request to the centre."""
 
     def __init__(
-        self, inner: httpx.BaseTransport, metrics: Metrics, on_contact: Callable[[bool, str], None] | None = None
+        self,
+        inner: httpx.BaseTransport,
+        metrics: Metrics,
+        on_contact: Callable[[bool, str, str], None] | None = None,
     ) -> None:
         self.inner = inner
         self.metrics = metrics
-        self.on_contact = on_contact  # told whether the centre could be reached at all
+        self.on_contact = on_contact  # told whether the centre (its origin: scheme://host:port) could be reached
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request.url.path)
@@ -219,13 +227,13 @@ class TimedTransport(httpx.BaseTransport):
             self.metrics.requests.labels(request.method, route, "error").inc()
             self.metrics.errors.labels("network").inc()
             if self.on_contact is not None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                self.on_contact(False, f"{type(exc).__name__}: {exc}")
+                self.on_contact(False, f"{type(exc).__name__}: {exc}", _origin(request.url))
             raise
         finally:
             self.metrics.request_seconds.labels(request.method, route).observe(time.perf_counter() - started)
         self.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
         if self.on_contact is not None:
-            self.on_contact(True, "")
+            self.on_contact(True, "", _origin(request.url))
         if response.status_code >= 500:
             self.metrics.errors.labels("centre_5xx").inc()
         elif response.status_code == 429:

@@ -71,6 +71,8 @@ class Supervision:
         self.wakers: list[Callable[[], None]] = []
         self._mounts = mounts
         self._unreachable_since: float | None = None
+        self._away = config.centre.url  # the centre that could not be reached, as the alert names it
+        self._away_origin: str | None = None  # … its origin when the request said (scheme://host:port)
         self.next_contact = 0.0
         self._contact_backoff = 1.0
         self._next_probe = 0.0
@@ -206,35 +208,43 @@ class Supervision:
                 self.store.raise_alert("disk_full", f"a write failed, the disk of {self.data_dir} is full: {exc}")
         return full
 
-    def contact(self, reached: bool, detail: str) -> None:
-        """Every request tells whether the centre could be reached at all (connection refused, no route…).
+    def contact(self, reached: bool, detail: str, *, origin: str | None = None) -> None:
+        """Every request tells whether the centre (``origin``, ``scheme://host:port``; None: ``[centre]``) could be
+        reached at all (connection refused, no route…).
 
         While it cannot, the pipeline holds its queue and stops sending, except for one attempt at
-        growing intervals (1 s … 30 s); the first answer ends the outage and the queue drains at once,
-        with no application penalised for the centre's absence.
+        growing intervals (1 s … 30 s); the first answer of that centre ends the outage and the queue drains at
+        once, with no application penalised for the centre's absence. With several centres (``[centres]``), the
+        outage is the centre's that could not be reached: another centre's answer lets the queue go on (its
+        work is not held for a centre it does not use) but does not end the outage, so the alert and the audit
+        record name the centre that is away once, instead of an outage ended and begun again at every request.
         """
         now = time.monotonic()
         if reached and now - self._contact_saved >= 30.0:  # for `regbridge status`: at most one write in 30 s
             self._contact_saved = now
             with contextlib.suppress(sqlite3.Error):
                 self.store.set_meta("last_contact", now_iso())
+        away = origin or self.config.centre.url
+        other = origin is not None and self._away_origin is not None and origin != self._away_origin
+        if reached and self._unreachable_since is not None and other:
+            self.next_contact = 0.0  # another centre answers: send on; the one away is tried as its work comes
+            return
         if reached:
             if self._unreachable_since is not None:
                 down = now - self._unreachable_since
                 self._unreachable_since, self._contact_backoff, self.next_contact = None, 1.0, 0.0
                 self.store.clear_alert("centre_unreachable")
-                self.audit.append("centre.reachable", self.config.centre.url, "ok", seconds=round(down, 1))
+                self.audit.append("centre.reachable", self._away, "ok", seconds=round(down, 1))
                 log.info("the centre answers again; draining the queue", extra={"down_seconds": round(down, 1)})
                 self.wake()
             return
         if self._unreachable_since is None:
-            self._unreachable_since = now
+            self._unreachable_since, self._away, self._away_origin = now, away, origin
             self.store.raise_alert(
                 "centre_unreachable",
-                f"the centre at {self.config.centre.url} cannot be reached ({detail}); "
-                "the queue is kept and sent when it answers again",
+                f"the centre at {away} cannot be reached ({detail}); the queue is kept and sent when it answers again",
             )
-            self.audit.append("centre.unreachable", self.config.centre.url, "held", detail=detail[:200])
+            self.audit.append("centre.unreachable", away, "held", detail=detail[:200])
             log.error("the centre cannot be reached; holding the queue", extra={"error": detail[:200]})
         self.next_contact = now + self._contact_backoff
         self._contact_backoff = min(30.0, self._contact_backoff * 2)

@@ -8,12 +8,14 @@ with the row, column and value named."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
 
 import pytest
 
+import sdk
 from agent.demo import samples as demo_samples
 from agent.demo.samples import COREBANK_COLUMNS, mortgage_rows, write_materials
 from agent.pipeline.build import BuildContext
@@ -73,6 +75,7 @@ def test_each_application_carries_its_branch_from_a_column_or_its_folder(centre:
         assert ctx.document_key(changfeng, "证明", ".pdf").startswith("长丰支行/LN-CF-1/")
         # receipts go to each branch's loan system: the head office's folder, and 长丰支行's own inbox
         assert (ctx.receipts_inbox(head), ctx.receipts_inbox(changfeng)) == ("headoffice", "changfeng")
+
         def receipted() -> set[tuple[str, str]]:
             return {(r["reference"], r["inbox"]) for r in agent.store.receipts()}
 
@@ -137,3 +140,21 @@ def test_several_direct_centres_each_for_its_districts(
             assert "肥西县" in numbers["LN-FX-1"] and "长丰县" in numbers["LN-CF-1"]
         finally:
             agent.close()
+    # 肥西县's centre away, [centre] answering: the outage is 肥西县's, named once; [centre]'s answers let the
+    # queue go on without ending it and beginning it again at every request (an alert and two audit records each)
+    agent = branch.agent()
+    try:
+        away = agent.centre.directs["340123"]  # type: ignore[attr-defined]
+        away.client.retry = dataclasses.replace(away.client.retry, sleep=lambda _: None)  # no waits between tries
+        for _ in range(2):
+            with pytest.raises(sdk.TransportError):
+                away.application(at["LN-FX-1"])
+            assert agent.centre.direct.application(at["LN-CF-1"]).application_id == at["LN-CF-1"]  # type: ignore[attr-defined]
+        (alert,) = [a for a in agent.store.alerts() if a["kind"] == "centre_unreachable"]
+        assert feixi.url.rstrip("/") in alert["message"] and not agent.supervision.holding
+        actions = [
+            json.loads(line)["action"] for line in (branch.root / "var" / "audit.log").read_text("utf-8").splitlines()
+        ]
+        assert actions.count("centre.unreachable") == 1 and actions.count("centre.reachable") == 0
+    finally:
+        agent.close()
