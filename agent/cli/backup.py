@@ -39,6 +39,12 @@ def backup(
 def restore(
     source: Path = typer.Argument(..., help="The backup folder (regbridge backup --out)."),
     config: Path = CONFIG,
+    older: bool = typer.Option(
+        False,
+        "--older",
+        help="Restore a backup older than the newest one taken (only when the newest is lost or"
+        " damaged: what happened between the two is in neither).",
+    ),
 ) -> None:
     """Restore a backup (every agent instance stopped), then re-ingest the exports and re-adopt from the centre
     the applications of after the backup; nothing is sent twice.
@@ -84,7 +90,7 @@ def restore(
                 )  # fmt: skip
                 raise typer.Exit(2)
         try:
-            files = restore_files(cfg, source)
+            files = restore_files(cfg, source, older=older)
         except (BackupError, OSError) as exc:
             typer.secho(f"restore refused: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None

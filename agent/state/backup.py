@@ -143,6 +143,20 @@ class RecoveryJournal:
                 continue
         return out
 
+    def started_at(self) -> datetime | None:
+        """When the backup this journal goes on from was taken (its manifest's ``created_at``); None before the
+        first backup."""
+        try:
+            at = datetime.fromisoformat(json.loads((self.root / "since.json").read_text(encoding="utf-8"))["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return at if at.tzinfo is not None else None
+
+    def start(self, created_at: str) -> None:
+        """The journal goes on from the backup taken at ``created_at`` (what was before it is pruned)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(self.root / "since.json", json.dumps({"at": created_at}).encode(), mode=0o600)
+
     def mark(self) -> tuple[set[str], int]:
         """What a backup about to be taken will cover: the exports kept and the journal's length (bytes)."""
         with self._locked():
@@ -330,6 +344,7 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
             shutil.rmtree(made, ignore_errors=True)
         raise
     journal.prune(covered, upto)  # only once the backup is whole (never before a backup removed as failed)
+    journal.start(manifest["created_at"])
     return manifest
 
 
@@ -406,6 +421,14 @@ def _sqlite_check(path: Path) -> str | None:
     return None if rows == ["ok"] else "; ".join(rows)[:300]
 
 
+def _aware_time(value: Any) -> bool:
+    """Whether ``value`` is an ISO time with its offset (a manifest's ``created_at``)."""
+    try:
+        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
     """Check the whole backup ``source`` before anything live is touched; answers its manifest.
 
@@ -431,7 +454,7 @@ def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
     if (
         not isinstance(files, dict)
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
-        or not isinstance(manifest.get("created_at"), str)
+        or not _aware_time(manifest.get("created_at"))
     ):
         raise BackupError(
             f"{source}/manifest.json: damaged (created_at and files, a map of each file's SHA-256, are not as"
@@ -536,7 +559,7 @@ class RestoredFiles:
     audit_log: bool = False
 
 
-def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
+def restore_files(config: AgentConfig, source: Path, *, older: bool = False) -> RestoredFiles:
     """Put a backup's state, blobs, salt and missing key files back (every instance stopped first, this
     host's lock held: :func:`host_lock`). The current state is never opened: a damaged one is replaced too.
 
@@ -548,10 +571,24 @@ def restore_files(config: AgentConfig, source: Path) -> RestoredFiles:
     ``pg_restore --clean`` fed to ``psql --single-transaction`` (all or nothing; the live tables the backup has
     not, a later schema's, dropped in the same transaction).
 
+    A backup older than the newest one taken is refused unless ``older``: the recovery journal starts at the
+    newest, so what happened between the two is in neither and would be forgotten.
+
     Raises:
-        BackupError: the backup fails its check (the bad file named), or ``pg_restore`` fails.
+        BackupError: the backup fails its check (the bad file named), is older than the newest backup (without
+            ``older``), or ``pg_restore`` fails.
     """
     manifest = verify_backup(config, source)
+    since = RecoveryJournal(recovery_dir(config)).started_at()
+    taken = datetime.fromisoformat(manifest["created_at"])
+    if since is not None and taken < since and not older:
+        raise BackupError(
+            f"{source} was taken at {taken.isoformat(timespec='seconds')}, before the newest backup"
+            f" ({since.isoformat(timespec='seconds')}) where the recovery journal starts: the exports and applications"
+            " of between the two are in neither and would be forgotten. Restore the newest backup; only if it is"
+            " lost or damaged, this one with --older (then check the centre's list, regbridge search, for"
+            " applications the state no longer knows); nothing restored"
+        )
     data = config.resolve(config.data_dir)
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     done = RestoredFiles(manifest)

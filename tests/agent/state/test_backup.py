@@ -277,9 +277,9 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     seen: list[str] = []
     real = backup_module.restore_files
 
-    def while_restoring(config: Any, source: Path) -> Any:  # the real restore, with the host's lock held around it
+    def while_restoring(config: Any, source: Path, **options: Any) -> Any:  # the real restore, the host's lock held
         assert agent_process(live.parent)["running"]  # before: the lock is held (the state is not opened)
-        restored = real(config, source)
+        restored = real(config, source, **options)
         other = branch.agent()  # after: `regbridge run` here is refused until the restore has recovered
         try:
             other.lock_instance()
@@ -305,6 +305,18 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
         live.with_name(live.name + side).unlink(missing_ok=True)
     done = runner.invoke(app, ["restore", str(good), "--config", str(branch.config)], env=env)
     assert done.exit_code == 0 and _sha(live) == manifest["files"]["state.db"], done.output
+
+    # a newer backup taken: the journal starts there, so the older one would forget what came between them
+    newer = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "newer")])
+    assert newer.exit_code == 0, newer.output
+    live_sha = _sha(live)
+    done = runner.invoke(app, ["restore", str(good), "--config", str(branch.config)], env=env)
+    assert done.exit_code == 1 and "before the newest backup" in done.output and "--older" in done.output, done.output
+    assert _sha(live) == live_sha
+    done = runner.invoke(app, ["restore", str(good), "--older", "--config", str(branch.config)], env=env)
+    assert done.exit_code == 0 and _sha(live) == manifest["files"]["state.db"], done.output
+    done = runner.invoke(app, ["restore", str(tmp_path / "newer"), "--config", str(branch.config)], env=env)
+    assert done.exit_code == 0, done.output  # the newest itself: as always
 
 
 def test_restore_and_state_migrate_say_a_missing_config_in_one_line(tmp_path: Path) -> None:
