@@ -296,10 +296,13 @@ def platform_centre(
     signer: EnvelopeSigner,
     decryption_key: Sm2PrivateKey,
     branch_of: BranchOf | None = None,
+    wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
 ) -> ProvinceCentre:
     """The port over the platform ``[platform]`` configures, signing with ``signer`` (the key ``key_id``
     names: an SM2 key, or a signer over one in a PKCS#11 token), opening answers with ``decryption_key`` (the
-    bank's SM2 encryption key), each call carrying the branch ``branch_of`` names.
+    bank's SM2 encryption key), each call carrying the branch ``branch_of`` names; its requests go through
+    ``wrap(transport)`` when given (the agent's: timed, counted, and an outage when the platform cannot be
+    reached, as for a direct centre).
 
     Raises:
         ValueError: no ``[platform]`` section, or its dialect does not load.
@@ -316,6 +319,7 @@ def platform_centre(
         platform_key=load_pem_public_key(platform.platform_signing_key.encode("ascii")),
         platform_encryption_key=load_pem_public_key(platform.platform_encryption_key.encode("ascii")),
         timeout=platform.timeout,
+        transport=wrap(httpx.HTTPTransport()) if wrap is not None else None,
     )
     return ProvinceCentre(client, load_dialect(platform.dialect), tuple(platform.centres), branch_of)
 

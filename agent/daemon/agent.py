@@ -191,6 +191,7 @@ class Agent:
                 platform = platform_centre(
                     config, signer=self.platform_key(config.platform.key_id),
                     decryption_key=self.platform_decryption_key(), branch_of=self._branch_of,
+                    wrap=self._wrap_transport,
                 )  # fmt: skip
                 trust_by_district = {**platform_trust(config), **(trust_by_district or {})}
             # the other direct centres, by the start of their districts' codes (each its own credential and anchors)

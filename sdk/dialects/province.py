@@ -425,6 +425,8 @@ class PlatformClient:
             never from a message.
         window: the replay window answers are checked against (a fresh one when omitted).
         http: an ``httpx.Client`` to send with (tests, proxies); one of its own when omitted.
+        transport: the ``httpx`` transport of the client of its own (the agent's times and counts requests and
+            tells whether the platform could be reached); httpx's default when omitted.
 
     Raises (from :meth:`call`):
         PlatformAnswerError: the platform refused (``head.code`` not ``0000``).
@@ -445,6 +447,7 @@ class PlatformClient:
         window: NonceWindow | None = None,
         http: Any = None,
         timeout: float = 30.0,
+        transport: Any = None,
     ) -> None:
         import httpx
 
@@ -455,7 +458,7 @@ class PlatformClient:
         self._peers = StaticPeers({platform_app_id: platform_key})
         self._recipient = platform_encryption_key
         self._window = window or NonceWindow()
-        self._http: httpx.Client = http or httpx.Client(timeout=timeout)
+        self._http: httpx.Client = http or httpx.Client(timeout=timeout, transport=transport)
         self._own_http = http is None
 
     def call(self, service: str, data: Any) -> Any:

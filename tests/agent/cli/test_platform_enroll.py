@@ -100,6 +100,10 @@ def test_platform_enroll_writes_platform_from_the_desks_answer(
         far = APPLICATION.validate_python(application_dict("mortgage_first", "LN-ROUTE-2", county=FEIXI))
         with pytest.raises(sdk.TransportError, match="create"):  # a 肥西县 unit: to the platform (not running here)
             agent.centre.create(far, idempotency_key="route-2")
+        # the platform away is an outage named by its address, as a direct centre's (its applications wait
+        # unpenalised, bank IT sees the alert); was: no alert at all, each application backed off on its own
+        (away,) = [a["message"] for a in agent.store.alerts() if a["kind"] == "centre_unreachable"]
+        assert "http://127.0.0.1:9" in away and agent.supervision.unreachable
         receiver = agent.notice_receiver()
         assert receiver is not None and receiver.url == "https://bank.example/notify"
         receiver.server.server_close()
