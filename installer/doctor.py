@@ -492,8 +492,12 @@ class _Doctor:
                     records = client.credentials.list()
                     profile = client.institution.get()
             except sdk.RegBridgeError as exc:
-                self.add(check, "fail", f"{centre.url}: {type(exc).__name__}: {exc}",
-                         f'check [centres."{prefix}"] url and the network; the key must be the one enrolled there')
+                self.add(
+                    check,
+                    "fail",
+                    f"{centre.url}: {type(exc).__name__}: {exc}",
+                    f'check [centres."{prefix}"] url and the network; the key must be the one enrolled there',
+                )
                 continue
             mine = next((r for r in records if r.key_id == centre.key_id), None)
             if mine is None or mine.status != "active":
@@ -657,6 +661,15 @@ class _Doctor:
         else:
             hosts = f"; {len(instances)} instance(s) registered: {', '.join(instances)}" if instances else ""
             self.add("state", "ok", f"{where} reachable (schema {int(revision)}){hosts}")
+        parsed = sa.make_url(config.state.url)
+        if parsed.password or "password" in parsed.query:  # in agent.toml (or the unit's environment) in the clear
+            fix = (
+                "remove it from state.url and put it in the service user's ~/.pgpass (its home is the state"
+                " folder, e.g. /var/lib/regbridge/.pgpass, mode 0600) or a file PGPASSFILE names (docs/state.md)"
+            )
+            self.add(
+                "state password", "warn", "state.url carries the database password in plaintext (hidden here)", fix
+            )
         if sa.make_url(config.state.url).get_backend_name() != "sqlite" and not config.state.blobs_dir:
             self.add("shared blobs", "warn", "state.url is shared but state.blobs_dir is not set: another instance"
                      " cannot read the copies of exports this host keeps in its own data folder",

@@ -158,3 +158,8 @@ def test_doctor_checks_a_shared_postgresql_state_without_changing_it(
     monkeypatch.setenv("REGBRIDGE_STATE__URL", pg_url.rsplit("@", 1)[0] + "@127.0.0.1:9/none")
     found = {f.check: f for f in diagnose(branch.config)}
     assert found["state"].status == "fail" and "PGPASSFILE" in found["state"].hint
+    assert "state password" not in found
+    monkeypatch.setenv("REGBRIDGE_STATE__URL", sa.make_url(pg_url).set(password="Pw-d0c7").render_as_string(False))
+    found = {f.check: f for f in diagnose(branch.config)}  # a password in state.url: said, never shown
+    assert found["state password"].status == "warn" and ".pgpass" in found["state password"].hint
+    assert "Pw-d0c7" not in found["state"].detail + found["state password"].detail
