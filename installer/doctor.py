@@ -531,6 +531,19 @@ class _Doctor:
         else:
             self.add("platform trust", "ok", f"{len(platform.centres)} county centres: "
                      + ", ".join(f"{d} {c.name}" for d, c in platform.centres.items()))  # fmt: skip
+        notify = platform.notify  # checked first: the platform's own check may end early
+        if not notify.enabled:
+            self.add("platform notify", "warn", "the platform's notices (查封, 解封, 异议, 产权变动) are not received",
+                     "set [platform.notify] enabled = true and register its URL at the platform")  # fmt: skip
+        elif not notify.public_url:
+            self.add("platform notify", "warn", f"listening on {notify.listen}:{notify.port}, no public_url",
+                     "set [platform.notify] public_url to the URL registered at the platform")  # fmt: skip
+        elif not notify.port:
+            self.add("platform notify", "warn", f"the platform posts to {notify.public_url}, but the receiver listens "
+                     "on a different free port at every start ([platform.notify] port = 0): notices miss it",
+                     "the fixed port that URL reaches: regbridge platform notify-url URL --notify-port N")  # fmt: skip
+        else:
+            self.add("platform notify", "ok", f"notices received at {notify.public_url}")
         if secret is None:
             self.add("platform", "fail", "not checked: no agent secret")
             return
@@ -563,15 +576,6 @@ class _Doctor:
                      "ask the platform why (备案, suspension)")  # fmt: skip
         else:
             self.add("platform", "ok", f"{platform.url} answers {platform.app_id} (signed and sealed both ways)")
-        notify = platform.notify
-        if not notify.enabled:
-            self.add("platform notify", "warn", "the platform's notices (查封, 解封, 异议, 产权变动) are not received",
-                     "set [platform.notify] enabled = true and register its URL at the platform")  # fmt: skip
-        elif not notify.public_url:
-            self.add("platform notify", "warn", f"listening on {notify.listen}:{notify.port}, no public_url",
-                     "set [platform.notify] public_url to the URL registered at the platform")  # fmt: skip
-        else:
-            self.add("platform notify", "ok", f"notices received at {notify.public_url}")
 
     def _token_signs_sm2(self, custody: KeyCustody, signer: Pkcs11Signer) -> bool:
         """The platform's signing key in a PKCS#11 token: the key the manifest names (its fingerprint), and a

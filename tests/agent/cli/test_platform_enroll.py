@@ -82,6 +82,10 @@ def test_platform_enroll_writes_platform_from_the_desks_answer(
     done = runner.invoke(app, [*base, "--answer", str(other), "--notify-url", "https://bank.example/notify"])
     assert done.exit_code == 0, done.output
     assert "未登记通知地址" not in done.output and "--notify-port 0" in done.output  # a URL, but no fixed port
+    from installer.doctor import diagnose_platform
+
+    (notify,) = [f for f in diagnose_platform(branch.config) if f.check == "platform notify"]  # doctor says so too
+    assert notify.status == "warn" and "--notify-port" in notify.hint, notify
     config = load_config(branch.config)
     assert config.platform is not None and config.platform.key_id == "platform-BANK-AH-HO"
     assert config.platform.platform_signing_key == platform_keys[0].to_pem().decode()
