@@ -27,7 +27,7 @@ def backup(
     try:
         manifest = take(cfg, out)
     except (BackupError, ValueError, OSError) as exc:
-        typer.secho(f"backup failed: {exc}", fg="red", err=True)
+        typer.secho(f"备份失败（backup failed）：{exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"backup in {out}: {manifest['state']} state (schema {manifest['schema_version']}), {manifest['blobs']} "
@@ -64,7 +64,7 @@ def restore(
         try:
             held.enter_context(host_lock(data))  # until the restored state is recovered: no agent starts here
         except BackupError as exc:
-            typer.secho(f"restore refused: {exc}", fg="red", err=True)
+            typer.secho(f"恢复被拒绝（restore refused）：{exc}", fg="red", err=True)
             raise typer.Exit(2) from None
         if cfg.state.url and sqlite_path(cfg) is None:  # a shared state: every instance, on any host, stopped
             mine = data / "instance.id"
@@ -74,7 +74,7 @@ def restore(
                     cfg.state.url, stale, this=mine.read_text(encoding="utf-8").strip() if mine.exists() else None
                 )
             except BackupError as exc:
-                typer.secho(f"restore refused: {exc}", fg="red", err=True)
+                typer.secho(f"恢复被拒绝（restore refused）：{exc}", fg="red", err=True)
                 raise typer.Exit(2) from None
             if alive:
                 named = "; ".join(
@@ -84,7 +84,7 @@ def restore(
                     for i in alive
                 )
                 typer.secho(
-                    f"restore refused: {named} on this shared state; stop every instance first (a stopped"
+                    f"恢复被拒绝（restore refused）：{named} on this shared state; stop every instance first (a stopped"
                     f" instance's heartbeat counts as live for {stale:.0f} s = 3 × state.leader_seconds)",
                     fg="red", err=True,
                 )  # fmt: skip
@@ -92,7 +92,7 @@ def restore(
         try:
             files = restore_files(cfg, source, older=older)
         except (BackupError, OSError) as exc:
-            typer.secho(f"restore refused: {exc}", fg="red", err=True)
+            typer.secho(f"恢复被拒绝（restore refused）：{exc}", fg="red", err=True)
             raise typer.Exit(1) from None
         agent = open_agent(config)
         try:  # the files are back; the centre out of reach: say so, run restore again later (each step repeats)
@@ -133,7 +133,7 @@ def migrate(
     try:
         moved = move_to(cfg, to)
     except (MigrationError, ValueError, OSError) as exc:
-        typer.secho(f"state migrate refused: {exc}", fg="red", err=True)
+        typer.secho(f"迁移被拒绝（state migrate refused）：{exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     tables = ", ".join(f"{name} {rows}" for name, rows in moved.tables.items() if rows)
     typer.echo(
