@@ -125,6 +125,23 @@ class Enrolment:
 _PER_HOST = ("key_id", "key_store", "pkcs11", "key_dir", "seal_ca_file", "esign_ca_file")
 
 
+def _without_password(url: str) -> str:
+    """``url`` without a password (``agent:pw@`` or libpq's ``?password=``): a joining host's config never gets a
+    copy of one in plaintext; its user gives it in ``~/.pgpass`` (docs/state.md)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and not any(k.lower() == "password" for k, _ in pairs):
+        return url  # as written (urlunsplit would fold sqlite:////path's empty authority)
+    if any(k.lower() == "password" for k, _ in pairs):
+        parts = parts._replace(query=urlencode([(k, v) for k, v in pairs if k.lower() != "password"]))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.netloc.rsplit('@', 1)[0].split(':', 1)[0]}@{host}")
+    return urlunsplit(parts)
+
+
 def _joined(path: Path, institution: str) -> dict[str, Any]:
     """The settings a new instance takes from the config of an instance of the shared state it joins.
 
@@ -159,6 +176,7 @@ def _joined(path: Path, institution: str) -> dict[str, Any]:
             " folder every host mounts first (docs/state.md)"
         )
     state["blobs_dir"] = absolute(state["blobs_dir"])
+    state["url"] = _without_password(str(state["url"]))  # never copied to another file: this host's ~/.pgpass
     settings["state"] = state
     documents = dict(settings.get("documents") or {})
     if documents.get("kind", "filesystem") == "filesystem":  # one document store for all instances

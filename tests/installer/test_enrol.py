@@ -96,7 +96,6 @@ def test_enrolling_again_is_safe_and_a_lost_answer_is_completed_with_the_same_ke
     assert [(e.key_id, e.state) for e in custody.entries()] == [(lost.key_id, "current")]
 
 
-
 def test_each_instance_of_a_shared_state_enrols_its_own_key_and_uses_the_one_secret(
     centre: LocalCentre, tmp_path: Path
 ) -> None:
@@ -150,3 +149,24 @@ def test_each_instance_of_a_shared_state_enrols_its_own_key_and_uses_the_one_sec
     finally:
         agent_a.close()
         agent_b.close()
+
+
+def test_a_joining_host_never_gets_a_copy_of_the_database_password(tmp_path: Path) -> None:
+    """``--join`` copies the shared state's settings; a password left in ``state.url`` (either form) is not copied
+    into the new host's config in plaintext: that host's user gives it in its own ~/.pgpass (docs/state.md)."""
+    from installer.enrol import _joined
+
+    for url, bare in (
+        ("postgresql+psycopg://agent:Pw-j0in%40x@db.bank.local:5432/regbridge",
+         "postgresql+psycopg://agent@db.bank.local:5432/regbridge"),
+        ("postgresql+psycopg://agent@db.bank.local/regbridge?sslmode=require&password=Pw-j0in",
+         "postgresql+psycopg://agent@db.bank.local/regbridge?sslmode=require"),
+        ("sqlite:////srv/shared/state.db", "sqlite:////srv/shared/state.db"),
+    ):  # fmt: skip
+        joined = tmp_path / "agent.toml"
+        joined.write_text(
+            f'[centre]\ninstitution_id = "inst_1"\n[state]\nurl = "{url}"\nblobs_dir = "/srv/shared/blobs"\n',
+            encoding="utf-8",
+        )
+        taken = _joined(joined, "inst_1")
+        assert taken["settings"]["state"]["url"] == bare and "Pw-j0in" not in str(taken)
