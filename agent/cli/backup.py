@@ -30,9 +30,10 @@ def backup(
         typer.secho(f"备份失败（backup failed）：{exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(
-        f"backup in {out}: {manifest['state']} state (schema {manifest['schema_version']}), {manifest['blobs']} "
-        f"blobs, {manifest['keys']} key files ({manifest['key_store']}), {len(manifest['files'])} file(s) with"
-        " their SHA-256 in manifest.json; the recovery journal now starts here"
+        f"备份完成，存放于 {out}（backup in {out}: {manifest['state']} state (schema {manifest['schema_version']}),"
+        f" {manifest['blobs']} blobs, {manifest['keys']} key files ({manifest['key_store']}),"
+        f" {len(manifest['files'])} file(s) with"
+        " their SHA-256 in manifest.json; the recovery journal now starts here）"
     )
 
 
@@ -101,10 +102,11 @@ def restore(
         finally:
             agent.close()
     typer.echo(
-        f"restored the backup of {files.manifest['created_at']} (every file's checksum and the state checked);"
+        f"恢复完成，请重新启动 agent（restored the backup of {files.manifest['created_at']} (every file's checksum and"
+        " the state checked);"
         f" set aside: {', '.join(files.set_aside) or 'nothing'}; {done.exports_reingested} export(s) ingested"
         f" again, {done.readopted} application(s) re-adopted from the centre, {done.receipts_known} receipt"
-        " line(s) already delivered. Start the agent again."
+        " line(s) already delivered. Start the agent again.）"
     )
 
 
@@ -137,8 +139,8 @@ def migrate(
         raise typer.Exit(1) from None
     tables = ", ".join(f"{name} {rows}" for name, rows in moved.tables.items() if rows)
     typer.echo(
-        f"moved {moved.rows} row(s) to {redact_url(to)} (schema {moved.schema_version}), each table's count"
-        f" checked: {tables}; the SQLite file set aside as {', '.join(moved.set_aside)}"
+        f"迁移完成（moved {moved.rows} row(s) to {redact_url(to)} (schema {moved.schema_version}), each table's count"
+        f" checked: {tables}; the SQLite file set aside as {', '.join(moved.set_aside)}）"
     )
     url = sa.make_url(to)
     if write_config:
@@ -148,13 +150,19 @@ def migrate(
             doc["state"] = section = tomlkit.table()
         section["url"] = _without_password(url)
         atomic_write(config, tomlkit.dumps(doc).encode("utf-8"), mode=config.stat().st_mode & 0o777)
-        typer.echo(f"state.url set in {config}. Start the agent again.")
+        typer.echo(
+            f"已在 {config} 中设置 state.url，请重新启动 agent（state.url set in {config}. Start the agent again.）"
+        )
     else:
-        typer.echo(f'set state.url = "{redact_url(to)}" in the config, then start the agent again.')
+        typer.echo(
+            f'请在配置中设置 state.url = "{redact_url(to)}"，然后重新启动 agent'
+            f'（set state.url = "{redact_url(to)}" in the config, then start the agent again.）'
+        )
     if url.password or "password" in url.query:
         typer.secho(
-            "the password is not written to the config: give it in libpq's PGPASSFILE (a .pgpass file, mode 0600,"
-            " e.g. the systemd credential's path) for the agent's user (docs/state.md)", fg="yellow", err=True,
+            "密码未写入配置（the password is not written to the config: give it in libpq's PGPASSFILE (a .pgpass"
+            " file, mode 0600, e.g. the systemd credential's path) for the agent's user (docs/state.md)）",
+            fg="yellow", err=True,
         )  # fmt: skip
 
 

@@ -75,10 +75,10 @@ def fees_pay(
         with reaching_centre(f"{reference}: 未缴费", "未缴费"):
             receipt = pay_now(agent.context, reference)
     except KeyError:
-        typer.secho(f"no application {reference}", fg="red", err=True)
+        typer.secho(f"本机没有业务编号为 {reference} 的申请（no application {reference}）", fg="red", err=True)
         raise typer.Exit(1) from None
     except FeeNotPayable as exc:
-        typer.secho(f"{reference}: {exc}", fg="yellow", err=True)
+        typer.secho(f"{reference}: 无需缴费，未缴费（{exc}）", fg="yellow", err=True)
         raise typer.Exit(1) from None
     finally:
         agent.close()

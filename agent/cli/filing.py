@@ -72,10 +72,10 @@ def filing(
                 profile = file_documents(agent.client, items)
             agent.audit.append("institution.filing", profile.institution_id, profile.filing_state.status)
     except ValueError as exc:
-        typer.secho(f"filing: {exc}", fg="red", err=True)
+        typer.secho(f"备案资料无效，未备案（filing: {exc}）", fg="red", err=True)
         raise typer.Exit(1) from None
     except sdk.APIError as exc:
-        typer.secho(f"filing refused by the centre: {exc}", fg="red", err=True)
+        typer.secho(f"登记中心拒绝备案（filing refused by the centre: {exc}）", fg="red", err=True)
         raise typer.Exit(1) from None
     finally:
         agent.close()

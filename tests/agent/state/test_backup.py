@@ -82,7 +82,7 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     finally:
         agent.close()
     taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup-1")])
-    assert taken.exit_code == 0, taken.output
+    assert taken.exit_code == 0 and "备份完成" in taken.output, taken.output
     dump = "state.db" if backend == "sqlite" else "state.pgdump"
     assert (tmp_path / "backup-1" / dump).exists() and (tmp_path / "backup-1" / "audit.log").exists()
     assert any((tmp_path / "backup-1" / "keys").iterdir())  # the key file, encrypted as kept
@@ -130,6 +130,7 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     restored = runner.invoke(app, restore, env=env)
     assert restored.exit_code == 0, restored.output
     assert "1 export(s) ingested again, 3 application(s) re-adopted" in restored.output, restored.output
+    assert "恢复完成" in restored.output, restored.output
     agent = branch.agent()
     try:
         for loan in b + c:  # re-adopted: the centre's application, not a new one

@@ -88,7 +88,7 @@ def test_a_sqlite_state_moves_to_postgresql_and_goes_on(
     with_password = sa.make_url(pg_url).set(password=password).render_as_string(hide_password=False)
     assert password in with_password
     moved = runner.invoke(app, ["state", "migrate", "--to", with_password, "--config", str(branch.config)])
-    assert moved.exit_code == 0, moved.output
+    assert moved.exit_code == 0 and "迁移完成" in moved.output, moved.output
     assert password not in branch.config.read_text(encoding="utf-8") and password not in moved.output
     assert "PGPASSFILE" in moved.output
     log = load_config(branch.config).log_file
