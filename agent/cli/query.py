@@ -199,6 +199,12 @@ def query(
     batch: Path = typer.Option(None, "--batch", help="A CSV of queries (columns: docs/agent.md)."),
     show: str = typer.Option(None, "--show", help="Print a stored 查询结果 by its query id."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable (with --show: the summary as JSON)."),
+    branch: str = typer.Option(
+        None,
+        "--branch",
+        help="Ask as this branch (a key of the config's [branches]): behind a platform the query carries its"
+        " 统一社会信用代码 and the sealed 查询结果 is kept in its folder; default: as the head office.",
+    ),
     config: Path = CONFIG,
 ) -> None:
     """登记资料查询 with the applicant's authorisation: one query, or --batch FILE; --show QUERY_ID."""
@@ -215,6 +221,14 @@ def query(
 
     agent = open_agent(config)
     try:
+        if branch is not None and branch not in agent.config.branches:
+            known = "、".join(agent.config.branches) or "（配置中没有 [branches]）"
+            typer.secho(f"未知的支行 --branch {branch!r}：应为配置 [branches] 中的一个：{known}；未发送任何查询"
+                        f"（unknown branch {branch!r}）", fg="red", err=True)  # fmt: skip
+            raise typer.Exit(2)
+        known_branch = agent.config.branches.get(branch) if branch else None
+        # a branch's own 经办人 when the staff name none (the head office's is not the branch's at the centre)
+        default_operator = (known_branch.default_operator if known_branch else None) or agent.config.default_operator
         if show:
             found = stored_result(agent.context, show)
             if found is None:
@@ -230,7 +244,7 @@ def query(
         outcomes: list[QueryOutcome] = []
         if batch is not None:
             try:
-                rows = read_batch(batch, default_operator=agent.config.default_operator)
+                rows = read_batch(batch, default_operator=default_operator)
             except OSError as exc:
                 typer.secho(f"无法读取批量文件 {batch}：{exc.strerror or exc}（请确认路径，且是 CSV 文件）", fg="red",
                             err=True)  # fmt: skip
@@ -242,7 +256,7 @@ def query(
                 if q is None:
                     outcomes.append(QueryOutcome(f"{batch.name}:{line}", "invalid", errors))
                 else:
-                    outcomes.append(_asked(agent, q, owner_ids, f"{batch.name}:{line}"))
+                    outcomes.append(_asked(agent, q, owner_ids, f"{batch.name}:{line}", branch))
         else:
             kind = "organisation" if id_number and not id_number[:17].isdigit() else "person"
             dates: list[str] = []  # as staff type them, by the parser of the batch file and the exports
@@ -263,7 +277,7 @@ def query(
                 "unit_id": unit,
                 "title_certificate": certificate,
                 "location": location,
-                "operator_id": operator or agent.config.default_operator,
+                "operator_id": operator or default_operator,
                 "authorisation": {
                     "reference": reference,
                     "applicant": {"kind": kind, "name": name, "id_number": id_number},
@@ -289,7 +303,7 @@ def query(
                     typer.secho(line, fg="red", err=True)
                 typer.secho("未发送任何查询。用法见 regbridge query --help", err=True)
                 raise typer.Exit(2) from None
-            outcomes.append(_asked(agent, q, set(owners) if owners else None, ""))
+            outcomes.append(_asked(agent, q, set(owners) if owners else None, "", branch))
     finally:
         agent.close()
     _print(outcomes, as_json)
@@ -303,16 +317,18 @@ def query(
         raise typer.Exit(1)
 
 
-def _asked(agent: Any, q: Any, owner_ids: set[str] | None, label: str) -> Any:
-    """One query sent (:func:`agent.pipeline.queries.run_query`); the centre out of reach, or an error the centre
-    answers that the query path does not name (an authentication refusal…), is this row's outcome —
-    ``unreachable`` or ``failed``, one line, audited — and the batch goes on with its next row."""
+def _asked(agent: Any, q: Any, owner_ids: set[str] | None, label: str, branch: str | None = None) -> Any:
+    """One query sent (:func:`agent.pipeline.queries.run_query`), as ``branch`` (``[branches]``: its
+    统一社会信用代码 behind a platform, its document folder) when given, else as the head office; the centre out
+    of reach, or an error the centre answers that the query path does not name (an authentication refusal…), is
+    this row's outcome — ``unreachable`` or ``failed``, one line, audited — and the batch goes on with its next
+    row."""
     import sdk
     from agent.pipeline.queries import QueryOutcome, run_query
 
     label = label or str(q.unit_id or q.title_certificate or q.location)
     try:
-        return run_query(agent.context, q, owner_ids=owner_ids, label=label, document=True)
+        return run_query(agent.context, q, owner_ids=owner_ids, label=label, document=True, branch=branch)
     except sdk.RegBridgeError as exc:
         from sdk.privacy import mask_text
 

@@ -279,6 +279,20 @@ def test_regbridge_query_for_one_unit(branch: Branch, monkeypatch: pytest.Monkey
     )
     assert future.exit_code == 1 and "本机拒绝" in future.output and "晚于当前时间" in future.output
     assert [t["outcome"] for t in _trace(branch)] == ["answered"]
+    # --branch: asked as a branch of [branches] (behind a platform its USCC; here its folder); an unknown one
+    # is refused naming the known ones, nothing sent
+    with branch.config.open("a", encoding="utf-8") as f:
+        f.write('\n[branches."肥西支行"]\ninstitution_name = "肥西支行"\ninstitution_uscc = "91340123MA2N000001"\n')
+    signed = ["--signed-at", (now - timedelta(hours=1)).isoformat(), "--valid-until", "2099-01-01"]
+    unknown = CliRunner().invoke(cli, [*common, "--unit", register.unit_id(UNIT), *signed, "--branch", "长丰支行"])
+    assert unknown.exit_code == 2 and "未知的支行" in unknown.output and "肥西支行" in unknown.output, unknown.output
+    assert len(_trace(branch)) == 1
+    as_branch = CliRunner().invoke(
+        cli, [*common, "--auth-ref", "SQ-C2", "--unit", register.unit_id(UNIT), *signed, "--branch", "肥西支行"]
+    )
+    assert as_branch.exit_code == 0, as_branch.output
+    kept = Path(as_branch.output.split("查询结果证明（已验章）存放于 ")[1].split()[0])
+    assert "肥西支行" in kept.parts and "肥西支行" not in where.parts, kept
 
 
 def test_branch_staff_mistakes_are_said_in_chinese_and_nothing_is_sent(
