@@ -13,19 +13,36 @@ from agent.cli.common import CONFIG, load_config_or_exit, open_agent, reaching_c
 __all__ = ["register"]
 
 
+def _config_and_secret(config: Path) -> tuple[Any, bytes]:
+    """The config (a missing one said as every command says it) and the agent secret, which keys the backup
+    manifest's MAC (derived in memory, never written); no secret: said in one line, exit 2."""
+    from agent.state.secrets import SecretUnavailable, load_secret
+
+    cfg = load_config_or_exit(config)
+    try:
+        secret = load_secret(
+            cfg.resolve(cfg.secret_file) if cfg.secret_file else None, keyring_user=cfg.centre.institution_id
+        )
+    except SecretUnavailable as exc:
+        typer.secho(f"缺少代理密钥（agent secret unavailable）：{exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    return cfg, secret
+
+
 def backup(
     config: Path = CONFIG,
     out: Path = typer.Option(..., "--out", help="A new folder for this backup (copy it off site afterwards)."),
 ) -> None:
     """Back the state up while the agent runs: SQLite's online backup or pg_dump, the blobs, the audit log,
-    the key files as kept (encrypted), and a manifest with every file's SHA-256. The agent secret is never in
+    the key files as kept (encrypted), and a manifest with every file's SHA-256 and an HMAC keyed from the agent
+    secret. The agent secret is never in
     a backup: keep it apart. A backup that fails leaves nothing behind."""
     from agent.state.backup import BackupError
     from agent.state.backup import backup as take
 
-    cfg = load_config_or_exit(config)
+    cfg, secret = _config_and_secret(config)  # keys the manifest's MAC (never written)
     try:
-        manifest = take(cfg, out)
+        manifest = take(cfg, out, secret)
     except (BackupError, ValueError, OSError) as exc:
         typer.secho(f"备份失败（backup failed）：{exc}", fg="red", err=True)
         raise typer.Exit(1) from None
@@ -33,7 +50,7 @@ def backup(
         f"备份完成，存放于 {out}（backup in {out}: {manifest['state']} state (schema {manifest['schema_version']}),"
         f" {manifest['blobs']} blobs, {manifest['keys']} key files ({manifest['key_store']}),"
         f" {len(manifest['files'])} file(s) with"
-        " their SHA-256 in manifest.json; the recovery journal now starts here）"
+        " their SHA-256 in manifest.json (HMAC-authenticated); the recovery journal now starts here）"
     )
 
 
@@ -59,7 +76,7 @@ def restore(
     from agent.daemon.recovery import recover
     from agent.state.backup import BackupError, host_lock, live_instances, restore_files, sqlite_path
 
-    cfg = load_config_or_exit(config)
+    cfg, secret = _config_and_secret(config)  # checks the manifest's MAC
     data = cfg.resolve(cfg.data_dir)
     with ExitStack() as held:
         try:
@@ -91,7 +108,7 @@ def restore(
                 )  # fmt: skip
                 raise typer.Exit(2)
         try:
-            files = restore_files(cfg, source, older=older)
+            files = restore_files(cfg, source, secret, older=older)
         except (BackupError, OSError) as exc:
             typer.secho(f"恢复被拒绝（restore refused）：{exc}", fg="red", err=True)
             raise typer.Exit(1) from None

@@ -9,7 +9,8 @@ A backup (``regbridge backup --out DIR``) is a folder:
   ``cipher.salt`` (the data key's salt; the key itself comes from the agent secret, never in a backup),
   ``keys/`` (the signing key files as kept: encrypted under the agent secret; keys in the OS keyring or a
   PKCS#11 token are not files and are not in it);
-- ``manifest.json`` (when, what, the schema version, and the SHA-256 of every other file in the folder).
+- ``manifest.json`` (when, what, the schema version, and the SHA-256 of every other file in the folder), with
+  ``mac``: HMAC-SHA256 over the rest of it (:func:`manifest_mac`), keyed from the agent secret.
 
 A restore (:func:`verify_backup`, then :func:`restore_files`) checks the whole backup before it touches
 anything live: every file's checksum, no file missing or added, the state itself (SQLite's
@@ -30,6 +31,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -59,8 +61,24 @@ __all__ = [
     "verify_backup",
 ]
 
-#: the backup folder's format (2: the manifest lists every file's SHA-256)
-FORMAT = 2
+#: the backup folder's format (2: the manifest lists every file's SHA-256; 3: and carries ``mac``, an HMAC over
+#: the rest of it, so a file edited with its hash recomputed in the manifest is refused too)
+FORMAT = 3
+#: HKDF ``info`` of the manifest's MAC key (one key per use of the agent secret)
+MANIFEST_KEY_INFO = b"regbridge backup manifest v1"
+
+
+def manifest_mac(manifest: dict[str, Any], secret: bytes) -> str:
+    """The manifest's MAC: HMAC-SHA256 (hex) over its canonical bytes (sorted-key compact UTF-8 JSON of every
+    field but ``mac``), keyed by HKDF-SHA256(agent secret, info :data:`MANIFEST_KEY_INFO`). The key is derived
+    in memory each time and never written anywhere; every instance sharing the agent secret checks it."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=MANIFEST_KEY_INFO).derive(secret)
+    body = {k: v for k, v in manifest.items() if k != "mac"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
 class BackupError(RuntimeError):
@@ -315,8 +333,9 @@ def host_lock(data: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
-    """Take a backup of the agent's state into the new folder ``out``; answers its manifest.
+def backup(config: AgentConfig, out: Path, secret: bytes) -> dict[str, Any]:
+    """Take a backup of the agent's state into the new folder ``out``; answers its manifest (its ``mac``
+    keyed from the agent ``secret``: :func:`manifest_mac`).
 
     Safe while the agent runs (SQLite's online backup API; ``pg_dump`` takes one consistent snapshot). Then
     the recovery journal forgets what the backup covers. A backup that fails removes what it made (the
@@ -335,7 +354,7 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
     journal = RecoveryJournal(recovery_dir(config))
     covered, upto = journal.mark()  # before the snapshot: what was journalled is in it
     try:
-        manifest = _take(config, out, len(covered))
+        manifest = _take(config, out, len(covered), secret)
     except BaseException:
         if existed:  # it was empty: what is in it now is this backup's
             for child in out.iterdir():
@@ -348,7 +367,7 @@ def backup(config: AgentConfig, out: Path) -> dict[str, Any]:
     return manifest
 
 
-def _take(config: AgentConfig, out: Path, covered: int) -> dict[str, Any]:
+def _take(config: AgentConfig, out: Path, covered: int, secret: bytes) -> dict[str, Any]:
     data = config.resolve(config.data_dir)
     db = sqlite_path(config)
     if db is not None:
@@ -388,7 +407,7 @@ def _take(config: AgentConfig, out: Path, covered: int) -> dict[str, Any]:
     keys = 0
     if config.centre.key_store == "file":  # encrypted key files as kept; a keyring or token keeps its own
         keys = _copy_tree(config.resolve(config.centre.key_dir), out / "keys", overwrite=True)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "created_at": datetime.now(UTC).isoformat(),
         "institution_id": config.centre.institution_id,
@@ -400,6 +419,7 @@ def _take(config: AgentConfig, out: Path, covered: int) -> dict[str, Any]:
         "exports_covered": covered,
         "files": {name: _sha256(path) for name, path in _files_of(out).items()},
     }
+    manifest["mac"] = manifest_mac(manifest, secret)
     atomic_write(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2).encode(), mode=0o600)
     return manifest
 
@@ -429,9 +449,12 @@ def _aware_time(value: Any) -> bool:
         return False
 
 
-def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
+def verify_backup(config: AgentConfig, source: Path, secret: bytes) -> dict[str, Any]:
     """Check the whole backup ``source`` before anything live is touched; answers its manifest.
 
+    First the manifest's ``mac`` against the one the agent ``secret`` gives (:func:`manifest_mac`, compared in
+    constant time): a manifest edited after the backup (a file's hash recomputed, ``created_at`` moved) or of
+    another agent secret is refused, and a manifest without one (format 2 and older) asks for a new backup.
     Every file's SHA-256 against the manifest (none missing, none added), then the state itself: a SQLite
     copy passes ``PRAGMA integrity_check`` (on a temporary copy: the backup is never written), a PostgreSQL
     dump is read whole by ``pg_restore --file /dev/null`` (a truncated one fails here, before anything live).
@@ -448,7 +471,13 @@ def verify_backup(config: AgentConfig, source: Path) -> dict[str, Any]:
         got = manifest.get("format") if isinstance(manifest, dict) else None
         raise BackupError(
             f"{source}/manifest.json: backup format {got}, this agent reads format {FORMAT} (a manifest with every"
-            " file's checksum); take a new backup with this agent"
+            " file's checksum, authenticated by a MAC); take a new backup with this agent"
+        )
+    mac = manifest.get("mac")
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, manifest_mac(manifest, secret)):
+        raise BackupError(
+            f"{source}/manifest.json：备份清单认证失败（manifest MAC {'missing' if mac is None else 'wrong'}: edited"
+            " after the backup was taken, or taken under another agent secret); nothing restored"
         )
     files = manifest.get("files")
     if (
@@ -559,7 +588,7 @@ class RestoredFiles:
     audit_log: bool = False
 
 
-def restore_files(config: AgentConfig, source: Path, *, older: bool = False) -> RestoredFiles:
+def restore_files(config: AgentConfig, source: Path, secret: bytes, *, older: bool = False) -> RestoredFiles:
     """Put a backup's state, blobs, salt and missing key files back (every instance stopped first, this
     host's lock held: :func:`host_lock`). The current state is never opened: a damaged one is replaced too.
 
@@ -578,7 +607,7 @@ def restore_files(config: AgentConfig, source: Path, *, older: bool = False) -> 
         BackupError: the backup fails its check (the bad file named), is older than the newest backup (without
             ``older``), or ``pg_restore`` fails.
     """
-    manifest = verify_backup(config, source)
+    manifest = verify_backup(config, source, secret)
     since = RecoveryJournal(recovery_dir(config)).started_at()
     taken = datetime.fromisoformat(manifest["created_at"])
     if since is not None and taken < since and not older:

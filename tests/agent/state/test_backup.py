@@ -38,7 +38,15 @@ from agent.cli.inspect import agent_process
 from agent.config import load_config
 from agent.daemon import Agent, AgentBusy
 from agent.demo import samples
-from agent.state.backup import BackupError, RecoveryJournal, _libpq, _pg_tool, live_instances, recovery_dir
+from agent.state.backup import (
+    BackupError,
+    RecoveryJournal,
+    _libpq,
+    _pg_tool,
+    live_instances,
+    manifest_mac,
+    recovery_dir,
+)
 from agent.state.sql import SQLStore
 from sandbox.local import LocalCentre
 from tests.agent.conftest import SECRET, drop, make_branch
@@ -81,7 +89,8 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
         assert agent.scan() == 1  # ingested, not sent: it is sent after the backup
     finally:
         agent.close()
-    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup-1")])
+    env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}  # keys the manifest's MAC
+    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup-1")], env=env)
     assert taken.exit_code == 0 and "备份完成" in taken.output, taken.output
     dump = "state.db" if backend == "sqlite" else "state.pgdump"
     assert (tmp_path / "backup-1" / dump).exists() and (tmp_path / "backup-1" / "audit.log").exists()
@@ -100,7 +109,6 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     assert [e["name"] for e in journal.exports()] == ["b.csv"]  # kept outside the state until a backup covers it
     assert {r["reference"] for r in journal.receipts()} >= {f"{loan}-DYSC" for loan in b + c}
 
-    env = {"REGBRIDGE_AGENT_SECRET": SECRET.decode()}
     restore = ["restore", str(tmp_path / "backup-1"), "--config", str(branch.config)]
     if backend == "postgresql":  # another host's instance runs and leads: refused before pg_restore --clean runs,
         # asked of the database itself, also from a host without a lock file
@@ -110,6 +118,7 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
         (cut / "state.pgdump").write_bytes((cut / "state.pgdump").read_bytes()[:-2000])
         listed = json.loads((cut / "manifest.json").read_text(encoding="utf-8"))
         listed["files"]["state.pgdump"] = _sha(cut / "state.pgdump")
+        listed["mac"] = manifest_mac(listed, SECRET)  # (as one taken of an already cut dump)
         (cut / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
         refused = runner.invoke(app, ["restore", str(cut), "--config", str(branch.config)], env=env)
         assert refused.exit_code == 1 and f"{cut / 'state.pgdump'}: pg_restore cannot read it" in refused.output
@@ -147,7 +156,7 @@ def test_a_restore_to_a_backup_loses_nothing_and_sends_nothing_twice(
     assert len(centre.store.all(
         "SELECT id FROM applications WHERE institution_id = ?", branch.institution_id)) == 5  # fmt: skip
 
-    again = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup-2")])
+    again = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "backup-2")], env=env)
     assert again.exit_code == 0, again.output
     assert journal.exports() == [] and journal.receipts() == []
 
@@ -196,12 +205,12 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     live = branch.root / "var" / "state.db"
     assert not live.exists()  # nothing to back up yet: the failed backup leaves no folder behind
     nested = tmp_path / "made" / "by" / "backup"
-    failed = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(nested)])
+    failed = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(nested)], env=env)
     assert failed.exit_code == 1 and "no state at" in failed.output, failed.output
     assert not (tmp_path / "made").exists()
     empty = tmp_path / "given"  # a folder the operator made: kept (empty), only what the backup wrote goes
     empty.mkdir()
-    failed = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(empty)])
+    failed = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(empty)], env=env)
     assert failed.exit_code == 1 and empty.is_dir() and not any(empty.iterdir()), failed.output
 
     agent = branch.agent()
@@ -210,7 +219,7 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     finally:
         agent.close()
     good = tmp_path / "backup"
-    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(good)])
+    taken = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(good)], env=env)
     assert taken.exit_code == 0, taken.output
     manifest = json.loads((good / "manifest.json").read_text(encoding="utf-8"))
     assert {"state.db", "cipher.salt"} <= set(manifest["files"])
@@ -246,15 +255,32 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     (damaged / "blobs" / "extra").write_bytes(b"x")
     refused(damaged, "not in the backup's manifest")
     (damaged / "blobs" / "extra").unlink()
+    # a file edited and its hash recomputed in the manifest (created_at moved too): the manifest's MAC, keyed
+    # from the agent secret, no longer matches; one without a MAC, or of format 2 (none), is refused the same way
+    forged = json.loads((good / "manifest.json").read_text(encoding="utf-8"))
+    (damaged / "cipher.salt").write_bytes(b"0" * 16)
+    forged["files"]["cipher.salt"] = _sha(damaged / "cipher.salt")
+    forged["created_at"] = "2099-01-01T00:00:00+00:00"
+    (damaged / "manifest.json").write_text(json.dumps(forged), encoding="utf-8")
+    refused(damaged, f"{damaged}/manifest.json：备份清单认证失败（manifest MAC wrong")
+    forged.pop("mac")
+    (damaged / "manifest.json").write_text(json.dumps(forged), encoding="utf-8")
+    refused(damaged, f"{damaged}/manifest.json：备份清单认证失败（manifest MAC missing")
+    (damaged / "manifest.json").write_text(json.dumps({**forged, "format": 2}), encoding="utf-8")
+    refused(damaged, "backup format 2, this agent reads format 3")
+    shutil.copy2(good / "cipher.salt", damaged / "cipher.salt")
+    shutil.copy2(good / "manifest.json", damaged / "manifest.json")
     # a backup taken of an already damaged file: the checksums match, the database itself does not check out
     raw = bytearray((good / "state.db").read_bytes())
     raw[4096 : 4096 + 200] = b"\xa5" * 200  # the second page: a table's b-tree
     (damaged / "state.db").write_bytes(bytes(raw))
     listed = json.loads((damaged / "manifest.json").read_text(encoding="utf-8"))
     listed["files"]["state.db"] = _sha(damaged / "state.db")
+    listed["mac"] = manifest_mac(listed, SECRET)  # (as the agent signs a backup of an already damaged file)
     (damaged / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
     refused(damaged, "not a sound SQLite database")
     listed["files"] = sorted(listed["files"])  # a manifest edited out of shape: said, not a traceback
+    listed["mac"] = manifest_mac(listed, SECRET)
     (damaged / "manifest.json").write_text(json.dumps(listed), encoding="utf-8")
     refused(damaged, f"{damaged}/manifest.json: damaged")
 
@@ -278,9 +304,9 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     seen: list[str] = []
     real = backup_module.restore_files
 
-    def while_restoring(config: Any, source: Path, **options: Any) -> Any:  # the real restore, the host's lock held
+    def while_restoring(config: Any, source: Path, *args: Any, **options: Any) -> Any:  # the real one, lock held
         assert agent_process(live.parent)["running"]  # before: the lock is held (the state is not opened)
-        restored = real(config, source, **options)
+        restored = real(config, source, *args, **options)
         other = branch.agent()  # after: `regbridge run` here is refused until the restore has recovered
         try:
             other.lock_instance()
@@ -308,7 +334,7 @@ def test_a_damaged_backup_is_refused_before_anything_live_is_touched_and_a_damag
     assert done.exit_code == 0 and _sha(live) == manifest["files"]["state.db"], done.output
 
     # a newer backup taken: the journal starts there, so the older one would forget what came between them
-    newer = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "newer")])
+    newer = runner.invoke(app, ["backup", "--config", str(branch.config), "--out", str(tmp_path / "newer")], env=env)
     assert newer.exit_code == 0, newer.output
     live_sha = _sha(live)
     done = runner.invoke(app, ["restore", str(good), "--config", str(branch.config)], env=env)
@@ -365,6 +391,7 @@ def test_a_backup_from_before_an_upgrade_restores_onto_the_upgraded_postgresql_s
         "format": FORMAT, "created_at": "2026-11-30T16:00:00+00:00", "institution_id": "inst_1",
         "state": "postgresql", "schema_version": 6, "files": {"state.pgdump": _sha(backup / "state.pgdump")},
     }  # fmt: skip
+    manifest["mac"] = manifest_mac(manifest, SECRET)
     (backup / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     SQLStore(pg_url).close()  # the live state, upgraded: schema 8
     centre = {"url": "http://127.0.0.1:1", "institution_id": "inst_1", "institution_name": "示例银行",
@@ -374,7 +401,7 @@ def test_a_backup_from_before_an_upgrade_restores_onto_the_upgraded_postgresql_s
     config = AgentConfig.model_validate(
         {"data_dir": str(tmp_path / "data"), "inbox": inbox, "centre": centre, "state": {"url": pg_url}}
     )
-    restore_files(config, backup)
+    restore_files(config, backup, SECRET)
     store = SQLStore(pg_url)  # upgraded again from 6 on opening
     try:
         assert store.schema_version() == 8 and store.get_meta("drill") == "schema 6"
