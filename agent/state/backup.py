@@ -311,12 +311,12 @@ def _files_of(folder: Path) -> dict[str, Path]:
 
 
 @contextmanager
-def host_lock(data: Path) -> Iterator[None]:
+def host_lock(data: Path, error: type[Exception] = BackupError) -> Iterator[None]:
     """Hold this host's agent lock (``agent.lock`` in ``data_dir``, the one ``regbridge run`` holds) for the
-    whole block: no agent starts here meanwhile.
+    whole block: no agent starts here meanwhile (backup, restore and ``state migrate`` hold it).
 
     Raises:
-        BackupError: an agent runs on ``data`` (its pid in the message).
+        BackupError: (or ``error``, the caller's own kind) an agent runs on ``data`` (its pid in the message).
     """
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(data / "agent.lock", "a+") as fh:
@@ -324,7 +324,7 @@ def host_lock(data: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            raise BackupError(
+            raise error(
                 f"another agent (pid {fh.read().strip() or '?'}) is running on {data}; stop it first"
             ) from None
         try:

@@ -14,10 +14,8 @@ joins later derives the same key from the one agent secret.
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agent.config import AgentConfig
-from agent.state.backup import sqlite_path
+from agent.state.backup import host_lock, sqlite_path
 
 __all__ = ["MigrationError", "Moved", "move_to"]
 
@@ -52,22 +50,13 @@ class Moved:
         return sum(self.tables.values())
 
 
-@contextmanager
-def _agent_stopped(data: Path) -> Iterator[None]:
-    """Hold this host's agent lock (the one ``regbridge run`` holds) while the state moves."""
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(data / "agent.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            raise MigrationError(
-                f"the agent (pid {fh.read().strip() or '?'}) is running on {data}; stop it first"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _agent_stopped(data: Path) -> AbstractContextManager[None]:
+    """Hold this host's agent lock (the one ``regbridge run`` holds) while the state moves.
+
+    Raises:
+        MigrationError: the agent runs on ``data`` (its pid in the message).
+    """
+    return host_lock(data, MigrationError)
 
 
 def _cast(value: Any, kind: sa.types.TypeEngine[Any]) -> Any:
